@@ -1,0 +1,59 @@
+# Finds every dependency once and records the few facts that differ between
+# LibTorch 1.13 (Debian, CPU) and LibTorch 2.x (PyTorch wheels, CUDA).
+
+find_package(Torch REQUIRED)
+find_package(yaml-cpp REQUIRED)
+find_package(spdlog REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(Threads REQUIRED)
+
+# PyTorch's wheels ship their own fmt inside the torch include directory. It
+# shadows the system fmt that spdlog was built against, so there spdlog is used
+# header-only on top of std::format (C++20). Debian's LibTorch has no fmt/ and
+# its g++ 12 has no <format>: there spdlog links its own library as usual.
+set(BLA_TORCH_SHIPS_FMT OFF)
+foreach(dir IN LISTS TORCH_INCLUDE_DIRS)
+  # Debian installs LibTorch into /usr/include, where the system fmt also lives.
+  if(EXISTS "${dir}/fmt/format.h" AND NOT dir MATCHES "^/usr(/local)?/include/?$")
+    set(BLA_TORCH_SHIPS_FMT ON)
+  endif()
+endforeach()
+
+add_library(bla_logging INTERFACE)
+if(BLA_TORCH_SHIPS_FMT)
+  set(CMAKE_CXX_STANDARD 20)
+  get_target_property(_spdlog_inc spdlog::spdlog INTERFACE_INCLUDE_DIRECTORIES)
+  target_include_directories(bla_logging SYSTEM INTERFACE ${_spdlog_inc})
+  target_compile_definitions(bla_logging INTERFACE SPDLOG_HEADER_ONLY SPDLOG_USE_STD_FORMAT)
+else()
+  set(CMAKE_CXX_STANDARD 17)
+  target_link_libraries(bla_logging INTERFACE spdlog::spdlog)
+endif()
+set(CMAKE_CXX_STANDARD_REQUIRED ON)
+set(CMAKE_CXX_EXTENSIONS OFF)
+
+# CUDA is built only when LibTorch itself was built with it.
+set(BLA_CUDA OFF)
+if(BLA_WITH_CUDA AND TORCH_CUDA_LIBRARIES)
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      set(CMAKE_CUDA_ARCHITECTURES 90)
+    endif()
+    enable_language(CUDA)
+    set(BLA_CUDA ON)
+  endif()
+endif()
+
+# Gloo's headers are missing from PyTorch's wheels: the CPU backend for
+# distributed training is built only where they exist.
+include(CheckIncludeFileCXX)
+set(CMAKE_REQUIRED_INCLUDES ${TORCH_INCLUDE_DIRS})
+set(CMAKE_REQUIRED_FLAGS "-std=c++17")
+check_include_file_cxx("gloo/algorithm.h" BLA_HAVE_GLOO)
+unset(CMAKE_REQUIRED_INCLUDES)
+unset(CMAKE_REQUIRED_FLAGS)
+
+message(STATUS "bla-train: LibTorch ${Torch_VERSION}, CUDA kernels ${BLA_CUDA}, Gloo ${BLA_HAVE_GLOO}, C++${CMAKE_CXX_STANDARD}")

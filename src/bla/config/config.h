@@ -1,0 +1,94 @@
+// The typed run configuration: sections run, model, data, train.
+//
+// load_config reads a YAML file, applies --set overrides, and checks every
+// key of run/model/train. The data section and each layer's mixer parameters
+// are read by the task and mixer factories (their keys depend on the type
+// chosen); their Sections are kept here and finished once the factories ran.
+#pragma once
+
+#include "bla/config/section.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace bla::config {
+
+struct RunConfig {
+  std::string name = "run";
+  std::string out_dir = "runs";
+  uint64_t seed = 0;
+  std::string device = "auto";  // auto | cpu | cuda | cuda:N
+  int64_t threads = 0;          // CPU intra-op threads; 0 = LibTorch's default
+};
+
+// One layer's mixer: its type and the section its parameters are read from.
+struct MixerSpec {
+  std::string type;
+  std::shared_ptr<Section> params;
+};
+
+struct ModelConfig {
+  int64_t vocab_size = 0;  // 0: the task's vocabulary
+  int64_t d_model = 64;
+  int64_t layers = 2;
+  int64_t heads = 4;
+  std::string mlp = "swiglu";  // swiglu | none
+  double mlp_ratio = 4.0;      // hidden size = round(mlp_ratio * d_model * 2/3) for SwiGLU
+  double norm_eps = 1e-5;
+  bool tie_embeddings = true;
+  double init_std = 0.02;
+  std::vector<MixerSpec> mixers;  // one per layer
+};
+
+struct TrainConfig {
+  int64_t batch_size = 64;
+  int64_t steps = 0;   // if 0, derived from epochs
+  double epochs = 0;   // passes over the task's training set
+  std::string optimizer = "adamw";
+  double lr = 1e-3;
+  double min_lr_ratio = 0.1;  // cosine ends at lr * min_lr_ratio
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double weight_decay = 0.1;
+  std::string schedule = "cosine";  // cosine | constant
+  int64_t warmup_steps = 0;
+  double grad_clip = 1.0;  // 0 disables
+  int64_t grad_accum = 1;
+  std::string precision = "auto";  // auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+  int64_t log_every = 10;
+  int64_t eval_every = 0;  // 0: only at the end
+  int64_t eval_examples = 0;  // 0: the whole test set
+  int64_t eval_batch_size = 0;  // 0: batch_size
+  int64_t checkpoint_every = 0;  // 0: only at the end
+  int64_t keep_checkpoints = 2;
+  std::string on_nonfinite = "stop";  // stop | skip
+};
+
+struct Config {
+  RunConfig run;
+  ModelConfig model;
+  TrainConfig train;
+  std::shared_ptr<Section> data;  // read by the task factory
+  std::shared_ptr<ConfigSource> source;
+  YAML::Node root;      // the tree as loaded, overrides applied
+  YAML::Node resolved;  // every value read, defaults included
+
+  // Checks that every key of the data and mixer sections was understood.
+  void finish_deferred_sections() const;
+  // The resolved config as YAML text (written to the run directory).
+  std::string resolved_yaml() const;
+};
+
+// Splits "a.b.c=value" into its path and value; throws ConfigError on bad syntax.
+std::pair<std::string, std::string> parse_override(const std::string& assignment);
+
+// Loads `path` and applies the overrides ("key.path=value" each, value in YAML syntax).
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+// Same, from YAML text (`name` stands for the file in messages).
+Config parse_config(const std::string& yaml_text, const std::string& name,
+                    const std::vector<std::string>& overrides = {});
+
+}  // namespace bla::config

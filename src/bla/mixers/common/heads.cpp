@@ -1,0 +1,58 @@
+#include "bla/mixers/common/heads.h"
+
+#include "bla/config/section.h"
+
+#include <torch/torch.h>
+
+namespace bla::mixers {
+
+HeadLayout read_head_layout(config::Section& params, const MixerContext& ctx) {
+  HeadLayout layout;
+  layout.heads = params.integer("heads", ctx.n_heads, 1, 4096);
+  const int64_t fallback_dim = ctx.d_model / layout.heads;
+  layout.head_dim = params.integer("head_dim", fallback_dim, 1, 1 << 16);
+  if (!params.has("head_dim") && ctx.d_model % layout.heads != 0) {
+    params.fail("heads", "d_model (" + std::to_string(ctx.d_model) + ") is not divisible by heads (" +
+                             std::to_string(layout.heads) + "); set head_dim explicitly");
+  }
+  layout.value_dim = layout.head_dim;
+  return layout;
+}
+
+torch::nn::Linear make_projection(int64_t in, int64_t out, double std) {
+  torch::nn::Linear linear(torch::nn::LinearOptions(in, out).bias(false));
+  torch::NoGradGuard no_grad;
+  linear->weight.normal_(0.0, std);
+  return linear;
+}
+
+torch::Tensor apply_rotary(const torch::Tensor& x, int64_t start, double base) {
+  const int64_t T = x.size(1), D = x.size(3);
+  TORCH_CHECK(D % 2 == 0, "rotary embedding needs an even head_dim, got ", D);
+  auto options = x.options().dtype(x.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat);
+  auto inv_freq = torch::pow(base, -torch::arange(0, D, 2, options) / static_cast<double>(D));  // (D/2)
+  auto positions = torch::arange(start, start + T, options);
+  auto angles = torch::outer(positions, inv_freq);                      // (T, D/2)
+  auto cos = torch::cat({angles.cos(), angles.cos()}, -1).view({1, T, 1, D}).to(x.scalar_type());
+  auto sin = torch::cat({angles.sin(), angles.sin()}, -1).view({1, T, 1, D}).to(x.scalar_type());
+  auto halves = x.chunk(2, -1);
+  auto rotated = torch::cat({-halves[1], halves[0]}, -1);
+  return x * cos + rotated * sin;
+}
+
+torch::Tensor stable_softmax(const torch::Tensor& x, int64_t dim) {
+  if (x.scalar_type() == torch::kDouble || x.scalar_type() == torch::kFloat) return torch::softmax(x, dim);
+  return torch::softmax(x, dim, torch::kFloat).to(x.scalar_type());
+}
+
+torch::Tensor split_heads(const torch::Tensor& x, int64_t heads) {
+  auto sizes = x.sizes().vec();
+  const int64_t last = sizes.back();
+  sizes.back() = heads;
+  sizes.push_back(last / heads);
+  return x.reshape(sizes);
+}
+
+torch::Tensor merge_heads(const torch::Tensor& x) { return x.flatten(-2, -1); }
+
+}  // namespace bla::mixers

@@ -1,0 +1,38 @@
+// Pieces every mixer layer shares: head layout read from config, linear
+// projections with the project's initialisation, and rotary embeddings.
+#pragma once
+
+#include "bla/mixers/mixer.h"
+
+#include <torch/nn/modules/linear.h>
+
+namespace bla::mixers {
+
+struct HeadLayout {
+  int64_t heads = 0;
+  int64_t head_dim = 0;  // for queries and keys
+  int64_t value_dim = 0;
+  int64_t inner() const { return heads * head_dim; }
+  int64_t value_inner() const { return heads * value_dim; }
+};
+
+// Reads `heads` (default model.heads) and `head_dim` (default d_model / heads)
+// from the mixer's section.
+HeadLayout read_head_layout(config::Section& params, const MixerContext& ctx);
+
+// A bias-free linear layer initialised N(0, std).
+torch::nn::Linear make_projection(int64_t in, int64_t out, double std = 0.02);
+
+// Rotary position embedding (rotate-half form) on x (B, T, H, D) whose first
+// token has position `start`. D must be even.
+torch::Tensor apply_rotary(const torch::Tensor& x, int64_t start, double base);
+
+// Softmax in float32 at least (bf16 loses too much), float64 kept as is;
+// the result has x's dtype.
+torch::Tensor stable_softmax(const torch::Tensor& x, int64_t dim);
+
+// Splits (B, T, H*D) into (B, T, H, D); merges back.
+torch::Tensor split_heads(const torch::Tensor& x, int64_t heads);
+torch::Tensor merge_heads(const torch::Tensor& x);
+
+}  // namespace bla::mixers

@@ -1,0 +1,48 @@
+#include "bla/config/section.h"
+#include "bla/mixers/mixer.h"
+
+#include <torch/torch.h>
+
+namespace bla::mixers {
+
+int64_t MixerState::bytes() const {
+  int64_t total = 0;
+  for (const auto& [name, tensor] : tensors) {
+    if (tensor.defined()) total += tensor.numel() * static_cast<int64_t>(tensor.element_size());
+  }
+  return total;
+}
+
+MixerRegistry& MixerRegistry::instance() {
+  static MixerRegistry registry;
+  return registry;
+}
+
+void MixerRegistry::add(MixerInfo info) {
+  auto name = info.name;
+  if (!mixers_.emplace(name, std::move(info)).second) {
+    throw std::logic_error("mixer '" + name + "' is registered twice");
+  }
+}
+
+const MixerInfo* MixerRegistry::find(const std::string& name) const {
+  auto it = mixers_.find(name);
+  return it == mixers_.end() ? nullptr : &it->second;
+}
+
+const MixerInfo& MixerRegistry::get(const std::string& name, const config::Section& where, const std::string& key) const {
+  if (const auto* info = find(name)) return *info;
+  std::string known;
+  for (const auto& [n, info] : mixers_) known += (known.empty() ? "" : ", ") + n;
+  std::string hint = config::closest_key(name, names());
+  where.fail(key, "unknown mixer type '" + name + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)") +
+                      "; known mixers: " + known);
+}
+
+std::vector<std::string> MixerRegistry::names() const {
+  std::vector<std::string> out;
+  for (const auto& [name, info] : mixers_) out.push_back(name);
+  return out;
+}
+
+}  // namespace bla::mixers

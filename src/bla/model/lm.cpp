@@ -1,0 +1,105 @@
+#include "bla/model/lm.h"
+
+#include "bla/mixers/common/heads.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+namespace bla::model {
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
+  weight_ = register_parameter("weight", torch::ones({dim}));
+}
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  // Normalise in float32 at least, as bf16 loses too much in the mean square.
+  auto xf = x.scalar_type() == torch::kDouble ? x : x.to(torch::kFloat);
+  auto normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps_);
+  return normed.to(x.scalar_type()) * weight_.to(x.scalar_type());
+}
+
+SwiGLUImpl::SwiGLUImpl(int64_t d_model, int64_t hidden, double std) {
+  gate_ = register_module("gate", mixers::make_projection(d_model, hidden, std));
+  up_ = register_module("up", mixers::make_projection(d_model, hidden, std));
+  down_ = register_module("down", mixers::make_projection(hidden, d_model, std));
+}
+
+torch::Tensor SwiGLUImpl::forward(const torch::Tensor& x) { return down_(torch::silu(gate_(x)) * up_(x)); }
+
+BlockImpl::BlockImpl(const config::ModelConfig& cfg, std::shared_ptr<mixers::MixerImpl> mixer) : mixer_(std::move(mixer)) {
+  mixer_norm_ = register_module("mixer_norm", RMSNorm(cfg.d_model, cfg.norm_eps));
+  register_module("mixer", mixer_);
+  if (cfg.mlp == "swiglu") {
+    mlp_norm_ = register_module("mlp_norm", RMSNorm(cfg.d_model, cfg.norm_eps));
+    // LLaMA's sizing: 2/3 of mlp_ratio * d_model, rounded up to a multiple of 8.
+    int64_t hidden = static_cast<int64_t>(std::llround(cfg.mlp_ratio * cfg.d_model * 2.0 / 3.0));
+    hidden = (hidden + 7) / 8 * 8;
+    mlp_ = register_module("mlp", SwiGLU(cfg.d_model, hidden, cfg.init_std));
+  }
+}
+
+torch::Tensor BlockImpl::mlp(const torch::Tensor& x) { return mlp_ ? x + mlp_(mlp_norm_(x)) : x; }
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& x) { return mlp(x + mixer_->forward(mixer_norm_(x))); }
+
+torch::Tensor BlockImpl::step(const torch::Tensor& x, mixers::MixerState& state) {
+  return mlp(x + mixer_->step(mixer_norm_(x), state));
+}
+
+int64_t DecodeState::bytes() const {
+  int64_t total = 0;
+  for (const auto& layer : layers) total += layer.bytes();
+  return total;
+}
+
+LanguageModelImpl::LanguageModelImpl(const config::ModelConfig& cfg, int64_t vocab_size, int64_t max_seq_len)
+    : vocab_size_(vocab_size) {
+  embedding_ = register_module("embedding", torch::nn::Embedding(vocab_size, cfg.d_model));
+  {
+    torch::NoGradGuard no_grad;
+    embedding_->weight.normal_(0.0, cfg.init_std);
+  }
+  block_list_ = register_module("blocks", torch::nn::ModuleList());
+  const auto& registry = mixers::MixerRegistry::instance();
+  for (int64_t layer = 0; layer < cfg.layers; ++layer) {
+    const auto& spec = cfg.mixers.at(static_cast<size_t>(layer));
+    mixers::MixerContext ctx{cfg.d_model, cfg.heads, layer, max_seq_len};
+    auto mixer = registry.get(spec.type, *spec.params, "type").make(*spec.params, ctx);
+    Block block(cfg, mixer);
+    blocks_.push_back(block);
+    block_list_->push_back(block);
+  }
+  final_norm_ = register_module("final_norm", RMSNorm(cfg.d_model, cfg.norm_eps));
+  if (!cfg.tie_embeddings) head_ = register_module("head", mixers::make_projection(cfg.d_model, vocab_size, cfg.init_std));
+}
+
+torch::Tensor LanguageModelImpl::hidden(const torch::Tensor& tokens) {
+  auto x = embedding_(tokens);
+  for (auto& block : blocks_) x = block->forward(x);
+  return final_norm_(x);
+}
+
+torch::Tensor LanguageModelImpl::logits(const torch::Tensor& hidden) {
+  return head_ ? head_(hidden) : torch::nn::functional::linear(hidden, embedding_->weight.to(hidden.scalar_type()));
+}
+
+DecodeState LanguageModelImpl::initial_state(int64_t batch, const torch::TensorOptions& options) const {
+  DecodeState state;
+  for (const auto& block : blocks_) state.layers.push_back(block->mixer().initial_state(batch, options));
+  return state;
+}
+
+torch::Tensor LanguageModelImpl::step(const torch::Tensor& token, DecodeState& state) {
+  auto x = embedding_(token);
+  for (size_t i = 0; i < blocks_.size(); ++i) x = blocks_[i]->step(x, state.layers[i]);
+  return logits(final_norm_(x));
+}
+
+int64_t LanguageModelImpl::num_parameters() const {
+  int64_t total = 0;
+  for (const auto& p : parameters()) total += p.numel();
+  return total;
+}
+
+}  // namespace bla::model

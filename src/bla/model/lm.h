@@ -1,0 +1,90 @@
+// Decoder-only language model: embeddings, blocks of
+// (RMSNorm, mixer, residual, RMSNorm, SwiGLU MLP, residual), final RMSNorm and
+// an LM head (tied to the embeddings or not). Mixers come from the registry.
+#pragma once
+
+#include "bla/config/config.h"
+#include "bla/mixers/mixer.h"
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+
+namespace bla::model {
+
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  RMSNormImpl(int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::Tensor weight_;
+  double eps_;
+};
+TORCH_MODULE(RMSNorm);
+
+class SwiGLUImpl : public torch::nn::Module {
+ public:
+  SwiGLUImpl(int64_t d_model, int64_t hidden, double std);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::nn::Linear gate_{nullptr}, up_{nullptr}, down_{nullptr};
+};
+TORCH_MODULE(SwiGLU);
+
+class BlockImpl : public torch::nn::Module {
+ public:
+  BlockImpl(const config::ModelConfig& cfg, std::shared_ptr<mixers::MixerImpl> mixer);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor step(const torch::Tensor& x, mixers::MixerState& state);
+  mixers::MixerImpl& mixer() { return *mixer_; }
+  const mixers::MixerImpl& mixer() const { return *mixer_; }
+
+ private:
+  torch::Tensor mlp(const torch::Tensor& x);
+  RMSNorm mixer_norm_{nullptr}, mlp_norm_{nullptr};
+  std::shared_ptr<mixers::MixerImpl> mixer_;
+  SwiGLU mlp_{nullptr};
+};
+TORCH_MODULE(Block);
+
+// Decoding state of the whole model: one MixerState per layer.
+struct DecodeState {
+  std::vector<mixers::MixerState> layers;
+  int64_t bytes() const;
+};
+
+class LanguageModelImpl : public torch::nn::Module {
+ public:
+  // Builds the mixers from cfg.mixers (reading their parameter sections).
+  LanguageModelImpl(const config::ModelConfig& cfg, int64_t vocab_size, int64_t max_seq_len);
+
+  // tokens (B, T) int64 -> final hidden states (B, T, d_model), normalised.
+  torch::Tensor hidden(const torch::Tensor& tokens);
+  // hidden (..., d_model) -> logits (..., vocab).
+  torch::Tensor logits(const torch::Tensor& hidden);
+  torch::Tensor forward(const torch::Tensor& tokens) { return logits(hidden(tokens)); }
+
+  DecodeState initial_state(int64_t batch, const torch::TensorOptions& options) const;
+  // token (B,) int64 -> logits (B, vocab) for the next token.
+  torch::Tensor step(const torch::Tensor& token, DecodeState& state);
+
+  int64_t num_parameters() const;
+  int64_t vocab_size() const { return vocab_size_; }
+  int64_t num_layers() const { return static_cast<int64_t>(blocks_.size()); }
+  const mixers::MixerImpl& mixer(int64_t layer) const { return blocks_[layer]->mixer(); }
+
+ private:
+  int64_t vocab_size_;
+  torch::nn::Embedding embedding_{nullptr};
+  std::vector<Block> blocks_;
+  torch::nn::ModuleList block_list_{nullptr};
+  RMSNorm final_norm_{nullptr};
+  torch::nn::Linear head_{nullptr};  // null when tied
+};
+TORCH_MODULE(LanguageModel);
+
+}  // namespace bla::model

@@ -1,0 +1,107 @@
+// Blurry Window Attention (BLA) as a functional op, in the three forms of
+// shared/docs/BLA.md:
+//   - blurry_window_attention_reference: the token-by-token slot recurrence
+//     (forget, shift, insert; then masked softmax over the slots). Slow,
+//     obviously correct, the yardstick for the others.
+//   - blurry_window_attention (+ _with_state): the chunked two-pass form used
+//     for training ("Training: chunked two-pass form"). Batched einsums only,
+//     autograd-differentiable, never materialises per-token slot states.
+//   - bla_decode_step: one token at a time over a fixed-size BlaState
+//     ("Decoding"); the state never grows.
+// Tensors are (batch, seq, heads, head_dim) like the other attention ops;
+// the decode step takes one token, (batch, heads, head_dim).
+// Dtypes: float64 and float32 are computed as given. Half and bfloat16 inputs
+// are computed in float32 (operators, slots, softmax) and the output is cast
+// back to the input dtype; states returned by the chunked form are then
+// float32. Under autocast, autocast's own casting rules apply to each op.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/TensorOptions.h>
+
+#include <cstdint>
+
+namespace bla::ops {
+
+struct BlaOptions {
+  int64_t window = 64;  // W: tokens the slots cover
+  int64_t slots = 16;   // N: slots per head, 1 <= N <= W (N == W is SWA(W))
+  int64_t chunk = 64;   // C: tokens per chunk in the chunked form
+  double scale = 0.0;   // <= 0 means 1/sqrt(d_k)
+
+  // Throws std::invalid_argument naming the bad option and the fix.
+  void validate() const;
+};
+
+// The fixed linear operators of the slot memory (BLA.md "One step of the slot
+// memory" and "Training"). They depend only on (W, N, C) and carry no grad.
+struct BlaOperators {
+  int64_t window = 0;
+  int64_t slots = 0;
+  int64_t chunk = 0;
+  at::Tensor shift;          // (N, N) Shift_{jl} = P_N(j - l - delta)
+  at::Tensor forget_read;    // (N)    g_l = P_N(N - delta - l)
+  at::Tensor forget_write;   // (N)    p_j = P_N(j - N + delta) / r
+  at::Tensor A;              // (N, N) Shift (I - p g^T)
+  at::Tensor b;              // (N)    e_0 / r
+  at::Tensor kernel;         // (C, N) h(tau) = A^tau b, tau = 0..C-1
+  at::Tensor powers;         // (C+1, N, N) A^tau, tau = 0..C
+  at::Tensor causal_kernel;  // (C, C, N) H[i, s] = h(i - s) for s <= i, else 0
+};
+
+// P_N(u), the Dirichlet kernel of the N lowest frequencies (BLA.md "The
+// interpolation kernel"), in double precision.
+double dirichlet_kernel(int64_t slots, double u);
+
+// Builds all operators in float64 on the CPU. Throws like BlaOptions::validate.
+BlaOperators make_bla_operators(int64_t window, int64_t slots, int64_t chunk);
+
+// The operators cast to `dtype` on `device`, built once per
+// (W, N, C, dtype, device) and cached for the life of the process (thread-safe).
+// The returned tensors are shared with the cache: treat them as read-only.
+BlaOperators bla_operators(int64_t window, int64_t slots, int64_t chunk, at::ScalarType dtype,
+                           at::Device device);
+
+// Largest |eigenvalue| of a square matrix (via at::linalg_eigvals in float64).
+double spectral_radius(const at::Tensor& matrix);
+
+// Chunked two-pass form. q, k: (B, T, H, Dk); v: (B, T, H, Dv) -> (B, T, H, Dv).
+// Starts from empty slots at position 0.
+at::Tensor blurry_window_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                   const BlaOptions& opt);
+
+// Token-by-token recurrence S_t = A S_{t-1} + b x_t^T (applied as its three
+// steps), mask, softmax. Same shapes as blurry_window_attention.
+at::Tensor blurry_window_attention_reference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                             const BlaOptions& opt);
+
+// The recurrent state of one BLA op: slots per head and the number of tokens
+// seen so far (which decides the age mask). Its size is fixed by (B, H, N, D).
+struct BlaState {
+  at::Tensor keys;       // (B, H, N, Dk)
+  at::Tensor values;     // (B, H, N, Dv)
+  int64_t position = 0;  // tokens consumed; the next token's global index t
+};
+
+// Empty slots at position 0.
+BlaState bla_initial_state(int64_t batch, int64_t heads, int64_t dk, int64_t dv, const BlaOptions& opt,
+                           const at::TensorOptions& options);
+
+// One decode step: q, k, v (B, H, D) -> (B, H, Dv). Applies S <- A S + b x^T
+// to the state, attends over its slots, and advances state.position by one.
+// The state keeps the dtype it was made with (use float32 for bf16 models:
+// a bf16 state rounds every step).
+at::Tensor bla_decode_step(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, BlaState& state,
+                           const BlaOptions& opt);
+
+// Chunked form continuing from a state (prefill, then decode).
+// If `state` is null, starts from empty slots at position 0 and returns the
+// outputs only. Otherwise *state is the incoming state (an undefined
+// state->keys means empty slots; state->position offsets the age mask) and on
+// return holds the state after the last token of q, k, v, exactly as
+// bla_decode_step would have left it; position advances by T. The returned
+// state tensors stay in the autograd graph (detach them to truncate it).
+at::Tensor blurry_window_attention_with_state(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                              const BlaOptions& opt, BlaState* state);
+
+}  // namespace bla::ops

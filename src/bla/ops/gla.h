@@ -1,0 +1,79 @@
+// Gated linear attention (GLA, shared/docs/MIXERS.md "GLA") as functional ops
+// on tensors shaped (batch, seq, heads, dim), in three forms:
+//   - gated_linear_attention_reference: the recurrence token by token;
+//   - gated_linear_attention: the chunked form used for training;
+//   - gla_decode_step: one token against a bounded state (d_k x d_v per head).
+// Per head and token t, with g_t <= 0 the log-decay per key channel (assumed,
+// not checked):
+//   S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T,   o_t = scale * S_t^T q_t.
+//
+// The chunked machinery (chunked_gated_recurrence) also serves GSA, whose two
+// passes are GLA-like recurrences with the decay on the key or the value axis.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/TensorOptions.h>
+
+#include <cstdint>
+
+namespace bla::ops {
+
+struct GlaOptions {
+  int64_t chunk = 64;     // tokens per chunk of the chunked form
+  double scale = 0.0;     // <= 0: 1/sqrt(key_dim)
+  int64_t subchunk = 16;  // pairwise-decay block inside a chunk (see gla.cpp); must divide chunk
+};
+
+// What decoding keeps per sequence: S (B, H, Dk, Dv) and the tokens seen.
+// For half/bfloat16 inputs the state is kept in float32 (see gla.cpp).
+struct GlaState {
+  at::Tensor state;
+  int64_t position = 0;
+};
+
+// Chunked form. q, k, g: (B, T, H, Dk); v: (B, T, H, Dv) -> (B, T, H, Dv).
+at::Tensor gated_linear_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
+                                  const GlaOptions& opt = {});
+// Chunked form starting from `state` (prefill); replaces state.state with the
+// state after the last token (a new tensor, so autograd flows through it) and
+// advances state.position by T.
+at::Tensor gated_linear_attention_with_state(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                             const at::Tensor& g, GlaState& state, const GlaOptions& opt = {});
+// Reference: the recurrence above, one token at a time.
+at::Tensor gated_linear_attention_reference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                            const at::Tensor& g, const GlaOptions& opt = {});
+
+// A zero state for `batch` sequences.
+GlaState gla_initial_state(int64_t batch, int64_t heads, int64_t key_dim, int64_t value_dim,
+                           const at::TensorOptions& options);
+// One token: q, k, g (B, H, Dk); v (B, H, Dv) -> o (B, H, Dv); updates state.
+at::Tensor gla_decode_step(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
+                           GlaState& state, const GlaOptions& opt = {});
+
+// ---------------------------------------------------------------------------
+// The shared chunked machinery (used by gla.cpp and gsa.cpp; no validation of
+// its own: the public ops validate and name themselves in errors).
+
+// Which axis of the state S (Dk x Dv) the per-token decay multiplies:
+//   Key:   S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T,   g_t in R^Dk  (GLA; GSA pass 2)
+//   Value: S_t = S_{t-1} diag(exp(g_t)) + k_t v_t^T,   g_t in R^Dv  (GSA pass 1)
+// and o_t = scale * S_t^T q_t in both.
+enum class DecayAxis { Key, Value };
+
+struct GatedRecurrenceResult {
+  at::Tensor output;       // (B, H, T, Dv), dtype of q
+  at::Tensor final_state;  // (B, H, Dk, Dv), float32 for half/bfloat16 inputs
+};
+
+// Heads-first layout: q, k (B, H, T, Dk); v (B, H, T, Dv); g (B, H, T, Dk or
+// Dv by `axis`); initial_state (B, H, Dk, Dv) or undefined for zeros.
+// chunk and subchunk as accepted by check_chunking.
+GatedRecurrenceResult chunked_gated_recurrence(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                               const at::Tensor& g, DecayAxis axis, const at::Tensor& initial_state,
+                                               int64_t chunk, int64_t subchunk, double scale);
+
+// Throws std::invalid_argument unless chunk >= 1, subchunk >= 1 and
+// min(subchunk, chunk) divides chunk. `op` names the caller ("gla", "gsa").
+void check_chunking(const char* op, int64_t chunk, int64_t subchunk);
+
+}  // namespace bla::ops

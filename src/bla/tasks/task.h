@@ -1,0 +1,77 @@
+// A training task: where batches come from and how a model is scored on it.
+// Examples are pure functions of (seed, split, index), so a data position (the
+// number of training examples consumed) is all a checkpoint needs to resume.
+#pragma once
+
+#include "bla/util/seed.h"
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace bla::config {
+class Section;
+}
+
+namespace bla::tasks {
+
+inline constexpr int64_t kIgnoreIndex = -100;  // targets that are not supervised
+
+struct Batch {
+  at::Tensor inputs;   // (B, L) int64 token ids
+  at::Tensor targets;  // (B, L) int64, kIgnoreIndex where unsupervised
+  // Task-specific extras (e.g. RegBench's allowed-next-symbol masks), keyed by name.
+  std::map<std::string, at::Tensor> extras;
+};
+
+enum class Split { kTrain, kTest };
+
+// The seed of example `index` of `split`: examples are pure functions of it.
+inline uint64_t example_seed(uint64_t seed, Split split, int64_t index) {
+  return util::derive_seed(seed, split == Split::kTrain ? util::kTrainExamples : util::kTestExamples,
+                           static_cast<uint64_t>(index));
+}
+
+// Scores accumulated over evaluation batches; the task turns them into metrics.
+struct EvalTotals {
+  std::map<std::string, double> sums;
+  void add(const std::string& key, double value) { sums[key] += value; }
+};
+
+class Task {
+ public:
+  virtual ~Task() = default;
+  virtual std::string name() const = 0;
+  virtual int64_t vocab_size() const = 0;
+  virtual int64_t seq_len() const = 0;
+  virtual int64_t num_examples(Split split) const = 0;
+  // Examples [first, first + count) of `split`, in the order of `indices`
+  // when given (training shuffles), else consecutive.
+  virtual Batch batch(Split split, const std::vector<int64_t>& indices) const = 0;
+  // Adds this batch's contribution to the evaluation totals. `logits` has one
+  // row per supervised position of `batch` (targets != kIgnoreIndex), in
+  // row-major order. The default scores argmax accuracy.
+  virtual void score(const Batch& batch, const at::Tensor& logits, EvalTotals& totals) const;
+  // Turns totals into named metrics (e.g. {"accuracy": 0.93}).
+  virtual std::map<std::string, double> metrics(const EvalTotals& totals) const;
+  // The metric the run summary leads with.
+  virtual std::string headline_metric() const { return "accuracy"; }
+};
+
+using TaskFactory = std::function<std::unique_ptr<Task>(config::Section& data, uint64_t seed)>;
+
+// Tasks register under the name used by data.task.
+void register_task(const std::string& name, TaskFactory factory);
+std::unique_ptr<Task> make_task(config::Section& data, uint64_t seed);
+std::vector<std::string> task_names();
+
+struct TaskRegistration {
+  TaskRegistration(const std::string& name, TaskFactory factory) { register_task(name, std::move(factory)); }
+};
+
+}  // namespace bla::tasks

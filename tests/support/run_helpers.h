@@ -1,0 +1,39 @@
+// Small things the tests share: temporary folders and tiny configs.
+#pragma once
+
+#include <filesystem>
+#include <random>
+#include <string>
+
+namespace bla::testing {
+
+// A fresh folder under the system temp dir, removed when the object dies.
+class TempDir {
+ public:
+  TempDir() {
+    std::random_device rd;
+    path_ = std::filesystem::temp_directory_path() / ("bla-test-" + std::to_string(rd()) + std::to_string(rd()));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  std::string str() const { return path_.string(); }
+  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// A tiny MQAR run: trains in seconds on one core. `mixer` is a YAML value
+// for model.mixer; `extra` is appended to the model section.
+inline std::string tiny_mqar_config(const std::string& mixer = "attention", const std::string& extra = "") {
+  return "run: {name: tiny, seed: 3, threads: 1}\n"
+         "model:\n  d_model: 32\n  layers: 2\n  heads: 2\n  mixer: " + mixer + "\n" + extra +
+         "data: {task: mqar, vocab_size: 64, seq_len: 32, num_kv_pairs: 4, train_examples: 2000, test_examples: 64}\n"
+         "train: {batch_size: 16, steps: 12, lr: 3.0e-3, warmup_steps: 2, log_every: 2, eval_examples: 64,\n"
+         "        checkpoint_every: 3, keep_checkpoints: 10}\n";
+}
+
+}  // namespace bla::testing

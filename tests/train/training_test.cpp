@@ -1,0 +1,251 @@
+#include "bla/config/config.h"
+#include "bla/model/lm.h"
+#include "bla/train/checkpoint.h"
+#include "bla/train/trainer.h"
+#include "bla/util/files.h"
+
+#include "support/run_helpers.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <torch/torch.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+namespace fs = std::filesystem;
+using bla::testing::TempDir;
+using bla::testing::tiny_mqar_config;
+
+namespace {
+
+bla::config::Config tiny(const std::vector<std::string>& overrides = {}) {
+  return bla::config::parse_config(tiny_mqar_config(), "tiny.yaml", overrides);
+}
+
+nlohmann::json run(const bla::config::Config& config, const std::string& dir, const std::string& resume = "") {
+  bla::train::RunOptions options;
+  options.run_dir = dir;
+  options.resume = resume;
+  options.quiet = true;
+  return bla::train::train(config, options);
+}
+
+// metrics.jsonl lines without the wall-clock fields.
+std::vector<nlohmann::json> metric_lines(const std::string& dir) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(dir + "/metrics.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    auto record = nlohmann::json::parse(line);
+    for (const char* key : {"tokens_per_s", "elapsed_s", "log_interval_s"}) record.erase(key);
+    lines.push_back(record);
+  }
+  return lines;
+}
+
+// The parameters stored in a run's newest checkpoint.
+std::vector<torch::Tensor> final_parameters(const bla::config::Config& config, const std::string& dir) {
+  bla::model::LanguageModel model(config.model, 64, 32);
+  bla::train::CheckpointDirectory checkpoints(dir + "/checkpoints", 100);
+  bla::train::load_checkpoint(checkpoints.list().back(), *model, nullptr);
+  return model->parameters();
+}
+
+TEST(Training, LossFallsOnATinyRun) {
+  TempDir tmp;
+  auto config = tiny({"train.steps=40", "train.lr=1e-2", "train.log_every=10"});
+  auto summary = run(config, tmp / "run");
+  auto lines = metric_lines(tmp / "run");
+  std::vector<double> losses;
+  for (const auto& l : lines)
+    if (l["split"] == "train") losses.push_back(l["loss"].get<double>());
+  ASSERT_EQ(losses.size(), 4u);
+  EXPECT_LT(losses.back(), losses.front() - 0.5) << "loss " << losses.front() << " -> " << losses.back();
+  EXPECT_TRUE(fs::exists(tmp / "run/config.yaml"));
+  EXPECT_TRUE(fs::exists(tmp / "run/summary.json"));
+  EXPECT_EQ(summary["state"]["per_layer"].size(), 2u);
+  EXPECT_EQ(summary["state"]["total_numel"].get<int64_t>(), 2 * (2 * 32 * 32));
+}
+
+TEST(Training, ResumedRunIsBitwiseIdenticalToAnUninterruptedOne) {
+  TempDir tmp;
+  auto config = tiny();  // 12 steps, checkpoints every 3
+  run(config, tmp / "straight");
+  // Stop after 6 steps: a run whose schedule still says 12 steps, cut short by
+  // resuming from its step-6 checkpoint in a fresh directory.
+  run(config, tmp / "resumed");
+  bla::train::CheckpointDirectory checkpoints(tmp / "resumed/checkpoints", 100);
+  for (const auto& path : checkpoints.list()) {
+    if (path.find("step-00000006") == std::string::npos) fs::remove(path);
+  }
+  {
+    // Forget everything after step 6 in the metrics too: resume must redo it.
+    std::ofstream(tmp / "resumed/metrics.jsonl", std::ios::app) << "{\"step\": 99, \"split\": \"train\"}\n";
+  }
+  run(config, tmp / "resumed", "auto");
+  auto a = final_parameters(config, tmp / "straight"), b = final_parameters(config, tmp / "resumed");
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
+  EXPECT_EQ(metric_lines(tmp / "straight"), metric_lines(tmp / "resumed"));
+}
+
+TEST(Training, RunOfNStepsResumedTo2NMatchesA2NRun) {
+  // With a constant schedule the first n steps do not depend on the total.
+  TempDir tmp;
+  run(tiny({"train.schedule=constant"}), tmp / "straight");
+  run(tiny({"train.schedule=constant", "train.steps=6"}), tmp / "resumed");
+  run(tiny({"train.schedule=constant"}), tmp / "resumed", "auto");
+  auto config = tiny();
+  auto a = final_parameters(config, tmp / "straight"), b = final_parameters(config, tmp / "resumed");
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
+  auto train_lines = [](std::vector<nlohmann::json> lines) {
+    lines.erase(std::remove_if(lines.begin(), lines.end(), [](const auto& l) { return l["split"] != "train"; }), lines.end());
+    return lines;
+  };
+  EXPECT_EQ(train_lines(metric_lines(tmp / "straight")), train_lines(metric_lines(tmp / "resumed")));
+}
+
+TEST(Training, ResumeAutoWithoutCheckpointsStartsFresh) {
+  TempDir tmp;
+  auto summary = run(tiny({"train.steps=2"}), tmp / "run", "auto");
+  EXPECT_EQ(summary["steps"].get<int64_t>(), 2);
+}
+
+TEST(Training, KeepsOnlyTheNewestCheckpoints) {
+  TempDir tmp;
+  run(tiny({"train.keep_checkpoints=2"}), tmp / "run");
+  auto all = bla::train::CheckpointDirectory(tmp / "run/checkpoints", 2).list();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_NE(all[0].find("step-00000009.ckpt"), std::string::npos);
+  EXPECT_NE(all[1].find("step-00000012.ckpt"), std::string::npos);
+}
+
+TEST(Checkpoint, TruncatedOrCorruptedFilesAreRejected) {
+  TempDir tmp;
+  auto config = tiny({"train.steps=3"});
+  run(config, tmp / "run");
+  std::string path = tmp / "run/checkpoints/step-00000003.ckpt";
+  std::string bytes = bla::util::read_file(path);
+  bla::model::LanguageModel model(config.model, 64, 32);
+
+  bla::util::write_file_atomically(tmp / "truncated.ckpt", bytes.substr(0, bytes.size() / 2));
+  try {
+    bla::train::load_checkpoint(tmp / "truncated.ckpt", *model, nullptr);
+    FAIL();
+  } catch (const bla::train::CheckpointError& e) {
+    EXPECT_EQ(std::string(e.what()), "checkpoint " + (tmp / "truncated.ckpt") +
+                                         " is corrupt or truncated (no bla-train seal at the end); delete it and resume "
+                                         "from an earlier checkpoint");
+  }
+  std::string flipped = bytes;
+  flipped[flipped.size() / 3] ^= 0x55;
+  bla::util::write_file_atomically(tmp / "flipped.ckpt", flipped);
+  try {
+    bla::train::load_checkpoint(tmp / "flipped.ckpt", *model, nullptr);
+    FAIL();
+  } catch (const bla::train::CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("is corrupt or truncated (checksum mismatch)"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Checkpoint, ResumeAutoSkipsACorruptNewestCheckpoint) {
+  TempDir tmp;
+  auto config = tiny({"train.steps=6"});
+  run(config, tmp / "run");
+  std::string newest = tmp / "run/checkpoints/step-00000006.ckpt";
+  std::string bytes = bla::util::read_file(newest);
+  bla::util::write_file_atomically(newest, bytes.substr(0, 100));
+  auto summary = run(tiny({"train.steps=6"}), tmp / "run", "auto");  // redoes steps 4..6
+  EXPECT_EQ(summary["steps"].get<int64_t>(), 6);
+  EXPECT_NO_THROW(bla::train::read_checkpoint_meta(newest));
+}
+
+TEST(Checkpoint, AnotherModelConfigIsRejectedClearly) {
+  TempDir tmp;
+  run(tiny({"train.steps=3"}), tmp / "run");
+  auto other = tiny({"model.d_model=16", "model.heads=2"});
+  bla::model::LanguageModel model(other.model, 64, 32);
+  try {
+    bla::train::load_checkpoint(tmp / "run/checkpoints/step-00000003.ckpt", *model, nullptr);
+    FAIL();
+  } catch (const bla::train::CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("was made with another model config: parameter 'blocks.0.mixer.k_proj.weight' has "
+                                         "shape [32,32] there and [16,16] here. Its model section was:\nd_model: 32"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+// A run whose weights went bad: poison one weight in its step-3 checkpoint.
+void poison_checkpoint(const bla::config::Config& config, const std::string& path) {
+  bla::model::LanguageModel model(config.model, 64, 32);
+  auto meta = bla::train::load_checkpoint(path, *model, nullptr);
+  {
+    torch::NoGradGuard no_grad;
+    model->parameters()[0][0][0] = std::numeric_limits<float>::quiet_NaN();
+  }
+  bla::train::save_checkpoint(path, *model, nullptr, meta);
+}
+
+TEST(Training, NonFiniteLossStopsNamingTheStepAndWritesNoCheckpoint) {
+  TempDir tmp;
+  auto config = tiny({"train.steps=3"});
+  run(config, tmp / "run");
+  poison_checkpoint(config, tmp / "run/checkpoints/step-00000003.ckpt");
+  try {
+    run(tiny({"train.steps=6"}), tmp / "run", tmp / "run/checkpoints/step-00000003.ckpt");
+    FAIL() << "expected the run to stop";
+  } catch (const bla::train::NonFiniteError& e) {
+    EXPECT_NE(std::string(e.what()).find("step 4: loss is not finite"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(bla::train::CheckpointDirectory(tmp / "run/checkpoints", 100).list().size(), 1u);
+}
+
+TEST(Training, SkippingNonFiniteStepsStillNeverSavesBadWeights) {
+  TempDir tmp;
+  auto config = tiny({"train.steps=3"});
+  run(config, tmp / "run");
+  poison_checkpoint(config, tmp / "run/checkpoints/step-00000003.ckpt");
+  try {
+    run(tiny({"train.steps=6", "train.on_nonfinite=skip"}), tmp / "run", tmp / "run/checkpoints/step-00000003.ckpt");
+    FAIL() << "expected the run to refuse to checkpoint";
+  } catch (const bla::train::NonFiniteError& e) {
+    EXPECT_NE(std::string(e.what()).find("step 6: parameters are not finite; no checkpoint written"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(bla::train::CheckpointDirectory(tmp / "run/checkpoints", 100).list().size(), 1u);
+}
+
+TEST(Training, KilledRunLeavesALoadableCheckpoint) {
+  TempDir tmp;
+  std::string cfg = tmp / "cfg.yaml";
+  std::ofstream(cfg) << tiny_mqar_config();
+  std::string exe = std::string(BLA_BINARY_DIR) + "/src/bla-train";
+  ASSERT_TRUE(fs::exists(exe)) << exe;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      int devnull = ::open("/dev/null", O_WRONLY);
+      dup2(devnull, 1);
+      dup2(devnull, 2);
+      execl(exe.c_str(), exe.c_str(), cfg.c_str(), "--out", (tmp / "run").c_str(), "--set", "train.steps=400",
+            "--set", "train.checkpoint_every=1", "--resume", "auto", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500 + 700 * attempt));
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    for (const auto& path : bla::train::CheckpointDirectory(tmp / "run/checkpoints", 100).list()) {
+      EXPECT_NO_THROW(bla::train::read_checkpoint_meta(path)) << path;
+    }
+  }
+  EXPECT_FALSE(bla::train::CheckpointDirectory(tmp / "run/checkpoints", 100).list().empty());
+}
+
+}  // namespace
