@@ -1,6 +1,11 @@
 #include "bla/ops/attention.h"
 
 #include "bla/compat.h"
+#include "bla/ops/dispatch.h"
+
+#ifdef BLA_HAVE_CUDA_KERNELS
+#include "bla_kernels/swa.h"
+#endif
 
 #include <torch/torch.h>
 
@@ -38,6 +43,17 @@ at::Tensor sliding_window_attention(const at::Tensor& q, const at::Tensor& k, co
   const int64_t T = q.size(1);
   const double scale = resolve_scale(opt, q.size(3));
   const bool full = opt.window == 0 || opt.window >= T;
+  if (q.is_cuda()) {
+#ifdef BLA_HAVE_CUDA_KERNELS
+    std::string why;
+    if (kernels::swa_supported(q, k, v, opt.window, &why)) {
+      return kernels::swa_forward_autograd(q, k, v, opt.window, scale, bias);
+    }
+    note_kernel_fallback("sliding_window_attention", why);
+#else
+    note_kernel_fallback("sliding_window_attention", "bla-train was built without its CUDA kernels");
+#endif
+  }
   auto qh = q.transpose(1, 2), kh = k.transpose(1, 2), vh = v.transpose(1, 2);  // (B, H, T, D)
   if (full && !bias.defined() && compat::kHasSdpa) {
     return compat::causal_sdpa(qh, kh, vh, scale).transpose(1, 2);

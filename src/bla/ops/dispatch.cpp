@@ -1,0 +1,19 @@
+#include "bla/ops/dispatch.h"
+
+#include <spdlog/spdlog.h>
+
+#include <mutex>
+#include <set>
+
+namespace bla::ops {
+
+void note_kernel_fallback(const std::string& op, const std::string& why) {
+  static std::mutex mutex;
+  static std::set<std::string> seen;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (seen.insert(op + "\n" + why).second) {
+    spdlog::warn("{}: no CUDA kernel for these inputs ({}); using the LibTorch form", op, why);
+  }
+}
+
+}  // namespace bla::ops

@@ -1,0 +1,12 @@
+// Choosing between a CUDA kernel and the LibTorch form of an op.
+#pragma once
+
+#include <string>
+
+namespace bla::ops {
+
+// Logs, once per (op, reason) for the life of the process, that `op` runs its
+// LibTorch form on CUDA tensors instead of a kernel, and why.
+void note_kernel_fallback(const std::string& op, const std::string& why);
+
+}  // namespace bla::ops

@@ -1,0 +1,370 @@
+// bla-bench: times attention ops on the GPU and sets each time against the
+// machine's own ceilings (a large device copy, a large bf16 matmul, both
+// measured here) and against a reference implementation.
+//
+//   bla-bench --op swa --batch 4 --seq 8192 --heads 16 --dim 64 --window 512 --dtype bf16
+//
+// Timing: CUDA events around each repetition, after warm-up; the median over
+// --reps repetitions that cycle through --sets independent random input sets
+// (so no run reads its inputs from a cache the previous run warmed).
+// FLOPs count only visible (query, key) pairs: 4*D per pair forward (QK^T and
+// PV), 3.5x that for forward+backward (the usual 2 + 5 matmuls). Bytes are the
+// fewest possible: q, k, v read and out written once forward; plus out, dout
+// read and dq, dk, dv written backward.
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "bla/compat.h"
+
+#ifdef BLA_HAVE_CUDA_KERNELS
+#include <ATen/cuda/CUDAContext.h>
+#include <cuda_runtime_api.h>
+#if __has_include(<bla_kernels/swa.h>)
+#include <bla_kernels/swa.h>
+#else  // bla links bla_kernels privately: reach the header through the tree
+#include "../../kernels/include/bla_kernels/swa.h"
+#endif
+#endif
+
+namespace {
+
+const char* const kUsage = R"(usage: bla-bench [options]
+  --op NAME        swa (sliding window) | attention (full causal)   [swa]
+  --batch N        [4]      --seq N      [8192]
+  --heads N        [16]     --dim N      [64]
+  --window N       [512]    (swa; attention uses the whole sequence)
+  --dtype T        bf16 | fp32                                      [bf16]
+  --pass P         fwd | fwdbwd | both                              [both]
+  --bias           add a per-token logit bias (GatedFWA); no reference then
+  --warmup N       [10]     --reps N     [50]     --sets N   [4]
+  --no-reference   skip the reference implementation
+  --no-ceilings    skip measuring copy bandwidth and matmul rate
+  --json           print one JSON object instead of the table
+)";
+
+struct Options {
+  std::string op = "swa";
+  int64_t batch = 4, seq = 8192, heads = 16, dim = 64, window = 512;
+  std::string dtype = "bf16";
+  std::string pass = "both";
+  bool bias = false;
+  int warmup = 10, reps = 50, sets = 4;
+  bool reference = true, ceilings = true, json = false;
+};
+
+Options parse(int argc, char** argv) {
+  Options o;
+  auto value = [&](int& i) -> std::string {
+    if (i + 1 >= argc) throw std::invalid_argument(std::string("bla-bench: ") + argv[i] + " needs a value");
+    return argv[++i];
+  };
+  auto integer = [&](int& i) -> int64_t {
+    const std::string flag = argv[i], text = value(i);
+    try {
+      size_t used = 0;
+      const long long n = std::stoll(text, &used);
+      if (used != text.size() || n < 0) throw std::invalid_argument(text);
+      return n;
+    } catch (const std::exception&) {
+      throw std::invalid_argument("bla-bench: " + flag + " wants a non-negative integer, got '" + text + "'");
+    }
+  };
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--op") o.op = value(i);
+    else if (a == "--batch") o.batch = integer(i);
+    else if (a == "--seq") o.seq = integer(i);
+    else if (a == "--heads") o.heads = integer(i);
+    else if (a == "--dim") o.dim = integer(i);
+    else if (a == "--window") o.window = integer(i);
+    else if (a == "--dtype") o.dtype = value(i);
+    else if (a == "--pass") o.pass = value(i);
+    else if (a == "--bias") o.bias = true;
+    else if (a == "--warmup") o.warmup = static_cast<int>(integer(i));
+    else if (a == "--reps") o.reps = static_cast<int>(integer(i));
+    else if (a == "--sets") o.sets = static_cast<int>(integer(i));
+    else if (a == "--no-reference") o.reference = false;
+    else if (a == "--no-ceilings") o.ceilings = false;
+    else if (a == "--json") o.json = true;
+    else if (a == "-h" || a == "--help") {
+      std::cout << kUsage;
+      std::exit(0);
+    } else {
+      throw std::invalid_argument("bla-bench: unknown option '" + a + "'; see --help");
+    }
+  }
+  if (o.op != "swa" && o.op != "attention")
+    throw std::invalid_argument("bla-bench: --op must be swa or attention, got '" + o.op + "'");
+  if (o.dtype != "bf16" && o.dtype != "fp32")
+    throw std::invalid_argument("bla-bench: --dtype must be bf16 or fp32, got '" + o.dtype + "'");
+  if (o.pass != "fwd" && o.pass != "fwdbwd" && o.pass != "both")
+    throw std::invalid_argument("bla-bench: --pass must be fwd, fwdbwd or both, got '" + o.pass + "'");
+  if (o.batch < 1 || o.seq < 1 || o.heads < 1 || o.dim < 1)
+    throw std::invalid_argument("bla-bench: --batch, --seq, --heads and --dim must be >= 1");
+  if (o.reps < 1 || o.sets < 1) throw std::invalid_argument("bla-bench: --reps and --sets must be >= 1");
+  if (o.op == "attention") o.window = 0;
+  return o;
+}
+
+// Visible (query, key) pairs per head: sum over t of min(t + 1, W).
+double visible_pairs(int64_t seq, int64_t window) {
+  const double T = static_cast<double>(seq);
+  if (window <= 0 || window >= seq) return T * (T + 1) / 2;
+  const double W = static_cast<double>(window);
+  return W * (W + 1) / 2 + (T - W) * W;
+}
+
+struct Row {
+  std::string impl, pass;
+  double ms = NAN;
+  double flops = 0, bytes = 0;
+  std::string note;
+};
+
+std::string json_number(double x) {
+  if (!std::isfinite(x)) return "null";
+  std::ostringstream out;
+  out.precision(6);
+  out << x;
+  return out.str();
+}
+
+#ifdef BLA_HAVE_CUDA_KERNELS
+
+// Median milliseconds of body(set) over reps, CUDA events on the current stream.
+double median_ms(const std::function<void(int)>& body, const Options& o) {
+  for (int i = 0; i < o.warmup; ++i) body(i % o.sets);
+  torch::cuda::synchronize();
+  cudaStream_t stream = at::cuda::getCurrentCUDAStream().stream();
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  std::vector<double> times;
+  for (int r = 0; r < o.reps; ++r) {
+    cudaEventRecord(start, stream);
+    body(r % o.sets);
+    cudaEventRecord(stop, stream);
+    cudaEventSynchronize(stop);
+    float ms = 0.f;
+    cudaEventElapsedTime(&ms, start, stop);
+    times.push_back(ms);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  const cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) throw std::runtime_error(std::string("bla-bench: CUDA error: ") + cudaGetErrorString(err));
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+struct Ceilings {
+  double copy_gbps = NAN, matmul_tflops = NAN;
+};
+
+// A 1 GiB device-to-device copy (bytes read + written) and an 8192^3 bf16
+// matmul: what this card really reaches, to judge the ops against.
+Ceilings measure_ceilings() {
+  Ceilings c;
+  Options timing;
+  timing.warmup = 3;
+  timing.reps = 20;
+  timing.sets = 1;
+  const auto opts = torch::TensorOptions().device(torch::kCUDA).dtype(at::kBFloat16);
+  {
+    const int64_t n = int64_t{1} << 29;  // 1 GiB of bf16
+    auto src = torch::randn({n}, opts), dst = torch::empty({n}, opts);
+    const double ms = median_ms([&](int) { dst.copy_(src); }, timing);
+    c.copy_gbps = 2.0 * n * 2 / (ms * 1e6);
+  }
+  {
+    const int64_t n = 8192;
+    auto a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts), out = torch::empty({n, n}, opts);
+    const double ms = median_ms([&](int) { at::mm_out(out, a, b); }, timing);
+    c.matmul_tflops = 2.0 * n * n * n / (ms * 1e9);
+  }
+  return c;
+}
+
+struct InputSet {
+  at::Tensor q, k, v, grad_out, bias;
+};
+
+int run(const Options& o) {
+  if (!torch::cuda::is_available()) {
+    std::cerr << "bla-bench: CUDA is unavailable (no GPU visible to LibTorch); nothing to time\n";
+    return 2;
+  }
+  const auto dtype = o.dtype == "bf16" ? at::kBFloat16 : at::kFloat;
+  const auto opts = torch::TensorOptions().device(torch::kCUDA).dtype(dtype);
+  torch::manual_seed(0);
+  std::vector<InputSet> sets(o.sets);
+  for (auto& s : sets) {
+    s.q = torch::randn({o.batch, o.seq, o.heads, o.dim}, opts);
+    s.k = torch::randn({o.batch, o.seq, o.heads, o.dim}, opts);
+    s.v = torch::randn({o.batch, o.seq, o.heads, o.dim}, opts);
+    s.grad_out = torch::randn({o.batch, o.seq, o.heads, o.dim}, opts);
+    if (o.bias)
+      s.bias = torch::cumsum(torch::log_sigmoid(torch::randn({o.batch, o.seq, o.heads}, opts.dtype(at::kFloat)) + 3.0), 1);
+  }
+  std::string why;
+  if (!bla::kernels::swa_supported(sets[0].q, sets[0].k, sets[0].v, o.window, &why)) {
+    std::cerr << "bla-bench: the SWA kernel does not take this shape: " << why << "\n";
+    return 2;
+  }
+  const double scale = 1.0 / std::sqrt(static_cast<double>(o.dim));
+  const double pairs = visible_pairs(o.seq, o.window) * o.batch * o.heads;
+  const double fwd_flops = 4.0 * o.dim * pairs;
+  const double elt = dtype == at::kBFloat16 ? 2.0 : 4.0;
+  const double tensor_bytes = static_cast<double>(o.batch) * o.seq * o.heads * o.dim * elt;
+  const bool do_fwd = o.pass != "fwdbwd", do_bwd = o.pass != "fwd";
+
+  // The op under test and its reference, as functions of one input set.
+  auto kernel = [&](const InputSet& s, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+    return bla::kernels::swa_forward_autograd(q, k, v, o.window, scale, s.bias);
+  };
+  std::string ref_name;
+  std::function<at::Tensor(const InputSet&, const at::Tensor&, const at::Tensor&, const at::Tensor&)> reference;
+#if BLA_TORCH_AT_LEAST(2, 1)
+  at::Tensor band;  // (T, T) bool: key visible from query
+  if (o.reference && !o.bias) {
+    if (o.op == "attention") {
+      ref_name = "sdpa-causal";
+      reference = [&](const InputSet&, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+        return bla::compat::causal_sdpa(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), scale)
+            .transpose(1, 2);
+      };
+    } else {
+      ref_name = "sdpa-masked";
+      auto t = torch::arange(o.seq, torch::TensorOptions().device(torch::kCUDA).dtype(at::kLong)).unsqueeze(1);
+      auto s = t.transpose(0, 1);
+      band = (s <= t).logical_and(t - s < o.window);
+      reference = [&](const InputSet&, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+        return at::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), band, 0.0,
+                                                false, scale)
+            .transpose(1, 2);
+      };
+    }
+  }
+#endif
+
+  Ceilings ceilings;
+  if (o.ceilings) ceilings = measure_ceilings();
+
+  std::vector<Row> rows;
+  auto time_impl = [&](const std::string& name, const auto& fn) {
+    if (do_fwd) {
+      Row r;
+      r.impl = name;
+      r.pass = "fwd";
+      r.flops = fwd_flops;
+      r.bytes = 4 * tensor_bytes;
+      try {
+        torch::NoGradGuard no_grad;
+        r.ms = median_ms([&](int i) { fn(sets[i], sets[i].q, sets[i].k, sets[i].v); }, o);
+      } catch (const std::exception& e) {
+        r.note = e.what();
+      }
+      rows.push_back(r);
+    }
+    if (do_bwd) {
+      Row r;
+      r.impl = name;
+      r.pass = "fwd+bwd";
+      r.flops = 3.5 * fwd_flops;
+      r.bytes = 12 * tensor_bytes;
+      try {
+        std::vector<std::vector<at::Tensor>> leaves;
+        for (auto& s : sets)
+          leaves.push_back({s.q.detach().requires_grad_(true), s.k.detach().requires_grad_(true),
+                            s.v.detach().requires_grad_(true)});
+        r.ms = median_ms(
+            [&](int i) {
+              auto& l = leaves[i];
+              auto out = fn(sets[i], l[0], l[1], l[2]);
+              // grad() rather than backward(): no accumulation into .grad
+              auto grads = torch::autograd::grad({out}, {l[0], l[1], l[2]}, {sets[i].grad_out});
+            },
+            o);
+      } catch (const std::exception& e) {
+        r.note = e.what();
+      }
+      rows.push_back(r);
+    }
+  };
+  time_impl("kernel", kernel);
+  if (reference) time_impl(ref_name, reference);
+
+  // ref/this: how many times faster the kernel is than the reference.
+  auto ref_ms = [&](const std::string& pass) {
+    for (const auto& r : rows)
+      if (r.impl == ref_name && r.pass == pass) return r.ms;
+    return static_cast<double>(NAN);
+  };
+  const std::string device = at::cuda::getCurrentDeviceProperties()->name;
+  const std::string dtype_name = o.dtype;
+  if (o.json) {
+    std::cout << "{\"op\":\"" << o.op << "\",\"device\":\"" << device << "\",\"batch\":" << o.batch
+              << ",\"seq\":" << o.seq << ",\"heads\":" << o.heads << ",\"dim\":" << o.dim
+              << ",\"window\":" << o.window << ",\"dtype\":\"" << dtype_name << "\",\"bias\":" << (o.bias ? "true" : "false")
+              << ",\"reps\":" << o.reps << ",\"sets\":" << o.sets << ",\"copy_gbps\":" << json_number(ceilings.copy_gbps)
+              << ",\"matmul_tflops\":" << json_number(ceilings.matmul_tflops) << ",\"results\":[";
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const auto& r = rows[i];
+      const double tflops = r.flops / (r.ms * 1e9), gbps = r.bytes / (r.ms * 1e6);
+      std::cout << (i ? "," : "") << "{\"impl\":\"" << r.impl << "\",\"pass\":\"" << r.pass
+                << "\",\"ms\":" << json_number(r.ms) << ",\"tflops\":" << json_number(tflops)
+                << ",\"gbps\":" << json_number(gbps) << ",\"frac_copy\":" << json_number(gbps / ceilings.copy_gbps)
+                << ",\"frac_matmul\":" << json_number(tflops / ceilings.matmul_tflops)
+                << ",\"ref_over_this\":" << json_number(ref_ms(r.pass) / r.ms) << "}";
+    }
+    std::cout << "]}\n";
+    return 0;
+  }
+  std::printf("bla-bench: %s  B=%ld T=%ld H=%ld D=%ld window=%ld %s%s  on %s\n", o.op.c_str(),
+              static_cast<long>(o.batch), static_cast<long>(o.seq), static_cast<long>(o.heads),
+              static_cast<long>(o.dim), static_cast<long>(o.window), dtype_name.c_str(), o.bias ? " +bias" : "",
+              device.c_str());
+  std::printf("ceilings measured here: copy %.0f GB/s, bf16 matmul %.0f TFLOP/s; median of %d reps over %d input sets\n",
+              ceilings.copy_gbps, ceilings.matmul_tflops, o.reps, o.sets);
+  std::printf("%-12s %-8s %9s %9s %8s %7s %7s %9s\n", "impl", "pass", "ms", "TFLOP/s", "GB/s", "%copy", "%mm",
+              "ref/this");
+  for (const auto& r : rows) {
+    const double tflops = r.flops / (r.ms * 1e9), gbps = r.bytes / (r.ms * 1e6);
+    std::printf("%-12s %-8s %9.3f %9.1f %8.0f %6.1f%% %6.1f%% %9.2f%s%s\n", r.impl.c_str(), r.pass.c_str(), r.ms,
+                tflops, gbps, 100 * gbps / ceilings.copy_gbps, 100 * tflops / ceilings.matmul_tflops,
+                ref_ms(r.pass) / r.ms, r.note.empty() ? "" : "  ", r.note.substr(0, 120).c_str());
+  }
+  return 0;
+}
+
+#else
+
+int run(const Options&) {
+  std::cerr << "bla-bench: CUDA is unavailable: this build has no CUDA kernels (LibTorch "
+            << TORCH_VERSION_MAJOR << "." << TORCH_VERSION_MINOR
+            << " without CUDA); build against a CUDA LibTorch on a GPU machine\n";
+  return 2;
+}
+
+#endif
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(parse(argc, argv));
+  } catch (const std::exception& e) {
+    std::cerr << e.what() << "\n";
+    return 2;
+  }
+}
