@@ -21,3 +21,31 @@ for mixer in attention swa bla; do
 done
 "$BUILD_DIR/src/bla-bench" --op swa --batch 4 --seq 8192 --heads 16 --dim 64 --window 512 --dtype bf16 \
   > "$out/bench.log" 2>&1; echo "bench exit $?"; tail -n 15 "$out/bench.log"
+
+# Data-parallel throughput where there are 2+ GPUs (docs/distributed.md).
+gpus=$(nvidia-smi -L | wc -l)
+if [ "$gpus" -ge 2 ] && [ -z "${SKIP_DDP:-}" ]; then
+  B=$BUILD_DIR/src
+  common=(configs/dist_125m.yaml --set train.steps=40 --set train.log_every=10)
+  CUDA_VISIBLE_DEVICES=0 $B/bla-train "${common[@]}" --out "$out/dist_g1" > "$out/dist_g1.log" 2>&1
+  echo "g1 exit $?"
+  CUDA_VISIBLE_DEVICES=0,1 $B/bla-launch --nproc-per-node 2 --master-port 0 -- $B/bla-train "${common[@]}" \
+    --out "$out/dist_g2" --set train.batch_size=16 > "$out/dist_g2.log" 2>&1
+  echo "g2 bla-launch exit $?"
+  CUDA_VISIBLE_DEVICES=0,1 torchrun --no-python --standalone --nproc-per-node=2 $B/bla-train "${common[@]}" \
+    --out "$out/dist_g2_torchrun" --set train.batch_size=16 > "$out/dist_g2_torchrun.log" 2>&1
+  echo "g2 torchrun exit $?"
+  python3 - "$out" <<'PY'
+import json, os, sys
+out = sys.argv[1]
+def steady(run):
+    rows = [json.loads(l) for l in open(f"{out}/{run}/metrics.jsonl")]
+    rows = [r for r in rows if r["split"] == "train"]
+    return (rows[-1]["tokens"] - rows[0]["tokens"]) / sum(r["log_interval_s"] for r in rows[1:])
+base = steady("dist_g1")
+for run, n in [("dist_g1", 1), ("dist_g2", 2), ("dist_g2_torchrun", 2)]:
+    if os.path.exists(f"{out}/{run}/metrics.jsonl"):
+        t = steady(run)
+        print(f"{run}: {t:,.0f} tok/s, scaling efficiency {t / (n * base):.1%}")
+PY
+fi

@@ -2,7 +2,8 @@
 #pragma once
 
 #include <filesystem>
-#include <random>
+#include <stdexcept>
+#include <stdlib.h>
 #include <string>
 
 namespace bla::testing {
@@ -11,9 +12,9 @@ namespace bla::testing {
 class TempDir {
  public:
   TempDir() {
-    std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() / ("bla-test-" + std::to_string(rd()) + std::to_string(rd()));
-    std::filesystem::create_directories(path_);
+    std::string pattern = (std::filesystem::temp_directory_path() / "bla-test-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + pattern);
+    path_ = pattern;
   }
   ~TempDir() {
     std::error_code ignored;
@@ -29,7 +30,7 @@ class TempDir {
 // A tiny MQAR run: trains in seconds on one core. `mixer` is a YAML value
 // for model.mixer; `extra` is appended to the model section.
 inline std::string tiny_mqar_config(const std::string& mixer = "attention", const std::string& extra = "") {
-  return "run: {name: tiny, seed: 3, threads: 1}\n"
+  return "run: {name: tiny, seed: 3, threads: 1, device: cpu}\n"
          "model:\n  d_model: 32\n  layers: 2\n  heads: 2\n  mixer: " + mixer + "\n" + extra +
          "data: {task: mqar, vocab_size: 64, seq_len: 32, num_kv_pairs: 4, train_examples: 2000, test_examples: 64}\n"
          "train: {batch_size: 16, steps: 12, lr: 3.0e-3, warmup_steps: 2, log_every: 2, eval_examples: 64,\n"

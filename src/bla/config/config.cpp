@@ -127,6 +127,7 @@ Config build(YAML::Node root, std::shared_ptr<ConfigSource> source) {
     run.fail("device", "'" + config.run.device + "' is not one of: auto, cpu, cuda, cuda:N");
   }
   config.run.threads = run.integer("threads", 0, 0, 1024);
+  config.run.dist_timeout_s = run.real("dist_timeout_s", config.run.dist_timeout_s, 1, 86400);
   run.finish();
 
   Section model = top.child("model");
@@ -181,6 +182,7 @@ Config build(YAML::Node root, std::shared_ptr<ConfigSource> source) {
   t.checkpoint_every = train.integer("checkpoint_every", t.checkpoint_every, 0, kMaxInt);
   t.keep_checkpoints = train.integer("keep_checkpoints", t.keep_checkpoints, 1, 1 << 20);
   t.on_nonfinite = train.choice("on_nonfinite", t.on_nonfinite, {"stop", "skip"});
+  t.bucket_mb = train.real("bucket_mb", t.bucket_mb, 0.001, 65536);
   train.finish();
 
   top.finish();

@@ -21,6 +21,7 @@ struct RunConfig {
   uint64_t seed = 0;
   std::string device = "auto";  // auto | cpu | cuda | cuda:N
   int64_t threads = 0;          // CPU intra-op threads; 0 = LibTorch's default
+  double dist_timeout_s = 300;  // distributed: rendezvous and collective time-out (docs/distributed.md)
 };
 
 // One layer's mixer: its type and the section its parameters are read from.
@@ -65,6 +66,7 @@ struct TrainConfig {
   int64_t checkpoint_every = 0;  // 0: only at the end
   int64_t keep_checkpoints = 2;
   std::string on_nonfinite = "stop";  // stop | skip
+  double bucket_mb = 25;  // distributed: size of a gradient all-reduce bucket (docs/distributed.md)
 };
 
 struct Config {

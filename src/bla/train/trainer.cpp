@@ -1,6 +1,7 @@
 #include "bla/train/trainer.h"
 
 #include "bla/compat.h"
+#include "bla/dist/data_parallel.h"
 #include "bla/model/lm.h"
 #include "bla/tasks/task.h"
 #include "bla/train/checkpoint.h"
@@ -19,6 +20,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 namespace bla::train {
 
@@ -43,6 +45,13 @@ torch::Device pick_device(const std::string& name) {
 
 std::shared_ptr<spdlog::logger> make_logger(const std::string& run_dir, bool quiet) {
   std::vector<spdlog::sink_ptr> sinks;
+  if (run_dir.empty()) {  // dist: ranks other than 0 print only warnings and errors, and write no file
+    auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+    sink->set_level(spdlog::level::warn);
+    auto logger = std::make_shared<spdlog::logger>("bla-train", sink);
+    logger->set_pattern("[%H:%M:%S] %v");
+    return logger;
+  }
   if (!quiet) sinks.push_back(std::make_shared<spdlog::sinks::stdout_color_sink_mt>());
   sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>((fs::path(run_dir) / "train.log").string()));
   auto logger = std::make_shared<spdlog::logger>("bla-train", sinks.begin(), sinks.end());
@@ -101,7 +110,8 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
   const auto& t = config.train;
   if (config.run.threads > 0) torch::set_num_threads(static_cast<int>(config.run.threads));
   torch::manual_seed(config.run.seed);
-  const torch::Device device = pick_device(config.run.device);
+  dist::DataParallel dp(config, pick_device(config.run.device));  // dist: one process unless RANK/WORLD_SIZE are set
+  const torch::Device device = dp.device();
   const bool bf16 = device.is_cuda() && t.precision != "fp32";
   if (!device.is_cuda() && t.precision == "bf16") {
     throw config::ConfigError("train.precision is bf16 but the run is on the CPU, which trains in fp32; use auto or fp32");
@@ -120,9 +130,11 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
   model->train();
 
   const std::string run_dir = run_directory(config, options);
-  fs::create_directories(run_dir);
-  util::write_file_atomically((fs::path(run_dir) / "config.yaml").string(), config.resolved_yaml());
-  auto log = make_logger(run_dir, options.quiet);
+  if (dp.is_main()) {  // dist: rank 0 alone writes files
+    fs::create_directories(run_dir);
+    util::write_file_atomically((fs::path(run_dir) / "config.yaml").string(), config.resolved_yaml());
+  }
+  auto log = make_logger(dp.is_main() ? run_dir : "", options.quiet);
   CheckpointDirectory checkpoints((fs::path(run_dir) / "checkpoints").string(), t.keep_checkpoints);
 
   auto optimizer = make_optimizer(*model, t);
@@ -146,7 +158,10 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
     log->info("resumed from {} at step {}", path, step);
     if (!meta.at("optimizer_restored").get<bool>()) log->warn("{} holds no optimizer state: AdamW starts afresh", path);
   }
-  MetricsLog metrics(run_dir, step);
+  dp.check_same(step, "the step to start from");  // dist: every rank resumed from the same checkpoint
+  dp.broadcast(model->parameters());               // dist: rank 0's parameters everywhere
+  std::optional<MetricsLog> metrics;
+  if (dp.is_main()) metrics.emplace(run_dir, step);
 
   log->info("run {} on {} | task {} (seq {}, vocab {}) | {} parameters", run_dir, device.str(), task->name(),
             task->seq_len(), vocab, model->num_parameters());
@@ -181,12 +196,14 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
       std::snprintf(buffer, sizeof(buffer), " | %s %.4f", key.c_str(), value);
       line += buffer;
     }
-    metrics.write(record);
+    if (metrics) metrics->write(record);
     log->info("{}", line);
     return result;
   };
 
   auto params = model->parameters();
+  dp.attach(params);  // dist: gradient averaging hooks
+  if (dp.active()) log->info("{}", dp.describe());
   const double tokens_per_step = static_cast<double>(t.batch_size * task->seq_len());
   auto last_log = Clock::now();
   const int64_t first_step = step;
@@ -198,15 +215,23 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
     optimizer->zero_grad();
     double step_loss = 0, step_correct = 0, step_count = 0;
     for (int64_t micro = 0; micro < t.grad_accum; ++micro) {
-      auto batch = task->batch(tasks::Split::kTrain, order.next(micro_batch));
+      auto batch = task->batch(tasks::Split::kTrain, dp.shard(order.next(micro_batch)));  // dist: this rank's share
       if (bf16) compat::set_cuda_autocast(true, at::kBFloat16);
       auto result = supervised_loss(*model, batch, device);
       if (bf16) compat::set_cuda_autocast(false, at::kBFloat16);
+      dp.begin_micro_step(micro == t.grad_accum - 1);  // dist: only the last micro-step all-reduces
       (result.loss / static_cast<double>(t.grad_accum)).backward();
       step_loss += result.loss.item<double>() / static_cast<double>(t.grad_accum);
       step_correct += result.logits.argmax(-1).eq(batch.targets.to(device).masked_select(
                           batch.targets.to(device).ne(tasks::kIgnoreIndex))).sum().item<double>();
       step_count += static_cast<double>(result.count);
+    }
+    dp.finish_gradients();  // dist: .grad = average over ranks
+    {                       // dist: the logged numbers cover the global batch
+      const auto totals = dp.sum({step_loss, step_correct, step_count});
+      step_loss = totals[0] / dp.world_size();
+      step_correct = totals[1];
+      step_count = totals[2];
     }
     const double max_norm = t.grad_clip > 0 ? t.grad_clip : std::numeric_limits<double>::infinity();
     const double grad_norm = torch::nn::utils::clip_grad_norm_(params, max_norm);
@@ -239,7 +264,7 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
       const double eta = (total_steps - step) * tokens_per_step / std::max(rate, 1e-9);
       const double loss = window_steps > 0 ? window_loss / window_steps : NAN;
       const double accuracy = window_count > 0 ? window_correct / window_count : NAN;
-      metrics.write({{"step", step}, {"split", "train"}, {"loss", loss}, {"accuracy", accuracy}, {"lr", lr},
+      if (metrics) metrics->write({{"step", step}, {"split", "train"}, {"loss", loss}, {"accuracy", accuracy}, {"lr", lr},
                      {"grad_norm", last_grad_norm}, {"tokens", step * tokens_per_step},
                      {"tokens_per_s", rate}, {"elapsed_s", elapsed}, {"log_interval_s", since_log}});
       char line[256];
@@ -257,8 +282,11 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
           throw NonFiniteError("step " + std::to_string(step) + ": parameters are not finite; no checkpoint written");
         }
       }
-      auto path = checkpoints.save(step, *model, optimizer.get(), meta_now());
-      log->info("checkpoint {}", path);
+      dp.barrier();  // dist: every rank got here; rank 0 alone writes
+      if (dp.is_main()) {
+        auto path = checkpoints.save(step, *model, optimizer.get(), meta_now());
+        log->info("checkpoint {}", path);
+      }
     }
   }
 
@@ -280,7 +308,8 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
   const double wall = std::chrono::duration<double>(Clock::now() - started).count();
   summary["wall_time_s"] = wall;
   summary["device"] = device.str();
-  util::write_file_atomically((fs::path(run_dir) / "summary.json").string(), summary.dump(2) + "\n");
+  summary["distributed"] = dp.summary();
+  if (dp.is_main()) util::write_file_atomically((fs::path(run_dir) / "summary.json").string(), summary.dump(2) + "\n");
   char line[256];
   std::snprintf(line, sizeof(line), "done: test %s %.4f | test loss %.4f | %lld parameters | state %lld numbers | %s",
                 task->headline_metric().c_str(), test.at(task->headline_metric()), test.at("loss"),

@@ -1,0 +1,121 @@
+#include "bla/mixers/gatedfwa/gatedfwa_layer.h"
+
+#include "bla/config/section.h"
+#include "bla/ops/gated_window.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+namespace bla::mixers {
+namespace {
+
+std::string number(double value) {
+  std::ostringstream out;
+  out << value;
+  return out.str();
+}
+
+ops::GatedWindowOptions window_options(const GatedFwaOptions& o) { return {o.window, 0.0, o.block}; }
+
+}  // namespace
+
+GatedFwaLayer::GatedFwaLayer(const MixerContext& ctx, HeadLayout layout, const GatedFwaOptions& options)
+    : layout_(layout), options_(options) {
+  q_proj_ = register_module("q_proj", make_projection(ctx.d_model, layout.inner()));
+  k_proj_ = register_module("k_proj", make_projection(ctx.d_model, layout.inner()));
+  v_proj_ = register_module("v_proj", make_projection(ctx.d_model, layout.value_inner()));
+  o_proj_ = register_module("o_proj", make_projection(layout.value_inner(), ctx.d_model));
+  gate_proj_ = register_module("gate_proj", torch::nn::Linear(torch::nn::LinearOptions(ctx.d_model, layout.heads)));
+
+  torch::NoGradGuard no_grad;
+  gate_proj_->weight.normal_(0.0, 0.02);
+  // The bias sets the per-token decay d = -g at zero input: -logsigmoid(b) = d
+  // <=> b = -log(expm1(d)). Decays d_h log-spaced from gate_init_min to gate_init_max over the heads
+  // (their geometric mean for one head), so heads start with different
+  // effective windows and a zero gate input keeps the window nearly flat.
+  const int64_t H = layout.heads;
+  auto position = H == 1 ? torch::full({1}, 0.5, torch::kDouble) : torch::linspace(0.0, 1.0, H, torch::kDouble);
+  auto decay = (std::log(options.gate_init_min) +
+                position * (std::log(options.gate_init_max) - std::log(options.gate_init_min)))
+                   .exp();
+  gate_proj_->bias.copy_(-torch::log(torch::expm1(decay)));
+}
+
+std::shared_ptr<MixerImpl> GatedFwaLayer::from_config(config::Section& params, const MixerContext& ctx) {
+  HeadLayout layout = read_head_layout(params, ctx);
+  GatedFwaOptions o;
+  o.window = params.required_integer("window", 1, int64_t{1} << 40);
+  o.rope = params.boolean("rope", o.rope);
+  o.rope_base = params.real("rope_base", o.rope_base, 1.0, 1e12);
+  o.block = params.integer("block", o.block, 1, 1 << 20);
+  o.gate_init_min = params.real("gate_init_min", o.gate_init_min, 1e-8, 100.0);
+  o.gate_init_max = params.real("gate_init_max", o.gate_init_max, 1e-8, 100.0);
+  if (o.rope && layout.head_dim % 2 != 0) params.fail("rope", "rotary embedding needs an even head_dim; set rope: false");
+  if (o.gate_init_min > o.gate_init_max) {
+    params.fail("gate_init_min", "gate_init_min (" + number(o.gate_init_min) + ") must be <= gate_init_max (" +
+                                     number(o.gate_init_max) + "); lower gate_init_min or raise gate_init_max");
+  }
+  return std::make_shared<GatedFwaLayer>(ctx, layout, o);
+}
+
+torch::Tensor GatedFwaLayer::log_gate(const torch::Tensor& x) { return torch::log_sigmoid(gate_proj_(x)); }
+
+torch::Tensor GatedFwaLayer::forward(const torch::Tensor& x) {
+  auto q = split_heads(q_proj_(x), layout_.heads);
+  auto k = split_heads(k_proj_(x), layout_.heads);
+  auto v = split_heads(v_proj_(x), layout_.heads);
+  if (options_.rope) {
+    q = apply_rotary(q, 0, options_.rope_base);
+    k = apply_rotary(k, 0, options_.rope_base);
+  }
+  auto o = ops::gated_window_attention(q, k, v, log_gate(x), window_options(options_));
+  return o_proj_(merge_heads(o));
+}
+
+MixerState GatedFwaLayer::initial_state(int64_t batch, const torch::TensorOptions& options) const {
+  auto s = ops::gated_window_initial_state(batch, layout_.heads, layout_.head_dim, layout_.value_dim,
+                                           window_options(options_), options);
+  MixerState state;
+  state.tensors["keys"] = s.keys;
+  state.tensors["values"] = s.values;
+  state.tensors["gate_sums"] = s.gate_sums;
+  return state;
+}
+
+torch::Tensor GatedFwaLayer::step(const torch::Tensor& x, MixerState& state) {
+  auto x1 = x.unsqueeze(1);  // (B, 1, d_model)
+  auto q = split_heads(q_proj_(x1), layout_.heads);
+  auto k = split_heads(k_proj_(x1), layout_.heads);
+  auto v = split_heads(v_proj_(x1), layout_.heads);
+  if (options_.rope) {
+    q = apply_rotary(q, state.position, options_.rope_base);
+    k = apply_rotary(k, state.position, options_.rope_base);
+  }
+  ops::GatedWindowState rings{state.tensors.at("keys"), state.tensors.at("values"), state.tensors.at("gate_sums"),
+                              state.position};
+  auto o = ops::gated_window_decode_step(q.squeeze(1), k.squeeze(1), v.squeeze(1), log_gate(x),
+                                         window_options(options_), rings);
+  state.tensors["keys"] = rings.keys;
+  state.tensors["values"] = rings.values;
+  state.tensors["gate_sums"] = rings.gate_sums;
+  state.position = rings.position;
+  return o_proj_(merge_heads(o));
+}
+
+int64_t GatedFwaLayer::state_numel(int64_t context) const {
+  const int64_t kept = std::min(context, options_.window);  // as SWA: the ring holds at most W tokens
+  return kept * layout_.heads * (layout_.head_dim + layout_.value_dim + 1);
+}
+
+std::string GatedFwaLayer::describe() const {
+  return "gatedfwa(window=" + std::to_string(options_.window) + ", heads=" + std::to_string(layout_.heads) +
+         ", head_dim=" + std::to_string(layout_.head_dim) + ", rope=" + (options_.rope ? "on" : "off") + ")";
+}
+
+BLA_REGISTER_MIXER({"gatedfwa", "sliding-window attention with a cumulative per-head log gate added to the logits",
+                    "2*W*d_model + W*H", &GatedFwaLayer::from_config});
+
+}  // namespace bla::mixers

@@ -1,0 +1,126 @@
+#include "bla/mixers/gla/gla_layer.h"
+
+#include "bla/config/section.h"
+#include "bla/ops/gla.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <sstream>
+
+namespace bla::mixers {
+namespace {
+
+constexpr double kNormEps = 1e-5;
+
+std::string number(double value) {
+  std::ostringstream out;
+  out << value;
+  return out.str();
+}
+
+// Width of `expand * d_model` split over `heads`; fails on `key` unless exact.
+int64_t per_head_width(config::Section& params, const std::string& key, double expand, int64_t d_model, int64_t heads) {
+  const double width = expand * static_cast<double>(d_model);
+  const auto rounded = static_cast<int64_t>(std::llround(width));
+  if (rounded < heads || std::abs(width - static_cast<double>(rounded)) > 1e-9 || rounded % heads != 0) {
+    params.fail(key, key + " * d_model (" + number(width) + ") must be a whole multiple of heads (" +
+                         std::to_string(heads) + "); pick " + key + " so that it is");
+  }
+  return rounded / heads;
+}
+
+}  // namespace
+
+void check_gla_chunk(config::Section& params, int64_t chunk) {
+  const int64_t sub = gla_subchunk(chunk);
+  if (chunk % sub != 0) {
+    params.fail("chunk", "chunk (" + std::to_string(chunk) + ") must be <= " + std::to_string(sub) +
+                             " or a multiple of " + std::to_string(sub) + "; use e.g. 64");
+  }
+}
+
+GlaLayer::GlaLayer(const MixerContext& ctx, const GlaLayerOptions& options, int64_t key_dim, int64_t value_dim)
+    : options_(options), key_dim_(key_dim), value_dim_(value_dim) {
+  const int64_t H = options.heads;
+  q_proj_ = register_module("q_proj", make_projection(ctx.d_model, H * key_dim));
+  k_proj_ = register_module("k_proj", make_projection(ctx.d_model, H * key_dim));
+  v_proj_ = register_module("v_proj", make_projection(ctx.d_model, H * value_dim));
+  o_proj_ = register_module("o_proj", make_projection(H * value_dim, ctx.d_model));
+  gate_down_ = register_module("gate_down", make_projection(ctx.d_model, options.gate_rank));
+  gate_up_ = register_module("gate_up",
+                             torch::nn::Linear(torch::nn::LinearOptions(options.gate_rank, H * key_dim).bias(true)));
+  output_gate_ = register_module("output_gate", make_projection(ctx.d_model, H * value_dim));
+  norm_weight_ = register_parameter("norm_weight", torch::ones({value_dim}));
+  torch::NoGradGuard no_grad;
+  // Zero bias as flash-linear-attention: alpha starts near sigmoid(0)^(1/16) = 0.958.
+  gate_up_->weight.normal_(0.0, 0.02);
+  gate_up_->bias.zero_();
+}
+
+std::shared_ptr<MixerImpl> GlaLayer::from_config(config::Section& params, const MixerContext& ctx) {
+  GlaLayerOptions o;
+  o.heads = params.integer("heads", ctx.n_heads, 1, 4096);
+  o.expand_k = params.real("expand_k", o.expand_k, 1e-6, 64.0);
+  o.expand_v = params.real("expand_v", o.expand_v, 1e-6, 64.0);
+  o.gate_rank = params.integer("gate_rank", o.gate_rank, 1, 1 << 16);
+  o.gate_normalizer = params.real("gate_normalizer", o.gate_normalizer, 1e-6, 1e6);
+  o.chunk = params.integer("chunk", o.chunk, 1, 1 << 20);
+  check_gla_chunk(params, o.chunk);
+  const int64_t key_dim = per_head_width(params, "expand_k", o.expand_k, ctx.d_model, o.heads);
+  const int64_t value_dim = per_head_width(params, "expand_v", o.expand_v, ctx.d_model, o.heads);
+  return std::make_shared<GlaLayer>(ctx, o, key_dim, value_dim);
+}
+
+torch::Tensor GlaLayer::log_decay(const torch::Tensor& x) {
+  return torch::log_sigmoid(gate_up_(gate_down_(x))) / options_.gate_normalizer;
+}
+
+torch::Tensor GlaLayer::output(const torch::Tensor& o, const torch::Tensor& x) {
+  auto acc = o.scalar_type() == torch::kDouble ? o : o.to(torch::kFloat);  // mean square in float32 at least
+  auto normed = (acc * torch::rsqrt(acc.pow(2).mean(-1, /*keepdim=*/true) + kNormEps)).to(o.scalar_type());
+  auto gated = merge_heads(normed * norm_weight_.to(o.scalar_type())) * torch::silu(output_gate_(x));
+  return o_proj_(gated);
+}
+
+torch::Tensor GlaLayer::forward(const torch::Tensor& x) {
+  const int64_t H = options_.heads;
+  auto q = split_heads(q_proj_(x), H);
+  auto k = split_heads(k_proj_(x), H);
+  auto v = split_heads(v_proj_(x), H);
+  auto g = split_heads(log_decay(x), H);
+  ops::GlaOptions opt{options_.chunk, 0.0, gla_subchunk(options_.chunk)};
+  return output(ops::gated_linear_attention(q, k, v, g, opt), x);
+}
+
+MixerState GlaLayer::initial_state(int64_t batch, const torch::TensorOptions& options) const {
+  MixerState state;
+  state.tensors["S"] = ops::gla_initial_state(batch, options_.heads, key_dim_, value_dim_, options).state;
+  return state;
+}
+
+torch::Tensor GlaLayer::step(const torch::Tensor& x, MixerState& state) {
+  const int64_t H = options_.heads;
+  auto q = split_heads(q_proj_(x), H);  // (B, H, d_k)
+  auto k = split_heads(k_proj_(x), H);
+  auto v = split_heads(v_proj_(x), H);
+  auto g = split_heads(log_decay(x), H);
+  ops::GlaState s{state.tensors.at("S"), state.position};
+  auto o = ops::gla_decode_step(q, k, v, g, s, ops::GlaOptions{options_.chunk, 0.0, gla_subchunk(options_.chunk)});
+  state.tensors["S"] = s.state;
+  state.position += 1;
+  return output(o, x);
+}
+
+int64_t GlaLayer::state_numel(int64_t /*context*/) const { return options_.heads * key_dim_ * value_dim_; }
+
+std::string GlaLayer::describe() const {
+  return "gla(heads=" + std::to_string(options_.heads) + ", d_k=" + std::to_string(key_dim_) +
+         ", d_v=" + std::to_string(value_dim_) + ", gate_rank=" + std::to_string(options_.gate_rank) +
+         ", chunk=" + std::to_string(options_.chunk) + ")";
+}
+
+BLA_REGISTER_MIXER({"gla", "gated linear attention: low-rank data-dependent decay per key channel, output gate",
+                    "H*d_k*d_v", &GlaLayer::from_config});
+
+}  // namespace bla::mixers

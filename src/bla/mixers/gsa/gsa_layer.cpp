@@ -1,0 +1,97 @@
+#include "bla/mixers/gsa/gsa_layer.h"
+
+#include "bla/config/section.h"
+#include "bla/mixers/gla/gla_layer.h"
+#include "bla/ops/gsa.h"
+
+#include <torch/torch.h>
+
+namespace bla::mixers {
+namespace {
+
+constexpr double kNormEps = 1e-5;
+constexpr double kScale = 1.0;  // MIXERS.md: the swish feature map already bounds q and k
+
+}  // namespace
+
+GsaLayer::GsaLayer(const MixerContext& ctx, const GsaLayerOptions& options, int64_t head_dim)
+    : options_(options), head_dim_(head_dim) {
+  const int64_t H = options.heads;
+  q_proj_ = register_module("q_proj", make_projection(ctx.d_model, H * head_dim));
+  k_proj_ = register_module("k_proj", make_projection(ctx.d_model, H * head_dim));
+  v_proj_ = register_module("v_proj", make_projection(ctx.d_model, H * head_dim));
+  o_proj_ = register_module("o_proj", make_projection(H * head_dim, ctx.d_model));
+  forget_proj_ = register_module("forget_proj", make_projection(ctx.d_model, H * options.slots));
+  norm_weight_ = register_parameter("norm_weight", torch::ones({head_dim}));
+}
+
+std::shared_ptr<MixerImpl> GsaLayer::from_config(config::Section& params, const MixerContext& ctx) {
+  GsaLayerOptions o;
+  o.heads = params.integer("heads", ctx.n_heads, 1, 4096);
+  o.slots = params.integer("slots", o.slots, 1, 1 << 16);
+  o.gate_normalizer = params.real("gate_normalizer", o.gate_normalizer, 1e-6, 1e6);
+  o.chunk = params.integer("chunk", o.chunk, 1, 1 << 20);
+  check_gla_chunk(params, o.chunk);
+  if (ctx.d_model % o.heads != 0) {
+    params.fail("heads", "d_model (" + std::to_string(ctx.d_model) + ") is not divisible by heads (" +
+                             std::to_string(o.heads) + "); pick a divisor of d_model");
+  }
+  return std::make_shared<GsaLayer>(ctx, o, ctx.d_model / o.heads);
+}
+
+torch::Tensor GsaLayer::log_forget(const torch::Tensor& x) {
+  return torch::log_sigmoid(forget_proj_(x)) / options_.gate_normalizer;
+}
+
+torch::Tensor GsaLayer::output(const torch::Tensor& o) {
+  auto activated = torch::silu(o);
+  auto acc = activated.scalar_type() == torch::kDouble ? activated : activated.to(torch::kFloat);
+  auto normed = (acc * torch::rsqrt(acc.pow(2).mean(-1, /*keepdim=*/true) + kNormEps)).to(o.scalar_type());
+  return o_proj_(merge_heads(normed * norm_weight_.to(o.scalar_type())));
+}
+
+torch::Tensor GsaLayer::forward(const torch::Tensor& x) {
+  const int64_t H = options_.heads;
+  auto q = torch::silu(split_heads(q_proj_(x), H));
+  auto k = torch::silu(split_heads(k_proj_(x), H));
+  auto v = split_heads(v_proj_(x), H);
+  auto f = split_heads(log_forget(x), H);  // (B, T, H, m)
+  ops::GsaOptions opt{options_.chunk, kScale, gla_subchunk(options_.chunk)};
+  return output(ops::gated_slot_attention(q, k, v, f, opt));
+}
+
+MixerState GsaLayer::initial_state(int64_t batch, const torch::TensorOptions& options) const {
+  auto s = ops::gsa_initial_state(batch, options_.heads, options_.slots, head_dim_, head_dim_, options);
+  MixerState state;
+  state.tensors["slot_keys"] = s.keys;
+  state.tensors["slot_values"] = s.values;
+  return state;
+}
+
+torch::Tensor GsaLayer::step(const torch::Tensor& x, MixerState& state) {
+  const int64_t H = options_.heads;
+  auto q = torch::silu(split_heads(q_proj_(x), H));  // (B, H, d_k)
+  auto k = torch::silu(split_heads(k_proj_(x), H));
+  auto v = split_heads(v_proj_(x), H);
+  auto f = split_heads(log_forget(x), H);  // (B, H, m)
+  ops::GsaState s{state.tensors.at("slot_keys"), state.tensors.at("slot_values"), state.position};
+  auto o = ops::gsa_decode_step(q, k, v, f, s, ops::GsaOptions{options_.chunk, kScale, gla_subchunk(options_.chunk)});
+  state.tensors["slot_keys"] = s.keys;
+  state.tensors["slot_values"] = s.values;
+  state.position += 1;
+  return output(o);
+}
+
+int64_t GsaLayer::state_numel(int64_t /*context*/) const {
+  return options_.heads * options_.slots * (head_dim_ + head_dim_);
+}
+
+std::string GsaLayer::describe() const {
+  return "gsa(heads=" + std::to_string(options_.heads) + ", slots=" + std::to_string(options_.slots) +
+         ", head_dim=" + std::to_string(head_dim_) + ", chunk=" + std::to_string(options_.chunk) + ")";
+}
+
+BLA_REGISTER_MIXER({"gsa", "gated slot attention: m slots with a data-dependent forget gate, softmax over slots",
+                    "H*m*(d_k+d_v) = 2*m*d_model", &GsaLayer::from_config});
+
+}  // namespace bla::mixers

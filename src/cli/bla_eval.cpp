@@ -1,0 +1,79 @@
+// bla-eval CHECKPOINT [--set key.path=value ...] [--split test|train] [--out FILE.json]
+//          [--max-examples N] [--batch-size N]
+// Rebuilds model and task from the config stored in the checkpoint, scores
+// the split (the task's metrics and the loss), prints the result as JSON and
+// writes it atomically (default: next to the checkpoint, <stem>.eval-<split>.json).
+#include "bla/config/config.h"
+#include "bla/train/checkpoint.h"
+#include "bla/train/evaluate.h"
+#include "bla/train/restore.h"
+#include "bla/util/files.h"
+
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+
+int main(int argc, char** argv) {
+  CLI::App app{"bla-eval: evaluate a checkpoint on its task's test (or train) split"};
+  std::string checkpoint, out, split_name = "test";
+  std::vector<std::string> overrides;
+  int64_t max_examples = 0, batch_size = 0;
+  app.add_option("checkpoint", checkpoint, "a checkpoint file written by bla-train (runs/NAME/checkpoints/step-*.ckpt)")
+      ->required();
+  app.add_option("--set", overrides,
+                 "override a value of the stored config, e.g. --set data.test_automata=100 or run.device=cpu (repeatable)");
+  app.add_option("--split", split_name, "the split to score")->check(CLI::IsMember({"test", "train"}));
+  app.add_option("--out", out, "where to write the JSON result (default: <checkpoint stem>.eval-<split>.json)");
+  app.add_option("--max-examples", max_examples, "score only the first N examples (default: the whole split)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--batch-size", batch_size, "examples per batch (default: the config's train.eval_batch_size or batch_size)")
+      ->check(CLI::NonNegativeNumber);
+  CLI11_PARSE(app, argc, argv);
+  try {
+    const auto started = std::chrono::steady_clock::now();
+    bla::train::RestoreOptions restore;
+    restore.overrides = overrides;
+    auto run = bla::train::restore_checkpoint(checkpoint, restore);
+    const auto& t = run.config.train;
+    bla::train::EvalOptions options;
+    options.max_examples = max_examples;
+    options.batch_size = batch_size > 0 ? batch_size : (t.eval_batch_size > 0 ? t.eval_batch_size : t.batch_size);
+    options.bf16 = run.device.is_cuda() && t.precision != "fp32";
+    const auto split = split_name == "test" ? bla::tasks::Split::kTest : bla::tasks::Split::kTrain;
+    auto metrics = bla::train::evaluate(*run.model, *run.task, split, run.device, options);
+
+    nlohmann::json result;
+    result["checkpoint"] = checkpoint;
+    result["step"] = run.meta.value("step", int64_t{0});
+    result["task"] = run.task->name();
+    result["split"] = split_name;
+    result["headline_metric"] = run.task->headline_metric();
+    result["metrics"] = metrics;
+    result["overrides"] = overrides;
+    result["device"] = run.device.str();
+    result["precision"] = options.bf16 ? "bf16" : "fp32";
+    result["parameters"] = run.model->num_parameters();
+    result["state"] = bla::train::state_summary(*run.model, run.task->seq_len());
+    result["wall_time_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (out.empty()) {
+      std::filesystem::path path(checkpoint);
+      out = (path.parent_path() / (path.stem().string() + ".eval-" + split_name + ".json")).string();
+    }
+    bla::util::write_file_atomically(out, result.dump(2) + "\n");
+    std::cout << result.dump(2) << std::endl;
+    std::cerr << "bla-eval: wrote " << out << "\n";
+    return 0;
+  } catch (const bla::config::ConfigError& e) {
+    std::cerr << "bla-eval: config error: " << e.what() << "\n";
+    return 2;
+  } catch (const bla::train::CheckpointError& e) {
+    std::cerr << "bla-eval: " << e.what() << "\n";
+    return 3;
+  } catch (const std::exception& e) {
+    std::cerr << "bla-eval: error: " << e.what() << "\n";
+    return 1;
+  }
+}

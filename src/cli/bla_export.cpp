@@ -1,0 +1,71 @@
+// bla-export CHECKPOINT --out DIR [--dtype keep|f32|f16|bf16] [--set key.path=value ...]
+// Writes DIR/model.safetensors (the weights, by their module names, e.g.
+// blocks.0.mixer.q_proj.weight) and DIR/config.json (the architecture: model
+// section, vocabulary, the mixer of each layer, the task). Reading them needs
+// no bla-train: any safetensors reader and a JSON parser will do.
+#include "bla/config/config.h"
+#include "bla/train/checkpoint.h"
+#include "bla/train/restore.h"
+#include "bla/train/safetensors.h"
+#include "bla/util/files.h"
+
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <iostream>
+
+int main(int argc, char** argv) {
+  CLI::App app{"bla-export: a checkpoint's weights to safetensors, with a JSON description of the architecture"};
+  std::string checkpoint, out, dtype = "keep";
+  std::vector<std::string> overrides;
+  app.add_option("checkpoint", checkpoint, "a checkpoint file written by bla-train")->required();
+  app.add_option("--out", out, "the folder to write model.safetensors and config.json into")->required();
+  app.add_option("--dtype", dtype, "floating-point weights as stored (keep) or converted")
+      ->check(CLI::IsMember({"keep", "f32", "f16", "bf16"}));
+  app.add_option("--set", overrides, "override a value of the stored config (repeatable)");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    bla::train::RestoreOptions restore;
+    restore.overrides = overrides;
+    restore.overrides.push_back("run.device=cpu");  // the weights are written from host memory
+    auto run = bla::train::restore_checkpoint(checkpoint, restore);
+    bla::train::SafetensorsContents contents;
+    contents.tensors = bla::train::module_tensors(*run.model);
+    if (dtype != "keep") {
+      const auto type = dtype == "f32" ? torch::kFloat : dtype == "f16" ? torch::kHalf : torch::kBFloat16;
+      for (auto& [name, tensor] : contents.tensors) {
+        if (tensor.is_floating_point()) tensor = tensor.to(type);
+      }
+    }
+    auto architecture = bla::train::describe_architecture(run);
+    architecture["source_checkpoint"] = checkpoint;
+    architecture["weights"] = "model.safetensors";
+    architecture["dtype"] = dtype;
+    contents.metadata = {{"format", "pt"},
+                         {"producer", "bla-train"},
+                         {"source_checkpoint", checkpoint},
+                         {"step", std::to_string(run.meta.value("step", int64_t{0}))},
+                         {"architecture", architecture.dump()}};
+    std::filesystem::create_directories(out);
+    const auto weights = (std::filesystem::path(out) / "model.safetensors").string();
+    const auto config = (std::filesystem::path(out) / "config.json").string();
+    bla::train::save_safetensors(weights, contents);
+    bla::util::write_file_atomically(config, architecture.dump(2) + "\n");
+    int64_t bytes = 0;
+    for (const auto& [name, tensor] : contents.tensors) bytes += tensor.numel() * static_cast<int64_t>(tensor.element_size());
+    std::cout << "bla-export: " << contents.tensors.size() << " tensors (" << run.model->num_parameters() << " parameters, "
+              << bytes << " bytes) -> " << weights << "\n"
+              << "bla-export: architecture -> " << config << "\n";
+    return 0;
+  } catch (const bla::config::ConfigError& e) {
+    std::cerr << "bla-export: config error: " << e.what() << "\n";
+    return 2;
+  } catch (const bla::train::CheckpointError& e) {
+    std::cerr << "bla-export: " << e.what() << "\n";
+    return 3;
+  } catch (const std::exception& e) {
+    std::cerr << "bla-export: error: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,134 @@
+// The GSA layer: its forward against the token-loop reference op with the
+// layer's own projections and feature map, the forget gate (<= 0,
+// normaliser), decoding with other slot counts, the state-size formula
+// (TASKS.md) and config errors.
+#include "bla/config/config.h"
+#include "bla/mixers/common/heads.h"
+#include "bla/mixers/gsa/gsa_layer.h"
+#include "bla/ops/gsa.h"
+
+#include "support/finite_difference.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+namespace {
+
+using bla::mixers::GsaLayer;
+using bla::mixers::MixerImpl;
+
+// The layer as the registry builds it from `model.mixers.gsa: <params>` (d_model 32, heads 2 by default).
+std::shared_ptr<MixerImpl> build(const std::string& params) {
+  // The parameters sit on line 6 of this text, as error messages say.
+  auto config = bla::config::parse_config("data: {task: mqar}\nmodel:\n  d_model: 32\n  layers: 1\n  mixer: gsa\n"
+                                          "  mixers: {gsa: " + params + "}\ntrain: {steps: 1}\n", "s.yaml");
+  bla::mixers::MixerContext ctx{32, 2, 0, 64};
+  auto& spec = config.model.mixers.at(0);
+  auto mixer = bla::mixers::MixerRegistry::instance().get(spec.type, *spec.params, "type").make(*spec.params, ctx);
+  spec.params->finish();
+  return mixer;
+}
+
+std::string build_error(const std::string& params) {
+  try {
+    build(params);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+double decode_error(MixerImpl& layer, const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  auto full = layer.forward(x);
+  auto state = layer.initial_state(x.size(0), x.options());
+  double worst = 0.0;
+  for (int64_t t = 0; t < x.size(1); ++t) {
+    worst = std::max(worst, (layer.step(x.select(1, t), state) - full.select(1, t)).abs().max().item<double>());
+  }
+  return worst;
+}
+
+TEST(GsaLayer, ForwardMatchesTheReferenceOpWithTheLayersProjections) {
+  torch::manual_seed(0);
+  auto layer = build("{slots: 5, chunk: 4}");
+  layer->to(torch::kDouble);
+  auto p = layer->named_parameters();
+  auto x = torch::randn({2, 11, 32}, torch::kDouble);
+  auto heads = [&](const char* name) { return bla::mixers::split_heads(x.matmul(p[name].t()), 2); };
+  auto f = torch::log_sigmoid(heads("forget_proj.weight")) / 8.0;  // (B, T, H, m)
+  auto o = bla::ops::gated_slot_attention_reference(torch::silu(heads("q_proj.weight")),
+                                                    torch::silu(heads("k_proj.weight")), heads("v_proj.weight"), f,
+                                                    {64, 1.0, 16});
+  auto activated = torch::silu(o);
+  auto normed = activated / torch::sqrt(activated.pow(2).mean(-1, true) + 1e-5) * p["norm_weight"];
+  auto expected = bla::mixers::merge_heads(normed).matmul(p["o_proj.weight"].t());
+  EXPECT_LT((layer->forward(x) - expected).abs().max().item<double>(), 1e-12);
+}
+
+TEST(GsaLayer, DecodingMatchesTheForwardForOtherShapes) {
+  for (const std::string params : {"{slots: 1, chunk: 16}", "{slots: 7, heads: 4, chunk: 5}", "{heads: 1, chunk: 32}"}) {
+    torch::manual_seed(1);
+    auto layer = build(params);
+    layer->to(torch::kDouble);
+    EXPECT_LT(decode_error(*layer, torch::randn({2, 19, 32}, torch::kDouble)), 1e-10) << params;
+  }
+}
+
+TEST(GsaLayer, InputGradientsMatchFiniteDifferences) {
+  torch::manual_seed(2);
+  auto layer = build("{slots: 3, chunk: 2, heads: 4}");
+  layer->to(torch::kDouble);
+  auto f = [&](const std::vector<at::Tensor>& in) { return layer->forward(in[0]); };
+  EXPECT_TRUE(bla::testing::gradients_match(f, {torch::randn({1, 5, 32}, torch::kDouble)}));
+}
+
+TEST(GsaLayer, ForgetGateIsNeverPositiveAndDividedByTheNormaliser) {
+  torch::manual_seed(3);
+  auto layer = std::dynamic_pointer_cast<GsaLayer>(build("{slots: 6, gate_normalizer: 2}"));
+  ASSERT_TRUE(layer);
+  auto f = layer->log_forget(1000.0 * torch::randn({3, 5, 32}));
+  EXPECT_LE(f.max().item<double>(), 0.0);
+  EXPECT_LT(f.min().item<double>(), -1.0);
+  auto at_zero = layer->log_forget(torch::zeros({1, 32}));
+  ASSERT_EQ(at_zero.size(-1), 2 * 6);
+  EXPECT_LT((at_zero - std::log(0.5) / 2.0).abs().max().item<double>(), 1e-7);
+}
+
+TEST(GsaLayer, StateSizeFollowsTheConvention) {
+  auto layer = build("{}");  // m = 64, d_model 32: 2 * m * d_model
+  EXPECT_EQ(layer->state_numel(5000), 2 * 64 * 32);
+  EXPECT_EQ(build("{slots: 4, heads: 4}")->state_numel(1), 4 * 4 * (8 + 8));
+  auto state = layer->initial_state(1, torch::TensorOptions().dtype(torch::kFloat));
+  EXPECT_EQ(state.bytes(), 4 * layer->state_numel(1));
+  EXPECT_EQ(layer->describe(), "gsa(heads=2, slots=64, head_dim=16, chunk=64)");
+}
+
+TEST(GsaLayer, BadParametersNameTheKeyAndTheFix) {
+  EXPECT_EQ(build_error("{heads: 3}"),
+            "s.yaml, line 6: model.mixers.gsa.heads: d_model (32) is not divisible by heads (3); pick a divisor of "
+            "d_model");
+  EXPECT_EQ(build_error("{chunk: 40}"),
+            "s.yaml, line 6: model.mixers.gsa.chunk: chunk (40) must be <= 16 or a multiple of 16; use e.g. 64");
+  EXPECT_NE(build_error("{slot: 4}").find("model.mixers.gsa.slot"), std::string::npos);
+}
+
+// T = 4096 in float32 against the same weights in float64: the chunked form's
+// cumulative decays stay bounded, so float32 loses nothing to overflow or
+// cancellation over a long sequence (decays of ~0.7 per token and channel
+// or more, so the global cumulative decay reaches thousands).
+TEST(GsaLayer, LongSequenceInFloat32MatchesFloat64) {
+  torch::manual_seed(7);
+  auto layer = build("{slots: 16, gate_normalizer: 1}");
+  auto x = 3.0 * torch::randn({1, 4096, 32});
+  torch::NoGradGuard no_grad;
+  auto y32 = layer->forward(x).to(torch::kDouble);
+  layer->to(torch::kDouble);
+  auto y64 = layer->forward(x.to(torch::kDouble));
+  ASSERT_TRUE(torch::isfinite(y32).all().item<bool>());
+  EXPECT_LT((y32 - y64).abs().max().item<double>(), 1e-5 * y64.abs().max().item<double>());
+}
+
+}  // namespace

@@ -1,0 +1,182 @@
+// The Mamba2-like layer: its forward against a composition of the plain
+// definitions (torch's conv1d, the SSD token loop, the gated RMSNorm), decoding
+// in shapes the generic decode test does not reach, initialisation ranges
+// (MIXERS.md), the state-size formula (TASKS.md) and config errors.
+#include "bla/config/config.h"
+#include "bla/mixers/mamba2/mamba2_layer.h"
+#include "bla/ops/ssd.h"
+
+#include "support/finite_difference.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+namespace {
+
+using bla::mixers::Mamba2Layer;
+using bla::mixers::MixerImpl;
+
+// The layer as the registry builds it from `model.mixers.mamba2: <params>`.
+std::shared_ptr<MixerImpl> build(const std::string& params, int64_t d_model = 32) {
+  // The parameters sit on line 6 of this text, as error messages say.
+  auto config = bla::config::parse_config("data: {task: mqar}\nmodel:\n  d_model: 32\n  layers: 1\n  mixer: mamba2\n"
+                                          "  mixers: {mamba2: " + params + "}\ntrain: {steps: 1}\n", "m.yaml");
+  bla::mixers::MixerContext ctx{d_model, 2, 0, 64};
+  auto& spec = config.model.mixers.at(0);
+  auto mixer = bla::mixers::MixerRegistry::instance().get(spec.type, *spec.params, "type").make(*spec.params, ctx);
+  spec.params->finish();
+  return mixer;
+}
+
+std::string build_error(const std::string& params, int64_t d_model = 32) {
+  try {
+    build(params, d_model);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+// The layer's map written from the definitions, with its own parameters.
+torch::Tensor reference_forward(MixerImpl& layer, const torch::Tensor& x, int64_t d_state, int64_t head_dim,
+                                int64_t ngroups) {
+  auto p = layer.named_parameters();
+  const int64_t B = x.size(0), T = x.size(1);
+  const int64_t d_inner = p["out_proj.weight"].size(1), H = d_inner / head_dim;
+  const int64_t channels = d_inner + 2 * ngroups * d_state, K = p["conv_weight"].size(1);
+  auto parts = x.matmul(p["in_proj.weight"].t()).split_with_sizes({d_inner, channels, H}, -1);
+  // nn.Conv1d(channels, channels, K, groups=channels, padding=K-1) truncated to the first T outputs.
+  auto conv = at::conv1d(parts[1].transpose(1, 2), p["conv_weight"].unsqueeze(1), p["conv_bias"], {1}, {K - 1}, {1},
+                         channels)
+                  .narrow(2, 0, T)
+                  .transpose(1, 2);
+  auto xBC = torch::silu(conv).split_with_sizes({d_inner, ngroups * d_state, ngroups * d_state}, -1);
+  auto y = bla::ops::selective_state_space_reference(
+      xBC[0].reshape({B, T, H, head_dim}), torch::softplus(parts[2] + p["dt_bias"]), -torch::exp(p["A_log"]),
+      xBC[1].reshape({B, T, ngroups, d_state}), xBC[2].reshape({B, T, ngroups, d_state}), p["D"]);
+  auto gated = (y.reshape({B, T, d_inner}) * torch::silu(parts[0])).reshape({B, T, ngroups, d_inner / ngroups});
+  auto normed = gated / torch::sqrt(gated.pow(2).mean(-1, true) + 1e-5);
+  return (normed.reshape({B, T, d_inner}) * p["norm_weight"]).matmul(p["out_proj.weight"].t());
+}
+
+double decode_error(MixerImpl& layer, const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  auto full = layer.forward(x);
+  auto state = layer.initial_state(x.size(0), x.options());
+  double worst = 0.0;
+  for (int64_t t = 0; t < x.size(1); ++t) {
+    worst = std::max(worst, (layer.step(x.select(1, t), state) - full.select(1, t)).abs().max().item<double>());
+  }
+  return worst;
+}
+
+TEST(Mamba2Layer, ForwardMatchesTheDefinitionWithConv1dAndTheTokenLoop) {
+  torch::manual_seed(0);
+  auto layer = build("{d_state: 4, head_dim: 8, ngroups: 2, chunk: 3}");
+  layer->to(torch::kDouble);
+  auto x = torch::randn({2, 10, 32}, torch::kDouble);
+  auto expected = reference_forward(*layer, x, 4, 8, 2);
+  EXPECT_LT((layer->forward(x) - expected).abs().max().item<double>(), 1e-12);
+}
+
+TEST(Mamba2Layer, DecodingMatchesTheForwardForOtherKernelsAndGroups) {
+  for (const std::string params : {"{d_state: 4, head_dim: 8, conv_kernel: 1, chunk: 5}",
+                                   "{d_state: 4, head_dim: 16, conv_kernel: 6, ngroups: 4, chunk: 4}",
+                                   "{d_state: 3, head_dim: 8, expand: 1, chunk: 64}"}) {
+    torch::manual_seed(1);
+    auto layer = build(params);
+    layer->to(torch::kDouble);
+    EXPECT_LT(decode_error(*layer, torch::randn({2, 13, 32}, torch::kDouble)), 1e-10) << params;
+  }
+}
+
+TEST(Mamba2Layer, DecodingInFloat32StaysCloseToTheForward) {
+  torch::manual_seed(2);
+  auto layer = build("{d_state: 8, head_dim: 16, chunk: 8}");
+  EXPECT_LT(decode_error(*layer, torch::randn({1, 40, 32})), 1e-4);
+}
+
+TEST(Mamba2Layer, InputGradientsMatchFiniteDifferences) {
+  torch::manual_seed(3);
+  auto layer = build("{d_state: 2, head_dim: 4, chunk: 2, conv_kernel: 3}", 4);
+  layer->to(torch::kDouble);
+  auto f = [&](const std::vector<at::Tensor>& in) { return layer->forward(in[0]); };
+  EXPECT_TRUE(bla::testing::gradients_match(f, {torch::randn({1, 5, 4}, torch::kDouble)}));
+}
+
+TEST(Mamba2Layer, StepSizeStartsLogUniformInsideDtMinDtMax) {
+  torch::manual_seed(4);
+  auto layer = std::dynamic_pointer_cast<Mamba2Layer>(build("{head_dim: 4, dt_min: 0.002, dt_max: 0.05}", 256));
+  ASSERT_TRUE(layer);
+  auto dt = layer->initial_dt().to(torch::kDouble);
+  ASSERT_EQ(dt.numel(), 128);
+  EXPECT_GE(dt.min().item<double>(), 0.002 * (1 - 1e-5));
+  EXPECT_LE(dt.max().item<double>(), 0.05 * (1 + 1e-5));
+  // Log-uniform: log dt spreads evenly, its mean near the middle of the log range.
+  const double middle = 0.5 * (std::log(0.002) + std::log(0.05));
+  EXPECT_NEAR(dt.log().mean().item<double>(), middle, 0.25);
+  EXPECT_GT(dt.max().item<double>() / dt.min().item<double>(), 10.0);
+
+  auto fixed = std::dynamic_pointer_cast<Mamba2Layer>(build("{head_dim: 8, dt_min: 0.01, dt_max: 0.01}"));
+  EXPECT_LT((fixed->initial_dt().to(torch::kDouble) - 0.01).abs().max().item<double>(), 1e-8);
+}
+
+TEST(Mamba2Layer, DecayRatesStartBetweenMinus16AndMinus1) {
+  torch::manual_seed(5);
+  auto layer = std::dynamic_pointer_cast<Mamba2Layer>(build("{head_dim: 2}", 256));
+  auto A = layer->decay_rates();
+  ASSERT_EQ(A.numel(), 256);
+  EXPECT_GE(A.min().item<double>(), -16.0 - 1e-5);
+  EXPECT_LE(A.max().item<double>(), -1.0 + 1e-5);
+  EXPECT_GT(A.max().item<double>() - A.min().item<double>(), 10.0);
+  EXPECT_TRUE(torch::equal(layer->named_parameters()["D"], torch::ones({256})));
+}
+
+TEST(Mamba2Layer, StateSizeFollowsTheConvention) {
+  // d_model 64, expand 2: d_inner 128, P 64 -> H 2, N 64: 2*64*64 + 3*(128 + 2*64).
+  EXPECT_EQ(build("{}", 64)->state_numel(1000), 2 * 64 * 64 + 3 * (128 + 2 * 64));
+  EXPECT_EQ(build("{ngroups: 2, conv_kernel: 2}", 64)->state_numel(1), 2 * 64 * 64 + 1 * (128 + 2 * 2 * 64));
+  // And it counts exactly what the decode state holds.
+  auto layer = build("{d_state: 8, head_dim: 16, ngroups: 2, conv_kernel: 5}");
+  auto state = layer->initial_state(1, torch::TensorOptions().dtype(torch::kFloat));
+  EXPECT_EQ(state.bytes(), 4 * layer->state_numel(7));
+  EXPECT_EQ(layer->state_numel(7), 4 * 16 * 8 + 4 * (64 + 2 * 2 * 8));
+}
+
+TEST(Mamba2Layer, DescribeNamesTheShape) {
+  EXPECT_EQ(build("{d_state: 8, head_dim: 16}")->describe(),
+            "mamba2(d_inner=64, heads=4, head_dim=16, d_state=8, ngroups=1, conv_kernel=4, chunk=64)");
+}
+
+TEST(Mamba2Layer, BadParametersNameTheKeyAndTheFix) {
+  EXPECT_EQ(build_error("{head_dim: 48}"),
+            "m.yaml, line 6: model.mixers.mamba2.head_dim: head_dim (48) must divide d_inner = expand * d_model (64); "
+            "pick a divisor of 64");
+  EXPECT_EQ(build_error("{head_dim: 16, ngroups: 3}"),
+            "m.yaml, line 6: model.mixers.mamba2.ngroups: ngroups (3) must divide the head count d_inner / head_dim "
+            "(4); pick a divisor of 4");
+  EXPECT_EQ(build_error("{head_dim: 16, dt_min: 0.5, dt_max: 0.1}"),
+            "m.yaml, line 6: model.mixers.mamba2.dt_min: dt_min (0.5) must be <= dt_max (0.1); lower dt_min or raise "
+            "dt_max");
+  EXPECT_NE(build_error("{head_dim: 16, d_conv: 4}").find("model.mixers.mamba2.d_conv"), std::string::npos);
+}
+
+// T = 4096 in float32 against the same weights in float64: the chunked form's
+// cumulative decays stay bounded, so float32 loses nothing to overflow or
+// cancellation over a long sequence (decays of ~0.7 per token and channel
+// or more, so the global cumulative decay reaches thousands).
+TEST(Mamba2Layer, LongSequenceInFloat32MatchesFloat64) {
+  torch::manual_seed(7);
+  auto layer = build("{d_state: 8, head_dim: 16, chunk: 64}");
+  auto x = 3.0 * torch::randn({1, 4096, 32});
+  torch::NoGradGuard no_grad;
+  auto y32 = layer->forward(x).to(torch::kDouble);
+  layer->to(torch::kDouble);
+  auto y64 = layer->forward(x.to(torch::kDouble));
+  ASSERT_TRUE(torch::isfinite(y32).all().item<bool>());
+  EXPECT_LT((y32 - y64).abs().max().item<double>(), 1e-5 * y64.abs().max().item<double>());
+}
+
+}  // namespace
