@@ -8,6 +8,7 @@
 #include "bla/train/data_order.h"
 #include "bla/train/evaluate.h"
 #include "bla/train/metrics.h"
+#include "bla/train/restore.h"
 #include "bla/train/schedule.h"
 #include "bla/util/files.h"
 
@@ -33,15 +34,6 @@ std::string run_directory(const config::Config& config, const RunOptions& option
 
 namespace {
 using Clock = std::chrono::steady_clock;
-
-torch::Device pick_device(const std::string& name) {
-  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-  torch::Device device(name);
-  if (device.is_cuda() && !torch::cuda::is_available()) {
-    throw config::ConfigError("run.device is '" + name + "' but this LibTorch sees no CUDA device; use cpu or auto");
-  }
-  return device;
-}
 
 std::shared_ptr<spdlog::logger> make_logger(const std::string& run_dir, bool quiet) {
   std::vector<spdlog::sink_ptr> sinks;
@@ -110,7 +102,7 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
   const auto& t = config.train;
   if (config.run.threads > 0) torch::set_num_threads(static_cast<int>(config.run.threads));
   torch::manual_seed(config.run.seed);
-  dist::DataParallel dp(config, pick_device(config.run.device));  // dist: one process unless RANK/WORLD_SIZE are set
+  dist::DataParallel dp(config, resolve_device(config.run.device));  // dist: one process unless RANK/WORLD_SIZE are set
   const torch::Device device = dp.device();
   const bool bf16 = device.is_cuda() && t.precision != "fp32";
   if (!device.is_cuda() && t.precision == "bf16") {
