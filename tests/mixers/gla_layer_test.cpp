@@ -133,4 +133,19 @@ TEST(GlaLayer, LongSequenceInFloat32MatchesFloat64) {
   EXPECT_LT((y32 - y64).abs().max().item<double>(), 1e-5 * y64.abs().max().item<double>());
 }
 
+// bf16 parameters and inputs (what CUDA autocast hands the layer): the mixed
+// dtypes inside (float32 gates, norms and decays) go through, and the output
+// comes back in bf16 close to the float32 one.
+TEST(GlaLayer, Bf16ForwardRunsAndStaysCloseToFloat32) {
+  torch::manual_seed(8);
+  auto layer = build("{chunk: 8}");
+  auto x = torch::randn({2, 20, 32});
+  torch::NoGradGuard no_grad;
+  auto y32 = layer->forward(x);
+  layer->to(torch::kBFloat16);
+  auto y16 = layer->forward(x.to(torch::kBFloat16));
+  ASSERT_EQ(y16.scalar_type(), torch::kBFloat16);
+  EXPECT_LT((y16.to(torch::kFloat) - y32).abs().max().item<double>(), 0.02 * y32.abs().max().item<double>());
+}
+
 }  // namespace
