@@ -4,7 +4,7 @@
 #include "bla/config/config.h"
 #include "bla/mixers/mixer.h"
 
-#include "support/run_helpers.h"
+#include "support/mixer_builder.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -23,13 +23,7 @@ std::string params_for(const std::string& type) {
 }
 
 std::shared_ptr<bla::mixers::MixerImpl> make(const std::string& type) {
-  auto config = bla::config::parse_config(
-      bla::testing::tiny_mqar_config(type, "  mixers: {" + type + ": " + params_for(type) + "}\n"), "decode.yaml");
-  bla::mixers::MixerContext ctx{config.model.d_model, config.model.heads, 0, 64};
-  auto& spec = config.model.mixers.at(0);
-  auto mixer = MixerRegistry::instance().get(spec.type, *spec.params, "type").make(*spec.params, ctx);
-  spec.params->finish();
-  return mixer;
+  return bla::testing::build_mixer(type, params_for(type), "decode.yaml");
 }
 
 class EveryMixer : public ::testing::TestWithParam<std::string> {};

@@ -8,6 +8,7 @@
 #include "bla/ops/gated_window.h"
 
 #include "support/finite_difference.h"
+#include "support/mixer_builder.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -18,38 +19,14 @@ namespace {
 
 using bla::mixers::GatedFwaLayer;
 using bla::mixers::MixerImpl;
+using bla::testing::decode_error;
 
 // The layer as the registry builds it from `model.mixers.gatedfwa: <params>`
 // (d_model 32, heads 2 unless the params say otherwise).
-std::shared_ptr<MixerImpl> build(const std::string& params) {
-  // The parameters sit on line 6 of this text, as error messages say.
-  auto config = bla::config::parse_config("data: {task: mqar}\nmodel:\n  d_model: 32\n  layers: 1\n  mixer: gatedfwa\n"
-                                          "  mixers: {gatedfwa: " + params + "}\ntrain: {steps: 1}\n", "g.yaml");
-  bla::mixers::MixerContext ctx{32, 2, 0, 64};
-  auto& spec = config.model.mixers.at(0);
-  auto mixer = bla::mixers::MixerRegistry::instance().get(spec.type, *spec.params, "type").make(*spec.params, ctx);
-  spec.params->finish();
-  return mixer;
-}
+std::shared_ptr<MixerImpl> build(const std::string& params) { return bla::testing::build_mixer("gatedfwa", params, "g.yaml"); }
 
 std::string build_error(const std::string& params) {
-  try {
-    build(params);
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "no error";
-}
-
-double decode_error(MixerImpl& layer, const torch::Tensor& x) {
-  torch::NoGradGuard no_grad;
-  auto full = layer.forward(x);
-  auto state = layer.initial_state(x.size(0), x.options());
-  double worst = 0.0;
-  for (int64_t t = 0; t < x.size(1); ++t) {
-    worst = std::max(worst, (layer.step(x.select(1, t), state) - full.select(1, t)).abs().max().item<double>());
-  }
-  return worst;
+  return bla::testing::mixer_build_error("gatedfwa", params, "g.yaml");
 }
 
 TEST(GatedFwaLayer, ForwardMatchesTheReferenceOpWithTheLayersProjections) {

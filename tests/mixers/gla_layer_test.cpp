@@ -7,6 +7,7 @@
 #include "bla/ops/gla.h"
 
 #include "support/finite_difference.h"
+#include "support/mixer_builder.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -18,25 +19,10 @@ namespace {
 using bla::mixers::GlaLayer;
 using bla::mixers::MixerImpl;
 
-// The layer as the registry builds it from `model.mixers.gla: <params>` (d_model 32, heads 2 by default).
-std::shared_ptr<MixerImpl> build(const std::string& params) {
-  // The parameters sit on line 6 of this text, as error messages say.
-  auto config = bla::config::parse_config("data: {task: mqar}\nmodel:\n  d_model: 32\n  layers: 1\n  mixer: gla\n"
-                                          "  mixers: {gla: " + params + "}\ntrain: {steps: 1}\n", "l.yaml");
-  bla::mixers::MixerContext ctx{32, 2, 0, 64};
-  auto& spec = config.model.mixers.at(0);
-  auto mixer = bla::mixers::MixerRegistry::instance().get(spec.type, *spec.params, "type").make(*spec.params, ctx);
-  spec.params->finish();
-  return mixer;
-}
+std::shared_ptr<MixerImpl> build(const std::string& params) { return bla::testing::build_mixer("gla", params, "l.yaml"); }
 
 std::string build_error(const std::string& params) {
-  try {
-    build(params);
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "no error";
+  return bla::testing::mixer_build_error("gla", params, "l.yaml");
 }
 
 TEST(GlaLayer, ForwardMatchesTheReferenceOpWithTheLayersProjections) {

@@ -7,6 +7,7 @@
 #include "bla/ops/ssd.h"
 
 #include "support/finite_difference.h"
+#include "support/mixer_builder.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -17,26 +18,14 @@ namespace {
 
 using bla::mixers::Mamba2Layer;
 using bla::mixers::MixerImpl;
+using bla::testing::decode_error;
 
-// The layer as the registry builds it from `model.mixers.mamba2: <params>`.
 std::shared_ptr<MixerImpl> build(const std::string& params, int64_t d_model = 32) {
-  // The parameters sit on line 6 of this text, as error messages say.
-  auto config = bla::config::parse_config("data: {task: mqar}\nmodel:\n  d_model: 32\n  layers: 1\n  mixer: mamba2\n"
-                                          "  mixers: {mamba2: " + params + "}\ntrain: {steps: 1}\n", "m.yaml");
-  bla::mixers::MixerContext ctx{d_model, 2, 0, 64};
-  auto& spec = config.model.mixers.at(0);
-  auto mixer = bla::mixers::MixerRegistry::instance().get(spec.type, *spec.params, "type").make(*spec.params, ctx);
-  spec.params->finish();
-  return mixer;
+  return bla::testing::build_mixer("mamba2", params, "m.yaml", d_model);
 }
 
 std::string build_error(const std::string& params, int64_t d_model = 32) {
-  try {
-    build(params, d_model);
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "no error";
+  return bla::testing::mixer_build_error("mamba2", params, "m.yaml", d_model);
 }
 
 // The layer's map written from the definitions, with its own parameters.
@@ -59,17 +48,6 @@ torch::Tensor reference_forward(MixerImpl& layer, const torch::Tensor& x, int64_
   auto gated = (y.reshape({B, T, d_inner}) * torch::silu(parts[0])).reshape({B, T, ngroups, d_inner / ngroups});
   auto normed = gated / torch::sqrt(gated.pow(2).mean(-1, true) + 1e-5);
   return (normed.reshape({B, T, d_inner}) * p["norm_weight"]).matmul(p["out_proj.weight"].t());
-}
-
-double decode_error(MixerImpl& layer, const torch::Tensor& x) {
-  torch::NoGradGuard no_grad;
-  auto full = layer.forward(x);
-  auto state = layer.initial_state(x.size(0), x.options());
-  double worst = 0.0;
-  for (int64_t t = 0; t < x.size(1); ++t) {
-    worst = std::max(worst, (layer.step(x.select(1, t), state) - full.select(1, t)).abs().max().item<double>());
-  }
-  return worst;
 }
 
 TEST(Mamba2Layer, ForwardMatchesTheDefinitionWithConv1dAndTheTokenLoop) {
