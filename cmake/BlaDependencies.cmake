@@ -47,6 +47,22 @@ if(BLA_WITH_CUDA AND TORCH_CUDA_LIBRARIES)
   endif()
 endif()
 
+# NCCL: ProcessGroupNCCL lives in LibTorch's CUDA library, but its header
+# includes nccl.h, which PyTorch's wheels keep in the nvidia-nccl package beside
+# torch (or the system has it). BLA_NCCL_INCLUDE_DIR may be given by hand.
+set(BLA_HAVE_NCCL OFF)
+if(TORCH_CUDA_LIBRARIES)
+  file(GLOB _bla_nccl_wheel_dirs LIST_DIRECTORIES true
+       "${TORCH_INSTALL_PREFIX}/../nvidia/*/include" "${TORCH_INSTALL_PREFIX}/../nvidia/*/*/include")
+  find_path(BLA_NCCL_INCLUDE_DIR nccl.h
+            HINTS ENV NCCL_HOME ENV NCCL_ROOT ${_bla_nccl_wheel_dirs} ${CUDAToolkit_INCLUDE_DIRS}
+            PATHS /usr/include /usr/local/include /usr/local/cuda/include
+            PATH_SUFFIXES include)
+  if(BLA_NCCL_INCLUDE_DIR)
+    set(BLA_HAVE_NCCL ON)
+  endif()
+endif()
+
 # Gloo's headers are missing from PyTorch's wheels: the CPU backend for
 # distributed training is built only where they exist.
 include(CheckIncludeFileCXX)
@@ -56,4 +72,5 @@ check_include_file_cxx("gloo/algorithm.h" BLA_HAVE_GLOO)
 unset(CMAKE_REQUIRED_INCLUDES)
 unset(CMAKE_REQUIRED_FLAGS)
 
-message(STATUS "bla-train: LibTorch ${Torch_VERSION}, CUDA kernels ${BLA_CUDA}, Gloo ${BLA_HAVE_GLOO}, C++${CMAKE_CXX_STANDARD}")
+message(STATUS "bla-train: LibTorch ${Torch_VERSION}, CUDA kernels ${BLA_CUDA}, Gloo ${BLA_HAVE_GLOO}, "
+               "NCCL ${BLA_HAVE_NCCL} ${BLA_NCCL_INCLUDE_DIR}, C++${CMAKE_CXX_STANDARD}")

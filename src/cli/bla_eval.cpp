@@ -13,7 +13,6 @@
 #include <torch/torch.h>
 
 #include <chrono>
-#include <filesystem>
 #include <iostream>
 
 int main(int argc, char** argv) {
@@ -59,8 +58,9 @@ int main(int argc, char** argv) {
     result["state"] = bla::train::state_summary(*run.model, run.task->seq_len());
     result["wall_time_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (out.empty()) {
-      std::filesystem::path path(checkpoint);
-      out = (path.parent_path() / (path.stem().string() + ".eval-" + split_name + ".json")).string();
+      std::string stem = bla::util::file_name(checkpoint);
+      stem = stem.substr(0, stem.rfind('.'));  // step-00000300.ckpt -> step-00000300
+      out = bla::util::join_path(bla::util::parent_path(checkpoint), stem + ".eval-" + split_name + ".json");
     }
     bla::util::write_file_atomically(out, result.dump(2) + "\n");
     std::cout << result.dump(2) << std::endl;

@@ -12,7 +12,6 @@
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
-#include <filesystem>
 #include <iostream>
 
 int main(int argc, char** argv) {
@@ -47,9 +46,9 @@ int main(int argc, char** argv) {
                          {"source_checkpoint", checkpoint},
                          {"step", std::to_string(run.meta.value("step", int64_t{0}))},
                          {"architecture", architecture.dump()}};
-    std::filesystem::create_directories(out);
-    const auto weights = (std::filesystem::path(out) / "model.safetensors").string();
-    const auto config = (std::filesystem::path(out) / "config.json").string();
+    bla::util::create_directories(out);
+    const auto weights = bla::util::join_path(out, "model.safetensors");
+    const auto config = bla::util::join_path(out, "config.json");
     bla::train::save_safetensors(weights, contents);
     bla::util::write_file_atomically(config, architecture.dump(2) + "\n");
     int64_t bytes = 0;

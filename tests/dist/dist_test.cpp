@@ -23,11 +23,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <thread>
 
-namespace fs = std::filesystem;
 using bla::testing::TempDir;
 
 namespace {
@@ -197,8 +195,8 @@ TEST(Dist, TwoRankRunResumesAsOneProcess) {
   auto two = launch(2, config, tmp / "two", overrides);
   ASSERT_EQ(two.status, 0) << two.output;
   // Continue from the 2-rank run's step-6 checkpoint with one process.
-  fs::create_directories(tmp / "resumed/checkpoints");
-  fs::copy_file(step_file(tmp / "two", 6), step_file(tmp / "resumed", 6));
+  bla::util::create_directories(tmp / "resumed/checkpoints");
+  bla::util::write_file_atomically(step_file(tmp / "resumed", 6), bla::util::read_file(step_file(tmp / "two", 6)));
   train_here(config, tmp / "resumed", overrides, "auto");
   auto resumed = train_lines(tmp / "resumed");
   ASSERT_EQ(resumed.size(), 6u);
@@ -210,7 +208,7 @@ TEST(Dist, TwoRankRunResumesAsOneProcess) {
   auto back = launch(2, config, tmp / "resumed", {"train.log_every=1", "train.steps=14"}, "--resume auto");
   ASSERT_EQ(back.status, 0) << back.output;
   EXPECT_NE(back.output.find("resumed from"), std::string::npos) << back.output;
-  EXPECT_TRUE(fs::exists(step_file(tmp / "resumed", 14)));
+  EXPECT_TRUE(bla::util::path_exists(step_file(tmp / "resumed", 14)));
 }
 
 TEST(Dist, ADeadRankStopsTheRunAndIsNamed) {
@@ -228,7 +226,7 @@ TEST(Dist, ADeadRankStopsTheRunAndIsNamed) {
   EXPECT_NE(run.output.find("[rank 1] bla-train: BLA_TEST_DIE_AT_STEP: rank 1 kills itself in step 3"),
             std::string::npos)
       << run.output;
-  EXPECT_FALSE(fs::exists(step_file(tmp / "run", 3))) << "no checkpoint after a rank died";
+  EXPECT_FALSE(bla::util::path_exists(step_file(tmp / "run", 3))) << "no checkpoint after a rank died";
 }
 
 TEST(Dist, BatchNotDivisibleByRanksIsAConfigError) {

@@ -1,9 +1,8 @@
 // Small things the tests share: temporary folders and tiny configs.
 #pragma once
 
-#include <filesystem>
-#include <stdexcept>
-#include <stdlib.h>
+#include "bla/util/files.h"
+
 #include <string>
 
 namespace bla::testing {
@@ -11,20 +10,15 @@ namespace bla::testing {
 // A fresh folder under the system temp dir, removed when the object dies.
 class TempDir {
  public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "bla-test-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + pattern);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  std::string str() const { return path_.string(); }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+  TempDir() : path_(util::make_temp_directory("bla-test")) {}
+  ~TempDir() { util::remove_tree(path_); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string str() const { return path_; }
+  std::string operator/(const std::string& name) const { return util::join_path(path_, name); }
 
  private:
-  std::filesystem::path path_;
+  std::string path_;
 };
 
 // A tiny MQAR run: trains in seconds on one core. `mixer` is a YAML value

@@ -15,7 +15,6 @@
 #include <torch/torch.h>
 
 #include <cmath>
-#include <filesystem>
 
 namespace {
 
@@ -184,7 +183,7 @@ TEST(GenerateRestore, ACheckpointRestoresTheRunsModelAndTask) {
   options.quiet = true;
   auto summary = bla::train::train(config, options);
   const std::string checkpoint = tmp / "run/checkpoints/step-00000003.ckpt";
-  ASSERT_TRUE(std::filesystem::exists(checkpoint));
+  ASSERT_TRUE(bla::util::path_exists(checkpoint));
 
   auto run = bla::train::restore_checkpoint(checkpoint);
   EXPECT_EQ(run.task->name(), "mqar");

@@ -14,11 +14,9 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <filesystem>
 #include <fstream>
 #include <thread>
 
-namespace fs = std::filesystem;
 using bla::testing::TempDir;
 using bla::testing::tiny_mqar_config;
 
@@ -66,8 +64,8 @@ TEST(Training, LossFallsOnATinyRun) {
     if (l["split"] == "train") losses.push_back(l["loss"].get<double>());
   ASSERT_EQ(losses.size(), 4u);
   EXPECT_LT(losses.back(), losses.front() - 0.5) << "loss " << losses.front() << " -> " << losses.back();
-  EXPECT_TRUE(fs::exists(tmp / "run/config.yaml"));
-  EXPECT_TRUE(fs::exists(tmp / "run/summary.json"));
+  EXPECT_TRUE(bla::util::path_exists(tmp / "run/config.yaml"));
+  EXPECT_TRUE(bla::util::path_exists(tmp / "run/summary.json"));
   EXPECT_EQ(summary["state"]["per_layer"].size(), 2u);
   EXPECT_EQ(summary["state"]["total_numel"].get<int64_t>(), 2 * (2 * 32 * 32));
 }
@@ -81,7 +79,7 @@ TEST(Training, ResumedRunIsBitwiseIdenticalToAnUninterruptedOne) {
   run(config, tmp / "resumed");
   bla::train::CheckpointDirectory checkpoints(tmp / "resumed/checkpoints", 100);
   for (const auto& path : checkpoints.list()) {
-    if (path.find("step-00000006") == std::string::npos) fs::remove(path);
+    if (path.find("step-00000006") == std::string::npos) bla::util::remove_file(path);
   }
   {
     // Forget everything after step 6 in the metrics too: resume must redo it.
@@ -226,7 +224,7 @@ TEST(Training, KilledRunLeavesALoadableCheckpoint) {
   std::string cfg = tmp / "cfg.yaml";
   std::ofstream(cfg) << tiny_mqar_config();
   std::string exe = std::string(BLA_BINARY_DIR) + "/src/bla-train";
-  ASSERT_TRUE(fs::exists(exe)) << exe;
+  ASSERT_TRUE(bla::util::path_exists(exe)) << exe;
   for (int attempt = 0; attempt < 3; ++attempt) {
     pid_t pid = fork();
     if (pid == 0) {

@@ -16,18 +16,10 @@
 #define USE_C10D_GLOO 1
 #endif
 
-// NCCL exists where LibTorch was built with CUDA (the generated CUDAConfig.h
-// says so; Debian's CPU build does not ship it) and nccl.h is on the path.
-#if __has_include(<ATen/cuda/CUDAConfig.h>)
-#include <ATen/cuda/CUDAConfig.h>
-#endif
-#if defined(AT_CUDA_ENABLED)
-#if AT_CUDA_ENABLED() && __has_include(<nccl.h>)
-#define BLA_HAVE_NCCL 1
-#if !defined(USE_C10D_NCCL)
+// NCCL: CMake defines BLA_HAVE_NCCL where LibTorch has CUDA and it found
+// nccl.h (cmake/BlaDependencies.cmake).
+#if defined(BLA_HAVE_NCCL) && !defined(USE_C10D_NCCL)
 #define USE_C10D_NCCL 1
-#endif
-#endif
 #endif
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>

@@ -43,10 +43,13 @@ at::Tensor sliding_window_attention(const at::Tensor& q, const at::Tensor& k, co
   const int64_t T = q.size(1);
   const double scale = resolve_scale(opt, q.size(3));
   const bool full = opt.window == 0 || opt.window >= T;
-  if (q.is_cuda()) {
+  // Full causal attention without a bias goes to SDPA (cuDNN / flash on a
+  // GPU), which beats our kernel's window = T case (docs/performance.md).
+  const bool use_sdpa = full && !bias.defined() && compat::kHasSdpa;
+  if (q.is_cuda() && !use_sdpa) {
 #ifdef BLA_HAVE_CUDA_KERNELS
-    std::string why;
-    if (kernels::swa_supported(q, k, v, opt.window, &why)) {
+    std::string why = "turned off by BLA_KERNELS=0";
+    if (kernels_enabled() && kernels::swa_supported(q, k, v, opt.window, &why)) {
       return kernels::swa_forward_autograd(q, k, v, opt.window, scale, bias);
     }
     note_kernel_fallback("sliding_window_attention", why);
@@ -55,7 +58,7 @@ at::Tensor sliding_window_attention(const at::Tensor& q, const at::Tensor& k, co
 #endif
   }
   auto qh = q.transpose(1, 2), kh = k.transpose(1, 2), vh = v.transpose(1, 2);  // (B, H, T, D)
-  if (full && !bias.defined() && compat::kHasSdpa) {
+  if (use_sdpa) {
     return compat::causal_sdpa(qh, kh, vh, scale).transpose(1, 2);
   }
   auto logits = at::matmul(qh, kh.transpose(-2, -1)) * scale;  // (B, H, T, T)

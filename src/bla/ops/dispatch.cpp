@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstdlib>
 #include <mutex>
 #include <set>
 
@@ -14,6 +15,14 @@ void note_kernel_fallback(const std::string& op, const std::string& why) {
   if (seen.insert(op + "\n" + why).second) {
     spdlog::warn("{}: no CUDA kernel for these inputs ({}); using the LibTorch form", op, why);
   }
+}
+
+bool kernels_enabled() {
+  static const bool enabled = [] {
+    const char* value = std::getenv("BLA_KERNELS");
+    return value == nullptr || std::string(value) != "0";
+  }();
+  return enabled;
 }
 
 }  // namespace bla::ops

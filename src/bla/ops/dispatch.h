@@ -9,4 +9,8 @@ namespace bla::ops {
 // LibTorch form on CUDA tensors instead of a kernel, and why.
 void note_kernel_fallback(const std::string& op, const std::string& why);
 
+// False when the environment sets BLA_KERNELS=0: every op then runs its
+// LibTorch form (to measure what the kernels are worth). Read once.
+bool kernels_enabled();
+
 }  // namespace bla::ops

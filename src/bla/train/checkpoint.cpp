@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <filesystem>
 #include <regex>
 #include <sstream>
 
@@ -154,15 +153,14 @@ nlohmann::json load_checkpoint(const std::string& path, torch::nn::Module& model
 std::string CheckpointDirectory::path_for(int64_t step) const {
   char name[32];
   std::snprintf(name, sizeof(name), "step-%08lld.ckpt", static_cast<long long>(step));
-  return (std::filesystem::path(dir_) / name).string();
+  return util::join_path(dir_, name);
 }
 
 std::vector<std::string> CheckpointDirectory::list() const {
   std::vector<std::string> paths;
-  if (!std::filesystem::is_directory(dir_)) return paths;
   static const std::regex pattern(R"(step-\d{8,}\.ckpt)");
-  for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
-    if (std::regex_match(entry.path().filename().string(), pattern)) paths.push_back(entry.path().string());
+  for (const auto& name : util::list_directory(dir_)) {
+    if (std::regex_match(name, pattern)) paths.push_back(util::join_path(dir_, name));
   }
   std::sort(paths.begin(), paths.end());  // zero-padded steps sort by name
   return paths;
@@ -173,7 +171,7 @@ std::string CheckpointDirectory::save(int64_t step, const torch::nn::Module& mod
   std::string path = path_for(step);
   save_checkpoint(path, model, optimizer, meta);
   auto all = list();
-  for (size_t i = 0; i + static_cast<size_t>(keep_) < all.size(); ++i) std::filesystem::remove(all[i]);
+  for (size_t i = 0; i + static_cast<size_t>(keep_) < all.size(); ++i) util::remove_file(all[i]);
   return path;
 }
 

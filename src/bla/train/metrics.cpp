@@ -4,14 +4,13 @@
 
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <sstream>
 
 namespace bla::train {
 
 MetricsLog::MetricsLog(const std::string& run_dir, int64_t resume_step)
-    : path_((std::filesystem::path(run_dir) / "metrics.jsonl").string()) {
-  if (std::filesystem::exists(path_)) {
+    : path_(util::join_path(run_dir, "metrics.jsonl")) {
+  if (util::path_exists(path_)) {
     std::istringstream in(util::read_file(path_));
     std::string kept;
     for (std::string line; std::getline(in, line);) {

@@ -20,16 +20,14 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <optional>
 
 namespace bla::train {
 
-namespace fs = std::filesystem;
 
 std::string run_directory(const config::Config& config, const RunOptions& options) {
   if (!options.run_dir.empty()) return options.run_dir;
-  return (fs::path(config.run.out_dir) / config.run.name).string();
+  return util::join_path(config.run.out_dir, config.run.name);
 }
 
 namespace {
@@ -45,7 +43,7 @@ std::shared_ptr<spdlog::logger> make_logger(const std::string& run_dir, bool qui
     return logger;
   }
   if (!quiet) sinks.push_back(std::make_shared<spdlog::sinks::stdout_color_sink_mt>());
-  sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>((fs::path(run_dir) / "train.log").string()));
+  sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(util::join_path(run_dir, "train.log")));
   auto logger = std::make_shared<spdlog::logger>("bla-train", sinks.begin(), sinks.end());
   logger->set_pattern("[%H:%M:%S] %v");
   logger->flush_on(spdlog::level::info);
@@ -80,7 +78,7 @@ std::string checkpoint_to_resume(const std::string& resume, const CheckpointDire
                                  spdlog::logger& log) {
   if (resume.empty()) return "";
   if (resume != "auto") {
-    if (!fs::exists(resume)) throw CheckpointError("--resume " + resume + ": no such checkpoint file");
+    if (!util::path_exists(resume)) throw CheckpointError("--resume " + resume + ": no such checkpoint file");
     return resume;
   }
   auto all = checkpoints.list();
@@ -123,11 +121,11 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
 
   const std::string run_dir = run_directory(config, options);
   if (dp.is_main()) {  // dist: rank 0 alone writes files
-    fs::create_directories(run_dir);
-    util::write_file_atomically((fs::path(run_dir) / "config.yaml").string(), config.resolved_yaml());
+    util::create_directories(run_dir);
+    util::write_file_atomically(util::join_path(run_dir, "config.yaml"), config.resolved_yaml());
   }
   auto log = make_logger(dp.is_main() ? run_dir : "", options.quiet);
-  CheckpointDirectory checkpoints((fs::path(run_dir) / "checkpoints").string(), t.keep_checkpoints);
+  CheckpointDirectory checkpoints(util::join_path(run_dir, "checkpoints"), t.keep_checkpoints);
 
   auto optimizer = make_optimizer(*model, t);
   const int64_t train_examples = task->num_examples(tasks::Split::kTrain);
@@ -301,7 +299,7 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
   summary["wall_time_s"] = wall;
   summary["device"] = device.str();
   summary["distributed"] = dp.summary();
-  if (dp.is_main()) util::write_file_atomically((fs::path(run_dir) / "summary.json").string(), summary.dump(2) + "\n");
+  if (dp.is_main()) util::write_file_atomically(util::join_path(run_dir, "summary.json"), summary.dump(2) + "\n");
   char line[256];
   std::snprintf(line, sizeof(line), "done: test %s %.4f | test loss %.4f | %lld parameters | state %lld numbers | %s",
                 task->headline_metric().c_str(), test.at(task->headline_metric()), test.at("loss"),
