@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "bla/compat.h"
+#include "bla/ops/bla.h"
 
 #ifdef BLA_HAVE_CUDA_KERNELS
 #include <ATen/cuda/CUDAContext.h>
@@ -39,10 +40,13 @@
 namespace {
 
 const char* const kUsage = R"(usage: bla-bench [options]
-  --op NAME        swa (sliding window) | attention (full causal)   [swa]
+  --op NAME        swa (sliding window) | attention (full causal) | bla  [swa]
+                   bla times the BLA op as training calls it (no BLA kernel yet:
+                   its LibTorch chunked form) against the SWA kernel at --window
   --batch N        [4]      --seq N      [8192]
   --heads N        [16]     --dim N      [64]
-  --window N       [512]    (swa; attention uses the whole sequence)
+  --window N       [512]    (swa, bla; attention uses the whole sequence)
+  --slots N        [64]     --chunk N    [64]    (bla)
   --dtype T        bf16 | fp32                                      [bf16]
   --pass P         fwd | fwdbwd | both                              [both]
   --bias           add a per-token logit bias (GatedFWA); no reference then
@@ -54,7 +58,7 @@ const char* const kUsage = R"(usage: bla-bench [options]
 
 struct Options {
   std::string op = "swa";
-  int64_t batch = 4, seq = 8192, heads = 16, dim = 64, window = 512;
+  int64_t batch = 4, seq = 8192, heads = 16, dim = 64, window = 512, slots = 64, chunk = 64;
   std::string dtype = "bf16";
   std::string pass = "both";
   bool bias = false;
@@ -87,6 +91,8 @@ Options parse(int argc, char** argv) {
     else if (a == "--heads") o.heads = integer(i);
     else if (a == "--dim") o.dim = integer(i);
     else if (a == "--window") o.window = integer(i);
+    else if (a == "--slots") o.slots = integer(i);
+    else if (a == "--chunk") o.chunk = integer(i);
     else if (a == "--dtype") o.dtype = value(i);
     else if (a == "--pass") o.pass = value(i);
     else if (a == "--bias") o.bias = true;
@@ -103,8 +109,9 @@ Options parse(int argc, char** argv) {
       throw std::invalid_argument("bla-bench: unknown option '" + a + "'; see --help");
     }
   }
-  if (o.op != "swa" && o.op != "attention")
-    throw std::invalid_argument("bla-bench: --op must be swa or attention, got '" + o.op + "'");
+  if (o.op != "swa" && o.op != "attention" && o.op != "bla")
+    throw std::invalid_argument("bla-bench: --op must be swa, attention or bla, got '" + o.op + "'");
+  if (o.op == "bla" && o.bias) throw std::invalid_argument("bla-bench: --bias is for swa and attention, not bla");
   if (o.dtype != "bf16" && o.dtype != "fp32")
     throw std::invalid_argument("bla-bench: --dtype must be bf16 or fp32, got '" + o.dtype + "'");
   if (o.pass != "fwd" && o.pass != "fwdbwd" && o.pass != "both")
@@ -223,20 +230,40 @@ int run(const Options& o) {
   }
   const double scale = 1.0 / std::sqrt(static_cast<double>(o.dim));
   const double pairs = visible_pairs(o.seq, o.window) * o.batch * o.heads;
-  const double fwd_flops = 4.0 * o.dim * pairs;
+  // BLA: about 2CN + 2CD + 2N^2 + 4ND multiply-adds per token and head
+  // (shared/docs/BLA.md, "Training"); SWA and attention: 2D per visible pair, twice.
+  const double bla_macs = 2.0 * o.chunk * o.slots + 2.0 * o.chunk * o.dim + 2.0 * o.slots * o.slots + 4.0 * o.slots * o.dim;
+  const double fwd_flops =
+      o.op == "bla" ? 2.0 * bla_macs * static_cast<double>(o.batch * o.seq * o.heads) : 4.0 * o.dim * pairs;
   const double elt = dtype == at::kBFloat16 ? 2.0 : 4.0;
   const double tensor_bytes = static_cast<double>(o.batch) * o.seq * o.heads * o.dim * elt;
   const bool do_fwd = o.pass != "fwdbwd", do_bwd = o.pass != "fwd";
 
   // The op under test and its reference, as functions of one input set.
-  auto kernel = [&](const InputSet& s, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  using Impl = std::function<at::Tensor(const InputSet&, const at::Tensor&, const at::Tensor&, const at::Tensor&)>;
+  std::string impl_name = "kernel";
+  Impl kernel = [&](const InputSet& s, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
     return bla::kernels::swa_forward_autograd(q, k, v, o.window, scale, s.bias);
   };
   std::string ref_name;
-  std::function<at::Tensor(const InputSet&, const at::Tensor&, const at::Tensor&, const at::Tensor&)> reference;
+  Impl reference;
+  if (o.op == "bla") {
+    const bla::ops::BlaOptions bla_options{o.window, o.slots, o.chunk, scale};
+    bla_options.validate();
+    impl_name = "bla-libtorch";
+    kernel = [bla_options](const InputSet&, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+      return bla::ops::blurry_window_attention(q, k, v, bla_options);
+    };
+    if (o.reference) {
+      ref_name = "swa-kernel";
+      reference = [&](const InputSet&, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+        return bla::kernels::swa_forward_autograd(q, k, v, o.window, scale, at::Tensor());
+      };
+    }
+  }
 #if BLA_TORCH_AT_LEAST(2, 1)
   at::Tensor band;  // (T, T) bool: key visible from query
-  if (o.reference && !o.bias) {
+  if (o.reference && !o.bias && o.op != "bla") {
     if (o.op == "attention") {
       ref_name = "sdpa-causal";
       reference = [&](const InputSet&, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
@@ -301,7 +328,7 @@ int run(const Options& o) {
       rows.push_back(r);
     }
   };
-  time_impl("kernel", kernel);
+  time_impl(impl_name, kernel);
   if (reference) time_impl(ref_name, reference);
 
   // ref/this: how many times faster the kernel is than the reference.
@@ -315,7 +342,7 @@ int run(const Options& o) {
   if (o.json) {
     std::cout << "{\"op\":\"" << o.op << "\",\"device\":\"" << device << "\",\"batch\":" << o.batch
               << ",\"seq\":" << o.seq << ",\"heads\":" << o.heads << ",\"dim\":" << o.dim
-              << ",\"window\":" << o.window << ",\"dtype\":\"" << dtype_name << "\",\"bias\":" << (o.bias ? "true" : "false")
+              << ",\"window\":" << o.window << ",\"slots\":" << (o.op == "bla" ? o.slots : 0) << ",\"dtype\":\"" << dtype_name << "\",\"bias\":" << (o.bias ? "true" : "false")
               << ",\"reps\":" << o.reps << ",\"sets\":" << o.sets << ",\"copy_gbps\":" << json_number(ceilings.copy_gbps)
               << ",\"matmul_tflops\":" << json_number(ceilings.matmul_tflops) << ",\"results\":[";
     for (size_t i = 0; i < rows.size(); ++i) {
@@ -330,17 +357,18 @@ int run(const Options& o) {
     std::cout << "]}\n";
     return 0;
   }
-  std::printf("bla-bench: %s  B=%ld T=%ld H=%ld D=%ld window=%ld %s%s  on %s\n", o.op.c_str(),
+  const std::string slots = o.op == "bla" ? " slots=" + std::to_string(o.slots) + " chunk=" + std::to_string(o.chunk) : "";
+  std::printf("bla-bench: %s  B=%ld T=%ld H=%ld D=%ld window=%ld%s %s%s  on %s\n", o.op.c_str(),
               static_cast<long>(o.batch), static_cast<long>(o.seq), static_cast<long>(o.heads),
-              static_cast<long>(o.dim), static_cast<long>(o.window), dtype_name.c_str(), o.bias ? " +bias" : "",
-              device.c_str());
+              static_cast<long>(o.dim), static_cast<long>(o.window), slots.c_str(), dtype_name.c_str(),
+              o.bias ? " +bias" : "", device.c_str());
   std::printf("ceilings measured here: copy %.0f GB/s, bf16 matmul %.0f TFLOP/s; median of %d reps over %d input sets\n",
               ceilings.copy_gbps, ceilings.matmul_tflops, o.reps, o.sets);
-  std::printf("%-12s %-8s %9s %9s %8s %7s %7s %9s\n", "impl", "pass", "ms", "TFLOP/s", "GB/s", "%copy", "%mm",
+  std::printf("%-13s %-8s %9s %9s %8s %7s %7s %9s\n", "impl", "pass", "ms", "TFLOP/s", "GB/s", "%copy", "%mm",
               "ref/this");
   for (const auto& r : rows) {
     const double tflops = r.flops / (r.ms * 1e9), gbps = r.bytes / (r.ms * 1e6);
-    std::printf("%-12s %-8s %9.3f %9.1f %8.0f %6.1f%% %6.1f%% %9.2f%s%s\n", r.impl.c_str(), r.pass.c_str(), r.ms,
+    std::printf("%-13s %-8s %9.3f %9.1f %8.0f %6.1f%% %6.1f%% %9.2f%s%s\n", r.impl.c_str(), r.pass.c_str(), r.ms,
                 tflops, gbps, 100 * gbps / ceilings.copy_gbps, 100 * tflops / ceilings.matmul_tflops,
                 ref_ms(r.pass) / r.ms, r.note.empty() ? "" : "  ", r.note.substr(0, 120).c_str());
   }

@@ -228,10 +228,11 @@ TEST(BlaSlidingWindow, FullResolutionEqualsTheProjectsSlidingWindowOp) {
 // ------------------------------------------------- chunked == reference
 
 TEST(BlaChunked, MatchesReferenceFloat64) {
-  // (W, N, C, T): non-integer r, C not dividing T, T < W, T > W, T = 1, N = 1.
+  // (W, N, C, T): non-integer r, C not dividing T, T < W, T > W, T = 1, N = 1,
+  // and 19 and 37 chunks (the chunk scan's rounds over non-powers of two).
   const std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>> cases{
-      {10, 4, 3, 17}, {12, 5, 5, 23}, {12, 5, 7, 5},  {8, 3, 4, 8},  {16, 7, 16, 40},
-      {9, 2, 2, 1},   {6, 1, 4, 13},  {20, 6, 8, 50}, {7, 6, 1, 11}, {30, 8, 64, 45}};
+      {10, 4, 3, 17}, {12, 5, 5, 23}, {12, 5, 7, 5},  {8, 3, 4, 8},  {16, 7, 16, 40}, {9, 2, 2, 1},
+      {6, 1, 4, 13},  {20, 6, 8, 50}, {7, 6, 1, 11}, {30, 8, 64, 45}, {13, 4, 2, 37}, {11, 3, 1, 37}};
   for (const auto& [window, slots, chunk, length] : cases) {
     const Qkv x = random_qkv(2, length, 2, 3, 4, 1000 + window * 100 + length);
     const BlaOptions opt{window, slots, chunk};
@@ -320,16 +321,18 @@ TEST(BlaGradient, ChunkedMatchesReferenceGradients) {
   // A larger case than finite differences can afford: autograd through the
   // chunked form against autograd through the recurrence.
   const Qkv x = random_qkv(2, 19, 2, 3, 4, 45);
-  const BlaOptions opt{10, 4, 4};
-  const auto grads = [&](bool chunked) {
-    const at::Tensor q = x.q.clone().requires_grad_(true), k = x.k.clone().requires_grad_(true),
-                     v = x.v.clone().requires_grad_(true);
-    const at::Tensor out = chunked ? blurry_window_attention(q, k, v, opt) : blurry_window_attention_reference(q, k, v, opt);
-    (out * at::cos(at::arange(out.numel(), at::kDouble).view(out.sizes()))).sum().backward();
-    return std::vector<at::Tensor>{q.grad(), k.grad(), v.grad()};
-  };
-  const auto chunked = grads(true), reference = grads(false);
-  for (size_t i = 0; i < 3; ++i) EXPECT_LT(max_abs_diff(chunked[i], reference[i]), 1e-10) << "input " << i;
+  for (const BlaOptions opt : {BlaOptions{10, 4, 4}, BlaOptions{10, 4, 1}}) {  // 5 and 19 chunks
+    const auto grads = [&](bool chunked) {
+      const at::Tensor q = x.q.clone().requires_grad_(true), k = x.k.clone().requires_grad_(true),
+                       v = x.v.clone().requires_grad_(true);
+      const at::Tensor out = chunked ? blurry_window_attention(q, k, v, opt) : blurry_window_attention_reference(q, k, v, opt);
+      (out * at::cos(at::arange(out.numel(), at::kDouble).view(out.sizes()))).sum().backward();
+      return std::vector<at::Tensor>{q.grad(), k.grad(), v.grad()};
+    };
+    const auto chunked = grads(true), reference = grads(false);
+    for (size_t i = 0; i < 3; ++i)
+      EXPECT_LT(max_abs_diff(chunked[i], reference[i]), 1e-10) << "input " << i << ", chunk " << opt.chunk;
+  }
 }
 
 // --------------------------------------------------------------- decoding

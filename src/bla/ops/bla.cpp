@@ -121,18 +121,30 @@ at::Tensor chunked_forward(const at::Tensor& q_in, const at::Tensor& k_in, const
   const at::Tensor carry_kernel = ops.kernel.flip(0);              // (C, N): h(C-1-s)
 
   // Carry: S_in[c+1] = A^C S_in[c] + sum_s h(C-1-s) x_s^T. The local sums of
-  // every full chunk are one einsum; only the short scan over chunks is serial.
-  std::vector<at::Tensor> keys_per_chunk{keys_in}, values_per_chunk{values_in};
+  // every full chunk are one einsum; the scan over chunks is a Hillis-Steele
+  // scan in ceil(log2(nc)) rounds (each one batched matmul over all chunks)
+  // instead of nc - 1 small serial ones: on a GPU the serial loop was bound
+  // by kernel launches, forward and backward.
+  at::Tensor slot_keys = keys_in.unsqueeze(2);      // (B, H, nc, N, Dk): slots before each chunk
+  at::Tensor slot_values = values_in.unsqueeze(2);  // (B, H, nc, N, Dv)
   if (chunks > 1) {
-    const at::Tensor local_keys = at::einsum("sn,bhcsd->bhcnd", {carry_kernel, kc.slice(2, 0, chunks - 1)});
-    const at::Tensor local_values = at::einsum("sn,bhcsd->bhcnd", {carry_kernel, vc.slice(2, 0, chunks - 1)});
-    for (int64_t i = 0; i + 1 < chunks; ++i) {
-      keys_per_chunk.push_back(at::matmul(power_chunk, keys_per_chunk.back()) + local_keys.select(2, i));
-      values_per_chunk.push_back(at::matmul(power_chunk, values_per_chunk.back()) + local_values.select(2, i));
-    }
+    const auto scan = [&](const at::Tensor& initial, const at::Tensor& xc) {
+      // y[0] = S_0, y[c] = local sum of chunk c-1; afterwards y[c] = S_in[c].
+      at::Tensor y = at::cat({initial.unsqueeze(2),
+                              at::einsum("sn,bhcsd->bhcnd", {carry_kernel, xc.slice(2, 0, chunks - 1)})}, 2);
+      at::Tensor jump = power_chunk;  // (A^C)^(2^round)
+      for (int64_t stride = 1; stride < chunks; stride *= 2) {
+        const at::Tensor moved = at::matmul(jump, y.slice(2, 0, chunks - stride));
+        y = at::cat({y.slice(2, 0, stride), y.slice(2, stride, chunks) + moved}, 2);
+        if (stride * 2 < chunks) jump = at::matmul(jump, jump);
+      }
+      return y;
+    };
+    slot_keys = scan(keys_in, kc);
+    slot_values = scan(values_in, vc);
   }
-  const at::Tensor slot_keys = at::stack(keys_per_chunk, 2);      // (B, H, nc, N, Dk): slots before each chunk
-  const at::Tensor slot_values = at::stack(values_per_chunk, 2);  // (B, H, nc, N, Dv)
+  const at::Tensor last_keys = slot_keys.select(2, chunks - 1);
+  const at::Tensor last_values = slot_values.select(2, chunks - 1);
 
   // Pass 1, scores: z_i = A^(i+1) (S_K q_i) + sum_{s<=i} h(i-s) <q_i, k_s>.
   const at::Tensor incoming = at::matmul(qc, slot_keys.transpose(-1, -2));  // (B, H, nc, C, N): S_K q_i
@@ -163,8 +175,8 @@ at::Tensor chunked_forward(const at::Tensor& q_in, const at::Tensor& k_in, const
       const at::Tensor tokens = xc.select(2, chunks - 1).slice(2, 0, last);  // (B, H, L, D)
       return at::matmul(power_last, slots_in) + at::einsum("sn,bhsd->bhnd", {kernel_last, tokens});
     };
-    final_state->keys = advance(keys_per_chunk.back(), kc);
-    final_state->values = advance(values_per_chunk.back(), vc);
+    final_state->keys = advance(last_keys, kc);
+    final_state->values = advance(last_values, vc);
     final_state->position = position + length;
   }
   return out.slice(2, 0, length).permute({0, 2, 1, 3}).contiguous().to(v_in.scalar_type());
