@@ -4,7 +4,7 @@
 FROM nvidia/cuda:13.0.0-devel-ubuntu24.04
 
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      python3 python3-pip git && rm -rf /var/lib/apt/lists/*
+      python3 python3-pip git libsentencepiece-dev && rm -rf /var/lib/apt/lists/*
 # PyTorch's wheel brings the LibTorch (with CUDA) that bla-train builds against.
 RUN pip3 install --break-system-packages torch --index-url https://download.pytorch.org/whl/cu130
 

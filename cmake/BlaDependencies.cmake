@@ -72,5 +72,30 @@ check_include_file_cxx("gloo/algorithm.h" BLA_HAVE_GLOO)
 unset(CMAKE_REQUIRED_INCLUDES)
 unset(CMAKE_REQUIRED_FLAGS)
 
+# SentencePiece (Debian's libsentencepiece-dev) is optional: without it text
+# is tokenised by bytes, and a SentencePiece model path is an error that says
+# how to get it. Only the plugin src/plugins/sentencepiece.cpp links it
+# (src/CMakeLists.txt; src/bla/data/sentencepiece_plugin.h says why).
+# -DBLA_WITH_SENTENCEPIECE=OFF builds without it where it is installed.
+option(BLA_WITH_SENTENCEPIECE "Use libsentencepiece when it is found" ON)
+set(BLA_HAVE_SENTENCEPIECE OFF)
+find_package(PkgConfig QUIET)
+if(PKG_CONFIG_FOUND AND BLA_WITH_SENTENCEPIECE)
+  pkg_check_modules(BLA_SENTENCEPIECE QUIET sentencepiece)
+endif()
+if(BLA_SENTENCEPIECE_FOUND)
+  find_library(BLA_SENTENCEPIECE_LIB sentencepiece HINTS ${BLA_SENTENCEPIECE_LIBRARY_DIRS})
+  find_library(BLA_SENTENCEPIECE_TRAIN_LIB sentencepiece_train HINTS ${BLA_SENTENCEPIECE_LIBRARY_DIRS})
+  find_path(BLA_SENTENCEPIECE_INCLUDE_DIR sentencepiece_processor.h HINTS ${BLA_SENTENCEPIECE_INCLUDE_DIRS})
+else()
+  find_library(BLA_SENTENCEPIECE_LIB sentencepiece)
+  find_library(BLA_SENTENCEPIECE_TRAIN_LIB sentencepiece_train)
+  find_path(BLA_SENTENCEPIECE_INCLUDE_DIR sentencepiece_processor.h)
+endif()
+if(BLA_WITH_SENTENCEPIECE AND BLA_SENTENCEPIECE_LIB AND BLA_SENTENCEPIECE_TRAIN_LIB AND BLA_SENTENCEPIECE_INCLUDE_DIR)
+  set(BLA_HAVE_SENTENCEPIECE ON)
+endif()
+
 message(STATUS "bla-train: LibTorch ${Torch_VERSION}, CUDA kernels ${BLA_CUDA}, Gloo ${BLA_HAVE_GLOO}, "
-               "NCCL ${BLA_HAVE_NCCL} ${BLA_NCCL_INCLUDE_DIR}, C++${CMAKE_CXX_STANDARD}")
+               "NCCL ${BLA_HAVE_NCCL} ${BLA_NCCL_INCLUDE_DIR}, SentencePiece ${BLA_HAVE_SENTENCEPIECE}, "
+               "C++${CMAKE_CXX_STANDARD}")

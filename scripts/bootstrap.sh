@@ -18,8 +18,10 @@ if ! python3 -c 'import torch' >/dev/null 2>&1; then
   # Gloo's headers are needed by c10d's headers.
   # OpenBLAS: without it Debian's LibTorch multiplies matrices with the
   # reference BLAS, about 8x slower (measured on the default MQAR job).
+  # SentencePiece: optional (text tokenizer models); CI builds with it.
   wanted+=(libtorch-dev:/usr/include/torch/script.h libgloo-dev:/usr/include/gloo/algorithm.h
-           libopenblas0-pthread:/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3)
+           libopenblas0-pthread:/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3
+           libsentencepiece-dev:/usr/include/sentencepiece_processor.h)
 fi
 
 missing=()

@@ -1,11 +1,14 @@
-// bla-generate CHECKPOINT --prompt "ID ID ..." --max-new-tokens N
+// bla-generate CHECKPOINT --prompt TEXT|"ID ID ..." --max-new-tokens N
 //              [--temperature T] [--top-k K] [--seed S] [--set key.path=value ...]
 // Decodes with each mixer's recurrent state (attention its KV cache, SWA its
 // window, BLA its slots): the prompt is fed token by token, then new tokens
-// are printed to stdout as they are chosen. The prompt is a list of token
-// ids (byte-level text tokenisation is not built yet). A summary with the
-// decode state's size in bytes goes to stderr.
+// are printed to stdout as they are chosen. For a checkpoint of data.task:
+// text the prompt is text, tokenised as its folder was (index.json) after an
+// end-of-document id (so the model starts a new document), and the new
+// tokens are printed as text; for other tasks it is a list of token ids. A
+// summary with the decode state's size in bytes goes to stderr.
 #include "bla/config/config.h"
+#include "bla/tasks/text.h"
 #include "bla/train/checkpoint.h"
 #include "bla/train/restore.h"
 
@@ -22,7 +25,7 @@ int main(int argc, char** argv) {
   int64_t max_new_tokens = 0;
   bla::train::SamplingOptions sampling;
   app.add_option("checkpoint", checkpoint, "a checkpoint file written by bla-train")->required();
-  app.add_option("--prompt", prompt, "white-space separated token ids, e.g. \"3 17 5\" (text tokenisation is not built yet)")
+  app.add_option("--prompt", prompt, "text for a data.task: text checkpoint, else white-space separated token ids, e.g. \"3 17 5\"")
       ->required();
   app.add_option("--max-new-tokens", max_new_tokens, "tokens to generate")->required()->check(CLI::NonNegativeNumber);
   app.add_option("--temperature", sampling.temperature, "softmax temperature; 0 picks the most likely token (default 1)");
@@ -35,14 +38,34 @@ int main(int argc, char** argv) {
     bla::train::RestoreOptions restore;
     restore.overrides = overrides;
     auto run = bla::train::restore_checkpoint(checkpoint, restore);
-    const auto tokens = bla::train::parse_token_ids(prompt, run.vocab_size);
+    const auto* text_task = dynamic_cast<const bla::tasks::TextTask*>(run.task.get());
+    const auto tokenizer = text_task != nullptr ? text_task->tokenizer() : nullptr;
+    std::vector<int64_t> tokens;
+    if (tokenizer) {
+      tokens.push_back(tokenizer->end_of_document());
+      for (int64_t id : tokenizer->encode(prompt)) tokens.push_back(id);
+    } else {
+      tokens = bla::train::parse_token_ids(prompt, run.vocab_size);
+    }
     std::cerr << "bla-generate: " << checkpoint << " (step " << run.meta.value("step", int64_t{0}) << ", task "
               << run.task->name() << ", vocab " << run.vocab_size << ") on " << run.device.str() << "\n";
     for (int64_t layer = 0; layer < run.model->num_layers(); ++layer) {
       std::cerr << "  layer " << layer << ": " << run.model->mixer(layer).describe() << "\n";
     }
     bool first = true;
+    std::vector<int64_t> generated;
+    std::string printed;  // text: the decoded new tokens printed so far
+    if (tokenizer) std::cout << prompt << std::flush;
     auto result = bla::train::decode(*run.model, tokens, max_new_tokens, sampling, run.device, [&](int64_t token) {
+      if (tokenizer) {  // print what the new token adds to the decoded text
+        generated.push_back(token);
+        std::string text = tokenizer->decode(generated);
+        if (text.compare(0, printed.size(), printed) == 0) {
+          std::cout << text.substr(printed.size()) << std::flush;
+          printed = std::move(text);
+        }
+        return;
+      }
       std::cout << (first ? "" : " ") << token << std::flush;
       first = false;
     });

@@ -42,26 +42,8 @@ constexpr bool kHaveGloo = false;
 #define SKIP_WITHOUT_GLOO() \
   if (!kHaveGloo) GTEST_SKIP() << "this build has no Gloo (BLA_HAVE_GLOO): no distributed training on the CPU"
 
-struct Outcome {
-  int status = -1;  // exit status, or -1 when it did not exit normally
-  std::string output;
-  double seconds = 0;
-};
-
-// Runs a shell command with a hard time limit; stdout and stderr together.
-Outcome run_command(const std::string& command, int limit_s) {
-  const auto started = std::chrono::steady_clock::now();
-  std::string full = "timeout -k 5 " + std::to_string(limit_s) + " " + command + " 2>&1";
-  FILE* pipe = ::popen(full.c_str(), "r");
-  Outcome out;
-  if (pipe == nullptr) return out;
-  char buffer[4096];
-  for (size_t n; (n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0;) out.output.append(buffer, n);
-  int status = ::pclose(pipe);
-  out.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  return out;
-}
+using bla::testing::run_command;
+using Outcome = bla::testing::CommandOutcome;
 
 std::string quoted(const std::string& s) { return "'" + s + "'"; }
 

@@ -3,6 +3,10 @@
 
 #include "bla/util/files.h"
 
+#include <sys/wait.h>
+
+#include <chrono>
+#include <cstdio>
 #include <string>
 
 namespace bla::testing {
@@ -29,6 +33,28 @@ inline std::string tiny_mqar_config(const std::string& mixer = "attention", cons
          "data: {task: mqar, vocab_size: 64, seq_len: 32, num_kv_pairs: 4, train_examples: 2000, test_examples: 64}\n"
          "train: {batch_size: 16, steps: 12, lr: 3.0e-3, warmup_steps: 2, log_every: 2, eval_examples: 64,\n"
          "        checkpoint_every: 3, keep_checkpoints: 10}\n";
+}
+
+// What a shell command printed (stdout and stderr together) and how it ended.
+struct CommandOutcome {
+  int status = -1;  // exit status, or -1 when it did not exit normally
+  std::string output;
+  double seconds = 0;
+};
+
+// Runs a shell command under `timeout` (killed after limit_s seconds).
+inline CommandOutcome run_command(const std::string& command, int limit_s) {
+  const auto started = std::chrono::steady_clock::now();
+  const std::string full = "timeout -k 5 " + std::to_string(limit_s) + " " + command + " 2>&1";
+  CommandOutcome out;
+  FILE* pipe = ::popen(full.c_str(), "r");
+  if (pipe == nullptr) return out;
+  char buffer[4096];
+  for (size_t n; (n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0;) out.output.append(buffer, n);
+  const int status = ::pclose(pipe);
+  out.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return out;
 }
 
 }  // namespace bla::testing

@@ -149,10 +149,10 @@ TEST(Generate, PromptsAndOptionsAreChecked) {
       EXPECT_EQ(std::string(e.what()), message);
     }
   };
-  rejects("3 hello", "--prompt: 'hello' is not a token id; give white-space separated integers (text tokenisation is "
-                     "not built yet)");
-  rejects("3 7x", "--prompt: '7x' is not a token id; give white-space separated integers (text tokenisation is not "
-                  "built yet)");
+  rejects("3 hello", "--prompt: 'hello' is not a token id; give white-space separated integers (text prompts need a "
+                     "checkpoint of data.task: text)");
+  rejects("3 7x", "--prompt: '7x' is not a token id; give white-space separated integers (text prompts need a "
+                  "checkpoint of data.task: text)");
   rejects("3 20", "--prompt: token id 20 is outside the model's vocabulary [0, 20)");
   rejects("-1", "--prompt: token id -1 is outside the model's vocabulary [0, 20)");
   rejects("  ", "--prompt: give at least one token id, e.g. --prompt \"1 2 3\"");

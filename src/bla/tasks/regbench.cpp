@@ -1,6 +1,7 @@
 #include "bla/tasks/regbench.h"
 
 #include "bla/config/section.h"
+#include "bla/util/checksum.h"
 
 #include <torch/torch.h>
 
@@ -32,15 +33,6 @@ std::vector<int64_t> choose(std::mt19937_64& rng, std::vector<int64_t> pool, int
   }
   pool.resize(static_cast<size_t>(k));
   return pool;
-}
-
-uint64_t fnv1a64(const std::string& text) {
-  uint64_t hash = 0xcbf29ce484222325ULL;
-  for (unsigned char c : text) {
-    hash ^= c;
-    hash *= 0x100000001b3ULL;
-  }
-  return hash;
 }
 
 std::string str(int64_t v) { return std::to_string(v); }
@@ -164,7 +156,7 @@ RegbenchGenerator::RegbenchGenerator(RegbenchOptions options, uint64_t seed) : o
             "); raise max_states or max_outgoing_edges, or lower train_automata and test_automata");
       }
       const uint64_t draw_seed = util::derive_seed(seed_, stream, attempt);
-      if (seen.insert(fnv1a64(sample_automaton(draw_seed).canonical())).second) seeds.push_back(draw_seed);
+      if (seen.insert(util::fnv1a64(sample_automaton(draw_seed).canonical())).second) seeds.push_back(draw_seed);
     }
   };
   fill(train_seeds_, options_.train_automata, kTrainAutomata);

@@ -38,6 +38,10 @@ inline uint64_t example_seed(uint64_t seed, Split split, int64_t index) {
 }
 
 // Scores accumulated over evaluation batches; the task turns them into metrics.
+// train::evaluate adds the cross-entropy summed over supervised positions and
+// the number of those positions under these keys (e.g. for perplexity).
+inline constexpr const char* kLossSum = "loss_sum";
+inline constexpr const char* kLossPositions = "loss_positions";
 struct EvalTotals {
   std::map<std::string, double> sums;
   void add(const std::string& key, double value) { sums[key] += value; }

@@ -1,5 +1,6 @@
 #include "bla/train/checkpoint.h"
 
+#include "bla/util/checksum.h"
 #include "bla/util/files.h"
 
 #include <torch/torch.h>
@@ -14,15 +15,6 @@ namespace bla::train {
 namespace {
 constexpr char kMagic[8] = {'B', 'L', 'A', 'C', 'K', 'P', 'T', '1'};
 constexpr size_t kFooterSize = sizeof(kMagic) + 2 * sizeof(uint64_t);
-
-uint64_t fnv1a64(const char* data, size_t size) {
-  uint64_t hash = 0xcbf29ce484222325ULL;
-  for (size_t i = 0; i < size; ++i) {
-    hash ^= static_cast<unsigned char>(data[i]);
-    hash *= 0x100000001b3ULL;
-  }
-  return hash;
-}
 
 nlohmann::json parameter_shapes(const torch::nn::Module& model) {
   nlohmann::json shapes = nlohmann::json::object();
@@ -50,7 +42,7 @@ std::string unseal(const std::string& path) {
   std::memcpy(&size, footer + sizeof(kMagic), sizeof(size));
   std::memcpy(&hash, footer + sizeof(kMagic) + sizeof(size), sizeof(hash));
   if (size != bytes.size() - kFooterSize) throw corrupt("size does not match the seal");
-  if (fnv1a64(bytes.data(), size) != hash) throw corrupt("checksum mismatch");
+  if (util::fnv1a64(bytes.data(), size) != hash) throw corrupt("checksum mismatch");
   bytes.resize(size);
   return bytes;
 }
@@ -81,7 +73,7 @@ std::string encode_checkpoint(const torch::nn::Module& model, const torch::optim
   std::ostringstream out;
   archive.save_to(out);
   std::string bytes = out.str();
-  uint64_t size = bytes.size(), hash = fnv1a64(bytes.data(), bytes.size());
+  uint64_t size = bytes.size(), hash = util::fnv1a64(bytes.data(), bytes.size());
   bytes.append(kMagic, sizeof(kMagic));
   bytes.append(reinterpret_cast<const char*>(&size), sizeof(size));
   bytes.append(reinterpret_cast<const char*>(&hash), sizeof(hash));

@@ -29,7 +29,6 @@ std::map<std::string, double> evaluate(model::LanguageModelImpl& model, const ta
   int64_t total = task.num_examples(split);
   if (options.max_examples > 0) total = std::min(total, options.max_examples);
   tasks::EvalTotals totals;
-  double loss_sum = 0, loss_count = 0;
   if (options.bf16) compat::set_cuda_autocast(true, at::kBFloat16);
   for (int64_t first = 0; first < total; first += options.batch_size) {
     std::vector<int64_t> indices(static_cast<size_t>(std::min(options.batch_size, total - first)));
@@ -37,14 +36,15 @@ std::map<std::string, double> evaluate(model::LanguageModelImpl& model, const ta
     auto batch = task.batch(split, indices);
     auto result = supervised_loss(model, batch, device);
     if (result.count == 0) continue;
-    loss_sum += result.loss.item<double>() * static_cast<double>(result.count);
-    loss_count += static_cast<double>(result.count);
+    totals.add(tasks::kLossSum, result.loss.item<double>() * static_cast<double>(result.count));
+    totals.add(tasks::kLossPositions, static_cast<double>(result.count));
     task.score(batch, result.logits, totals);
   }
   if (options.bf16) compat::set_cuda_autocast(false, at::kBFloat16);
   model.train(was_training);
   auto metrics = task.metrics(totals);
-  metrics["loss"] = loss_count > 0 ? loss_sum / loss_count : 0.0;
+  const double positions = totals.sums[tasks::kLossPositions];
+  metrics["loss"] = positions > 0 ? totals.sums[tasks::kLossSum] / positions : 0.0;
   metrics["examples"] = static_cast<double>(total);
   return metrics;
 }

@@ -25,7 +25,7 @@ struct EvalOptions {
   bool bf16 = false;         // CUDA autocast
 };
 
-// {"loss": ..., "accuracy": ..., "examples": ...}
+// {"loss": ..., "examples": ...} and the task's metrics (accuracy for MQAR, perplexity for text)
 std::map<std::string, double> evaluate(model::LanguageModelImpl& model, const tasks::Task& task, tasks::Split split,
                                        const torch::Device& device, const EvalOptions& options);
 

@@ -135,8 +135,8 @@ std::vector<int64_t> parse_token_ids(const std::string& text, int64_t vocab_size
     }
     if (used != word.size()) {
       throw std::invalid_argument("--prompt: '" + word +
-                                  "' is not a token id; give white-space separated integers (text tokenisation "
-                                  "is not built yet)");
+                                  "' is not a token id; give white-space separated integers (text prompts need a "
+                                  "checkpoint of data.task: text)");
     }
     if (id < 0 || id >= vocab_size) {
       throw std::invalid_argument("--prompt: token id " + word + " is outside the model's vocabulary [0, " +

@@ -57,8 +57,8 @@ nlohmann::json yaml_to_json(const YAML::Node& node);
 // ---- Decoding ----
 
 // "3 17 5" -> {3, 17, 5}: token ids separated by white space, each in
-// [0, vocab_size). Byte-level text tokenisation is not built yet, so prompts
-// are token ids. Throws std::invalid_argument naming the bad entry.
+// [0, vocab_size): the prompts of tasks without text (text tasks tokenise
+// the prompt, tasks/text.h). Throws std::invalid_argument naming the bad entry.
 std::vector<int64_t> parse_token_ids(const std::string& text, int64_t vocab_size);
 
 struct SamplingOptions {

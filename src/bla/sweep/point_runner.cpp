@@ -1,0 +1,335 @@
+#include "bla/sweep/point_runner.h"
+
+#include "bla/util/files.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+namespace bla::sweep {
+
+std::string run_dir_of(const std::string& out_dir, const Point& point) {
+  return util::join_path(util::join_path(out_dir, "runs"), point.name);
+}
+
+std::string log_file_of(const std::string& out_dir, const Point& point) {
+  return util::join_path(util::join_path(out_dir, "logs"), point.name + ".log");
+}
+
+std::vector<std::string> train_arguments(const SweepSpec& spec, const Point& point, const std::string& run_dir) {
+  std::vector<std::string> args = {spec.base_config};
+  for (const auto& o : point.overrides) {
+    args.push_back("--set");
+    args.push_back(o.key + "=" + o.value);
+  }
+  args.insert(args.end(), {"--out", run_dir, "--resume", "auto"});
+  return args;
+}
+
+std::string point_record(const SweepSpec& spec, const Point& point) {
+  nlohmann::json overrides = nlohmann::json::array();
+  for (const auto& o : point.overrides) overrides.push_back({o.key, o.value});
+  return nlohmann::json{{"base", spec.base_config}, {"overrides", overrides}}.dump() + "\n";
+}
+
+PointOutcome existing_outcome(const SweepSpec& spec, const Point& point, const std::string& run_dir) {
+  PointOutcome outcome;
+  outcome.run_dir = run_dir;
+  const std::string record_path = util::join_path(run_dir, "sweep_point.json");
+  if (util::path_exists(record_path)) {
+    const std::string recorded = util::read_file(record_path);
+    if (recorded != point_record(spec, point)) {
+      outcome.status = "stale";
+      outcome.error = run_dir + " holds a run of other settings (" + record_path + ": " +
+                      recorded.substr(0, recorded.find_last_not_of('\n') + 1) +
+                      "); the sweep file changed since: delete that folder to rerun the point, or use another --out";
+      return outcome;
+    }
+  }
+  const std::string path = util::join_path(run_dir, "summary.json");
+  if (!util::path_exists(path)) return outcome;
+  try {
+    outcome.summary = nlohmann::json::parse(util::read_file(path));
+    outcome.status = "done";
+    outcome.action = "skipped";
+  } catch (const std::exception&) {
+    outcome.summary = nullptr;  // unreadable: run it again (it resumes from its last checkpoint)
+  }
+  return outcome;
+}
+
+bool has_checkpoint(const std::string& run_dir) {
+  for (const auto& name : util::list_directory(util::join_path(run_dir, "checkpoints"))) {
+    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".ckpt") == 0) return true;
+  }
+  return false;
+}
+
+std::string status_of_exit(int exit_code) {
+  switch (exit_code) {
+    case 0: return "done";
+    case 2: return "config_error";
+    case 3: return "checkpoint_error";
+    case 4: return "nonfinite";
+    default: return "failed";
+  }
+}
+
+std::string shell_command(const std::string& program, const std::vector<std::string>& args) {
+  std::string out = program;
+  for (const auto& a : args) {
+    bool plain = a.find_first_of(" '\"[]{},*?$;&|<>()\\") == std::string::npos && !a.empty();
+    out += " " + (plain ? a : "'" + a + "'");
+  }
+  return out;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+volatile sig_atomic_t g_stop_signal = 0;
+void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+// No SA_RESTART: a blocked waitpid returns EINTR so the loop sees the signal.
+void install_stop_handlers() {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+std::string format_duration(double seconds) {
+  long s = static_cast<long>(seconds + 0.5);
+  char text[32];
+  if (s >= 3600) {
+    std::snprintf(text, sizeof(text), "%ldh%02ldm%02lds", s / 3600, s / 60 % 60, s % 60);
+  } else if (s >= 60) {
+    std::snprintf(text, sizeof(text), "%ldm%02lds", s / 60, s % 60);
+  } else {
+    std::snprintf(text, sizeof(text), "%lds", s);
+  }
+  return text;
+}
+
+off_t file_size(const std::string& path) {
+  struct stat info {};
+  return ::stat(path.c_str(), &info) == 0 ? info.st_size : 0;
+}
+
+// The last `count` non-empty lines of `path` after byte `from`, " | "-joined.
+std::string tail_of(const std::string& path, off_t from, int count) {
+  std::string text;
+  try {
+    text = util::read_file(path);
+  } catch (const std::exception&) {
+    return "";
+  }
+  if (from > 0 && static_cast<size_t>(from) <= text.size()) text = text.substr(static_cast<size_t>(from));
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty() && line.rfind("# bla-sweep: ", 0) != 0) lines.push_back(line);  // not our own header
+  }
+  std::string out;
+  size_t first = lines.size() > static_cast<size_t>(count) ? lines.size() - count : 0;
+  for (size_t i = first; i < lines.size(); ++i) out += (out.empty() ? "" : " | ") + lines[i];
+  return out;
+}
+
+// Starts bla-train with its output appended to `log_path`; the child dies with us.
+pid_t launch(const std::string& program, const std::vector<std::string>& args, const std::string& log_path,
+             const std::string& cuda_devices) {
+  int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error("cannot open " + log_path + ": " + std::strerror(errno));
+  std::string header = "# bla-sweep: " + shell_command(program, args) +
+                       (cuda_devices.empty() ? "" : " (CUDA_VISIBLE_DEVICES=" + cuda_devices + ")") + "\n";
+  if (::write(fd, header.data(), header.size()) < 0) {
+    ::close(fd);
+    throw std::runtime_error("cannot write " + log_path + ": " + std::strerror(errno));
+  }
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(fd);
+    throw std::runtime_error(std::string("fork failed: ") + std::strerror(errno));
+  }
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    ::signal(SIGINT, SIG_DFL);
+    ::signal(SIGTERM, SIG_DFL);
+    if (!cuda_devices.empty()) ::setenv("CUDA_VISIBLE_DEVICES", cuda_devices.c_str(), 1);
+    int devnull = ::open("/dev/null", O_RDONLY);
+    if (devnull >= 0) ::dup2(devnull, 0);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(program.c_str()));
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(program.c_str(), argv.data());
+    std::fprintf(stderr, "bla-sweep: cannot run %s: %s\n", program.c_str(), std::strerror(errno));
+    ::_exit(127);
+  }
+  ::close(fd);
+  return pid;
+}
+
+struct Running {
+  size_t point;
+  size_t slot;
+  off_t log_start;
+  Clock::time_point started;
+};
+
+// "test accuracy 0.9120 | loss 0.3367 | state 16384 | 108864 parameters"
+std::string describe(const nlohmann::json& summary) {
+  std::ostringstream out;
+  out.precision(4);
+  out << std::fixed;
+  if (summary.contains("test") && summary["test"].is_object()) {
+    const auto& test = summary["test"];
+    for (const char* metric : {"accuracy", "tvd", "loss"}) {
+      if (test.contains(metric) && test[metric].is_number()) out << metric << " " << test[metric].get<double>() << " | ";
+    }
+  }
+  if (summary.contains("state")) out << "state " << summary["state"].value("total_numel", 0L) << " | ";
+  out << summary.value("parameters", 0L) << " parameters";
+  return out.str();
+}
+
+}  // namespace
+
+SweepResult run_points(const SweepSpec& spec, const Grid& grid, const RunnerOptions& options, std::ostream& log) {
+  SweepResult result;
+  std::vector<size_t> queue;
+  size_t skipped = 0, resumable = 0;
+  for (size_t i = 0; i < grid.points.size(); ++i) {
+    const std::string run_dir = run_dir_of(options.out_dir, grid.points[i]);
+    result.outcomes.push_back(existing_outcome(spec, grid.points[i], run_dir));
+    if (result.outcomes.back().status == "done") {
+      ++skipped;
+    } else if (result.outcomes.back().status == "stale") {
+      log << "bla-sweep: not running " << grid.points[i].name << ": " << result.outcomes.back().error << std::endl;
+    } else {
+      queue.push_back(i);
+      if (has_checkpoint(run_dir)) ++resumable;
+    }
+  }
+  const std::string csv_path = util::join_path(options.out_dir, "results.csv");
+  util::create_directories(util::join_path(options.out_dir, "logs"));
+  util::create_directories(util::join_path(options.out_dir, "runs"));
+  auto write_csv = [&] { util::write_file_atomically(csv_path, results_csv(grid, result.outcomes)); };
+  write_csv();
+  const size_t stale = grid.points.size() - skipped - queue.size();
+  log << "bla-sweep: " << grid.points.size() << " points: " << skipped << " done already (skipped), " << resumable
+      << " to resume, " << queue.size() - resumable << " new" << (stale ? ", " + std::to_string(stale) + " stale" : "")
+      << "; " << options.slots.size() << " at a time; "
+      << options.out_dir << std::endl;
+
+  install_stop_handlers();
+  const auto sweep_started = Clock::now();
+  std::map<pid_t, Running> running;
+  std::vector<bool> slot_busy(options.slots.size(), false);
+  size_t next = 0, finished = 0, failed = 0;
+  bool forwarded = false;
+  while (next < queue.size() || !running.empty()) {
+    while (g_stop_signal == 0 && next < queue.size() && running.size() < options.slots.size()) {
+      size_t slot = 0;
+      while (slot_busy[slot]) ++slot;
+      const size_t index = queue[next++];
+      const Point& point = grid.points[index];
+      PointOutcome& outcome = result.outcomes[index];
+      const std::string log_path = log_file_of(options.out_dir, point);
+      outcome.action = has_checkpoint(outcome.run_dir) ? "resumed" : "ran";
+      outcome.status = "running";
+      util::create_directories(outcome.run_dir);
+      util::write_file_atomically(util::join_path(outcome.run_dir, "sweep_point.json"), point_record(spec, point));
+      const off_t log_start = file_size(log_path);
+      pid_t pid = launch(options.bla_train, train_arguments(spec, point, outcome.run_dir), log_path,
+                         options.slots[slot]);
+      slot_busy[slot] = true;
+      running[pid] = {index, slot, log_start, Clock::now()};
+      log << "bla-sweep: start " << point.name << (outcome.action == "resumed" ? " (resuming)" : "")
+          << (options.slots[slot].empty() ? "" : " on GPU " + options.slots[slot]) << " | log " << log_path
+          << std::endl;
+    }
+    int wait_status = 0;
+    pid_t pid = ::waitpid(-1, &wait_status, 0);
+    if (pid < 0) {
+      if (errno == EINTR) {
+        if (g_stop_signal != 0 && !forwarded) {
+          log << "bla-sweep: stopping (signal " << g_stop_signal << "); waiting for " << running.size()
+              << " running point(s)" << std::endl;
+          for (const auto& entry : running) ::kill(entry.first, g_stop_signal);
+          forwarded = true;
+        }
+        continue;
+      }
+      throw std::runtime_error(std::string("waitpid failed: ") + std::strerror(errno));
+    }
+    auto it = running.find(pid);
+    if (it == running.end()) continue;
+    const Running run = it->second;
+    running.erase(it);
+    slot_busy[run.slot] = false;
+    const Point& point = grid.points[run.point];
+    PointOutcome& outcome = result.outcomes[run.point];
+    const double seconds = std::chrono::duration<double>(Clock::now() - run.started).count();
+    const std::string log_path = log_file_of(options.out_dir, point);
+    ++finished;
+    if (WIFEXITED(wait_status)) {
+      outcome.exit_code = WEXITSTATUS(wait_status);
+      outcome.status = status_of_exit(outcome.exit_code);
+    } else {
+      outcome.exit_code = -1;
+      outcome.status = "killed";
+    }
+    if (outcome.status == "done") {
+      PointOutcome found = existing_outcome(spec, point, outcome.run_dir);
+      if (found.status == "done") {
+        outcome.summary = found.summary;
+      } else {
+        outcome.status = "failed";
+        outcome.error = "bla-train exited 0 but wrote no readable " + util::join_path(outcome.run_dir, "summary.json");
+      }
+    }
+    if (outcome.status == "done") {
+      log << "bla-sweep: done " << point.name << " in " << format_duration(seconds) << " | "
+          << describe(outcome.summary) << " [" << finished << "/" << queue.size() << "]" << std::endl;
+    } else {
+      ++failed;
+      std::string tail = tail_of(log_path, run.log_start, options.tail_lines);
+      if (outcome.error.empty()) outcome.error = tail;
+      std::string how = WIFEXITED(wait_status) ? "exit code " + std::to_string(outcome.exit_code)
+                                               : "killed by signal " + std::to_string(WTERMSIG(wait_status));
+      log << "bla-sweep: FAILED " << point.name << " (" << outcome.status << ", " << how << ") after "
+          << format_duration(seconds) << " [" << finished << "/" << queue.size() << "]: " << outcome.error
+          << "\n  full output: " << log_path << std::endl;
+    }
+    write_csv();
+  }
+  // Points never started keep status pending.
+  result.interrupted = g_stop_signal != 0;
+  write_csv();
+  const double total = std::chrono::duration<double>(Clock::now() - sweep_started).count();
+  log << "bla-sweep: " << (result.interrupted ? "interrupted" : "finished") << " in " << format_duration(total)
+      << ": " << finished - failed << " ran, " << failed << " failed, " << skipped << " skipped"
+      << (stale ? ", " + std::to_string(stale) + " stale (not run)" : "") << " | "
+      << csv_path << std::endl;
+  return result;
+}
+
+}  // namespace bla::sweep

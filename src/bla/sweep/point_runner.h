@@ -1,0 +1,65 @@
+// Runs a sweep's points as bla-train processes: one at a time, or several
+// side by side (one per GPU with CUDA_VISIBLE_DEVICES, or N CPU jobs).
+//
+// Layout under the sweep's folder: runs/<point>/ (the run directory),
+// logs/<point>.log (everything bla-train printed, every attempt appended) and
+// results.csv. A point whose run directory has summary.json is skipped; every
+// other point runs with --resume auto, so an interrupted one continues from
+// its newest checkpoint. A failed point is recorded (status, exit code, last
+// lines of its output) and the others go on.
+#pragma once
+
+#include "bla/sweep/grid.h"
+#include "bla/sweep/results_csv.h"
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace bla::sweep {
+
+struct RunnerOptions {
+  std::string bla_train;             // the bla-train executable
+  std::string out_dir;               // the sweep's folder
+  // One entry per process slot: the CUDA_VISIBLE_DEVICES of runs in that
+  // slot, or "" to leave the environment as it is (CPU jobs).
+  std::vector<std::string> slots = {""};
+  int tail_lines = 6;                // lines of output kept for a failed point
+};
+
+std::string run_dir_of(const std::string& out_dir, const Point& point);
+std::string log_file_of(const std::string& out_dir, const Point& point);
+
+// bla-train's arguments for a point (after the program name):
+// BASE --set k=v ... --out RUN_DIR --resume auto.
+std::vector<std::string> train_arguments(const SweepSpec& spec, const Point& point, const std::string& run_dir);
+
+// The command as a shell would take it (arguments quoted where needed).
+std::string shell_command(const std::string& program, const std::vector<std::string>& args);
+
+// What a point runs (base config and overrides) as JSON text, kept in its
+// run directory as sweep_point.json so that a later sweep never skips or
+// resumes a run made with other settings.
+std::string point_record(const SweepSpec& spec, const Point& point);
+
+// The point as found on disk: done (skipped) when its run directory holds a
+// readable summary.json, stale when its sweep_point.json records other
+// settings (the sweep file changed; nothing is run), else pending.
+PointOutcome existing_outcome(const SweepSpec& spec, const Point& point, const std::string& run_dir);
+// True when the run directory holds a checkpoint to resume from.
+bool has_checkpoint(const std::string& run_dir);
+
+// The status a bla-train exit code stands for (its exit codes: 0 done,
+// 2 config error, 3 checkpoint error, 4 non-finite loss, others failed).
+std::string status_of_exit(int exit_code);
+
+struct SweepResult {
+  std::vector<PointOutcome> outcomes;  // one per grid point, in grid order
+  bool interrupted = false;            // SIGINT/SIGTERM stopped the sweep
+};
+
+// Runs every point not yet done, rewriting results.csv after each one.
+// Progress lines go to `log`.
+SweepResult run_points(const SweepSpec& spec, const Grid& grid, const RunnerOptions& options, std::ostream& log);
+
+}  // namespace bla::sweep

@@ -1,0 +1,235 @@
+#include "bla/sweep/sweep_file.h"
+
+#include "bla/config/section.h"
+#include "bla/util/files.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+namespace bla::sweep {
+
+using config::ConfigError;
+using config::ConfigSource;
+using config::Section;
+
+namespace {
+
+using Source = std::shared_ptr<const ConfigSource>;
+
+[[noreturn]] void fail_at(const Source& source, const std::string& path, const YAML::Node& node,
+                          const std::string& message) {
+  throw ConfigError(source->where(path, node) + ": " + path + ": " + message);
+}
+
+// A config key as bla-train --set takes it: dot-separated names.
+bool is_config_key(const std::string& key) {
+  if (key.empty() || key.front() == '.' || key.back() == '.' || key.find("..") != std::string::npos) return false;
+  return std::all_of(key.begin(), key.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.';
+  });
+}
+
+// The value as YAML text for --set: scalars as written, lists and mappings in flow style.
+std::string yaml_text(const YAML::Node& node) {
+  if (node.IsScalar()) return node.Scalar();
+  YAML::Emitter out;
+  out.SetSeqFormat(YAML::Flow);
+  out.SetMapFormat(YAML::Flow);
+  out << node;
+  return out.c_str();
+}
+
+std::string checked_key(const Source& source, const std::string& path, const YAML::Node& key_node) {
+  std::string key = key_node.as<std::string>();
+  if (!is_config_key(key)) {
+    fail_at(source, path, key_node,
+            "'" + key + "' is not a config key; write the dotted path bla-train --set takes, e.g. train.lr");
+  }
+  return key;
+}
+
+std::vector<Override> read_set(Section& section, const std::string& key) {
+  YAML::Node node = section.raw(key);
+  std::vector<Override> result;
+  if (!node) return result;
+  const std::string path = section.key_path(key);
+  if (!node.IsMap()) {
+    fail_at(section.source(), path, node,
+            "expected a mapping of config keys to values, e.g. " + key + ": {train.steps: 800, run.threads: 1}");
+  }
+  for (const auto& entry : node) {
+    std::string name = checked_key(section.source(), path, entry.first);
+    if (!entry.second || entry.second.IsNull()) {
+      fail_at(section.source(), path + "." + name, entry.first, "has no value; give one, e.g. " + name + ": 1");
+    }
+    result.push_back({name, yaml_text(entry.second)});
+  }
+  return result;
+}
+
+// The values of one grid or zip key: a non-empty list without repeats.
+std::vector<std::string> read_values(const Source& source, const std::string& path, const YAML::Node& key_node,
+                                     const YAML::Node& list) {
+  if (!list.IsSequence() || list.size() == 0) {
+    fail_at(source, path, key_node,
+            "expected a non-empty list of values, e.g. [1e-3, 3e-3] (a single value belongs in 'set')");
+  }
+  std::vector<std::string> values;
+  for (const auto& item : list) {
+    if (!item || item.IsNull()) fail_at(source, path, item, "a value of the list is empty");
+    std::string text = yaml_text(item);
+    if (std::find(values.begin(), values.end(), text) != values.end()) {
+      fail_at(source, path, item, "the value '" + text + "' appears twice; remove one");
+    }
+    values.push_back(text);
+  }
+  return values;
+}
+
+void read_grid(Section& section, std::vector<Axis>& axes) {
+  YAML::Node node = section.raw("grid");
+  if (!node) return;
+  const std::string path = section.key_path("grid");
+  if (!node.IsMap()) {
+    fail_at(section.source(), path, node,
+            "expected a mapping of config keys to lists of values, e.g. grid: {train.lr: [1e-3, 3e-3]}");
+  }
+  for (const auto& entry : node) {
+    std::string key = checked_key(section.source(), path, entry.first);
+    Axis axis;
+    axis.keys = {key};
+    axis.where = section.source()->where(path + "." + key, entry.first);
+    for (auto& value : read_values(section.source(), path + "." + key, entry.first, entry.second)) {
+      axis.values.push_back({value});
+    }
+    axes.push_back(std::move(axis));
+  }
+}
+
+// One zip block: keys whose lists have one length and advance together.
+Axis read_zip_block(const Source& source, const std::string& path, const YAML::Node& block) {
+  if (!block.IsMap() || block.size() == 0) {
+    fail_at(source, path, block,
+            "expected a mapping of config keys to lists of one length, e.g. "
+            "{model.mixers.gsa.slots: [8, 16], train.lr: [3e-3, 1e-3]}");
+  }
+  Axis axis;
+  axis.where = source->where(path, block);
+  std::vector<std::vector<std::string>> columns;
+  std::string lengths;
+  for (const auto& entry : block) {
+    std::string key = checked_key(source, path, entry.first);
+    axis.keys.push_back(key);
+    columns.push_back(read_values(source, path + "." + key, entry.first, entry.second));
+    lengths += (lengths.empty() ? "" : ", ") + key + ": " + std::to_string(columns.back().size());
+  }
+  for (const auto& column : columns) {
+    if (column.size() != columns.front().size()) {
+      fail_at(source, path, block, "the lists have different lengths (" + lengths +
+                                       "); zipped keys take their i-th values together, so give them lists of one length");
+    }
+  }
+  for (size_t i = 0; i < columns.front().size(); ++i) {
+    std::vector<std::string> row;
+    for (const auto& column : columns) row.push_back(column[i]);
+    axis.values.push_back(std::move(row));
+  }
+  return axis;
+}
+
+void read_zip(Section& section, std::vector<Axis>& axes) {
+  YAML::Node node = section.raw("zip");
+  if (!node) return;
+  const std::string path = section.key_path("zip");
+  if (node.IsSequence()) {
+    for (size_t i = 0; i < node.size(); ++i) {
+      axes.push_back(read_zip_block(section.source(), path + "[" + std::to_string(i) + "]", node[i]));
+    }
+  } else {
+    axes.push_back(read_zip_block(section.source(), path, node));
+  }
+}
+
+std::string default_label(const std::vector<Override>& set, size_t index) {
+  for (const auto& o : set) {
+    if (o.key == "model.mixer") return o.value;
+  }
+  return "group" + std::to_string(index + 1);
+}
+
+}  // namespace
+
+SweepSpec parse_sweep(const std::string& yaml_text, const std::string& file) {
+  auto source = std::make_shared<ConfigSource>();
+  source->file = file;
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError(file + ", line " + std::to_string(e.mark.line + 1) + ": not valid YAML: " + e.msg);
+  }
+  if (!root.IsMap()) {
+    throw ConfigError(file + ": a sweep file is a mapping with keys base, out_dir, set, grid, zip, groups");
+  }
+  YAML::Node resolved(YAML::NodeType::Map);  // Section records values here; the sweep does not use it
+  Section top(root, "", source, resolved);
+
+  SweepSpec spec;
+  spec.file = file;
+  std::string base = top.string("base", "");
+  if (base.empty()) {
+    top.fail("base", "is required: the config every point starts from, relative to the sweep file, "
+                     "e.g. base: ../mqar_attention.yaml");
+  }
+  const std::string folder = util::parent_path(file);
+  spec.base_config = folder == "." ? base : util::join_path(folder, base);
+  spec.out_dir = top.string("out_dir", "");
+  spec.set = read_set(top, "set");
+  read_grid(top, spec.axes);
+  read_zip(top, spec.axes);
+
+  YAML::Node groups = top.raw("groups");
+  if (groups) {
+    if (!groups.IsSequence() || groups.size() == 0) {
+      fail_at(source, "groups", groups,
+              "expected a non-empty list of groups, each a mapping with label, set, grid, zip");
+    }
+    for (size_t i = 0; i < groups.size(); ++i) {
+      Section section(groups[i], "groups[" + std::to_string(i) + "]", source, YAML::Node(YAML::NodeType::Map));
+      Group group;
+      group.where = source->where(section.path(), groups[i]);
+      group.set = read_set(section, "set");
+      group.label = section.string("label", default_label(group.set, i));
+      read_grid(section, group.axes);
+      read_zip(section, group.axes);
+      section.finish();
+      spec.groups.push_back(std::move(group));
+    }
+  } else {
+    Group group;
+    group.where = file;
+    spec.groups.push_back(std::move(group));
+  }
+  top.finish();
+  return spec;
+}
+
+SweepSpec load_sweep(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError(path + ": cannot open the sweep file (check the path)");
+  std::stringstream text;
+  text << in.rdbuf();
+  SweepSpec spec = parse_sweep(text.str(), path);
+  if (!util::path_exists(spec.base_config)) {
+    throw ConfigError(path + ": base: " + spec.base_config +
+                      " does not exist (base is relative to the sweep file's folder)");
+  }
+  return spec;
+}
+
+}  // namespace bla::sweep

@@ -1,0 +1,62 @@
+// A sweep file: a base config, fixed overrides and a grid of config values.
+//
+//   base: ../mqar_attention.yaml        # relative to the sweep file
+//   out_dir: runs/sweeps/mqar           # default of bla-sweep --out
+//   set: {train.steps: 800}             # every point
+//   grid: {train.lr: [1e-3, 3e-3]}      # axes of every group (cartesian product)
+//   groups:                             # the full grid is the union over groups
+//     - label: bla
+//       set: {model.mixer: bla, model.mixers.bla.window: 64}
+//       grid: {model.mixers.bla.slots: [4, 8, 16]}
+//     - label: mamba2
+//       set: {model.mixer: mamba2}
+//       zip:                            # values that advance together
+//         model.mixers.mamba2.d_state: [8, 16]
+//         model.mixers.mamba2.head_dim: [16, 32]
+//
+// Keys of the sweep file itself are checked like a config's (file, line,
+// closest known key); the config keys inside set/grid/zip are checked by
+// bla-train, per point. Parsing needs no LibTorch (bla-sweep links none).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace bla::sweep {
+
+// A config key and its value as YAML text: "3e-3", "bla", "[swa, bla]".
+struct Override {
+  std::string key;
+  std::string value;
+};
+
+// One dimension of a grid: a key with its values, or (zip) several keys whose
+// values advance together. values[i] holds one value per key.
+struct Axis {
+  std::vector<std::string> keys;
+  std::vector<std::vector<std::string>> values;
+  std::string where;  // "sweep.yaml, line 7", for messages
+};
+
+struct Group {
+  std::string label;  // names the group's points and its line in the plots
+  std::vector<Override> set;
+  std::vector<Axis> axes;
+  std::string where;
+};
+
+struct SweepSpec {
+  std::string file;         // the sweep file as given
+  std::string base_config;  // resolved against the sweep file's folder
+  std::string out_dir;      // "" when the file names none
+  std::vector<Override> set;
+  std::vector<Axis> axes;    // top-level grid and zip: shared by every group
+  std::vector<Group> groups; // at least one (an unlabelled one when the file has none)
+};
+
+// Parses a sweep file's text; `file` names it in messages and anchors `base`.
+// Throws bla::config::ConfigError naming the file, line, key and the fix.
+SweepSpec parse_sweep(const std::string& yaml_text, const std::string& file);
+SweepSpec load_sweep(const std::string& path);
+
+}  // namespace bla::sweep

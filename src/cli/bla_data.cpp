@@ -1,0 +1,84 @@
+// bla-data prepare --input FILES... --out DIR [--tokenizer byte|MODEL]
+//                  [--separator LINE] [--val-fraction F] [--seed S] [--shard-tokens N] [--dtype auto|uint16|uint32]
+// bla-data train-tokenizer --input FILES... --out PREFIX [--vocab-size N] [--model-type unigram|bpe|char|word]
+//
+// prepare tokenises text files into token shards and index.json (the format
+// is described in src/bla/data/shards.h) for data.task: text, holding out
+// whole documents as the validation split. train-tokenizer trains a
+// SentencePiece model (builds with libsentencepiece only).
+#include "bla/data/prepare.h"
+#include "bla/data/tokenizer.h"
+
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+namespace {
+
+std::string command_line(int argc, char** argv) {
+  std::string line;
+  for (int i = 0; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (i == 0) arg = "bla-data";
+    const bool plain = !arg.empty() && arg.find_first_of(" \t\n'\"\\$`*?") == std::string::npos;
+    std::string quoted = "'";
+    for (char c : arg) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    line += (i == 0 ? "" : " ") + (plain ? arg : quoted + "'");
+  }
+  return line;
+}
+
+void print_split(const char* name, const bla::data::SplitInfo& split) {
+  std::cerr << "  " << name << ": " << split.documents << " documents, " << split.tokens << " tokens in "
+            << split.shards.size() << " shard(s)\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"bla-data: prepare text for data.task: text"};
+  app.require_subcommand(1);
+
+  bla::data::PrepareOptions prepare;
+  auto* prep = app.add_subcommand("prepare", "tokenise text files into token shards with an index.json");
+  prep->add_option("--input", prepare.inputs, "text files (UTF-8)")->required()->expected(1, -1);
+  prep->add_option("--out", prepare.out_dir, "the folder to write (created; earlier shards in it are replaced)")
+      ->required();
+  prep->add_option("--tokenizer", prepare.tokenizer, "byte (default: 256 byte ids + end-of-document 256) or a SentencePiece .model file");
+  prep->add_option("--separator", prepare.separator,
+                   "a line equal to this ends a document (fortune files: %); default: one document per file");
+  prep->add_option("--val-fraction", prepare.val_fraction, "share of the documents held out for validation (default 0.01)");
+  prep->add_option("--seed", prepare.seed, "seed of the validation draw (default 0)");
+  prep->add_option("--shard-tokens", prepare.shard_tokens, "tokens per shard file at most (default 100000000)");
+  prep->add_option("--dtype", prepare.dtype, "auto (uint16 when the vocabulary fits, else uint32), uint16 or uint32");
+
+  bla::data::SentencepieceTraining training;
+  auto* train = app.add_subcommand("train-tokenizer", "train a SentencePiece model (needs libsentencepiece)");
+  train->add_option("--input", training.inputs, "text files, one sentence per line")->required()->expected(1, -1);
+  train->add_option("--out", training.model_prefix, "writes PREFIX.model and PREFIX.vocab")->required();
+  train->add_option("--vocab-size", training.vocab_size, "pieces in the model (default 8000)");
+  train->add_option("--model-type", training.model_type, "unigram (default), bpe, char or word");
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (prep->parsed()) {
+      prepare.command = command_line(argc, argv);
+      const auto index = bla::data::prepare_shards(prepare);
+      std::cerr << "bla-data: wrote " << prepare.out_dir << "/index.json (" << index.tokenizer_kind
+                << (index.tokenizer_model.empty() ? "" : " " + index.tokenizer_model) << ", vocab " << index.vocab_size
+                << ", " << index.dtype << ")\n";
+      print_split("train", index.train);
+      print_split("val", index.val);
+    } else {
+      bla::data::train_sentencepiece(training);
+      std::cerr << "bla-data: wrote " << training.model_prefix << ".model and " << training.model_prefix << ".vocab\n";
+    }
+    return 0;
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "bla-data: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "bla-data: error: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,123 @@
+// bla-sweep SWEEP.yaml [--dry-run] [--jobs N | --gpus LIST] [--out DIR] [--bla-train PATH]
+//
+// Runs every point of a sweep file (src/bla/sweep/sweep_file.h) with the
+// bla-train beside this program, skips finished points, resumes interrupted
+// ones, and writes DIR/results.csv. Needs neither LibTorch nor the library.
+// Exit codes: 0 every point done, 1 some point failed, 2 sweep file or usage
+// error, 130 interrupted.
+#include "bla/config/section.h"
+#include "bla/sweep/grid.h"
+#include "bla/sweep/point_runner.h"
+#include "bla/sweep/sweep_file.h"
+#include "bla/util/files.h"
+
+#include <CLI/CLI.hpp>
+#include <unistd.h>
+
+#include <climits>
+#include <iostream>
+
+namespace {
+
+std::string own_directory() {
+  char path[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (n <= 0) return ".";
+  path[n] = '\0';
+  return bla::util::parent_path(path);
+}
+
+std::string default_out_dir(const bla::sweep::SweepSpec& spec) {
+  if (!spec.out_dir.empty()) return spec.out_dir;
+  std::string stem = bla::util::file_name(spec.file);
+  if (auto dot = stem.rfind('.'); dot != std::string::npos && dot > 0) stem = stem.substr(0, dot);
+  return bla::util::join_path("runs/sweeps", stem);
+}
+
+// "0,1,3" -> {"0", "1", "3"}
+std::vector<std::string> split_gpus(const std::string& list) {
+  std::vector<std::string> out;
+  std::string item;
+  for (char c : list + ",") {
+    if (c != ',') {
+      item += c;
+      continue;
+    }
+    if (item.empty() || item.find_first_not_of("0123456789") != std::string::npos) {
+      throw CLI::ValidationError("--gpus", "'" + list + "' is not a list of GPU indices, e.g. --gpus 0,1");
+    }
+    out.push_back(item);
+    item.clear();
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"bla-sweep: run every point of a sweep file with bla-train and collect results.csv"};
+  std::string sweep_path, out, gpus, bla_train;
+  int jobs = 1;
+  bool dry_run = false;
+  app.add_option("sweep", sweep_path, "the sweep file (see configs/sweeps/)")->required();
+  app.add_flag("--dry-run", dry_run, "list the points, their state (done, resume, new) and commands; run nothing");
+  auto* jobs_option = app.add_option("--jobs", jobs, "points run side by side on the CPU (default 1)")
+                          ->check(CLI::Range(1, 1024));
+  app.add_option("--gpus", gpus, "run one point per GPU, e.g. --gpus 0,1 (sets CUDA_VISIBLE_DEVICES per run)")
+      ->excludes(jobs_option);
+  app.add_option("--out", out, "the sweep's folder (default: the file's out_dir, else runs/sweeps/<file name>)");
+  app.add_option("--bla-train", bla_train, "the bla-train program (default: the one beside bla-sweep)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;  // --help is 0; usage errors are 2, as documented
+  }
+
+  try {
+    bla::sweep::RunnerOptions options;
+    if (!gpus.empty()) {
+      options.slots = split_gpus(gpus);
+    } else {
+      options.slots.assign(static_cast<size_t>(jobs), "");
+    }
+    const auto spec = bla::sweep::load_sweep(sweep_path);
+    const auto grid = bla::sweep::expand(spec);
+    options.out_dir = out.empty() ? default_out_dir(spec) : out;
+    options.bla_train = bla_train.empty() ? bla::util::join_path(own_directory(), "bla-train") : bla_train;
+
+    if (dry_run) {
+      std::cout << grid.points.size() << " points; base " << spec.base_config << "; out " << options.out_dir << "\n";
+      for (const auto& point : grid.points) {
+        const std::string run_dir = bla::sweep::run_dir_of(options.out_dir, point);
+        const std::string status = bla::sweep::existing_outcome(spec, point, run_dir).status;
+        std::cout << point.name << "  ["
+                  << (status == "done" || status == "stale" ? status
+                      : bla::sweep::has_checkpoint(run_dir) ? "resume" : "new")
+                  << "]\n  "
+                  << bla::sweep::shell_command(options.bla_train, bla::sweep::train_arguments(spec, point, run_dir))
+                  << "\n";
+      }
+      return 0;
+    }
+    if (::access(options.bla_train.c_str(), X_OK) != 0) {
+      std::cerr << "bla-sweep: cannot run " << options.bla_train
+                << ": build it (scripts/build.sh bla-train) or pass --bla-train PATH\n";
+      return 2;
+    }
+    auto result = bla::sweep::run_points(spec, grid, options, std::cout);
+    if (result.interrupted) return 130;
+    for (const auto& outcome : result.outcomes) {
+      if (outcome.status != "done") return 1;
+    }
+    return 0;
+  } catch (const bla::config::ConfigError& e) {
+    std::cerr << "bla-sweep: " << e.what() << "\n";
+    return 2;
+  } catch (const CLI::Error& e) {
+    app.exit(e);
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "bla-sweep: error: " << e.what() << "\n";
+    return 1;
+  }
+}

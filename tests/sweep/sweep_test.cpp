@@ -1,0 +1,284 @@
+// bla-sweep: the sweep file's grid (groups, zip, names), its errors, and the
+// built program running points (a stand-in bla-train script for skip, failure
+// and the CSV; the real bla-train for resume and a point's config error).
+#include "bla/config/section.h"
+#include "bla/sweep/grid.h"
+#include "bla/sweep/sweep_file.h"
+#include "bla/util/files.h"
+
+#include "support/run_helpers.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+using bla::testing::TempDir;
+
+namespace {
+
+const std::string kSweep = BLA_BINARY_DIR "/src/bla-sweep";
+const std::string kTrain = BLA_BINARY_DIR "/src/bla-train";
+
+std::vector<std::string> names_of(const bla::sweep::Grid& grid) {
+  std::vector<std::string> names;
+  for (const auto& p : grid.points) names.push_back(p.name);
+  return names;
+}
+
+std::string parse_error(const std::string& yaml) {
+  try {
+    bla::sweep::expand(bla::sweep::parse_sweep(yaml, "sweeps/s.yaml"));
+  } catch (const bla::config::ConfigError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+using bla::testing::run_command;
+using Outcome = bla::testing::CommandOutcome;
+
+std::vector<std::vector<std::string>> read_csv(const std::string& path) {
+  std::vector<std::vector<std::string>> rows;
+  std::istringstream in(bla::util::read_file(path));
+  for (std::string line; std::getline(in, line);) {
+    std::vector<std::string> fields;
+    std::string field;
+    bool quoted = false;
+    for (char c : line) {
+      if (c == '"') {
+        quoted = !quoted;
+      } else if (c == ',' && !quoted) {
+        fields.push_back(field);
+        field.clear();
+      } else {
+        field += c;
+      }
+    }
+    fields.push_back(field);
+    rows.push_back(fields);
+  }
+  return rows;
+}
+
+std::string column(const std::vector<std::vector<std::string>>& csv, size_t row, const std::string& name) {
+  for (size_t i = 0; i < csv[0].size(); ++i) {
+    if (csv[0][i] == name) return csv.at(row).at(i);
+  }
+  return "(no column " + name + ")";
+}
+
+// A stand-in for bla-train: records its arguments in <sweep>/calls.txt, fails
+// with a config error for train.lr=bad and exit 1 for train.lr=crash, else
+// writes a summary.json into --out.
+std::string write_fake_train(const TempDir& tmp) {
+  const std::string path = tmp / "fake-train";
+  std::ofstream(path) << R"SH(#!/bin/sh
+out=""; prev=""
+for a in "$@"; do [ "$prev" = "--out" ] && out=$a; prev=$a; done
+echo "$*" >> "$(dirname "$(dirname "$out")")/calls.txt"
+case "$*" in
+  *train.lr=bad*) echo "bla-train: config error: --set train.lr=bad: expected a number, got 'bad'"; exit 2;;
+  *train.lr=crash*) echo "step 1"; echo "step 2"; echo "bla-train: error: out of memory"; exit 1;;
+esac
+mkdir -p "$out"
+printf '{"task":"mqar","steps":12,"test":{"accuracy":0.75,"loss":1.5,"examples":64},"parameters":321,"state":{"per_layer":[{"state_numel":100},{"state_numel":200}],"total_numel":300,"context":32},"wall_time_s":2.5,"device":"cpu"}\n' > "$out/summary.json"
+)SH";
+  ::chmod(path.c_str(), 0755);
+  return path;
+}
+
+std::string write_file(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+  return path;
+}
+
+int count_lines(const std::string& path) {
+  if (!bla::util::path_exists(path)) return 0;
+  std::istringstream in(bla::util::read_file(path));
+  int n = 0;
+  for (std::string line; std::getline(in, line);) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST(SweepGrid, GroupsAndZipExpandToTheUnionOfTheirProducts) {
+  auto spec = bla::sweep::parse_sweep(R"(
+base: ../mqar_bla.yaml
+set: {train.steps: 100, train.lr: 1e-3}
+grid: {train.lr: [1e-3, 3e-3]}
+groups:
+  - label: bla
+    set: {model.mixer: bla, model.mixers.bla.window: 64}
+    grid: {model.mixers.bla.slots: [4, 8]}
+  - label: hybrid
+    set: {model.mixer: [swa, bla]}
+    zip:
+      model.mixers.swa.window: [8, 16]
+      model.mixers.bla.window: [64, 128]
+  - set: {model.mixer: attention}
+)", "configs/sweeps/s.yaml");
+  EXPECT_EQ(spec.base_config, "configs/sweeps/../mqar_bla.yaml");
+  auto grid = bla::sweep::expand(spec);
+  EXPECT_EQ(names_of(grid), (std::vector<std::string>{
+                                "bla_slots-4_lr-1e-3", "bla_slots-4_lr-3e-3", "bla_slots-8_lr-1e-3",
+                                "bla_slots-8_lr-3e-3", "hybrid_swa.window-8_bla.window-64_lr-1e-3",
+                                "hybrid_swa.window-8_bla.window-64_lr-3e-3",
+                                "hybrid_swa.window-16_bla.window-128_lr-1e-3",
+                                "hybrid_swa.window-16_bla.window-128_lr-3e-3", "attention_lr-1e-3",
+                                "attention_lr-3e-3"}));
+  EXPECT_EQ(grid.columns, (std::vector<std::string>{"model.mixer", "model.mixers.bla.window", "model.mixers.bla.slots",
+                                                    "train.lr", "model.mixers.swa.window"}));
+  const auto& hybrid = grid.points[6];
+  EXPECT_EQ(hybrid.group, "hybrid");
+  EXPECT_EQ(hybrid.value("model.mixer"), "[swa, bla]");
+  EXPECT_EQ(hybrid.value("model.mixers.swa.window"), "16");
+  EXPECT_EQ(hybrid.value("model.mixers.bla.window"), "128");  // zipped with 16
+  EXPECT_EQ(hybrid.value("train.lr"), "1e-3");                 // the axis overrides the sweep's set
+  EXPECT_EQ(hybrid.value("train.steps"), "100");
+  EXPECT_EQ(grid.points[8].group, "attention");  // an unlabelled group is named after its mixer
+}
+
+TEST(SweepGrid, NamesAreStableWhenAnAxisGrowsAndUniqueAcrossTheSweep) {
+  const std::string head = "base: b.yaml\ngroups:\n  - {label: swa, grid: {model.mixers.swa.window: ";
+  auto small = bla::sweep::expand(bla::sweep::parse_sweep(head + "[8, 16]}}\n", "s.yaml"));
+  auto large = bla::sweep::expand(bla::sweep::parse_sweep(head + "[4, 8, 16, 32]}}\n", "s.yaml"));
+  EXPECT_EQ(names_of(small), (std::vector<std::string>{"swa_window-8", "swa_window-16"}));
+  EXPECT_EQ(names_of(large), (std::vector<std::string>{"swa_window-4", "swa_window-8", "swa_window-16", "swa_window-32"}));
+  EXPECT_EQ(parse_error("base: b.yaml\ngroups:\n  - {label: a, set: {train.lr: 1e-3}}\n  - {label: a, set: {train.lr: 3e-3}}\n"),
+            "sweeps/s.yaml: two points are named 'a' (groups 'a' and 'a'); give the groups different labels");
+  EXPECT_EQ(bla::sweep::name_part("[swa, {type: bla, slots: 16}]"), "swa+type-bla+slots-16");
+}
+
+TEST(SweepFile, ErrorsNameTheFileLineKeyAndFix) {
+  EXPECT_EQ(parse_error("base: b.yaml\ngrdi: {train.lr: [1e-3]}\n"),
+            "sweeps/s.yaml, line 2: unknown key 'grdi' (did you mean 'grid'?)");
+  EXPECT_EQ(parse_error("base: b.yaml\ngroups:\n  - label: a\n    zipp: {train.lr: [1e-3]}\n"),
+            "sweeps/s.yaml, line 4: unknown key 'groups[0].zipp' (did you mean 'groups[0].zip'?)");
+  EXPECT_EQ(parse_error("grid: {train.lr: [1e-3]}\n"),
+            "sweeps/s.yaml, line 1: base: is required: the config every point starts from, relative to the sweep file, "
+            "e.g. base: ../mqar_attention.yaml");
+  EXPECT_EQ(parse_error("base: b.yaml\ngrid: {train.lr: 1e-3}\n"),
+            "sweeps/s.yaml, line 2: grid.train.lr: expected a non-empty list of values, e.g. [1e-3, 3e-3] "
+            "(a single value belongs in 'set')");
+  EXPECT_EQ(parse_error("base: b.yaml\nzip: {model.mixers.gsa.slots: [8, 16], train.lr: [1e-3]}\n"),
+            "sweeps/s.yaml, line 2: zip: the lists have different lengths (model.mixers.gsa.slots: 2, train.lr: 1); "
+            "zipped keys take their i-th values together, so give them lists of one length");
+  EXPECT_EQ(parse_error("base: b.yaml\ngrid: {train.lr: [1e-3]}\ngroups:\n  - label: a\n    grid: {train.lr: [3e-3]}\n"),
+            "sweeps/s.yaml, line 5: 'train.lr' is already an axis (sweeps/s.yaml, line 2) of group 'a'; "
+            "sweep a key once per group");
+  EXPECT_EQ(parse_error("base: b.yaml\nset: {train lr: 1}\n"),
+            "sweeps/s.yaml, line 2: set: 'train lr' is not a config key; write the dotted path bla-train --set "
+            "takes, e.g. train.lr");
+}
+
+TEST(SweepRun, AFailingPointIsRecordedAndTheOthersFinishIntoTheCsv) {
+  TempDir tmp;
+  const std::string fake = write_fake_train(tmp);
+  write_file(tmp / "base.yaml", "run: {name: x}\n");
+  const std::string sweep = write_file(tmp / "s.yaml", R"(base: base.yaml
+grid: {train.lr: [1e-3, bad, crash]}
+groups:
+  - {label: bla, set: {model.mixer: bla}, grid: {model.mixers.bla.slots: [4, 8]}}
+)");
+  const std::string out = tmp / "out";
+  auto run = run_command(kSweep + " " + sweep + " --out " + out + " --jobs 2 --bla-train " + fake, 60);
+  EXPECT_EQ(run.status, 1) << run.output;  // some point failed
+  EXPECT_NE(run.output.find("FAILED bla_slots-4_lr-crash (failed, exit code 1)"), std::string::npos) << run.output;
+  EXPECT_EQ(count_lines(out + "/calls.txt"), 6);
+
+  auto csv = read_csv(out + "/results.csv");
+  ASSERT_EQ(csv.size(), 7u);
+  EXPECT_EQ(csv[0], (std::vector<std::string>{"name", "group", "status", "action", "exit_code", "model.mixer",
+                                              "model.mixers.bla.slots", "train.lr", "task", "steps", "test_accuracy",
+                                              "test_examples", "test_loss", "parameters", "state_total",
+                                              "state_per_layer", "context", "wall_time_s", "device", "run_dir",
+                                              "error"}));
+  EXPECT_EQ(csv[1], (std::vector<std::string>{"bla_slots-4_lr-1e-3", "bla", "done", "ran", "0", "bla", "4", "1e-3",
+                                              "mqar", "12", "0.75", "64", "1.5", "321", "300", "100;200", "32", "2.5",
+                                              "cpu", out + "/runs/bla_slots-4_lr-1e-3", ""}));
+  EXPECT_EQ(column(csv, 2, "status"), "config_error");
+  EXPECT_EQ(column(csv, 2, "exit_code"), "2");
+  EXPECT_EQ(column(csv, 2, "error"), "bla-train: config error: --set train.lr=bad: expected a number, got 'bad'");
+  EXPECT_EQ(column(csv, 3, "status"), "failed");
+  EXPECT_EQ(column(csv, 3, "error"), "step 1 | step 2 | bla-train: error: out of memory");
+  EXPECT_EQ(column(csv, 4, "status"), "done");
+  EXPECT_EQ(column(csv, 6, "name"), "bla_slots-8_lr-crash");
+}
+
+TEST(SweepRun, FinishedPointsAreSkipped) {
+  TempDir tmp;
+  const std::string fake = write_fake_train(tmp);
+  write_file(tmp / "base.yaml", "run: {name: x}\n");
+  const std::string head = "base: base.yaml\ngroups:\n  - {label: swa, grid: {model.mixers.swa.window: ";
+  const std::string out = tmp / "out";
+  auto first = run_command(kSweep + " " + write_file(tmp / "s.yaml", head + "[8, 16]}}\n") + " --out " + out +
+                               " --bla-train " + fake, 60);
+  ASSERT_EQ(first.status, 0) << first.output;
+  EXPECT_EQ(count_lines(out + "/calls.txt"), 2);
+  // A third window: only the new point runs.
+  auto second = run_command(kSweep + " " + write_file(tmp / "s.yaml", head + "[8, 16, 32]}}\n") + " --out " + out +
+                                " --bla-train " + fake, 60);
+  ASSERT_EQ(second.status, 0) << second.output;
+  EXPECT_NE(second.output.find("3 points: 2 done already (skipped), 0 to resume, 1 new"), std::string::npos)
+      << second.output;
+  EXPECT_EQ(count_lines(out + "/calls.txt"), 3);
+  auto csv = read_csv(out + "/results.csv");
+  ASSERT_EQ(csv.size(), 4u);
+  EXPECT_EQ(column(csv, 1, "action"), "skipped");
+  EXPECT_EQ(column(csv, 1, "status"), "done");
+  EXPECT_EQ(column(csv, 3, "action"), "ran");
+  auto dry = run_command(kSweep + " " + tmp / "s.yaml" + " --out " + out + " --dry-run --bla-train " + fake, 60);
+  EXPECT_NE(dry.output.find("swa_window-32  [done]"), std::string::npos) << dry.output;
+
+  // Other settings for the same names: the old runs are neither skipped nor resumed.
+  auto changed = run_command(kSweep + " " + write_file(tmp / "s.yaml", "set: {train.steps: 5}\n" + head + "[8]}}\n") +
+                                 " --out " + out + " --bla-train " + fake, 60);
+  EXPECT_EQ(changed.status, 1) << changed.output;
+  EXPECT_NE(changed.output.find("not running swa_window-8: " + out + "/runs/swa_window-8 holds a run of other settings"),
+            std::string::npos) << changed.output;
+  EXPECT_EQ(count_lines(out + "/calls.txt"), 3);
+  EXPECT_EQ(column(read_csv(out + "/results.csv"), 1, "status"), "stale");
+}
+
+// The real bla-train: a point cut after its step-6 checkpoint resumes there
+// and ends as the uninterrupted run did; a point with a bad key reports it.
+TEST(SweepRun, AnInterruptedPointResumesAndAConfigErrorIsReported) {
+  TempDir tmp;
+  write_file(tmp / "tiny.yaml", bla::testing::tiny_mqar_config("bla", "  mixers: {bla: {window: 32, slots: 4}}\n"));
+  const std::string sweep = write_file(tmp / "s.yaml", R"(base: tiny.yaml
+groups:
+  - {label: bla, grid: {model.mixers.bla.slots: [4]}}
+  - {label: typo, set: {model.mixers.bla.slotz: 4}}
+)");
+  const std::string out = tmp / "out";
+  const std::string command = kSweep + " " + sweep + " --out " + out + " --bla-train " + kTrain;
+  auto first = run_command(command, 300);
+  EXPECT_EQ(first.status, 1) << first.output;
+  auto csv = read_csv(out + "/results.csv");
+  ASSERT_EQ(csv.size(), 3u);
+  EXPECT_EQ(column(csv, 1, "status"), "done");
+  const std::string accuracy = column(csv, 1, "test_accuracy");
+  EXPECT_EQ(column(csv, 2, "status"), "config_error");
+  EXPECT_NE(column(csv, 2, "error").find("unknown key 'model.mixers.bla.slotz' (did you mean 'model.mixers.bla.slots'?)"),
+            std::string::npos) << column(csv, 2, "error");
+
+  // Interrupt it after step 6: no summary, no later checkpoints.
+  const std::string run_dir = out + "/runs/bla_slots-4";
+  ASSERT_TRUE(bla::util::remove_file(run_dir + "/summary.json"));
+  for (const char* step : {"00000009", "00000012"}) {
+    ASSERT_TRUE(bla::util::remove_file(run_dir + "/checkpoints/step-" + std::string(step) + ".ckpt"));
+  }
+  auto second = run_command(command, 300);
+  EXPECT_EQ(second.status, 1) << second.output;
+  EXPECT_NE(second.output.find("start bla_slots-4 (resuming)"), std::string::npos) << second.output;
+  EXPECT_NE(bla::util::read_file(run_dir + "/train.log").find("at step 6"), std::string::npos);
+  csv = read_csv(out + "/results.csv");
+  EXPECT_EQ(column(csv, 1, "status"), "done");
+  EXPECT_EQ(column(csv, 1, "action"), "resumed");
+  EXPECT_EQ(column(csv, 1, "test_accuracy"), accuracy);  // CPU resume is exact
+}
