@@ -25,13 +25,7 @@ std::shared_ptr<MixerImpl> AttentionLayer::from_config(config::Section& params, 
 }
 
 torch::Tensor AttentionLayer::forward(const torch::Tensor& x) {
-  auto q = split_heads(q_proj_(x), layout_.heads);
-  auto k = split_heads(k_proj_(x), layout_.heads);
-  auto v = split_heads(v_proj_(x), layout_.heads);
-  if (rope_) {
-    q = apply_rotary(q, 0, rope_base_);
-    k = apply_rotary(k, 0, rope_base_);
-  }
+  auto [q, k, v] = project_heads(x, q_proj_, k_proj_, v_proj_, layout_.heads, rope_, rope_base_, 0);
   auto o = ops::sliding_window_attention(q, k, v, ops::WindowOptions{window_, 0.0});
   return o_proj_(merge_heads(o));
 }
@@ -45,13 +39,7 @@ MixerState AttentionLayer::initial_state(int64_t batch, const torch::TensorOptio
 
 torch::Tensor AttentionLayer::step(const torch::Tensor& x, MixerState& state) {
   auto x1 = x.unsqueeze(1);  // (B, 1, d_model)
-  auto q = split_heads(q_proj_(x1), layout_.heads);
-  auto k = split_heads(k_proj_(x1), layout_.heads);
-  auto v = split_heads(v_proj_(x1), layout_.heads);
-  if (rope_) {
-    q = apply_rotary(q, state.position, rope_base_);
-    k = apply_rotary(k, state.position, rope_base_);
-  }
+  auto [q, k, v] = project_heads(x1, q_proj_, k_proj_, v_proj_, layout_.heads, rope_, rope_base_, state.position);
   auto keys = torch::cat({state.tensors["keys"], k}, 1);
   auto values = torch::cat({state.tensors["values"], v}, 1);
   if (window_ > 0 && keys.size(1) > window_) {  // SWA keeps the last `window` tokens only

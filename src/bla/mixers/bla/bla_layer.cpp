@@ -108,13 +108,7 @@ ops::BlaOptions BlaLayer::options_for(size_t group) const {
 }
 
 torch::Tensor BlaLayer::forward(const torch::Tensor& x) {
-  auto q = split_heads(q_proj_(x), layout_.heads);  // (B, T, H, Dk)
-  auto k = split_heads(k_proj_(x), layout_.heads);
-  auto v = split_heads(v_proj_(x), layout_.heads);
-  if (rope_) {
-    q = apply_rotary(q, 0, rope_base_);
-    k = apply_rotary(k, 0, rope_base_);
-  }
+  auto [q, k, v] = project_heads(x, q_proj_, k_proj_, v_proj_, layout_.heads, rope_, rope_base_, 0);
   if (windows_.size() == 1) return o_proj_(merge_heads(ops::blurry_window_attention(q, k, v, options_for(0))));
   const int64_t per_group = heads_per_group();
   std::vector<torch::Tensor> outputs;
@@ -139,13 +133,7 @@ MixerState BlaLayer::initial_state(int64_t batch, const torch::TensorOptions& op
 
 torch::Tensor BlaLayer::step(const torch::Tensor& x, MixerState& state) {
   auto x1 = x.unsqueeze(1);  // (B, 1, d_model)
-  auto q = split_heads(q_proj_(x1), layout_.heads);
-  auto k = split_heads(k_proj_(x1), layout_.heads);
-  auto v = split_heads(v_proj_(x1), layout_.heads);
-  if (rope_) {
-    q = apply_rotary(q, state.position, rope_base_);
-    k = apply_rotary(k, state.position, rope_base_);
-  }
+  auto [q, k, v] = project_heads(x1, q_proj_, k_proj_, v_proj_, layout_.heads, rope_, rope_base_, state.position);
   q = q.select(1, 0);  // (B, H, D)
   k = k.select(1, 0);
   v = v.select(1, 0);

@@ -45,6 +45,18 @@ torch::Tensor stable_softmax(const torch::Tensor& x, int64_t dim) {
   return torch::softmax(x, dim, torch::kFloat).to(x.scalar_type());
 }
 
+HeadProjections project_heads(const torch::Tensor& x, torch::nn::Linear q_proj, torch::nn::Linear k_proj,
+                              torch::nn::Linear v_proj, int64_t heads, bool rope, double rope_base,
+                              int64_t start) {
+  HeadProjections p{split_heads(q_proj->forward(x), heads), split_heads(k_proj->forward(x), heads),
+                    split_heads(v_proj->forward(x), heads)};
+  if (rope) {
+    p.q = apply_rotary(p.q, start, rope_base);
+    p.k = apply_rotary(p.k, start, rope_base);
+  }
+  return p;
+}
+
 torch::Tensor split_heads(const torch::Tensor& x, int64_t heads) {
   auto sizes = x.sizes().vec();
   const int64_t last = sizes.back();

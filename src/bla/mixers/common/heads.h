@@ -35,4 +35,15 @@ torch::Tensor stable_softmax(const torch::Tensor& x, int64_t dim);
 torch::Tensor split_heads(const torch::Tensor& x, int64_t heads);
 torch::Tensor merge_heads(const torch::Tensor& x);
 
+// Queries, keys and values of x (B, T, d_model), each split into heads
+// (B, T, H, D), with rotary embeddings on q and k (first token at position
+// `start`) when `rope` is set: the input side of every softmax-attention
+// layer, for the full forward (start 0) and the decode step (T = 1).
+struct HeadProjections {
+  torch::Tensor q, k, v;
+};
+HeadProjections project_heads(const torch::Tensor& x, torch::nn::Linear q_proj, torch::nn::Linear k_proj,
+                              torch::nn::Linear v_proj, int64_t heads, bool rope, double rope_base,
+                              int64_t start);
+
 }  // namespace bla::mixers

@@ -70,13 +70,7 @@ torch::Tensor GatedFwaLayer::log_gate(const torch::Tensor& x) {
 }
 
 torch::Tensor GatedFwaLayer::forward(const torch::Tensor& x) {
-  auto q = split_heads(q_proj_(x), layout_.heads);
-  auto k = split_heads(k_proj_(x), layout_.heads);
-  auto v = split_heads(v_proj_(x), layout_.heads);
-  if (options_.rope) {
-    q = apply_rotary(q, 0, options_.rope_base);
-    k = apply_rotary(k, 0, options_.rope_base);
-  }
+  auto [q, k, v] = project_heads(x, q_proj_, k_proj_, v_proj_, layout_.heads, options_.rope, options_.rope_base, 0);
   auto o = ops::gated_window_attention(q, k, v, log_gate(x), window_options(options_));
   return o_proj_(merge_heads(o));
 }
@@ -93,13 +87,7 @@ MixerState GatedFwaLayer::initial_state(int64_t batch, const torch::TensorOption
 
 torch::Tensor GatedFwaLayer::step(const torch::Tensor& x, MixerState& state) {
   auto x1 = x.unsqueeze(1);  // (B, 1, d_model)
-  auto q = split_heads(q_proj_(x1), layout_.heads);
-  auto k = split_heads(k_proj_(x1), layout_.heads);
-  auto v = split_heads(v_proj_(x1), layout_.heads);
-  if (options_.rope) {
-    q = apply_rotary(q, state.position, options_.rope_base);
-    k = apply_rotary(k, state.position, options_.rope_base);
-  }
+  auto [q, k, v] = project_heads(x1, q_proj_, k_proj_, v_proj_, layout_.heads, options_.rope, options_.rope_base, state.position);
   ops::GatedWindowState rings{state.tensors.at("keys"), state.tensors.at("values"), state.tensors.at("gate_sums"),
                               state.position};
   auto o = ops::gated_window_decode_step(q.squeeze(1), k.squeeze(1), v.squeeze(1), log_gate(x),
