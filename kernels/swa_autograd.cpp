@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "autograd_common.h"
 #include "swa_launch.h"
 
 namespace bla::kernels {
@@ -20,12 +21,11 @@ using detail::SwaDtype;
 using detail::SwaFamily;
 using detail::SwaShape;
 
-std::string sizes_text(at::IntArrayRef sizes) {
-  std::ostringstream out;
-  out << sizes;
-  return out.str();
-}
-std::string shape_text(const at::Tensor& t) { return sizes_text(t.sizes()); }
+constexpr const char* kWho = "bla: swa kernel: ";
+using detail::check_buffer;
+using detail::check_cuda;
+using detail::shape_text;
+using detail::sizes_text;
 
 // Throws std::invalid_argument naming what is unsupported.
 void require_supported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t window) {
@@ -71,20 +71,6 @@ at::Tensor prepare_bias(const at::Tensor& bias, const at::Tensor& q) {
   if (!bias.is_floating_point())
     throw std::invalid_argument("bla: swa kernel: bias must be a floating-point tensor");
   return bias.to(q.device(), at::kFloat).contiguous();
-}
-
-void check_cuda(cudaError_t err, const char* what) {
-  if (err != cudaSuccess)
-    throw std::runtime_error(std::string("bla: swa kernel: ") + what + " failed: " + cudaGetErrorString(err));
-}
-
-void check_buffer(const at::Tensor& t, const char* name, at::IntArrayRef sizes, at::ScalarType dtype,
-                  const at::Tensor& like) {
-  if (!t.defined() || t.sizes() != sizes || t.scalar_type() != dtype || !t.is_contiguous() ||
-      t.device() != like.device())
-    throw std::invalid_argument(std::string("bla: swa kernel: ") + name + " must be a contiguous " +
-                                c10::toString(dtype) + " tensor of shape " + sizes_text(sizes) +
-                                " on " + like.device().str());
 }
 
 // The two passes as an autograd Function needs them; SwaPlain and SwaBiased
@@ -188,8 +174,8 @@ void swa_forward_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   const SwaFamily family = pick_family(q, path);
   const at::Tensor qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
   const at::Tensor bias_f = prepare_bias(bias, q);
-  check_buffer(out, "out", q.sizes(), q.scalar_type(), q);
-  check_buffer(lse, "lse", {q.size(0), q.size(2), q.size(1)}, at::kFloat, q);
+  check_buffer(kWho, out, "out", q.sizes(), q.scalar_type(), q);
+  check_buffer(kWho, lse, "lse", {q.size(0), q.size(2), q.size(1)}, at::kFloat, q);
 
   c10::cuda::CUDAGuard guard(q.device());
   detail::SwaForwardArgs args;
@@ -201,7 +187,7 @@ void swa_forward_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   args.bias = bias_f.defined() ? bias_f.data_ptr<float>() : nullptr;
   args.out = out.data_ptr();
   args.lse = lse.data_ptr<float>();
-  check_cuda(detail::swa_forward_launch(args, family, at::cuda::getCurrentCUDAStream().stream()), "forward launch");
+  check_cuda(kWho, detail::swa_forward_launch(args, family, at::cuda::getCurrentCUDAStream().stream()), "forward launch");
 }
 
 void swa_backward_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias,
@@ -215,13 +201,13 @@ void swa_backward_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor
   const at::Tensor bias_f = prepare_bias(bias, q);
   if (oc.sizes() != q.sizes() || gc.sizes() != q.sizes())
     throw std::invalid_argument("bla: swa kernel: out and grad_out must be shaped like q " + shape_text(q));
-  check_buffer(lse, "lse", {q.size(0), q.size(2), q.size(1)}, at::kFloat, q);
-  check_buffer(grad_q, "grad_q", q.sizes(), q.scalar_type(), q);
-  check_buffer(grad_k, "grad_k", q.sizes(), q.scalar_type(), q);
-  check_buffer(grad_v, "grad_v", q.sizes(), q.scalar_type(), q);
+  check_buffer(kWho, lse, "lse", {q.size(0), q.size(2), q.size(1)}, at::kFloat, q);
+  check_buffer(kWho, grad_q, "grad_q", q.sizes(), q.scalar_type(), q);
+  check_buffer(kWho, grad_k, "grad_k", q.sizes(), q.scalar_type(), q);
+  check_buffer(kWho, grad_v, "grad_v", q.sizes(), q.scalar_type(), q);
   if (grad_bias.defined()) {
     if (!bias_f.defined()) throw std::invalid_argument("bla: swa kernel: grad_bias given without bias");
-    check_buffer(grad_bias, "grad_bias", {q.size(0), q.size(1), q.size(2)}, at::kFloat, q);
+    check_buffer(kWho, grad_bias, "grad_bias", {q.size(0), q.size(1), q.size(2)}, at::kFloat, q);
   }
 
   c10::cuda::CUDAGuard guard(q.device());
@@ -241,7 +227,7 @@ void swa_backward_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor
   args.grad_k = grad_k.data_ptr();
   args.grad_v = grad_v.data_ptr();
   args.grad_bias = grad_bias.defined() ? grad_bias.data_ptr<float>() : nullptr;
-  check_cuda(detail::swa_backward_launch(args, family, at::cuda::getCurrentCUDAStream().stream()), "backward launch");
+  check_cuda(kWho, detail::swa_backward_launch(args, family, at::cuda::getCurrentCUDAStream().stream()), "backward launch");
 }
 
 at::Tensor swa_forward_autograd(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t window,

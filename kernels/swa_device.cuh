@@ -1,5 +1,5 @@
-// Device helpers shared by the SWA forward and backward kernels: element
-// conversion, warp reductions, and thin wrappers over the PTX instructions the
+// Device helpers shared by the SWA forward and backward kernels: token
+// offsets, the window test, and thin wrappers over the PTX instructions the
 // tensor-core kernels use (cp.async, ldmatrix, mma.sync m16n8k16 bf16).
 #pragma once
 
@@ -9,33 +9,10 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "device_common.cuh"
 #include "swa_launch.h"
 
 namespace bla::kernels::detail {
-
-constexpr float kLog2e = 1.4426950408889634f;
-constexpr float kLn2 = 0.6931471805599453f;
-constexpr unsigned kFullMask = 0xffffffffu;
-
-__device__ __forceinline__ float to_float(float x) { return x; }
-__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <typename T>
-__device__ __forceinline__ T from_float(float x);
-template <>
-__device__ __forceinline__ float from_float<float>(float x) { return x; }
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
-
-__device__ __forceinline__ float warp_sum(float x) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) x += __shfl_xor_sync(kFullMask, x, offset);
-  return x;
-}
-__device__ __forceinline__ float warp_max(float x) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) x = fmaxf(x, __shfl_xor_sync(kFullMask, x, offset));
-  return x;
-}
 
 // Element (b, t, h, 0) of a contiguous (B, T, H, D) tensor.
 __device__ __forceinline__ size_t token_offset(const SwaShape& s, int b, int t, int h) {

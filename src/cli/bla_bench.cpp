@@ -41,8 +41,8 @@ namespace {
 
 const char* const kUsage = R"(usage: bla-bench [options]
   --op NAME        swa (sliding window) | attention (full causal) | bla  [swa]
-                   bla times the BLA op as training calls it (no BLA kernel yet:
-                   its LibTorch chunked form) against the SWA kernel at --window
+                   bla times the BLA op as training calls it (the fused kernel
+                   where it applies) against its LibTorch chunked form
   --batch N        [4]      --seq N      [8192]
   --heads N        [16]     --dim N      [64]
   --window N       [512]    (swa, bla; attention uses the whole sequence)
@@ -250,14 +250,17 @@ int run(const Options& o) {
   if (o.op == "bla") {
     const bla::ops::BlaOptions bla_options{o.window, o.slots, o.chunk, scale};
     bla_options.validate();
-    impl_name = "bla-libtorch";
+    std::string route;
+    impl_name = bla::ops::bla_kernel_supported(sets[0].q, sets[0].k, sets[0].v, bla_options, &route) ? "bla-kernel"
+                                                                                                       : "bla-libtorch";
+    if (impl_name == "bla-libtorch") std::cerr << "bla-bench: no BLA kernel for this shape: " << route << "\n";
     kernel = [bla_options](const InputSet&, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
       return bla::ops::blurry_window_attention(q, k, v, bla_options);
     };
     if (o.reference) {
-      ref_name = "swa-kernel";
-      reference = [&](const InputSet&, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-        return bla::kernels::swa_forward_autograd(q, k, v, o.window, scale, at::Tensor());
+      ref_name = "bla-libtorch";
+      reference = [bla_options](const InputSet&, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+        return bla::ops::blurry_window_attention_chunked(q, k, v, bla_options);
       };
     }
   }

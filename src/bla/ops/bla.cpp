@@ -7,10 +7,23 @@
 
 #include <cmath>
 #include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "bla/compat.h"
+#include "bla/ops/attention.h"
+#include "bla/ops/bla_modal.h"
+#include "bla/ops/dispatch.h"
+
+#ifdef BLA_HAVE_CUDA_KERNELS
+#include "bla_kernels/bla.h"
+#include "bla_kernels/swa.h"
+#endif
 
 namespace bla::ops {
 
@@ -79,6 +92,16 @@ bool mask_needed(int64_t position, const BlaOptions& opt) {
   return (opt.slots - 1) * opt.window > position * opt.slots;
 }
 
+// (B, T, H, D) -> (B, H, nc, C, D), zero-padding T up to nc * C. Padded
+// queries are sliced off the output; padded keys and values never reach a
+// real token (they come after all of them) nor the final state.
+at::Tensor split_chunks(const at::Tensor& x, int64_t chunk) {
+  const int64_t length = x.size(1), chunks = (length + chunk - 1) / chunk;
+  at::Tensor per_head = x.permute({0, 2, 1, 3});
+  if (chunks * chunk != length) per_head = at::constant_pad_nd(per_head, {0, 0, 0, chunks * chunk - length});
+  return per_head.reshape({x.size(0), x.size(2), chunks, chunk, x.size(3)});
+}
+
 // The chunked form with an optional incoming state (empty slots when the
 // tensors are undefined) and the outgoing state when `final_state` is set.
 at::Tensor chunked_forward(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
@@ -100,49 +123,18 @@ at::Tensor chunked_forward(const at::Tensor& q_in, const at::Tensor& k_in, const
     return at::empty({batch, 0, heads, dv}, v_in.options());
   }
 
-  // (B, T, H, D) -> (B, H, nc, C, D), zero-padding T up to nc * C. Padded
-  // queries are sliced off the output; padded keys and values never reach a
-  // real token (they come after all of them) nor the final state (below).
   const int64_t chunks = (length + c - 1) / c;
   const int64_t padded = chunks * c;
-  const auto to_chunks = [&](const at::Tensor& x) {
-    at::Tensor per_head = x.permute({0, 2, 1, 3});
-    if (padded != length) per_head = at::constant_pad_nd(per_head, {0, 0, 0, padded - length});
-    return per_head.reshape({batch, heads, chunks, c, x.size(3)});
-  };
   const double scale = resolve_scale(opt, dk);
-  const at::Tensor qc = to_chunks(q) * scale;
-  const at::Tensor kc = to_chunks(k);
-  const at::Tensor vc = to_chunks(v);
+  const at::Tensor qc = split_chunks(q, c) * scale;
+  const at::Tensor kc = split_chunks(k, c);
+  const at::Tensor vc = split_chunks(v, c);
 
   const at::Tensor& causal_kernel = ops.causal_kernel;             // (C, C, N): h(i - s), s <= i
   const at::Tensor powers_ahead = ops.powers.slice(0, 1, c + 1);   // (C, N, N): A^(i+1)
-  const at::Tensor power_chunk = ops.powers.select(0, c);          // A^C
-  const at::Tensor carry_kernel = ops.kernel.flip(0);              // (C, N): h(C-1-s)
 
-  // Carry: S_in[c+1] = A^C S_in[c] + sum_s h(C-1-s) x_s^T. The local sums of
-  // every full chunk are one einsum; the scan over chunks is a Hillis-Steele
-  // scan in ceil(log2(nc)) rounds (each one batched matmul over all chunks)
-  // instead of nc - 1 small serial ones: on a GPU the serial loop was bound
-  // by kernel launches, forward and backward.
-  at::Tensor slot_keys = keys_in.unsqueeze(2);      // (B, H, nc, N, Dk): slots before each chunk
-  at::Tensor slot_values = values_in.unsqueeze(2);  // (B, H, nc, N, Dv)
-  if (chunks > 1) {
-    const auto scan = [&](const at::Tensor& initial, const at::Tensor& xc) {
-      // y[0] = S_0, y[c] = local sum of chunk c-1; afterwards y[c] = S_in[c].
-      at::Tensor y = at::cat({initial.unsqueeze(2),
-                              at::einsum("sn,bhcsd->bhcnd", {carry_kernel, xc.slice(2, 0, chunks - 1)})}, 2);
-      at::Tensor jump = power_chunk;  // (A^C)^(2^round)
-      for (int64_t stride = 1; stride < chunks; stride *= 2) {
-        const at::Tensor moved = at::matmul(jump, y.slice(2, 0, chunks - stride));
-        y = at::cat({y.slice(2, 0, stride), y.slice(2, stride, chunks) + moved}, 2);
-        if (stride * 2 < chunks) jump = at::matmul(jump, jump);
-      }
-      return y;
-    };
-    slot_keys = scan(keys_in, kc);
-    slot_values = scan(values_in, vc);
-  }
+  const at::Tensor slot_keys = bla_chunk_start_slots(keys_in, kc, ops);      // (B, H, nc, N, Dk)
+  const at::Tensor slot_values = bla_chunk_start_slots(values_in, vc, ops);  // (B, H, nc, N, Dv)
   const at::Tensor last_keys = slot_keys.select(2, chunks - 1);
   const at::Tensor last_values = slot_values.select(2, chunks - 1);
 
@@ -182,6 +174,87 @@ at::Tensor chunked_forward(const at::Tensor& q_in, const at::Tensor& k_in, const
   return out.slice(2, 0, length).permute({0, 2, 1, 3}).contiguous().to(v_in.scalar_type());
 }
 
+#ifdef BLA_HAVE_CUDA_KERNELS
+// What the fused kernel needs for one (W, N) on one device, built once.
+struct KernelOperators {
+  kernels::BlaChunkTables tables;
+  at::Tensor basis_inverse;  // (N, N) float32: slots -> modal slots
+};
+
+// The kernel's operators for (W, N) on `device`, or null with *why when the
+// modal form is not usable for them (cached either way).
+std::shared_ptr<const KernelOperators> kernel_operators(int64_t window, int64_t slots, at::Device device,
+                                                        std::string* why) {
+  using Key = std::tuple<int64_t, int64_t, int>;
+  struct Entry {
+    std::shared_ptr<const KernelOperators> operators;
+    std::string why;
+  };
+  static std::mutex mutex;
+  static std::map<Key, Entry> cache;
+  const std::lock_guard<std::mutex> lock(mutex);
+  const Key key{window, slots, static_cast<int>(device.index())};
+  auto it = cache.find(key);
+  if (it == cache.end()) {
+    Entry entry;
+    if (bla_modal_supported(window, slots, kernels::kBlaKernelChunk, &entry.why)) {
+      const BlaModalOperators modal = make_bla_modal_operators(window, slots, kernels::kBlaKernelChunk);
+      const BlaOperators ops = make_bla_operators(window, slots, kernels::kBlaKernelChunk);
+      auto made = std::make_shared<KernelOperators>();
+      made->tables = kernels::make_bla_chunk_tables(window, slots, ops.kernel, modal.basis, modal.alpha, modal.beta,
+                                                    modal.beta_t, modal.partner, device);
+      made->basis_inverse = modal.basis_inverse.to(device, at::kFloat);
+      entry.operators = std::move(made);
+    }
+    it = cache.emplace(key, std::move(entry)).first;
+  }
+  if (why != nullptr) *why = it->second.why;
+  return it->second.operators;
+}
+
+// The chunked form through the fused kernel: the carry scan (slots before
+// every chunk of 64) in LibTorch and float32, mapped to the modal basis; the
+// rest in the kernel. Differentiable through both.
+at::Tensor kernel_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const BlaOptions& opt,
+                          const KernelOperators& kernel) {
+  const compat::CudaAutocastOff float32_carry;
+  const int64_t chunk = kernels::kBlaKernelChunk;
+  const BlaOperators ops = bla_operators(opt.window, opt.slots, chunk, at::kFloat, q.device());
+  const at::Tensor empty = at::zeros({q.size(0), q.size(2), opt.slots, q.size(3)}, q.options().dtype(at::kFloat));
+  const auto modal_slots = [&](const at::Tensor& x) {
+    return at::matmul(kernel.basis_inverse, bla_chunk_start_slots(empty, split_chunks(x.to(at::kFloat), chunk), ops));
+  };
+  return kernels::bla_chunk_attention(q, k, v, modal_slots(k), modal_slots(v), kernel.tables,
+                                      resolve_scale(opt, q.size(3)));
+}
+#endif
+
+// Which kernel runs the chunked form from empty slots on CUDA tensors.
+enum class KernelRoute { kNone, kSlidingWindow, kFused };
+
+KernelRoute kernel_route(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const BlaOptions& opt,
+                         std::string* why) {
+  const auto none = [&](const std::string& text) {
+    if (why != nullptr) *why = text;
+    return KernelRoute::kNone;
+  };
+  if (!q.is_cuda()) return none("q, k and v must be CUDA tensors");
+#ifdef BLA_HAVE_CUDA_KERNELS
+  if (!kernels_enabled()) return none("turned off by BLA_KERNELS=0");
+  // N == W is exactly SWA(W) (shared/docs/BLA.md), the age mask included.
+  std::string reason;
+  if (opt.slots == opt.window) {
+    if (!kernels::swa_supported(q, k, v, opt.window, &reason)) return none(reason);
+    return KernelRoute::kSlidingWindow;
+  }
+  if (!kernels::bla_chunk_supported(q, k, v, opt.slots, &reason)) return none(reason);
+  if (!kernel_operators(opt.window, opt.slots, q.device(), &reason)) return none(reason);
+  return KernelRoute::kFused;
+#else
+  return none("bla-train was built without its CUDA kernels");
+#endif
+}
+
 void check_state(const std::string& where, const BlaState& state, const at::Tensor& q, const at::Tensor& v,
                  const BlaOptions& opt) {
   const int64_t batch = q.size(0), heads = q.dim() == 4 ? q.size(2) : q.size(1);
@@ -202,6 +275,28 @@ void check_state(const std::string& where, const BlaState& state, const at::Tens
 
 }  // namespace
 
+at::Tensor bla_chunk_start_slots(const at::Tensor& initial, const at::Tensor& chunks, const BlaOperators& ops) {
+  // S_in[c+1] = A^C S_in[c] + sum_s h(C-1-s) x_s^T. The local sums of every
+  // full chunk are one einsum; the scan over chunks is a Hillis-Steele scan in
+  // ceil(log2(nc)) rounds (each one batched matmul over all chunks) instead of
+  // nc - 1 small serial ones: on a GPU the serial loop was bound by kernel
+  // launches, forward and backward.
+  const int64_t count = chunks.size(2);
+  if (count == 1) return initial.unsqueeze(2);
+  const at::Tensor power_chunk = ops.powers.select(0, ops.chunk);  // A^C
+  const at::Tensor carry_kernel = ops.kernel.flip(0);              // (C, N): h(C-1-s)
+  // y[0] = S_0, y[c] = local sum of chunk c-1; afterwards y[c] = S_in[c].
+  at::Tensor y = at::cat(
+      {initial.unsqueeze(2), at::einsum("sn,bhcsd->bhcnd", {carry_kernel, chunks.slice(2, 0, count - 1)})}, 2);
+  at::Tensor jump = power_chunk;  // (A^C)^(2^round)
+  for (int64_t stride = 1; stride < count; stride *= 2) {
+    const at::Tensor moved = at::matmul(jump, y.slice(2, 0, count - stride));
+    y = at::cat({y.slice(2, 0, stride), y.slice(2, stride, count) + moved}, 2);
+    if (stride * 2 < count) jump = at::matmul(jump, jump);
+  }
+  return y;
+}
+
 at::Tensor blurry_window_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                    const BlaOptions& opt) {
   return blurry_window_attention_with_state(q, k, v, opt, nullptr);
@@ -211,7 +306,21 @@ at::Tensor blurry_window_attention_with_state(const at::Tensor& q, const at::Ten
                                               const BlaOptions& opt, BlaState* state) {
   opt.validate();
   check_sequence_inputs("blurry_window_attention", q, k, v);
-  if (state == nullptr) return chunked_forward(q, k, v, opt, {}, {}, 0, nullptr);
+  if (state == nullptr) {
+    if (!q.is_cuda()) return chunked_forward(q, k, v, opt, {}, {}, 0, nullptr);
+    std::string why;
+    switch (kernel_route(q, k, v, opt, &why)) {
+      case KernelRoute::kSlidingWindow:
+        return sliding_window_attention(q, k, v, WindowOptions{opt.window, resolve_scale(opt, q.size(3))});
+#ifdef BLA_HAVE_CUDA_KERNELS
+      case KernelRoute::kFused:
+        return kernel_forward(q, k, v, opt, *kernel_operators(opt.window, opt.slots, q.device(), nullptr));
+#endif
+      default:
+        note_kernel_fallback("blurry_window_attention", why);
+        return chunked_forward(q, k, v, opt, {}, {}, 0, nullptr);
+    }
+  }
   if (!state->keys.defined() && !state->values.defined()) {
     if (state->position != 0) throw_input_error("blurry_window_attention", "an empty state must have position 0");
     return chunked_forward(q, k, v, opt, {}, {}, 0, state);
@@ -219,6 +328,20 @@ at::Tensor blurry_window_attention_with_state(const at::Tensor& q, const at::Ten
   check_state("blurry_window_attention", *state, q, v, opt);
   const BlaState incoming = *state;
   return chunked_forward(q, k, v, opt, incoming.keys, incoming.values, incoming.position, state);
+}
+
+at::Tensor blurry_window_attention_chunked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                           const BlaOptions& opt) {
+  opt.validate();
+  check_sequence_inputs("blurry_window_attention_chunked", q, k, v);
+  return chunked_forward(q, k, v, opt, {}, {}, 0, nullptr);
+}
+
+bool bla_kernel_supported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const BlaOptions& opt,
+                          std::string* why) {
+  opt.validate();
+  check_sequence_inputs("bla_kernel_supported", q, k, v);
+  return kernel_route(q, k, v, opt, why) != KernelRoute::kNone;
 }
 
 at::Tensor blurry_window_attention_reference(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,

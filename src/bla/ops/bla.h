@@ -20,6 +20,7 @@
 #include <c10/core/TensorOptions.h>
 
 #include <cstdint>
+#include <string>
 
 namespace bla::ops {
 
@@ -65,10 +66,27 @@ BlaOperators bla_operators(int64_t window, int64_t slots, int64_t chunk, at::Sca
 // Largest |eigenvalue| of a square matrix (via at::linalg_eigvals in float64).
 double spectral_radius(const at::Tensor& matrix);
 
+// The slots before each chunk (the chunked form's carry): initial (B, H, N, D)
+// and chunks (B, H, nc, C, D) of keys or values, C = ops.chunk ->
+// (B, H, nc, N, D), entry c the slots after the first c chunks. Differentiable.
+at::Tensor bla_chunk_start_slots(const at::Tensor& initial, const at::Tensor& chunks, const BlaOperators& ops);
+
 // Chunked two-pass form. q, k: (B, T, H, Dk); v: (B, T, H, Dv) -> (B, T, H, Dv).
-// Starts from empty slots at position 0.
+// Starts from empty slots at position 0. On CUDA it runs the fused kernel
+// (kernels/bla_chunk_*.cu; the SWA kernel when N == W) where the shape is
+// supported and BLA_KERNELS is not 0, and says once in the log when it cannot.
 at::Tensor blurry_window_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                    const BlaOptions& opt);
+
+// The LibTorch chunked form only, on any device: never a kernel (the
+// kernels' yardstick in tests and bla-bench).
+at::Tensor blurry_window_attention_chunked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                           const BlaOptions& opt);
+
+// Whether blurry_window_attention runs a CUDA kernel for these inputs; if
+// not, *why (if given) says why (as the log would).
+bool bla_kernel_supported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const BlaOptions& opt,
+                          std::string* why = nullptr);
 
 // Token-by-token recurrence S_t = A S_{t-1} + b x_t^T (applied as its three
 // steps), mask, softmax. Same shapes as blurry_window_attention.

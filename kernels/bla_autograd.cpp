@@ -1,0 +1,261 @@
+// LibTorch side of the BLA chunk kernels: tables, argument checks, buffers,
+// stream, and the autograd Function whose backward calls the kernel's.
+#include "bla_kernels/bla.h"
+
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "autograd_common.h"
+#include "bla_chunk_launch.h"
+
+namespace bla::kernels {
+namespace {
+
+constexpr const char* kWho = "bla: bla kernel: ";
+using detail::check_buffer;
+using detail::check_cuda;
+using detail::shape_text;
+using detail::sizes_text;
+
+int64_t padded_slots(int64_t slots) { return slots <= 64 ? 64 : 128; }
+
+void require_supported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t slots) {
+  std::string why;
+  if (!bla_chunk_supported(q, k, v, slots, &why)) throw std::invalid_argument(kWho + why);
+}
+
+int64_t chunk_count(const at::Tensor& q) { return (q.size(1) + kBlaKernelChunk - 1) / kBlaKernelChunk; }
+
+// Modal slots (B, H, nc, N, D) as contiguous float32 padded to NP slots.
+at::Tensor padded_modal(const at::Tensor& modal, const at::Tensor& q, const BlaChunkTables& tables,
+                        const char* name) {
+  const std::vector<int64_t> want{q.size(0), q.size(2), chunk_count(q), tables.slots, q.size(3)};
+  if (!modal.defined() || modal.sizes().vec() != want || modal.device() != q.device())
+    throw std::invalid_argument(std::string(kWho) + name + " must be (B, H, nc, N, D) = " + sizes_text(want) +
+                                " on " + q.device().str() + ", got " +
+                                (modal.defined() ? shape_text(modal) : std::string("undefined")));
+  at::Tensor x = modal.to(at::kFloat);
+  if (tables.padded != tables.slots) x = at::constant_pad_nd(x, {0, 0, 0, tables.padded - tables.slots});
+  return x.contiguous();
+}
+
+void check_tables(const BlaChunkTables& t, const at::Tensor& q) {
+  if (!t.h.defined() || t.h.device() != q.device() || t.padded != padded_slots(t.slots))
+    throw std::invalid_argument(std::string(kWho) + "tables must come from make_bla_chunk_tables on " +
+                                q.device().str());
+}
+
+detail::BlaChunkArgs make_args(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                               const at::Tensor& modal_keys, const at::Tensor& modal_values,
+                               const BlaChunkTables& t, double scale) {
+  detail::BlaChunkArgs a;
+  detail::BlaChunkShape& s = a.shape;
+  s.batch = static_cast<int>(q.size(0));
+  s.seq = static_cast<int>(q.size(1));
+  s.heads = static_cast<int>(q.size(2));
+  s.dim = static_cast<int>(q.size(3));
+  s.slots = static_cast<int>(t.slots);
+  s.padded = static_cast<int>(t.padded);
+  s.window = static_cast<int>(t.window);
+  s.chunks = static_cast<int>(chunk_count(q));
+  s.scale = static_cast<float>(scale > 0.0 ? scale : 1.0 / std::sqrt(static_cast<double>(s.dim)));
+  a.dtype = q.scalar_type() == at::kBFloat16 ? detail::BlaDtype::kBFloat16 : detail::BlaDtype::kFloat32;
+  a.tables.h = t.h.data_ptr<float>();
+  a.tables.h_t = t.h_t.data_ptr<float>();
+  a.tables.basis = t.basis.data_ptr<float>();
+  a.tables.basis_t = t.basis_t.data_ptr<float>();
+  a.tables.alpha = t.alpha.data_ptr<float>();
+  a.tables.beta = t.beta.data_ptr<float>();
+  a.tables.beta_t = t.beta_t.data_ptr<float>();
+  a.tables.partner = t.partner.data_ptr<int>();
+  a.q = q.data_ptr();
+  a.k = k.data_ptr();
+  a.v = v.data_ptr();
+  a.modal_keys = modal_keys.data_ptr<float>();
+  a.modal_values = modal_values.data_ptr<float>();
+  return a;
+}
+
+// Inputs: q, k, v, modal keys, modal values; the tables ride along as a
+// non-tensor argument and are saved tensor by tensor.
+struct BlaChunkFunction : public torch::autograd::Function<BlaChunkFunction> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k,
+                            const at::Tensor& v, const at::Tensor& modal_keys, const at::Tensor& modal_values,
+                            const BlaChunkTables& tables, double scale) {
+    const at::Tensor qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
+    at::Tensor out = at::empty_like(qc);
+    bla_chunk_forward_out(qc, kc, vc, modal_keys, modal_values, tables, scale, out);
+    ctx->save_for_backward({qc, kc, vc, modal_keys, modal_values});
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["window"] = tables.window;
+    ctx->saved_data["slots"] = tables.slots;
+    ctx->saved_data["padded"] = tables.padded;
+    const std::pair<const char*, const at::Tensor*> entries[] = {
+        {"h", &tables.h},         {"h_t", &tables.h_t},   {"basis", &tables.basis},   {"basis_t", &tables.basis_t},
+        {"alpha", &tables.alpha}, {"beta", &tables.beta}, {"beta_t", &tables.beta_t}, {"partner", &tables.partner}};
+    for (const auto& [name, tensor] : entries) ctx->saved_data[name] = *tensor;
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &modal_keys = saved[3], &modal_values = saved[4];
+    BlaChunkTables t;
+    t.window = ctx->saved_data["window"].toInt();
+    t.slots = ctx->saved_data["slots"].toInt();
+    t.padded = ctx->saved_data["padded"].toInt();
+    const std::pair<const char*, at::Tensor*> entries[] = {
+        {"h", &t.h},         {"h_t", &t.h_t},   {"basis", &t.basis},   {"basis_t", &t.basis_t},
+        {"alpha", &t.alpha}, {"beta", &t.beta}, {"beta_t", &t.beta_t}, {"partner", &t.partner}};
+    for (const auto& [name, tensor] : entries) *tensor = ctx->saved_data[name].toTensor();
+    const double scale = ctx->saved_data["scale"].toDouble();
+
+    const at::Tensor grad_out =
+        grad_outputs[0].defined() ? grad_outputs[0].to(q.scalar_type()).contiguous() : at::zeros_like(q);
+    at::Tensor dq = at::empty_like(q), dk = at::empty_like(k), dv = at::empty_like(v);
+    at::Tensor dmk = at::empty(modal_keys.sizes(), modal_keys.options().dtype(at::kFloat));
+    at::Tensor dmv = at::empty(modal_values.sizes(), modal_values.options().dtype(at::kFloat));
+    bla_chunk_backward_out(q, k, v, modal_keys, modal_values, t, scale, grad_out, dq, dk, dv, dmk, dmv);
+    return {dq, dk, dv, dmk.to(modal_keys.scalar_type()), dmv.to(modal_values.scalar_type()), at::Tensor(),
+            at::Tensor()};
+  }
+};
+
+}  // namespace
+
+BlaChunkTables make_bla_chunk_tables(int64_t window, int64_t slots, const at::Tensor& h, const at::Tensor& basis,
+                                     const at::Tensor& alpha, const at::Tensor& beta, const at::Tensor& beta_t,
+                                     const at::Tensor& partner, c10::Device device) {
+  const at::NoGradGuard no_grad;
+  if (slots < 1 || slots > 128)
+    throw std::invalid_argument(std::string(kWho) + "slots must be in [1, 128], got " + std::to_string(slots));
+  const std::vector<int64_t> by_row{kBlaKernelChunk, slots}, square{slots, slots};
+  if (h.sizes().vec() != by_row || alpha.sizes().vec() != by_row || beta.sizes().vec() != by_row ||
+      beta_t.sizes().vec() != by_row || basis.sizes().vec() != square || partner.sizes().vec() != std::vector{slots})
+    throw std::invalid_argument(std::string(kWho) + "tables must be h, alpha, beta, beta_t (64, N), basis (N, N) "
+                                "and partner (N) for N = " + std::to_string(slots));
+  BlaChunkTables t;
+  t.window = window;
+  t.slots = slots;
+  t.padded = padded_slots(slots);
+  const int64_t extra = t.padded - slots;
+  const auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
+  const auto pad_columns = [&](const at::Tensor& x) {
+    return at::constant_pad_nd(x.to(at::kDouble), {0, extra}).to(f32).contiguous();
+  };
+  t.h = pad_columns(h);
+  t.h_t = t.h.t().contiguous();
+  t.basis = at::constant_pad_nd(basis.to(at::kDouble), {0, extra, 0, extra}).to(f32).contiguous();
+  t.basis_t = t.basis.t().contiguous();
+  t.alpha = pad_columns(alpha);
+  t.beta = pad_columns(beta);
+  t.beta_t = pad_columns(beta_t);
+  // Padded slots are their own partners (with zero weights).
+  t.partner = at::cat({partner.to(at::kLong), at::arange(slots, t.padded, at::TensorOptions().dtype(at::kLong))})
+                  .to(f32.dtype(at::kInt))
+                  .contiguous();
+  return t;
+}
+
+bool bla_chunk_supported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t slots,
+                         std::string* why) {
+  auto fail = [&](const std::string& text) {
+    if (why != nullptr) *why = text;
+    return false;
+  };
+  if (!q.defined() || !k.defined() || !v.defined()) return fail("q, k and v must be defined");
+  if (!q.is_cuda() || !k.is_cuda() || !v.is_cuda()) return fail("q, k and v must be CUDA tensors");
+  if (k.device() != q.device() || v.device() != q.device()) return fail("q, k and v must be on one device");
+  const auto dtype = q.scalar_type();
+  if (dtype != at::kBFloat16 && dtype != at::kFloat)
+    return fail(std::string("dtype ") + c10::toString(dtype) + " is not supported; use bfloat16 or float32");
+  if (k.scalar_type() != dtype || v.scalar_type() != dtype) return fail("q, k and v must share one dtype");
+  if (q.dim() != 4) return fail("q must be (B, T, H, D), got " + shape_text(q));
+  if (k.sizes() != q.sizes() || v.sizes() != q.sizes())
+    return fail("q, k and v must have equal shapes (B, T, H, D), got " + shape_text(q) + ", " + shape_text(k) + ", " +
+                shape_text(v));
+  const int64_t d = q.size(3);
+  if (d != 64 && d != 128) return fail("head dim " + std::to_string(d) + " is not supported; use 64 or 128");
+  if (slots < 1 || slots > 128) return fail("slots " + std::to_string(slots) + " is not supported; use 1 to 128");
+  if (!detail::bla_chunk_shape_supported(static_cast<int>(d), static_cast<int>(padded_slots(slots))))
+    return fail("head dim 128 with more than 64 slots does not fit the kernel's shared memory; use <= 64 slots");
+  if (q.size(0) < 1 || q.size(1) < 1 || q.size(2) < 1) return fail("B, T and H must be >= 1, got " + shape_text(q));
+  if (q.size(0) > 65535 || q.size(2) > 65535) return fail("B and H must be <= 65535, got " + shape_text(q));
+  if (q.numel() > (int64_t{1} << 40) || q.size(1) > (int64_t{1} << 30))
+    return fail("tensor too large for 32-bit token indices: " + shape_text(q));
+  return true;
+}
+
+void bla_chunk_forward_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                           const at::Tensor& modal_keys, const at::Tensor& modal_values, const BlaChunkTables& tables,
+                           double scale, at::Tensor& out) {
+  require_supported(q, k, v, tables.slots);
+  check_tables(tables, q);
+  const at::Tensor qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
+  const at::Tensor mk = padded_modal(modal_keys, q, tables, "modal_keys");
+  const at::Tensor mv = padded_modal(modal_values, q, tables, "modal_values");
+  check_buffer(kWho, out, "out", q.sizes(), q.scalar_type(), q);
+
+  c10::cuda::CUDAGuard guard(q.device());
+  detail::BlaChunkArgs args = make_args(qc, kc, vc, mk, mv, tables, scale);
+  args.out = out.data_ptr();
+  check_cuda(kWho, detail::bla_chunk_forward_launch(args, at::cuda::getCurrentCUDAStream().stream()),
+             "forward launch");
+}
+
+void bla_chunk_backward_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const at::Tensor& modal_keys, const at::Tensor& modal_values,
+                            const BlaChunkTables& tables, double scale, const at::Tensor& grad_out,
+                            at::Tensor& grad_q, at::Tensor& grad_k, at::Tensor& grad_v, at::Tensor& grad_modal_keys,
+                            at::Tensor& grad_modal_values) {
+  require_supported(q, k, v, tables.slots);
+  check_tables(tables, q);
+  const at::Tensor qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
+  const at::Tensor gc = grad_out.to(q.scalar_type()).contiguous();
+  if (gc.sizes() != q.sizes())
+    throw std::invalid_argument(std::string(kWho) + "grad_out must be shaped like q " + shape_text(q));
+  const at::Tensor mk = padded_modal(modal_keys, q, tables, "modal_keys");
+  const at::Tensor mv = padded_modal(modal_values, q, tables, "modal_values");
+  check_buffer(kWho, grad_q, "grad_q", q.sizes(), q.scalar_type(), q);
+  check_buffer(kWho, grad_k, "grad_k", q.sizes(), q.scalar_type(), q);
+  check_buffer(kWho, grad_v, "grad_v", q.sizes(), q.scalar_type(), q);
+  const std::vector<int64_t> modal_shape{q.size(0), q.size(2), chunk_count(q), tables.slots, q.size(3)};
+  check_buffer(kWho, grad_modal_keys, "grad_modal_keys", modal_shape, at::kFloat, q);
+  check_buffer(kWho, grad_modal_values, "grad_modal_values", modal_shape, at::kFloat, q);
+
+  c10::cuda::CUDAGuard guard(q.device());
+  const bool padded = tables.padded != tables.slots;
+  std::vector<int64_t> padded_shape = modal_shape;
+  padded_shape[3] = tables.padded;
+  at::Tensor gmk = padded ? at::empty(padded_shape, mk.options()) : grad_modal_keys;
+  at::Tensor gmv = padded ? at::empty(padded_shape, mv.options()) : grad_modal_values;
+  detail::BlaChunkArgs args = make_args(qc, kc, vc, mk, mv, tables, scale);
+  args.grad_out = gc.data_ptr();
+  args.grad_q = grad_q.data_ptr();
+  args.grad_k = grad_k.data_ptr();
+  args.grad_v = grad_v.data_ptr();
+  args.grad_modal_keys = gmk.data_ptr<float>();
+  args.grad_modal_values = gmv.data_ptr<float>();
+  check_cuda(kWho, detail::bla_chunk_backward_launch(args, at::cuda::getCurrentCUDAStream().stream()),
+             "backward launch");
+  if (padded) {
+    grad_modal_keys.copy_(gmk.slice(3, 0, tables.slots));
+    grad_modal_values.copy_(gmv.slice(3, 0, tables.slots));
+  }
+}
+
+at::Tensor bla_chunk_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                               const at::Tensor& modal_keys, const at::Tensor& modal_values,
+                               const BlaChunkTables& tables, double scale) {
+  require_supported(q, k, v, tables.slots);
+  check_tables(tables, q);
+  return BlaChunkFunction::apply(q, k, v, modal_keys, modal_values, tables, scale);
+}
+
+}  // namespace bla::kernels

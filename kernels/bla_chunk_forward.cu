@@ -1,0 +1,120 @@
+// BLA chunk forward: one block per (chunk, head, batch), both passes of the
+// chunked form fused (scores, mask, softmax, output), float32 in shared
+// memory whatever the input dtype (bla_chunk_launch.h has the algorithm).
+#include "bla_chunk_device.cuh"
+
+namespace bla::kernels::detail {
+namespace {
+
+template <typename T, int D, int NP>
+__global__ void __launch_bounds__(kBlaThreads) bla_chunk_forward_kernel(BlaChunkArgs args) {
+  using L = BlaLayout<D, NP>;
+  constexpr int C = kBlaChunk;
+  extern __shared__ float smem[];
+  float* qs = smem;                // (C, D) queries
+  float* kvs = qs + L::kTileD;     // (C, D) keys, then values
+  float* lag = kvs + L::kTileD;    // (C, C) skewed scores, then token weights
+  float* zs = lag + L::kTileC;     // (C, NP) scores, then probabilities
+  float* ys = zs + L::kTileN;      // (C, NP) modal products
+
+  const BlaChunkShape& s = args.shape;
+  const BlaChunkTablesView& tb = args.tables;
+  const int c = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int first = c * C;
+  const float* modal_keys = args.modal_keys + modal_offset(s, b, h, c);      // (NP, D)
+  const float* modal_values = args.modal_values + modal_offset(s, b, h, c);  // (NP, D)
+
+  load_rows<T, D>(qs, static_cast<const T*>(args.q), s, b, h, first);
+  load_rows<T, D>(kvs, static_cast<const T*>(args.k), s, b, h, first);
+  zero_tile(lag, C, C, L::kLdC);
+  __syncthreads();
+
+  // lag[i, i - s] = <q_i, k_s> for s <= i.
+  {
+    Acc<C, C> acc;
+    acc.zero();
+    acc.template add_product<D>(qs, L::kLdD, 1, kvs, 1, L::kLdD);
+    acc.for_each([&](int i, int j, float x) {
+      if (j <= i) lag[i * L::kLdC + (i - j)] = x;
+    });
+  }
+  __syncthreads();
+  load_rows<T, D>(kvs, static_cast<const T*>(args.v), s, b, h, first);  // keys are done
+
+  // Scores: intra = lag H; inter = (Bn (U_K q_i)) R^T.
+  Acc<C, NP> score;
+  score.zero();
+  score.template add_product<C>(lag, L::kLdC, 1, tb.h, NP, 1);
+  {
+    Acc<C, NP> y;
+    y.zero();
+    y.template add_product<D>(qs, L::kLdD, 1, modal_keys, 1, D);
+    y.for_each([&](int i, int m, float x) { ys[i * L::kLdN + m] = x; });
+  }
+  __syncthreads();
+  modal_rows<NP>(ys, L::kLdN, tb.alpha, tb.beta, tb.partner);
+  __syncthreads();
+  score.template add_product<NP>(ys, L::kLdN, 1, tb.basis_t, NP, 1);
+  score.for_each([&](int i, int j, float x) { zs[i * L::kLdN + j] = x * s.scale; });
+  __syncthreads();
+  softmax_rows<NP>(zs, L::kLdN, s, first);
+  zero_tile(lag, C, C, L::kLdC);
+  __syncthreads();
+
+  // Output weights: modal (R^T p_i, then Bn^T) and per token (<p_i, h(i-s)>).
+  {
+    Acc<C, NP> x;
+    x.zero();
+    x.template add_product<NP>(zs, L::kLdN, 1, tb.basis, NP, 1);
+    x.for_each([&](int i, int m, float value) { ys[i * L::kLdN + m] = value; });
+    Acc<C, C> w;
+    w.zero();
+    w.template add_product<NP>(zs, L::kLdN, 1, tb.h_t, C, 1);
+    w.for_each([&](int i, int tau, float value) {
+      if (tau <= i) lag[i * L::kLdC + (i - tau)] = value;
+    });
+  }
+  __syncthreads();
+  modal_rows<NP>(ys, L::kLdN, tb.alpha, tb.beta_t, tb.partner);
+  __syncthreads();
+
+  Acc<C, D> out;
+  out.zero();
+  out.template add_product<C>(lag, L::kLdC, 1, kvs, L::kLdD, 1);
+  out.template add_product<NP>(ys, L::kLdN, 1, modal_values, D, 1);
+  out.for_each(RowStore<T, D>{static_cast<T*>(args.out), &s, b, h, first});
+}
+
+template <typename T, int D, int NP>
+cudaError_t launch(const BlaChunkArgs& args, cudaStream_t stream) {
+  using L = BlaLayout<D, NP>;
+  constexpr size_t bytes = sizeof(float) * (2 * L::kTileD + L::kTileC + 2 * L::kTileN);
+  auto kernel = bla_chunk_forward_kernel<T, D, NP>;
+  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+  if (err != cudaSuccess) return err;
+  const dim3 grid(args.shape.chunks, args.shape.heads, args.shape.batch);
+  kernel<<<grid, kBlaThreads, bytes, stream>>>(args);
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t dispatch(const BlaChunkArgs& args, cudaStream_t stream) {
+  const int d = args.shape.dim, np = args.shape.padded;
+  if (d == 64 && np == 64) return launch<T, 64, 64>(args, stream);
+  if (d == 64 && np == 128) return launch<T, 64, 128>(args, stream);
+  if (d == 128 && np == 64) return launch<T, 128, 64>(args, stream);
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace
+
+bool bla_chunk_shape_supported(int dim, int padded) {
+  return (dim == 64 && (padded == 64 || padded == 128)) || (dim == 128 && padded == 64);
+}
+
+cudaError_t bla_chunk_forward_launch(const BlaChunkArgs& args, cudaStream_t stream) {
+  if (args.dtype == BlaDtype::kBFloat16) return dispatch<__nv_bfloat16>(args, stream);
+  return dispatch<float>(args, stream);
+}
+
+}  // namespace bla::kernels::detail

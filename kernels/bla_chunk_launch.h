@@ -1,0 +1,78 @@
+// Internal interface between bla_autograd.cpp and the BLA chunk kernels
+// (bla_chunk_forward.cu, bla_chunk_backward.cu): raw pointers and sizes only.
+//
+// One block per (chunk, head, batch) computes, for the chunk's C = 64 rows
+// (docs/performance.md, "The fused BLA kernel"; tests/ops/bla_modal_test.cpp
+// writes the same steps with LibTorch ops):
+//   lag[i, tau] = <q_i, k_{i-tau}>                  (tau <= i; the skewed Q K^T)
+//   z_i = scale * (lag[i] H + R Bn (U_K q_i))       (Bn = B^(i+1), per-mode row op)
+//   p_i = softmax over the slots younger than the sequence
+//   o_i = sum_s <p_i, h(i-s)> v_s + U_V^T Bn^T (R^T p_i)
+// where U_K = R^-1 S_K and U_V = R^-1 S_V are the modal slots before the
+// chunk (computed by LibTorch's carry scan). The backward recomputes the
+// forward (no saved statistics) and returns dq, dk, dv of the chunk's own
+// tokens and dU_K, dU_V; LibTorch's autograd carries those through the scan.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace bla::kernels::detail {
+
+constexpr int kBlaChunk = 64;  // tokens per chunk (rows per block)
+
+enum class BlaDtype { kFloat32, kBFloat16 };
+
+struct BlaChunkShape {
+  int batch = 0;
+  int seq = 0;
+  int heads = 0;
+  int dim = 0;     // 64 or 128
+  int slots = 0;   // N
+  int padded = 0;  // N rounded up to 64 or 128; tables and modal slots have this many
+  int window = 0;  // W
+  int chunks = 0;  // ceil(seq / 64)
+  float scale = 0.f;
+};
+
+// Tables (float32, contiguous, zero beyond N): h (C, NP), h_t (NP, C),
+// basis R (NP, NP), basis_t R^T (NP, NP), alpha/beta/beta_t (C, NP); partner (NP).
+struct BlaChunkTablesView {
+  const float* h = nullptr;
+  const float* h_t = nullptr;
+  const float* basis = nullptr;
+  const float* basis_t = nullptr;
+  const float* alpha = nullptr;
+  const float* beta = nullptr;
+  const float* beta_t = nullptr;
+  const int* partner = nullptr;
+};
+
+// q, k, v, out, grad_* (B, T, H, D) of dtype, contiguous; modal slots and
+// their grads (B, H, nc, NP, D) float32, contiguous.
+struct BlaChunkArgs {
+  BlaChunkShape shape;
+  BlaDtype dtype = BlaDtype::kBFloat16;
+  BlaChunkTablesView tables;
+  const void* q = nullptr;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  const float* modal_keys = nullptr;
+  const float* modal_values = nullptr;
+  void* out = nullptr;                 // forward
+  const void* grad_out = nullptr;      // backward
+  void* grad_q = nullptr;
+  void* grad_k = nullptr;
+  void* grad_v = nullptr;
+  float* grad_modal_keys = nullptr;
+  float* grad_modal_values = nullptr;
+};
+
+// Whether (dim, padded) has a compiled kernel whose shared memory fits.
+bool bla_chunk_shape_supported(int dim, int padded);
+
+cudaError_t bla_chunk_forward_launch(const BlaChunkArgs& args, cudaStream_t stream);
+cudaError_t bla_chunk_backward_launch(const BlaChunkArgs& args, cudaStream_t stream);
+
+}  // namespace bla::kernels::detail

@@ -1,0 +1,68 @@
+// Blurry Window Attention's chunk step on CUDA: both passes of the chunked
+// form (scores, mask, softmax, output) fused per chunk of 64 tokens, forward
+// and backward, given the slots before each chunk in the modal basis of the
+// slot transition (src/bla/ops/bla_modal.h). The carry between chunks (a
+// log-depth scan of small matrix products) stays in LibTorch, which also
+// differentiates it. bla::ops::blurry_window_attention calls this on CUDA.
+//
+// Layout: q, k, v, out (B, T, H, D) with D in {64, 128}; modal slots
+// (B, H, nc, N, D) float32 with nc = ceil(T / 64). bf16 or float32 inputs,
+// float32 arithmetic throughout (like the LibTorch form).
+//
+// This header carries no CUDA types: the library's dispatch includes it from
+// plain C++ files.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <cstdint>
+#include <string>
+
+namespace bla::kernels {
+
+// Tokens per chunk of the kernel: the modal slots are taken every this many.
+constexpr int64_t kBlaKernelChunk = 64;
+
+// The fixed tables of one (W, N), float32 on one device, zero-padded to
+// `padded` slots (64 or 128).
+struct BlaChunkTables {
+  int64_t window = 0;
+  int64_t slots = 0;
+  int64_t padded = 0;
+  at::Tensor h, h_t;                 // (64, NP) h(tau) = A^tau b; its transpose
+  at::Tensor basis, basis_t;         // (NP, NP) R; R^T
+  at::Tensor alpha, beta, beta_t;    // (64, NP) the modal row op of B^(i+1), bla_modal.h
+  at::Tensor partner;                // (NP) int32
+};
+
+// From unpadded tables of any floating dtype: h (64, N), basis (N, N),
+// alpha/beta/beta_t (64, N), partner (N) integer.
+BlaChunkTables make_bla_chunk_tables(int64_t window, int64_t slots, const at::Tensor& h, const at::Tensor& basis,
+                                     const at::Tensor& alpha, const at::Tensor& beta, const at::Tensor& beta_t,
+                                     const at::Tensor& partner, c10::Device device);
+
+// True when the kernel handles these inputs: CUDA, one device, all bf16 or
+// all float32, q, k, v of one shape (B, T, H, D), D = 64 with N <= 128 or
+// D = 128 with N <= 64. Otherwise false, and *why (if given) says why.
+bool bla_chunk_supported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t slots,
+                         std::string* why = nullptr);
+
+// Differentiable: gradients flow to q, k, v and both modal slot tensors.
+// scale <= 0 means 1/sqrt(D). Throws std::invalid_argument when unsupported.
+at::Tensor bla_chunk_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                               const at::Tensor& modal_keys, const at::Tensor& modal_values,
+                               const BlaChunkTables& tables, double scale);
+
+// The raw passes into caller-provided buffers (tests poison them): out like
+// q; grad_q/k/v like q; grad_modal_* (B, H, nc, N, D) float32.
+void bla_chunk_forward_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                           const at::Tensor& modal_keys, const at::Tensor& modal_values, const BlaChunkTables& tables,
+                           double scale, at::Tensor& out);
+void bla_chunk_backward_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const at::Tensor& modal_keys, const at::Tensor& modal_values,
+                            const BlaChunkTables& tables, double scale, const at::Tensor& grad_out,
+                            at::Tensor& grad_q, at::Tensor& grad_k, at::Tensor& grad_v, at::Tensor& grad_modal_keys,
+                            at::Tensor& grad_modal_values);
+
+}  // namespace bla::kernels

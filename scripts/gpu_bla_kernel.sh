@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# On a CUDA machine: build, test and time the fused BLA kernel
+# (docs/performance.md, "The fused BLA kernel"). Logs go to ${OUT:-gpu-bla}/.
+#   scripts/gpu_bla_kernel.sh            # tests, sanitizers, bla-bench, 125M throughput
+#   SKIP_125M=1 scripts/gpu_bla_kernel.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-gpu-bla}
+mkdir -p "$out"
+export BUILD_DIR=${BUILD_DIR:-build-gpu}
+B=$BUILD_DIR/src
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+t0=$(date +%s)
+{ time scripts/build.sh bla_cuda_tests bla-bench bla-train; } > "$out/build.log" 2>&1 || { grep -E "error" -A5 "$out/build.log" | head -60; exit 1; }
+echo "build: $(( $(date +%s) - t0 )) s"
+
+tests=$BUILD_DIR/tests/bla_cuda_tests
+timeout 300 "$tests" --gtest_filter='*BlaKernel*:*odd_seq*:*gate_bias*' > "$out/tests.log" 2>&1
+echo "cuda tests rc=$?"; grep -E "^\[  (PASSED|FAILED) |FAILED  \]|Failure|rel|error" "$out/tests.log" | head -40
+
+small='Shapes/BlaKernel.RawPasses*/odd_seq_f32:Shapes/BlaKernel.RawPasses*/slots_100_padded_bf16'
+timeout 200 compute-sanitizer --tool memcheck "$tests" --gtest_filter="$small" > "$out/sanitizer.log" 2>&1
+echo "memcheck rc=$?"
+timeout 200 compute-sanitizer --tool racecheck "$tests" --gtest_filter='Shapes/BlaKernel.RawPasses*/odd_seq_f32' \
+  >> "$out/sanitizer.log" 2>&1
+echo "racecheck rc=$?"; grep -E "ERROR SUMMARY|RACECHECK SUMMARY|PASSED|FAILED" "$out/sanitizer.log" | head
+
+bench() { echo "== $*"; timeout 120 "$B/bla-bench" "$@" --warmup 5 --reps 20 --sets 3 2>&1 | grep -vE "^\s*$"; }
+{
+  bench --op bla --window 512 --slots 64
+  bench --op bla --window 512 --slots 64 --dtype fp32 --no-ceilings
+  bench --op bla --window 2048 --slots 128 --no-ceilings --no-reference
+  bench --op bla --window 512 --slots 64 --heads 8 --dim 128 --no-ceilings --no-reference
+  bench --op swa --window 512 --no-ceilings --no-reference
+  bench --op bla --batch 8 --seq 2048 --heads 12 --window 512 --slots 64 --no-ceilings
+} > "$out/bench.log" 2>&1
+grep -E "^==|bla-kernel|bla-libtorch|kernel|ceilings|bla-bench:" "$out/bench.log"
+echo "bench done at $(( $(date +%s) - t0 )) s"
+
+if [ -z "${SKIP_125M:-}" ]; then
+  big=(configs/dist_125m.yaml --set train.steps=40 --set train.log_every=10 --set model.mixer=bla
+       --set model.mixers.bla.window=512 --set model.mixers.bla.slots=64)
+  for k in 1 0; do
+    BLA_KERNELS=$k timeout 200 "$B/bla-train" "${big[@]}" --out "$out/m125_bla64_w512_k$k" > "$out/m125_k$k.log" 2>&1
+    echo "125m bla kernels=$k exit $?"
+  done
+  python3 scripts/measure_125m.py "$out/m125_bla64_w512_k1:1" "$out/m125_bla64_w512_k0:1"
+fi
+echo "total: $(( $(date +%s) - t0 )) s"

@@ -1,0 +1,179 @@
+// The fused BLA kernel (kernels/bla_chunk_*.cu) on fresh random inputs:
+//   - the op as training calls it (blurry_window_attention on CUDA, which
+//     routes to the kernel) against the LibTorch chunked form in float64:
+//     output and the gradients of q, k, v;
+//   - the raw passes, with every output buffer filled with NaN first, against
+//     the kernel's algorithm written in LibTorch ops in float64
+//     (tests/support/bla_kernel_algorithm.h): output, dq, dk, dv and the
+//     gradients of the modal slots, for arbitrary incoming slots.
+// float32 inputs must agree to 1e-4 and bf16 inputs to 1e-2 (relative, in
+// the Frobenius norm), shared/docs/BLA.md's last test.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <string>
+#include <tuple>
+
+#include "bla/ops/attention.h"
+#include "bla/ops/bla.h"
+#include "bla/ops/bla_modal.h"
+#include "bla_kernels/bla.h"
+#include "support/bla_kernel_algorithm.h"
+
+namespace {
+
+using bla::ops::BlaOptions;
+
+struct Case {
+  const char* name;
+  int64_t batch, seq, heads, dim, window, slots;
+};
+
+struct Mode {
+  const char* name;
+  at::ScalarType dtype;
+  double tolerance;
+};
+
+const Case kCases[] = {
+    {"odd_seq", 2, 100, 3, 64, 40, 8},
+    {"seq_below_window", 1, 77, 2, 64, 256, 16},
+    {"slots_100_padded", 1, 300, 2, 64, 300, 100},
+    {"d128", 2, 200, 2, 128, 512, 64},
+    {"long", 2, 1000, 2, 64, 512, 64},
+    {"window_just_above_slots", 1, 130, 1, 64, 65, 64},
+    {"slots_128", 1, 257, 1, 64, 1024, 128},
+    {"single_token", 1, 1, 1, 64, 8, 4},
+    {"one_slot", 1, 90, 1, 128, 16, 1},
+};
+
+const Mode kModes[] = {
+    {"f32", at::kFloat, 1e-4},
+    {"bf16", at::kBFloat16, 1e-2},
+};
+
+const auto kCudaF32 = torch::TensorOptions().device(torch::kCUDA).dtype(at::kFloat);
+
+double relative_error(const at::Tensor& got, const at::Tensor& want) {
+  const at::Tensor g = got.to(at::kDouble), w = want.to(at::kDouble);
+  return ((g - w).norm() / w.norm().clamp_min(1e-300)).item<double>();
+}
+
+int64_t chunk_count(const Case& c) { return (c.seq + 63) / 64; }
+
+class BlaKernel : public ::testing::TestWithParam<std::tuple<Case, Mode>> {
+ protected:
+  void SetUp() override {
+    if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  }
+};
+
+TEST_P(BlaKernel, OpMatchesTheChunkedFormInFloat64) {
+  const auto& [c, mode] = GetParam();
+  torch::manual_seed(1);
+  const BlaOptions opt{c.window, c.slots, 64};
+  auto draw = [&] { return torch::randn({c.batch, c.seq, c.heads, c.dim}, kCudaF32).to(mode.dtype); };
+  const at::Tensor q = draw().requires_grad_(true), k = draw().requires_grad_(true), v = draw().requires_grad_(true);
+  std::string why;
+  ASSERT_TRUE(bla::ops::bla_kernel_supported(q, k, v, opt, &why)) << why;
+
+  const at::Tensor out = bla::ops::blurry_window_attention(q, k, v, opt);
+  ASSERT_EQ(out.scalar_type(), mode.dtype);
+  const at::Tensor grad_out = torch::randn(out.sizes(), kCudaF32).to(mode.dtype);
+  const auto grads = torch::autograd::grad({out}, {q, k, v}, {grad_out});
+
+  const auto to64 = [](const at::Tensor& x) { return x.detach().to(at::kDouble).requires_grad_(true); };
+  const at::Tensor q64 = to64(q), k64 = to64(k), v64 = to64(v);
+  const at::Tensor want = bla::ops::blurry_window_attention_chunked(q64, k64, v64, opt);
+  const auto want_grads = torch::autograd::grad({want}, {q64, k64, v64}, {grad_out.to(at::kDouble)});
+
+  EXPECT_LT(relative_error(out, want), mode.tolerance) << "out";
+  EXPECT_LT(relative_error(grads[0], want_grads[0]), mode.tolerance) << "dq";
+  EXPECT_LT(relative_error(grads[1], want_grads[1]), mode.tolerance) << "dk";
+  EXPECT_LT(relative_error(grads[2], want_grads[2]), mode.tolerance) << "dv";
+}
+
+TEST_P(BlaKernel, RawPassesWriteEveryElementAndFollowTheAlgorithm) {
+  const auto& [c, mode] = GetParam();
+  torch::manual_seed(2);
+  const int64_t nc = chunk_count(c);
+  auto draw = [&] { return torch::randn({c.batch, c.seq, c.heads, c.dim}, kCudaF32).to(mode.dtype); };
+  const at::Tensor q = draw(), k = draw(), v = draw(), grad_out = draw();
+  const at::Tensor modal_keys = torch::randn({c.batch, c.heads, nc, c.slots, c.dim}, kCudaF32);
+  const at::Tensor modal_values = torch::randn({c.batch, c.heads, nc, c.slots, c.dim}, kCudaF32);
+  const double scale = 0.11;
+
+  const auto modal = bla::ops::make_bla_modal_operators(c.window, c.slots, 64);
+  const auto ops = bla::ops::make_bla_operators(c.window, c.slots, 64);
+  const auto tables = bla::kernels::make_bla_chunk_tables(c.window, c.slots, ops.kernel, modal.basis, modal.alpha,
+                                                          modal.beta, modal.beta_t, modal.partner, q.device());
+  const auto nan_like = [](const at::Tensor& x) { return torch::full_like(x, NAN); };
+  at::Tensor out = nan_like(q), dq = nan_like(q), dk = nan_like(k), dv = nan_like(v);
+  at::Tensor dmk = nan_like(modal_keys), dmv = nan_like(modal_values);
+  bla::kernels::bla_chunk_forward_out(q, k, v, modal_keys, modal_values, tables, scale, out);
+  bla::kernels::bla_chunk_backward_out(q, k, v, modal_keys, modal_values, tables, scale, grad_out, dq, dk, dv, dmk,
+                                       dmv);
+  torch::cuda::synchronize();
+
+  const bla::test::Tables t = bla::test::make_tables(c.window, c.slots, 64, nc, q.device());
+  bla::test::ChunkInputs in;
+  in.q = bla::test::to_chunks(q.to(at::kDouble), 64);
+  in.k = bla::test::to_chunks(k.to(at::kDouble), 64);
+  in.v = bla::test::to_chunks(v.to(at::kDouble), 64);
+  in.modal_keys = modal_keys.to(at::kDouble);
+  in.modal_values = modal_values.to(at::kDouble);
+  const auto tokens = [&](const at::Tensor& chunked) {  // (B, H, nc, 64, D) -> (B, T, H, D)
+    return chunked.reshape({c.batch, c.heads, nc * 64, c.dim}).slice(2, 0, c.seq).permute({0, 2, 1, 3});
+  };
+  const at::Tensor want = tokens(bla::test::kernel_forward(in, t, scale));
+  const bla::test::ChunkGrads g =
+      bla::test::kernel_backward(in, bla::test::to_chunks(grad_out.to(at::kDouble), 64), t, scale);
+
+  for (const auto& [name, got] : {std::pair<const char*, at::Tensor>{"out", out}, {"dq", dq}, {"dk", dk},
+                                  {"dv", dv}, {"d_modal_keys", dmk}, {"d_modal_values", dmv}})
+    EXPECT_TRUE(torch::isfinite(got).all().item<bool>()) << name << " has unwritten (NaN) elements";
+  EXPECT_LT(relative_error(out, want), mode.tolerance) << "out";
+  EXPECT_LT(relative_error(dq, tokens(g.q)), mode.tolerance) << "dq";
+  EXPECT_LT(relative_error(dk, tokens(g.k)), mode.tolerance) << "dk";
+  EXPECT_LT(relative_error(dv, tokens(g.v)), mode.tolerance) << "dv";
+  EXPECT_LT(relative_error(dmk, g.modal_keys), mode.tolerance) << "d_modal_keys";
+  EXPECT_LT(relative_error(dmv, g.modal_values), mode.tolerance) << "d_modal_values";
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, BlaKernel, ::testing::Combine(::testing::ValuesIn(kCases), ::testing::ValuesIn(kModes)),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param).name) + "_" + std::get<1>(info.param).name;
+                         });
+
+TEST(BlaKernelRouting, FullResolutionRunsTheSlidingWindowKernel) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  torch::manual_seed(3);
+  const BlaOptions opt{48, 48, 64};
+  const at::Tensor q = torch::randn({2, 150, 2, 64}, kCudaF32), k = torch::randn({2, 150, 2, 64}, kCudaF32),
+                   v = torch::randn({2, 150, 2, 64}, kCudaF32);
+  EXPECT_TRUE(bla::ops::bla_kernel_supported(q, k, v, opt));
+  const at::Tensor want = bla::ops::blurry_window_attention_chunked(q.to(at::kDouble), k.to(at::kDouble),
+                                                                    v.to(at::kDouble), opt);
+  EXPECT_LT(relative_error(bla::ops::blurry_window_attention(q, k, v, opt), want), 1e-4);
+}
+
+TEST(BlaKernelRouting, UnsupportedInputsSayWhy) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const auto f64 = torch::TensorOptions().device(torch::kCUDA).dtype(at::kDouble);
+  std::string why;
+  const at::Tensor x64 = torch::zeros({1, 8, 1, 64}, f64);
+  EXPECT_FALSE(bla::ops::bla_kernel_supported(x64, x64, x64, BlaOptions{16, 4, 64}, &why));
+  EXPECT_EQ(why, "dtype Double is not supported; use bfloat16 or float32");
+  const at::Tensor wide = torch::zeros({1, 8, 1, 128}, kCudaF32);
+  EXPECT_FALSE(bla::ops::bla_kernel_supported(wide, wide, wide, BlaOptions{256, 100, 64}, &why));
+  EXPECT_EQ(why, "head dim 128 with more than 64 slots does not fit the kernel's shared memory; use <= 64 slots");
+  const at::Tensor narrow = torch::zeros({1, 8, 1, 32}, kCudaF32);
+  EXPECT_FALSE(bla::ops::bla_kernel_supported(narrow, narrow, narrow, BlaOptions{16, 4, 64}, &why));
+  EXPECT_EQ(why, "head dim 32 is not supported; use 64 or 128");
+  // The op still runs (its LibTorch form) and says so once in the log.
+  EXPECT_EQ(bla::ops::blurry_window_attention(narrow, narrow, narrow, BlaOptions{16, 4, 64}).sizes(),
+            narrow.sizes());
+}
+
+}  // namespace
