@@ -21,6 +21,9 @@ from collections import defaultdict
 
 LR_KEY = "train.lr"
 SEED_KEY = "run.seed"
+# Columns and lines in this order (then any other group, as the CSV has them),
+# so that tables and colours do not depend on the order of a sweep's groups.
+GROUP_ORDER = ["bla", "swa", "attention", "gla", "gsa", "mamba2", "multires", "swa_bla"]
 
 
 def read_rows(path):
@@ -74,6 +77,11 @@ def best_points(rows, metric):
     return table
 
 
+def ordered(groups):
+    rank = {g: i for i, g in enumerate(GROUP_ORDER)}
+    return {g: groups[g] for g in sorted(groups, key=lambda g: rank.get(g, len(GROUP_ORDER)))}
+
+
 def facet_title(facet):
     return ", ".join(f"{k.replace('data.', '')} {v}" for k, v in facet if v)
 
@@ -118,7 +126,9 @@ def plot(groups, metric, title, path):
     for group, points in groups.items():
         states = sorted(points)
         values = [points[s][0] for s in states]
-        ax.plot(states, values, marker="o", label=group)
+        # A known group keeps its colour from plot to plot (C0 bla, C1 swa, ...).
+        color = f"C{GROUP_ORDER.index(group) % 10}" if group in GROUP_ORDER else None
+        ax.plot(states, values, marker="o", label=group, color=color)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("state (numbers kept to decode, all layers, batch 1)")
     ax.set_ylabel(f"test {metric.replace('test_', '')} (best lr)")
@@ -150,6 +160,7 @@ def main():
     out = args.out or os.path.dirname(os.path.abspath(args.csv))
     table = best_points(rows, args.metric)
     for facet, groups in sorted(table.items()):
+        groups = ordered(groups)
         title = facet_title(facet)
         print(f"### {title}\n")
         print(markdown(groups, args.metric) + "\n")

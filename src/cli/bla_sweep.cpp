@@ -35,6 +35,21 @@ std::string default_out_dir(const bla::sweep::SweepSpec& spec) {
 }
 
 // "0,1,3" -> {"0", "1", "3"}
+// "a,b,c" -> {"a", "b", "c"} (empty items dropped).
+std::vector<std::string> split_list(const std::string& list) {
+  std::vector<std::string> out;
+  std::string item;
+  for (char c : list + ",") {
+    if (c != ',') {
+      item += c;
+    } else if (!item.empty()) {
+      out.push_back(item);
+      item.clear();
+    }
+  }
+  return out;
+}
+
 std::vector<std::string> split_gpus(const std::string& list) {
   std::vector<std::string> out;
   std::string item;
@@ -56,15 +71,18 @@ std::vector<std::string> split_gpus(const std::string& list) {
 
 int main(int argc, char** argv) {
   CLI::App app{"bla-sweep: run every point of a sweep file with bla-train and collect results.csv"};
-  std::string sweep_path, out, gpus, bla_train;
+  std::string sweep_path, out, gpus, bla_train, only;
   int jobs = 1;
   bool dry_run = false;
   app.add_option("sweep", sweep_path, "the sweep file (see configs/sweeps/)")->required();
   app.add_flag("--dry-run", dry_run, "list the points, their state (done, resume, new) and commands; run nothing");
   auto* jobs_option = app.add_option("--jobs", jobs, "points run side by side on the CPU (default 1)")
                           ->check(CLI::Range(1, 1024));
-  app.add_option("--gpus", gpus, "run one point per GPU, e.g. --gpus 0,1 (sets CUDA_VISIBLE_DEVICES per run)")
+  app.add_option("--gpus", gpus,
+                 "run one point per listed GPU, e.g. --gpus 0,1; repeat an index to run several on one GPU "
+                 "(--gpus 0,1,0,1); sets CUDA_VISIBLE_DEVICES per run")
       ->excludes(jobs_option);
+  app.add_option("--only", only, "run only the groups with these labels, e.g. --only gla,mamba2");
   app.add_option("--out", out, "the sweep's folder (default: the file's out_dir, else runs/sweeps/<file name>)");
   app.add_option("--bla-train", bla_train, "the bla-train program (default: the one beside bla-sweep)");
   try {
@@ -81,7 +99,8 @@ int main(int argc, char** argv) {
       options.slots.assign(static_cast<size_t>(jobs), "");
     }
     const auto spec = bla::sweep::load_sweep(sweep_path);
-    const auto grid = bla::sweep::expand(spec);
+    auto grid = bla::sweep::expand(spec);
+    if (!only.empty()) grid = bla::sweep::only_groups(grid, split_list(only), sweep_path);
     options.out_dir = out.empty() ? default_out_dir(spec) : out;
     options.bla_train = bla_train.empty() ? bla::util::join_path(own_directory(), "bla-train") : bla_train;
 

@@ -72,8 +72,8 @@ std::string column(const std::vector<std::vector<std::string>>& csv, size_t row,
 }
 
 // A stand-in for bla-train: records its arguments in <sweep>/calls.txt, fails
-// with a config error for train.lr=bad and exit 1 for train.lr=crash, else
-// writes a summary.json into --out.
+// with a config error for train.lr=bad and exit 1 for train.lr=crash, sleeps
+// 30 s for train.lr=slow, else writes a summary.json into --out.
 std::string write_fake_train(const TempDir& tmp) {
   const std::string path = tmp / "fake-train";
   std::ofstream(path) << R"SH(#!/bin/sh
@@ -83,6 +83,7 @@ echo "$*" >> "$(dirname "$(dirname "$out")")/calls.txt"
 case "$*" in
   *train.lr=bad*) echo "bla-train: config error: --set train.lr=bad: expected a number, got 'bad'"; exit 2;;
   *train.lr=crash*) echo "step 1"; echo "step 2"; echo "bla-train: error: out of memory"; exit 1;;
+  *train.lr=slow*) exec sleep 30;;
 esac
 mkdir -p "$out"
 printf '{"task":"mqar","steps":12,"test":{"accuracy":0.75,"loss":1.5,"examples":64},"parameters":321,"state":{"per_layer":[{"state_numel":100},{"state_numel":200}],"total_numel":300,"context":32},"wall_time_s":2.5,"device":"cpu"}\n' > "$out/summary.json"
@@ -141,6 +142,28 @@ groups:
   EXPECT_EQ(hybrid.value("train.lr"), "1e-3");                 // the axis overrides the sweep's set
   EXPECT_EQ(hybrid.value("train.steps"), "100");
   EXPECT_EQ(grid.points[8].group, "attention");  // an unlabelled group is named after its mixer
+}
+
+TEST(SweepGrid, OnlyKeepsTheNamedGroupsAndRejectsAnUnknownLabel) {
+  auto spec = bla::sweep::parse_sweep(R"(
+base: ../mqar_bla.yaml
+groups:
+  - label: bla
+    grid: {model.mixers.bla.slots: [4, 8]}
+  - label: gla
+    set: {model.mixer: gla}
+  - set: {model.mixer: attention}
+)", "configs/sweeps/s.yaml");
+  const auto grid = bla::sweep::expand(spec);
+  const auto kept = bla::sweep::only_groups(grid, {"attention", "bla"}, "s.yaml");
+  EXPECT_EQ(names_of(kept), (std::vector<std::string>{"bla_slots-4", "bla_slots-8", "attention"}));
+  EXPECT_EQ(kept.columns, grid.columns);
+  try {
+    bla::sweep::only_groups(grid, {"mamba2"}, "s.yaml");
+    FAIL() << "expected a ConfigError";
+  } catch (const bla::config::ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), "s.yaml: --only: no group is labelled 'mamba2'; the groups are: bla, gla, attention");
+  }
 }
 
 TEST(SweepGrid, NamesAreStableWhenAnAxisGrowsAndUniqueAcrossTheSweep) {
@@ -243,6 +266,38 @@ TEST(SweepRun, FinishedPointsAreSkipped) {
             std::string::npos) << changed.output;
   EXPECT_EQ(count_lines(out + "/calls.txt"), 3);
   EXPECT_EQ(column(read_csv(out + "/results.csv"), 1, "status"), "stale");
+}
+
+// A stop signal (Ctrl-C, or `timeout` at its limit) while points are still
+// queued: the running point is stopped, nothing new starts, the CSV records
+// the queued points as pending and bla-sweep exits 130 (it used to wait for
+// children it had none of and fail with "waitpid failed: No child processes").
+TEST(SweepRun, AStopSignalWithPointsStillQueuedEndsInterruptedWithTheCsv) {
+  TempDir tmp;
+  const std::string fake = write_fake_train(tmp);
+  write_file(tmp / "base.yaml", "run: {name: x}\n");
+  const std::string sweep = write_file(tmp / "s.yaml",
+                                       "base: base.yaml\ngrid: {train.lr: [slow]}\n"
+                                       "groups:\n  - {label: bla, grid: {model.mixers.bla.slots: [4, 8, 16]}}\n");
+  const std::string out = tmp / "out";
+  // Runs its arguments, sends them SIGTERM once the first point has started
+  // (or after 10 s) and exits with their status.
+  const std::string stopper =
+      write_file(tmp / "stop", "#!/bin/sh\n\"$@\" & p=$!\nn=0\n"
+                               "while [ ! -s " + out + "/calls.txt ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done\n"
+                               "kill -TERM $p\nwait $p\n");
+  ::chmod(stopper.c_str(), 0755);
+  auto run = run_command(stopper + " " + kSweep + " " + sweep + " --out " + out + " --jobs 1 --bla-train " + fake, 60);
+  EXPECT_EQ(run.status, 130) << run.output;
+  EXPECT_LT(run.seconds, 20) << run.output;  // the sleeping point was stopped, not waited for
+  EXPECT_NE(run.output.find("bla-sweep: interrupted in"), std::string::npos) << run.output;
+  EXPECT_EQ(run.output.find("waitpid failed"), std::string::npos) << run.output;
+  EXPECT_EQ(count_lines(out + "/calls.txt"), 1);
+  auto csv = read_csv(out + "/results.csv");
+  ASSERT_EQ(csv.size(), 4u);
+  EXPECT_EQ(column(csv, 1, "status"), "killed");
+  EXPECT_EQ(column(csv, 2, "status"), "pending");
+  EXPECT_EQ(column(csv, 3, "status"), "pending");
 }
 
 // The real bla-train: a point cut after its step-6 checkpoint resumes there

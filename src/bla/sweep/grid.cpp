@@ -153,4 +153,21 @@ Grid expand(const SweepSpec& spec) {
   return grid;
 }
 
+Grid only_groups(const Grid& grid, const std::vector<std::string>& labels, const std::string& file) {
+  std::vector<std::string> known;
+  for (const auto& point : grid.points)
+    if (std::find(known.begin(), known.end(), point.group) == known.end()) known.push_back(point.group);
+  for (const auto& label : labels) {
+    if (std::find(known.begin(), known.end(), label) != known.end()) continue;
+    std::string list;
+    for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+    throw ConfigError(file + ": --only: no group is labelled '" + label + "'; the groups are: " + list);
+  }
+  Grid kept;
+  kept.columns = grid.columns;
+  for (const auto& point : grid.points)
+    if (std::find(labels.begin(), labels.end(), point.group) != labels.end()) kept.points.push_back(point);
+  return kept;
+}
+
 }  // namespace bla::sweep

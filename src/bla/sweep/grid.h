@@ -36,6 +36,11 @@ struct Grid {
 // share a name.
 Grid expand(const SweepSpec& spec);
 
+// The points of the groups labelled `labels` only (bla-sweep --only), in
+// their order. Throws ConfigError naming a label no group has, and the labels
+// there are.
+Grid only_groups(const Grid& grid, const std::vector<std::string>& labels, const std::string& file);
+
 // The part of a point name that stands for `value`: brackets and spaces
 // dropped, "," -> "+", ":" -> "-", anything else not in [A-Za-z0-9._+-] -> "_".
 std::string name_part(const std::string& value);

@@ -245,7 +245,9 @@ SweepResult run_points(const SweepSpec& spec, const Grid& grid, const RunnerOpti
   std::vector<bool> slot_busy(options.slots.size(), false);
   size_t next = 0, finished = 0, failed = 0;
   bool forwarded = false;
-  while (next < queue.size() || !running.empty()) {
+  // After a stop signal nothing new starts: wait for the running points only
+  // (waiting with none running would fail with ECHILD).
+  while ((g_stop_signal == 0 && next < queue.size()) || !running.empty()) {
     while (g_stop_signal == 0 && next < queue.size() && running.size() < options.slots.size()) {
       size_t slot = 0;
       while (slot_busy[slot]) ++slot;
