@@ -50,11 +50,8 @@ void check_tables(const BlaChunkTables& t, const at::Tensor& q) {
                                 q.device().str());
 }
 
-detail::BlaChunkArgs make_args(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                               const at::Tensor& modal_keys, const at::Tensor& modal_values,
-                               const BlaChunkTables& t, double scale) {
-  detail::BlaChunkArgs a;
-  detail::BlaChunkShape& s = a.shape;
+detail::BlaChunkShape make_shape(const at::Tensor& q, const BlaChunkTables& t, double scale) {
+  detail::BlaChunkShape s;
   s.batch = static_cast<int>(q.size(0));
   s.seq = static_cast<int>(q.size(1));
   s.heads = static_cast<int>(q.size(2));
@@ -64,25 +61,125 @@ detail::BlaChunkArgs make_args(const at::Tensor& q, const at::Tensor& k, const a
   s.window = static_cast<int>(t.window);
   s.chunks = static_cast<int>(chunk_count(q));
   s.scale = static_cast<float>(scale > 0.0 ? scale : 1.0 / std::sqrt(static_cast<double>(s.dim)));
-  a.dtype = q.scalar_type() == at::kBFloat16 ? detail::BlaDtype::kBFloat16 : detail::BlaDtype::kFloat32;
-  a.tables.h = t.h.data_ptr<float>();
-  a.tables.h_t = t.h_t.data_ptr<float>();
-  a.tables.basis = t.basis.data_ptr<float>();
-  a.tables.basis_t = t.basis_t.data_ptr<float>();
-  a.tables.alpha = t.alpha.data_ptr<float>();
-  a.tables.beta = t.beta.data_ptr<float>();
-  a.tables.beta_t = t.beta_t.data_ptr<float>();
-  a.tables.partner = t.partner.data_ptr<int>();
+  return s;
+}
+
+detail::BlaChunkTablesView table_view(const BlaChunkTables& t) {
+  detail::BlaChunkTablesView v;
+  v.inject = t.inject.data_ptr<float>();
+  v.h = t.h.data_ptr<float>();
+  v.h_t = t.h_t.data_ptr<float>();
+  v.basis = t.basis.data_ptr<float>();
+  v.basis_t = t.basis_t.data_ptr<float>();
+  v.alpha = t.alpha.data_ptr<float>();
+  v.beta = t.beta.data_ptr<float>();
+  v.beta_t = t.beta_t.data_ptr<float>();
+  v.partner = t.partner.data_ptr<int>();
+  return v;
+}
+
+detail::BlaDtype dtype_of(const at::Tensor& q) {
+  return q.scalar_type() == at::kBFloat16 ? detail::BlaDtype::kBFloat16 : detail::BlaDtype::kFloat32;
+}
+
+cudaStream_t stream_of(const at::Tensor& q) {
+  return at::cuda::getCurrentCUDAStream(q.device().index()).stream();
+}
+
+// The launches, on checked contiguous inputs; modal slots padded to NP.
+void run_chunk_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mk,
+                       const at::Tensor& mv, const BlaChunkTables& t, double scale, at::Tensor& out) {
+  detail::BlaChunkArgs a;
+  a.shape = make_shape(q, t, scale);
+  a.dtype = dtype_of(q);
+  a.tables = table_view(t);
   a.q = q.data_ptr();
   a.k = k.data_ptr();
   a.v = v.data_ptr();
-  a.modal_keys = modal_keys.data_ptr<float>();
-  a.modal_values = modal_values.data_ptr<float>();
-  return a;
+  a.modal_keys = mk.data_ptr<float>();
+  a.modal_values = mv.data_ptr<float>();
+  a.out = out.data_ptr();
+  check_cuda(kWho, detail::bla_chunk_forward_launch(a, stream_of(q)), "forward launch");
 }
 
-// Inputs: q, k, v, modal keys, modal values; the tables ride along as a
-// non-tensor argument and are saved tensor by tensor.
+void run_chunk_backward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mk,
+                        const at::Tensor& mv, const BlaChunkTables& t, double scale, const at::Tensor& grad_out,
+                        at::Tensor& dq, at::Tensor& dk, at::Tensor& dv, at::Tensor& dmk, at::Tensor& dmv) {
+  detail::BlaChunkArgs a;
+  a.shape = make_shape(q, t, scale);
+  a.dtype = dtype_of(q);
+  a.tables = table_view(t);
+  a.q = q.data_ptr();
+  a.k = k.data_ptr();
+  a.v = v.data_ptr();
+  a.modal_keys = mk.data_ptr<float>();
+  a.modal_values = mv.data_ptr<float>();
+  a.grad_out = grad_out.data_ptr();
+  a.grad_q = dq.data_ptr();
+  a.grad_k = dk.data_ptr();
+  a.grad_v = dv.data_ptr();
+  a.grad_modal_keys = dmk.data_ptr<float>();
+  a.grad_modal_values = dmv.data_ptr<float>();
+  check_cuda(kWho, detail::bla_chunk_backward_launch(a, stream_of(q)), "backward launch");
+}
+
+// x (B, T, H, D) -> the modal slots before every chunk (B, H, nc, NP, D).
+at::Tensor run_carry_forward(const at::Tensor& x, const BlaChunkTables& t) {
+  at::Tensor modal = at::empty({x.size(0), x.size(2), chunk_count(x), t.padded, x.size(3)},
+                               x.options().dtype(at::kFloat));
+  detail::BlaCarryArgs a;
+  a.shape = make_shape(x, t, 0.0);
+  a.dtype = dtype_of(x);
+  a.tables = table_view(t);
+  a.x = x.data_ptr();
+  a.modal = modal.data_ptr<float>();
+  check_cuda(kWho, detail::bla_carry_forward_launch(a, stream_of(x)), "carry forward launch");
+  return modal;
+}
+
+// The grad of the modal slots -> the carry's part of the grad of x, float32.
+at::Tensor run_carry_backward(const at::Tensor& grad_modal, const at::Tensor& x, const BlaChunkTables& t) {
+  at::Tensor grad_x = at::empty(x.sizes(), x.options().dtype(at::kFloat));
+  detail::BlaCarryArgs a;
+  a.shape = make_shape(x, t, 0.0);
+  a.dtype = dtype_of(x);
+  a.tables = table_view(t);
+  a.grad_modal = grad_modal.data_ptr<float>();
+  a.grad_x = grad_x.data_ptr<float>();
+  check_cuda(kWho, detail::bla_carry_backward_launch(a, stream_of(x)), "carry backward launch");
+  return grad_x;
+}
+
+// The tables ride into autograd Functions as a non-tensor argument and are
+// saved tensor by tensor.
+void save_tables(torch::autograd::AutogradContext* ctx, const BlaChunkTables& t, double scale) {
+  ctx->saved_data["scale"] = scale;
+  ctx->saved_data["window"] = t.window;
+  ctx->saved_data["slots"] = t.slots;
+  ctx->saved_data["padded"] = t.padded;
+  ctx->saved_data["tables"] = std::vector<at::Tensor>{t.inject, t.h,    t.h_t,   t.basis,  t.basis_t,
+                                                      t.alpha,  t.beta, t.beta_t, t.partner};
+}
+
+BlaChunkTables load_tables(torch::autograd::AutogradContext* ctx) {
+  BlaChunkTables t;
+  t.window = ctx->saved_data["window"].toInt();
+  t.slots = ctx->saved_data["slots"].toInt();
+  t.padded = ctx->saved_data["padded"].toInt();
+  const auto list = ctx->saved_data["tables"].toTensorVector();
+  t.inject = list[0];
+  t.h = list[1];
+  t.h_t = list[2];
+  t.basis = list[3];
+  t.basis_t = list[4];
+  t.alpha = list[5];
+  t.beta = list[6];
+  t.beta_t = list[7];
+  t.partner = list[8];
+  return t;
+}
+
+// The chunk step on given modal slots: inputs q, k, v, modal keys, modal values.
 struct BlaChunkFunction : public torch::autograd::Function<BlaChunkFunction> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k,
                             const at::Tensor& v, const at::Tensor& modal_keys, const at::Tensor& modal_values,
@@ -91,14 +188,7 @@ struct BlaChunkFunction : public torch::autograd::Function<BlaChunkFunction> {
     at::Tensor out = at::empty_like(qc);
     bla_chunk_forward_out(qc, kc, vc, modal_keys, modal_values, tables, scale, out);
     ctx->save_for_backward({qc, kc, vc, modal_keys, modal_values});
-    ctx->saved_data["scale"] = scale;
-    ctx->saved_data["window"] = tables.window;
-    ctx->saved_data["slots"] = tables.slots;
-    ctx->saved_data["padded"] = tables.padded;
-    const std::pair<const char*, const at::Tensor*> entries[] = {
-        {"h", &tables.h},         {"h_t", &tables.h_t},   {"basis", &tables.basis},   {"basis_t", &tables.basis_t},
-        {"alpha", &tables.alpha}, {"beta", &tables.beta}, {"beta_t", &tables.beta_t}, {"partner", &tables.partner}};
-    for (const auto& [name, tensor] : entries) ctx->saved_data[name] = *tensor;
+    save_tables(ctx, tables, scale);
     return out;
   }
 
@@ -106,16 +196,8 @@ struct BlaChunkFunction : public torch::autograd::Function<BlaChunkFunction> {
                                                  torch::autograd::variable_list grad_outputs) {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &modal_keys = saved[3], &modal_values = saved[4];
-    BlaChunkTables t;
-    t.window = ctx->saved_data["window"].toInt();
-    t.slots = ctx->saved_data["slots"].toInt();
-    t.padded = ctx->saved_data["padded"].toInt();
-    const std::pair<const char*, at::Tensor*> entries[] = {
-        {"h", &t.h},         {"h_t", &t.h_t},   {"basis", &t.basis},   {"basis_t", &t.basis_t},
-        {"alpha", &t.alpha}, {"beta", &t.beta}, {"beta_t", &t.beta_t}, {"partner", &t.partner}};
-    for (const auto& [name, tensor] : entries) *tensor = ctx->saved_data[name].toTensor();
+    const BlaChunkTables t = load_tables(ctx);
     const double scale = ctx->saved_data["scale"].toDouble();
-
     const at::Tensor grad_out =
         grad_outputs[0].defined() ? grad_outputs[0].to(q.scalar_type()).contiguous() : at::zeros_like(q);
     at::Tensor dq = at::empty_like(q), dk = at::empty_like(k), dv = at::empty_like(v);
@@ -127,19 +209,53 @@ struct BlaChunkFunction : public torch::autograd::Function<BlaChunkFunction> {
   }
 };
 
+// The whole chunked form: carry and chunk step, forward and backward.
+struct BlaFunction : public torch::autograd::Function<BlaFunction> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k,
+                            const at::Tensor& v, const BlaChunkTables& tables, double scale) {
+    const c10::cuda::CUDAGuard guard(q.device());
+    const at::Tensor qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
+    const at::Tensor mk = run_carry_forward(kc, tables), mv = run_carry_forward(vc, tables);
+    at::Tensor out = at::empty_like(qc);
+    run_chunk_forward(qc, kc, vc, mk, mv, tables, scale, out);
+    ctx->save_for_backward({qc, kc, vc, mk, mv});
+    save_tables(ctx, tables, scale);
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &mk = saved[3], &mv = saved[4];
+    const c10::cuda::CUDAGuard guard(q.device());
+    const BlaChunkTables t = load_tables(ctx);
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const at::Tensor grad_out =
+        grad_outputs[0].defined() ? grad_outputs[0].to(q.scalar_type()).contiguous() : at::zeros_like(q);
+    at::Tensor dq = at::empty_like(q), dk = at::empty_like(k), dv = at::empty_like(v);
+    at::Tensor dmk = at::empty_like(mk), dmv = at::empty_like(mv);
+    run_chunk_backward(q, k, v, mk, mv, t, scale, grad_out, dq, dk, dv, dmk, dmv);
+    const at::Tensor dk_total = (run_carry_backward(dmk, k, t) + dk.to(at::kFloat)).to(k.scalar_type());
+    const at::Tensor dv_total = (run_carry_backward(dmv, v, t) + dv.to(at::kFloat)).to(v.scalar_type());
+    return {dq, dk_total, dv_total, at::Tensor(), at::Tensor()};
+  }
+};
+
 }  // namespace
 
 BlaChunkTables make_bla_chunk_tables(int64_t window, int64_t slots, const at::Tensor& h, const at::Tensor& basis,
-                                     const at::Tensor& alpha, const at::Tensor& beta, const at::Tensor& beta_t,
-                                     const at::Tensor& partner, c10::Device device) {
+                                     const at::Tensor& basis_inverse, const at::Tensor& alpha,
+                                     const at::Tensor& beta, const at::Tensor& beta_t, const at::Tensor& partner,
+                                     c10::Device device) {
   const at::NoGradGuard no_grad;
   if (slots < 1 || slots > 128)
     throw std::invalid_argument(std::string(kWho) + "slots must be in [1, 128], got " + std::to_string(slots));
   const std::vector<int64_t> by_row{kBlaKernelChunk, slots}, square{slots, slots};
   if (h.sizes().vec() != by_row || alpha.sizes().vec() != by_row || beta.sizes().vec() != by_row ||
-      beta_t.sizes().vec() != by_row || basis.sizes().vec() != square || partner.sizes().vec() != std::vector{slots})
-    throw std::invalid_argument(std::string(kWho) + "tables must be h, alpha, beta, beta_t (64, N), basis (N, N) "
-                                "and partner (N) for N = " + std::to_string(slots));
+      beta_t.sizes().vec() != by_row || basis.sizes().vec() != square || basis_inverse.sizes().vec() != square ||
+      partner.sizes().vec() != std::vector{slots})
+    throw std::invalid_argument(std::string(kWho) + "tables must be h, alpha, beta, beta_t (64, N), basis and "
+                                "basis_inverse (N, N) and partner (N) for N = " + std::to_string(slots));
   BlaChunkTables t;
   t.window = window;
   t.slots = slots;
@@ -149,6 +265,9 @@ BlaChunkTables make_bla_chunk_tables(int64_t window, int64_t slots, const at::Te
   const auto pad_columns = [&](const at::Tensor& x) {
     return at::constant_pad_nd(x.to(at::kDouble), {0, extra}).to(f32).contiguous();
   };
+  // inject[:, s] = R^-1 h(63 - s): token s of a chunk in the modal slots after it.
+  const at::Tensor inject = at::matmul(basis_inverse.to(at::kDouble), h.to(at::kDouble).flip(0).t());
+  t.inject = at::constant_pad_nd(inject, {0, 0, 0, extra}).to(f32).contiguous();
   t.h = pad_columns(h);
   t.h_t = t.h.t().contiguous();
   t.basis = at::constant_pad_nd(basis.to(at::kDouble), {0, extra, 0, extra}).to(f32).contiguous();
@@ -202,11 +321,8 @@ void bla_chunk_forward_out(const at::Tensor& q, const at::Tensor& k, const at::T
   const at::Tensor mv = padded_modal(modal_values, q, tables, "modal_values");
   check_buffer(kWho, out, "out", q.sizes(), q.scalar_type(), q);
 
-  c10::cuda::CUDAGuard guard(q.device());
-  detail::BlaChunkArgs args = make_args(qc, kc, vc, mk, mv, tables, scale);
-  args.out = out.data_ptr();
-  check_cuda(kWho, detail::bla_chunk_forward_launch(args, at::cuda::getCurrentCUDAStream().stream()),
-             "forward launch");
+  const c10::cuda::CUDAGuard guard(q.device());
+  run_chunk_forward(qc, kc, vc, mk, mv, tables, scale, out);
 }
 
 void bla_chunk_backward_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
@@ -229,21 +345,13 @@ void bla_chunk_backward_out(const at::Tensor& q, const at::Tensor& k, const at::
   check_buffer(kWho, grad_modal_keys, "grad_modal_keys", modal_shape, at::kFloat, q);
   check_buffer(kWho, grad_modal_values, "grad_modal_values", modal_shape, at::kFloat, q);
 
-  c10::cuda::CUDAGuard guard(q.device());
+  const c10::cuda::CUDAGuard guard(q.device());
   const bool padded = tables.padded != tables.slots;
   std::vector<int64_t> padded_shape = modal_shape;
   padded_shape[3] = tables.padded;
   at::Tensor gmk = padded ? at::empty(padded_shape, mk.options()) : grad_modal_keys;
   at::Tensor gmv = padded ? at::empty(padded_shape, mv.options()) : grad_modal_values;
-  detail::BlaChunkArgs args = make_args(qc, kc, vc, mk, mv, tables, scale);
-  args.grad_out = gc.data_ptr();
-  args.grad_q = grad_q.data_ptr();
-  args.grad_k = grad_k.data_ptr();
-  args.grad_v = grad_v.data_ptr();
-  args.grad_modal_keys = gmk.data_ptr<float>();
-  args.grad_modal_values = gmv.data_ptr<float>();
-  check_cuda(kWho, detail::bla_chunk_backward_launch(args, at::cuda::getCurrentCUDAStream().stream()),
-             "backward launch");
+  run_chunk_backward(qc, kc, vc, mk, mv, tables, scale, gc, grad_q, grad_k, grad_v, gmk, gmv);
   if (padded) {
     grad_modal_keys.copy_(gmk.slice(3, 0, tables.slots));
     grad_modal_values.copy_(gmv.slice(3, 0, tables.slots));
@@ -256,6 +364,13 @@ at::Tensor bla_chunk_attention(const at::Tensor& q, const at::Tensor& k, const a
   require_supported(q, k, v, tables.slots);
   check_tables(tables, q);
   return BlaChunkFunction::apply(q, k, v, modal_keys, modal_values, tables, scale);
+}
+
+at::Tensor bla_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const BlaChunkTables& tables,
+                         double scale) {
+  require_supported(q, k, v, tables.slots);
+  check_tables(tables, q);
+  return BlaFunction::apply(q, k, v, tables, scale);
 }
 
 }  // namespace bla::kernels

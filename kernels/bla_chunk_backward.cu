@@ -39,7 +39,7 @@ template <typename T, int D, int NP>
 __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_kernel(BlaChunkArgs args) {
   using L = BlaLayout<D, NP>;
   constexpr int C = kBlaChunk;
-  extern __shared__ float smem[];
+  extern __shared__ __align__(128) float smem[];
   float* qs = smem;              // (C, D) queries
   float* kvs = qs + L::kTileD;   // (C, D) keys, values, keys again
   float* dos = kvs + L::kTileD;  // (C, D) output grads
@@ -49,6 +49,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_kernel(BlaChun
   float* ys = zs + L::kTileN;    // (C, NP) modal products, then modal output weights
   float* g1 = ys + L::kTileN;    // (C, NP) grads of modal output weights, then of modal products
   float* g2 = g1 + L::kTileN;    // (C, NP) grads of probabilities, then of scores
+  float* scratch = g2 + L::kTileN;  // per-warp 16 x 16 (tensor-core epilogues)
 
   const BlaChunkShape& s = args.shape;
   const BlaChunkTablesView& tb = args.tables;
@@ -67,7 +68,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_kernel(BlaChun
 
   // ---- the forward again, up to the probabilities and output weights ----
   {
-    Acc<C, C> acc;
+    Product<T, C, C> acc(scratch);
     acc.zero();
     acc.template add_product<D>(qs, L::kLdD, 1, kvs, 1, L::kLdD);
     acc.for_each([&](int i, int j, float x) {
@@ -77,10 +78,10 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_kernel(BlaChun
   __syncthreads();
   load_rows<T, D>(kvs, static_cast<const T*>(args.v), s, b, h, first);
   {
-    Acc<C, NP> score;
+    Product<T, C, NP> score(scratch);
     score.zero();
     score.template add_product<C>(lag, L::kLdC, 1, tb.h, NP, 1);
-    Acc<C, NP> y;
+    Product<T, C, NP> y(scratch);
     y.zero();
     y.template add_product<D>(qs, L::kLdD, 1, modal_keys, 1, D);
     y.for_each([&](int i, int m, float x) { ys[i * L::kLdN + m] = x; });
@@ -95,11 +96,11 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_kernel(BlaChun
   zero_tile(lag, C, C, L::kLdC);
   __syncthreads();
   {
-    Acc<C, NP> x;
+    Product<T, C, NP> x(scratch);
     x.zero();
     x.template add_product<NP>(zs, L::kLdN, 1, tb.basis, NP, 1);
     x.for_each([&](int i, int m, float value) { ys[i * L::kLdN + m] = value; });
-    Acc<C, C> w;
+    Product<T, C, C> w(scratch);
     w.zero();
     w.template add_product<NP>(zs, L::kLdN, 1, tb.h_t, C, 1);
     w.for_each([&](int i, int tau, float value) {
@@ -111,7 +112,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_kernel(BlaChun
 
   // ---- grads of the probabilities ----
   {
-    Acc<C, NP> gx;
+    Product<T, C, NP> gx(scratch);
     gx.zero();
     gx.template add_product<D>(dos, L::kLdD, 1, modal_values, 1, D);
     gx.for_each([&](int i, int m, float x) { g1[i * L::kLdN + m] = x; });
@@ -119,7 +120,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_kernel(BlaChun
   __syncthreads();
   modal_rows<NP>(g1, L::kLdN, tb.alpha, tb.beta, tb.partner);  // through Bn^T's adjoint
   {
-    Acc<C, C> gw;  // grads of the token weights [i, s], stored skewed
+    Product<T, C, C> gw(scratch);  // grads of the token weights [i, s], stored skewed
     gw.zero();
     gw.template add_product<D>(dos, L::kLdD, 1, kvs, 1, L::kLdD);
     gw.for_each([&](int i, int j, float x) {
@@ -128,7 +129,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_kernel(BlaChun
   }
   __syncthreads();
   {
-    Acc<C, NP> gp;
+    Product<T, C, NP> gp(scratch);
     gp.zero();
     gp.template add_product<NP>(g1, L::kLdN, 1, tb.basis_t, NP, 1);
     gp.template add_product<C>(lag, L::kLdC, 1, tb.h, NP, 1);
@@ -137,11 +138,11 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_kernel(BlaChun
 
   // ---- grads of v and of the modal values (need no more syncs) ----
   {
-    Acc<C, D> gv;
+    Product<T, C, D> gv(scratch);
     gv.zero();
     gv.template add_product<C>(tw, 1, L::kLdC, dos, L::kLdD, 1);
     gv.for_each(RowStore<T, D>{static_cast<T*>(args.grad_v), &s, b, h, first});
-    Acc<NP, D> gu;
+    Product<T, NP, D> gu(scratch);
     gu.zero();
     gu.template add_product<C>(ys, 1, L::kLdN, dos, L::kLdD, 1);
     gu.for_each(ModalStore{args.grad_modal_values + modal, D});
@@ -154,11 +155,11 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_kernel(BlaChun
   load_rows<T, D>(kvs, static_cast<const T*>(args.k), s, b, h, first);
   __syncthreads();
   {
-    Acc<C, NP> gy;
+    Product<T, C, NP> gy(scratch);
     gy.zero();
     gy.template add_product<NP>(g2, L::kLdN, 1, tb.basis, NP, 1);
     gy.for_each([&](int i, int m, float x) { g1[i * L::kLdN + m] = x; });
-    Acc<C, C> gs;  // grads of the skewed scores, stored as [i, s]
+    Product<T, C, C> gs(scratch);  // grads of the skewed scores, stored as [i, s]
     gs.zero();
     gs.template add_product<NP>(g2, L::kLdN, 1, tb.h_t, C, 1);
     gs.for_each([&](int i, int tau, float x) {
@@ -169,16 +170,16 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_kernel(BlaChun
   modal_rows<NP>(g1, L::kLdN, tb.alpha, tb.beta_t, tb.partner);  // through Bn's adjoint
   __syncthreads();
   {
-    Acc<C, D> gq;
+    Product<T, C, D> gq(scratch);
     gq.zero();
     gq.template add_product<NP>(g1, L::kLdN, 1, modal_keys, D, 1);
     gq.template add_product<C>(tw, L::kLdC, 1, kvs, L::kLdD, 1);
     gq.for_each(RowStore<T, D>{static_cast<T*>(args.grad_q), &s, b, h, first});
-    Acc<C, D> gk;
+    Product<T, C, D> gk(scratch);
     gk.zero();
     gk.template add_product<C>(tw, 1, L::kLdC, qs, L::kLdD, 1);
     gk.for_each(RowStore<T, D>{static_cast<T*>(args.grad_k), &s, b, h, first});
-    Acc<NP, D> gu;
+    Product<T, NP, D> gu(scratch);
     gu.zero();
     gu.template add_product<C>(g1, 1, L::kLdN, qs, L::kLdD, 1);
     gu.for_each(ModalStore{args.grad_modal_keys + modal, D});
@@ -188,7 +189,8 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_kernel(BlaChun
 template <typename T, int D, int NP>
 cudaError_t launch(const BlaChunkArgs& args, cudaStream_t stream) {
   using L = BlaLayout<D, NP>;
-  constexpr size_t bytes = sizeof(float) * (3 * L::kTileD + 2 * L::kTileC + 4 * L::kTileN);
+  constexpr size_t bytes = sizeof(float) * (3 * L::kTileD + 2 * L::kTileC + 4 * L::kTileN + L::kScratch);
+  static_assert(bytes <= 232448, "fits one block per SM (227 KB)");
   auto kernel = bla_chunk_backward_kernel<T, D, NP>;
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
   if (err != cudaSuccess) return err;

@@ -1,12 +1,19 @@
-// Device building blocks of the BLA chunk kernels: a block-wide SIMT matrix
-// product over float32 operands in shared or global memory (any strides, so
-// transposes cost nothing), tile loads, the per-row modal scale and the
-// masked softmax over slots. 256 threads per block; the product's thread
-// (ty, tx) = (tid / 16, tid % 16) owns rows ty + 16 i and columns tx + 16 j.
+// Device building blocks of the BLA chunk kernels: block-wide matrix
+// products over float32 operands in shared or global memory (row- or
+// column-major, so transposes cost nothing), tile loads, the per-row modal
+// scale and the masked softmax over slots. 256 threads per block.
+//
+// Two products with one interface: SimtProduct (fp32 FMA; float32 inputs,
+// the 1e-4 path) and TensorCoreProduct (WMMA m16n16k8 with tf32 operands and
+// fp32 accumulation; bf16 inputs, whose 1e-2 budget tf32's 10-bit mantissa
+// fits). Product<T, M, N> picks by input type.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
+#include <mma.h>
+
+#include <type_traits>
 
 #include "bla_chunk_launch.h"
 #include "device_common.cuh"
@@ -16,13 +23,16 @@ namespace bla::kernels::detail {
 constexpr int kBlaThreads = 256;
 constexpr int kBlaWarps = kBlaThreads / 32;
 
-// Accumulators of an M x N product tile, spread over the block.
+// Accumulators of an M x N product tile, spread over the block: thread
+// (ty, tx) = (tid / 16, tid % 16) owns rows ty + 16 i and columns tx + 16 j.
 template <int M, int N>
-struct Acc {
+struct SimtProduct {
   static_assert(M % 16 == 0 && N % 16 == 0, "tiles are multiples of 16");
   static constexpr int kRows = M / 16;
   static constexpr int kCols = N / 16;
   float v[kRows][kCols];
+
+  __device__ __forceinline__ explicit SimtProduct(float* /*scratch*/) {}
 
   __device__ __forceinline__ void zero() {
 #pragma unroll
@@ -62,20 +72,115 @@ struct Acc {
   }
 };
 
+// The same on tensor cores: the M x N tile in 16 x 16 fragments, spread
+// evenly over the 8 warps. Operands must be 32-byte aligned with leading
+// dimensions that are multiples of 4 (BlaLayout's strides are). for_each goes
+// through a 16 x 16 scratch area per warp (the fragment layout is opaque).
+template <int M, int N>
+struct TensorCoreProduct {
+  static_assert(M % 16 == 0 && N % 16 == 0, "tiles are multiples of 16");
+  static constexpr int kTileCols = N / 16;
+  static constexpr int kFragments = (M / 16) * kTileCols;
+  static_assert(kFragments % kBlaWarps == 0, "fragments spread evenly over the warps");
+  static constexpr int kPerWarp = kFragments / kBlaWarps;
+  using Accumulator = nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float>;
+  Accumulator f[kPerWarp];
+  float* scratch;  // this warp's 16 x 16 floats
+
+  __device__ __forceinline__ explicit TensorCoreProduct(float* scratch_base)
+      : scratch(scratch_base + (threadIdx.x / 32) * 256) {}
+
+  __device__ __forceinline__ static int tile_row(int i) { return ((threadIdx.x / 32) * kPerWarp + i) / kTileCols; }
+  __device__ __forceinline__ static int tile_col(int i) { return ((threadIdx.x / 32) * kPerWarp + i) % kTileCols; }
+
+  __device__ __forceinline__ void zero() {
+#pragma unroll
+    for (int i = 0; i < kPerWarp; ++i) nvcuda::wmma::fill_fragment(f[i], 0.f);
+  }
+
+  template <typename Fragment>
+  __device__ __forceinline__ static void to_tf32(Fragment& frag) {
+#pragma unroll
+    for (int e = 0; e < frag.num_elements; ++e) frag.x[e] = nvcuda::wmma::__float_to_tf32(frag.x[e]);
+  }
+
+  // acc += A B with SimtProduct's addressing; each operand is row-major
+  // (column stride 1) or column-major (row stride 1).
+  template <int K>
+  __device__ __forceinline__ void add_product(const float* a, int a_row, int a_col, const float* b, int b_row,
+                                              int b_col) {
+    using namespace nvcuda;
+    static_assert(K % 8 == 0, "K is a multiple of 8");
+    const bool a_rows = a_col == 1, b_rows = b_col == 1;
+    for (int k = 0; k < K; k += 8) {
+#pragma unroll
+      for (int i = 0; i < kPerWarp; ++i) {
+        const int r = tile_row(i) * 16, c = tile_col(i) * 16;
+        if (a_rows) {
+          wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa;
+          wmma::load_matrix_sync(fa, a + r * a_row + k, a_row);
+          to_tf32(fa);
+          mma_with_b(fa, b, b_row, b_col, b_rows, k, c, f[i]);
+        } else {
+          wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major> fa;
+          wmma::load_matrix_sync(fa, a + r + k * a_col, a_col);
+          to_tf32(fa);
+          mma_with_b(fa, b, b_row, b_col, b_rows, k, c, f[i]);
+        }
+      }
+    }
+  }
+
+  template <typename FragmentA>
+  __device__ __forceinline__ static void mma_with_b(const FragmentA& fa, const float* b, int b_row, int b_col,
+                                                    bool b_rows, int k, int c, Accumulator& acc) {
+    using namespace nvcuda;
+    if (b_rows) {
+      wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fb;
+      wmma::load_matrix_sync(fb, b + k * b_row + c, b_row);
+      to_tf32(fb);
+      wmma::mma_sync(acc, fa, fb, acc);
+    } else {
+      wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major> fb;
+      wmma::load_matrix_sync(fb, b + k + c * b_col, b_col);
+      to_tf32(fb);
+      wmma::mma_sync(acc, fa, fb, acc);
+    }
+  }
+
+  template <typename F>
+  __device__ __forceinline__ void for_each(F&& f_) const {
+    const int lane = threadIdx.x % 32;
+#pragma unroll
+    for (int i = 0; i < kPerWarp; ++i) {
+      nvcuda::wmma::store_matrix_sync(scratch, f[i], 16, nvcuda::wmma::mem_row_major);
+      __syncwarp();
+      const int r = tile_row(i) * 16, c = tile_col(i) * 16;
+#pragma unroll
+      for (int e = lane; e < 256; e += 32) f_(r + e / 16, c + e % 16, scratch[e]);
+      __syncwarp();
+    }
+  }
+};
+
+// bf16 inputs take the tensor cores; float32 inputs keep fp32 arithmetic.
+template <typename T, int M, int N>
+using Product = std::conditional_t<std::is_same_v<T, __nv_bfloat16>, TensorCoreProduct<M, N>, SimtProduct<M, N>>;
+
 // Zero a rows x cols float tile with row stride ld.
 __device__ __forceinline__ void zero_tile(float* tile, int rows, int cols, int ld) {
   for (int idx = threadIdx.x; idx < rows * cols; idx += kBlaThreads) tile[(idx / cols) * ld + idx % cols] = 0.f;
 }
 
 // The chunk's 64 rows of a (B, T, H, D) tensor into a float tile of row
-// stride D + 1; rows past the sequence are zero.
+// stride D + 4; rows past the sequence are zero.
 template <typename T, int D>
 __device__ __forceinline__ void load_rows(float* tile, const T* x, const BlaChunkShape& s, int b, int h, int first) {
   for (int idx = threadIdx.x; idx < kBlaChunk * D; idx += kBlaThreads) {
     const int r = idx / D, c = idx % D, t = first + r;
     float value = 0.f;
     if (t < s.seq) value = to_float(x[((static_cast<size_t>(b) * s.seq + t) * s.heads + h) * D + c]);
-    tile[r * (D + 1) + c] = value;
+    tile[r * (D + 4) + c] = value;
   }
 }
 
@@ -149,16 +254,18 @@ __device__ __forceinline__ void softmax_rows(float* tile, int ld, const BlaChunk
   }
 }
 
-// Shared-memory row strides: one float of padding keeps column walks
-// (transposed operands) free of bank conflicts.
+// Shared-memory row strides: four floats of padding keep the tensor cores'
+// 32-byte alignment and multiple-of-4 leading dimensions, and spread column
+// walks (transposed operands) over 8 banks.
 template <int D, int NP>
 struct BlaLayout {
-  static constexpr int kLdD = D + 1;
-  static constexpr int kLdC = kBlaChunk + 1;
-  static constexpr int kLdN = NP + 1;
+  static constexpr int kLdD = D + 4;
+  static constexpr int kLdC = kBlaChunk + 4;
+  static constexpr int kLdN = NP + 4;
   static constexpr int kTileD = kBlaChunk * kLdD;
   static constexpr int kTileC = kBlaChunk * kLdC;
   static constexpr int kTileN = kBlaChunk * kLdN;
+  static constexpr int kScratch = kBlaWarps * 256;  // TensorCoreProduct's per-warp 16 x 16
 };
 
 // Offset of the modal slots (NP x D) before chunk c of (b, h).

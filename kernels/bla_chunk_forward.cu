@@ -10,12 +10,13 @@ template <typename T, int D, int NP>
 __global__ void __launch_bounds__(kBlaThreads) bla_chunk_forward_kernel(BlaChunkArgs args) {
   using L = BlaLayout<D, NP>;
   constexpr int C = kBlaChunk;
-  extern __shared__ float smem[];
+  extern __shared__ __align__(128) float smem[];
   float* qs = smem;                // (C, D) queries
   float* kvs = qs + L::kTileD;     // (C, D) keys, then values
   float* lag = kvs + L::kTileD;    // (C, C) skewed scores, then token weights
   float* zs = lag + L::kTileC;     // (C, NP) scores, then probabilities
   float* ys = zs + L::kTileN;      // (C, NP) modal products
+  float* scratch = ys + L::kTileN; // per-warp 16 x 16 (tensor-core epilogues)
 
   const BlaChunkShape& s = args.shape;
   const BlaChunkTablesView& tb = args.tables;
@@ -31,7 +32,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_forward_kernel(BlaChunk
 
   // lag[i, i - s] = <q_i, k_s> for s <= i.
   {
-    Acc<C, C> acc;
+    Product<T, C, C> acc(scratch);
     acc.zero();
     acc.template add_product<D>(qs, L::kLdD, 1, kvs, 1, L::kLdD);
     acc.for_each([&](int i, int j, float x) {
@@ -42,11 +43,11 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_forward_kernel(BlaChunk
   load_rows<T, D>(kvs, static_cast<const T*>(args.v), s, b, h, first);  // keys are done
 
   // Scores: intra = lag H; inter = (Bn (U_K q_i)) R^T.
-  Acc<C, NP> score;
+  Product<T, C, NP> score(scratch);
   score.zero();
   score.template add_product<C>(lag, L::kLdC, 1, tb.h, NP, 1);
   {
-    Acc<C, NP> y;
+    Product<T, C, NP> y(scratch);
     y.zero();
     y.template add_product<D>(qs, L::kLdD, 1, modal_keys, 1, D);
     y.for_each([&](int i, int m, float x) { ys[i * L::kLdN + m] = x; });
@@ -63,11 +64,11 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_forward_kernel(BlaChunk
 
   // Output weights: modal (R^T p_i, then Bn^T) and per token (<p_i, h(i-s)>).
   {
-    Acc<C, NP> x;
+    Product<T, C, NP> x(scratch);
     x.zero();
     x.template add_product<NP>(zs, L::kLdN, 1, tb.basis, NP, 1);
     x.for_each([&](int i, int m, float value) { ys[i * L::kLdN + m] = value; });
-    Acc<C, C> w;
+    Product<T, C, C> w(scratch);
     w.zero();
     w.template add_product<NP>(zs, L::kLdN, 1, tb.h_t, C, 1);
     w.for_each([&](int i, int tau, float value) {
@@ -78,7 +79,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_forward_kernel(BlaChunk
   modal_rows<NP>(ys, L::kLdN, tb.alpha, tb.beta_t, tb.partner);
   __syncthreads();
 
-  Acc<C, D> out;
+  Product<T, C, D> out(scratch);
   out.zero();
   out.template add_product<C>(lag, L::kLdC, 1, kvs, L::kLdD, 1);
   out.template add_product<NP>(ys, L::kLdN, 1, modal_values, D, 1);
@@ -88,7 +89,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_forward_kernel(BlaChunk
 template <typename T, int D, int NP>
 cudaError_t launch(const BlaChunkArgs& args, cudaStream_t stream) {
   using L = BlaLayout<D, NP>;
-  constexpr size_t bytes = sizeof(float) * (2 * L::kTileD + L::kTileC + 2 * L::kTileN);
+  constexpr size_t bytes = sizeof(float) * (2 * L::kTileD + L::kTileC + 2 * L::kTileN + L::kScratch);
   auto kernel = bla_chunk_forward_kernel<T, D, NP>;
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
   if (err != cudaSuccess) return err;

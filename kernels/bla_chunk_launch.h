@@ -37,8 +37,11 @@ struct BlaChunkShape {
 };
 
 // Tables (float32, contiguous, zero beyond N): h (C, NP), h_t (NP, C),
-// basis R (NP, NP), basis_t R^T (NP, NP), alpha/beta/beta_t (C, NP); partner (NP).
+// basis R (NP, NP), basis_t R^T (NP, NP), alpha/beta/beta_t (C, NP); partner
+// (NP); inject (NP, C) = R^-1 [h(C-1), ..., h(0)], a chunk's tokens into the
+// modal slots after it.
 struct BlaChunkTablesView {
+  const float* inject = nullptr;
   const float* h = nullptr;
   const float* h_t = nullptr;
   const float* basis = nullptr;
@@ -68,6 +71,24 @@ struct BlaChunkArgs {
   float* grad_modal_keys = nullptr;
   float* grad_modal_values = nullptr;
 };
+
+// The carry between chunks in the modal basis (bla_carry.cu), one sequential
+// pass over the chunks per (batch, head, 16 columns):
+//   U_0 = 0,  U_{c+1} = B^C U_c + inject X_c,   writes U_c for every c;
+// backward: E_nc = 0, dX_c = inject^T E_{c+1}, E_c = dU_c + (B^C)^T E_{c+1}.
+// x (B, T, H, D) of dtype; modal (B, H, nc, NP, D) float32; grad_x float32.
+struct BlaCarryArgs {
+  BlaChunkShape shape;
+  BlaDtype dtype = BlaDtype::kBFloat16;
+  BlaChunkTablesView tables;  // inject, alpha/beta/beta_t (row C-1 is B^C), partner
+  const void* x = nullptr;
+  float* modal = nullptr;             // forward
+  const float* grad_modal = nullptr;  // backward
+  float* grad_x = nullptr;
+};
+
+cudaError_t bla_carry_forward_launch(const BlaCarryArgs& args, cudaStream_t stream);
+cudaError_t bla_carry_backward_launch(const BlaCarryArgs& args, cudaStream_t stream);
 
 // Whether (dim, padded) has a compiled kernel whose shared memory fits.
 bool bla_chunk_shape_supported(int dim, int padded);

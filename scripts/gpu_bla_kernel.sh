@@ -28,6 +28,7 @@ echo "racecheck rc=$?"; grep -E "ERROR SUMMARY|RACECHECK SUMMARY|PASSED|FAILED" 
 bench() { echo "== $*"; timeout 120 "$B/bla-bench" "$@" --warmup 5 --reps 20 --sets 3 2>&1 | grep -vE "^\s*$"; }
 {
   bench --op bla --window 512 --slots 64
+  bench --op bla-chunk --window 512 --slots 64 --no-ceilings --no-reference
   bench --op bla --window 512 --slots 64 --dtype fp32 --no-ceilings
   bench --op bla --window 2048 --slots 128 --no-ceilings --no-reference
   bench --op bla --window 512 --slots 64 --heads 8 --dim 128 --no-ceilings --no-reference

@@ -40,33 +40,4 @@ inline void set_cuda_autocast(bool enabled, at::ScalarType dtype) {
   if (!enabled) at::autocast::clear_cache();
 }
 
-// Whether CUDA autocast is on.
-inline bool cuda_autocast_enabled() {
-#if BLA_TORCH_AT_LEAST(2, 4)
-  return at::autocast::is_autocast_enabled(at::kCUDA);
-#else
-  return at::autocast::is_enabled();
-#endif
-}
-
-// Turns CUDA autocast off for a scope (ops that must stay in float32), and
-// back to what it was on exit. Leaves the autocast dtype alone.
-class CudaAutocastOff {
- public:
-  CudaAutocastOff() : was_enabled_(cuda_autocast_enabled()) { set(false); }
-  ~CudaAutocastOff() { set(was_enabled_); }
-  CudaAutocastOff(const CudaAutocastOff&) = delete;
-  CudaAutocastOff& operator=(const CudaAutocastOff&) = delete;
-
- private:
-  static void set(bool enabled) {
-#if BLA_TORCH_AT_LEAST(2, 4)
-    at::autocast::set_autocast_enabled(at::kCUDA, enabled);
-#else
-    at::autocast::set_enabled(enabled);
-#endif
-  }
-  bool was_enabled_;
-};
-
 }  // namespace bla::compat

@@ -26,13 +26,16 @@
 
 #include "bla/compat.h"
 #include "bla/ops/bla.h"
+#include "bla/ops/bla_modal.h"
 
 #ifdef BLA_HAVE_CUDA_KERNELS
 #include <ATen/cuda/CUDAContext.h>
 #include <cuda_runtime_api.h>
 #if __has_include(<bla_kernels/swa.h>)
+#include <bla_kernels/bla.h>
 #include <bla_kernels/swa.h>
-#else  // bla links bla_kernels privately: reach the header through the tree
+#else  // bla links bla_kernels privately: reach the headers through the tree
+#include "../../kernels/include/bla_kernels/bla.h"
 #include "../../kernels/include/bla_kernels/swa.h"
 #endif
 #endif
@@ -40,9 +43,11 @@
 namespace {
 
 const char* const kUsage = R"(usage: bla-bench [options]
-  --op NAME        swa (sliding window) | attention (full causal) | bla  [swa]
+  --op NAME        swa (sliding window) | attention (full causal) | bla |
+                   bla-chunk                                        [swa]
                    bla times the BLA op as training calls it (the fused kernel
-                   where it applies) against its LibTorch chunked form
+                   where it applies) against its LibTorch chunked form;
+                   bla-chunk times the fused chunk kernel alone (no carry scan)
   --batch N        [4]      --seq N      [8192]
   --heads N        [16]     --dim N      [64]
   --window N       [512]    (swa, bla; attention uses the whole sequence)
@@ -109,9 +114,10 @@ Options parse(int argc, char** argv) {
       throw std::invalid_argument("bla-bench: unknown option '" + a + "'; see --help");
     }
   }
-  if (o.op != "swa" && o.op != "attention" && o.op != "bla")
-    throw std::invalid_argument("bla-bench: --op must be swa, attention or bla, got '" + o.op + "'");
-  if (o.op == "bla" && o.bias) throw std::invalid_argument("bla-bench: --bias is for swa and attention, not bla");
+  if (o.op != "swa" && o.op != "attention" && o.op != "bla" && o.op != "bla-chunk")
+    throw std::invalid_argument("bla-bench: --op must be swa, attention, bla or bla-chunk, got '" + o.op + "'");
+  if (o.op.rfind("bla", 0) == 0 && o.bias)
+    throw std::invalid_argument("bla-bench: --bias is for swa and attention, not " + o.op);
   if (o.dtype != "bf16" && o.dtype != "fp32")
     throw std::invalid_argument("bla-bench: --dtype must be bf16 or fp32, got '" + o.dtype + "'");
   if (o.pass != "fwd" && o.pass != "fwdbwd" && o.pass != "both")
@@ -234,7 +240,7 @@ int run(const Options& o) {
   // (shared/docs/BLA.md, "Training"); SWA and attention: 2D per visible pair, twice.
   const double bla_macs = 2.0 * o.chunk * o.slots + 2.0 * o.chunk * o.dim + 2.0 * o.slots * o.slots + 4.0 * o.slots * o.dim;
   const double fwd_flops =
-      o.op == "bla" ? 2.0 * bla_macs * static_cast<double>(o.batch * o.seq * o.heads) : 4.0 * o.dim * pairs;
+      o.op.rfind("bla", 0) == 0 ? 2.0 * bla_macs * static_cast<double>(o.batch * o.seq * o.heads) : 4.0 * o.dim * pairs;
   const double elt = dtype == at::kBFloat16 ? 2.0 : 4.0;
   const double tensor_bytes = static_cast<double>(o.batch) * o.seq * o.heads * o.dim * elt;
   const bool do_fwd = o.pass != "fwdbwd", do_bwd = o.pass != "fwd";
@@ -264,9 +270,26 @@ int run(const Options& o) {
       };
     }
   }
+  bla::kernels::BlaChunkTables chunk_tables;
+  at::Tensor modal_keys, modal_values;
+  if (o.op == "bla-chunk") {
+    const auto modal = bla::ops::make_bla_modal_operators(o.window, o.slots, bla::kernels::kBlaKernelChunk);
+    const auto ops = bla::ops::make_bla_operators(o.window, o.slots, bla::kernels::kBlaKernelChunk);
+    chunk_tables =
+        bla::kernels::make_bla_chunk_tables(o.window, o.slots, ops.kernel, modal.basis, modal.basis_inverse,
+                                            modal.alpha, modal.beta, modal.beta_t, modal.partner, sets[0].q.device());
+    const int64_t chunks = (o.seq + bla::kernels::kBlaKernelChunk - 1) / bla::kernels::kBlaKernelChunk;
+    const auto f32 = torch::TensorOptions().device(torch::kCUDA).dtype(at::kFloat);
+    modal_keys = torch::randn({o.batch, o.heads, chunks, o.slots, o.dim}, f32);
+    modal_values = torch::randn({o.batch, o.heads, chunks, o.slots, o.dim}, f32);
+    impl_name = "bla-chunk";
+    kernel = [&](const InputSet&, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+      return bla::kernels::bla_chunk_attention(q, k, v, modal_keys, modal_values, chunk_tables, scale);
+    };
+  }
 #if BLA_TORCH_AT_LEAST(2, 1)
   at::Tensor band;  // (T, T) bool: key visible from query
-  if (o.reference && !o.bias && o.op != "bla") {
+  if (o.reference && !o.bias && o.op.rfind("bla", 0) != 0) {
     if (o.op == "attention") {
       ref_name = "sdpa-causal";
       reference = [&](const InputSet&, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
@@ -345,7 +368,7 @@ int run(const Options& o) {
   if (o.json) {
     std::cout << "{\"op\":\"" << o.op << "\",\"device\":\"" << device << "\",\"batch\":" << o.batch
               << ",\"seq\":" << o.seq << ",\"heads\":" << o.heads << ",\"dim\":" << o.dim
-              << ",\"window\":" << o.window << ",\"slots\":" << (o.op == "bla" ? o.slots : 0) << ",\"dtype\":\"" << dtype_name << "\",\"bias\":" << (o.bias ? "true" : "false")
+              << ",\"window\":" << o.window << ",\"slots\":" << (o.op.rfind("bla", 0) == 0 ? o.slots : 0) << ",\"dtype\":\"" << dtype_name << "\",\"bias\":" << (o.bias ? "true" : "false")
               << ",\"reps\":" << o.reps << ",\"sets\":" << o.sets << ",\"copy_gbps\":" << json_number(ceilings.copy_gbps)
               << ",\"matmul_tflops\":" << json_number(ceilings.matmul_tflops) << ",\"results\":[";
     for (size_t i = 0; i < rows.size(); ++i) {
@@ -360,7 +383,7 @@ int run(const Options& o) {
     std::cout << "]}\n";
     return 0;
   }
-  const std::string slots = o.op == "bla" ? " slots=" + std::to_string(o.slots) + " chunk=" + std::to_string(o.chunk) : "";
+  const std::string slots = o.op.rfind("bla", 0) == 0 ? " slots=" + std::to_string(o.slots) + " chunk=" + std::to_string(o.chunk) : "";
   std::printf("bla-bench: %s  B=%ld T=%ld H=%ld D=%ld window=%ld%s %s%s  on %s\n", o.op.c_str(),
               static_cast<long>(o.batch), static_cast<long>(o.seq), static_cast<long>(o.heads),
               static_cast<long>(o.dim), static_cast<long>(o.window), slots.c_str(), dtype_name.c_str(),

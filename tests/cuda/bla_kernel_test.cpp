@@ -106,8 +106,9 @@ TEST_P(BlaKernel, RawPassesWriteEveryElementAndFollowTheAlgorithm) {
 
   const auto modal = bla::ops::make_bla_modal_operators(c.window, c.slots, 64);
   const auto ops = bla::ops::make_bla_operators(c.window, c.slots, 64);
-  const auto tables = bla::kernels::make_bla_chunk_tables(c.window, c.slots, ops.kernel, modal.basis, modal.alpha,
-                                                          modal.beta, modal.beta_t, modal.partner, q.device());
+  const auto tables =
+      bla::kernels::make_bla_chunk_tables(c.window, c.slots, ops.kernel, modal.basis, modal.basis_inverse,
+                                          modal.alpha, modal.beta, modal.beta_t, modal.partner, q.device());
   const auto nan_like = [](const at::Tensor& x) { return torch::full_like(x, NAN); };
   at::Tensor out = nan_like(q), dq = nan_like(q), dk = nan_like(k), dv = nan_like(v);
   at::Tensor dmk = nan_like(modal_keys), dmv = nan_like(modal_values);

@@ -1,9 +1,11 @@
-// Blurry Window Attention's chunk step on CUDA: both passes of the chunked
-// form (scores, mask, softmax, output) fused per chunk of 64 tokens, forward
-// and backward, given the slots before each chunk in the modal basis of the
-// slot transition (src/bla/ops/bla_modal.h). The carry between chunks (a
-// log-depth scan of small matrix products) stays in LibTorch, which also
-// differentiates it. bla::ops::blurry_window_attention calls this on CUDA.
+// Blurry Window Attention's chunked form on CUDA, in the modal basis of the
+// slot transition (src/bla/ops/bla_modal.h), as two kernels each way:
+//   - the carry: the slots before every chunk of 64 tokens, one sequential
+//     pass over the chunks per (batch, head, 16 columns) (bla_carry.cu);
+//   - the chunk step: both passes (scores, mask, softmax, output) fused per
+//     chunk (bla_chunk_forward.cu, bla_chunk_backward.cu).
+// bla_attention runs both (bla::ops::blurry_window_attention calls it on
+// CUDA); bla_chunk_attention runs the chunk step alone on given slots.
 //
 // Layout: q, k, v, out (B, T, H, D) with D in {64, 128}; modal slots
 // (B, H, nc, N, D) float32 with nc = ceil(T / 64). bf16 or float32 inputs,
@@ -30,17 +32,19 @@ struct BlaChunkTables {
   int64_t window = 0;
   int64_t slots = 0;
   int64_t padded = 0;
+  at::Tensor inject;                 // (NP, 64) R^-1 [h(63), ..., h(0)]: a chunk into the slots after it
   at::Tensor h, h_t;                 // (64, NP) h(tau) = A^tau b; its transpose
   at::Tensor basis, basis_t;         // (NP, NP) R; R^T
   at::Tensor alpha, beta, beta_t;    // (64, NP) the modal row op of B^(i+1), bla_modal.h
   at::Tensor partner;                // (NP) int32
 };
 
-// From unpadded tables of any floating dtype: h (64, N), basis (N, N),
-// alpha/beta/beta_t (64, N), partner (N) integer.
+// From unpadded tables of any floating dtype (float64 best): h (64, N),
+// basis and its inverse (N, N), alpha/beta/beta_t (64, N), partner (N) integer.
 BlaChunkTables make_bla_chunk_tables(int64_t window, int64_t slots, const at::Tensor& h, const at::Tensor& basis,
-                                     const at::Tensor& alpha, const at::Tensor& beta, const at::Tensor& beta_t,
-                                     const at::Tensor& partner, c10::Device device);
+                                     const at::Tensor& basis_inverse, const at::Tensor& alpha,
+                                     const at::Tensor& beta, const at::Tensor& beta_t, const at::Tensor& partner,
+                                     c10::Device device);
 
 // True when the kernel handles these inputs: CUDA, one device, all bf16 or
 // all float32, q, k, v of one shape (B, T, H, D), D = 64 with N <= 128 or
@@ -48,6 +52,13 @@ BlaChunkTables make_bla_chunk_tables(int64_t window, int64_t slots, const at::Te
 bool bla_chunk_supported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t slots,
                          std::string* why = nullptr);
 
+// The chunked form from empty slots at position 0, both kernels: q, k, v
+// (B, T, H, D) -> (B, T, H, D). Differentiable in q, k, v. scale <= 0 means
+// 1/sqrt(D). Throws std::invalid_argument when unsupported.
+at::Tensor bla_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const BlaChunkTables& tables,
+                         double scale);
+
+// The chunk step alone on given modal slots (tests, bla-bench --op bla-chunk).
 // Differentiable: gradients flow to q, k, v and both modal slot tensors.
 // scale <= 0 means 1/sqrt(D). Throws std::invalid_argument when unsupported.
 at::Tensor bla_chunk_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

@@ -15,7 +15,6 @@
 #include <string>
 #include <vector>
 
-#include "bla/compat.h"
 #include "bla/ops/attention.h"
 #include "bla/ops/bla_modal.h"
 #include "bla/ops/dispatch.h"
@@ -175,19 +174,13 @@ at::Tensor chunked_forward(const at::Tensor& q_in, const at::Tensor& k_in, const
 }
 
 #ifdef BLA_HAVE_CUDA_KERNELS
-// What the fused kernel needs for one (W, N) on one device, built once.
-struct KernelOperators {
-  kernels::BlaChunkTables tables;
-  at::Tensor basis_inverse;  // (N, N) float32: slots -> modal slots
-};
-
-// The kernel's operators for (W, N) on `device`, or null with *why when the
-// modal form is not usable for them (cached either way).
-std::shared_ptr<const KernelOperators> kernel_operators(int64_t window, int64_t slots, at::Device device,
-                                                        std::string* why) {
+// The fused kernels' tables for (W, N) on `device`, or null with *why when
+// the modal form is not usable for them (cached either way).
+std::shared_ptr<const kernels::BlaChunkTables> kernel_tables(int64_t window, int64_t slots, at::Device device,
+                                                             std::string* why) {
   using Key = std::tuple<int64_t, int64_t, int>;
   struct Entry {
-    std::shared_ptr<const KernelOperators> operators;
+    std::shared_ptr<const kernels::BlaChunkTables> tables;
     std::string why;
   };
   static std::mutex mutex;
@@ -200,32 +193,14 @@ std::shared_ptr<const KernelOperators> kernel_operators(int64_t window, int64_t 
     if (bla_modal_supported(window, slots, kernels::kBlaKernelChunk, &entry.why)) {
       const BlaModalOperators modal = make_bla_modal_operators(window, slots, kernels::kBlaKernelChunk);
       const BlaOperators ops = make_bla_operators(window, slots, kernels::kBlaKernelChunk);
-      auto made = std::make_shared<KernelOperators>();
-      made->tables = kernels::make_bla_chunk_tables(window, slots, ops.kernel, modal.basis, modal.alpha, modal.beta,
-                                                    modal.beta_t, modal.partner, device);
-      made->basis_inverse = modal.basis_inverse.to(device, at::kFloat);
-      entry.operators = std::move(made);
+      entry.tables = std::make_shared<const kernels::BlaChunkTables>(
+          kernels::make_bla_chunk_tables(window, slots, ops.kernel, modal.basis, modal.basis_inverse, modal.alpha,
+                                         modal.beta, modal.beta_t, modal.partner, device));
     }
     it = cache.emplace(key, std::move(entry)).first;
   }
   if (why != nullptr) *why = it->second.why;
-  return it->second.operators;
-}
-
-// The chunked form through the fused kernel: the carry scan (slots before
-// every chunk of 64) in LibTorch and float32, mapped to the modal basis; the
-// rest in the kernel. Differentiable through both.
-at::Tensor kernel_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const BlaOptions& opt,
-                          const KernelOperators& kernel) {
-  const compat::CudaAutocastOff float32_carry;
-  const int64_t chunk = kernels::kBlaKernelChunk;
-  const BlaOperators ops = bla_operators(opt.window, opt.slots, chunk, at::kFloat, q.device());
-  const at::Tensor empty = at::zeros({q.size(0), q.size(2), opt.slots, q.size(3)}, q.options().dtype(at::kFloat));
-  const auto modal_slots = [&](const at::Tensor& x) {
-    return at::matmul(kernel.basis_inverse, bla_chunk_start_slots(empty, split_chunks(x.to(at::kFloat), chunk), ops));
-  };
-  return kernels::bla_chunk_attention(q, k, v, modal_slots(k), modal_slots(v), kernel.tables,
-                                      resolve_scale(opt, q.size(3)));
+  return it->second.tables;
 }
 #endif
 
@@ -248,7 +223,7 @@ KernelRoute kernel_route(const at::Tensor& q, const at::Tensor& k, const at::Ten
     return KernelRoute::kSlidingWindow;
   }
   if (!kernels::bla_chunk_supported(q, k, v, opt.slots, &reason)) return none(reason);
-  if (!kernel_operators(opt.window, opt.slots, q.device(), &reason)) return none(reason);
+  if (!kernel_tables(opt.window, opt.slots, q.device(), &reason)) return none(reason);
   return KernelRoute::kFused;
 #else
   return none("bla-train was built without its CUDA kernels");
@@ -314,7 +289,8 @@ at::Tensor blurry_window_attention_with_state(const at::Tensor& q, const at::Ten
         return sliding_window_attention(q, k, v, WindowOptions{opt.window, resolve_scale(opt, q.size(3))});
 #ifdef BLA_HAVE_CUDA_KERNELS
       case KernelRoute::kFused:
-        return kernel_forward(q, k, v, opt, *kernel_operators(opt.window, opt.slots, q.device(), nullptr));
+        return kernels::bla_attention(q, k, v, *kernel_tables(opt.window, opt.slots, q.device(), nullptr),
+                                      resolve_scale(opt, q.size(3)));
 #endif
       default:
         note_kernel_fallback("blurry_window_attention", why);
