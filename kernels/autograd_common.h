@@ -34,4 +34,28 @@ inline void check_buffer(const std::string& who, const at::Tensor& t, const char
                                 " tensor of shape " + sizes_text(sizes) + " on " + like.device().str());
 }
 
+// The checks both kernels' *_supported share: q, k, v defined CUDA tensors
+// on one device, all bf16 or all float32, one shape (B, T, H, D) with D in
+// {64, 128} and 32-bit token indices. Returns the first problem, or "".
+inline std::string qkv_problem(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  if (!q.defined() || !k.defined() || !v.defined()) return "q, k and v must be defined";
+  if (!q.is_cuda() || !k.is_cuda() || !v.is_cuda()) return "q, k and v must be CUDA tensors";
+  if (k.device() != q.device() || v.device() != q.device()) return "q, k and v must be on one device";
+  const auto dtype = q.scalar_type();
+  if (dtype != at::kBFloat16 && dtype != at::kFloat)
+    return std::string("dtype ") + c10::toString(dtype) + " is not supported; use bfloat16 or float32";
+  if (k.scalar_type() != dtype || v.scalar_type() != dtype) return "q, k and v must share one dtype";
+  if (q.dim() != 4) return "q must be (B, T, H, D), got " + shape_text(q);
+  if (k.sizes() != q.sizes() || v.sizes() != q.sizes())
+    return "q, k and v must have equal shapes (B, T, H, D), got " + shape_text(q) + ", " + shape_text(k) + ", " +
+           shape_text(v);
+  const int64_t d = q.size(3);
+  if (d != 64 && d != 128) return "head dim " + std::to_string(d) + " is not supported; use 64 or 128";
+  if (q.size(0) < 1 || q.size(1) < 1 || q.size(2) < 1) return "B, T and H must be >= 1, got " + shape_text(q);
+  if (q.size(0) > 65535 || q.size(2) > 65535) return "B and H must be <= 65535, got " + shape_text(q);
+  if (q.numel() > (int64_t{1} << 40) || q.size(1) > (int64_t{1} << 30))
+    return "tensor too large for 32-bit token indices: " + shape_text(q);
+  return "";
+}
+
 }  // namespace bla::kernels::detail

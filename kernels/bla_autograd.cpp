@@ -87,8 +87,8 @@ cudaStream_t stream_of(const at::Tensor& q) {
 }
 
 // The launches, on checked contiguous inputs; modal slots padded to NP.
-void run_chunk_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mk,
-                       const at::Tensor& mv, const BlaChunkTables& t, double scale, at::Tensor& out) {
+detail::BlaChunkArgs chunk_args(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mk,
+                                const at::Tensor& mv, const BlaChunkTables& t, double scale) {
   detail::BlaChunkArgs a;
   a.shape = make_shape(q, t, scale);
   a.dtype = dtype_of(q);
@@ -98,6 +98,12 @@ void run_chunk_forward(const at::Tensor& q, const at::Tensor& k, const at::Tenso
   a.v = v.data_ptr();
   a.modal_keys = mk.data_ptr<float>();
   a.modal_values = mv.data_ptr<float>();
+  return a;
+}
+
+void run_chunk_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mk,
+                       const at::Tensor& mv, const BlaChunkTables& t, double scale, at::Tensor& out) {
+  detail::BlaChunkArgs a = chunk_args(q, k, v, mk, mv, t, scale);
   a.out = out.data_ptr();
   check_cuda(kWho, detail::bla_chunk_forward_launch(a, stream_of(q)), "forward launch");
 }
@@ -105,21 +111,16 @@ void run_chunk_forward(const at::Tensor& q, const at::Tensor& k, const at::Tenso
 void run_chunk_backward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mk,
                         const at::Tensor& mv, const BlaChunkTables& t, double scale, const at::Tensor& grad_out,
                         at::Tensor& dq, at::Tensor& dk, at::Tensor& dv, at::Tensor& dmk, at::Tensor& dmv) {
-  detail::BlaChunkArgs a;
-  a.shape = make_shape(q, t, scale);
-  a.dtype = dtype_of(q);
-  a.tables = table_view(t);
-  a.q = q.data_ptr();
-  a.k = k.data_ptr();
-  a.v = v.data_ptr();
-  a.modal_keys = mk.data_ptr<float>();
-  a.modal_values = mv.data_ptr<float>();
+  detail::BlaChunkArgs a = chunk_args(q, k, v, mk, mv, t, scale);
   a.grad_out = grad_out.data_ptr();
   a.grad_q = dq.data_ptr();
   a.grad_k = dk.data_ptr();
   a.grad_v = dv.data_ptr();
   a.grad_modal_keys = dmk.data_ptr<float>();
   a.grad_modal_values = dmv.data_ptr<float>();
+  const at::Tensor grad_scores =
+      at::empty({q.size(0), q.size(2), chunk_count(q), kBlaKernelChunk, t.padded}, q.options().dtype(at::kFloat));
+  a.grad_scores = grad_scores.data_ptr<float>();
   check_cuda(kWho, detail::bla_chunk_backward_launch(a, stream_of(q)), "backward launch");
 }
 
@@ -137,15 +138,18 @@ at::Tensor run_carry_forward(const at::Tensor& x, const BlaChunkTables& t) {
   return modal;
 }
 
-// The grad of the modal slots -> the carry's part of the grad of x, float32.
-at::Tensor run_carry_backward(const at::Tensor& grad_modal, const at::Tensor& x, const BlaChunkTables& t) {
-  at::Tensor grad_x = at::empty(x.sizes(), x.options().dtype(at::kFloat));
+// grad_add (the chunk step's grad of x) plus the carry's part, from the
+// grad of the modal slots (overwritten), in x's dtype.
+at::Tensor run_carry_backward(at::Tensor& grad_modal, const at::Tensor& grad_add, const at::Tensor& x,
+                              const BlaChunkTables& t) {
+  at::Tensor grad_x = at::empty_like(x);
   detail::BlaCarryArgs a;
   a.shape = make_shape(x, t, 0.0);
   a.dtype = dtype_of(x);
   a.tables = table_view(t);
   a.grad_modal = grad_modal.data_ptr<float>();
-  a.grad_x = grad_x.data_ptr<float>();
+  a.grad_add = grad_add.data_ptr();
+  a.grad_x = grad_x.data_ptr();
   check_cuda(kWho, detail::bla_carry_backward_launch(a, stream_of(x)), "carry backward launch");
   return grad_x;
 }
@@ -235,9 +239,7 @@ struct BlaFunction : public torch::autograd::Function<BlaFunction> {
     at::Tensor dq = at::empty_like(q), dk = at::empty_like(k), dv = at::empty_like(v);
     at::Tensor dmk = at::empty_like(mk), dmv = at::empty_like(mv);
     run_chunk_backward(q, k, v, mk, mv, t, scale, grad_out, dq, dk, dv, dmk, dmv);
-    const at::Tensor dk_total = (run_carry_backward(dmk, k, t) + dk.to(at::kFloat)).to(k.scalar_type());
-    const at::Tensor dv_total = (run_carry_backward(dmv, v, t) + dv.to(at::kFloat)).to(v.scalar_type());
-    return {dq, dk_total, dv_total, at::Tensor(), at::Tensor()};
+    return {dq, run_carry_backward(dmk, dk, k, t), run_carry_backward(dmv, dv, v, t), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -288,26 +290,11 @@ bool bla_chunk_supported(const at::Tensor& q, const at::Tensor& k, const at::Ten
     if (why != nullptr) *why = text;
     return false;
   };
-  if (!q.defined() || !k.defined() || !v.defined()) return fail("q, k and v must be defined");
-  if (!q.is_cuda() || !k.is_cuda() || !v.is_cuda()) return fail("q, k and v must be CUDA tensors");
-  if (k.device() != q.device() || v.device() != q.device()) return fail("q, k and v must be on one device");
-  const auto dtype = q.scalar_type();
-  if (dtype != at::kBFloat16 && dtype != at::kFloat)
-    return fail(std::string("dtype ") + c10::toString(dtype) + " is not supported; use bfloat16 or float32");
-  if (k.scalar_type() != dtype || v.scalar_type() != dtype) return fail("q, k and v must share one dtype");
-  if (q.dim() != 4) return fail("q must be (B, T, H, D), got " + shape_text(q));
-  if (k.sizes() != q.sizes() || v.sizes() != q.sizes())
-    return fail("q, k and v must have equal shapes (B, T, H, D), got " + shape_text(q) + ", " + shape_text(k) + ", " +
-                shape_text(v));
+  if (const std::string problem = detail::qkv_problem(q, k, v); !problem.empty()) return fail(problem);
   const int64_t d = q.size(3);
-  if (d != 64 && d != 128) return fail("head dim " + std::to_string(d) + " is not supported; use 64 or 128");
   if (slots < 1 || slots > 128) return fail("slots " + std::to_string(slots) + " is not supported; use 1 to 128");
   if (!detail::bla_chunk_shape_supported(static_cast<int>(d), static_cast<int>(padded_slots(slots))))
     return fail("head dim 128 with more than 64 slots does not fit the kernel's shared memory; use <= 64 slots");
-  if (q.size(0) < 1 || q.size(1) < 1 || q.size(2) < 1) return fail("B, T and H must be >= 1, got " + shape_text(q));
-  if (q.size(0) > 65535 || q.size(2) > 65535) return fail("B and H must be <= 65535, got " + shape_text(q));
-  if (q.numel() > (int64_t{1} << 40) || q.size(1) > (int64_t{1} << 30))
-    return fail("tensor too large for 32-bit token indices: " + shape_text(q));
   return true;
 }
 

@@ -1,7 +1,8 @@
-// BLA chunk backward: one block per (chunk, head, batch). Recomputes the
-// chunk's probabilities (cheaper than storing them), then the gradients of
-// the chunk's own q, k, v and of its incoming modal slots; LibTorch's
-// autograd carries the slot gradients back through the carry scan.
+// BLA chunk backward: two passes, each one block per (chunk, head, batch).
+// The first recomputes the chunk's probabilities (cheaper than storing
+// them) and writes the grads of v, of the modal values and of the scores;
+// the second turns the score grads into those of q, k and the modal keys.
+// Two passes, not one, so that each fits two blocks per SM at D = N = 64.
 // tests/ops/bla_modal_test.cpp (kernel_backward) has the same steps in
 // LibTorch ops and checks them against autograd.
 #include "bla_chunk_device.cuh"
@@ -35,21 +36,20 @@ struct ModalStore {
   __device__ __forceinline__ void operator()(int m, int d, float value) const { x[m * dim + d] = value; }
 };
 
+// Pass 1: the forward again up to the probabilities, then the grads of v
+// and the modal values, and the grads of the scores (to the workspace).
 template <typename T, int D, int NP>
-__global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_kernel(BlaChunkArgs args) {
+__global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_scores_kernel(BlaChunkArgs args) {
   using L = BlaLayout<D, NP>;
   constexpr int C = kBlaChunk;
   extern __shared__ __align__(128) float smem[];
-  float* qs = smem;              // (C, D) queries
-  float* kvs = qs + L::kTileD;   // (C, D) keys, values, keys again
-  float* dos = kvs + L::kTileD;  // (C, D) output grads
-  float* lag = dos + L::kTileD;  // (C, C) skewed scores, then skewed grads of the token weights
-  float* tw = lag + L::kTileC;   // (C, C) token weights, then score grads [i, s]
-  float* zs = tw + L::kTileC;    // (C, NP) probabilities
-  float* ys = zs + L::kTileN;    // (C, NP) modal products, then modal output weights
-  float* g1 = ys + L::kTileN;    // (C, NP) grads of modal output weights, then of modal products
-  float* g2 = g1 + L::kTileN;    // (C, NP) grads of probabilities, then of scores
-  float* scratch = g2 + L::kTileN;  // per-warp 16 x 16 (tensor-core epilogues)
+  float* qd = smem;                 // (C, D) queries, then output grads
+  float* kvs = qd + L::kTileD;      // (C, D) keys, then values
+  float* lag = kvs + L::kTileD;     // (C, C) skewed scores, token weights, skewed grads of token weights
+  float* zs = lag + L::kTileC;      // (C, NP) probabilities
+  float* ys = zs + L::kTileN;       // (C, NP) modal products, modal output weights, their grads
+  float* gz = ys + L::kTileN;       // (C, NP) grads of probabilities, then of scores
+  float* scratch = gz + L::kTileN;  // per-warp 16 x 16 (tensor-core epilogues)
 
   const BlaChunkShape& s = args.shape;
   const BlaChunkTablesView& tb = args.tables;
@@ -59,70 +59,40 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_kernel(BlaChun
   const float* modal_keys = args.modal_keys + modal;
   const float* modal_values = args.modal_values + modal;
 
-  load_rows<T, D>(qs, static_cast<const T*>(args.q), s, b, h, first);
+  load_rows<T, D>(qd, static_cast<const T*>(args.q), s, b, h, first);
   load_rows<T, D>(kvs, static_cast<const T*>(args.k), s, b, h, first);
-  load_rows<T, D>(dos, static_cast<const T*>(args.grad_out), s, b, h, first);
-  zero_tile(lag, C, C, L::kLdC);
-  zero_tile(tw, C, C, L::kLdC);
-  __syncthreads();
-
-  // ---- the forward again, up to the probabilities and output weights ----
-  {
-    Product<T, C, C> acc(scratch);
-    acc.zero();
-    acc.template add_product<D>(qs, L::kLdD, 1, kvs, 1, L::kLdD);
-    acc.for_each([&](int i, int j, float x) {
-      if (j <= i) lag[i * L::kLdC + (i - j)] = x;
-    });
-  }
-  __syncthreads();
-  load_rows<T, D>(kvs, static_cast<const T*>(args.v), s, b, h, first);
-  {
-    Product<T, C, NP> score(scratch);
-    score.zero();
-    score.template add_product<C>(lag, L::kLdC, 1, tb.h, NP, 1);
-    Product<T, C, NP> y(scratch);
-    y.zero();
-    y.template add_product<D>(qs, L::kLdD, 1, modal_keys, 1, D);
-    y.for_each([&](int i, int m, float x) { ys[i * L::kLdN + m] = x; });
-    __syncthreads();
-    modal_rows<NP>(ys, L::kLdN, tb.alpha, tb.beta, tb.partner);
-    __syncthreads();
-    score.template add_product<NP>(ys, L::kLdN, 1, tb.basis_t, NP, 1);
-    score.for_each([&](int i, int j, float x) { zs[i * L::kLdN + j] = x * s.scale; });
-  }
-  __syncthreads();
-  softmax_rows<NP>(zs, L::kLdN, s, first);
   zero_tile(lag, C, C, L::kLdC);
   __syncthreads();
+  chunk_probabilities<T, D, NP>(s, tb, modal_keys, qd, kvs, lag, zs, ys, scratch, first);
+  zero_tile(lag, C, C, L::kLdC);
+  load_rows<T, D>(qd, static_cast<const T*>(args.grad_out), s, b, h, first);  // queries are done
+  load_rows<T, D>(kvs, static_cast<const T*>(args.v), s, b, h, first);        // keys are done
+  __syncthreads();
+  chunk_output_weights<T, D, NP>(tb, zs, ys, lag, scratch);
   {
-    Product<T, C, NP> x(scratch);
-    x.zero();
-    x.template add_product<NP>(zs, L::kLdN, 1, tb.basis, NP, 1);
-    x.for_each([&](int i, int m, float value) { ys[i * L::kLdN + m] = value; });
-    Product<T, C, C> w(scratch);
-    w.zero();
-    w.template add_product<NP>(zs, L::kLdN, 1, tb.h_t, C, 1);
-    w.for_each([&](int i, int tau, float value) {
-      if (tau <= i) tw[i * L::kLdC + (i - tau)] = value;
-    });
+    Product<T, NP, D> gu(scratch);
+    gu.zero();
+    gu.template add_product<C>(ys, 1, L::kLdN, qd, L::kLdD, 1);
+    gu.for_each(ModalStore{args.grad_modal_values + modal, D});
+    Product<T, C, D> gv(scratch);
+    gv.zero();
+    gv.template add_product<C>(lag, 1, L::kLdC, qd, L::kLdD, 1);
+    gv.for_each(RowStore<T, D>{static_cast<T*>(args.grad_v), &s, b, h, first});
   }
   __syncthreads();
-  modal_rows<NP>(ys, L::kLdN, tb.alpha, tb.beta_t, tb.partner);  // ys: modal output weights
-
-  // ---- grads of the probabilities ----
+  zero_tile(lag, C, C, L::kLdC);
   {
     Product<T, C, NP> gx(scratch);
     gx.zero();
-    gx.template add_product<D>(dos, L::kLdD, 1, modal_values, 1, D);
-    gx.for_each([&](int i, int m, float x) { g1[i * L::kLdN + m] = x; });
+    gx.template add_product<D>(qd, L::kLdD, 1, modal_values, 1, D);
+    gx.for_each([&](int i, int m, float x) { ys[i * L::kLdN + m] = x; });
   }
   __syncthreads();
-  modal_rows<NP>(g1, L::kLdN, tb.alpha, tb.beta, tb.partner);  // through Bn^T's adjoint
+  modal_rows<NP>(ys, L::kLdN, tb.alpha, tb.beta, tb.partner);  // through Bn^T's adjoint
   {
     Product<T, C, C> gw(scratch);  // grads of the token weights [i, s], stored skewed
     gw.zero();
-    gw.template add_product<D>(dos, L::kLdD, 1, kvs, 1, L::kLdD);
+    gw.template add_product<D>(qd, L::kLdD, 1, kvs, 1, L::kLdD);
     gw.for_each([&](int i, int j, float x) {
       if (j <= i) lag[i * L::kLdC + (i - j)] = x;
     });
@@ -131,57 +101,69 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_kernel(BlaChun
   {
     Product<T, C, NP> gp(scratch);
     gp.zero();
-    gp.template add_product<NP>(g1, L::kLdN, 1, tb.basis_t, NP, 1);
+    gp.template add_product<NP>(ys, L::kLdN, 1, tb.basis_t, NP, 1);
     gp.template add_product<C>(lag, L::kLdC, 1, tb.h, NP, 1);
-    gp.for_each([&](int i, int j, float x) { g2[i * L::kLdN + j] = x; });
-  }
-
-  // ---- grads of v and of the modal values (need no more syncs) ----
-  {
-    Product<T, C, D> gv(scratch);
-    gv.zero();
-    gv.template add_product<C>(tw, 1, L::kLdC, dos, L::kLdD, 1);
-    gv.for_each(RowStore<T, D>{static_cast<T*>(args.grad_v), &s, b, h, first});
-    Product<T, NP, D> gu(scratch);
-    gu.zero();
-    gu.template add_product<C>(ys, 1, L::kLdN, dos, L::kLdD, 1);
-    gu.for_each(ModalStore{args.grad_modal_values + modal, D});
+    gp.for_each([&](int i, int j, float x) { gz[i * L::kLdN + j] = x; });
   }
   __syncthreads();
+  softmax_backward_rows<NP>(zs, gz, L::kLdN, s.scale);
+  __syncthreads();
+  float* grad_scores = args.grad_scores + modal_offset(s, b, h, c) / s.dim * C;  // (C, NP) of chunk c
+  for (int idx = threadIdx.x; idx < C * NP; idx += kBlaThreads)
+    grad_scores[idx] = gz[(idx / NP) * L::kLdN + idx % NP];
+}
 
-  // ---- grads of the scores, then of q, k and the modal keys ----
-  softmax_backward_rows<NP>(zs, g2, L::kLdN, s.scale);
-  zero_tile(tw, C, C, L::kLdC);
-  load_rows<T, D>(kvs, static_cast<const T*>(args.k), s, b, h, first);
+// Pass 2: from the grads of the scores, the grads of q, k and the modal keys.
+template <typename T, int D, int NP>
+__global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_inputs_kernel(BlaChunkArgs args) {
+  using L = BlaLayout<D, NP>;
+  constexpr int C = kBlaChunk;
+  extern __shared__ __align__(128) float smem[];
+  float* qs = smem;                 // (C, D) queries
+  float* ks = qs + L::kTileD;       // (C, D) keys
+  float* gs = ks + L::kTileD;       // (C, C) grads of the scores [i, s]
+  float* gy = gs + L::kTileC;       // (C, NP) grads of the modal products
+  float* scratch = gy + L::kTileN;  // per-warp 16 x 16 (tensor-core epilogues)
+
+  const BlaChunkShape& s = args.shape;
+  const BlaChunkTablesView& tb = args.tables;
+  const int c = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int first = c * C;
+  const size_t modal = modal_offset(s, b, h, c);
+  const float* grad_scores = args.grad_scores + modal / s.dim * C;  // (C, NP), row stride NP
+
+  load_rows<T, D>(qs, static_cast<const T*>(args.q), s, b, h, first);
+  load_rows<T, D>(ks, static_cast<const T*>(args.k), s, b, h, first);
+  zero_tile(gs, C, C, L::kLdC);
   __syncthreads();
   {
-    Product<T, C, NP> gy(scratch);
-    gy.zero();
-    gy.template add_product<NP>(g2, L::kLdN, 1, tb.basis, NP, 1);
-    gy.for_each([&](int i, int m, float x) { g1[i * L::kLdN + m] = x; });
-    Product<T, C, C> gs(scratch);  // grads of the skewed scores, stored as [i, s]
-    gs.zero();
-    gs.template add_product<NP>(g2, L::kLdN, 1, tb.h_t, C, 1);
-    gs.for_each([&](int i, int tau, float x) {
-      if (tau <= i) tw[i * L::kLdC + (i - tau)] = x;
+    Product<T, C, NP> y(scratch);
+    y.zero();
+    y.template add_product<NP>(grad_scores, NP, 1, tb.basis, NP, 1);
+    y.for_each([&](int i, int m, float x) { gy[i * L::kLdN + m] = x; });
+    Product<T, C, C> g(scratch);  // grads of the skewed scores, stored as [i, s]
+    g.zero();
+    g.template add_product<NP>(grad_scores, NP, 1, tb.h_t, C, 1);
+    g.for_each([&](int i, int tau, float x) {
+      if (tau <= i) gs[i * L::kLdC + (i - tau)] = x;
     });
   }
   __syncthreads();
-  modal_rows<NP>(g1, L::kLdN, tb.alpha, tb.beta_t, tb.partner);  // through Bn's adjoint
+  modal_rows<NP>(gy, L::kLdN, tb.alpha, tb.beta_t, tb.partner);  // through Bn's adjoint
   __syncthreads();
   {
     Product<T, C, D> gq(scratch);
     gq.zero();
-    gq.template add_product<NP>(g1, L::kLdN, 1, modal_keys, D, 1);
-    gq.template add_product<C>(tw, L::kLdC, 1, kvs, L::kLdD, 1);
+    gq.template add_product<NP>(gy, L::kLdN, 1, args.modal_keys + modal, D, 1);
+    gq.template add_product<C>(gs, L::kLdC, 1, ks, L::kLdD, 1);
     gq.for_each(RowStore<T, D>{static_cast<T*>(args.grad_q), &s, b, h, first});
     Product<T, C, D> gk(scratch);
     gk.zero();
-    gk.template add_product<C>(tw, 1, L::kLdC, qs, L::kLdD, 1);
+    gk.template add_product<C>(gs, 1, L::kLdC, qs, L::kLdD, 1);
     gk.for_each(RowStore<T, D>{static_cast<T*>(args.grad_k), &s, b, h, first});
     Product<T, NP, D> gu(scratch);
     gu.zero();
-    gu.template add_product<C>(g1, 1, L::kLdN, qs, L::kLdD, 1);
+    gu.template add_product<C>(gy, 1, L::kLdN, qs, L::kLdD, 1);
     gu.for_each(ModalStore{args.grad_modal_keys + modal, D});
   }
 }
@@ -189,13 +171,19 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_kernel(BlaChun
 template <typename T, int D, int NP>
 cudaError_t launch(const BlaChunkArgs& args, cudaStream_t stream) {
   using L = BlaLayout<D, NP>;
-  constexpr size_t bytes = sizeof(float) * (3 * L::kTileD + 2 * L::kTileC + 4 * L::kTileN + L::kScratch);
-  static_assert(bytes <= 232448, "fits one block per SM (227 KB)");
-  auto kernel = bla_chunk_backward_kernel<T, D, NP>;
-  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+  constexpr size_t scores_bytes = sizeof(float) * (2 * L::kTileD + L::kTileC + 3 * L::kTileN + L::kScratch);
+  constexpr size_t inputs_bytes = sizeof(float) * (2 * L::kTileD + L::kTileC + L::kTileN + L::kScratch);
+  static_assert(scores_bytes <= 232448 && inputs_bytes <= 232448, "fits one block per SM (227 KB)");
+  auto scores = bla_chunk_backward_scores_kernel<T, D, NP>;
+  auto inputs = bla_chunk_backward_inputs_kernel<T, D, NP>;
+  cudaError_t err =
+      cudaFuncSetAttribute(scores, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(scores_bytes));
+  if (err == cudaSuccess)
+    err = cudaFuncSetAttribute(inputs, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(inputs_bytes));
   if (err != cudaSuccess) return err;
   const dim3 grid(args.shape.chunks, args.shape.heads, args.shape.batch);
-  kernel<<<grid, kBlaThreads, bytes, stream>>>(args);
+  scores<<<grid, kBlaThreads, scores_bytes, stream>>>(args);
+  inputs<<<grid, kBlaThreads, inputs_bytes, stream>>>(args);
   return cudaGetLastError();
 }
 

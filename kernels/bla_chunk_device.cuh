@@ -273,4 +273,66 @@ __device__ __forceinline__ size_t modal_offset(const BlaChunkShape& s, int b, in
   return ((static_cast<size_t>(b) * s.heads + h) * s.chunks + c) * static_cast<size_t>(s.padded) * s.dim;
 }
 
+// Pass 1 of the chunked form on one chunk (bla_chunk_launch.h): queries in
+// qs, keys in ks (row stride D + 4), lag zeroed, all synced. Leaves the
+// probabilities in zs, synced; lag and ys are free again, qs and ks untouched.
+template <typename T, int D, int NP>
+__device__ __forceinline__ void chunk_probabilities(const BlaChunkShape& s, const BlaChunkTablesView& tb,
+                                                    const float* modal_keys, const float* qs, const float* ks,
+                                                    float* lag, float* zs, float* ys, float* scratch, int first) {
+  using L = BlaLayout<D, NP>;
+  constexpr int C = kBlaChunk;
+  {
+    Product<T, C, C> acc(scratch);  // lag[i, i - s] = <q_i, k_s> for s <= i
+    acc.zero();
+    acc.template add_product<D>(qs, L::kLdD, 1, ks, 1, L::kLdD);
+    acc.for_each([&](int i, int j, float x) {
+      if (j <= i) lag[i * L::kLdC + (i - j)] = x;
+    });
+  }
+  __syncthreads();
+  Product<T, C, NP> score(scratch);  // intra = lag H; inter = (Bn (U_K q_i)) R^T
+  score.zero();
+  score.template add_product<C>(lag, L::kLdC, 1, tb.h, NP, 1);
+  {
+    Product<T, C, NP> y(scratch);
+    y.zero();
+    y.template add_product<D>(qs, L::kLdD, 1, modal_keys, 1, D);
+    y.for_each([&](int i, int m, float x) { ys[i * L::kLdN + m] = x; });
+  }
+  __syncthreads();
+  modal_rows<NP>(ys, L::kLdN, tb.alpha, tb.beta, tb.partner);
+  __syncthreads();
+  score.template add_product<NP>(ys, L::kLdN, 1, tb.basis_t, NP, 1);
+  score.for_each([&](int i, int j, float x) { zs[i * L::kLdN + j] = x * s.scale; });
+  __syncthreads();
+  softmax_rows<NP>(zs, L::kLdN, s, first);
+  __syncthreads();
+}
+
+// Pass 2's weights from the probabilities in zs (lag zeroed, all synced):
+// ys[i] <- Bn^T (R^T p_i) (the modal slots' weights) and lag[i, s] <-
+// <p_i, h(i - s)> (the chunk's tokens' weights). Synced on return.
+template <typename T, int D, int NP>
+__device__ __forceinline__ void chunk_output_weights(const BlaChunkTablesView& tb, const float* zs, float* ys,
+                                                     float* lag, float* scratch) {
+  using L = BlaLayout<D, NP>;
+  constexpr int C = kBlaChunk;
+  {
+    Product<T, C, NP> x(scratch);
+    x.zero();
+    x.template add_product<NP>(zs, L::kLdN, 1, tb.basis, NP, 1);
+    x.for_each([&](int i, int m, float value) { ys[i * L::kLdN + m] = value; });
+    Product<T, C, C> w(scratch);
+    w.zero();
+    w.template add_product<NP>(zs, L::kLdN, 1, tb.h_t, C, 1);
+    w.for_each([&](int i, int tau, float value) {
+      if (tau <= i) lag[i * L::kLdC + (i - tau)] = value;
+    });
+  }
+  __syncthreads();
+  modal_rows<NP>(ys, L::kLdN, tb.alpha, tb.beta_t, tb.partner);
+  __syncthreads();
+}
+
 }  // namespace bla::kernels::detail

@@ -29,55 +29,11 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_forward_kernel(BlaChunk
   load_rows<T, D>(kvs, static_cast<const T*>(args.k), s, b, h, first);
   zero_tile(lag, C, C, L::kLdC);
   __syncthreads();
-
-  // lag[i, i - s] = <q_i, k_s> for s <= i.
-  {
-    Product<T, C, C> acc(scratch);
-    acc.zero();
-    acc.template add_product<D>(qs, L::kLdD, 1, kvs, 1, L::kLdD);
-    acc.for_each([&](int i, int j, float x) {
-      if (j <= i) lag[i * L::kLdC + (i - j)] = x;
-    });
-  }
-  __syncthreads();
-  load_rows<T, D>(kvs, static_cast<const T*>(args.v), s, b, h, first);  // keys are done
-
-  // Scores: intra = lag H; inter = (Bn (U_K q_i)) R^T.
-  Product<T, C, NP> score(scratch);
-  score.zero();
-  score.template add_product<C>(lag, L::kLdC, 1, tb.h, NP, 1);
-  {
-    Product<T, C, NP> y(scratch);
-    y.zero();
-    y.template add_product<D>(qs, L::kLdD, 1, modal_keys, 1, D);
-    y.for_each([&](int i, int m, float x) { ys[i * L::kLdN + m] = x; });
-  }
-  __syncthreads();
-  modal_rows<NP>(ys, L::kLdN, tb.alpha, tb.beta, tb.partner);
-  __syncthreads();
-  score.template add_product<NP>(ys, L::kLdN, 1, tb.basis_t, NP, 1);
-  score.for_each([&](int i, int j, float x) { zs[i * L::kLdN + j] = x * s.scale; });
-  __syncthreads();
-  softmax_rows<NP>(zs, L::kLdN, s, first);
+  chunk_probabilities<T, D, NP>(s, tb, modal_keys, qs, kvs, lag, zs, ys, scratch, first);
   zero_tile(lag, C, C, L::kLdC);
+  load_rows<T, D>(kvs, static_cast<const T*>(args.v), s, b, h, first);  // keys are done
   __syncthreads();
-
-  // Output weights: modal (R^T p_i, then Bn^T) and per token (<p_i, h(i-s)>).
-  {
-    Product<T, C, NP> x(scratch);
-    x.zero();
-    x.template add_product<NP>(zs, L::kLdN, 1, tb.basis, NP, 1);
-    x.for_each([&](int i, int m, float value) { ys[i * L::kLdN + m] = value; });
-    Product<T, C, C> w(scratch);
-    w.zero();
-    w.template add_product<NP>(zs, L::kLdN, 1, tb.h_t, C, 1);
-    w.for_each([&](int i, int tau, float value) {
-      if (tau <= i) lag[i * L::kLdC + (i - tau)] = value;
-    });
-  }
-  __syncthreads();
-  modal_rows<NP>(ys, L::kLdN, tb.alpha, tb.beta_t, tb.partner);
-  __syncthreads();
+  chunk_output_weights<T, D, NP>(tb, zs, ys, lag, scratch);
 
   Product<T, C, D> out(scratch);
   out.zero();

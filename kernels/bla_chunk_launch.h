@@ -9,9 +9,10 @@
 //   p_i = softmax over the slots younger than the sequence
 //   o_i = sum_s <p_i, h(i-s)> v_s + U_V^T Bn^T (R^T p_i)
 // where U_K = R^-1 S_K and U_V = R^-1 S_V are the modal slots before the
-// chunk (computed by LibTorch's carry scan). The backward recomputes the
-// forward (no saved statistics) and returns dq, dk, dv of the chunk's own
-// tokens and dU_K, dU_V; LibTorch's autograd carries those through the scan.
+// chunk (from the carry, bla_carry.cu). The backward recomputes the forward
+// (no saved statistics) in two passes (bla_chunk_backward.cu): the grads of
+// v, U_V and the scores, then from those the grads of q, k and U_K; the
+// carry's backward takes dU_K, dU_V on to k and v.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -70,21 +71,26 @@ struct BlaChunkArgs {
   void* grad_v = nullptr;
   float* grad_modal_keys = nullptr;
   float* grad_modal_values = nullptr;
+  float* grad_scores = nullptr;        // backward workspace (B, H, nc, 64, NP) float32
 };
 
-// The carry between chunks in the modal basis (bla_carry.cu), one sequential
-// pass over the chunks per (batch, head, 16 columns):
-//   U_0 = 0,  U_{c+1} = B^C U_c + inject X_c,   writes U_c for every c;
-// backward: E_nc = 0, dX_c = inject^T E_{c+1}, E_c = dU_c + (B^C)^T E_{c+1}.
-// x (B, T, H, D) of dtype; modal (B, H, nc, NP, D) float32; grad_x float32.
+// The carry between chunks in the modal basis (bla_carry.cu):
+//   U_0 = 0,  U_{c+1} = B^C U_c + G_c,  G_c = inject X_c;
+// forward writes U_c for every c; backward, from dU_c:
+//   E_nc = 0,  E_c = dU_c + (B^C)^T E_{c+1},  dX_c = inject^T E_{c+1}.
+// The products (G, dX) run in parallel over chunks; only the scans, which
+// are elementwise in the modal basis (B^C couples a mode with its partner),
+// walk the chunks in order. x, grad_add, grad_x (B, T, H, D) of dtype; modal
+// and grad_modal (B, H, nc, NP, D) float32 (grad_modal is overwritten).
 struct BlaCarryArgs {
   BlaChunkShape shape;
   BlaDtype dtype = BlaDtype::kBFloat16;
   BlaChunkTablesView tables;  // inject, alpha/beta/beta_t (row C-1 is B^C), partner
   const void* x = nullptr;
-  float* modal = nullptr;             // forward
-  const float* grad_modal = nullptr;  // backward
-  float* grad_x = nullptr;
+  float* modal = nullptr;        // forward
+  float* grad_modal = nullptr;   // backward: dU in, scratch after
+  const void* grad_add = nullptr;  // backward: added to dX (the chunk step's own grad of x)
+  void* grad_x = nullptr;        // backward: grad_add + dX
 };
 
 cudaError_t bla_carry_forward_launch(const BlaCarryArgs& args, cudaStream_t stream);

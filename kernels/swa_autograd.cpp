@@ -147,23 +147,7 @@ bool swa_supported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v
     if (why != nullptr) *why = text;
     return false;
   };
-  if (!q.defined() || !k.defined() || !v.defined()) return fail("q, k and v must be defined");
-  if (!q.is_cuda() || !k.is_cuda() || !v.is_cuda()) return fail("q, k and v must be CUDA tensors");
-  if (k.device() != q.device() || v.device() != q.device()) return fail("q, k and v must be on one device");
-  const auto dtype = q.scalar_type();
-  if (dtype != at::kBFloat16 && dtype != at::kFloat)
-    return fail(std::string("dtype ") + c10::toString(dtype) + " is not supported; use bfloat16 or float32");
-  if (k.scalar_type() != dtype || v.scalar_type() != dtype) return fail("q, k and v must share one dtype");
-  if (q.dim() != 4) return fail("q must be (B, T, H, D), got " + shape_text(q));
-  if (k.sizes() != q.sizes() || v.sizes() != q.sizes())
-    return fail("q, k and v must have equal shapes (B, T, H, D), got " + shape_text(q) + ", " + shape_text(k) + ", " +
-                shape_text(v));
-  const int64_t d = q.size(3);
-  if (d != 64 && d != 128) return fail("head dim " + std::to_string(d) + " is not supported; use 64 or 128");
-  if (q.size(0) < 1 || q.size(1) < 1 || q.size(2) < 1) return fail("B, T and H must be >= 1, got " + shape_text(q));
-  if (q.size(0) > 65535 || q.size(2) > 65535) return fail("B and H must be <= 65535, got " + shape_text(q));
-  if (q.numel() > (int64_t{1} << 40) || q.size(1) > (int64_t{1} << 30))
-    return fail("tensor too large for 32-bit token indices: " + shape_text(q));
+  if (const std::string problem = detail::qkv_problem(q, k, v); !problem.empty()) return fail(problem);
   if (window < 0) return fail("window must be >= 0 (0 = full causal), got " + std::to_string(window));
   return true;
 }

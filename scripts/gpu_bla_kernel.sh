@@ -16,12 +16,16 @@ echo "build: $(( $(date +%s) - t0 )) s"
 
 tests=$BUILD_DIR/tests/bla_cuda_tests
 timeout 300 "$tests" --gtest_filter='*BlaKernel*:*odd_seq*:*gate_bias*' > "$out/tests.log" 2>&1
-echo "cuda tests rc=$?"; grep -E "^\[  (PASSED|FAILED) |FAILED  \]|Failure|rel|error" "$out/tests.log" | head -40
+echo "cuda tests rc=$?"; grep -E "^\[  (PASSED|FAILED) |FAILED  \]|Failure" "$out/tests.log" | head -20
+# Worst relative error per BLA check and dtype, over every shape.
+awk '/^\[ RUN/ { mode = "" } /^\[ RUN .*BlaKernel\./ { n = split($NF, p, "_"); mode = p[n] }
+     / rel err / && mode != "" { k = mode " " $1; if ($4 + 0 > worst[k] + 0) worst[k] = $4 }
+     END { for (k in worst) print "worst " k " " worst[k] }' "$out/tests.log" | sort
 
-small='Shapes/BlaKernel.RawPasses*/odd_seq_f32:Shapes/BlaKernel.RawPasses*/slots_100_padded_bf16'
+small='Shapes/BlaKernel.RawPasses*/odd_seq_f32:Shapes/BlaKernel.RawPasses*/slots_100_padded_bf16:Shapes/BlaKernel.OpMatches*/odd_seq_bf16'
 timeout 200 compute-sanitizer --tool memcheck "$tests" --gtest_filter="$small" > "$out/sanitizer.log" 2>&1
 echo "memcheck rc=$?"
-timeout 200 compute-sanitizer --tool racecheck "$tests" --gtest_filter='Shapes/BlaKernel.RawPasses*/odd_seq_f32' \
+timeout 200 compute-sanitizer --tool racecheck "$tests" --gtest_filter='Shapes/BlaKernel.RawPasses*/odd_seq_f32:Shapes/BlaKernel.OpMatches*/odd_seq_bf16' \
   >> "$out/sanitizer.log" 2>&1
 echo "racecheck rc=$?"; grep -E "ERROR SUMMARY|RACECHECK SUMMARY|PASSED|FAILED" "$out/sanitizer.log" | head
 

@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <tuple>
 
@@ -60,6 +61,13 @@ double relative_error(const at::Tensor& got, const at::Tensor& want) {
   return ((g - w).norm() / w.norm().clamp_min(1e-300)).item<double>();
 }
 
+// Checks and prints (for docs/performance.md) one relative error.
+void expect_close(const char* name, const at::Tensor& got, const at::Tensor& want, double tolerance) {
+  const double error = relative_error(got, want);
+  std::printf("    %-14s rel err %.3e\n", name, error);
+  EXPECT_LT(error, tolerance) << name;
+}
+
 int64_t chunk_count(const Case& c) { return (c.seq + 63) / 64; }
 
 class BlaKernel : public ::testing::TestWithParam<std::tuple<Case, Mode>> {
@@ -88,10 +96,10 @@ TEST_P(BlaKernel, OpMatchesTheChunkedFormInFloat64) {
   const at::Tensor want = bla::ops::blurry_window_attention_chunked(q64, k64, v64, opt);
   const auto want_grads = torch::autograd::grad({want}, {q64, k64, v64}, {grad_out.to(at::kDouble)});
 
-  EXPECT_LT(relative_error(out, want), mode.tolerance) << "out";
-  EXPECT_LT(relative_error(grads[0], want_grads[0]), mode.tolerance) << "dq";
-  EXPECT_LT(relative_error(grads[1], want_grads[1]), mode.tolerance) << "dk";
-  EXPECT_LT(relative_error(grads[2], want_grads[2]), mode.tolerance) << "dv";
+  expect_close("op.out", out, want, mode.tolerance);
+  expect_close("op.dq", grads[0], want_grads[0], mode.tolerance);
+  expect_close("op.dk", grads[1], want_grads[1], mode.tolerance);
+  expect_close("op.dv", grads[2], want_grads[2], mode.tolerance);
 }
 
 TEST_P(BlaKernel, RawPassesWriteEveryElementAndFollowTheAlgorithm) {
@@ -134,12 +142,12 @@ TEST_P(BlaKernel, RawPassesWriteEveryElementAndFollowTheAlgorithm) {
   for (const auto& [name, got] : {std::pair<const char*, at::Tensor>{"out", out}, {"dq", dq}, {"dk", dk},
                                   {"dv", dv}, {"d_modal_keys", dmk}, {"d_modal_values", dmv}})
     EXPECT_TRUE(torch::isfinite(got).all().item<bool>()) << name << " has unwritten (NaN) elements";
-  EXPECT_LT(relative_error(out, want), mode.tolerance) << "out";
-  EXPECT_LT(relative_error(dq, tokens(g.q)), mode.tolerance) << "dq";
-  EXPECT_LT(relative_error(dk, tokens(g.k)), mode.tolerance) << "dk";
-  EXPECT_LT(relative_error(dv, tokens(g.v)), mode.tolerance) << "dv";
-  EXPECT_LT(relative_error(dmk, g.modal_keys), mode.tolerance) << "d_modal_keys";
-  EXPECT_LT(relative_error(dmv, g.modal_values), mode.tolerance) << "d_modal_values";
+  expect_close("chunk.out", out, want, mode.tolerance);
+  expect_close("chunk.dq", dq, tokens(g.q), mode.tolerance);
+  expect_close("chunk.dk", dk, tokens(g.k), mode.tolerance);
+  expect_close("chunk.dv", dv, tokens(g.v), mode.tolerance);
+  expect_close("chunk.dU_K", dmk, g.modal_keys, mode.tolerance);
+  expect_close("chunk.dU_V", dmv, g.modal_values, mode.tolerance);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, BlaKernel, ::testing::Combine(::testing::ValuesIn(kCases), ::testing::ValuesIn(kModes)),
