@@ -162,13 +162,9 @@ cudaError_t carry_backward(const BlaCarryArgs& args, cudaStream_t stream) {
 
 template <typename T, bool kForward>
 cudaError_t dispatch(const BlaCarryArgs& args, cudaStream_t stream) {
-  const int d = args.shape.dim, np = args.shape.padded;
-  if (d == 64 && np == 64) return kForward ? carry_forward<T, 64, 64>(args, stream) : carry_backward<T, 64, 64>(args, stream);
-  if (d == 64 && np == 128)
-    return kForward ? carry_forward<T, 64, 128>(args, stream) : carry_backward<T, 64, 128>(args, stream);
-  if (d == 128 && np == 64)
-    return kForward ? carry_forward<T, 128, 64>(args, stream) : carry_backward<T, 128, 64>(args, stream);
-  return cudaErrorInvalidValue;
+  return for_compiled_shape(args.shape.dim, args.shape.padded, [&](auto dim, auto padded) {
+    return kForward ? carry_forward<T, dim(), padded()>(args, stream) : carry_backward<T, dim(), padded()>(args, stream);
+  });
 }
 
 }  // namespace

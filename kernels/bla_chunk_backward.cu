@@ -189,11 +189,8 @@ cudaError_t launch(const BlaChunkArgs& args, cudaStream_t stream) {
 
 template <typename T>
 cudaError_t dispatch(const BlaChunkArgs& args, cudaStream_t stream) {
-  const int d = args.shape.dim, np = args.shape.padded;
-  if (d == 64 && np == 64) return launch<T, 64, 64>(args, stream);
-  if (d == 64 && np == 128) return launch<T, 64, 128>(args, stream);
-  if (d == 128 && np == 64) return launch<T, 128, 64>(args, stream);
-  return cudaErrorInvalidValue;
+  return for_compiled_shape(args.shape.dim, args.shape.padded,
+                            [&](auto dim, auto padded) { return launch<T, dim(), padded()>(args, stream); });
 }
 
 }  // namespace

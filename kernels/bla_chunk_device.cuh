@@ -268,6 +268,20 @@ struct BlaLayout {
   static constexpr int kScratch = kBlaWarps * 256;  // TensorCoreProduct's per-warp 16 x 16
 };
 
+// The compiled (head dim, padded slots) pairs: calls f(Dim{}, Slots{}) with
+// std::integral_constant arguments, or returns cudaErrorInvalidValue.
+// (D = 128 with NP = 128 would fit shared memory now that the backward has
+// two passes; it is not compiled until it has run its tests on a GPU.)
+template <typename F>
+cudaError_t for_compiled_shape(int dim, int padded, F&& f) {
+  using I64 = std::integral_constant<int, 64>;
+  using I128 = std::integral_constant<int, 128>;
+  if (dim == 64 && padded == 64) return f(I64{}, I64{});
+  if (dim == 64 && padded == 128) return f(I64{}, I128{});
+  if (dim == 128 && padded == 64) return f(I128{}, I64{});
+  return cudaErrorInvalidValue;
+}
+
 // Offset of the modal slots (NP x D) before chunk c of (b, h).
 __device__ __forceinline__ size_t modal_offset(const BlaChunkShape& s, int b, int h, int c) {
   return ((static_cast<size_t>(b) * s.heads + h) * s.chunks + c) * static_cast<size_t>(s.padded) * s.dim;

@@ -56,17 +56,14 @@ cudaError_t launch(const BlaChunkArgs& args, cudaStream_t stream) {
 
 template <typename T>
 cudaError_t dispatch(const BlaChunkArgs& args, cudaStream_t stream) {
-  const int d = args.shape.dim, np = args.shape.padded;
-  if (d == 64 && np == 64) return launch<T, 64, 64>(args, stream);
-  if (d == 64 && np == 128) return launch<T, 64, 128>(args, stream);
-  if (d == 128 && np == 64) return launch<T, 128, 64>(args, stream);
-  return cudaErrorInvalidValue;
+  return for_compiled_shape(args.shape.dim, args.shape.padded,
+                            [&](auto dim, auto padded) { return launch<T, dim(), padded()>(args, stream); });
 }
 
 }  // namespace
 
 bool bla_chunk_shape_supported(int dim, int padded) {
-  return (dim == 64 && (padded == 64 || padded == 128)) || (dim == 128 && padded == 64);
+  return for_compiled_shape(dim, padded, [](auto, auto) { return cudaSuccess; }) == cudaSuccess;
 }
 
 cudaError_t bla_chunk_forward_launch(const BlaChunkArgs& args, cudaStream_t stream) {
