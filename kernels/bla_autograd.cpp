@@ -1,5 +1,6 @@
-// LibTorch side of the BLA chunk kernels: tables, argument checks, buffers,
-// stream, and the autograd Function whose backward calls the kernel's.
+// LibTorch side of the BLA kernels: tables, argument checks, buffers, stream,
+// and two autograd Functions: the whole chunked form (carry and chunk step,
+// BlaFunction) and the chunk step alone on given modal slots.
 #include "bla_kernels/bla.h"
 
 #include <ATen/cuda/CUDAContext.h>
@@ -9,6 +10,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "autograd_common.h"
 #include "bla_chunk_launch.h"
