@@ -142,22 +142,19 @@ template <typename T, int D, int NP>
 cudaError_t carry_forward(const BlaCarryArgs& args, cudaStream_t stream) {
   using L = BlaLayout<D, NP>;
   constexpr size_t bytes = sizeof(float) * (L::kTileD + L::kScratch);
-  auto inject = bla_inject_kernel<T, D, NP>;
-  cudaError_t err = cudaFuncSetAttribute(inject, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+  const cudaError_t err = launch_blocks(bla_inject_kernel<T, D, NP>, bytes, chunk_grid(args.shape), stream, args);
   if (err != cudaSuccess) return err;
-  const dim3 grid(args.shape.chunks, args.shape.heads, args.shape.batch);
-  inject<<<grid, kBlaThreads, bytes, stream>>>(args);
   bla_scan_forward_kernel<<<scan_blocks(args.shape), kBlaThreads, 0, stream>>>(args);
   return cudaGetLastError();
 }
 
 template <typename T, int D, int NP>
 cudaError_t carry_backward(const BlaCarryArgs& args, cudaStream_t stream) {
-  constexpr size_t bytes = sizeof(float) * BlaLayout<D, NP>::kScratch;
   bla_scan_backward_kernel<<<scan_blocks(args.shape), kBlaThreads, 0, stream>>>(args);
-  const dim3 grid(args.shape.chunks, args.shape.heads, args.shape.batch);
-  bla_eject_kernel<T, D, NP><<<grid, kBlaThreads, bytes, stream>>>(args);
-  return cudaGetLastError();
+  const cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return err;
+  constexpr size_t bytes = sizeof(float) * BlaLayout<D, NP>::kScratch;
+  return launch_blocks(bla_eject_kernel<T, D, NP>, bytes, chunk_grid(args.shape), stream, args);
 }
 
 template <typename T, bool kForward>

@@ -174,17 +174,10 @@ cudaError_t launch(const BlaChunkArgs& args, cudaStream_t stream) {
   constexpr size_t scores_bytes = sizeof(float) * (2 * L::kTileD + L::kTileC + 3 * L::kTileN + L::kScratch);
   constexpr size_t inputs_bytes = sizeof(float) * (2 * L::kTileD + L::kTileC + L::kTileN + L::kScratch);
   static_assert(scores_bytes <= 232448 && inputs_bytes <= 232448, "fits one block per SM (227 KB)");
-  auto scores = bla_chunk_backward_scores_kernel<T, D, NP>;
-  auto inputs = bla_chunk_backward_inputs_kernel<T, D, NP>;
-  cudaError_t err =
-      cudaFuncSetAttribute(scores, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(scores_bytes));
-  if (err == cudaSuccess)
-    err = cudaFuncSetAttribute(inputs, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(inputs_bytes));
+  const dim3 grid = chunk_grid(args.shape);
+  const cudaError_t err = launch_blocks(bla_chunk_backward_scores_kernel<T, D, NP>, scores_bytes, grid, stream, args);
   if (err != cudaSuccess) return err;
-  const dim3 grid(args.shape.chunks, args.shape.heads, args.shape.batch);
-  scores<<<grid, kBlaThreads, scores_bytes, stream>>>(args);
-  inputs<<<grid, kBlaThreads, inputs_bytes, stream>>>(args);
-  return cudaGetLastError();
+  return launch_blocks(bla_chunk_backward_inputs_kernel<T, D, NP>, inputs_bytes, grid, stream, args);
 }
 
 template <typename T>

@@ -268,6 +268,20 @@ struct BlaLayout {
   static constexpr int kScratch = kBlaWarps * 256;  // TensorCoreProduct's per-warp 16 x 16
 };
 
+// One block of 256 threads per (chunk, head, batch).
+inline dim3 chunk_grid(const BlaChunkShape& s) { return dim3(s.chunks, s.heads, s.batch); }
+
+// kernel<<<grid, 256, bytes, stream>>>(args), after raising the kernel's
+// dynamic shared-memory limit to `bytes`.
+template <typename Args>
+cudaError_t launch_blocks(void (*kernel)(Args), size_t bytes, dim3 grid, cudaStream_t stream, const Args& args) {
+  const cudaError_t err =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+  if (err != cudaSuccess) return err;
+  kernel<<<grid, kBlaThreads, bytes, stream>>>(args);
+  return cudaGetLastError();
+}
+
 // The compiled (head dim, padded slots) pairs: calls f(Dim{}, Slots{}) with
 // std::integral_constant arguments, or returns cudaErrorInvalidValue.
 // (D = 128 with NP = 128 would fit shared memory now that the backward has

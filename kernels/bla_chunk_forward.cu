@@ -46,12 +46,7 @@ template <typename T, int D, int NP>
 cudaError_t launch(const BlaChunkArgs& args, cudaStream_t stream) {
   using L = BlaLayout<D, NP>;
   constexpr size_t bytes = sizeof(float) * (2 * L::kTileD + L::kTileC + 2 * L::kTileN + L::kScratch);
-  auto kernel = bla_chunk_forward_kernel<T, D, NP>;
-  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
-  if (err != cudaSuccess) return err;
-  const dim3 grid(args.shape.chunks, args.shape.heads, args.shape.batch);
-  kernel<<<grid, kBlaThreads, bytes, stream>>>(args);
-  return cudaGetLastError();
+  return launch_blocks(bla_chunk_forward_kernel<T, D, NP>, bytes, chunk_grid(args.shape), stream, args);
 }
 
 template <typename T>
