@@ -1,4 +1,4 @@
-// The fused BLA kernel (kernels/bla_chunk_*.cu) on fresh random inputs:
+// The fused BLA kernels (kernels/bla_*.cu) on fresh random inputs:
 //   - the op as training calls it (blurry_window_attention on CUDA, which
 //     routes to the kernel) against the LibTorch chunked form in float64:
 //     output and the gradients of q, k, v;

@@ -73,7 +73,7 @@ at::Tensor bla_chunk_start_slots(const at::Tensor& initial, const at::Tensor& ch
 
 // Chunked two-pass form. q, k: (B, T, H, Dk); v: (B, T, H, Dv) -> (B, T, H, Dv).
 // Starts from empty slots at position 0. On CUDA it runs the fused kernel
-// (kernels/bla_chunk_*.cu; the SWA kernel when N == W) where the shape is
+// (kernels/bla_*.cu; the SWA kernel when N == W) where the shape is
 // supported and BLA_KERNELS is not 0, and says once in the log when it cannot.
 at::Tensor blurry_window_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                    const BlaOptions& opt);

@@ -1,5 +1,5 @@
 // The slot transition A of BLA in its real modal basis, for the fused CUDA
-// kernel (kernels/bla_chunk_*.cu, docs/performance.md "The fused BLA kernel").
+// kernels (kernels/bla_*.cu, docs/performance.md "The fused BLA kernels").
 //
 // For N < W, A is diagonalisable with a well-conditioned eigenbasis (cond <=
 // ~200 for every (W, N) tried; N = W is a nilpotent shift and is not: that
