@@ -296,7 +296,8 @@ bool bla_chunk_supported(const at::Tensor& q, const at::Tensor& k, const at::Ten
   const int64_t d = q.size(3);
   if (slots < 1 || slots > 128) return fail("slots " + std::to_string(slots) + " is not supported; use 1 to 128");
   if (!detail::bla_chunk_shape_supported(static_cast<int>(d), static_cast<int>(padded_slots(slots))))
-    return fail("head dim 128 with more than 64 slots does not fit the kernel's shared memory; use <= 64 slots");
+    return fail("head dim " + std::to_string(d) + " with " + std::to_string(slots) +
+                " slots is not compiled into the kernels (kernels/bla_chunk_device.cuh, for_compiled_shape)");
   return true;
 }
 

@@ -284,8 +284,8 @@ cudaError_t launch_blocks(void (*kernel)(Args), size_t bytes, dim3 grid, cudaStr
 
 // The compiled (head dim, padded slots) pairs: calls f(Dim{}, Slots{}) with
 // std::integral_constant arguments, or returns cudaErrorInvalidValue.
-// (D = 128 with NP = 128 would fit shared memory now that the backward has
-// two passes; it is not compiled until it has run its tests on a GPU.)
+// Head dims 64 and 128 with 64 or 128 padded slots: all four fit one block
+// per SM (the largest, the backward's pass 1 at D = NP = 128, needs 194,560 B).
 template <typename F>
 cudaError_t for_compiled_shape(int dim, int padded, F&& f) {
   using I64 = std::integral_constant<int, 64>;
@@ -293,6 +293,7 @@ cudaError_t for_compiled_shape(int dim, int padded, F&& f) {
   if (dim == 64 && padded == 64) return f(I64{}, I64{});
   if (dim == 64 && padded == 128) return f(I64{}, I128{});
   if (dim == 128 && padded == 64) return f(I128{}, I64{});
+  if (dim == 128 && padded == 128) return f(I128{}, I128{});
   return cudaErrorInvalidValue;
 }
 

@@ -3,6 +3,8 @@
 # (docs/performance.md, "The fused BLA kernel"). Logs go to ${OUT:-gpu-bla}/.
 #   scripts/gpu_bla_kernel.sh            # tests, sanitizers, bla-bench, 125M throughput
 #   SKIP_125M=1 scripts/gpu_bla_kernel.sh
+# With Nsight Compute (ncu) there, it also times every kernel of one
+# forward+backward at the benchmark shape (SKIP_PROFILE=1 skips it).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-bla}
@@ -22,12 +24,21 @@ awk '/^\[ RUN/ { mode = "" } /^\[ RUN .*BlaKernel\./ { n = split($NF, p, "_"); m
      / rel err / && mode != "" { k = mode " " $1; if ($4 + 0 > worst[k] + 0) worst[k] = $4 }
      END { for (k in worst) print "worst " k " " worst[k] }' "$out/tests.log" | sort
 
-small='Shapes/BlaKernel.RawPasses*/odd_seq_f32:Shapes/BlaKernel.RawPasses*/slots_100_padded_bf16:Shapes/BlaKernel.OpMatches*/odd_seq_bf16'
+small='Shapes/BlaKernel.RawPasses*/odd_seq_f32:Shapes/BlaKernel.RawPasses*/slots_100_padded_bf16:Shapes/BlaKernel.OpMatches*/odd_seq_bf16:Shapes/BlaKernel.RawPasses*/d128_slots_100_padded_bf16'
 timeout 200 compute-sanitizer --tool memcheck "$tests" --gtest_filter="$small" > "$out/sanitizer.log" 2>&1
 echo "memcheck rc=$?"
 timeout 200 compute-sanitizer --tool racecheck "$tests" --gtest_filter='Shapes/BlaKernel.RawPasses*/odd_seq_f32:Shapes/BlaKernel.OpMatches*/odd_seq_bf16' \
   >> "$out/sanitizer.log" 2>&1
 echo "racecheck rc=$?"; grep -E "ERROR SUMMARY|RACECHECK SUMMARY|PASSED|FAILED" "$out/sanitizer.log" | head
+
+ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+if [ -z "${SKIP_PROFILE:-}" ] && [ -n "$ncu" ]; then
+  # bla-bench runs warm-up + one rep: two forward+backward iterations.
+  timeout 200 "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv --log-file "$out/ncu_bla.csv" \
+    "$B/bla-bench" --op bla --window 512 --slots 64 --pass fwdbwd --warmup 1 --reps 1 --sets 1 --no-ceilings \
+    --no-reference > /dev/null 2>&1
+  echo "ncu rc=$?"; python3 scripts/ncu_kernel_times.py "$out/ncu_bla.csv" --per 2 | head -30
+fi
 
 bench() { echo "== $*"; timeout 120 "$B/bla-bench" "$@" --warmup 5 --reps 20 --sets 3 2>&1 | grep -vE "^\s*$"; }
 {

@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Sum Nsight Compute's per-launch kernel times by kernel.
+
+    ncu --clock-control none --metrics gpu__time_duration.sum --csv --log-file k.csv PROGRAM ...
+    scripts/ncu_kernel_times.py k.csv [--per N]
+
+Prints one line per kernel (launches, total and mean microseconds), largest
+first, and the total; --per N divides counts and totals by N (the number of
+identical iterations the program ran).
+"""
+import argparse
+import collections
+import csv
+import re
+import sys
+
+
+def short_name(name: str) -> str:
+    """Kernel name without namespaces, anonymous-namespace tags and arguments."""
+    name = re.sub(r"\(anonymous namespace\)::", "", name)
+    name = re.sub(r"\((?:[^()]|\([^()]*\))*\)\s*$", "", name)  # trailing argument list
+    head, _, rest = name.partition("<")
+    head = head.split("::")[-1]
+    return head + ("<" + rest if rest else "")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("csv")
+    parser.add_argument("--per", type=int, default=1)
+    args = parser.parse_args()
+    with open(args.csv, newline="") as f:
+        lines = [line for line in f if line.startswith('"')]
+    rows = list(csv.DictReader(lines))
+    if not rows:
+        print(f"{args.csv}: no kernel rows (did ncu run?)", file=sys.stderr)
+        return 1
+    total = collections.Counter()
+    count = collections.Counter()
+    for row in rows:
+        if row.get("Metric Name") != "gpu__time_duration.sum":
+            continue
+        value = float(row["Metric Value"].replace(",", ""))
+        unit = row.get("Metric Unit", "nsecond")
+        micros = value / 1000.0 if unit in ("nsecond", "ns") else value * 1000.0 if unit in ("msecond", "ms") else value
+        name = short_name(row["Kernel Name"])[:110]
+        total[name] += micros
+        count[name] += 1
+    per = max(args.per, 1)
+    print(f"{'launches':>8} {'total us':>10} {'mean us':>9}  kernel (per {per} iteration(s))")
+    for name, micros in total.most_common():
+        print(f"{count[name] / per:8.1f} {micros / per:10.1f} {micros / count[name]:9.1f}  {name}")
+    print(f"{'':8} {sum(total.values()) / per:10.1f} {'':9}  all kernels")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
