@@ -10,6 +10,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autograd_common.h"
@@ -126,34 +127,44 @@ void run_chunk_backward(const at::Tensor& q, const at::Tensor& k, const at::Tens
   check_cuda(kWho, detail::bla_chunk_backward_launch(a, stream_of(q)), "backward launch");
 }
 
-// x (B, T, H, D) -> the modal slots before every chunk (B, H, nc, NP, D).
-at::Tensor run_carry_forward(const at::Tensor& x, const BlaChunkTables& t) {
-  at::Tensor modal = at::empty({x.size(0), x.size(2), chunk_count(x), t.padded, x.size(3)},
-                               x.options().dtype(at::kFloat));
+// Keys and values (B, T, H, D) -> their modal slots before every chunk
+// (B, H, nc, NP, D), in one launch.
+std::pair<at::Tensor, at::Tensor> run_carry_forward(const at::Tensor& k, const at::Tensor& v,
+                                                    const BlaChunkTables& t) {
+  const auto modal = [&] {
+    return at::empty({k.size(0), k.size(2), chunk_count(k), t.padded, k.size(3)}, k.options().dtype(at::kFloat));
+  };
+  std::pair<at::Tensor, at::Tensor> out{modal(), modal()};
   detail::BlaCarryArgs a;
-  a.shape = make_shape(x, t, 0.0);
-  a.dtype = dtype_of(x);
+  a.shape = make_shape(k, t, 0.0);
+  a.dtype = dtype_of(k);
   a.tables = table_view(t);
-  a.x = x.data_ptr();
-  a.modal = modal.data_ptr<float>();
-  check_cuda(kWho, detail::bla_carry_forward_launch(a, stream_of(x)), "carry forward launch");
-  return modal;
+  a.tensors[0].x = k.data_ptr();
+  a.tensors[0].modal = out.first.data_ptr<float>();
+  a.tensors[1].x = v.data_ptr();
+  a.tensors[1].modal = out.second.data_ptr<float>();
+  check_cuda(kWho, detail::bla_carry_forward_launch(a, stream_of(k)), "carry forward launch");
+  return out;
 }
 
-// grad_add (the chunk step's grad of x) plus the carry's part, from the
-// grad of the modal slots (overwritten), in x's dtype.
-at::Tensor run_carry_backward(at::Tensor& grad_modal, const at::Tensor& grad_add, const at::Tensor& x,
-                              const BlaChunkTables& t) {
-  at::Tensor grad_x = at::empty_like(x);
+// The grads of k and v: the chunk step's own (dk, dv) plus the carry's part
+// from the grads of their modal slots, in one launch.
+std::pair<at::Tensor, at::Tensor> run_carry_backward(const at::Tensor& grad_modal_keys,
+                                                     const at::Tensor& grad_modal_values, const at::Tensor& dk,
+                                                     const at::Tensor& dv, const BlaChunkTables& t) {
+  std::pair<at::Tensor, at::Tensor> out{at::empty_like(dk), at::empty_like(dv)};
   detail::BlaCarryArgs a;
-  a.shape = make_shape(x, t, 0.0);
-  a.dtype = dtype_of(x);
+  a.shape = make_shape(dk, t, 0.0);
+  a.dtype = dtype_of(dk);
   a.tables = table_view(t);
-  a.grad_modal = grad_modal.data_ptr<float>();
-  a.grad_add = grad_add.data_ptr();
-  a.grad_x = grad_x.data_ptr();
-  check_cuda(kWho, detail::bla_carry_backward_launch(a, stream_of(x)), "carry backward launch");
-  return grad_x;
+  a.tensors[0].grad_modal = grad_modal_keys.data_ptr<float>();
+  a.tensors[0].grad_add = dk.data_ptr();
+  a.tensors[0].grad_x = out.first.data_ptr();
+  a.tensors[1].grad_modal = grad_modal_values.data_ptr<float>();
+  a.tensors[1].grad_add = dv.data_ptr();
+  a.tensors[1].grad_x = out.second.data_ptr();
+  check_cuda(kWho, detail::bla_carry_backward_launch(a, stream_of(dk)), "carry backward launch");
+  return out;
 }
 
 // The tables ride into autograd Functions as a non-tensor argument and are
@@ -221,7 +232,7 @@ struct BlaFunction : public torch::autograd::Function<BlaFunction> {
                             const at::Tensor& v, const BlaChunkTables& tables, double scale) {
     const c10::cuda::CUDAGuard guard(q.device());
     const at::Tensor qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
-    const at::Tensor mk = run_carry_forward(kc, tables), mv = run_carry_forward(vc, tables);
+    const auto [mk, mv] = run_carry_forward(kc, vc, tables);
     at::Tensor out = at::empty_like(qc);
     run_chunk_forward(qc, kc, vc, mk, mv, tables, scale, out);
     ctx->save_for_backward({qc, kc, vc, mk, mv});
@@ -241,7 +252,8 @@ struct BlaFunction : public torch::autograd::Function<BlaFunction> {
     at::Tensor dq = at::empty_like(q), dk = at::empty_like(k), dv = at::empty_like(v);
     at::Tensor dmk = at::empty_like(mk), dmv = at::empty_like(mv);
     run_chunk_backward(q, k, v, mk, mv, t, scale, grad_out, dq, dk, dv, dmk, dmv);
-    return {dq, run_carry_backward(dmk, dk, k, t), run_carry_backward(dmv, dv, v, t), at::Tensor(), at::Tensor()};
+    const auto [grad_k, grad_v] = run_carry_backward(dmk, dmv, dk, dv, t);
+    return {dq, grad_k, grad_v, at::Tensor(), at::Tensor()};
   }
 };
 

@@ -1,166 +1,220 @@
 // The carry of the BLA chunked form in the modal basis (bla_chunk_launch.h,
-// BlaCarryArgs), as two kernels each way:
-//   - inject / eject: per (chunk, head, batch), G_c = inject X_c and
-//     dX_c = inject^T E_{c+1} (+ the chunk step's grad), products on the
-//     chunk kernels' Product (tensor cores for bf16);
-//   - scan: per (batch, head, mode pair, column) a thread walks the chunks,
-//     in place on the (B, H, nc, NP, D) buffer; B^C only mixes a mode with
-//     its partner, so the threads never talk.
+// BlaCarryArgs). One block per (32 columns of D, head, batch, tensor) walks
+// the chunks in order, its slice of the modal slots in shared memory:
+//   - forward: write U_c, then U_{c+1} = B^C U_c + inject X_c;
+//   - backward (chunks in reverse): dX_c = inject^T E_{c+1} (+ the chunk
+//     step's grad), then E_c = dU_c + (B^C)^T E_{c+1}.
+// B^C only couples a mode with its partner, so the update is elementwise;
+// the products run on the chunk kernels' Product (tensor cores for bf16).
+// Each chunk's tokens (or grads) are loaded two chunks ahead into registers.
 #include "bla_chunk_device.cuh"
 
 namespace bla::kernels::detail {
 namespace {
 
-// modal[c] = inject X_c (the chunk's tokens into the slots after it).
-template <typename T, int D, int NP>
-__global__ void __launch_bounds__(kBlaThreads) bla_inject_kernel(BlaCarryArgs args) {
-  using L = BlaLayout<D, NP>;
-  extern __shared__ __align__(128) float smem[];
-  float* xs = smem;                 // (C, D)
-  float* scratch = xs + L::kTileD;  // tensor-core epilogues
-  const BlaChunkShape& s = args.shape;
-  const int c = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-  load_rows<T, D>(xs, static_cast<const T*>(args.x), s, b, h, c * kBlaChunk);
-  __syncthreads();
-  Product<T, NP, D> g(scratch);
-  g.zero();
-  g.template add_product<kBlaChunk>(args.tables.inject, kBlaChunk, 1, xs, L::kLdD, 1);
-  float* out = args.modal + modal_offset(s, b, h, c);
-  g.for_each([&](int m, int d, float value) { out[m * D + d] = value; });
-}
+constexpr int kSlice = 32;          // columns of D per block: one per lane
+constexpr int kLdS = kSlice + 4;    // row stride of the slice tiles
+constexpr int kPerThread = kBlaChunk / kBlaWarps;  // 8 rows of a chunk per thread
 
-// grad_x = grad_add + inject^T E_{c+1}, E_{c+1} in grad_modal[c] after the reverse scan.
-template <typename T, int D, int NP>
-__global__ void __launch_bounds__(kBlaThreads) bla_eject_kernel(BlaCarryArgs args) {
-  extern __shared__ __align__(128) float smem[];
-  const BlaChunkShape& s = args.shape;
-  const int c = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-  const float* e = args.grad_modal + modal_offset(s, b, h, c);  // (NP, D)
-  Product<T, kBlaChunk, D> g(smem);
-  g.zero();
-  g.template add_product<NP>(args.tables.inject, 1, kBlaChunk, e, D, 1);
-  const T* add = static_cast<const T*>(args.grad_add);
-  T* out = static_cast<T*>(args.grad_x);
-  g.for_each([&](int r, int d, float value) {
-    const int t = c * kBlaChunk + r;
-    if (t >= s.seq) return;
-    const size_t at = ((static_cast<size_t>(b) * s.seq + t) * s.heads + h) * D + d;
-    out[at] = from_float<T>(value + (add != nullptr ? to_float(add[at]) : 0.f));
-  });
-}
+// A thread's share of a (rows x 32) slice tile: column = lane, rows warp + 8 e,
+// so each warp-wide access is one row's 32 consecutive elements.
+__device__ __forceinline__ int share_row(int e) { return threadIdx.x / 32 + kBlaWarps * e; }
+__device__ __forceinline__ int share_col() { return threadIdx.x % 32; }
 
-// The thread of (b, h, mode m, column d); a pair's lower mode does both.
-struct ScanLane {
-  int b, h, m, p, d;
-  bool active;
+// The carry's tables in shared memory: inject (NP, C) with row stride C + 4,
+// and B^C's per-mode weights and partners.
+template <int NP>
+struct CarryTables {
+  static constexpr int kLdC = kBlaChunk + 4;
+  static constexpr int kFloats = (NP * kLdC + 3 * NP + 7) / 8 * 8;  // inject, weight, cross, partner; 32 B-aligned end
+  float* inject;
+  float* weight;  // alpha of B^C
+  float* cross;   // beta of B^C (forward) or of its transpose (backward)
+  int* partner;
+
+  __device__ __forceinline__ CarryTables(float* smem, const BlaChunkTablesView& tb, const float* beta) {
+    inject = smem;
+    weight = inject + NP * kLdC;
+    cross = weight + NP;
+    partner = reinterpret_cast<int*>(cross + NP);
+    for (int i = threadIdx.x; i < NP * kBlaChunk; i += kBlaThreads)
+      inject[(i / kBlaChunk) * kLdC + i % kBlaChunk] = tb.inject[i];
+    const int last = (kBlaChunk - 1) * NP;
+    for (int m = threadIdx.x; m < NP; m += kBlaThreads) {
+      weight[m] = tb.alpha[last + m];
+      cross[m] = beta[last + m];
+      partner[m] = tb.partner[m];
+    }
+  }
+
+  // (B^C y)[m] (or its transpose's) for column d of a slice tile y.
+  __device__ __forceinline__ float step(const float* y, int m, int d) const {
+    const int p = partner[m];
+    float out = weight[m] * y[m * kLdS + d];
+    if (p != m) out = fmaf(cross[m], y[p * kLdS + d], out);
+    return out;
+  }
 };
 
-__device__ __forceinline__ ScanLane scan_lane(const BlaChunkShape& s, const int* partner) {
-  const long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
-  ScanLane l;
-  l.d = static_cast<int>(i % s.dim);
-  l.m = static_cast<int>((i / s.dim) % s.padded);
-  const long long bh = i / (static_cast<long long>(s.dim) * s.padded);
-  l.h = static_cast<int>(bh % s.heads);
-  l.b = static_cast<int>(bh / s.heads);
-  l.active = l.b < s.batch && partner[l.m] >= l.m;
-  l.p = l.active ? partner[l.m] : l.m;
-  return l;
+// A thread's 8 elements of a chunk's rows, raw: converted only where used, so
+// a load stays in flight until then.
+template <typename V>
+struct Piece {
+  V v[kPerThread];
+};
+
+// The thread's share of one chunk's rows of a (B, T, H, D) tensor, column
+// col0 + share_col(); rows past the sequence read as zero.
+template <typename T, int D>
+struct TokenRows {
+  const BlaChunkShape* s;
+  int b, h, col;
+
+  __device__ __forceinline__ size_t at(int t) const {
+    return ((static_cast<size_t>(b) * s->seq + t) * s->heads + h) * D + col;
+  }
+  __device__ __forceinline__ void load(const T* x, int chunk, Piece<T>& out) const {
+#pragma unroll
+    for (int e = 0; e < kPerThread; ++e) {
+      const int t = chunk * kBlaChunk + share_row(e);
+      out.v[e] = x != nullptr && chunk >= 0 && t < s->seq ? x[at(t)] : from_float<T>(0.f);
+    }
+  }
+};
+
+// The thread's share of the (NP x 32) slice of chunk c's modal slots.
+template <int NP>
+struct ModalShare {
+  static constexpr int kRows = NP / kBlaWarps;  // rows share_row(0 .. kRows - 1)
+  float v[kRows];
+};
+
+template <int D>
+__device__ __forceinline__ size_t modal_at(const BlaChunkShape& s, int b, int h, int c, int m, int col) {
+  return modal_offset(s, b, h, c) + static_cast<size_t>(m) * D + col;
 }
 
-// In place: buffer[c] = G_c -> U_c (the slots before chunk c).
-__global__ void __launch_bounds__(kBlaThreads) bla_scan_forward_kernel(BlaCarryArgs args) {
+template <typename T, int D, int NP>
+__global__ void __launch_bounds__(kBlaThreads) bla_carry_forward_kernel(BlaCarryArgs args) {
+  using Tables = CarryTables<NP>;
+  constexpr int C = kBlaChunk;
+  extern __shared__ __align__(128) float smem[];
+  const Tables tables(smem, args.tables, args.tables.beta);
+  float* xs = smem + Tables::kFloats;    // (C, 32) this chunk's tokens
+  float* states = xs + C * kLdS;          // U_c and U_{c+1}, each (NP, 32)
+  float* scratch = states + 2 * NP * kLdS;
+
   const BlaChunkShape& s = args.shape;
-  const BlaChunkTablesView& tb = args.tables;
-  const ScanLane l = scan_lane(s, tb.partner);
-  if (!l.active) return;
-  const int row = (kBlaChunk - 1) * s.padded;  // B^C
-  const float am = tb.alpha[row + l.m], bm = tb.beta[row + l.m];
-  const float ap = tb.alpha[row + l.p], bp = tb.beta[row + l.p];
-  const bool pair = l.p != l.m;
-  float* base = args.modal + modal_offset(s, l.b, l.h, 0) + l.d;
-  const size_t step = static_cast<size_t>(s.padded) * s.dim;
-  float um = 0.f, up = 0.f;
-  float gm = base[l.m * s.dim], gp = pair ? base[l.p * s.dim] : 0.f;
+  const int col0 = blockIdx.x * kSlice, h = blockIdx.y, b = blockIdx.z % s.batch;
+  const BlaCarryTensor& io = args.tensors[blockIdx.z / s.batch];
+  const TokenRows<T, D> rows{&s, b, h, col0 + share_col()};
+  const T* x = static_cast<const T*>(io.x);
+
+  Piece<T> now_x, next_x;  // chunks c and c + 1, loaded two chunks ahead
+  rows.load(x, 0, now_x);
+  rows.load(x, 1, next_x);
+  for (int i = threadIdx.x; i < NP * kLdS; i += kBlaThreads) states[i] = 0.f;
   for (int c = 0; c < s.chunks; ++c) {
-    float* at = base + c * step;
-    float next_m = 0.f, next_p = 0.f;
-    if (c + 1 < s.chunks) {  // prefetch G_{c+1} before this chunk's stores
-      next_m = at[step + l.m * s.dim];
-      if (pair) next_p = at[step + l.p * s.dim];
+#pragma unroll
+    for (int e = 0; e < kPerThread; ++e) xs[share_row(e) * kLdS + share_col()] = to_float(now_x.v[e]);
+    __syncthreads();  // xs and U_c complete
+    now_x = next_x;
+    rows.load(x, c + 2, next_x);
+    float* now = states + (c & 1) * NP * kLdS;
+    float* after = states + ((c + 1) & 1) * NP * kLdS;
+#pragma unroll
+    for (int e = 0; e < NP / kBlaWarps; ++e) {
+      const int m = share_row(e);
+      io.modal[modal_at<D>(s, b, h, c, m, col0 + share_col())] = now[m * kLdS + share_col()];
     }
-    at[l.m * s.dim] = um;
-    if (pair) at[l.p * s.dim] = up;
-    const float new_m = am * um + (pair ? bm * up : 0.f) + gm;
-    const float new_p = ap * up + bp * um + gp;
-    um = new_m;
-    up = new_p;
-    gm = next_m;
-    gp = next_p;
+    if (c + 1 < s.chunks) {
+      Product<T, NP, kSlice> g(scratch);
+      g.zero();
+      g.template add_product<C>(tables.inject, Tables::kLdC, 1, xs, kLdS, 1);
+      g.for_each([&](int m, int d, float value) { after[m * kLdS + d] = tables.step(now, m, d) + value; });
+    }
+    __syncthreads();  // xs and U_c are free
   }
 }
 
-// In place: buffer[c] = dU_c -> E_{c+1} (the grad of the slots after chunk c).
-__global__ void __launch_bounds__(kBlaThreads) bla_scan_backward_kernel(BlaCarryArgs args) {
+template <typename T, int D, int NP>
+__global__ void __launch_bounds__(kBlaThreads) bla_carry_backward_kernel(BlaCarryArgs args) {
+  using Tables = CarryTables<NP>;
+  using Share = ModalShare<NP>;
+  constexpr int C = kBlaChunk;
+  extern __shared__ __align__(128) float smem[];
+  const Tables tables(smem, args.tables, args.tables.beta_t);
+  float* dxs = smem + Tables::kFloats;  // (C, 32) this chunk's dX
+  float* states = dxs + C * kLdS;  // E_{c+1} and E_c, each (NP, 32)
+  float* scratch = states + 2 * NP * kLdS;
+
   const BlaChunkShape& s = args.shape;
-  const BlaChunkTablesView& tb = args.tables;
-  const ScanLane l = scan_lane(s, tb.partner);
-  if (!l.active) return;
-  const int row = (kBlaChunk - 1) * s.padded;  // (B^C)^T
-  const float am = tb.alpha[row + l.m], bm = tb.beta_t[row + l.m];
-  const float ap = tb.alpha[row + l.p], bp = tb.beta_t[row + l.p];
-  const bool pair = l.p != l.m;
-  float* base = args.grad_modal + modal_offset(s, l.b, l.h, 0) + l.d;
-  const size_t step = static_cast<size_t>(s.padded) * s.dim;
-  float em = 0.f, ep = 0.f;
-  float* last = base + (s.chunks - 1) * step;
-  float gm = last[l.m * s.dim], gp = pair ? last[l.p * s.dim] : 0.f;
+  const int col0 = blockIdx.x * kSlice, h = blockIdx.y, b = blockIdx.z % s.batch;
+  const BlaCarryTensor& io = args.tensors[blockIdx.z / s.batch];
+  const TokenRows<T, D> rows{&s, b, h, col0 + share_col()};
+  const T* add = static_cast<const T*>(io.grad_add);
+  T* grad_x = static_cast<T*>(io.grad_x);
+  const auto load_modal = [&](int c, Share& out) {
+    if (c < 0) return;
+#pragma unroll
+    for (int e = 0; e < Share::kRows; ++e)
+      out.v[e] = io.grad_modal[modal_at<D>(s, b, h, c, share_row(e), col0 + share_col())];
+  };
+
+  Share grad_now, grad_next;  // dU of chunks c and c - 1, loaded two chunks ahead
+  Piece<T> add_now, add_next;
+  load_modal(s.chunks - 1, grad_now);
+  rows.load(add, s.chunks - 1, add_now);
+  load_modal(s.chunks - 2, grad_next);
+  rows.load(add, s.chunks - 2, add_next);
+  for (int i = threadIdx.x; i < 2 * NP * kLdS; i += kBlaThreads) states[i] = 0.f;
+  __syncthreads();
   for (int c = s.chunks - 1; c >= 0; --c) {
-    float* at = base + c * step;
-    float next_m = 0.f, next_p = 0.f;
-    if (c > 0) {
-      next_m = at[-static_cast<ptrdiff_t>(step) + l.m * s.dim];
-      if (pair) next_p = at[-static_cast<ptrdiff_t>(step) + l.p * s.dim];
+    const float* later = states + (c & 1) * NP * kLdS;  // E_{c+1}
+    float* now = states + ((c + 1) & 1) * NP * kLdS;    // E_c
+    {
+      Product<T, C, kSlice> g(scratch);
+      g.zero();
+      g.template add_product<NP>(tables.inject, 1, Tables::kLdC, later, kLdS, 1);
+      g.for_each([&](int r, int d, float value) { dxs[r * kLdS + d] = value; });
     }
-    at[l.m * s.dim] = em;
-    if (pair) at[l.p * s.dim] = ep;
-    const float new_m = gm + am * em + (pair ? bm * ep : 0.f);
-    const float new_p = gp + ap * ep + bp * em;
-    em = new_m;
-    ep = new_p;
-    gm = next_m;
-    gp = next_p;
+#pragma unroll
+    for (int e = 0; e < Share::kRows; ++e) {
+      const int m = share_row(e);
+      now[m * kLdS + share_col()] = grad_now.v[e] + tables.step(later, m, share_col());
+    }
+    __syncthreads();  // dxs and E_c complete
+#pragma unroll
+    for (int e = 0; e < kPerThread; ++e) {
+      const int r = share_row(e), t = c * C + r;
+      if (t < s.seq) grad_x[rows.at(t)] = from_float<T>(dxs[r * kLdS + share_col()] + to_float(add_now.v[e]));
+    }
+    grad_now = grad_next;
+    add_now = add_next;
+    load_modal(c - 2, grad_next);
+    rows.load(add, c - 2, add_next);
+    __syncthreads();  // dxs and E_{c+1} are free
   }
 }
 
-unsigned scan_blocks(const BlaChunkShape& s) {
-  const long long lanes = static_cast<long long>(s.batch) * s.heads * s.padded * s.dim;
-  return static_cast<unsigned>((lanes + kBlaThreads - 1) / kBlaThreads);
+// Tables, one (C, 32) tile, two (NP, 32) states and the product scratch.
+template <int NP>
+constexpr size_t carry_bytes() {
+  return sizeof(float) * (CarryTables<NP>::kFloats + kBlaChunk * kLdS + 2 * NP * kLdS + BlaLayout<64, NP>::kScratch);
 }
 
-template <typename T, int D, int NP>
-cudaError_t carry_forward(const BlaCarryArgs& args, cudaStream_t stream) {
-  using L = BlaLayout<D, NP>;
-  constexpr size_t bytes = sizeof(float) * (L::kTileD + L::kScratch);
-  const cudaError_t err = launch_blocks(bla_inject_kernel<T, D, NP>, bytes, chunk_grid(args.shape), stream, args);
-  if (err != cudaSuccess) return err;
-  bla_scan_forward_kernel<<<scan_blocks(args.shape), kBlaThreads, 0, stream>>>(args);
-  return cudaGetLastError();
-}
-
-template <typename T, int D, int NP>
-cudaError_t carry_backward(const BlaCarryArgs& args, cudaStream_t stream) {
-  bla_scan_backward_kernel<<<scan_blocks(args.shape), kBlaThreads, 0, stream>>>(args);
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) return err;
-  constexpr size_t bytes = sizeof(float) * BlaLayout<D, NP>::kScratch;
-  return launch_blocks(bla_eject_kernel<T, D, NP>, bytes, chunk_grid(args.shape), stream, args);
-}
+// Blocks: (D / 32, heads, batch x the two tensors).
+dim3 carry_grid(const BlaChunkShape& s) { return dim3(s.dim / kSlice, s.heads, 2 * s.batch); }
 
 template <typename T, bool kForward>
 cudaError_t dispatch(const BlaCarryArgs& args, cudaStream_t stream) {
   return for_compiled_shape(args.shape.dim, args.shape.padded, [&](auto dim, auto padded) {
-    return kForward ? carry_forward<T, dim(), padded()>(args, stream) : carry_backward<T, dim(), padded()>(args, stream);
+    constexpr int D = dim(), NP = padded();
+    if constexpr (kForward)
+      return launch_blocks(bla_carry_forward_kernel<T, D, NP>, carry_bytes<NP>(), carry_grid(args.shape), stream, args);
+    else
+      return launch_blocks(bla_carry_backward_kernel<T, D, NP>, carry_bytes<NP>(), carry_grid(args.shape), stream,
+                           args);
   });
 }
 

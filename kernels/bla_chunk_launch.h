@@ -78,19 +78,24 @@ struct BlaChunkArgs {
 //   U_0 = 0,  U_{c+1} = B^C U_c + G_c,  G_c = inject X_c;
 // forward writes U_c for every c; backward, from dU_c:
 //   E_nc = 0,  E_c = dU_c + (B^C)^T E_{c+1},  dX_c = inject^T E_{c+1}.
-// The products (G, dX) run in parallel over chunks; only the scans, which
-// are elementwise in the modal basis (B^C couples a mode with its partner),
-// walk the chunks in order. x, grad_add, grad_x (B, T, H, D) of dtype; modal
-// and grad_modal (B, H, nc, NP, D) float32 (grad_modal is overwritten).
+// Columns of D never mix, so one block per (32 columns, head, batch, tensor)
+// walks the chunks in order with its slice of the slots in shared memory:
+// the keys and the values (tensor 0 and 1) go in one launch. x, grad_add,
+// grad_x (B, T, H, D) of dtype; modal and grad_modal (B, H, nc, NP, D)
+// float32.
+struct BlaCarryTensor {
+  const void* x = nullptr;
+  float* modal = nullptr;             // forward: U_c out
+  const float* grad_modal = nullptr;  // backward: dU_c in
+  const void* grad_add = nullptr;     // backward: added to dX (the chunk step's own grad of x), or null
+  void* grad_x = nullptr;             // backward: grad_add + dX
+};
+
 struct BlaCarryArgs {
   BlaChunkShape shape;
   BlaDtype dtype = BlaDtype::kBFloat16;
   BlaChunkTablesView tables;  // inject, alpha/beta/beta_t (row C-1 is B^C), partner
-  const void* x = nullptr;
-  float* modal = nullptr;        // forward
-  float* grad_modal = nullptr;   // backward: dU in, scratch after
-  const void* grad_add = nullptr;  // backward: added to dX (the chunk step's own grad of x)
-  void* grad_x = nullptr;        // backward: grad_add + dX
+  BlaCarryTensor tensors[2];  // keys, values
 };
 
 cudaError_t bla_carry_forward_launch(const BlaCarryArgs& args, cudaStream_t stream);

@@ -38,6 +38,14 @@ if [ -z "${SKIP_PROFILE:-}" ] && [ -n "$ncu" ]; then
     "$B/bla-bench" --op bla --window 512 --slots 64 --pass fwdbwd --warmup 1 --reps 1 --sets 1 --no-ceilings \
     --no-reference > /dev/null 2>&1
   echo "ncu rc=$?"; python3 scripts/ncu_kernel_times.py "$out/ncu_bla.csv" --per 2 | head -30
+  # Where each BLA kernel's warps wait, for the first forward+backward.
+  timeout 300 "$ncu" --clock-control none --section SpeedOfLight --section Occupancy --section WarpStateStats \
+    --section MemoryWorkloadAnalysis -k regex:bla_ --launch-count 5 \
+    "$B/bla-bench" --op bla --window 512 --slots 64 --pass fwdbwd --warmup 1 --reps 1 --sets 1 --no-ceilings \
+    --no-reference > "$out/ncu_bla_sections.txt" 2>&1
+  echo "ncu sections rc=$?"
+  grep -E "bla_[a-z_]*kernel|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Warp Cycles Per Issued|Stall|stall" \
+    "$out/ncu_bla_sections.txt" | cut -c1-160 | head -80
 fi
 
 bench() { echo "== $*"; timeout 120 "$B/bla-bench" "$@" --warmup 5 --reps 20 --sets 3 2>&1 | grep -vE "^\s*$"; }
