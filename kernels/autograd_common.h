@@ -7,6 +7,7 @@
 #include <c10/core/ScalarType.h>
 #include <cuda_runtime_api.h>
 
+#include <cstdint>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -24,14 +25,19 @@ inline void check_cuda(const std::string& who, cudaError_t err, const char* what
   if (err != cudaSuccess) throw std::runtime_error(who + what + " failed: " + cudaGetErrorString(err));
 }
 
-// A caller-provided output buffer: defined, contiguous, of this shape and
-// dtype, on like's device.
+// Whether t's data starts on a 32-byte boundary, as the tensor cores'
+// fragment loads and stores need (fresh allocations do; views may not).
+inline bool aligned_32(const at::Tensor& t) { return reinterpret_cast<std::uintptr_t>(t.data_ptr()) % 32 == 0; }
+
+// A caller-provided output buffer: defined, contiguous, 32-byte aligned, of
+// this shape and dtype, on like's device.
 inline void check_buffer(const std::string& who, const at::Tensor& t, const char* name, at::IntArrayRef sizes,
                          at::ScalarType dtype, const at::Tensor& like) {
   if (!t.defined() || t.sizes() != sizes || t.scalar_type() != dtype || !t.is_contiguous() ||
-      t.device() != like.device())
-    throw std::invalid_argument(who + name + " must be a contiguous " + c10::toString(dtype) +
-                                " tensor of shape " + sizes_text(sizes) + " on " + like.device().str());
+      t.device() != like.device() || !aligned_32(t))
+    throw std::invalid_argument(who + name + " must be a contiguous, 32-byte aligned (freshly allocated) " +
+                                c10::toString(dtype) + " tensor of shape " + sizes_text(sizes) + " on " +
+                                like.device().str());
 }
 
 // The checks both kernels' *_supported share: q, k, v defined CUDA tensors

@@ -44,7 +44,8 @@ at::Tensor padded_modal(const at::Tensor& modal, const at::Tensor& q, const BlaC
                                 (modal.defined() ? shape_text(modal) : std::string("undefined")));
   at::Tensor x = modal.to(at::kFloat);
   if (tables.padded != tables.slots) x = at::constant_pad_nd(x, {0, 0, 0, tables.padded - tables.slots});
-  return x.contiguous();
+  x = x.contiguous();
+  return detail::aligned_32(x) ? x : x.clone();
 }
 
 void check_tables(const BlaChunkTables& t, const at::Tensor& q) {

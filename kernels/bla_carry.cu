@@ -176,7 +176,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_carry_backward_kernel(BlaCarr
       Product<T, C, kSlice> g(scratch);
       g.zero();
       g.template add_product<NP>(tables.inject, 1, Tables::kLdC, later, kLdS, 1);
-      g.for_each([&](int r, int d, float value) { dxs[r * kLdS + d] = value; });
+      g.store(dxs, kLdS);
     }
 #pragma unroll
     for (int e = 0; e < Share::kRows; ++e) {

@@ -29,13 +29,6 @@ __device__ __forceinline__ void softmax_backward_rows(const float* p, float* gra
   }
 }
 
-// Store (row, col, value) of an (NP x D) product into the modal-slot grads.
-struct ModalStore {
-  float* x;
-  int dim;
-  __device__ __forceinline__ void operator()(int m, int d, float value) const { x[m * dim + d] = value; }
-};
-
 // Pass 1: the forward again up to the probabilities, then the grads of v
 // and the modal values, and the grads of the scores (to the workspace).
 template <typename T, int D, int NP>
@@ -73,7 +66,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_scores_kernel(
     Product<T, NP, D> gu(scratch);
     gu.zero();
     gu.template add_product<C>(ys, 1, L::kLdN, qd, L::kLdD, 1);
-    gu.for_each(ModalStore{args.grad_modal_values + modal, D});
+    gu.store(args.grad_modal_values + modal, D);
     Product<T, C, D> gv(scratch);
     gv.zero();
     gv.template add_product<C>(lag, 1, L::kLdC, qd, L::kLdD, 1);
@@ -85,7 +78,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_scores_kernel(
     Product<T, C, NP> gx(scratch);
     gx.zero();
     gx.template add_product<D>(qd, L::kLdD, 1, modal_values, 1, D);
-    gx.for_each([&](int i, int m, float x) { ys[i * L::kLdN + m] = x; });
+    gx.store(ys, L::kLdN);
   }
   __syncthreads();
   modal_rows<NP>(ys, L::kLdN, tb.alpha, tb.beta, tb.partner);  // through Bn^T's adjoint
@@ -103,7 +96,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_scores_kernel(
     gp.zero();
     gp.template add_product<NP>(ys, L::kLdN, 1, tb.basis_t, NP, 1);
     gp.template add_product<C>(lag, L::kLdC, 1, tb.h, NP, 1);
-    gp.for_each([&](int i, int j, float x) { gz[i * L::kLdN + j] = x; });
+    gp.store(gz, L::kLdN);
   }
   __syncthreads();
   softmax_backward_rows<NP>(zs, gz, L::kLdN, s.scale);
@@ -140,7 +133,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_inputs_kernel(
     Product<T, C, NP> y(scratch);
     y.zero();
     y.template add_product<NP>(grad_scores, NP, 1, tb.basis, NP, 1);
-    y.for_each([&](int i, int m, float x) { gy[i * L::kLdN + m] = x; });
+    y.store(gy, L::kLdN);
     Product<T, C, C> g(scratch);  // grads of the skewed scores, stored as [i, s]
     g.zero();
     g.template add_product<NP>(grad_scores, NP, 1, tb.h_t, C, 1);
@@ -164,7 +157,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_inputs_kernel(
     Product<T, NP, D> gu(scratch);
     gu.zero();
     gu.template add_product<C>(gy, 1, L::kLdN, qs, L::kLdD, 1);
-    gu.for_each(ModalStore{args.grad_modal_keys + modal, D});
+    gu.store(args.grad_modal_keys + modal, D);
   }
 }
 

@@ -61,6 +61,18 @@ struct SimtProduct {
     }
   }
 
+  __device__ __forceinline__ void scale(float by) {
+#pragma unroll
+    for (int i = 0; i < kRows; ++i)
+#pragma unroll
+      for (int j = 0; j < kCols; ++j) v[i][j] *= by;
+  }
+
+  // The tile into float memory (shared or global), row stride ld.
+  __device__ __forceinline__ void store(float* dst, int ld) const {
+    for_each([&](int r, int c, float x) { dst[r * ld + c] = x; });
+  }
+
   // f(row, col, value) for every element this thread owns.
   template <typename F>
   __device__ __forceinline__ void for_each(F&& f) const {
@@ -105,47 +117,66 @@ struct TensorCoreProduct {
   }
 
   // acc += A B with SimtProduct's addressing; each operand is row-major
-  // (column stride 1) or column-major (row stride 1).
+  // (column stride 1) or column-major (row stride 1). A warp's tiles share
+  // one tile row (every shape used here), so each k step loads the A
+  // fragment once and one B fragment per tile.
   template <int K>
   __device__ __forceinline__ void add_product(const float* a, int a_row, int a_col, const float* b, int b_row,
                                               int b_col) {
     using namespace nvcuda;
     static_assert(K % 8 == 0, "K is a multiple of 8");
-    const bool a_rows = a_col == 1, b_rows = b_col == 1;
+    static_assert(kTileCols % kPerWarp == 0, "a warp's tiles lie in one tile row");
+    const int r = tile_row(0) * 16;
     for (int k = 0; k < K; k += 8) {
-#pragma unroll
-      for (int i = 0; i < kPerWarp; ++i) {
-        const int r = tile_row(i) * 16, c = tile_col(i) * 16;
-        if (a_rows) {
-          wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa;
-          wmma::load_matrix_sync(fa, a + r * a_row + k, a_row);
-          to_tf32(fa);
-          mma_with_b(fa, b, b_row, b_col, b_rows, k, c, f[i]);
-        } else {
-          wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major> fa;
-          wmma::load_matrix_sync(fa, a + r + k * a_col, a_col);
-          to_tf32(fa);
-          mma_with_b(fa, b, b_row, b_col, b_rows, k, c, f[i]);
-        }
+      if (a_col == 1) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa;
+        wmma::load_matrix_sync(fa, a + r * a_row + k, a_row);
+        to_tf32(fa);
+        mma_row(fa, b, b_row, b_col, k);
+      } else {
+        wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major> fa;
+        wmma::load_matrix_sync(fa, a + r + k * a_col, a_col);
+        to_tf32(fa);
+        mma_row(fa, b, b_row, b_col, k);
       }
     }
   }
 
+  // f[i] += fa B[k .. k + 8, tile i's columns] for each of this warp's tiles.
   template <typename FragmentA>
-  __device__ __forceinline__ static void mma_with_b(const FragmentA& fa, const float* b, int b_row, int b_col,
-                                                    bool b_rows, int k, int c, Accumulator& acc) {
+  __device__ __forceinline__ void mma_row(const FragmentA& fa, const float* b, int b_row, int b_col, int k) {
     using namespace nvcuda;
-    if (b_rows) {
-      wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fb;
-      wmma::load_matrix_sync(fb, b + k * b_row + c, b_row);
-      to_tf32(fb);
-      wmma::mma_sync(acc, fa, fb, acc);
-    } else {
-      wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major> fb;
-      wmma::load_matrix_sync(fb, b + k + c * b_col, b_col);
-      to_tf32(fb);
-      wmma::mma_sync(acc, fa, fb, acc);
+#pragma unroll
+    for (int i = 0; i < kPerWarp; ++i) {
+      const int c = tile_col(i) * 16;
+      if (b_col == 1) {
+        wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fb;
+        wmma::load_matrix_sync(fb, b + k * b_row + c, b_row);
+        to_tf32(fb);
+        wmma::mma_sync(f[i], fa, fb, f[i]);
+      } else {
+        wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major> fb;
+        wmma::load_matrix_sync(fb, b + k + c * b_col, b_col);
+        to_tf32(fb);
+        wmma::mma_sync(f[i], fa, fb, f[i]);
+      }
     }
+  }
+
+  __device__ __forceinline__ void scale(float by) {
+#pragma unroll
+    for (int i = 0; i < kPerWarp; ++i)
+#pragma unroll
+      for (int e = 0; e < f[i].num_elements; ++e) f[i].x[e] *= by;
+  }
+
+  // The tile into float memory (shared or global), row stride ld: 32-byte
+  // aligned with ld a multiple of 4 (BlaLayout's tiles and the modal slots are).
+  __device__ __forceinline__ void store(float* dst, int ld) const {
+#pragma unroll
+    for (int i = 0; i < kPerWarp; ++i)
+      nvcuda::wmma::store_matrix_sync(dst + tile_row(i) * 16 * ld + tile_col(i) * 16, f[i], ld,
+                                      nvcuda::wmma::mem_row_major);
   }
 
   template <typename F>
@@ -327,13 +358,14 @@ __device__ __forceinline__ void chunk_probabilities(const BlaChunkShape& s, cons
     Product<T, C, NP> y(scratch);
     y.zero();
     y.template add_product<D>(qs, L::kLdD, 1, modal_keys, 1, D);
-    y.for_each([&](int i, int m, float x) { ys[i * L::kLdN + m] = x; });
+    y.store(ys, L::kLdN);
   }
   __syncthreads();
   modal_rows<NP>(ys, L::kLdN, tb.alpha, tb.beta, tb.partner);
   __syncthreads();
   score.template add_product<NP>(ys, L::kLdN, 1, tb.basis_t, NP, 1);
-  score.for_each([&](int i, int j, float x) { zs[i * L::kLdN + j] = x * s.scale; });
+  score.scale(s.scale);
+  score.store(zs, L::kLdN);
   __syncthreads();
   softmax_rows<NP>(zs, L::kLdN, s, first);
   __syncthreads();
@@ -351,7 +383,7 @@ __device__ __forceinline__ void chunk_output_weights(const BlaChunkTablesView& t
     Product<T, C, NP> x(scratch);
     x.zero();
     x.template add_product<NP>(zs, L::kLdN, 1, tb.basis, NP, 1);
-    x.for_each([&](int i, int m, float value) { ys[i * L::kLdN + m] = value; });
+    x.store(ys, L::kLdN);
     Product<T, C, C> w(scratch);
     w.zero();
     w.template add_product<NP>(zs, L::kLdN, 1, tb.h_t, C, 1);

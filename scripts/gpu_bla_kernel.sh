@@ -4,7 +4,8 @@
 #   scripts/gpu_bla_kernel.sh            # tests, sanitizers, bla-bench, 125M throughput
 #   SKIP_125M=1 scripts/gpu_bla_kernel.sh
 # With Nsight Compute (ncu) there, it also times every kernel of one
-# forward+backward at the benchmark shape (SKIP_PROFILE=1 skips it).
+# forward+backward at the benchmark shape (SKIP_PROFILE=1 skips it;
+# NCU_SECTIONS=1 adds occupancy, throughput and stall sections).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-bla}
@@ -38,13 +39,12 @@ if [ -z "${SKIP_PROFILE:-}" ] && [ -n "$ncu" ]; then
     "$B/bla-bench" --op bla --window 512 --slots 64 --pass fwdbwd --warmup 1 --reps 1 --sets 1 --no-ceilings \
     --no-reference > /dev/null 2>&1
   echo "ncu rc=$?"; python3 scripts/ncu_kernel_times.py "$out/ncu_bla.csv" --per 2 | head -30
-  # Where each BLA kernel's warps wait, for the first forward+backward.
-  timeout 300 "$ncu" --clock-control none --section SpeedOfLight --section Occupancy --section WarpStateStats \
+  # Where each BLA kernel's warps wait, for the first forward+backward (NCU_SECTIONS=1).
+  [ -n "${NCU_SECTIONS:-}" ] && timeout 300 "$ncu" --clock-control none --section SpeedOfLight --section Occupancy --section WarpStateStats \
     --section MemoryWorkloadAnalysis -k regex:bla_ --launch-count 5 \
     "$B/bla-bench" --op bla --window 512 --slots 64 --pass fwdbwd --warmup 1 --reps 1 --sets 1 --no-ceilings \
     --no-reference > "$out/ncu_bla_sections.txt" 2>&1
-  echo "ncu sections rc=$?"
-  grep -E "bla_[a-z_]*kernel|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Warp Cycles Per Issued|Stall|stall" \
+  [ -n "${NCU_SECTIONS:-}" ] && grep -E "bla_[a-z_]*kernel|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Warp Cycles Per Issued|Stall|stall" \
     "$out/ncu_bla_sections.txt" | cut -c1-160 | head -80
 fi
 
