@@ -52,6 +52,10 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_scores_kernel(
   const float* modal_keys = args.modal_keys + modal;
   const float* modal_values = args.modal_values + modal;
 
+  prefetch_span(modal_keys, sizeof(float) * NP * D);
+  prefetch_span(modal_values, sizeof(float) * NP * D);
+  prefetch_rows<T, D>(static_cast<const T*>(args.grad_out), s, b, h, first);
+  prefetch_rows<T, D>(static_cast<const T*>(args.v), s, b, h, first);
   load_rows<T, D>(qd, static_cast<const T*>(args.q), s, b, h, first);
   load_rows<T, D>(kvs, static_cast<const T*>(args.k), s, b, h, first);
   zero_tile(lag, C, C, L::kLdC);
@@ -125,6 +129,8 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_inputs_kernel(
   const size_t modal = modal_offset(s, b, h, c);
   const float* grad_scores = args.grad_scores + modal / s.dim * C;  // (C, NP), row stride NP
 
+  prefetch_span(grad_scores, sizeof(float) * C * NP);
+  prefetch_span(args.modal_keys + modal, sizeof(float) * NP * D);
   load_rows<T, D>(qs, static_cast<const T*>(args.q), s, b, h, first);
   load_rows<T, D>(ks, static_cast<const T*>(args.k), s, b, h, first);
   zero_tile(gs, C, C, L::kLdC);

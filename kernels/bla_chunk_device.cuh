@@ -127,6 +127,7 @@ struct TensorCoreProduct {
     static_assert(K % 8 == 0, "K is a multiple of 8");
     static_assert(kTileCols % kPerWarp == 0, "a warp's tiles lie in one tile row");
     const int r = tile_row(0) * 16;
+#pragma unroll 2
     for (int k = 0; k < K; k += 8) {
       if (a_col == 1) {
         wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa;
@@ -212,6 +213,27 @@ __device__ __forceinline__ void load_rows(float* tile, const T* x, const BlaChun
     float value = 0.f;
     if (t < s.seq) value = to_float(x[((static_cast<size_t>(b) * s.seq + t) * s.heads + h) * D + c]);
     tile[r * (D + 4) + c] = value;
+  }
+}
+
+// Ask L2 for every 128-byte line of [p, p + bytes), spread over the block:
+// issued at a kernel's start for operands it reads later, so their loads
+// find them in L2 instead of waiting on DRAM.
+__device__ __forceinline__ void prefetch_span(const void* p, size_t bytes) {
+  const char* base = static_cast<const char*>(p);
+  for (size_t at = static_cast<size_t>(threadIdx.x) * 128; at < bytes; at += static_cast<size_t>(kBlaThreads) * 128)
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(base + at));
+}
+
+// The same for the chunk's rows of a (B, T, H, D) tensor.
+template <typename T, int D>
+__device__ __forceinline__ void prefetch_rows(const T* x, const BlaChunkShape& s, int b, int h, int first) {
+  constexpr int kLines = (D * static_cast<int>(sizeof(T)) + 127) / 128;
+  for (int idx = threadIdx.x; idx < kBlaChunk * kLines; idx += kBlaThreads) {
+    const int t = first + idx / kLines;
+    if (t >= s.seq) continue;
+    const char* row = reinterpret_cast<const char*>(x + ((static_cast<size_t>(b) * s.seq + t) * s.heads + h) * D);
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(row + (idx % kLines) * 128));
   }
 }
 

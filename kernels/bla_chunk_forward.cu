@@ -25,6 +25,9 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_forward_kernel(BlaChunk
   const float* modal_keys = args.modal_keys + modal_offset(s, b, h, c);      // (NP, D)
   const float* modal_values = args.modal_values + modal_offset(s, b, h, c);  // (NP, D)
 
+  prefetch_span(modal_keys, sizeof(float) * NP * D);
+  prefetch_span(modal_values, sizeof(float) * NP * D);
+  prefetch_rows<T, D>(static_cast<const T*>(args.v), s, b, h, first);
   load_rows<T, D>(qs, static_cast<const T*>(args.q), s, b, h, first);
   load_rows<T, D>(kvs, static_cast<const T*>(args.k), s, b, h, first);
   zero_tile(lag, C, C, L::kLdC);
