@@ -105,17 +105,31 @@ detail::BlaChunkArgs chunk_args(const at::Tensor& q, const at::Tensor& k, const 
   return a;
 }
 
+// The slot probabilities (B, H, nc, 64, NP) the forward saves for the
+// backward when autograd will need them, else undefined.
+at::Tensor probabilities_for_backward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                      const BlaChunkTables& t, bool needed) {
+  if (!needed) return {};
+  return at::empty({q.size(0), q.size(2), chunk_count(q), kBlaKernelChunk, t.padded}, q.options().dtype(at::kFloat));
+}
+
+float* optional_data(const at::Tensor& x) { return x.defined() ? x.data_ptr<float>() : nullptr; }
+
 void run_chunk_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mk,
-                       const at::Tensor& mv, const BlaChunkTables& t, double scale, at::Tensor& out) {
+                       const at::Tensor& mv, const BlaChunkTables& t, double scale, at::Tensor& out,
+                       const at::Tensor& probabilities = {}) {
   detail::BlaChunkArgs a = chunk_args(q, k, v, mk, mv, t, scale);
   a.out = out.data_ptr();
+  a.probabilities = optional_data(probabilities);
   check_cuda(kWho, detail::bla_chunk_forward_launch(a, stream_of(q)), "forward launch");
 }
 
 void run_chunk_backward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mk,
                         const at::Tensor& mv, const BlaChunkTables& t, double scale, const at::Tensor& grad_out,
-                        at::Tensor& dq, at::Tensor& dk, at::Tensor& dv, at::Tensor& dmk, at::Tensor& dmv) {
+                        at::Tensor& dq, at::Tensor& dk, at::Tensor& dv, at::Tensor& dmk, at::Tensor& dmv,
+                        const at::Tensor& probabilities = {}) {
   detail::BlaChunkArgs a = chunk_args(q, k, v, mk, mv, t, scale);
+  a.probabilities = optional_data(probabilities);
   a.grad_out = grad_out.data_ptr();
   a.grad_q = dq.data_ptr();
   a.grad_k = dk.data_ptr();
@@ -202,10 +216,17 @@ struct BlaChunkFunction : public torch::autograd::Function<BlaChunkFunction> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k,
                             const at::Tensor& v, const at::Tensor& modal_keys, const at::Tensor& modal_values,
                             const BlaChunkTables& tables, double scale) {
+    const c10::cuda::CUDAGuard guard(q.device());
     const at::Tensor qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
+    const at::Tensor mk = padded_modal(modal_keys, q, tables, "modal_keys");
+    const at::Tensor mv = padded_modal(modal_values, q, tables, "modal_values");
+    const at::Tensor probabilities = probabilities_for_backward(
+        qc, kc, vc, tables,
+        q.requires_grad() || k.requires_grad() || modal_keys.requires_grad() || v.requires_grad() ||
+            modal_values.requires_grad());
     at::Tensor out = at::empty_like(qc);
-    bla_chunk_forward_out(qc, kc, vc, modal_keys, modal_values, tables, scale, out);
-    ctx->save_for_backward({qc, kc, vc, modal_keys, modal_values});
+    run_chunk_forward(qc, kc, vc, mk, mv, tables, scale, out, probabilities);
+    ctx->save_for_backward({qc, kc, vc, modal_keys, modal_values, probabilities});
     save_tables(ctx, tables, scale);
     return out;
   }
@@ -214,16 +235,20 @@ struct BlaChunkFunction : public torch::autograd::Function<BlaChunkFunction> {
                                                  torch::autograd::variable_list grad_outputs) {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &modal_keys = saved[3], &modal_values = saved[4];
+    const c10::cuda::CUDAGuard guard(q.device());
     const BlaChunkTables t = load_tables(ctx);
     const double scale = ctx->saved_data["scale"].toDouble();
     const at::Tensor grad_out =
         grad_outputs[0].defined() ? grad_outputs[0].to(q.scalar_type()).contiguous() : at::zeros_like(q);
+    const at::Tensor mk = padded_modal(modal_keys, q, t, "modal_keys");
+    const at::Tensor mv = padded_modal(modal_values, q, t, "modal_values");
     at::Tensor dq = at::empty_like(q), dk = at::empty_like(k), dv = at::empty_like(v);
-    at::Tensor dmk = at::empty(modal_keys.sizes(), modal_keys.options().dtype(at::kFloat));
-    at::Tensor dmv = at::empty(modal_values.sizes(), modal_values.options().dtype(at::kFloat));
-    bla_chunk_backward_out(q, k, v, modal_keys, modal_values, t, scale, grad_out, dq, dk, dv, dmk, dmv);
-    return {dq, dk, dv, dmk.to(modal_keys.scalar_type()), dmv.to(modal_values.scalar_type()), at::Tensor(),
-            at::Tensor()};
+    at::Tensor dmk = at::empty_like(mk), dmv = at::empty_like(mv);
+    run_chunk_backward(q, k, v, mk, mv, t, scale, grad_out, dq, dk, dv, dmk, dmv, saved[5]);
+    const auto unpad = [&](const at::Tensor& grad, const at::Tensor& like) {
+      return grad.slice(3, 0, t.slots).to(like.scalar_type()).contiguous();
+    };
+    return {dq, dk, dv, unpad(dmk, modal_keys), unpad(dmv, modal_values), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -234,9 +259,11 @@ struct BlaFunction : public torch::autograd::Function<BlaFunction> {
     const c10::cuda::CUDAGuard guard(q.device());
     const at::Tensor qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
     const auto [mk, mv] = run_carry_forward(kc, vc, tables);
+    const at::Tensor probabilities =
+        probabilities_for_backward(qc, kc, vc, tables, q.requires_grad() || k.requires_grad() || v.requires_grad());
     at::Tensor out = at::empty_like(qc);
-    run_chunk_forward(qc, kc, vc, mk, mv, tables, scale, out);
-    ctx->save_for_backward({qc, kc, vc, mk, mv});
+    run_chunk_forward(qc, kc, vc, mk, mv, tables, scale, out, probabilities);
+    ctx->save_for_backward({qc, kc, vc, mk, mv, probabilities});
     save_tables(ctx, tables, scale);
     return out;
   }
@@ -252,7 +279,7 @@ struct BlaFunction : public torch::autograd::Function<BlaFunction> {
         grad_outputs[0].defined() ? grad_outputs[0].to(q.scalar_type()).contiguous() : at::zeros_like(q);
     at::Tensor dq = at::empty_like(q), dk = at::empty_like(k), dv = at::empty_like(v);
     at::Tensor dmk = at::empty_like(mk), dmv = at::empty_like(mv);
-    run_chunk_backward(q, k, v, mk, mv, t, scale, grad_out, dq, dk, dv, dmk, dmv);
+    run_chunk_backward(q, k, v, mk, mv, t, scale, grad_out, dq, dk, dv, dmk, dmv, saved[5]);
     const auto [grad_k, grad_v] = run_carry_backward(dmk, dmv, dk, dv, t);
     return {dq, grad_k, grad_v, at::Tensor(), at::Tensor()};
   }

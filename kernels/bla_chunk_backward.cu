@@ -1,6 +1,7 @@
 // BLA chunk backward: two passes, each one block per (chunk, head, batch).
-// The first recomputes the chunk's probabilities (cheaper than storing
-// them) and writes the grads of v, of the modal values and of the scores;
+// The first reads the chunk's probabilities where the forward saved them
+// (autograd does) and recomputes them otherwise, then writes the grads of v,
+// of the modal values and of the scores;
 // the second turns the score grads into those of q, k and the modal keys.
 // Two passes, not one, so that each fits two blocks per SM at D = N = 64.
 // tests/ops/bla_modal_test.cpp (kernel_backward) has the same steps in
@@ -29,7 +30,7 @@ __device__ __forceinline__ void softmax_backward_rows(const float* p, float* gra
   }
 }
 
-// Pass 1: the forward again up to the probabilities, then the grads of v
+// Pass 1: the probabilities (saved, or the forward again), then the grads of v
 // and the modal values, and the grads of the scores (to the workspace).
 template <typename T, int D, int NP>
 __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_scores_kernel(BlaChunkArgs args) {
@@ -52,15 +53,19 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_scores_kernel(
   const float* modal_keys = args.modal_keys + modal;
   const float* modal_values = args.modal_values + modal;
 
-  prefetch_span(modal_keys, sizeof(float) * NP * D);
   prefetch_span(modal_values, sizeof(float) * NP * D);
-  prefetch_rows<T, D>(static_cast<const T*>(args.grad_out), s, b, h, first);
-  prefetch_rows<T, D>(static_cast<const T*>(args.v), s, b, h, first);
-  load_rows<T, D>(qd, static_cast<const T*>(args.q), s, b, h, first);
-  load_rows<T, D>(kvs, static_cast<const T*>(args.k), s, b, h, first);
-  zero_tile(lag, C, C, L::kLdC);
-  __syncthreads();
-  chunk_probabilities<T, D, NP>(s, tb, modal_keys, qd, kvs, lag, zs, ys, scratch, first);
+  if (args.probabilities != nullptr) {  // saved by the forward
+    dense_to_tile<NP>(zs, L::kLdN, args.probabilities + score_offset(s, b, h, c));
+  } else {
+    prefetch_span(modal_keys, sizeof(float) * NP * D);
+    prefetch_rows<T, D>(static_cast<const T*>(args.grad_out), s, b, h, first);
+    prefetch_rows<T, D>(static_cast<const T*>(args.v), s, b, h, first);
+    load_rows<T, D>(qd, static_cast<const T*>(args.q), s, b, h, first);
+    load_rows<T, D>(kvs, static_cast<const T*>(args.k), s, b, h, first);
+    zero_tile(lag, C, C, L::kLdC);
+    __syncthreads();
+    chunk_probabilities<T, D, NP>(s, tb, modal_keys, qd, kvs, lag, zs, ys, scratch, first);
+  }
   zero_tile(lag, C, C, L::kLdC);
   load_rows<T, D>(qd, static_cast<const T*>(args.grad_out), s, b, h, first);  // queries are done
   load_rows<T, D>(kvs, static_cast<const T*>(args.v), s, b, h, first);        // keys are done
@@ -105,9 +110,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_scores_kernel(
   __syncthreads();
   softmax_backward_rows<NP>(zs, gz, L::kLdN, s.scale);
   __syncthreads();
-  float* grad_scores = args.grad_scores + modal_offset(s, b, h, c) / s.dim * C;  // (C, NP) of chunk c
-  for (int idx = threadIdx.x; idx < C * NP; idx += kBlaThreads)
-    grad_scores[idx] = gz[(idx / NP) * L::kLdN + idx % NP];
+  tile_to_dense<NP>(args.grad_scores + score_offset(s, b, h, c), gz, L::kLdN);
 }
 
 // Pass 2: from the grads of the scores, the grads of q, k and the modal keys.
@@ -127,7 +130,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_inputs_kernel(
   const int c = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const int first = c * C;
   const size_t modal = modal_offset(s, b, h, c);
-  const float* grad_scores = args.grad_scores + modal / s.dim * C;  // (C, NP), row stride NP
+  const float* grad_scores = args.grad_scores + score_offset(s, b, h, c);  // (C, NP), row stride NP
 
   prefetch_span(grad_scores, sizeof(float) * C * NP);
   prefetch_span(args.modal_keys + modal, sizeof(float) * NP * D);

@@ -355,6 +355,22 @@ __device__ __forceinline__ size_t modal_offset(const BlaChunkShape& s, int b, in
   return ((static_cast<size_t>(b) * s.heads + h) * s.chunks + c) * static_cast<size_t>(s.padded) * s.dim;
 }
 
+// Offset of chunk c's (64 x NP) score-shaped tile (probabilities, score
+// grads) in a (B, H, nc, 64, NP) buffer.
+__device__ __forceinline__ size_t score_offset(const BlaChunkShape& s, int b, int h, int c) {
+  return ((static_cast<size_t>(b) * s.heads + h) * s.chunks + c) * static_cast<size_t>(kBlaChunk) * s.padded;
+}
+
+// A (64 x NP) tile of row stride ld to or from a dense (64 x NP) block.
+template <int NP>
+__device__ __forceinline__ void tile_to_dense(float* dense, const float* tile, int ld) {
+  for (int idx = threadIdx.x; idx < kBlaChunk * NP; idx += kBlaThreads) dense[idx] = tile[(idx / NP) * ld + idx % NP];
+}
+template <int NP>
+__device__ __forceinline__ void dense_to_tile(float* tile, int ld, const float* dense) {
+  for (int idx = threadIdx.x; idx < kBlaChunk * NP; idx += kBlaThreads) tile[(idx / NP) * ld + idx % NP] = dense[idx];
+}
+
 // Pass 1 of the chunked form on one chunk (bla_chunk_launch.h): queries in
 // qs, keys in ks (row stride D + 4), lag zeroed, all synced. Leaves the
 // probabilities in zs, synced; lag and ys are free again, qs and ks untouched.

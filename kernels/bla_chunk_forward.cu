@@ -33,6 +33,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_forward_kernel(BlaChunk
   zero_tile(lag, C, C, L::kLdC);
   __syncthreads();
   chunk_probabilities<T, D, NP>(s, tb, modal_keys, qs, kvs, lag, zs, ys, scratch, first);
+  if (args.probabilities != nullptr) tile_to_dense<NP>(args.probabilities + score_offset(s, b, h, c), zs, L::kLdN);
   zero_tile(lag, C, C, L::kLdC);
   load_rows<T, D>(kvs, static_cast<const T*>(args.v), s, b, h, first);  // keys are done
   __syncthreads();

@@ -10,7 +10,8 @@
 //   o_i = sum_s <p_i, h(i-s)> v_s + U_V^T Bn^T (R^T p_i)
 // where U_K = R^-1 S_K and U_V = R^-1 S_V are the modal slots before the
 // chunk (from the carry, bla_carry.cu). The backward recomputes the forward
-// (no saved statistics) in two passes (bla_chunk_backward.cu): the grads of
+// (or reads the probabilities the forward saved) in two passes
+// (bla_chunk_backward.cu): the grads of
 // v, U_V and the scores, then from those the grads of q, k and U_K; the
 // carry's backward takes dU_K, dU_V on to k and v.
 #pragma once
@@ -72,6 +73,10 @@ struct BlaChunkArgs {
   float* grad_modal_keys = nullptr;
   float* grad_modal_values = nullptr;
   float* grad_scores = nullptr;        // backward workspace (B, H, nc, 64, NP) float32
+  // (B, H, nc, 64, NP) float32, optional: the forward writes the slot
+  // probabilities there, and the backward then reads them instead of
+  // recomputing them (and needs no q, k in its first pass).
+  float* probabilities = nullptr;
 };
 
 // The carry between chunks in the modal basis (bla_carry.cu):
