@@ -123,17 +123,17 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_inputs_kernel(
   float* ks = qs + L::kTileD;       // (C, D) keys
   float* gs = ks + L::kTileD;       // (C, C) grads of the scores [i, s]
   float* gy = gs + L::kTileC;       // (C, NP) grads of the modal products
-  float* scratch = gy + L::kTileN;  // per-warp 16 x 16 (tensor-core epilogues)
+  float* gz = gy + L::kTileN;       // (C, NP) grads of the scores (from pass 1)
+  float* scratch = gz + L::kTileN;  // per-warp 16 x 16 (tensor-core epilogues)
 
   const BlaChunkShape& s = args.shape;
   const BlaChunkTablesView& tb = args.tables;
   const int c = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const int first = c * C;
   const size_t modal = modal_offset(s, b, h, c);
-  const float* grad_scores = args.grad_scores + score_offset(s, b, h, c);  // (C, NP), row stride NP
 
-  prefetch_span(grad_scores, sizeof(float) * C * NP);
   prefetch_span(args.modal_keys + modal, sizeof(float) * NP * D);
+  dense_to_tile<NP>(gz, L::kLdN, args.grad_scores + score_offset(s, b, h, c));
   load_rows<T, D>(qs, static_cast<const T*>(args.q), s, b, h, first);
   load_rows<T, D>(ks, static_cast<const T*>(args.k), s, b, h, first);
   zero_tile(gs, C, C, L::kLdC);
@@ -141,11 +141,11 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_inputs_kernel(
   {
     Product<T, C, NP> y(scratch);
     y.zero();
-    y.template add_product<NP>(grad_scores, NP, 1, tb.basis, NP, 1);
+    y.template add_product<NP>(gz, L::kLdN, 1, tb.basis, NP, 1);
     y.store(gy, L::kLdN);
     Product<T, C, C> g(scratch);  // grads of the skewed scores, stored as [i, s]
     g.zero();
-    g.template add_product<NP>(grad_scores, NP, 1, tb.h_t, C, 1);
+    g.template add_product<NP>(gz, L::kLdN, 1, tb.h_t, C, 1);
     g.for_each([&](int i, int tau, float x) {
       if (tau <= i) gs[i * L::kLdC + (i - tau)] = x;
     });
@@ -174,7 +174,7 @@ template <typename T, int D, int NP>
 cudaError_t launch(const BlaChunkArgs& args, cudaStream_t stream) {
   using L = BlaLayout<D, NP>;
   constexpr size_t scores_bytes = sizeof(float) * (2 * L::kTileD + L::kTileC + 3 * L::kTileN + L::kScratch);
-  constexpr size_t inputs_bytes = sizeof(float) * (2 * L::kTileD + L::kTileC + L::kTileN + L::kScratch);
+  constexpr size_t inputs_bytes = sizeof(float) * (2 * L::kTileD + L::kTileC + 2 * L::kTileN + L::kScratch);
   static_assert(scores_bytes <= 232448 && inputs_bytes <= 232448, "fits one block per SM (227 KB)");
   const dim3 grid = chunk_grid(args.shape);
   const cudaError_t err = launch_blocks(bla_chunk_backward_scores_kernel<T, D, NP>, scores_bytes, grid, stream, args);
