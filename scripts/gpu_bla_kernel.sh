@@ -3,6 +3,7 @@
 # (docs/performance.md, "The fused BLA kernel"). Logs go to ${OUT:-gpu-bla}/.
 #   scripts/gpu_bla_kernel.sh            # tests, sanitizers, bla-bench, 125M throughput
 #   SKIP_125M=1 scripts/gpu_bla_kernel.sh
+#   BASELINES=1 scripts/gpu_bla_kernel.sh   # also 125M attention and SWA-512
 # With Nsight Compute (ncu) there, it also times every kernel of one
 # forward+backward at the benchmark shape (SKIP_PROFILE=1 skips it;
 # NCU_SECTIONS=1 adds occupancy, throughput and stall sections).
@@ -62,12 +63,23 @@ grep -E "^==|bla-kernel|bla-libtorch|kernel|ceilings|bla-bench:" "$out/bench.log
 echo "bench done at $(( $(date +%s) - t0 )) s"
 
 if [ -z "${SKIP_125M:-}" ]; then
-  big=(configs/dist_125m.yaml --set train.steps=40 --set train.log_every=10 --set model.mixer=bla
-       --set model.mixers.bla.window=512 --set model.mixers.bla.slots=64)
-  for k in 1 0; do
-    BLA_KERNELS=$k timeout 200 "$B/bla-train" "${big[@]}" --out "$out/m125_bla64_w512_k$k" > "$out/m125_k$k.log" 2>&1
-    echo "125m bla kernels=$k exit $?"
-  done
-  python3 scripts/measure_125m.py "$out/m125_bla64_w512_k1:1" "$out/m125_bla64_w512_k0:1"
+  # BLA-64/512 with and without the kernels; BASELINES=1 adds attention and
+  # SWA-512 (kernels on) in the same run, for the "vs attention" column.
+  base=(configs/dist_125m.yaml --set train.steps=40 --set train.log_every=10)
+  bla=(--set model.mixer=bla --set model.mixers.bla.window=512 --set model.mixers.bla.slots=64)
+  swa=(--set model.mixer=swa --set model.mixers.swa.window=512)
+  train() {  # name kernels args...
+    local name=$1 k=$2; shift 2
+    BLA_KERNELS=$k timeout 200 "$B/bla-train" "${base[@]}" "$@" --out "$out/m125_$name" > "$out/m125_$name.log" 2>&1
+    echo "125m $name exit $?"
+  }
+  runs=()
+  if [ -n "${BASELINES:-}" ]; then
+    train attention 1; train swa512_k1 1 "${swa[@]}"
+    runs+=("$out/m125_attention:1" "$out/m125_swa512_k1:1")
+  fi
+  train bla64_w512_k1 1 "${bla[@]}"; train bla64_w512_k0 0 "${bla[@]}"
+  runs+=("$out/m125_bla64_w512_k1:1" "$out/m125_bla64_w512_k0:1")
+  python3 scripts/measure_125m.py "${runs[@]}"
 fi
 echo "total: $(( $(date +%s) - t0 )) s"
