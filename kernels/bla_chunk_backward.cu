@@ -60,11 +60,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_scores_kernel(
     prefetch_span(modal_keys, sizeof(float) * NP * D);
     prefetch_rows<T, D>(static_cast<const T*>(args.grad_out), s, b, h, first);
     prefetch_rows<T, D>(static_cast<const T*>(args.v), s, b, h, first);
-    load_rows<T, D>(qd, static_cast<const T*>(args.q), s, b, h, first);
-    load_rows<T, D>(kvs, static_cast<const T*>(args.k), s, b, h, first);
-    zero_tile(lag, C, C, L::kLdC);
-    __syncthreads();
-    chunk_probabilities<T, D, NP>(s, tb, modal_keys, qd, kvs, lag, zs, ys, scratch, first);
+    load_and_score<T, D, NP>(args, modal_keys, qd, kvs, lag, zs, ys, scratch, b, h, first);
   }
   zero_tile(lag, C, C, L::kLdC);
   load_rows<T, D>(qd, static_cast<const T*>(args.grad_out), s, b, h, first);  // queries are done

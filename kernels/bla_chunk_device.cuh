@@ -409,6 +409,19 @@ __device__ __forceinline__ void chunk_probabilities(const BlaChunkShape& s, cons
   __syncthreads();
 }
 
+// Pass 1 from the inputs: the chunk's queries into qs and keys into ks, then
+// chunk_probabilities (the probabilities in zs, synced).
+template <typename T, int D, int NP>
+__device__ __forceinline__ void load_and_score(const BlaChunkArgs& args, const float* modal_keys, float* qs,
+                                               float* ks, float* lag, float* zs, float* ys, float* scratch, int b,
+                                               int h, int first) {
+  load_rows<T, D>(qs, static_cast<const T*>(args.q), args.shape, b, h, first);
+  load_rows<T, D>(ks, static_cast<const T*>(args.k), args.shape, b, h, first);
+  zero_tile(lag, kBlaChunk, kBlaChunk, BlaLayout<D, NP>::kLdC);
+  __syncthreads();
+  chunk_probabilities<T, D, NP>(args.shape, args.tables, modal_keys, qs, ks, lag, zs, ys, scratch, first);
+}
+
 // Pass 2's weights from the probabilities in zs (lag zeroed, all synced):
 // ys[i] <- Bn^T (R^T p_i) (the modal slots' weights) and lag[i, s] <-
 // <p_i, h(i - s)> (the chunk's tokens' weights). Synced on return.

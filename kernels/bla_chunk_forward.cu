@@ -28,11 +28,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_forward_kernel(BlaChunk
   prefetch_span(modal_keys, sizeof(float) * NP * D);
   prefetch_span(modal_values, sizeof(float) * NP * D);
   prefetch_rows<T, D>(static_cast<const T*>(args.v), s, b, h, first);
-  load_rows<T, D>(qs, static_cast<const T*>(args.q), s, b, h, first);
-  load_rows<T, D>(kvs, static_cast<const T*>(args.k), s, b, h, first);
-  zero_tile(lag, C, C, L::kLdC);
-  __syncthreads();
-  chunk_probabilities<T, D, NP>(s, tb, modal_keys, qs, kvs, lag, zs, ys, scratch, first);
+  load_and_score<T, D, NP>(args, modal_keys, qs, kvs, lag, zs, ys, scratch, b, h, first);
   if (args.probabilities != nullptr) tile_to_dense<NP>(args.probabilities + score_offset(s, b, h, c), zs, L::kLdN);
   zero_tile(lag, C, C, L::kLdC);
   load_rows<T, D>(kvs, static_cast<const T*>(args.v), s, b, h, first);  // keys are done

@@ -4,6 +4,7 @@
 #   scripts/gpu_bla_kernel.sh            # tests, sanitizers, bla-bench, 125M throughput
 #   SKIP_125M=1 scripts/gpu_bla_kernel.sh
 #   BASELINES=1 scripts/gpu_bla_kernel.sh   # also 125M attention and SWA-512
+#   M125_STEPS=160 ...                       # longer 125M runs (default 40)
 # With Nsight Compute (ncu) there, it also times every kernel of one
 # forward+backward at the benchmark shape (SKIP_PROFILE=1 skips it;
 # NCU_SECTIONS=1 adds occupancy, throughput and stall sections).
@@ -65,12 +66,13 @@ echo "bench done at $(( $(date +%s) - t0 )) s"
 if [ -z "${SKIP_125M:-}" ]; then
   # BLA-64/512 with and without the kernels; BASELINES=1 adds attention and
   # SWA-512 (kernels on) in the same run, for the "vs attention" column.
-  base=(configs/dist_125m.yaml --set train.steps=40 --set train.log_every=10)
+  steps=${M125_STEPS:-40}
+  base=(configs/dist_125m.yaml --set train.steps=$steps --set train.log_every=$(( steps / 4 )))
   bla=(--set model.mixer=bla --set model.mixers.bla.window=512 --set model.mixers.bla.slots=64)
   swa=(--set model.mixer=swa --set model.mixers.swa.window=512)
   train() {  # name kernels args...
     local name=$1 k=$2; shift 2
-    BLA_KERNELS=$k timeout 200 "$B/bla-train" "${base[@]}" "$@" --out "$out/m125_$name" > "$out/m125_$name.log" 2>&1
+    BLA_KERNELS=$k timeout 300 "$B/bla-train" "${base[@]}" "$@" --out "$out/m125_$name" > "$out/m125_$name.log" 2>&1
     echo "125m $name exit $?"
   }
   runs=()
