@@ -70,15 +70,20 @@ struct TokenRows {
   const BlaChunkShape* s;
   int b, h, col;
 
+  // Element (token t, column col) and the step between a thread's rows.
   __device__ __forceinline__ size_t at(int t) const {
     return ((static_cast<size_t>(b) * s->seq + t) * s->heads + h) * D + col;
   }
+  __device__ __forceinline__ size_t share_step() const { return static_cast<size_t>(kBlaWarps) * s->heads * D; }
+
   __device__ __forceinline__ void load(const T* x, int chunk, Piece<T>& out) const {
+    const int t0 = chunk * kBlaChunk + share_row(0);
+    const bool any = x != nullptr && chunk >= 0;
+    const T* row = any ? x + at(t0) : x;
+    const size_t step = share_step();
 #pragma unroll
-    for (int e = 0; e < kPerThread; ++e) {
-      const int t = chunk * kBlaChunk + share_row(e);
-      out.v[e] = x != nullptr && chunk >= 0 && t < s->seq ? x[at(t)] : from_float<T>(0.f);
-    }
+    for (int e = 0; e < kPerThread; ++e)
+      out.v[e] = any && t0 + kBlaWarps * e < s->seq ? row[e * step] : from_float<T>(0.f);
   }
 };
 
@@ -89,9 +94,11 @@ struct ModalShare {
   float v[kRows];
 };
 
+// The thread's first element of chunk c's modal slots, slot share_row(0) and
+// column col; its slot share_row(e) is e * kBlaWarps * D further.
 template <int D>
-__device__ __forceinline__ size_t modal_at(const BlaChunkShape& s, int b, int h, int c, int m, int col) {
-  return modal_offset(s, b, h, c) + static_cast<size_t>(m) * D + col;
+__device__ __forceinline__ size_t modal_share(const BlaChunkShape& s, int b, int h, int c, int col) {
+  return modal_offset(s, b, h, c) + static_cast<size_t>(share_row(0)) * D + col;
 }
 
 template <typename T, int D, int NP>
@@ -122,15 +129,13 @@ __global__ void __launch_bounds__(kBlaThreads) bla_carry_forward_kernel(BlaCarry
     rows.load(x, c + 2, next_x);
     float* now = states + (c & 1) * NP * kLdS;
     float* after = states + ((c + 1) & 1) * NP * kLdS;
+    float* out = io.modal + modal_share<D>(s, b, h, c, col0 + share_col());
 #pragma unroll
-    for (int e = 0; e < NP / kBlaWarps; ++e) {
-      const int m = share_row(e);
-      io.modal[modal_at<D>(s, b, h, c, m, col0 + share_col())] = now[m * kLdS + share_col()];
-    }
+    for (int e = 0; e < NP / kBlaWarps; ++e) out[e * kBlaWarps * D] = now[share_row(e) * kLdS + share_col()];
     if (c + 1 < s.chunks) {
       Product<T, NP, kSlice> g(scratch);
       g.zero();
-      g.template add_product<C>(tables.inject, Tables::kLdC, 1, xs, kLdS, 1);
+      g.template add_product<C, kRound, kFromBf16>(tables.inject, Tables::kLdC, 1, xs, kLdS, 1);
       g.for_each([&](int m, int d, float value) { after[m * kLdS + d] = tables.step(now, m, d) + value; });
     }
     __syncthreads();  // xs and U_c are free
@@ -156,9 +161,9 @@ __global__ void __launch_bounds__(kBlaThreads) bla_carry_backward_kernel(BlaCarr
   T* grad_x = static_cast<T*>(io.grad_x);
   const auto load_modal = [&](int c, Share& out) {
     if (c < 0) return;
+    const float* in = io.grad_modal + modal_share<D>(s, b, h, c, col0 + share_col());
 #pragma unroll
-    for (int e = 0; e < Share::kRows; ++e)
-      out.v[e] = io.grad_modal[modal_at<D>(s, b, h, c, share_row(e), col0 + share_col())];
+    for (int e = 0; e < Share::kRows; ++e) out.v[e] = in[e * kBlaWarps * D];
   };
 
   Share grad_now, grad_next;  // dU of chunks c and c - 1, loaded two chunks ahead
@@ -184,10 +189,12 @@ __global__ void __launch_bounds__(kBlaThreads) bla_carry_backward_kernel(BlaCarr
       now[m * kLdS + share_col()] = grad_now.v[e] + tables.step(later, m, share_col());
     }
     __syncthreads();  // dxs and E_c complete
+    T* out = grad_x + rows.at(c * C + share_row(0));
+    const size_t step = rows.share_step();
 #pragma unroll
     for (int e = 0; e < kPerThread; ++e) {
-      const int r = share_row(e), t = c * C + r;
-      if (t < s.seq) grad_x[rows.at(t)] = from_float<T>(dxs[r * kLdS + share_col()] + to_float(add_now.v[e]));
+      const int r = share_row(e);
+      if (c * C + r < s.seq) out[e * step] = from_float<T>(dxs[r * kLdS + share_col()] + to_float(add_now.v[e]));
     }
     grad_now = grad_next;
     add_now = add_next;

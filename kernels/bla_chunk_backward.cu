@@ -70,11 +70,11 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_scores_kernel(
   {
     Product<T, NP, D> gu(scratch);
     gu.zero();
-    gu.template add_product<C>(ys, 1, L::kLdN, qd, L::kLdD, 1);
+    gu.template add_product<C, kRound, kFromBf16>(ys, 1, L::kLdN, qd, L::kLdD, 1);
     gu.store(args.grad_modal_values + modal, D);
     Product<T, C, D> gv(scratch);
     gv.zero();
-    gv.template add_product<C>(lag, 1, L::kLdC, qd, L::kLdD, 1);
+    gv.template add_product<C, kRound, kFromBf16>(lag, 1, L::kLdC, qd, L::kLdD, 1);
     gv.for_each(RowStore<T, D>{static_cast<T*>(args.grad_v), &s, b, h, first});
   }
   __syncthreads();
@@ -82,7 +82,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_scores_kernel(
   {
     Product<T, C, NP> gx(scratch);
     gx.zero();
-    gx.template add_product<D>(qd, L::kLdD, 1, modal_values, 1, D);
+    gx.template add_product<D, kFromBf16, kRound>(qd, L::kLdD, 1, modal_values, 1, D);
     gx.store(ys, L::kLdN);
   }
   __syncthreads();
@@ -90,7 +90,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_scores_kernel(
   {
     Product<T, C, C> gw(scratch);  // grads of the token weights [i, s], stored skewed
     gw.zero();
-    gw.template add_product<D>(qd, L::kLdD, 1, kvs, 1, L::kLdD);
+    gw.template add_product<D, kFromBf16, kFromBf16>(qd, L::kLdD, 1, kvs, 1, L::kLdD);
     gw.for_each([&](int i, int j, float x) {
       if (j <= i) lag[i * L::kLdC + (i - j)] = x;
     });
@@ -153,15 +153,15 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_inputs_kernel(
     Product<T, C, D> gq(scratch);
     gq.zero();
     gq.template add_product<NP>(gy, L::kLdN, 1, args.modal_keys + modal, D, 1);
-    gq.template add_product<C>(gs, L::kLdC, 1, ks, L::kLdD, 1);
+    gq.template add_product<C, kRound, kFromBf16>(gs, L::kLdC, 1, ks, L::kLdD, 1);
     gq.for_each(RowStore<T, D>{static_cast<T*>(args.grad_q), &s, b, h, first});
     Product<T, C, D> gk(scratch);
     gk.zero();
-    gk.template add_product<C>(gs, 1, L::kLdC, qs, L::kLdD, 1);
+    gk.template add_product<C, kRound, kFromBf16>(gs, 1, L::kLdC, qs, L::kLdD, 1);
     gk.for_each(RowStore<T, D>{static_cast<T*>(args.grad_k), &s, b, h, first});
     Product<T, NP, D> gu(scratch);
     gu.zero();
-    gu.template add_product<C>(gy, 1, L::kLdN, qs, L::kLdD, 1);
+    gu.template add_product<C, kRound, kFromBf16>(gy, 1, L::kLdN, qs, L::kLdD, 1);
     gu.store(args.grad_modal_keys + modal, D);
   }
 }

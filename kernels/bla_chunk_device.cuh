@@ -23,6 +23,12 @@ namespace bla::kernels::detail {
 constexpr int kBlaThreads = 256;
 constexpr int kBlaWarps = kBlaThreads / 32;
 
+// What a product's operand holds, for the tensor cores' tf32: kRound (any
+// float32, rounded to tf32 as it is loaded) or kFromBf16 (values loaded from
+// bf16 inputs, exact in tf32, so rounding would change nothing).
+constexpr bool kRound = false;
+constexpr bool kFromBf16 = true;
+
 // Accumulators of an M x N product tile, spread over the block: thread
 // (ty, tx) = (tid / 16, tid % 16) owns rows ty + 16 i and columns tx + 16 j.
 template <int M, int N>
@@ -42,8 +48,9 @@ struct SimtProduct {
   }
 
   // acc += A B, A (M x K) with element (m, k) at a[m * a_row + k * a_col],
-  // B (K x N) with element (k, n) at b[k * b_row + n * b_col].
-  template <int K>
+  // B (K x N) with element (k, n) at b[k * b_row + n * b_col]. (The exact-
+  // operand flags only matter on tensor cores.)
+  template <int K, bool kExactA = kRound, bool kExactB = kRound>
   __device__ __forceinline__ void add_product(const float* a, int a_row, int a_col, const float* b, int b_row,
                                               int b_col) {
     const int ty = threadIdx.x / 16, tx = threadIdx.x % 16;
@@ -119,8 +126,9 @@ struct TensorCoreProduct {
   // acc += A B with SimtProduct's addressing; each operand is row-major
   // (column stride 1) or column-major (row stride 1). A warp's tiles share
   // one tile row (every shape used here), so each k step loads the A
-  // fragment once and one B fragment per tile.
-  template <int K>
+  // fragment once and one B fragment per tile. Operands flagged kFromBf16
+  // skip the tf32 rounding.
+  template <int K, bool kExactA = kRound, bool kExactB = kRound>
   __device__ __forceinline__ void add_product(const float* a, int a_row, int a_col, const float* b, int b_row,
                                               int b_col) {
     using namespace nvcuda;
@@ -132,19 +140,19 @@ struct TensorCoreProduct {
       if (a_col == 1) {
         wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa;
         wmma::load_matrix_sync(fa, a + r * a_row + k, a_row);
-        to_tf32(fa);
-        mma_row(fa, b, b_row, b_col, k);
+        if constexpr (!kExactA) to_tf32(fa);
+        mma_row<kExactB>(fa, b, b_row, b_col, k);
       } else {
         wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major> fa;
         wmma::load_matrix_sync(fa, a + r + k * a_col, a_col);
-        to_tf32(fa);
-        mma_row(fa, b, b_row, b_col, k);
+        if constexpr (!kExactA) to_tf32(fa);
+        mma_row<kExactB>(fa, b, b_row, b_col, k);
       }
     }
   }
 
   // f[i] += fa B[k .. k + 8, tile i's columns] for each of this warp's tiles.
-  template <typename FragmentA>
+  template <bool kExactB, typename FragmentA>
   __device__ __forceinline__ void mma_row(const FragmentA& fa, const float* b, int b_row, int b_col, int k) {
     using namespace nvcuda;
 #pragma unroll
@@ -153,12 +161,12 @@ struct TensorCoreProduct {
       if (b_col == 1) {
         wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fb;
         wmma::load_matrix_sync(fb, b + k * b_row + c, b_row);
-        to_tf32(fb);
+        if constexpr (!kExactB) to_tf32(fb);
         wmma::mma_sync(f[i], fa, fb, f[i]);
       } else {
         wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major> fb;
         wmma::load_matrix_sync(fb, b + k + c * b_col, b_col);
-        to_tf32(fb);
+        if constexpr (!kExactB) to_tf32(fb);
         wmma::mma_sync(f[i], fa, fb, f[i]);
       }
     }
@@ -383,7 +391,7 @@ __device__ __forceinline__ void chunk_probabilities(const BlaChunkShape& s, cons
   {
     Product<T, C, C> acc(scratch);  // lag[i, i - s] = <q_i, k_s> for s <= i
     acc.zero();
-    acc.template add_product<D>(qs, L::kLdD, 1, ks, 1, L::kLdD);
+    acc.template add_product<D, kFromBf16, kFromBf16>(qs, L::kLdD, 1, ks, 1, L::kLdD);
     acc.for_each([&](int i, int j, float x) {
       if (j <= i) lag[i * L::kLdC + (i - j)] = x;
     });
@@ -395,7 +403,7 @@ __device__ __forceinline__ void chunk_probabilities(const BlaChunkShape& s, cons
   {
     Product<T, C, NP> y(scratch);
     y.zero();
-    y.template add_product<D>(qs, L::kLdD, 1, modal_keys, 1, D);
+    y.template add_product<D, kFromBf16, kRound>(qs, L::kLdD, 1, modal_keys, 1, D);
     y.store(ys, L::kLdN);
   }
   __syncthreads();

@@ -37,7 +37,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_forward_kernel(BlaChunk
 
   Product<T, C, D> out(scratch);
   out.zero();
-  out.template add_product<C>(lag, L::kLdC, 1, kvs, L::kLdD, 1);
+  out.template add_product<C, kRound, kFromBf16>(lag, L::kLdC, 1, kvs, L::kLdD, 1);
   out.template add_product<NP>(ys, L::kLdN, 1, modal_values, D, 1);
   out.for_each(RowStore<T, D>{static_cast<T*>(args.out), &s, b, h, first});
 }

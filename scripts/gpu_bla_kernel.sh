@@ -5,9 +5,11 @@
 #   SKIP_125M=1 scripts/gpu_bla_kernel.sh
 #   BASELINES=1 scripts/gpu_bla_kernel.sh   # also 125M attention and SWA-512
 #   M125_STEPS=160 ...                       # longer 125M runs (default 40)
+#   SKIP_TESTS=1 / SKIP_BENCH=1              # leave out the tests and sanitizers / bla-bench
 # With Nsight Compute (ncu) there, it also times every kernel of one
 # forward+backward at the benchmark shape (SKIP_PROFILE=1 skips it;
-# NCU_SECTIONS=1 adds occupancy, throughput and stall sections).
+# NCU_SECTIONS=1 adds occupancy, throughput and stall sections, NCU_STALLS=1
+# the cycles each kernel's warps stall per instruction, by reason).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-bla}
@@ -20,19 +22,21 @@ t0=$(date +%s)
 echo "build: $(( $(date +%s) - t0 )) s"
 
 tests=$BUILD_DIR/tests/bla_cuda_tests
-timeout 300 "$tests" --gtest_filter='*BlaKernel*:*odd_seq*:*gate_bias*' > "$out/tests.log" 2>&1
-echo "cuda tests rc=$?"; grep -E "^\[  (PASSED|FAILED) |FAILED  \]|Failure" "$out/tests.log" | head -20
-# Worst relative error per BLA check and dtype, over every shape.
-awk '/^\[ RUN/ { mode = "" } /^\[ RUN .*BlaKernel\./ { n = split($NF, p, "_"); mode = p[n] }
-     / rel err / && mode != "" { k = mode " " $1; if ($4 + 0 > worst[k] + 0) worst[k] = $4 }
-     END { for (k in worst) print "worst " k " " worst[k] }' "$out/tests.log" | sort
+if [ -z "${SKIP_TESTS:-}" ]; then
+  timeout 300 "$tests" --gtest_filter='*BlaKernel*:*odd_seq*:*gate_bias*' > "$out/tests.log" 2>&1
+  echo "cuda tests rc=$?"; grep -E "^\[  (PASSED|FAILED) |FAILED  \]|Failure" "$out/tests.log" | head -20
+  # Worst relative error per BLA check and dtype, over every shape.
+  awk '/^\[ RUN/ { mode = "" } /^\[ RUN .*BlaKernel\./ { n = split($NF, p, "_"); mode = p[n] }
+       / rel err / && mode != "" { k = mode " " $1; if ($4 + 0 > worst[k] + 0) worst[k] = $4 }
+       END { for (k in worst) print "worst " k " " worst[k] }' "$out/tests.log" | sort
 
-small='Shapes/BlaKernel.RawPasses*/odd_seq_f32:Shapes/BlaKernel.RawPasses*/slots_100_padded_bf16:Shapes/BlaKernel.OpMatches*/odd_seq_bf16:Shapes/BlaKernel.RawPasses*/d128_slots_100_padded_bf16'
-timeout 200 compute-sanitizer --tool memcheck "$tests" --gtest_filter="$small" > "$out/sanitizer.log" 2>&1
-echo "memcheck rc=$?"
-timeout 200 compute-sanitizer --tool racecheck "$tests" --gtest_filter='Shapes/BlaKernel.RawPasses*/odd_seq_f32:Shapes/BlaKernel.OpMatches*/odd_seq_bf16' \
-  >> "$out/sanitizer.log" 2>&1
-echo "racecheck rc=$?"; grep -E "ERROR SUMMARY|RACECHECK SUMMARY|PASSED|FAILED" "$out/sanitizer.log" | head
+  small='Shapes/BlaKernel.RawPasses*/odd_seq_f32:Shapes/BlaKernel.RawPasses*/slots_100_padded_bf16:Shapes/BlaKernel.OpMatches*/odd_seq_bf16:Shapes/BlaKernel.RawPasses*/d128_slots_100_padded_bf16'
+  timeout 200 compute-sanitizer --tool memcheck "$tests" --gtest_filter="$small" > "$out/sanitizer.log" 2>&1
+  echo "memcheck rc=$?"
+  timeout 200 compute-sanitizer --tool racecheck "$tests" --gtest_filter='Shapes/BlaKernel.RawPasses*/odd_seq_f32:Shapes/BlaKernel.OpMatches*/odd_seq_bf16' \
+    >> "$out/sanitizer.log" 2>&1
+  echo "racecheck rc=$?"; grep -E "ERROR SUMMARY|RACECHECK SUMMARY|PASSED|FAILED" "$out/sanitizer.log" | head
+fi
 
 ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 if [ -z "${SKIP_PROFILE:-}" ] && [ -n "$ncu" ]; then
@@ -48,20 +52,31 @@ if [ -z "${SKIP_PROFILE:-}" ] && [ -n "$ncu" ]; then
     --no-reference > "$out/ncu_bla_sections.txt" 2>&1
   [ -n "${NCU_SECTIONS:-}" ] && grep -E "bla_[a-z_]*kernel|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Warp Cycles Per Issued|Stall|stall" \
     "$out/ncu_bla_sections.txt" | cut -c1-160 | head -80
+  if [ -n "${NCU_STALLS:-}" ]; then  # cycles stalled per issued instruction, by reason
+    reasons=(barrier branch_resolving dispatch_stall drain imc_miss lg_throttle long_scoreboard math_pipe_throttle
+             membar mio_throttle misc no_instruction not_selected selected short_scoreboard sleeping tex_throttle wait)
+    metrics=$(printf 'smsp__average_warps_issue_stalled_%s_per_issue_active.ratio,' "${reasons[@]}")
+    timeout 300 "$ncu" --clock-control none -k regex:bla_ --launch-count 5 --metrics "${metrics%,}" --csv \
+      --log-file "$out/ncu_stalls.csv" "$B/bla-bench" --op bla --window 512 --slots 64 --pass fwdbwd --warmup 1 \
+      --reps 1 --sets 1 --no-ceilings --no-reference > /dev/null 2>&1
+    echo "ncu stalls rc=$?"; python3 scripts/ncu_kernel_times.py "$out/ncu_stalls.csv" --stalls
+  fi
 fi
 
-bench() { echo "== $*"; timeout 120 "$B/bla-bench" "$@" --warmup 5 --reps 20 --sets 3 2>&1 | grep -vE "^\s*$"; }
-{
-  bench --op bla --window 512 --slots 64
-  bench --op bla-chunk --window 512 --slots 64 --no-ceilings --no-reference
-  bench --op bla --window 512 --slots 64 --dtype fp32 --no-ceilings
-  bench --op bla --window 2048 --slots 128 --no-ceilings --no-reference
-  bench --op bla --window 512 --slots 64 --heads 8 --dim 128 --no-ceilings --no-reference
-  bench --op swa --window 512 --no-ceilings --no-reference
-  bench --op bla --batch 8 --seq 2048 --heads 12 --window 512 --slots 64 --no-ceilings
-} > "$out/bench.log" 2>&1
-grep -E "^==|bla-kernel|bla-libtorch|kernel|ceilings|bla-bench:" "$out/bench.log"
-echo "bench done at $(( $(date +%s) - t0 )) s"
+if [ -z "${SKIP_BENCH:-}" ]; then
+  bench() { echo "== $*"; timeout 120 "$B/bla-bench" "$@" --warmup 5 --reps 20 --sets 3 2>&1 | grep -vE "^\s*$"; }
+  {
+    bench --op bla --window 512 --slots 64
+    bench --op bla-chunk --window 512 --slots 64 --no-ceilings --no-reference
+    bench --op bla --window 512 --slots 64 --dtype fp32 --no-ceilings
+    bench --op bla --window 2048 --slots 128 --no-ceilings --no-reference
+    bench --op bla --window 512 --slots 64 --heads 8 --dim 128 --no-ceilings --no-reference
+    bench --op swa --window 512 --no-ceilings --no-reference
+    bench --op bla --batch 8 --seq 2048 --heads 12 --window 512 --slots 64 --no-ceilings
+  } > "$out/bench.log" 2>&1
+  grep -E "^==|bla-kernel|bla-libtorch|kernel|ceilings|bla-bench:" "$out/bench.log"
+  echo "bench done at $(( $(date +%s) - t0 )) s"
+fi
 
 if [ -z "${SKIP_125M:-}" ]; then
   # BLA-64/512 with and without the kernels; BASELINES=1 adds attention and

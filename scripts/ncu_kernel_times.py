@@ -6,7 +6,10 @@
 
 Prints one line per kernel (launches, total and mean microseconds), largest
 first, and the total; --per N divides counts and totals by N (the number of
-identical iterations the program ran).
+identical iterations the program ran). With --stalls, for a run that
+collected smsp__average_warps_issue_stalled_*_per_issue_active.ratio, prints
+instead each kernel's cycles stalled per issued instruction by reason
+(largest first; the first launch of each kernel).
 """
 import argparse
 import collections
@@ -28,6 +31,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("csv")
     parser.add_argument("--per", type=int, default=1)
+    parser.add_argument("--stalls", action="store_true")
     args = parser.parse_args()
     with open(args.csv, newline="") as f:
         lines = [line for line in f if line.startswith('"')]
@@ -35,6 +39,8 @@ def main() -> int:
     if not rows:
         print(f"{args.csv}: no kernel rows (did ncu run?)", file=sys.stderr)
         return 1
+    if args.stalls:
+        return print_stalls(rows)
     total = collections.Counter()
     count = collections.Counter()
     for row in rows:
@@ -51,6 +57,25 @@ def main() -> int:
     for name, micros in total.most_common():
         print(f"{count[name] / per:8.1f} {micros / per:10.1f} {micros / count[name]:9.1f}  {name}")
     print(f"{'':8} {sum(total.values()) / per:10.1f} {'':9}  all kernels")
+    return 0
+
+
+def print_stalls(rows) -> int:
+    prefix, suffix = "smsp__average_warps_issue_stalled_", "_per_issue_active.ratio"
+    by_kernel = {}
+    for row in rows:
+        metric = row.get("Metric Name", "")
+        if not (metric.startswith(prefix) and metric.endswith(suffix)):
+            continue
+        name = short_name(row["Kernel Name"])[:90]
+        launch = by_kernel.setdefault(name, (row["ID"], {}))
+        if launch[0] != row["ID"]:
+            continue  # a later launch of the same kernel
+        launch[1][metric[len(prefix):-len(suffix)]] = float(row["Metric Value"].replace(",", ""))
+    for name, (_, reasons) in by_kernel.items():
+        top = sorted(reasons.items(), key=lambda kv: -kv[1])
+        print(f"{name}: {sum(reasons.values()):.2f} cycles per issued instruction")
+        print("    " + ", ".join(f"{reason} {value:.2f}" for reason, value in top if value >= 0.05))
     return 0
 
 
