@@ -33,7 +33,7 @@ __device__ __forceinline__ void softmax_backward_rows(const float* p, float* gra
 // Pass 1: the probabilities (saved, or the forward again), then the grads of v
 // and the modal values, and the grads of the scores (to the workspace).
 template <typename T, int D, int NP>
-__global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_scores_kernel(BlaChunkArgs args) {
+__global__ void __launch_bounds__(kBlaThreads, (kChunkBlocksPerSm<D, NP>)) bla_chunk_backward_scores_kernel(BlaChunkArgs args) {
   using L = BlaLayout<D, NP>;
   constexpr int C = kBlaChunk;
   extern __shared__ __align__(128) float smem[];
@@ -111,7 +111,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_scores_kernel(
 
 // Pass 2: from the grads of the scores, the grads of q, k and the modal keys.
 template <typename T, int D, int NP>
-__global__ void __launch_bounds__(kBlaThreads) bla_chunk_backward_inputs_kernel(BlaChunkArgs args) {
+__global__ void __launch_bounds__(kBlaThreads, (kChunkBlocksPerSm<D, NP>)) bla_chunk_backward_inputs_kernel(BlaChunkArgs args) {
   using L = BlaLayout<D, NP>;
   constexpr int C = kBlaChunk;
   extern __shared__ __align__(128) float smem[];

@@ -213,14 +213,21 @@ __device__ __forceinline__ void zero_tile(float* tile, int rows, int cols, int l
 }
 
 // The chunk's 64 rows of a (B, T, H, D) tensor into a float tile of row
-// stride D + 4; rows past the sequence are zero.
+// stride D + 4; rows past the sequence are zero. A thread issues all its
+// loads before converting any, so they are in flight together.
 template <typename T, int D>
 __device__ __forceinline__ void load_rows(float* tile, const T* x, const BlaChunkShape& s, int b, int h, int first) {
-  for (int idx = threadIdx.x; idx < kBlaChunk * D; idx += kBlaThreads) {
-    const int r = idx / D, c = idx % D, t = first + r;
-    float value = 0.f;
-    if (t < s.seq) value = to_float(x[((static_cast<size_t>(b) * s.seq + t) * s.heads + h) * D + c]);
-    tile[r * (D + 4) + c] = value;
+  constexpr int kPer = kBlaChunk * D / kBlaThreads;
+  T raw[kPer];
+#pragma unroll
+  for (int u = 0; u < kPer; ++u) {
+    const int idx = threadIdx.x + u * kBlaThreads, r = idx / D, c = idx % D, t = first + r;
+    raw[u] = t < s.seq ? x[((static_cast<size_t>(b) * s.seq + t) * s.heads + h) * D + c] : from_float<T>(0.f);
+  }
+#pragma unroll
+  for (int u = 0; u < kPer; ++u) {
+    const int idx = threadIdx.x + u * kBlaThreads;
+    tile[(idx / D) * (D + 4) + idx % D] = to_float(raw[u]);
   }
 }
 
@@ -329,6 +336,11 @@ struct BlaLayout {
   static constexpr int kScratch = kBlaWarps * 256;  // TensorCoreProduct's per-warp 16 x 16
 };
 
+// Blocks per SM the chunk kernels are compiled for: two at D = N = 64 (their
+// shared memory allows two; this caps registers at 128), else one.
+template <int D, int NP>
+constexpr int kChunkBlocksPerSm = D == 64 && NP == 64 ? 2 : 1;
+
 // One block of 256 threads per (chunk, head, batch).
 inline dim3 chunk_grid(const BlaChunkShape& s) { return dim3(s.chunks, s.heads, s.batch); }
 
@@ -376,7 +388,15 @@ __device__ __forceinline__ void tile_to_dense(float* dense, const float* tile, i
 }
 template <int NP>
 __device__ __forceinline__ void dense_to_tile(float* tile, int ld, const float* dense) {
-  for (int idx = threadIdx.x; idx < kBlaChunk * NP; idx += kBlaThreads) tile[(idx / NP) * ld + idx % NP] = dense[idx];
+  constexpr int kPer = kBlaChunk * NP / kBlaThreads;
+  float raw[kPer];  // every load in flight before the first store
+#pragma unroll
+  for (int u = 0; u < kPer; ++u) raw[u] = dense[threadIdx.x + u * kBlaThreads];
+#pragma unroll
+  for (int u = 0; u < kPer; ++u) {
+    const int idx = threadIdx.x + u * kBlaThreads;
+    tile[(idx / NP) * ld + idx % NP] = raw[u];
+  }
 }
 
 // Pass 1 of the chunked form on one chunk (bla_chunk_launch.h): queries in

@@ -7,7 +7,7 @@ namespace bla::kernels::detail {
 namespace {
 
 template <typename T, int D, int NP>
-__global__ void __launch_bounds__(kBlaThreads) bla_chunk_forward_kernel(BlaChunkArgs args) {
+__global__ void __launch_bounds__(kBlaThreads, (kChunkBlocksPerSm<D, NP>)) bla_chunk_forward_kernel(BlaChunkArgs args) {
   using L = BlaLayout<D, NP>;
   constexpr int C = kBlaChunk;
   extern __shared__ __align__(128) float smem[];
