@@ -42,8 +42,9 @@ __global__ void __launch_bounds__(kBlaThreads, (kChunkBlocksPerSm<D, NP>)) bla_c
   float* lag = kvs + L::kTileD;     // (C, C) skewed scores, token weights, skewed grads of token weights
   float* zs = lag + L::kTileC;      // (C, NP) probabilities
   float* ys = zs + L::kTileN;       // (C, NP) modal products, modal output weights, their grads
-  float* gz = ys + L::kTileN;       // (C, NP) grads of probabilities, then of scores
+  float* gz = ys + L::kTileN;       // (C, NP) staged modal keys, values; grads of probabilities, of scores
   float* scratch = gz + L::kTileN;  // per-warp 16 x 16 (tensor-core epilogues)
+  static_assert(kModalTileFloats<D, NP> <= L::kTileN, "a staged modal tile fits gz");
 
   const BlaChunkShape& s = args.shape;
   const BlaChunkTablesView& tb = args.tables;
@@ -55,16 +56,18 @@ __global__ void __launch_bounds__(kBlaThreads, (kChunkBlocksPerSm<D, NP>)) bla_c
 
   prefetch_span(modal_values, sizeof(float) * NP * D);
   if (args.probabilities != nullptr) {  // saved by the forward
-    dense_to_tile<NP>(zs, L::kLdN, args.probabilities + score_offset(s, b, h, c));
+    dense_to_tile<C, NP>(zs, L::kLdN, args.probabilities + score_offset(s, b, h, c));
   } else {
     prefetch_span(modal_keys, sizeof(float) * NP * D);
     prefetch_rows<T, D>(static_cast<const T*>(args.grad_out), s, b, h, first);
     prefetch_rows<T, D>(static_cast<const T*>(args.v), s, b, h, first);
-    load_and_score<T, D, NP>(args, modal_keys, qd, kvs, lag, zs, ys, scratch, b, h, first);
+    load_and_score<T, D, NP>(args, modal_operand<D, NP>(gz, modal_keys), qd, kvs, lag, zs, ys, scratch, b, h,
+                             first);
   }
   zero_tile(lag, C, C, L::kLdC);
   load_rows<T, D>(qd, static_cast<const T*>(args.grad_out), s, b, h, first);  // queries are done
   load_rows<T, D>(kvs, static_cast<const T*>(args.v), s, b, h, first);        // keys are done
+  const ModalOperand values = modal_operand<D, NP>(gz, modal_values);         // so are the modal keys
   __syncthreads();
   chunk_output_weights<T, D, NP>(tb, zs, ys, lag, scratch);
   {
@@ -82,7 +85,7 @@ __global__ void __launch_bounds__(kBlaThreads, (kChunkBlocksPerSm<D, NP>)) bla_c
   {
     Product<T, C, NP> gx(scratch);
     gx.zero();
-    gx.template add_product<D, kFromBf16, kRound>(qd, L::kLdD, 1, modal_values, 1, D);
+    gx.template add_product<D, kFromBf16, kRound>(qd, L::kLdD, 1, values.data, 1, values.ld);
     gx.store(ys, L::kLdN);
   }
   __syncthreads();
@@ -106,7 +109,7 @@ __global__ void __launch_bounds__(kBlaThreads, (kChunkBlocksPerSm<D, NP>)) bla_c
   __syncthreads();
   softmax_backward_rows<NP>(zs, gz, L::kLdN, s.scale);
   __syncthreads();
-  tile_to_dense<NP>(args.grad_scores + score_offset(s, b, h, c), gz, L::kLdN);
+  tile_to_dense<C, NP>(args.grad_scores + score_offset(s, b, h, c), gz, L::kLdN);
 }
 
 // Pass 2: from the grads of the scores, the grads of q, k and the modal keys.
@@ -121,6 +124,7 @@ __global__ void __launch_bounds__(kBlaThreads, (kChunkBlocksPerSm<D, NP>)) bla_c
   float* gy = gs + L::kTileC;       // (C, NP) grads of the modal products
   float* gz = gy + L::kTileN;       // (C, NP) grads of the scores (from pass 1)
   float* scratch = gz + L::kTileN;  // per-warp 16 x 16 (tensor-core epilogues)
+  float* us = scratch + L::kScratch;  // (NP, D) modal keys, where staged
 
   const BlaChunkShape& s = args.shape;
   const BlaChunkTablesView& tb = args.tables;
@@ -129,7 +133,8 @@ __global__ void __launch_bounds__(kBlaThreads, (kChunkBlocksPerSm<D, NP>)) bla_c
   const size_t modal = modal_offset(s, b, h, c);
 
   prefetch_span(args.modal_keys + modal, sizeof(float) * NP * D);
-  dense_to_tile<NP>(gz, L::kLdN, args.grad_scores + score_offset(s, b, h, c));
+  dense_to_tile<C, NP>(gz, L::kLdN, args.grad_scores + score_offset(s, b, h, c));
+  const ModalOperand keys = modal_operand<D, NP>(us, args.modal_keys + modal);
   load_rows<T, D>(qs, static_cast<const T*>(args.q), s, b, h, first);
   load_rows<T, D>(ks, static_cast<const T*>(args.k), s, b, h, first);
   zero_tile(gs, C, C, L::kLdC);
@@ -152,7 +157,7 @@ __global__ void __launch_bounds__(kBlaThreads, (kChunkBlocksPerSm<D, NP>)) bla_c
   {
     Product<T, C, D> gq(scratch);
     gq.zero();
-    gq.template add_product<NP>(gy, L::kLdN, 1, args.modal_keys + modal, D, 1);
+    gq.template add_product<NP>(gy, L::kLdN, 1, keys.data, keys.ld, 1);
     gq.template add_product<C, kRound, kFromBf16>(gs, L::kLdC, 1, ks, L::kLdD, 1);
     gq.for_each(RowStore<T, D>{static_cast<T*>(args.grad_q), &s, b, h, first});
     Product<T, C, D> gk(scratch);
@@ -170,7 +175,8 @@ template <typename T, int D, int NP>
 cudaError_t launch(const BlaChunkArgs& args, cudaStream_t stream) {
   using L = BlaLayout<D, NP>;
   constexpr size_t scores_bytes = sizeof(float) * (2 * L::kTileD + L::kTileC + 3 * L::kTileN + L::kScratch);
-  constexpr size_t inputs_bytes = sizeof(float) * (2 * L::kTileD + L::kTileC + 2 * L::kTileN + L::kScratch);
+  constexpr size_t inputs_bytes =
+      sizeof(float) * (2 * L::kTileD + L::kTileC + 2 * L::kTileN + L::kScratch + kModalTileFloats<D, NP>);
   static_assert(scores_bytes <= 232448 && inputs_bytes <= 232448, "fits one block per SM (227 KB)");
   const dim3 grid = chunk_grid(args.shape);
   const cudaError_t err = launch_blocks(bla_chunk_backward_scores_kernel<T, D, NP>, scores_bytes, grid, stream, args);

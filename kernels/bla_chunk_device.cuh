@@ -381,21 +381,49 @@ __device__ __forceinline__ size_t score_offset(const BlaChunkShape& s, int b, in
   return ((static_cast<size_t>(b) * s.heads + h) * s.chunks + c) * static_cast<size_t>(kBlaChunk) * s.padded;
 }
 
-// A (64 x NP) tile of row stride ld to or from a dense (64 x NP) block.
-template <int NP>
+// A (Rows x Cols) tile of row stride ld to or from a dense (Rows x Cols)
+// block; a thread issues all its loads before its first store.
+template <int Rows, int Cols>
 __device__ __forceinline__ void tile_to_dense(float* dense, const float* tile, int ld) {
-  for (int idx = threadIdx.x; idx < kBlaChunk * NP; idx += kBlaThreads) dense[idx] = tile[(idx / NP) * ld + idx % NP];
+  for (int idx = threadIdx.x; idx < Rows * Cols; idx += kBlaThreads) dense[idx] = tile[(idx / Cols) * ld + idx % Cols];
 }
-template <int NP>
+template <int Rows, int Cols>
 __device__ __forceinline__ void dense_to_tile(float* tile, int ld, const float* dense) {
-  constexpr int kPer = kBlaChunk * NP / kBlaThreads;
-  float raw[kPer];  // every load in flight before the first store
+  constexpr int kPer = Rows * Cols / kBlaThreads;
+  float raw[kPer];
 #pragma unroll
   for (int u = 0; u < kPer; ++u) raw[u] = dense[threadIdx.x + u * kBlaThreads];
 #pragma unroll
   for (int u = 0; u < kPer; ++u) {
     const int idx = threadIdx.x + u * kBlaThreads;
-    tile[(idx / NP) * ld + idx % NP] = raw[u];
+    tile[(idx / Cols) * ld + idx % Cols] = raw[u];
+  }
+}
+
+// A chunk's modal slots (NP x D) as a product operand: staged in shared
+// memory (row stride D + 4) where the block has room for them (D = N = 64),
+// else read from global memory (row stride D).
+struct ModalOperand {
+  const float* data;
+  int ld;
+};
+
+template <int D, int NP>
+constexpr bool kStageModal = D == 64 && NP == 64;
+
+// Floats a kernel sets aside for one staged modal tile (0 when not staged).
+template <int D, int NP>
+constexpr int kModalTileFloats = kStageModal<D, NP> ? NP * (D + 4) : 0;
+
+// The operand for `modal`, staged into `tile` where kStageModal (the
+// caller syncs before use).
+template <int D, int NP>
+__device__ __forceinline__ ModalOperand modal_operand(float* tile, const float* modal) {
+  if constexpr (kStageModal<D, NP>) {
+    dense_to_tile<NP, D>(tile, D + 4, modal);
+    return {tile, D + 4};
+  } else {
+    return {modal, D};
   }
 }
 
@@ -404,7 +432,7 @@ __device__ __forceinline__ void dense_to_tile(float* tile, int ld, const float* 
 // probabilities in zs, synced; lag and ys are free again, qs and ks untouched.
 template <typename T, int D, int NP>
 __device__ __forceinline__ void chunk_probabilities(const BlaChunkShape& s, const BlaChunkTablesView& tb,
-                                                    const float* modal_keys, const float* qs, const float* ks,
+                                                    ModalOperand modal_keys, const float* qs, const float* ks,
                                                     float* lag, float* zs, float* ys, float* scratch, int first) {
   using L = BlaLayout<D, NP>;
   constexpr int C = kBlaChunk;
@@ -423,7 +451,7 @@ __device__ __forceinline__ void chunk_probabilities(const BlaChunkShape& s, cons
   {
     Product<T, C, NP> y(scratch);
     y.zero();
-    y.template add_product<D, kFromBf16, kRound>(qs, L::kLdD, 1, modal_keys, 1, D);
+    y.template add_product<D, kFromBf16, kRound>(qs, L::kLdD, 1, modal_keys.data, 1, modal_keys.ld);
     y.store(ys, L::kLdN);
   }
   __syncthreads();
@@ -440,7 +468,7 @@ __device__ __forceinline__ void chunk_probabilities(const BlaChunkShape& s, cons
 // Pass 1 from the inputs: the chunk's queries into qs and keys into ks, then
 // chunk_probabilities (the probabilities in zs, synced).
 template <typename T, int D, int NP>
-__device__ __forceinline__ void load_and_score(const BlaChunkArgs& args, const float* modal_keys, float* qs,
+__device__ __forceinline__ void load_and_score(const BlaChunkArgs& args, ModalOperand modal_keys, float* qs,
                                                float* ks, float* lag, float* zs, float* ys, float* scratch, int b,
                                                int h, int first) {
   load_rows<T, D>(qs, static_cast<const T*>(args.q), args.shape, b, h, first);

@@ -17,6 +17,7 @@ __global__ void __launch_bounds__(kBlaThreads, (kChunkBlocksPerSm<D, NP>)) bla_c
   float* zs = lag + L::kTileC;     // (C, NP) scores, then probabilities
   float* ys = zs + L::kTileN;      // (C, NP) modal products
   float* scratch = ys + L::kTileN; // per-warp 16 x 16 (tensor-core epilogues)
+  float* us = scratch + L::kScratch; // (NP, D) modal keys, then values, where staged
 
   const BlaChunkShape& s = args.shape;
   const BlaChunkTablesView& tb = args.tables;
@@ -28,24 +29,27 @@ __global__ void __launch_bounds__(kBlaThreads, (kChunkBlocksPerSm<D, NP>)) bla_c
   prefetch_span(modal_keys, sizeof(float) * NP * D);
   prefetch_span(modal_values, sizeof(float) * NP * D);
   prefetch_rows<T, D>(static_cast<const T*>(args.v), s, b, h, first);
-  load_and_score<T, D, NP>(args, modal_keys, qs, kvs, lag, zs, ys, scratch, b, h, first);
-  if (args.probabilities != nullptr) tile_to_dense<NP>(args.probabilities + score_offset(s, b, h, c), zs, L::kLdN);
+  load_and_score<T, D, NP>(args, modal_operand<D, NP>(us, modal_keys), qs, kvs, lag, zs, ys, scratch, b, h, first);
+  if (args.probabilities != nullptr)
+    tile_to_dense<C, NP>(args.probabilities + score_offset(s, b, h, c), zs, L::kLdN);
   zero_tile(lag, C, C, L::kLdC);
   load_rows<T, D>(kvs, static_cast<const T*>(args.v), s, b, h, first);  // keys are done
+  const ModalOperand values = modal_operand<D, NP>(us, modal_values);   // so are the modal keys
   __syncthreads();
   chunk_output_weights<T, D, NP>(tb, zs, ys, lag, scratch);
 
   Product<T, C, D> out(scratch);
   out.zero();
   out.template add_product<C, kRound, kFromBf16>(lag, L::kLdC, 1, kvs, L::kLdD, 1);
-  out.template add_product<NP>(ys, L::kLdN, 1, modal_values, D, 1);
+  out.template add_product<NP>(ys, L::kLdN, 1, values.data, values.ld, 1);
   out.for_each(RowStore<T, D>{static_cast<T*>(args.out), &s, b, h, first});
 }
 
 template <typename T, int D, int NP>
 cudaError_t launch(const BlaChunkArgs& args, cudaStream_t stream) {
   using L = BlaLayout<D, NP>;
-  constexpr size_t bytes = sizeof(float) * (2 * L::kTileD + L::kTileC + 2 * L::kTileN + L::kScratch);
+  constexpr size_t bytes =
+      sizeof(float) * (2 * L::kTileD + L::kTileC + 2 * L::kTileN + L::kScratch + kModalTileFloats<D, NP>);
   return launch_blocks(bla_chunk_forward_kernel<T, D, NP>, bytes, chunk_grid(args.shape), stream, args);
 }
 
