@@ -1,7 +1,8 @@
 // Blurry Window Attention's chunked form on CUDA, in the modal basis of the
 // slot transition (src/bla/ops/bla_modal.h), as two kernels each way:
 //   - the carry: the slots before every chunk of 64 tokens, one sequential
-//     pass over the chunks per (batch, head, 16 columns) (bla_carry.cu);
+//     pass over the chunks per (32 columns, head, batch), keys and values in
+//     one launch (bla_carry.cu);
 //   - the chunk step: both passes (scores, mask, softmax, output) fused per
 //     chunk (bla_chunk_forward.cu, bla_chunk_backward.cu).
 // bla_attention runs both (bla::ops::blurry_window_attention calls it on
@@ -47,14 +48,16 @@ BlaChunkTables make_bla_chunk_tables(int64_t window, int64_t slots, const at::Te
                                      c10::Device device);
 
 // True when the kernel handles these inputs: CUDA, one device, all bf16 or
-// all float32, q, k, v of one shape (B, T, H, D), D = 64 with N <= 128 or
-// D = 128 with N <= 64. Otherwise false, and *why (if given) says why.
+// all float32, q, k, v of one shape (B, T, H, D), D = 64 or 128, 1 <= N <=
+// 128. Otherwise false, and *why (if given) says why.
 bool bla_chunk_supported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t slots,
                          std::string* why = nullptr);
 
 // The chunked form from empty slots at position 0, both kernels: q, k, v
-// (B, T, H, D) -> (B, T, H, D). Differentiable in q, k, v. scale <= 0 means
-// 1/sqrt(D). Throws std::invalid_argument when unsupported.
+// (B, T, H, D) -> (B, T, H, D). Differentiable in q, k, v: when any of them
+// requires grad, the forward keeps the modal slots and the slot
+// probabilities (B, H, nc, 64, NP) float32 for the backward. scale <= 0
+// means 1/sqrt(D). Throws std::invalid_argument when unsupported.
 at::Tensor bla_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const BlaChunkTables& tables,
                          double scale);
 
@@ -66,7 +69,9 @@ at::Tensor bla_chunk_attention(const at::Tensor& q, const at::Tensor& k, const a
                                const BlaChunkTables& tables, double scale);
 
 // The raw passes into caller-provided buffers (tests poison them): out like
-// q; grad_q/k/v like q; grad_modal_* (B, H, nc, N, D) float32.
+// q; grad_q/k/v like q; grad_modal_* (B, H, nc, N, D) float32; all
+// contiguous and 32-byte aligned (fresh allocations are). The backward
+// recomputes the probabilities.
 void bla_chunk_forward_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                            const at::Tensor& modal_keys, const at::Tensor& modal_values, const BlaChunkTables& tables,
                            double scale, at::Tensor& out);
