@@ -27,7 +27,7 @@ if [ -z "${SKIP_TESTS:-}" ]; then
   echo "cuda tests rc=$?"; grep -E "^\[  (PASSED|FAILED) |FAILED  \]|Failure" "$out/tests.log" | head -20
   # Worst relative error per BLA check and dtype, over every shape.
   awk '/^\[ RUN/ { mode = "" } /^\[ RUN .*BlaKernel\./ { n = split($NF, p, "_"); mode = p[n] }
-       / rel err / && mode != "" { k = mode " " $1; if ($4 + 0 > worst[k] + 0) worst[k] = $4 }
+       / rel err / && mode != "" { k = mode " " $1; if (!(k in worst) || $4 + 0 > worst[k] + 0) worst[k] = $4 }
        END { for (k in worst) print "worst " k " " worst[k] }' "$out/tests.log" | sort
 
   small='Shapes/BlaKernel.RawPasses*/odd_seq_f32:Shapes/BlaKernel.RawPasses*/slots_100_padded_bf16:Shapes/BlaKernel.OpMatches*/odd_seq_bf16:Shapes/BlaKernel.RawPasses*/d128_slots_100_padded_bf16'

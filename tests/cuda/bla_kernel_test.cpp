@@ -5,7 +5,9 @@
 //   - the raw passes, with every output buffer filled with NaN first, against
 //     the kernel's algorithm written in LibTorch ops in float64
 //     (tests/support/bla_kernel_algorithm.h): output, dq, dk, dv and the
-//     gradients of the modal slots, for arbitrary incoming slots.
+//     gradients of the modal slots, for arbitrary incoming slots;
+//   - the chunk step's autograd Function (which saves the probabilities)
+//     against those raw passes (which recompute them).
 // float32 inputs must agree to 1e-4 and bf16 inputs to 1e-2 (relative, in
 // the Frobenius norm), shared/docs/BLA.md's last test.
 #include <gtest/gtest.h>
@@ -15,6 +17,7 @@
 #include <cstdio>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "bla/ops/attention.h"
 #include "bla/ops/bla.h"
@@ -72,6 +75,13 @@ void expect_close(const char* name, const at::Tensor& got, const at::Tensor& wan
 
 int64_t chunk_count(const Case& c) { return (c.seq + 63) / 64; }
 
+bla::kernels::BlaChunkTables kernel_tables(const Case& c, c10::Device device) {
+  const auto modal = bla::ops::make_bla_modal_operators(c.window, c.slots, 64);
+  const auto ops = bla::ops::make_bla_operators(c.window, c.slots, 64);
+  return bla::kernels::make_bla_chunk_tables(c.window, c.slots, ops.kernel, modal.basis, modal.basis_inverse,
+                                             modal.alpha, modal.beta, modal.beta_t, modal.partner, device);
+}
+
 class BlaKernel : public ::testing::TestWithParam<std::tuple<Case, Mode>> {
  protected:
   void SetUp() override {
@@ -114,11 +124,7 @@ TEST_P(BlaKernel, RawPassesWriteEveryElementAndFollowTheAlgorithm) {
   const at::Tensor modal_values = torch::randn({c.batch, c.heads, nc, c.slots, c.dim}, kCudaF32);
   const double scale = 0.11;
 
-  const auto modal = bla::ops::make_bla_modal_operators(c.window, c.slots, 64);
-  const auto ops = bla::ops::make_bla_operators(c.window, c.slots, 64);
-  const auto tables =
-      bla::kernels::make_bla_chunk_tables(c.window, c.slots, ops.kernel, modal.basis, modal.basis_inverse,
-                                          modal.alpha, modal.beta, modal.beta_t, modal.partner, q.device());
+  const auto tables = kernel_tables(c, q.device());
   const auto nan_like = [](const at::Tensor& x) { return torch::full_like(x, NAN); };
   at::Tensor out = nan_like(q), dq = nan_like(q), dk = nan_like(k), dv = nan_like(v);
   at::Tensor dmk = nan_like(modal_keys), dmv = nan_like(modal_values);
@@ -150,6 +156,46 @@ TEST_P(BlaKernel, RawPassesWriteEveryElementAndFollowTheAlgorithm) {
   expect_close("chunk.dv", dv, tokens(g.v), mode.tolerance);
   expect_close("chunk.dU_K", dmk, g.modal_keys, mode.tolerance);
   expect_close("chunk.dU_V", dmv, g.modal_values, mode.tolerance);
+}
+
+// The chunk step's autograd Function saves the probabilities in its forward
+// and its backward reads them; the raw passes recompute them. Same
+// arithmetic either way, so the two agree to float rounding, padded slots
+// (N = 100) included: a check of the save/read path and of the Function's
+// padding and unpadding of the modal slots and their grads.
+TEST_P(BlaKernel, ChunkAutogradAgreesWithTheRawPasses) {
+  const auto& [c, mode] = GetParam();
+  torch::manual_seed(4);
+  const int64_t nc = chunk_count(c);
+  auto draw = [&] { return torch::randn({c.batch, c.seq, c.heads, c.dim}, kCudaF32).to(mode.dtype); };
+  const at::Tensor q = draw(), k = draw(), v = draw(), grad_out = draw();
+  const at::Tensor modal_keys = torch::randn({c.batch, c.heads, nc, c.slots, c.dim}, kCudaF32);
+  const at::Tensor modal_values = torch::randn({c.batch, c.heads, nc, c.slots, c.dim}, kCudaF32);
+  const double scale = 0.11;
+  const auto tables = kernel_tables(c, q.device());
+
+  std::vector<at::Tensor> leaves;
+  for (const at::Tensor& x : {q, k, v, modal_keys, modal_values}) leaves.push_back(x.detach().requires_grad_(true));
+  const at::Tensor out =
+      bla::kernels::bla_chunk_attention(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], tables, scale);
+  const auto grads = torch::autograd::grad({out}, leaves, {grad_out});
+
+  at::Tensor want = torch::empty_like(q), dq = torch::empty_like(q), dk = torch::empty_like(k),
+             dv = torch::empty_like(v), dmk = torch::empty_like(modal_keys), dmv = torch::empty_like(modal_values);
+  bla::kernels::bla_chunk_forward_out(q, k, v, modal_keys, modal_values, tables, scale, want);
+  bla::kernels::bla_chunk_backward_out(q, k, v, modal_keys, modal_values, tables, scale, grad_out, dq, dk, dv, dmk,
+                                       dmv);
+  // The two kernels compile the probabilities' arithmetic separately, so a
+  // last-bit difference may flip the rounding of a few bf16 outputs: 1e-4
+  // there, far below the 1e-2 budget and far above what a wrong step gives.
+  const double tolerance = mode.dtype == at::kBFloat16 ? 1e-4 : 1e-6;
+  const char* names[] = {"q", "k", "v", "modal_keys", "modal_values"};
+  const at::Tensor wants[] = {dq, dk, dv, dmk, dmv};
+  expect_close("saved.out", out, want, tolerance);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(grads[i].sizes(), wants[i].sizes()) << names[i];
+    expect_close((std::string("saved.d") + names[i]).c_str(), grads[i], wants[i], tolerance);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, BlaKernel, ::testing::Combine(::testing::ValuesIn(kCases), ::testing::ValuesIn(kModes)),
