@@ -75,6 +75,26 @@ void expect_close(const char* name, const at::Tensor& got, const at::Tensor& wan
 
 int64_t chunk_count(const Case& c) { return (c.seq + 63) / 64; }
 
+// Random inputs of the chunk step alone: q, k, v and grad_out of the mode's
+// dtype, modal slots (B, H, nc, N, D) float32, drawn in that order.
+struct ChunkStepInputs {
+  at::Tensor q, k, v, grad_out, modal_keys, modal_values;
+};
+
+ChunkStepInputs random_chunk_step_inputs(const Case& c, const Mode& mode, uint64_t seed) {
+  torch::manual_seed(seed);
+  const int64_t nc = chunk_count(c);
+  auto draw = [&] { return torch::randn({c.batch, c.seq, c.heads, c.dim}, kCudaF32).to(mode.dtype); };
+  ChunkStepInputs in;
+  in.q = draw();
+  in.k = draw();
+  in.v = draw();
+  in.grad_out = draw();
+  in.modal_keys = torch::randn({c.batch, c.heads, nc, c.slots, c.dim}, kCudaF32);
+  in.modal_values = torch::randn({c.batch, c.heads, nc, c.slots, c.dim}, kCudaF32);
+  return in;
+}
+
 bla::kernels::BlaChunkTables kernel_tables(const Case& c, c10::Device device) {
   const auto modal = bla::ops::make_bla_modal_operators(c.window, c.slots, 64);
   const auto ops = bla::ops::make_bla_operators(c.window, c.slots, 64);
@@ -116,12 +136,10 @@ TEST_P(BlaKernel, OpMatchesTheChunkedFormInFloat64) {
 
 TEST_P(BlaKernel, RawPassesWriteEveryElementAndFollowTheAlgorithm) {
   const auto& [c, mode] = GetParam();
-  torch::manual_seed(2);
   const int64_t nc = chunk_count(c);
-  auto draw = [&] { return torch::randn({c.batch, c.seq, c.heads, c.dim}, kCudaF32).to(mode.dtype); };
-  const at::Tensor q = draw(), k = draw(), v = draw(), grad_out = draw();
-  const at::Tensor modal_keys = torch::randn({c.batch, c.heads, nc, c.slots, c.dim}, kCudaF32);
-  const at::Tensor modal_values = torch::randn({c.batch, c.heads, nc, c.slots, c.dim}, kCudaF32);
+  const ChunkStepInputs inputs = random_chunk_step_inputs(c, mode, 2);
+  const at::Tensor &q = inputs.q, &k = inputs.k, &v = inputs.v, &grad_out = inputs.grad_out;
+  const at::Tensor &modal_keys = inputs.modal_keys, &modal_values = inputs.modal_values;
   const double scale = 0.11;
 
   const auto tables = kernel_tables(c, q.device());
@@ -165,12 +183,9 @@ TEST_P(BlaKernel, RawPassesWriteEveryElementAndFollowTheAlgorithm) {
 // padding and unpadding of the modal slots and their grads.
 TEST_P(BlaKernel, ChunkAutogradAgreesWithTheRawPasses) {
   const auto& [c, mode] = GetParam();
-  torch::manual_seed(4);
-  const int64_t nc = chunk_count(c);
-  auto draw = [&] { return torch::randn({c.batch, c.seq, c.heads, c.dim}, kCudaF32).to(mode.dtype); };
-  const at::Tensor q = draw(), k = draw(), v = draw(), grad_out = draw();
-  const at::Tensor modal_keys = torch::randn({c.batch, c.heads, nc, c.slots, c.dim}, kCudaF32);
-  const at::Tensor modal_values = torch::randn({c.batch, c.heads, nc, c.slots, c.dim}, kCudaF32);
+  const ChunkStepInputs inputs = random_chunk_step_inputs(c, mode, 4);
+  const at::Tensor &q = inputs.q, &k = inputs.k, &v = inputs.v, &grad_out = inputs.grad_out;
+  const at::Tensor &modal_keys = inputs.modal_keys, &modal_values = inputs.modal_values;
   const double scale = 0.11;
   const auto tables = kernel_tables(c, q.device());
 
