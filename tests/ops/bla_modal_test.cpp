@@ -57,20 +57,34 @@ ChunkInputs make_inputs(const Problem& pb, const at::Tensor& q, const at::Tensor
   return in;
 }
 
+// Random q, k, v (B, T, H, D) in float64 for a problem, and its tables.
+struct Drawn {
+  at::Tensor q, k, v;
+  int64_t chunks;
+  Tables t;
+};
+
+Drawn draw(const Problem& pb, at::Generator& generator) {
+  Drawn d;
+  d.q = randn({pb.batch, pb.length, pb.heads, pb.dim}, generator);
+  d.k = randn({pb.batch, pb.length, pb.heads, pb.dim}, generator);
+  d.v = randn({pb.batch, pb.length, pb.heads, pb.dim}, generator);
+  d.chunks = (pb.length + pb.chunk - 1) / pb.chunk;
+  d.t = make_tables(pb.window, pb.slots, pb.chunk, d.chunks);
+  return d;
+}
+
 class BlaKernelAlgorithm : public ::testing::TestWithParam<Problem> {};
 
 TEST_P(BlaKernelAlgorithm, ForwardMatchesTheChunkedForm) {
   const Problem pb = GetParam();
   auto generator = at::make_generator<at::CPUGeneratorImpl>(7);
-  const at::Tensor q = randn({pb.batch, pb.length, pb.heads, pb.dim}, generator);
-  const at::Tensor k = randn({pb.batch, pb.length, pb.heads, pb.dim}, generator);
-  const at::Tensor v = randn({pb.batch, pb.length, pb.heads, pb.dim}, generator);
-  const int64_t chunks = (pb.length + pb.chunk - 1) / pb.chunk;
-  const Tables t = make_tables(pb.window, pb.slots, pb.chunk, chunks);
+  const Drawn d = draw(pb, generator);
+  const at::Tensor &q = d.q, &k = d.k, &v = d.v;
   const double scale = 1.0 / std::sqrt(static_cast<double>(pb.dim));
 
-  const at::Tensor out = kernel_forward(make_inputs(pb, q, k, v, t), t, scale)
-                             .reshape({pb.batch, pb.heads, chunks * pb.chunk, pb.dim})
+  const at::Tensor out = kernel_forward(make_inputs(pb, q, k, v, d.t), d.t, scale)
+                             .reshape({pb.batch, pb.heads, d.chunks * pb.chunk, pb.dim})
                              .slice(2, 0, pb.length)
                              .permute({0, 2, 1, 3});
   const at::Tensor want = blurry_window_attention(q, k, v, BlaOptions{pb.window, pb.slots, 16});
@@ -80,14 +94,11 @@ TEST_P(BlaKernelAlgorithm, ForwardMatchesTheChunkedForm) {
 TEST_P(BlaKernelAlgorithm, HandWrittenBackwardMatchesAutograd) {
   const Problem pb = GetParam();
   auto generator = at::make_generator<at::CPUGeneratorImpl>(11);
-  const at::Tensor q = randn({pb.batch, pb.length, pb.heads, pb.dim}, generator);
-  const at::Tensor k = randn({pb.batch, pb.length, pb.heads, pb.dim}, generator);
-  const at::Tensor v = randn({pb.batch, pb.length, pb.heads, pb.dim}, generator);
-  const int64_t chunks = (pb.length + pb.chunk - 1) / pb.chunk;
-  const Tables t = make_tables(pb.window, pb.slots, pb.chunk, chunks);
+  const Drawn d = draw(pb, generator);
+  const Tables& t = d.t;
   const double scale = 0.3;
 
-  ChunkInputs in = make_inputs(pb, q, k, v, t);
+  ChunkInputs in = make_inputs(pb, d.q, d.k, d.v, t);
   for (at::Tensor* x : {&in.q, &in.k, &in.v, &in.modal_keys, &in.modal_values})
     *x = x->detach().clone().requires_grad_(true);
   const at::Tensor out = kernel_forward(in, t, scale);
