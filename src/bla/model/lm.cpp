@@ -1,10 +1,16 @@
 #include "bla/model/lm.h"
 
 #include "bla/mixers/common/heads.h"
+#include "bla/ops/dispatch.h"
+
+#ifdef BLA_HAVE_CUDA_KERNELS
+#include "bla_kernels/model.h"
+#endif
 
 #include <torch/torch.h>
 
 #include <cmath>
+#include <string>
 
 namespace bla::model {
 
@@ -13,6 +19,16 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  if (x.is_cuda()) {
+#ifdef BLA_HAVE_CUDA_KERNELS
+    std::string why = "turned off by BLA_KERNELS=0";
+    if (ops::kernels_enabled() && kernels::rms_norm_supported(x, weight_, &why))
+      return kernels::rms_norm_autograd(x, weight_, eps_);
+    ops::note_kernel_fallback("rms_norm", why);
+#else
+    ops::note_kernel_fallback("rms_norm", "bla-train was built without its CUDA kernels");
+#endif
+  }
   // Normalise in float32 at least, as bf16 loses too much in the mean square.
   auto xf = x.scalar_type() == torch::kDouble ? x : x.to(torch::kFloat);
   auto normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps_);
@@ -25,7 +41,25 @@ SwiGLUImpl::SwiGLUImpl(int64_t d_model, int64_t hidden, double std) {
   down_ = register_module("down", mixers::make_projection(hidden, d_model, std));
 }
 
-torch::Tensor SwiGLUImpl::forward(const torch::Tensor& x) { return down_(torch::silu(gate_(x)) * up_(x)); }
+namespace {
+
+// silu(gate) * up: one fused kernel each way on CUDA, else LibTorch's ops.
+torch::Tensor swiglu_activation(const torch::Tensor& gate, const torch::Tensor& up) {
+  if (gate.is_cuda()) {
+#ifdef BLA_HAVE_CUDA_KERNELS
+    std::string why = "turned off by BLA_KERNELS=0";
+    if (ops::kernels_enabled() && kernels::swiglu_supported(gate, up, &why)) return kernels::swiglu_autograd(gate, up);
+    ops::note_kernel_fallback("swiglu", why);
+#else
+    ops::note_kernel_fallback("swiglu", "bla-train was built without its CUDA kernels");
+#endif
+  }
+  return torch::silu(gate) * up;
+}
+
+}  // namespace
+
+torch::Tensor SwiGLUImpl::forward(const torch::Tensor& x) { return down_(swiglu_activation(gate_(x), up_(x))); }
 
 BlockImpl::BlockImpl(const config::ModelConfig& cfg, std::shared_ptr<mixers::MixerImpl> mixer) : mixer_(std::move(mixer)) {
   mixer_norm_ = register_module("mixer_norm", RMSNorm(cfg.d_model, cfg.norm_eps));
