@@ -14,6 +14,17 @@
 
 namespace bla::model {
 
+torch::Tensor rms_norm_libtorch(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  // Normalise in float32 at least, as bf16 loses too much in the mean square.
+  auto xf = x.scalar_type() == torch::kDouble ? x : x.to(torch::kFloat);
+  auto normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return normed.to(x.scalar_type()) * weight.to(x.scalar_type());
+}
+
+torch::Tensor swiglu_activation_libtorch(const torch::Tensor& gate, const torch::Tensor& up) {
+  return torch::silu(gate) * up;
+}
+
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
   weight_ = register_parameter("weight", torch::ones({dim}));
 }
@@ -29,10 +40,7 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
     ops::note_kernel_fallback("rms_norm", "bla-train was built without its CUDA kernels");
 #endif
   }
-  // Normalise in float32 at least, as bf16 loses too much in the mean square.
-  auto xf = x.scalar_type() == torch::kDouble ? x : x.to(torch::kFloat);
-  auto normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps_);
-  return normed.to(x.scalar_type()) * weight_.to(x.scalar_type());
+  return rms_norm_libtorch(x, weight_, eps_);
 }
 
 SwiGLUImpl::SwiGLUImpl(int64_t d_model, int64_t hidden, double std) {
@@ -54,7 +62,7 @@ torch::Tensor swiglu_activation(const torch::Tensor& gate, const torch::Tensor& 
     ops::note_kernel_fallback("swiglu", "bla-train was built without its CUDA kernels");
 #endif
   }
-  return torch::silu(gate) * up;
+  return swiglu_activation_libtorch(gate, up);
 }
 
 }  // namespace

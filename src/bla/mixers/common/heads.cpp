@@ -44,6 +44,10 @@ torch::Tensor apply_rotary(const torch::Tensor& x, int64_t start, double base) {
     ops::note_kernel_fallback("rotary", "bla-train was built without its CUDA kernels");
 #endif
   }
+  return apply_rotary_libtorch(x, start, base);
+}
+
+torch::Tensor apply_rotary_libtorch(const torch::Tensor& x, int64_t start, double base) {
   const int64_t T = x.size(1), D = x.size(3);
   TORCH_CHECK(D % 2 == 0, "rotary embedding needs an even head_dim, got ", D);
   auto options = x.options().dtype(x.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat);
