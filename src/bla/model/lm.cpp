@@ -1,22 +1,46 @@
 #include "bla/model/lm.h"
 
 #include "bla/mixers/common/heads.h"
+#include "bla/ops/dispatch.h"
+
+#ifdef BLA_HAVE_CUDA_KERNELS
+#include "bla_kernels/model.h"
+#endif
 
 #include <torch/torch.h>
 
 #include <cmath>
+#include <string>
 
 namespace bla::model {
+
+torch::Tensor rms_norm_libtorch(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  // Normalise in float32 at least, as bf16 loses too much in the mean square.
+  auto xf = x.scalar_type() == torch::kDouble ? x : x.to(torch::kFloat);
+  auto normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return normed.to(x.scalar_type()) * weight.to(x.scalar_type());
+}
+
+torch::Tensor swiglu_activation_libtorch(const torch::Tensor& gate, const torch::Tensor& up) {
+  return torch::silu(gate) * up;
+}
 
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
   weight_ = register_parameter("weight", torch::ones({dim}));
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
-  // Normalise in float32 at least, as bf16 loses too much in the mean square.
-  auto xf = x.scalar_type() == torch::kDouble ? x : x.to(torch::kFloat);
-  auto normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps_);
-  return normed.to(x.scalar_type()) * weight_.to(x.scalar_type());
+  if (x.is_cuda()) {
+#ifdef BLA_HAVE_CUDA_KERNELS
+    std::string why = "turned off by BLA_KERNELS=0";
+    if (ops::kernels_enabled() && kernels::rms_norm_supported(x, weight_, &why))
+      return kernels::rms_norm_autograd(x, weight_, eps_);
+    ops::note_kernel_fallback("rms_norm", why);
+#else
+    ops::note_kernel_fallback("rms_norm", "bla-train was built without its CUDA kernels");
+#endif
+  }
+  return rms_norm_libtorch(x, weight_, eps_);
 }
 
 SwiGLUImpl::SwiGLUImpl(int64_t d_model, int64_t hidden, double std) {
@@ -25,7 +49,25 @@ SwiGLUImpl::SwiGLUImpl(int64_t d_model, int64_t hidden, double std) {
   down_ = register_module("down", mixers::make_projection(hidden, d_model, std));
 }
 
-torch::Tensor SwiGLUImpl::forward(const torch::Tensor& x) { return down_(torch::silu(gate_(x)) * up_(x)); }
+namespace {
+
+// silu(gate) * up: one fused kernel each way on CUDA, else LibTorch's ops.
+torch::Tensor swiglu_activation(const torch::Tensor& gate, const torch::Tensor& up) {
+  if (gate.is_cuda()) {
+#ifdef BLA_HAVE_CUDA_KERNELS
+    std::string why = "turned off by BLA_KERNELS=0";
+    if (ops::kernels_enabled() && kernels::swiglu_supported(gate, up, &why)) return kernels::swiglu_autograd(gate, up);
+    ops::note_kernel_fallback("swiglu", why);
+#else
+    ops::note_kernel_fallback("swiglu", "bla-train was built without its CUDA kernels");
+#endif
+  }
+  return swiglu_activation_libtorch(gate, up);
+}
+
+}  // namespace
+
+torch::Tensor SwiGLUImpl::forward(const torch::Tensor& x) { return down_(swiglu_activation(gate_(x), up_(x))); }
 
 BlockImpl::BlockImpl(const config::ModelConfig& cfg, std::shared_ptr<mixers::MixerImpl> mixer) : mixer_(std::move(mixer)) {
   mixer_norm_ = register_module("mixer_norm", RMSNorm(cfg.d_model, cfg.norm_eps));

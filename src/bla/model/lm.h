@@ -14,6 +14,13 @@
 
 namespace bla::model {
 
+// The LibTorch forms of RMSNorm (statistics in float32, result in x's dtype)
+// and of SwiGLU's activation silu(gate) * up: what runs on the CPU, and on
+// CUDA wherever the fused kernels (kernels/model_*.cu) do not; the CUDA tests
+// hold the kernels to them.
+torch::Tensor rms_norm_libtorch(const torch::Tensor& x, const torch::Tensor& weight, double eps);
+torch::Tensor swiglu_activation_libtorch(const torch::Tensor& gate, const torch::Tensor& up);
+
 class RMSNormImpl : public torch::nn::Module {
  public:
   RMSNormImpl(int64_t dim, double eps);

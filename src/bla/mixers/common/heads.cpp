@@ -1,8 +1,16 @@
 #include "bla/mixers/common/heads.h"
 
 #include "bla/config/section.h"
+#include "bla/ops/dispatch.h"
+
+#ifdef BLA_HAVE_CUDA_KERNELS
+#include "bla_kernels/model.h"
+#endif
 
 #include <torch/torch.h>
+
+#include <string>
+#include <tuple>
 
 namespace bla::mixers {
 
@@ -27,6 +35,19 @@ torch::nn::Linear make_projection(int64_t in, int64_t out, double std) {
 }
 
 torch::Tensor apply_rotary(const torch::Tensor& x, int64_t start, double base) {
+  if (x.is_cuda()) {
+#ifdef BLA_HAVE_CUDA_KERNELS
+    std::string why = "turned off by BLA_KERNELS=0";
+    if (ops::kernels_enabled() && kernels::rotary_supported(x, &why)) return kernels::rotary_autograd(x, start, base);
+    ops::note_kernel_fallback("rotary", why);
+#else
+    ops::note_kernel_fallback("rotary", "bla-train was built without its CUDA kernels");
+#endif
+  }
+  return apply_rotary_libtorch(x, start, base);
+}
+
+torch::Tensor apply_rotary_libtorch(const torch::Tensor& x, int64_t start, double base) {
   const int64_t T = x.size(1), D = x.size(3);
   TORCH_CHECK(D % 2 == 0, "rotary embedding needs an even head_dim, got ", D);
   auto options = x.options().dtype(x.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat);
@@ -51,6 +72,14 @@ HeadProjections project_heads(const torch::Tensor& x, torch::nn::Linear q_proj, 
   HeadProjections p{split_heads(q_proj->forward(x), heads), split_heads(k_proj->forward(x), heads),
                     split_heads(v_proj->forward(x), heads)};
   if (rope) {
+#ifdef BLA_HAVE_CUDA_KERNELS
+    // Queries and keys in one launch where the kernel takes them; else each
+    // through apply_rotary (which says why it falls back).
+    if (p.q.is_cuda() && ops::kernels_enabled() && kernels::rotary_pair_supported(p.q, p.k)) {
+      std::tie(p.q, p.k) = kernels::rotary_pair_autograd(p.q, p.k, start, rope_base);
+      return p;
+    }
+#endif
     p.q = apply_rotary(p.q, start, rope_base);
     p.k = apply_rotary(p.k, start, rope_base);
   }

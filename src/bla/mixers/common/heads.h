@@ -25,7 +25,10 @@ torch::nn::Linear make_projection(int64_t in, int64_t out, double std = 0.02);
 
 // Rotary position embedding (rotate-half form) on x (B, T, H, D) whose first
 // token has position `start`. D must be even.
+// On CUDA a fused kernel (kernels/model_rotary.cu) where it takes x, else
+// apply_rotary_libtorch, the LibTorch form (what runs on the CPU).
 torch::Tensor apply_rotary(const torch::Tensor& x, int64_t start, double base);
+torch::Tensor apply_rotary_libtorch(const torch::Tensor& x, int64_t start, double base);
 
 // Softmax in float32 at least (bf16 loses too much), float64 kept as is;
 // the result has x's dtype.

@@ -1,0 +1,64 @@
+// Fused kernels for the model's building blocks: RMSNorm, SwiGLU's
+// activation and rotary position embeddings (kernels/model_*.cu), each with
+// an autograd Function. They compute what the LibTorch forms in
+// src/bla/model/lm.cpp and src/bla/mixers/common/heads.cpp compute, in float32
+// arithmetic, on bf16 or float32 tensors; the dispatch there falls back to
+// those forms for anything *_supported rejects.
+//
+// Every call runs on the current CUDA stream, allocates through the caching
+// allocator and never synchronises with the host, so a training step that
+// uses them can be captured into a CUDA graph.
+//
+// This header carries no CUDA types: the library's dispatch includes it from
+// plain C++ files.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+
+namespace bla::kernels {
+
+// ---- RMSNorm over the last dim: y = cast(cast(x * r) * cast(w)) with
+// r = rsqrt(mean(x^2) + eps) in float32, cast = rounding to x's dtype.
+// Supported: x a CUDA tensor (..., D), bf16 or float32, 1 <= D <= 8192;
+// weight (D) on x's device, float32 or x's dtype.
+bool rms_norm_supported(const at::Tensor& x, const at::Tensor& weight, std::string* why = nullptr);
+// Differentiable in x and weight (the weight gradient is summed in float32 in
+// a fixed order: the same bits every run). Throws std::invalid_argument when
+// !rms_norm_supported.
+at::Tensor rms_norm_autograd(const at::Tensor& x, const at::Tensor& weight, double eps);
+// The raw passes into caller-provided buffers (tests poison them): y like x
+// (contiguous), rstd (rows) float32 with rows = x.numel() / D; grad_x like x;
+// grad_weight (D) of weight's dtype, or undefined to skip it.
+void rms_norm_forward_out(const at::Tensor& x, const at::Tensor& weight, double eps, at::Tensor& y, at::Tensor& rstd);
+void rms_norm_backward_out(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& rstd,
+                           const at::Tensor& grad_y, at::Tensor& grad_x, at::Tensor& grad_weight);
+
+// ---- SwiGLU activation: h = silu(gate) * up, elementwise.
+// Supported: gate and up CUDA tensors of one shape, device and dtype (bf16 or
+// float32).
+bool swiglu_supported(const at::Tensor& gate, const at::Tensor& up, std::string* why = nullptr);
+at::Tensor swiglu_autograd(const at::Tensor& gate, const at::Tensor& up);
+void swiglu_forward_out(const at::Tensor& gate, const at::Tensor& up, at::Tensor& h);
+void swiglu_backward_out(const at::Tensor& gate, const at::Tensor& up, const at::Tensor& grad_h, at::Tensor& grad_gate,
+                         at::Tensor& grad_up);
+
+// ---- Rotary embedding (rotate-half) of x (B, T, H, D), first token at
+// position `start`, inv_freq_i = base^(-2i/D).
+// Supported: a CUDA tensor (B, T, H, D), bf16 or float32, D even, 2 <= D <= 4096,
+// B * T < 2^31. The pair form rotates q and k in one launch; they must share
+// B, T, D, dtype and device (H may differ).
+bool rotary_supported(const at::Tensor& x, std::string* why = nullptr);
+bool rotary_pair_supported(const at::Tensor& q, const at::Tensor& k, std::string* why = nullptr);
+at::Tensor rotary_autograd(const at::Tensor& x, int64_t start, double base);
+std::pair<at::Tensor, at::Tensor> rotary_pair_autograd(const at::Tensor& q, const at::Tensor& k, int64_t start,
+                                                       double base);
+// The raw pass: q_out (and k_out when k is defined) like q (k), contiguous.
+// inverse = true rotates by -angle (the backward).
+void rotary_out(const at::Tensor& q, const at::Tensor& k, int64_t start, double base, bool inverse, at::Tensor& q_out,
+                at::Tensor& k_out);
+
+}  // namespace bla::kernels

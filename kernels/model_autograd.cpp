@@ -1,0 +1,396 @@
+// LibTorch side of the model kernels (RMSNorm, SwiGLU activation, rotary
+// embedding): argument checks, buffers, stream, and their autograd Functions.
+#include "bla_kernels/model.h"
+
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <utility>
+
+#include "autograd_common.h"
+#include "model_launch.h"
+
+namespace bla::kernels {
+namespace {
+
+using detail::check_cuda;
+using detail::ModelDtype;
+using detail::shape_text;
+using detail::sizes_text;
+
+ModelDtype model_dtype(const at::Tensor& t) {
+  return t.scalar_type() == at::kBFloat16 ? ModelDtype::kBFloat16 : ModelDtype::kFloat32;
+}
+
+bool kernel_dtype(at::ScalarType dtype) { return dtype == at::kBFloat16 || dtype == at::kFloat; }
+
+std::string dtype_problem(const char* name, const at::Tensor& t) {
+  return std::string(name) + " has dtype " + c10::toString(t.scalar_type()) + "; the kernel takes bfloat16 or float32";
+}
+
+int sm_count() { return at::cuda::getCurrentDeviceProperties()->multiProcessorCount; }
+
+// A caller-provided output buffer: contiguous, of this shape and dtype, on
+// like's device (the kernels use 16-byte words where it is aligned, single
+// elements where not).
+void check_output(const std::string& who, const at::Tensor& t, const char* name, at::IntArrayRef sizes,
+                  at::ScalarType dtype, const at::Tensor& like) {
+  if (!t.defined() || t.sizes() != sizes || t.scalar_type() != dtype || !t.is_contiguous() ||
+      t.device() != like.device())
+    throw std::invalid_argument(who + name + " must be a contiguous " + c10::toString(dtype) + " tensor of shape " +
+                                sizes_text(sizes) + " on " + like.device().str() + ", got " +
+                                (t.defined() ? shape_text(t) + " " + c10::toString(t.scalar_type()) : "undefined"));
+}
+
+// ----------------------------------------------------------------- RMSNorm
+
+constexpr const char* kNormWho = "bla: rms_norm kernel: ";
+
+void require_norm(const at::Tensor& x, const at::Tensor& weight) {
+  std::string why;
+  if (!rms_norm_supported(x, weight, &why)) throw std::invalid_argument(kNormWho + why);
+}
+
+struct RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
+                            double eps) {
+    require_norm(x, weight);
+    const at::Tensor xc = x.contiguous(), wc = weight.contiguous();
+    at::Tensor y = at::empty(xc.sizes(), xc.options());
+    at::Tensor rstd = at::empty({xc.numel() / xc.size(-1)}, xc.options().dtype(at::kFloat));
+    rms_norm_forward_out(xc, wc, eps, y, rstd);
+    ctx->save_for_backward({xc, wc, rstd});
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    if (!grad_outputs[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor()};
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &weight = saved[1], &rstd = saved[2];
+    const at::Tensor grad_y = grad_outputs[0].to(x.scalar_type()).contiguous();
+    at::Tensor grad_x = at::empty(x.sizes(), x.options());
+    at::Tensor grad_w;
+    if (ctx->needs_input_grad(1)) grad_w = at::empty(weight.sizes(), weight.options());
+    rms_norm_backward_out(x, weight, rstd, grad_y, grad_x, grad_w);
+    return {grad_x, grad_w, at::Tensor()};
+  }
+};
+
+// ----------------------------------------------------------------- SwiGLU
+
+constexpr const char* kSwigluWho = "bla: swiglu kernel: ";
+
+void require_swiglu(const at::Tensor& gate, const at::Tensor& up) {
+  std::string why;
+  if (!swiglu_supported(gate, up, &why)) throw std::invalid_argument(kSwigluWho + why);
+}
+
+struct SwigluFunction : public torch::autograd::Function<SwigluFunction> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& gate, const at::Tensor& up) {
+    require_swiglu(gate, up);
+    const at::Tensor gc = gate.contiguous(), uc = up.contiguous();
+    at::Tensor h = at::empty(gc.sizes(), gc.options());
+    swiglu_forward_out(gc, uc, h);
+    ctx->save_for_backward({gc, uc});
+    return h;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    if (!grad_outputs[0].defined()) return {at::Tensor(), at::Tensor()};
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &gate = saved[0], &up = saved[1];
+    const at::Tensor grad_h = grad_outputs[0].to(gate.scalar_type()).contiguous();
+    at::Tensor grad_gate = at::empty(gate.sizes(), gate.options());
+    at::Tensor grad_up = at::empty(up.sizes(), up.options());
+    swiglu_backward_out(gate, up, grad_h, grad_gate, grad_up);
+    return {grad_gate, grad_up};
+  }
+};
+
+// ----------------------------------------------------------------- rotary
+
+constexpr const char* kRotaryWho = "bla: rotary kernel: ";
+
+// Rotates the defined ones of a and b (at least a) into fresh tensors.
+std::pair<at::Tensor, at::Tensor> rotate(const at::Tensor& a, const at::Tensor& b, int64_t start, double base,
+                                         bool inverse) {
+  const at::Tensor ac = a.contiguous();
+  const at::Tensor bc = b.defined() ? b.contiguous() : at::Tensor();
+  at::Tensor out_a = at::empty(ac.sizes(), ac.options());
+  at::Tensor out_b = bc.defined() ? at::empty(bc.sizes(), bc.options()) : at::Tensor();
+  rotary_out(ac, bc, start, base, inverse, out_a, out_b);
+  return {out_a, out_b};
+}
+
+struct RotaryFunction : public torch::autograd::Function<RotaryFunction> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, int64_t start, double base) {
+    ctx->saved_data["start"] = start;
+    ctx->saved_data["base"] = base;
+    return rotate(x, at::Tensor(), start, base, /*inverse=*/false).first;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    if (!grad_outputs[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor()};
+    const int64_t start = ctx->saved_data["start"].toInt();
+    const double base = ctx->saved_data["base"].toDouble();
+    return {rotate(grad_outputs[0], at::Tensor(), start, base, /*inverse=*/true).first, at::Tensor(), at::Tensor()};
+  }
+};
+
+struct RotaryPairFunction : public torch::autograd::Function<RotaryPairFunction> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q,
+                                                const at::Tensor& k, int64_t start, double base) {
+    ctx->saved_data["start"] = start;
+    ctx->saved_data["base"] = base;
+    auto [q_out, k_out] = rotate(q, k, start, base, /*inverse=*/false);
+    return {q_out, k_out};
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const int64_t start = ctx->saved_data["start"].toInt();
+    const double base = ctx->saved_data["base"].toDouble();
+    const at::Tensor &gq = grad_outputs[0], &gk = grad_outputs[1];
+    at::Tensor dq, dk;
+    if (gq.defined() && gk.defined()) {
+      std::tie(dq, dk) = rotate(gq, gk, start, base, /*inverse=*/true);
+    } else if (gq.defined()) {
+      dq = rotate(gq, at::Tensor(), start, base, /*inverse=*/true).first;
+    } else if (gk.defined()) {
+      dk = rotate(gk, at::Tensor(), start, base, /*inverse=*/true).first;
+    }
+    return {dq, dk, at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+// ----------------------------------------------------------------- RMSNorm
+
+bool rms_norm_supported(const at::Tensor& x, const at::Tensor& weight, std::string* why) {
+  auto fail = [&](const std::string& text) {
+    if (why != nullptr) *why = text;
+    return false;
+  };
+  if (!x.defined() || !weight.defined()) return fail("x and weight must be defined");
+  if (!x.is_cuda() || !weight.is_cuda()) return fail("x and weight must be CUDA tensors");
+  if (weight.device() != x.device()) return fail("x and weight must be on one device");
+  if (!kernel_dtype(x.scalar_type())) return fail(dtype_problem("x", x));
+  if (weight.scalar_type() != at::kFloat && weight.scalar_type() != x.scalar_type())
+    return fail(std::string("weight has dtype ") + c10::toString(weight.scalar_type()) +
+                "; the kernel takes float32 or x's dtype (" + c10::toString(x.scalar_type()) + ")");
+  if (x.dim() < 1) return fail("x must have at least one dim");
+  const int64_t dim = x.size(-1);
+  if (dim < 1 || dim > detail::kRmsNormMaxDim)
+    return fail("row width " + std::to_string(dim) + " is not supported; the kernel takes 1 to " +
+                std::to_string(detail::kRmsNormMaxDim));
+  if (weight.dim() != 1 || weight.size(0) != dim)
+    return fail("weight must be (" + std::to_string(dim) + "), got " + shape_text(weight));
+  return true;
+}
+
+at::Tensor rms_norm_autograd(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  return RmsNormFunction::apply(x, weight, eps);
+}
+
+void rms_norm_forward_out(const at::Tensor& x, const at::Tensor& weight, double eps, at::Tensor& y, at::Tensor& rstd) {
+  require_norm(x, weight);
+  const at::Tensor xc = x.contiguous(), wc = weight.contiguous();
+  const int64_t dim = x.size(-1), rows = x.numel() / dim;
+  check_output(kNormWho, y, "y", x.sizes(), x.scalar_type(), x);
+  check_output(kNormWho, rstd, "rstd", {rows}, at::kFloat, x);
+  c10::cuda::CUDAGuard guard(x.device());
+  detail::RmsNormForwardArgs args;
+  args.rows = rows;
+  args.dim = static_cast<int>(dim);
+  args.x_dtype = model_dtype(x);
+  args.w_dtype = model_dtype(weight);
+  args.eps = static_cast<float>(eps);
+  args.x = xc.data_ptr();
+  args.w = wc.data_ptr();
+  args.y = y.data_ptr();
+  args.rstd = rstd.data_ptr<float>();
+  check_cuda(kNormWho, detail::rms_norm_forward_launch(args, sm_count(), at::cuda::getCurrentCUDAStream().stream()),
+             "forward launch");
+}
+
+void rms_norm_backward_out(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& rstd,
+                           const at::Tensor& grad_y, at::Tensor& grad_x, at::Tensor& grad_weight) {
+  require_norm(x, weight);
+  const at::Tensor xc = x.contiguous(), wc = weight.contiguous();
+  const at::Tensor gc = grad_y.to(x.scalar_type()).contiguous();
+  const int64_t dim = x.size(-1), rows = x.numel() / dim;
+  if (gc.sizes() != x.sizes())
+    throw std::invalid_argument(std::string(kNormWho) + "grad_y must be shaped like x " + shape_text(x) + ", got " +
+                                shape_text(grad_y));
+  if (!rstd.defined() || rstd.sizes() != at::IntArrayRef{rows} || rstd.scalar_type() != at::kFloat ||
+      !rstd.is_contiguous() || rstd.device() != x.device())
+    throw std::invalid_argument(std::string(kNormWho) + "rstd must be the forward's contiguous float32 (" +
+                                std::to_string(rows) + ") tensor");
+  check_output(kNormWho, grad_x, "grad_x", x.sizes(), x.scalar_type(), x);
+  if (grad_weight.defined()) check_output(kNormWho, grad_weight, "grad_weight", {dim}, weight.scalar_type(), x);
+
+  c10::cuda::CUDAGuard guard(x.device());
+  const int sms = sm_count();
+  detail::RmsNormBackwardArgs args;
+  args.rows = rows;
+  args.dim = static_cast<int>(dim);
+  args.x_dtype = model_dtype(x);
+  args.w_dtype = model_dtype(weight);
+  args.x = xc.data_ptr();
+  args.w = wc.data_ptr();
+  args.rstd = rstd.data_ptr<float>();
+  args.grad_y = gc.data_ptr();
+  args.grad_x = grad_x.data_ptr();
+  at::Tensor partial;
+  if (grad_weight.defined()) {
+    const int blocks = detail::rms_norm_backward_blocks(rows, args.dim, args.x_dtype, sms);
+    partial = at::empty({std::max(blocks, 1), dim}, x.options().dtype(at::kFloat));
+    args.grad_w_partial = partial.data_ptr<float>();
+    args.grad_w = grad_weight.data_ptr();
+  }
+  check_cuda(kNormWho, detail::rms_norm_backward_launch(args, sms, at::cuda::getCurrentCUDAStream().stream()),
+             "backward launch");
+}
+
+// ----------------------------------------------------------------- SwiGLU
+
+bool swiglu_supported(const at::Tensor& gate, const at::Tensor& up, std::string* why) {
+  auto fail = [&](const std::string& text) {
+    if (why != nullptr) *why = text;
+    return false;
+  };
+  if (!gate.defined() || !up.defined()) return fail("gate and up must be defined");
+  if (!gate.is_cuda() || !up.is_cuda()) return fail("gate and up must be CUDA tensors");
+  if (up.device() != gate.device()) return fail("gate and up must be on one device");
+  if (!kernel_dtype(gate.scalar_type())) return fail(dtype_problem("gate", gate));
+  if (up.scalar_type() != gate.scalar_type())
+    return fail(std::string("gate and up must share one dtype, got ") + c10::toString(gate.scalar_type()) + " and " +
+                c10::toString(up.scalar_type()));
+  if (up.sizes() != gate.sizes())
+    return fail("gate and up must have one shape, got " + shape_text(gate) + " and " + shape_text(up));
+  return true;
+}
+
+at::Tensor swiglu_autograd(const at::Tensor& gate, const at::Tensor& up) { return SwigluFunction::apply(gate, up); }
+
+void swiglu_forward_out(const at::Tensor& gate, const at::Tensor& up, at::Tensor& h) {
+  require_swiglu(gate, up);
+  const at::Tensor gc = gate.contiguous(), uc = up.contiguous();
+  check_output(kSwigluWho, h, "h", gate.sizes(), gate.scalar_type(), gate);
+  c10::cuda::CUDAGuard guard(gate.device());
+  detail::SwigluArgs args;
+  args.n = gate.numel();
+  args.dtype = model_dtype(gate);
+  args.gate = gc.data_ptr();
+  args.up = uc.data_ptr();
+  args.h = h.data_ptr();
+  check_cuda(kSwigluWho, detail::swiglu_forward_launch(args, sm_count(), at::cuda::getCurrentCUDAStream().stream()),
+             "forward launch");
+}
+
+void swiglu_backward_out(const at::Tensor& gate, const at::Tensor& up, const at::Tensor& grad_h, at::Tensor& grad_gate,
+                         at::Tensor& grad_up) {
+  require_swiglu(gate, up);
+  const at::Tensor gc = gate.contiguous(), uc = up.contiguous();
+  const at::Tensor hc = grad_h.to(gate.scalar_type()).contiguous();
+  if (hc.sizes() != gate.sizes())
+    throw std::invalid_argument(std::string(kSwigluWho) + "grad_h must be shaped like gate " + shape_text(gate) +
+                                ", got " + shape_text(grad_h));
+  check_output(kSwigluWho, grad_gate, "grad_gate", gate.sizes(), gate.scalar_type(), gate);
+  check_output(kSwigluWho, grad_up, "grad_up", gate.sizes(), gate.scalar_type(), gate);
+  c10::cuda::CUDAGuard guard(gate.device());
+  detail::SwigluArgs args;
+  args.n = gate.numel();
+  args.dtype = model_dtype(gate);
+  args.gate = gc.data_ptr();
+  args.up = uc.data_ptr();
+  args.grad_h = hc.data_ptr();
+  args.grad_gate = grad_gate.data_ptr();
+  args.grad_up = grad_up.data_ptr();
+  check_cuda(kSwigluWho, detail::swiglu_backward_launch(args, sm_count(), at::cuda::getCurrentCUDAStream().stream()),
+             "backward launch");
+}
+
+// ----------------------------------------------------------------- rotary
+
+bool rotary_supported(const at::Tensor& x, std::string* why) {
+  auto fail = [&](const std::string& text) {
+    if (why != nullptr) *why = text;
+    return false;
+  };
+  if (!x.defined()) return fail("x must be defined");
+  if (!x.is_cuda()) return fail("x must be a CUDA tensor");
+  if (!kernel_dtype(x.scalar_type())) return fail(dtype_problem("x", x));
+  if (x.dim() != 4) return fail("x must be (B, T, H, D), got " + shape_text(x));
+  const int64_t d = x.size(3);
+  if (d < 2 || d % 2 != 0 || d > detail::kRotaryMaxDim)
+    return fail("head dim " + std::to_string(d) + " is not supported; the kernel takes an even one from 2 to " +
+                std::to_string(detail::kRotaryMaxDim));
+  if (x.size(0) * x.size(1) > 0x7fffffffLL || x.size(2) > (1 << 20))
+    return fail("tensor too large for the kernel's grid: " + shape_text(x));
+  return true;
+}
+
+bool rotary_pair_supported(const at::Tensor& q, const at::Tensor& k, std::string* why) {
+  if (!rotary_supported(q, why) || !rotary_supported(k, why)) return false;
+  if (k.device() != q.device() || k.scalar_type() != q.scalar_type() || k.size(0) != q.size(0) ||
+      k.size(1) != q.size(1) || k.size(3) != q.size(3)) {
+    if (why != nullptr)
+      *why = "q and k must share device, dtype, B, T and D, got " + shape_text(q) + " " +
+             c10::toString(q.scalar_type()) + " and " + shape_text(k) + " " + c10::toString(k.scalar_type());
+    return false;
+  }
+  return true;
+}
+
+at::Tensor rotary_autograd(const at::Tensor& x, int64_t start, double base) {
+  std::string why;
+  if (!rotary_supported(x, &why)) throw std::invalid_argument(kRotaryWho + why);
+  return RotaryFunction::apply(x, start, base);
+}
+
+std::pair<at::Tensor, at::Tensor> rotary_pair_autograd(const at::Tensor& q, const at::Tensor& k, int64_t start,
+                                                       double base) {
+  std::string why;
+  if (!rotary_pair_supported(q, k, &why)) throw std::invalid_argument(kRotaryWho + why);
+  auto outputs = RotaryPairFunction::apply(q, k, start, base);
+  return {outputs[0], outputs[1]};
+}
+
+void rotary_out(const at::Tensor& q, const at::Tensor& k, int64_t start, double base, bool inverse, at::Tensor& q_out,
+                at::Tensor& k_out) {
+  std::string why;
+  if (k.defined() ? !rotary_pair_supported(q, k, &why) : !rotary_supported(q, &why))
+    throw std::invalid_argument(kRotaryWho + why);
+  const at::Tensor qc = q.contiguous();
+  const at::Tensor kc = k.defined() ? k.contiguous() : at::Tensor();
+  check_output(kRotaryWho, q_out, "q_out", q.sizes(), q.scalar_type(), q);
+  if (kc.defined()) check_output(kRotaryWho, k_out, "k_out", k.sizes(), k.scalar_type(), q);
+  c10::cuda::CUDAGuard guard(q.device());
+  detail::RotaryArgs args;
+  args.tokens = q.size(0) * q.size(1);
+  args.seq = static_cast<int>(q.size(1));
+  args.heads_a = static_cast<int>(q.size(2));
+  args.heads_b = kc.defined() ? static_cast<int>(k.size(2)) : 0;
+  args.dim = static_cast<int>(q.size(3));
+  args.start = start;
+  args.base = static_cast<float>(base);
+  args.inverse = inverse;
+  args.dtype = model_dtype(q);
+  args.a = qc.data_ptr();
+  args.out_a = q_out.data_ptr();
+  if (kc.defined()) {
+    args.b = kc.data_ptr();
+    args.out_b = k_out.data_ptr();
+  }
+  check_cuda(kRotaryWho, detail::rotary_launch(args, at::cuda::getCurrentCUDAStream().stream()), "launch");
+}
+
+}  // namespace bla::kernels

@@ -1,0 +1,268 @@
+// RMSNorm forward and backward (src/bla/model/lm.cpp, RMSNormImpl):
+//   r = rsqrt(mean(x^2) + eps) in float32, y = cast(cast(x * r) * cast(w)),
+// cast = rounding to x's dtype, as the LibTorch form does.
+//
+// One block owns whole rows, one at a time, and each thread the same columns
+// of every row (up to 16 elements, in 16-byte words when the row allows): the
+// weight stays in registers, a row's sum is one block reduction, and in the
+// backward each thread sums its columns' weight gradient over the block's
+// rows in registers. The (blocks, dim) float32 partials are then summed in a
+// fixed order by a second small kernel: no atomics, the same bits every run.
+//
+// Backward, with dn = dy * w (float32):
+//   dx = r * dn - x * r^3 * mean(dn * x),   dw = sum over rows of dy * cast(x * r).
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <initializer_list>
+#include <type_traits>
+
+#include "model_device.cuh"
+#include "model_launch.h"
+
+namespace bla::kernels::detail {
+namespace {
+
+constexpr int kMaxThreads = 512;
+constexpr int kMaxElementsPerThread = 16;
+
+// The columns thread `tid` owns: words tid, tid + threads, ... of VEC elements.
+template <typename T, typename W, int VEC>
+__global__ void __launch_bounds__(kMaxThreads) rms_norm_forward_kernel(RmsNormForwardArgs a) {
+  constexpr int kChunks = kMaxElementsPerThread / VEC;
+  __shared__ float scratch[32];
+  const int nvec = a.dim / VEC;
+  const float inv_dim = __frcp_rn(static_cast<float>(a.dim));
+  const T* x = static_cast<const T*>(a.x);
+  T* y = static_cast<T*>(a.y);
+
+  float w[kChunks][VEC];
+#pragma unroll
+  for (int c = 0; c < kChunks; ++c) {
+    const int vi = threadIdx.x + c * blockDim.x;
+    if (vi < nvec) {
+      load_floats<W, VEC>(static_cast<const W*>(a.w) + vi * VEC, w[c]);
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) w[c][j] = round_to<T>(w[c][j]);
+    }
+  }
+
+  for (int64_t row = blockIdx.x; row < a.rows; row += gridDim.x) {
+    const T* xr = x + row * a.dim;
+    float xv[kChunks][VEC];
+    float squares = 0.f;
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+      const int vi = threadIdx.x + c * blockDim.x;
+      if (vi < nvec) {
+        load_floats<T, VEC>(xr + vi * VEC, xv[c]);
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) squares += xv[c][j] * xv[c][j];
+      }
+    }
+    const float r = rsqrtf(block_sum(squares, scratch) * inv_dim + a.eps);
+    T* yr = y + row * a.dim;
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+      const int vi = threadIdx.x + c * blockDim.x;
+      if (vi < nvec) {
+        float out[VEC];
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) out[j] = round_to<T>(xv[c][j] * r) * w[c][j];
+        store_floats<T, VEC>(yr + vi * VEC, out);
+      }
+    }
+    if (threadIdx.x == 0) a.rstd[row] = r;
+  }
+}
+
+template <typename T, typename W, int VEC>
+__global__ void __launch_bounds__(kMaxThreads) rms_norm_backward_kernel(RmsNormBackwardArgs a) {
+  constexpr int kChunks = kMaxElementsPerThread / VEC;
+  __shared__ float scratch[32];
+  const int nvec = a.dim / VEC;
+  const float inv_dim = __frcp_rn(static_cast<float>(a.dim));
+  const T* x = static_cast<const T*>(a.x);
+  const T* gy = static_cast<const T*>(a.grad_y);
+  T* gx = static_cast<T*>(a.grad_x);
+  const bool weight_grad = a.grad_w_partial != nullptr;
+
+  float w[kChunks][VEC], acc[kChunks][VEC];
+#pragma unroll
+  for (int c = 0; c < kChunks; ++c) {
+    const int vi = threadIdx.x + c * blockDim.x;
+    if (vi < nvec) {
+      load_floats<W, VEC>(static_cast<const W*>(a.w) + vi * VEC, w[c]);
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) {
+        w[c][j] = round_to<T>(w[c][j]);
+        acc[c][j] = 0.f;
+      }
+    }
+  }
+
+  for (int64_t row = blockIdx.x; row < a.rows; row += gridDim.x) {
+    const int64_t offset = row * a.dim;
+    float xv[kChunks][VEC], dn[kChunks][VEC];
+    float dot = 0.f;
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+      const int vi = threadIdx.x + c * blockDim.x;
+      if (vi < nvec) {
+        float dy[VEC];
+        load_floats<T, VEC>(x + offset + vi * VEC, xv[c]);
+        load_floats<T, VEC>(gy + offset + vi * VEC, dy);
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) {
+          dn[c][j] = dy[j] * w[c][j];
+          dot += dn[c][j] * xv[c][j];
+        }
+        if (weight_grad) {
+          const float r_row = a.rstd[row];
+#pragma unroll
+          for (int j = 0; j < VEC; ++j) acc[c][j] += dy[j] * round_to<T>(xv[c][j] * r_row);
+        }
+      }
+    }
+    const float r = a.rstd[row];
+    const float coef = r * r * r * block_sum(dot, scratch) * inv_dim;
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+      const int vi = threadIdx.x + c * blockDim.x;
+      if (vi < nvec) {
+        float out[VEC];
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) out[j] = r * dn[c][j] - xv[c][j] * coef;
+        store_floats<T, VEC>(gx + offset + vi * VEC, out);
+      }
+    }
+  }
+
+  if (weight_grad) {
+    float* partial = a.grad_w_partial + static_cast<int64_t>(blockIdx.x) * a.dim;
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+      const int vi = threadIdx.x + c * blockDim.x;
+      if (vi < nvec) store_floats<float, VEC>(partial + vi * VEC, acc[c]);
+    }
+  }
+}
+
+// grad_w[col] = sum over b of partial[b, col], b in a fixed order per column.
+constexpr int kReduceCols = 32, kReduceRows = 8;
+template <typename W>
+__global__ void __launch_bounds__(kReduceCols* kReduceRows)
+    rms_norm_weight_grad_reduce(const float* __restrict__ partial, int blocks, int dim, W* __restrict__ grad_w) {
+  __shared__ float part[kReduceRows][kReduceCols + 1];
+  const int col = blockIdx.x * kReduceCols + threadIdx.x;
+  float sum = 0.f;
+  if (col < dim)
+    for (int b = threadIdx.y; b < blocks; b += kReduceRows) sum += partial[static_cast<int64_t>(b) * dim + col];
+  part[threadIdx.y][threadIdx.x] = sum;
+  __syncthreads();
+  if (threadIdx.y == 0 && col < dim) {
+    float total = 0.f;
+#pragma unroll
+    for (int r = 0; r < kReduceRows; ++r) total += part[r][threadIdx.x];
+    grad_w[col] = from_float<W>(total);
+  }
+}
+
+int element_bytes(ModelDtype dtype) { return dtype == ModelDtype::kBFloat16 ? 2 : 4; }
+
+// Elements per thread word: a whole 16-byte word of x when the rows split
+// into words and every pointer is 16-byte aligned, else single elements.
+int vector_width(int dim, ModelDtype x_dtype, std::initializer_list<const void*> pointers) {
+  const int vec = 16 / element_bytes(x_dtype);
+  if (dim % vec != 0) return 1;
+  for (const void* p : pointers)
+    if (p != nullptr && !aligned_16(p)) return 1;
+  return vec;
+}
+
+int block_threads(int dim, int vec) {
+  const int words = dim / vec;
+  return std::min(kMaxThreads, (words + 31) / 32 * 32);
+}
+
+int grid_blocks(int64_t rows, int threads, int sm_count) {
+  const int per_sm = std::max(1, std::min(32, 2048 / threads));
+  return static_cast<int>(std::min<int64_t>(rows, static_cast<int64_t>(std::max(1, sm_count)) * per_sm));
+}
+
+// Calls f(T{}, W{}, VEC constant) for the dtypes and width; false if unsupported.
+template <typename F>
+bool dispatch_norm(ModelDtype x_dtype, ModelDtype w_dtype, int vec, F&& f) {
+  using bf16 = __nv_bfloat16;
+  if (x_dtype == ModelDtype::kFloat32 && w_dtype == ModelDtype::kFloat32) {
+    if (vec == 4) f(float{}, float{}, std::integral_constant<int, 4>{});
+    else f(float{}, float{}, std::integral_constant<int, 1>{});
+    return true;
+  }
+  if (x_dtype == ModelDtype::kBFloat16 && w_dtype == ModelDtype::kFloat32) {
+    if (vec == 8) f(bf16{}, float{}, std::integral_constant<int, 8>{});
+    else f(bf16{}, float{}, std::integral_constant<int, 1>{});
+    return true;
+  }
+  if (x_dtype == ModelDtype::kBFloat16 && w_dtype == ModelDtype::kBFloat16) {
+    if (vec == 8) f(bf16{}, bf16{}, std::integral_constant<int, 8>{});
+    else f(bf16{}, bf16{}, std::integral_constant<int, 1>{});
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+int rms_norm_backward_blocks(int64_t rows, int dim, ModelDtype x_dtype, int sm_count) {
+  // The widest word the rows allow; an unaligned call falls back to single
+  // elements but keeps this count, so the workspace is always big enough.
+  const int vec = dim % (16 / element_bytes(x_dtype)) == 0 ? 16 / element_bytes(x_dtype) : 1;
+  return grid_blocks(rows, block_threads(dim, vec), sm_count);
+}
+
+cudaError_t rms_norm_forward_launch(const RmsNormForwardArgs& a, int sm_count, cudaStream_t stream) {
+  if (a.rows <= 0) return cudaSuccess;
+  if (a.dim < 1 || a.dim > kRmsNormMaxDim) return cudaErrorInvalidValue;
+  const int vec = vector_width(a.dim, a.x_dtype, {a.x, a.w, a.y});
+  const int threads = block_threads(a.dim, vec);
+  const int blocks = grid_blocks(a.rows, threads, sm_count);
+  const bool known = dispatch_norm(a.x_dtype, a.w_dtype, vec, [&](auto t, auto w, auto v) {
+    rms_norm_forward_kernel<decltype(t), decltype(w), decltype(v)::value><<<blocks, threads, 0, stream>>>(a);
+  });
+  if (!known) return cudaErrorInvalidValue;
+  return cudaGetLastError();
+}
+
+cudaError_t rms_norm_backward_launch(const RmsNormBackwardArgs& a, int sm_count, cudaStream_t stream) {
+  if (a.dim < 1 || a.dim > kRmsNormMaxDim) return cudaErrorInvalidValue;
+  if ((a.grad_w_partial == nullptr) != (a.grad_w == nullptr)) return cudaErrorInvalidValue;
+  if (a.rows <= 0) {
+    // No rows: the weight gradient is zero.
+    if (a.grad_w != nullptr) return cudaMemsetAsync(a.grad_w, 0, static_cast<size_t>(a.dim) * element_bytes(a.w_dtype), stream);
+    return cudaSuccess;
+  }
+  // Blocks follow the widest word the shape allows (rms_norm_backward_blocks),
+  // whatever the pointers' alignment: the caller sized the workspace by it.
+  const int vec = vector_width(a.dim, a.x_dtype, {a.x, a.w, a.grad_y, a.grad_x, a.grad_w_partial});
+  const int blocks = rms_norm_backward_blocks(a.rows, a.dim, a.x_dtype, sm_count);
+  const int threads = block_threads(a.dim, vec);
+  const bool known = dispatch_norm(a.x_dtype, a.w_dtype, vec, [&](auto t, auto w, auto v) {
+    rms_norm_backward_kernel<decltype(t), decltype(w), decltype(v)::value><<<blocks, threads, 0, stream>>>(a);
+  });
+  if (!known) return cudaErrorInvalidValue;
+  if (cudaError_t err = cudaGetLastError(); err != cudaSuccess) return err;
+  if (a.grad_w == nullptr) return cudaSuccess;
+  const dim3 reduce_threads(kReduceCols, kReduceRows);
+  const int reduce_blocks = (a.dim + kReduceCols - 1) / kReduceCols;
+  if (a.w_dtype == ModelDtype::kBFloat16)
+    rms_norm_weight_grad_reduce<<<reduce_blocks, reduce_threads, 0, stream>>>(
+        a.grad_w_partial, blocks, a.dim, static_cast<__nv_bfloat16*>(a.grad_w));
+  else
+    rms_norm_weight_grad_reduce<<<reduce_blocks, reduce_threads, 0, stream>>>(a.grad_w_partial, blocks, a.dim,
+                                                                               static_cast<float*>(a.grad_w));
+  return cudaGetLastError();
+}
+
+}  // namespace bla::kernels::detail

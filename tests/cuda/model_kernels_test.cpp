@@ -1,0 +1,453 @@
+// The model kernels (kernels/model_*.cu: RMSNorm, SwiGLU's activation, rotary
+// embedding) against their definitions computed by LibTorch in float64 on the
+// upcast inputs: outputs and every input gradient, on fresh random inputs,
+// bf16 and float32, odd shapes, unaligned (single-element) paths. Output
+// buffers are filled with NaN first, so an element never written fails. Then
+// the dispatched modules against the LibTorch forms (what BLA_KERNELS=0 runs),
+// and one forward+backward through all three kernels captured in a CUDA graph
+// and replayed on new inputs, against eager.
+#include <gtest/gtest.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "bla/mixers/common/heads.h"
+#include "bla/model/lm.h"
+#include "bla_kernels/model.h"
+
+namespace {
+
+struct Mode {
+  const char* name;
+  at::ScalarType dtype;
+  double tolerance;  // on ||x - ref|| / ||ref||
+};
+const Mode kModes[] = {{"f32", at::kFloat, 1e-5}, {"bf16", at::kBFloat16, 1e-2}};
+
+torch::TensorOptions cuda_f32() { return torch::TensorOptions().device(torch::kCUDA).dtype(at::kFloat); }
+
+at::Tensor randn(at::IntArrayRef sizes, at::ScalarType dtype, double scale = 1.0) {
+  return (torch::randn(sizes, cuda_f32()) * scale).to(dtype);
+}
+
+// A contiguous tensor whose data starts 1 element past an aligned allocation:
+// the kernels must take their single-element paths on it.
+at::Tensor unaligned_copy(const at::Tensor& t) {
+  auto storage = torch::empty({t.numel() + 1}, t.options());
+  auto view = storage.narrow(0, 1, t.numel()).view(t.sizes());
+  view.copy_(t);
+  return view;
+}
+
+double relative_error(const at::Tensor& x, const at::Tensor& ref) {
+  const auto r = ref.to(at::kDouble);
+  const double denom = r.norm().item<double>();
+  return (x.to(at::kDouble) - r).norm().item<double>() / (denom > 0 ? denom : 1.0);
+}
+
+void expect_close(const std::string& what, const at::Tensor& x, const at::Tensor& ref, double tolerance) {
+  ASSERT_TRUE(x.defined()) << what;
+  ASSERT_EQ(x.sizes(), ref.sizes()) << what;
+  const int64_t bad = x.isfinite().logical_not().sum().item<int64_t>();
+  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << x.numel() << " elements not finite (unwritten?)";
+  const double err = relative_error(x, ref);
+  EXPECT_LT(err, tolerance) << what << ": relative error " << err;
+  std::printf("    %-28s rel err %.3e\n", what.c_str(), err);
+}
+
+at::Tensor poisoned(at::IntArrayRef sizes, at::ScalarType dtype) {
+  return torch::full(sizes, std::numeric_limits<float>::quiet_NaN(),
+                     torch::TensorOptions().device(torch::kCUDA).dtype(dtype));
+}
+
+#define SKIP_WITHOUT_CUDA() \
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device"
+
+// ------------------------------------------------------------------ RMSNorm
+
+struct NormCase {
+  const char* name;
+  int64_t batch, seq, dim;
+  bool bf16_weight = false;  // weight in x's dtype (bf16 modes) instead of float32
+  bool unaligned = false;
+};
+const NormCase kNormCases[] = {
+    {"one_row_d64", 1, 1, 64},
+    {"odd_rows_d100", 3, 37, 100},
+    {"d128", 2, 129, 128},
+    {"d768", 2, 300, 768},
+    {"d1024_bf16_weight", 1, 257, 1024, true},
+    {"odd_d7", 5, 3, 7},
+    {"d4096", 1, 33, 4096},
+    {"d8192_max", 1, 9, 8192},
+    {"unaligned_d768", 1, 65, 768, false, true},
+};
+
+class ModelKernelRmsNorm : public ::testing::TestWithParam<std::tuple<NormCase, Mode>> {
+ protected:
+  void SetUp() override { SKIP_WITHOUT_CUDA(); }
+};
+
+TEST_P(ModelKernelRmsNorm, ForwardAndGradientsMatchFloat64) {
+  const auto& [c, mode] = GetParam();
+  const double eps = 1e-5;
+  const auto w_dtype = c.bf16_weight ? mode.dtype : at::kFloat;
+  at::Tensor x = randn({c.batch, c.seq, c.dim}, mode.dtype, 1.7);
+  at::Tensor w = (1.0 + 0.5 * torch::randn({c.dim}, cuda_f32())).to(w_dtype);
+  at::Tensor gy = randn({c.batch, c.seq, c.dim}, mode.dtype);
+  if (c.unaligned) {
+    x = unaligned_copy(x);
+    gy = unaligned_copy(gy);
+  }
+
+  // The definition in float64 on the upcast inputs.
+  torch::AutoGradMode grad_on(true);
+  auto xd = x.detach().to(at::kDouble).requires_grad_(true);
+  auto wd = w.detach().to(at::kDouble).requires_grad_(true);
+  auto rstd_ref = torch::rsqrt(xd.pow(2).mean(-1) + eps);
+  auto y_ref = xd * rstd_ref.unsqueeze(-1) * wd;
+  y_ref.backward(gy.to(at::kDouble));
+
+  const int64_t rows = c.batch * c.seq;
+  at::Tensor y = poisoned(x.sizes(), mode.dtype), rstd = poisoned({rows}, at::kFloat);
+  bla::kernels::rms_norm_forward_out(x, w, eps, y, rstd);
+  at::Tensor gx = poisoned(x.sizes(), mode.dtype), gw = poisoned({c.dim}, w_dtype);
+  bla::kernels::rms_norm_backward_out(x, w, rstd, gy, gx, gw);
+  expect_close("y", y, y_ref.detach(), mode.tolerance);
+  expect_close("rstd", rstd, rstd_ref.detach().reshape({rows}), 1e-5);
+  expect_close("grad_x", gx, xd.grad(), mode.tolerance);
+  expect_close("grad_weight", gw, wd.grad(), mode.tolerance);
+
+  // The weight gradient is summed in a fixed order: the same bits again.
+  at::Tensor gx2 = poisoned(x.sizes(), mode.dtype), gw2 = poisoned({c.dim}, w_dtype);
+  bla::kernels::rms_norm_backward_out(x, w, rstd, gy, gx2, gw2);
+  EXPECT_TRUE(torch::equal(gw, gw2)) << "weight gradient differs between two identical runs";
+  EXPECT_TRUE(torch::equal(gx, gx2));
+
+  // The autograd Function runs the same passes.
+  auto xa = x.detach().clone().requires_grad_(true);
+  auto wa = w.detach().clone().requires_grad_(true);
+  auto ya = bla::kernels::rms_norm_autograd(xa, wa, eps);
+  ya.backward(gy);
+  EXPECT_TRUE(torch::equal(ya, y));
+  EXPECT_TRUE(torch::equal(xa.grad(), gx));
+  EXPECT_TRUE(torch::equal(wa.grad(), gw));
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, ModelKernelRmsNorm, ::testing::Combine(::testing::ValuesIn(kNormCases),
+                                                                        ::testing::ValuesIn(kModes)),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param).name) + "_" + std::get<1>(info.param).name;
+                         });
+
+// ------------------------------------------------------------------ SwiGLU
+
+struct SwigluCase {
+  const char* name;
+  std::vector<int64_t> sizes;
+  bool unaligned = false;
+};
+const SwigluCase kSwigluCases[] = {
+    {"odd_count", {3, 37, 100}},
+    {"d1024", {2, 5, 1024}},
+    {"seven", {1, 1, 7}},
+    {"hidden_688", {4, 129, 688}},
+    {"unaligned", {2, 33, 64}, true},
+};
+
+class ModelKernelSwiglu : public ::testing::TestWithParam<std::tuple<SwigluCase, Mode>> {
+ protected:
+  void SetUp() override { SKIP_WITHOUT_CUDA(); }
+};
+
+TEST_P(ModelKernelSwiglu, ForwardAndGradientsMatchFloat64) {
+  const auto& [c, mode] = GetParam();
+  at::Tensor g = randn(c.sizes, mode.dtype, 3.0), u = randn(c.sizes, mode.dtype), gh = randn(c.sizes, mode.dtype);
+  if (c.unaligned) {
+    g = unaligned_copy(g);
+    u = unaligned_copy(u);
+    gh = unaligned_copy(gh);
+  }
+  torch::AutoGradMode grad_on(true);
+  auto gd = g.detach().to(at::kDouble).requires_grad_(true);
+  auto ud = u.detach().to(at::kDouble).requires_grad_(true);
+  auto h_ref = gd * torch::sigmoid(gd) * ud;
+  h_ref.backward(gh.to(at::kDouble));
+
+  at::Tensor h = poisoned(g.sizes(), mode.dtype);
+  bla::kernels::swiglu_forward_out(g, u, h);
+  at::Tensor dg = poisoned(g.sizes(), mode.dtype), du = poisoned(g.sizes(), mode.dtype);
+  bla::kernels::swiglu_backward_out(g, u, gh, dg, du);
+  expect_close("h", h, h_ref.detach(), mode.tolerance);
+  expect_close("grad_gate", dg, gd.grad(), mode.tolerance);
+  expect_close("grad_up", du, ud.grad(), mode.tolerance);
+
+  auto ga = g.detach().clone().requires_grad_(true), ua = u.detach().clone().requires_grad_(true);
+  auto ha = bla::kernels::swiglu_autograd(ga, ua);
+  ha.backward(gh);
+  EXPECT_TRUE(torch::equal(ha, h));
+  EXPECT_TRUE(torch::equal(ga.grad(), dg));
+  EXPECT_TRUE(torch::equal(ua.grad(), du));
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, ModelKernelSwiglu, ::testing::Combine(::testing::ValuesIn(kSwigluCases),
+                                                                       ::testing::ValuesIn(kModes)),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param).name) + "_" + std::get<1>(info.param).name;
+                         });
+
+// ------------------------------------------------------------------ rotary
+
+struct RotaryCase {
+  const char* name;
+  int64_t batch, seq, heads_q, heads_k, dim, start;
+  double base = 10000.0;
+  bool unaligned = false;
+};
+const RotaryCase kRotaryCases[] = {
+    {"d64", 2, 100, 3, 3, 64, 0},
+    {"decode_t1_late", 3, 1, 4, 4, 128, 8191},
+    {"d100_scalar_path", 2, 37, 2, 2, 100, 5},
+    {"long_positions", 1, 300, 2, 2, 64, 8000},
+    {"kv_heads_differ", 2, 17, 5, 2, 32, 3, 500000.0},
+    {"d768", 1, 9, 1, 1, 768, 11},
+    {"d2", 1, 13, 2, 2, 2, 0},
+    {"unaligned", 1, 21, 2, 2, 64, 7, 10000.0, true},
+};
+
+// cos and sin (T, D/2) in float64 of the angles as the LibTorch form (and the
+// kernel) define them in float32: inv_freq = base^(-2i/D) rounded to float32,
+// angle = float32(start + t) * inv_freq rounded to float32.
+std::pair<at::Tensor, at::Tensor> rotary_tables(int64_t seq, int64_t dim, int64_t start, double base) {
+  const int64_t half = dim / 2;
+  std::vector<double> cos_v(seq * half), sin_v(seq * half);
+  for (int64_t i = 0; i < half; ++i) {
+    const float exponent = -static_cast<float>(2 * i) / static_cast<float>(dim);
+    const float inv_freq = static_cast<float>(std::pow(static_cast<double>(static_cast<float>(base)), exponent));
+    for (int64_t t = 0; t < seq; ++t) {
+      const float angle = static_cast<float>(start + t) * inv_freq;
+      cos_v[t * half + i] = std::cos(static_cast<double>(angle));
+      sin_v[t * half + i] = std::sin(static_cast<double>(angle));
+    }
+  }
+  const auto f64 = torch::TensorOptions().dtype(at::kDouble);
+  return {torch::from_blob(cos_v.data(), {seq, half}, f64).clone().to(torch::kCUDA),
+          torch::from_blob(sin_v.data(), {seq, half}, f64).clone().to(torch::kCUDA)};
+}
+
+// x (B, T, H, D) float64 rotated: out[i] = x[i] c - x[i + D/2] s, out[i + D/2] = x[i + D/2] c + x[i] s.
+at::Tensor rotate_reference(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const int64_t T = x.size(1), half = x.size(3) / 2;
+  auto c = cos.view({1, T, 1, half}), s = sin.view({1, T, 1, half});
+  auto lo = x.narrow(3, 0, half), hi = x.narrow(3, half, half);
+  return torch::cat({lo * c - hi * s, hi * c + lo * s}, 3);
+}
+
+class ModelKernelRotary : public ::testing::TestWithParam<std::tuple<RotaryCase, Mode>> {
+ protected:
+  void SetUp() override { SKIP_WITHOUT_CUDA(); }
+};
+
+TEST_P(ModelKernelRotary, ForwardAndGradientsMatchFloat64) {
+  const auto& [c, mode] = GetParam();
+  at::Tensor q = randn({c.batch, c.seq, c.heads_q, c.dim}, mode.dtype);
+  at::Tensor k = randn({c.batch, c.seq, c.heads_k, c.dim}, mode.dtype);
+  at::Tensor gq = randn(q.sizes(), mode.dtype), gk = randn(k.sizes(), mode.dtype);
+  if (c.unaligned) {
+    q = unaligned_copy(q);
+    k = unaligned_copy(k);
+  }
+  const auto [cos, sin] = rotary_tables(c.seq, c.dim, c.start, c.base);
+  torch::AutoGradMode grad_on(true);
+  auto qd = q.detach().to(at::kDouble).requires_grad_(true);
+  auto kd = k.detach().to(at::kDouble).requires_grad_(true);
+  auto q_ref = rotate_reference(qd, cos, sin), k_ref = rotate_reference(kd, cos, sin);
+  torch::autograd::backward({q_ref, k_ref}, {gq.to(at::kDouble), gk.to(at::kDouble)});
+
+  // Raw passes: forward, and the backward (rotation by -angle) on the gradients.
+  at::Tensor q_out = poisoned(q.sizes(), mode.dtype), k_out = poisoned(k.sizes(), mode.dtype);
+  bla::kernels::rotary_out(q, k, c.start, c.base, /*inverse=*/false, q_out, k_out);
+  expect_close("q", q_out, q_ref.detach(), mode.tolerance);
+  expect_close("k", k_out, k_ref.detach(), mode.tolerance);
+  at::Tensor dq = poisoned(q.sizes(), mode.dtype), dk = poisoned(k.sizes(), mode.dtype);
+  bla::kernels::rotary_out(gq, gk, c.start, c.base, /*inverse=*/true, dq, dk);
+  expect_close("grad_q", dq, qd.grad(), mode.tolerance);
+  expect_close("grad_k", dk, kd.grad(), mode.tolerance);
+
+  // One tensor alone (k undefined) gives the same bits as in the pair.
+  at::Tensor q_alone = poisoned(q.sizes(), mode.dtype), none;
+  bla::kernels::rotary_out(q, at::Tensor(), c.start, c.base, false, q_alone, none);
+  EXPECT_TRUE(torch::equal(q_alone, q_out));
+
+  // The autograd Functions: pair and single.
+  auto qa = q.detach().clone().requires_grad_(true), ka = k.detach().clone().requires_grad_(true);
+  auto [qr, kr] = bla::kernels::rotary_pair_autograd(qa, ka, c.start, c.base);
+  torch::autograd::backward({qr, kr}, {gq, gk});
+  EXPECT_TRUE(torch::equal(qr, q_out));
+  EXPECT_TRUE(torch::equal(kr, k_out));
+  EXPECT_TRUE(torch::equal(qa.grad(), dq));
+  EXPECT_TRUE(torch::equal(ka.grad(), dk));
+  auto qs = q.detach().clone().requires_grad_(true);
+  auto q_single = bla::kernels::rotary_autograd(qs, c.start, c.base);
+  q_single.backward(gq);
+  EXPECT_TRUE(torch::equal(q_single, q_out));
+  EXPECT_TRUE(torch::equal(qs.grad(), dq));
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, ModelKernelRotary, ::testing::Combine(::testing::ValuesIn(kRotaryCases),
+                                                                       ::testing::ValuesIn(kModes)),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param).name) + "_" + std::get<1>(info.param).name;
+                         });
+
+// The kernel's angles against the LibTorch form's own float32 tables on the
+// GPU: at early positions they agree to float32 rounding; late positions
+// (8192) amplify one-ulp differences of inv_freq (powf against the kernel's
+// pow in double), hence the looser bound there.
+TEST(ModelKernelRotaryForm, MatchesLibTorchForm) {
+  SKIP_WITHOUT_CUDA();
+  for (const int64_t start : {int64_t{0}, int64_t{8192}}) {
+    auto x = torch::randn({2, 64, 4, 64}, cuda_f32());
+    auto y = bla::kernels::rotary_autograd(x, start, 10000.0);
+    auto y_ref = bla::mixers::apply_rotary_libtorch(x, start, 10000.0);
+    expect_close("rotary vs LibTorch form, start " + std::to_string(start), y, y_ref, start == 0 ? 1e-5 : 5e-3);
+  }
+}
+
+// ------------------------------------------------------------------ dispatch
+
+// Through the modules: the dispatched path (the kernels, unless BLA_KERNELS=0)
+// against the LibTorch forms on the same inputs, forward and backward.
+TEST(ModelKernelDispatch, RmsNormModuleMatchesLibTorchForm) {
+  SKIP_WITHOUT_CUDA();
+  for (const auto& mode : kModes) {
+    bla::model::RMSNorm norm(768, 1e-5);
+    norm->to(torch::kCUDA);
+    auto weight = norm->named_parameters()["weight"];
+    {
+      torch::NoGradGuard no_grad;
+      weight.copy_(1.0 + 0.3 * torch::randn({768}, cuda_f32()));
+    }
+    auto x = randn({3, 41, 768}, mode.dtype, 2.0).requires_grad_(true);
+    auto gy = randn({3, 41, 768}, mode.dtype);
+    auto y = norm->forward(x);
+    y.backward(gy);
+    const auto gx = x.grad().clone(), gw = weight.grad().clone();
+    x.mutable_grad().reset();
+    weight.mutable_grad().reset();
+    auto y_ref = bla::model::rms_norm_libtorch(x, weight, 1e-5);
+    y_ref.backward(gy);
+    const std::string tag = std::string(" (") + mode.name + ")";
+    expect_close("module y" + tag, y, y_ref, mode.tolerance);
+    expect_close("module grad_x" + tag, gx, x.grad(), mode.tolerance);
+    expect_close("module grad_weight" + tag, gw, weight.grad(), mode.tolerance);
+  }
+}
+
+TEST(ModelKernelDispatch, SwigluModuleMatchesLibTorchForm) {
+  SKIP_WITHOUT_CUDA();
+  for (const auto& mode : kModes) {
+    bla::model::SwiGLU mlp(128, 344, 0.05);
+    mlp->to(torch::kCUDA, mode.dtype);
+    auto x = randn({2, 33, 128}, mode.dtype).requires_grad_(true);
+    auto gy = randn({2, 33, 128}, mode.dtype);
+    auto y = mlp->forward(x);
+    y.backward(gy);
+    const auto gx = x.grad().clone();
+    x.mutable_grad().reset();
+    auto params = mlp->named_parameters();
+    namespace F = torch::nn::functional;
+    auto gate = F::linear(x, params["gate.weight"]), up = F::linear(x, params["up.weight"]);
+    auto y_ref = F::linear(bla::model::swiglu_activation_libtorch(gate, up), params["down.weight"]);
+    y_ref.backward(gy);
+    const std::string tag = std::string(" (") + mode.name + ")";
+    expect_close("module y" + tag, y, y_ref, mode.tolerance);
+    expect_close("module grad_x" + tag, gx, x.grad(), mode.tolerance);
+  }
+}
+
+TEST(ModelKernelDispatch, ProjectHeadsRotaryMatchesLibTorchForm) {
+  SKIP_WITHOUT_CUDA();
+  auto q_proj = bla::mixers::make_projection(64, 64, 0.1), k_proj = bla::mixers::make_projection(64, 64, 0.1);
+  auto v_proj = bla::mixers::make_projection(64, 64, 0.1);
+  q_proj->to(torch::kCUDA);
+  k_proj->to(torch::kCUDA);
+  v_proj->to(torch::kCUDA);
+  auto x = torch::randn({2, 50, 64}, cuda_f32());
+  auto p = bla::mixers::project_heads(x, q_proj, k_proj, v_proj, /*heads=*/4, /*rope=*/true, 10000.0, /*start=*/3);
+  auto q_ref = bla::mixers::apply_rotary_libtorch(bla::mixers::split_heads(q_proj->forward(x), 4), 3, 10000.0);
+  auto k_ref = bla::mixers::apply_rotary_libtorch(bla::mixers::split_heads(k_proj->forward(x), 4), 3, 10000.0);
+  expect_close("project_heads q", p.q, q_ref, 1e-5);
+  expect_close("project_heads k", p.k, k_ref, 1e-5);
+}
+
+// ------------------------------------------------------------------ CUDA graph
+
+// One forward+backward through all three kernels (RMSNorm -> SwiGLU and
+// rotary), captured into a CUDA graph on a side stream, replayed on new
+// inputs copied into the captured ones, and compared with eager runs on the
+// same inputs: the property the trainer's captured step needs.
+TEST(ModelKernelGraph, CapturedForwardBackwardMatchesEager) {
+  SKIP_WITHOUT_CUDA();
+  const int64_t B = 2, T = 48, H = 4, D = 32, C = H * D;
+  for (const auto& mode : kModes) {
+    auto x = randn({B, T, C}, mode.dtype).requires_grad_(true);
+    auto w = (1.0 + 0.3 * torch::randn({C}, cuda_f32())).requires_grad_(true);
+    auto u = randn({B, T, C}, mode.dtype).requires_grad_(true);
+    auto c1 = randn({B, T, C}, mode.dtype), c2 = randn({B, T, H, D}, mode.dtype), c3 = randn({B, T, H, D}, mode.dtype);
+
+    auto step = [&] {
+      auto y = bla::kernels::rms_norm_autograd(x, w, 1e-5);
+      auto h = bla::kernels::swiglu_autograd(y, u);
+      auto [q, k] = bla::kernels::rotary_pair_autograd(y.view({B, T, H, D}), u.view({B, T, H, D}), 5, 10000.0);
+      auto loss = (h.to(at::kFloat) * c1.to(at::kFloat)).sum() + (q.to(at::kFloat) * c2.to(at::kFloat)).sum() +
+                  (k.to(at::kFloat) * c3.to(at::kFloat)).sum();
+      auto grads = torch::autograd::grad({loss}, {x, w, u});
+      return std::vector<at::Tensor>{h.detach(), q.detach(), k.detach(), grads[0], grads[1], grads[2]};
+    };
+
+    torch::cuda::synchronize();
+    auto side = c10::cuda::getStreamFromPool();
+    at::cuda::CUDAGraph graph;
+    std::vector<at::Tensor> captured;
+    {
+      c10::cuda::CUDAStreamGuard on_side(side);
+      for (int i = 0; i < 2; ++i) step();  // warm up off the capture (allocator, autograd)
+      side.synchronize();
+      graph.capture_begin();
+      captured = step();
+      graph.capture_end();
+    }
+    torch::cuda::synchronize();
+
+    for (int round = 0; round < 2; ++round) {
+      {
+        torch::NoGradGuard no_grad;  // fresh inputs into the captured tensors
+        x.copy_(randn(x.sizes(), mode.dtype));
+        u.copy_(randn(u.sizes(), mode.dtype));
+        w.copy_(1.0 + 0.3 * torch::randn({C}, cuda_f32()));
+      }
+      graph.replay();
+      torch::cuda::synchronize();
+      const auto eager = step();
+      torch::cuda::synchronize();
+      const char* names[] = {"h", "q", "k", "grad_x", "grad_w", "grad_u"};
+      for (size_t i = 0; i < eager.size(); ++i) {
+        const std::string what = std::string("graph ") + names[i] + " (" + mode.name + ")";
+        expect_close(what, captured[i], eager[i], 1e-6);
+        std::printf("    %-28s bit-identical: %s\n", what.c_str(), torch::equal(captured[i], eager[i]) ? "yes" : "no");
+      }
+    }
+  }
+}
+
+}  // namespace
