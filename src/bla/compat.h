@@ -40,4 +40,54 @@ inline void set_cuda_autocast(bool enabled, at::ScalarType dtype) {
   if (!enabled) at::autocast::clear_cache();
 }
 
+// Whether CUDA autocast is on (the trainer turns it on for bf16 steps).
+inline bool cuda_autocast_enabled() {
+#if BLA_TORCH_AT_LEAST(2, 4)
+  return at::autocast::is_autocast_enabled(at::kCUDA);
+#else
+  return at::autocast::is_enabled();
+#endif
+}
+
+// Autocast keeps casts of weights for the rest of an autocast region; a
+// captured CUDA graph must not hold on to them (they would be freed after
+// capture), so capture turns the cache off.
+inline void set_autocast_cache(bool enabled) { at::autocast::set_autocast_cache_enabled(enabled); }
+
+// tensors[i] *= factor (a one-element tensor on their device) without a host
+// sync: one multi-tensor launch where LibTorch has it, else one per tensor.
+inline void foreach_mul_(at::TensorList tensors, const at::Tensor& factor) {
+#if BLA_TORCH_AT_LEAST(2, 1)
+  if (!tensors.empty()) at::_foreach_mul_(tensors, factor);
+#else
+  for (const auto& t : tensors) const_cast<at::Tensor&>(t).mul_(factor);
+#endif
+}
+
+// tensors[i] += value (a one-element tensor), likewise.
+inline void foreach_add_(at::TensorList tensors, const at::Tensor& value) {
+#if BLA_TORCH_AT_LEAST(2, 1)
+  if (!tensors.empty()) at::_foreach_add_(tensors, value);
+#else
+  for (const auto& t : tensors) const_cast<at::Tensor&>(t).add_(value);
+#endif
+}
+
+// AdamW over many tensors in a few multi-tensor launches, reading the
+// learning rate from a device tensor and skipping the whole update (moments
+// too) where found_inf holds 1 (PyTorch's fused AdamW, CUDA, LibTorch >= 2.4).
+constexpr bool kHasFusedAdamW = BLA_TORCH_AT_LEAST(2, 4);
+inline void fused_adamw_(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs,
+                         at::TensorList exp_avg_sqs, at::TensorList steps, const at::Tensor& lr, double beta1,
+                         double beta2, double weight_decay, double eps, const at::Tensor& found_inf) {
+#if BLA_TORCH_AT_LEAST(2, 4)
+  at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, lr, beta1, beta2,
+                    weight_decay, eps, /*amsgrad=*/false, /*maximize=*/false, /*grad_scale=*/c10::nullopt, found_inf);
+#else
+  (void)params; (void)grads; (void)exp_avgs; (void)exp_avg_sqs; (void)steps; (void)lr;
+  (void)beta1; (void)beta2; (void)weight_decay; (void)eps; (void)found_inf;
+  TORCH_CHECK(false, "fused AdamW needs LibTorch >= 2.4");
+#endif
+}
+
 }  // namespace bla::compat

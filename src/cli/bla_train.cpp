@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
     bla::train::RunOptions options;
     options.run_dir = out;
     options.resume = resume;
+    options.handle_signals = true;
     bla::train::train(std::move(config), options);
     return 0;
   } catch (const bla::config::ConfigError& e) {
@@ -32,6 +33,9 @@ int main(int argc, char** argv) {
   } catch (const bla::train::NonFiniteError& e) {
     std::cerr << "bla-train: " << e.what() << "\n";
     return 4;
+  } catch (const bla::train::InterruptedError& e) {
+    std::cerr << "bla-train: interrupted: " << e.what() << "\n";
+    return 5;
   } catch (const std::exception& e) {
     std::cerr << "bla-train: error: " << e.what() << "\n";
     return 1;

@@ -183,6 +183,11 @@ Config build(YAML::Node root, std::shared_ptr<ConfigSource> source) {
   t.keep_checkpoints = train.integer("keep_checkpoints", t.keep_checkpoints, 1, 1 << 20);
   t.on_nonfinite = train.choice("on_nonfinite", t.on_nonfinite, {"stop", "skip"});
   t.bucket_mb = train.real("bucket_mb", t.bucket_mb, 0.001, 65536);
+  t.cuda_graph = train.choice("cuda_graph", t.cuda_graph, {"auto", "on", "off"});
+  t.fused_optimizer = train.choice("fused_optimizer", t.fused_optimizer, {"auto", "off"});
+  t.fused_head = train.choice("fused_head", t.fused_head, {"auto", "off"});
+  t.prefetch = train.integer("prefetch", t.prefetch, 0, 64);
+  t.tensorboard = train.boolean("tensorboard", t.tensorboard);
   train.finish();
 
   top.finish();

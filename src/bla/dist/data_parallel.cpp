@@ -128,6 +128,10 @@ std::vector<double> DataParallel::sum(const std::vector<double>& values) {
   return active() ? group_->all_reduce_sum(values) : values;
 }
 
+void DataParallel::sum_(at::Tensor& tensor) {
+  if (active()) group_->all_reduce_sum(tensor);
+}
+
 void DataParallel::barrier() {
   if (active()) group_->barrier();
 }

@@ -66,6 +66,9 @@ class DataParallel {
 
   // Sums of a few numbers over ranks (the identity with one process).
   std::vector<double> sum(const std::vector<double>& values);
+  // Sums a tensor on this rank's device over ranks, in place, without a host
+  // sync on NCCL (nothing with one process).
+  void sum_(at::Tensor& tensor);
   void barrier();
   // Throws std::runtime_error naming `what` unless rank 0 holds the same value.
   void check_same(int64_t value, const std::string& what);

@@ -33,7 +33,7 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
   if (x.is_cuda()) {
 #ifdef BLA_HAVE_CUDA_KERNELS
     std::string why = "turned off by BLA_KERNELS=0";
-    if (ops::kernels_enabled() && kernels::rms_norm_supported(x, weight_, &why))
+    if (ops::model_kernels_enabled() && kernels::rms_norm_supported(x, weight_, &why))
       return kernels::rms_norm_autograd(x, weight_, eps_);
     ops::note_kernel_fallback("rms_norm", why);
 #else
@@ -56,7 +56,7 @@ torch::Tensor swiglu_activation(const torch::Tensor& gate, const torch::Tensor& 
   if (gate.is_cuda()) {
 #ifdef BLA_HAVE_CUDA_KERNELS
     std::string why = "turned off by BLA_KERNELS=0";
-    if (ops::kernels_enabled() && kernels::swiglu_supported(gate, up, &why)) return kernels::swiglu_autograd(gate, up);
+    if (ops::model_kernels_enabled() && kernels::swiglu_supported(gate, up, &why)) return kernels::swiglu_autograd(gate, up);
     ops::note_kernel_fallback("swiglu", why);
 #else
     ops::note_kernel_fallback("swiglu", "bla-train was built without its CUDA kernels");

@@ -74,6 +74,8 @@ class LanguageModelImpl : public torch::nn::Module {
   // hidden (..., d_model) -> logits (..., vocab).
   torch::Tensor logits(const torch::Tensor& hidden);
   torch::Tensor forward(const torch::Tensor& tokens) { return logits(hidden(tokens)); }
+  // The LM head's matrix (vocab, d_model): the embedding when tied.
+  torch::Tensor head_weight() const { return head_ ? head_->weight : embedding_->weight; }
 
   DecodeState initial_state(int64_t batch, const torch::TensorOptions& options) const;
   // token (B,) int64 -> logits (B, vocab) for the next token.

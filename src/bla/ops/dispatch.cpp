@@ -25,4 +25,12 @@ bool kernels_enabled() {
   return enabled;
 }
 
+bool model_kernels_enabled() {
+  static const bool enabled = [] {
+    const char* value = std::getenv("BLA_MODEL_KERNELS");
+    return kernels_enabled() && (value == nullptr || std::string(value) != "0");
+  }();
+  return enabled;
+}
+
 }  // namespace bla::ops

@@ -13,4 +13,8 @@ void note_kernel_fallback(const std::string& op, const std::string& why);
 // LibTorch form (to measure what the kernels are worth). Read once.
 bool kernels_enabled();
 
+// The model's own kernels (RMSNorm, SwiGLU, rotary): off with BLA_KERNELS=0,
+// or alone with BLA_MODEL_KERNELS=0 (the mixer kernels stay on).
+bool model_kernels_enabled();
+
 }  // namespace bla::ops

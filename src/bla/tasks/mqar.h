@@ -45,6 +45,7 @@ class MqarTask : public Task {
   int64_t seq_len() const override { return generator_.options().seq_len; }
   int64_t num_examples(Split split) const override;
   Batch batch(Split split, const std::vector<int64_t>& indices) const override;
+  int64_t max_scored_per_example() const override { return generator_.options().num_kv_pairs; }
   const MqarGenerator& generator() const { return generator_; }
 
  private:

@@ -57,6 +57,9 @@ class Task {
   // Examples [first, first + count) of `split`, in the order of `indices`
   // when given (training shuffles), else consecutive.
   virtual Batch batch(Split split, const std::vector<int64_t>& indices) const = 0;
+  // At most this many positions of one example have a target (fixed-shape
+  // training steps pad every batch's scored positions to it).
+  virtual int64_t max_scored_per_example() const { return seq_len(); }
   // Adds this batch's contribution to the evaluation totals. `logits` has one
   // row per supervised position of `batch` (targets != kIgnoreIndex), in
   // row-major order. The default scores argmax accuracy.

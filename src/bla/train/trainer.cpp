@@ -4,14 +4,23 @@
 #include "bla/dist/data_parallel.h"
 #include "bla/model/lm.h"
 #include "bla/tasks/task.h"
-#include "bla/train/checkpoint.h"
+#include "bla/train/checkpointer.h"
 #include "bla/train/data_order.h"
 #include "bla/train/evaluate.h"
+#include "bla/train/feeder.h"
 #include "bla/train/metrics.h"
+#include "bla/train/optimizer.h"
 #include "bla/train/restore.h"
-#include "bla/train/schedule.h"
+#include "bla/train/step_metrics.h"
+#include "bla/train/step_runner.h"
+#include "bla/train/tensorboard.h"
 #include "bla/util/files.h"
+#include "bla/util/interrupt.h"
 
+#ifdef BLA_HAVE_CUDA_KERNELS
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
+#endif
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -20,10 +29,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <csignal>
 #include <optional>
 
 namespace bla::train {
-
 
 std::string run_directory(const config::Config& config, const RunOptions& options) {
   if (!options.run_dir.empty()) return options.run_dir;
@@ -43,55 +54,58 @@ std::shared_ptr<spdlog::logger> make_logger(const std::string& run_dir, bool qui
     return logger;
   }
   if (!quiet) sinks.push_back(std::make_shared<spdlog::sinks::stdout_color_sink_mt>());
-  sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(util::join_path(run_dir, "train.log")));
+  const std::string path = util::join_path(run_dir, "train.log");
+  if (util::path_exists(path)) {  // a resumed run appends; a line marks where this process began
+    auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path);
+    auto marker = std::make_shared<spdlog::logger>("bla-train-marker", file);
+    marker->set_pattern("%v");
+    const std::time_t now = std::time(nullptr);
+    char stamp[64];
+    std::strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", std::localtime(&now));
+    marker->info("---- bla-train started {} ----", stamp);
+    marker->flush();
+  }
+  sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(path));
   auto logger = std::make_shared<spdlog::logger>("bla-train", sinks.begin(), sinks.end());
   logger->set_pattern("[%H:%M:%S] %v");
   logger->flush_on(spdlog::level::info);
   return logger;
 }
 
-// AdamW with decay on matrices only (nanoGPT's rule: norms and other vectors are not decayed).
-std::unique_ptr<torch::optim::AdamW> make_optimizer(torch::nn::Module& model, const config::TrainConfig& t) {
-  std::vector<torch::Tensor> decay, no_decay;
-  for (auto& p : model.parameters()) (p.dim() >= 2 ? decay : no_decay).push_back(p);
-  auto options = [&](double wd) {
-    return std::make_unique<torch::optim::AdamWOptions>(
-        torch::optim::AdamWOptions(t.lr).betas({t.beta1, t.beta2}).eps(t.eps).weight_decay(wd));
-  };
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, options(t.weight_decay));
-  groups.emplace_back(no_decay, options(0.0));
-  return std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(t.lr));
-}
-
-void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
-  for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-}
-
-std::string model_section_yaml(const config::Config& config) {
-  YAML::Emitter out;
-  out << config.resolved["model"];
-  return out.c_str();
-}
-
-std::string checkpoint_to_resume(const std::string& resume, const CheckpointDirectory& checkpoints,
-                                 spdlog::logger& log) {
-  if (resume.empty()) return "";
-  if (resume != "auto") {
-    if (!util::path_exists(resume)) throw CheckpointError("--resume " + resume + ": no such checkpoint file");
-    return resume;
-  }
-  auto all = checkpoints.list();
-  for (auto it = all.rbegin(); it != all.rend(); ++it) {
-    try {
-      read_checkpoint_meta(*it);
-      return *it;
-    } catch (const CheckpointError& e) {
-      log.warn("skipping {}", e.what());
+// "accuracy 0.9090 | examples 500": counts print as integers.
+std::string metrics_text(const std::map<std::string, double>& values) {
+  std::string line;
+  for (const auto& [key, value] : values) {
+    char buffer[96];
+    if (std::isfinite(value) && value == std::floor(value) && std::fabs(value) >= 1 && std::fabs(value) < 1e15) {
+      std::snprintf(buffer, sizeof(buffer), " | %s %lld", key.c_str(), static_cast<long long>(value));
+    } else {
+      std::snprintf(buffer, sizeof(buffer), " | %s %.4f", key.c_str(), value);
     }
+    line += buffer;
   }
-  log.info("--resume auto: no checkpoint in {}, starting from step 0", checkpoints.dir());
-  return "";
+  return line;
+}
+
+// Bytes the caching allocator held at most on a CUDA device (0 elsewhere).
+int64_t peak_memory_bytes(const torch::Device& device) {
+#ifdef BLA_HAVE_CUDA_KERNELS
+  if (device.is_cuda()) {
+    const auto index = device.has_index() ? device.index() : c10::cuda::current_device();
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(index);
+    return stats.allocated_bytes[0].peak;  // aggregate over pool kinds
+  }
+#endif
+  (void)device;
+  return 0;
+}
+
+// The error a bad step ends a run with (train.on_nonfinite: stop).
+std::string nonfinite_message(const StepTotals& t) {
+  const bool loss_bad = !std::isfinite(t.first_bad_loss);
+  return "step " + std::to_string(t.first_bad_step) + ": " + (loss_bad ? "loss" : "gradient norm") +
+         " is not finite (loss " + std::to_string(t.first_bad_loss) + ", gradient norm " +
+         std::to_string(t.first_bad_grad_norm) + ")";
 }
 }  // namespace
 
@@ -125,33 +139,74 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
     util::write_file_atomically(util::join_path(run_dir, "config.yaml"), config.resolved_yaml());
   }
   auto log = make_logger(dp.is_main() ? run_dir : "", options.quiet);
-  CheckpointDirectory checkpoints(util::join_path(run_dir, "checkpoints"), t.keep_checkpoints);
 
-  auto optimizer = make_optimizer(*model, t);
-  const int64_t train_examples = task->num_examples(tasks::Split::kTrain);
-  const int64_t total_steps =
-      t.steps > 0 ? t.steps : static_cast<int64_t>(std::ceil(t.epochs * train_examples / t.batch_size));
-  DataOrder order(train_examples, config.run.seed);
-  const int64_t micro_batch = t.batch_size / t.grad_accum;
-
-  int64_t step = 0;
-  double window_loss = 0, window_correct = 0, window_count = 0;
-  int64_t window_steps = 0;
-  if (auto path = checkpoint_to_resume(options.resume, checkpoints, *log); !path.empty()) {
-    auto meta = load_checkpoint(path, *model, optimizer.get());
-    step = meta.at("step").get<int64_t>();
-    order.set_position(meta.at("data_position").get<int64_t>());
-    window_loss = meta.at("window").at("loss").get<double>();
-    window_correct = meta.at("window").at("correct").get<double>();
-    window_count = meta.at("window").at("count").get<double>();
-    window_steps = meta.at("window").at("steps").get<int64_t>();
-    log->info("resumed from {} at step {}", path, step);
-    if (!meta.at("optimizer_restored").get<bool>()) log->warn("{} holds no optimizer state: AdamW starts afresh", path);
+  // The parts: optimizer and schedule, checkpoints, data, device-side step metrics, the step itself.
+  Optimizer optimizer(*model, t, /*fused=*/t.fused_optimizer != "off");
+  Checkpointer checkpointer(run_dir, config, vocab, *log);
+  if (dp.is_main()) {
+    for (const auto& name : checkpointer.remove_stale_temporaries()) {
+      log->info("removed {}, left by a save that did not finish", name);
+    }
   }
-  dp.check_same(step, "the step to start from");  // dist: every rank resumed from the same checkpoint
-  dp.broadcast(model->parameters());               // dist: rank 0's parameters everywhere
+  const int64_t train_examples = task->num_examples(tasks::Split::kTrain);
+  Progress progress;
+  progress.total_steps =
+      t.steps > 0 ? t.steps : static_cast<int64_t>(std::ceil(t.epochs * train_examples / t.batch_size));
+  if (auto path = checkpointer.to_resume(options.resume); !path.empty()) {
+    const int64_t total = progress.total_steps;
+    progress = checkpointer.load(path, *model, optimizer);
+    progress.total_steps = total;
+  }
+  dp.check_same(progress.step, "the step to start from");  // dist: every rank resumed from the same checkpoint
+  dp.broadcast(model->parameters());                        // dist: rank 0's parameters everywhere
+
+  const int64_t micro_batch = t.batch_size / t.grad_accum;
+  const std::string graph_obstacle = StepRunner::graph_obstacle(device, optimizer.fused(), dp.active());
+  const bool may_capture = t.cuda_graph != "off" && graph_obstacle.empty();
+  if (t.cuda_graph == "on" && !graph_obstacle.empty()) {
+    throw config::ConfigError("train.cuda_graph is on but " + graph_obstacle + "; use auto or off");
+  }
+  FeederOptions feed;
+  feed.micro_batch = micro_batch;
+  feed.grad_accum = t.grad_accum;
+  // A captured step needs fixed shapes: every micro-batch's scored rows padded to the task's bound.
+  feed.pad_rows_to = may_capture ? dp.shard(std::vector<int64_t>(micro_batch)).size() * task->max_scored_per_example() : 0;
+  feed.pin_memory = device.is_cuda();
+  feed.ahead = t.prefetch;
+  DataOrder order(train_examples, config.run.seed);
+  order.set_position(progress.data_position);
+  BatchFeeder feeder(*task, order, [&dp](const std::vector<int64_t>& g) { return dp.shard(g); }, feed);
+
+  StepMetrics step_metrics(device);
+  step_metrics.set_step(progress.step);
+  step_metrics.restore_window(progress.window_loss, progress.window_correct, progress.window_count,
+                              progress.window_steps);
+  StepOptions step_options;
+  step_options.bf16 = bf16;
+  step_options.grad_clip = t.grad_clip;
+  step_options.halt_on_nonfinite = t.on_nonfinite == "stop";
+  step_options.fused_head = t.fused_head != "off";
+  step_options.cuda_graph = t.cuda_graph;
+  step_options.graph_rows = feed.pad_rows_to;
+  StepRunner runner(*model, optimizer, step_metrics, dp, device, step_options,
+                    [&log](const std::string& line) { log->info("{}", line); });
+
   std::optional<MetricsLog> metrics;
-  if (dp.is_main()) metrics.emplace(run_dir, step);
+  std::optional<TensorBoardWriter> tensorboard;
+  if (dp.is_main()) {
+    metrics.emplace(run_dir, progress.step);
+    if (t.tensorboard) tensorboard.emplace(run_dir);
+  }
+  auto report = [&](const std::string& split, const nlohmann::json& record) {
+    if (metrics) metrics->write(record);
+    if (!tensorboard) return;
+    for (const auto& [key, value] : record.items()) {
+      if (key != "step" && key != "split" && value.is_number()) {
+        tensorboard->scalar(split + "/" + key, progress.step, value.get<double>());
+      }
+    }
+    tensorboard->flush();
+  };
 
   log->info("run {} on {} | task {} (seq {}, vocab {}) | {} parameters", run_dir, device.str(), task->name(),
             task->seq_len(), vocab, model->num_parameters());
@@ -159,124 +214,118 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
     log->info("  layer {}: {} | state {} numbers", layer, model->mixer(layer).describe(),
               model->mixer(layer).state_numel(task->seq_len()));
   }
-  log->info("{} steps of {} examples ({} tokens), lr {} {}, warmup {}", total_steps, t.batch_size,
+  log->info("{} steps of {} examples ({} tokens), lr {} {}, warmup {}", progress.total_steps, t.batch_size,
             t.batch_size * task->seq_len(), t.lr, t.schedule, t.warmup_steps);
+  if (device.is_cuda()) {
+    log->info("step: optimizer {}, LM head {}, {}", optimizer.fused() ? "fused AdamW" : "torch::optim::AdamW",
+              step_options.fused_head ? "fused with the loss" : "plain", runner.mode());
+  }
 
-  auto meta_now = [&]() {
-    nlohmann::json meta;
-    meta["step"] = step;
-    meta["data_position"] = order.position();
-    meta["total_steps"] = total_steps;
-    meta["window"] = {{"loss", window_loss}, {"correct", window_correct}, {"count", window_count}, {"steps", window_steps}};
-    meta["model_config"] = model_section_yaml(config);
-    meta["config"] = config.resolved_yaml();
-    meta["vocab_size"] = vocab;
-    return meta;
-  };
   EvalOptions eval_options{t.eval_examples, t.eval_batch_size > 0 ? t.eval_batch_size : t.batch_size, bf16};
   auto run_eval = [&](int64_t examples) {
     EvalOptions o = eval_options;
     o.max_examples = examples;
     auto result = evaluate(*model, *task, tasks::Split::kTest, device, o);
-    nlohmann::json record = {{"step", step}, {"split", "test"}};
-    std::string line = "eval step " + std::to_string(step);
-    for (const auto& [key, value] : result) {
-      record[key] = value;
-      char buffer[64];
-      std::snprintf(buffer, sizeof(buffer), " | %s %.4f", key.c_str(), value);
-      line += buffer;
-    }
-    if (metrics) metrics->write(record);
-    log->info("{}", line);
+    nlohmann::json record = {{"step", progress.step}, {"split", "test"}};
+    for (const auto& [key, value] : result) record[key] = value;
+    report("test", record);
+    log->info("eval step {}{}", progress.step, metrics_text(result));
     return result;
   };
 
-  auto params = model->parameters();
-  dp.attach(params);  // dist: gradient averaging hooks
+  // A bad step (train.on_nonfinite: stop) ends the run at the next check:
+  // every step on the CPU (free there), at log and checkpoint steps on CUDA.
+  auto stop_if_bad = [&](const StepTotals& totals) {
+    if (t.on_nonfinite != "stop" || totals.first_bad_step < 0) return;
+    const std::string what = nonfinite_message(totals);
+    log->error("{}; stopping without writing a checkpoint (lower train.lr, or set train.on_nonfinite: skip)", what);
+    throw NonFiniteError(what + "; the run stopped, the last checkpoint is untouched");
+  };
+
+  if (options.handle_signals) util::install_interrupt_handlers();
+  // dist: every rank stops after the same step, so an interruption is agreed on by a sum (a host sync;
+  // one process reads its own flag).
+  auto interrupted = [&]() -> int {
+    const int signal = util::interrupt_signal();
+    if (!dp.active()) return signal;
+    return dp.sum({static_cast<double>(signal)})[0] > 0 ? (signal != 0 ? signal : SIGTERM) : 0;
+  };
+
+  dp.attach(model->parameters());  // dist: gradient averaging hooks
   if (dp.active()) log->info("{}", dp.describe());
   const double tokens_per_step = static_cast<double>(t.batch_size * task->seq_len());
   auto last_log = Clock::now();
-  const int64_t first_step = step;
+  const int64_t first_step = progress.step;
   const auto loop_started = Clock::now();
-  double last_grad_norm = 0;
-  while (step < total_steps) {
-    const double lr = learning_rate(t, step, total_steps);
-    set_learning_rate(*optimizer, lr);
-    optimizer->zero_grad();
-    double step_loss = 0, step_correct = 0, step_count = 0;
-    for (int64_t micro = 0; micro < t.grad_accum; ++micro) {
-      auto batch = task->batch(tasks::Split::kTrain, dp.shard(order.next(micro_batch)));  // dist: this rank's share
-      if (bf16) compat::set_cuda_autocast(true, at::kBFloat16);
-      auto result = supervised_loss(*model, batch, device);
-      if (bf16) compat::set_cuda_autocast(false, at::kBFloat16);
-      dp.begin_micro_step(micro == t.grad_accum - 1);  // dist: only the last micro-step all-reduces
-      (result.loss / static_cast<double>(t.grad_accum)).backward();
-      step_loss += result.loss.item<double>() / static_cast<double>(t.grad_accum);
-      step_correct += result.logits.argmax(-1).eq(batch.targets.to(device).masked_select(
-                          batch.targets.to(device).ne(tasks::kIgnoreIndex))).sum().item<double>();
-      step_count += static_cast<double>(result.count);
-    }
-    dp.finish_gradients();  // dist: .grad = average over ranks
-    {                       // dist: the logged numbers cover the global batch
-      const auto totals = dp.sum({step_loss, step_correct, step_count});
-      step_loss = totals[0] / dp.world_size();
-      step_correct = totals[1];
-      step_count = totals[2];
-    }
-    const double max_norm = t.grad_clip > 0 ? t.grad_clip : std::numeric_limits<double>::infinity();
-    const double grad_norm = torch::nn::utils::clip_grad_norm_(params, max_norm);
-    if (!std::isfinite(step_loss) || !std::isfinite(grad_norm)) {
-      std::string what = "step " + std::to_string(step + 1) + ": " + (!std::isfinite(step_loss) ? "loss" : "gradient norm") +
-                         " is not finite (loss " + std::to_string(step_loss) + ", gradient norm " +
-                         std::to_string(grad_norm) + ")";
-      if (t.on_nonfinite == "stop") {
-        log->error("{}; stopping without writing a checkpoint (lower train.lr, or set train.on_nonfinite: skip)", what);
-        throw NonFiniteError(what + "; the run stopped, the last checkpoint is untouched");
-      }
-      log->warn("{}; skipping this step", what);
-      optimizer->zero_grad();
-    } else {
-      optimizer->step();
-      window_loss += step_loss;
-      window_correct += step_correct;
-      window_count += step_count;
-      window_steps += 1;
-      last_grad_norm = grad_norm;
-    }
-    step += 1;
+  int64_t skipped_reported = 0;
+  // Benchmarks only (scripts/bench_train.py): read the step's numbers after every step, as the step once did.
+  const char* sync_env = std::getenv("BLA_SYNC_EVERY_STEP");
+  const bool read_every_step = !device.is_cuda() || (sync_env != nullptr && std::string(sync_env) == "1");
+  while (progress.step < progress.total_steps) {
+    const double lr = optimizer.learning_rate(progress.step, progress.total_steps);
+    auto batch = feeder.next();
+    runner.run(batch, lr);
+    progress.step += 1;
+    progress.data_position = batch.data_position;
 
-    if (step % t.log_every == 0 || step == total_steps) {
+    const int signal = options.handle_signals && progress.step < progress.total_steps ? interrupted() : 0;
+    const bool log_step = progress.step % t.log_every == 0 || progress.step == progress.total_steps;
+    const bool checkpoint_step = (t.checkpoint_every > 0 && progress.step % t.checkpoint_every == 0) ||
+                                 progress.step == progress.total_steps || signal != 0;
+    if (!log_step && !checkpoint_step && !read_every_step) continue;  // the step's numbers stay on the device
+
+    auto totals = step_metrics.read();  // the host waits for the device here, and only here
+    stop_if_bad(totals);
+    if (totals.skipped > skipped_reported) {
+      log->warn("{}; {} step(s) skipped so far", nonfinite_message(totals), totals.skipped);
+      skipped_reported = totals.skipped;
+    }
+    if (log_step) {
+      {  // dist: the logged numbers cover the global batch
+        const auto sums = dp.sum({totals.loss, totals.correct, totals.count});
+        totals.loss = sums[0] / dp.world_size();
+        totals.correct = sums[1];
+        totals.count = sums[2];
+      }
       const auto now = Clock::now();
       const double elapsed = std::chrono::duration<double>(now - loop_started).count();
       const double since_log = std::chrono::duration<double>(now - last_log).count();
       last_log = now;
-      const double rate = (step - first_step) * tokens_per_step / std::max(elapsed, 1e-9);
-      const double eta = (total_steps - step) * tokens_per_step / std::max(rate, 1e-9);
-      const double loss = window_steps > 0 ? window_loss / window_steps : NAN;
-      const double accuracy = window_count > 0 ? window_correct / window_count : NAN;
-      if (metrics) metrics->write({{"step", step}, {"split", "train"}, {"loss", loss}, {"accuracy", accuracy}, {"lr", lr},
-                     {"grad_norm", last_grad_norm}, {"tokens", step * tokens_per_step},
-                     {"tokens_per_s", rate}, {"elapsed_s", elapsed}, {"log_interval_s", since_log}});
+      const double rate = (progress.step - first_step) * tokens_per_step / std::max(elapsed, 1e-9);
+      const double eta = (progress.total_steps - progress.step) * tokens_per_step / std::max(rate, 1e-9);
+      const double loss = totals.steps > 0 ? totals.loss / totals.steps : NAN;
+      const double accuracy = totals.count > 0 ? totals.correct / totals.count : NAN;
+      nlohmann::json record = {{"step", progress.step}, {"split", "train"}, {"loss", loss}, {"accuracy", accuracy},
+                               {"lr", lr}, {"grad_norm", totals.grad_norm}, {"tokens", progress.step * tokens_per_step},
+                               {"tokens_per_s", rate}, {"elapsed_s", elapsed}, {"log_interval_s", since_log}};
+      if (totals.skipped > 0) record["skipped_steps"] = totals.skipped;
+      report("train", record);
       char line[256];
       std::snprintf(line, sizeof(line), "step %lld/%lld | loss %.4f | acc %5.1f%% | lr %.2e | %s tok/s | ETA %s",
-                    static_cast<long long>(step), static_cast<long long>(total_steps), loss, 100 * accuracy, lr,
-                    format_count(rate).c_str(), format_duration(eta).c_str());
+                    static_cast<long long>(progress.step), static_cast<long long>(progress.total_steps), loss,
+                    100 * accuracy, lr, format_count(rate).c_str(), format_duration(eta).c_str());
       log->info("{}", line);
-      window_loss = window_correct = window_count = 0;
-      window_steps = 0;
+      step_metrics.reset_window();
+      totals.loss = totals.correct = totals.count = 0;
+      totals.steps = 0;
     }
-    if (t.eval_every > 0 && step % t.eval_every == 0 && step < total_steps) run_eval(t.eval_examples);
-    if ((t.checkpoint_every > 0 && step % t.checkpoint_every == 0) || step == total_steps) {
-      for (const auto& p : params) {
-        if (!torch::isfinite(p).all().item<bool>()) {
-          throw NonFiniteError("step " + std::to_string(step) + ": parameters are not finite; no checkpoint written");
-        }
-      }
+    if (t.eval_every > 0 && progress.step % t.eval_every == 0 && progress.step < progress.total_steps) {
+      run_eval(t.eval_examples);
+    }
+    if (checkpoint_step) {
+      Checkpointer::check_finite(progress.step, *model);
+      progress.window_loss = totals.loss;
+      progress.window_correct = totals.correct;
+      progress.window_count = totals.count;
+      progress.window_steps = totals.steps;
       dp.barrier();  // dist: every rank got here; rank 0 alone writes
-      if (dp.is_main()) {
-        auto path = checkpoints.save(step, *model, optimizer.get(), meta_now());
-        log->info("checkpoint {}", path);
-      }
+      if (dp.is_main()) log->info("checkpoint {}", checkpointer.save(progress, *model, optimizer));
+    }
+    if (signal != 0) {
+      const std::string what = std::string(util::signal_name(signal)) + " at step " + std::to_string(progress.step) +
+                               ": checkpoint saved; continue with --resume auto";
+      log->warn("{}", what);
+      throw InterruptedError(what);
     }
   }
 
@@ -284,21 +333,17 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
   nlohmann::json summary;
   summary["run_dir"] = run_dir;
   summary["task"] = task->name();
-  summary["steps"] = step;
+  summary["steps"] = progress.step;
   summary["test"] = test;
   summary["parameters"] = model->num_parameters();
-  nlohmann::json layers = nlohmann::json::array();
-  int64_t state_total = 0;
-  for (int64_t layer = 0; layer < model->num_layers(); ++layer) {
-    int64_t n = model->mixer(layer).state_numel(task->seq_len());
-    state_total += n;
-    layers.push_back({{"layer", layer}, {"mixer", model->mixer(layer).describe()}, {"state_numel", n}});
-  }
-  summary["state"] = {{"per_layer", layers}, {"total_numel", state_total}, {"context", task->seq_len()}};
+  summary["state"] = state_summary(*model, task->seq_len());
+  const int64_t state_total = summary["state"]["total_numel"].get<int64_t>();
   const double wall = std::chrono::duration<double>(Clock::now() - started).count();
   summary["wall_time_s"] = wall;
   summary["device"] = device.str();
   summary["distributed"] = dp.summary();
+  summary["step"] = runner.mode();
+  if (device.is_cuda()) summary["peak_memory_bytes"] = peak_memory_bytes(device);
   if (dp.is_main()) util::write_file_atomically(util::join_path(run_dir, "summary.json"), summary.dump(2) + "\n");
   char line[256];
   std::snprintf(line, sizeof(line), "done: test %s %.4f | test loss %.4f | %lld parameters | state %lld numbers | %s",

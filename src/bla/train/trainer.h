@@ -1,6 +1,9 @@
-// The training loop, composed of small parts: the task (data), the model, an
-// AdamW optimizer with its schedule, the data order, checkpoints and the
-// metrics log. One Trainer runs one run directory.
+// The training loop, composed of small parts: the task and the model, the
+// optimizer with its schedule (optimizer.h), the data feeder (feeder.h), the
+// step runner with its non-finite policy and CUDA graph (step_runner.h), the
+// device-side step metrics (step_metrics.h), checkpoints (checkpointer.h) and
+// the metrics log and TensorBoard file (metrics.h, tensorboard.h). One call
+// of train() runs one run directory.
 #pragma once
 
 #include "bla/config/config.h"
@@ -16,6 +19,16 @@ struct RunOptions {
   std::string run_dir;  // empty: <run.out_dir>/<run.name>
   std::string resume;   // empty: fresh run; "auto": newest complete checkpoint; else a checkpoint path
   bool quiet = false;   // no progress lines on stdout (tests)
+  // SIGTERM/SIGINT/SIGHUP end the run after the current step with a
+  // checkpoint (util/interrupt.h); bla-train sets it, tests may not.
+  bool handle_signals = false;
+};
+
+// Raised when a run stopped on SIGTERM, SIGINT or SIGHUP after saving a
+// checkpoint (bla-train exits 5: resume with --resume auto).
+class InterruptedError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 // Raised when a loss or gradient is not finite and train.on_nonfinite is "stop".

@@ -38,7 +38,7 @@ torch::Tensor apply_rotary(const torch::Tensor& x, int64_t start, double base) {
   if (x.is_cuda()) {
 #ifdef BLA_HAVE_CUDA_KERNELS
     std::string why = "turned off by BLA_KERNELS=0";
-    if (ops::kernels_enabled() && kernels::rotary_supported(x, &why)) return kernels::rotary_autograd(x, start, base);
+    if (ops::model_kernels_enabled() && kernels::rotary_supported(x, &why)) return kernels::rotary_autograd(x, start, base);
     ops::note_kernel_fallback("rotary", why);
 #else
     ops::note_kernel_fallback("rotary", "bla-train was built without its CUDA kernels");
@@ -75,7 +75,7 @@ HeadProjections project_heads(const torch::Tensor& x, torch::nn::Linear q_proj, 
 #ifdef BLA_HAVE_CUDA_KERNELS
     // Queries and keys in one launch where the kernel takes them; else each
     // through apply_rotary (which says why it falls back).
-    if (p.q.is_cuda() && ops::kernels_enabled() && kernels::rotary_pair_supported(p.q, p.k)) {
+    if (p.q.is_cuda() && ops::model_kernels_enabled() && kernels::rotary_pair_supported(p.q, p.k)) {
       std::tie(p.q, p.k) = kernels::rotary_pair_autograd(p.q, p.k, start, rope_base);
       return p;
     }

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# On a CUDA machine: build, run the CUDA tests of the training step and of the
+# fused model kernels, then time training beside the plain-PyTorch anchor
+# (docs/performance.md, "The training step"). Logs go to ${OUT:-gpu-step}/.
+#   scripts/gpu_train_step.sh
+#   ANCHORS=path/to/anchors scripts/gpu_train_step.sh   # lm_baseline.py there is timed in the same call
+#   SKIP_TESTS=1 / SKIP_BENCH=1                          # leave out the tests / the benchmark
+#   TEST_FILTER='TrainStep*'  VARIANTS=all,no_graph      # narrower runs
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-gpu-step}
+mkdir -p "$out"
+export BUILD_DIR=${BUILD_DIR:-build-gpu}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+git log -1 --format='commit %h %s' 2>/dev/null || true
+t0=$(date +%s)
+if ! { time scripts/build.sh bla_cuda_tests bla-train; } > "$out/build.log" 2>&1; then
+  # every error at once: keep going past the first failed file
+  cmake --build "$BUILD_DIR" -j "$(nproc)" --target bla_cuda_tests bla-train -- -k 0 >> "$out/build.log" 2>&1
+  grep -E "error" -A5 "$out/build.log" | head -80
+  exit 1
+fi
+echo "build: $(( $(date +%s) - t0 )) s"
+
+if [ -z "${SKIP_TESTS:-}" ]; then
+  timeout 300 "$BUILD_DIR/tests/bla_cuda_tests" --gtest_filter="${TEST_FILTER:-*TrainStep*:*ModelKernel*}" > "$out/tests.log" 2>&1
+  echo "cuda tests rc=$?"
+  grep -E "^\[  (PASSED|FAILED) |FAILED  \]|Failure|bit-identical|rel err" "$out/tests.log" | head -40
+fi
+
+if [ -z "${SKIP_BENCH:-}" ]; then
+  anchors=()
+  [ -n "${ANCHORS:-}" ] && anchors=(--anchors "$ANCHORS")
+  zoology="--d,128,--layers,2,--heads,2,--vocab,8192,--seq,256,--batch,256,--steps,60,--warm,20"
+  PYTHONUNBUFFERED=1 timeout 540 python3 scripts/bench_train.py --build "$BUILD_DIR" "${anchors[@]}" \
+    --variants "${VARIANTS:-all,no_graph,no_fused_head,no_fused_opt,sync,baseline}" --json "$out/bench.json" \
+    "configs/bench/mqar_zoology.yaml:$zoology" \
+    "configs/dist_125m.yaml:--steps,40,--warm,10:train.steps=60,train.log_every=10" 2>&1 | tee "$out/bench.txt"
+  # The other mixers at 125M, every part on (their ratio to attention's tokens/s is a target).
+  if [ -z "${SKIP_MIXERS:-}" ]; then
+    PYTHONUNBUFFERED=1 timeout 300 python3 scripts/bench_train.py --build "$BUILD_DIR" --variants all \
+      --json "$out/bench_mixers.json" \
+      "configs/dist_125m.yaml:none:train.steps=60,train.log_every=10,model.mixer=swa,model.mixers.swa.window=512" \
+      "configs/dist_125m.yaml:none:train.steps=60,train.log_every=10,model.mixer=bla,model.mixers.bla.window=512,model.mixers.bla.slots=64" \
+      "configs/dist_125m.yaml:none:train.steps=60,train.log_every=10,model.mixer=gatedfwa,model.mixers.gatedfwa.window=512" \
+      2>&1 | tee "$out/bench_mixers.txt"
+  fi
+fi

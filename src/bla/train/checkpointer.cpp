@@ -1,0 +1,103 @@
+#include "bla/train/checkpointer.h"
+
+#include "bla/train/trainer.h"
+#include "bla/util/files.h"
+
+#include <signal.h>
+#include <unistd.h>
+#include <torch/torch.h>
+
+#include <regex>
+
+namespace bla::train {
+
+namespace {
+std::string model_section_yaml(const config::Config& config) {
+  YAML::Emitter out;
+  out << config.resolved["model"];
+  return out.c_str();
+}
+}  // namespace
+
+Checkpointer::Checkpointer(const std::string& run_dir, const config::Config& config, int64_t vocab,
+                           spdlog::logger& log)
+    : directory_(util::join_path(run_dir, "checkpoints"), config.train.keep_checkpoints),
+      config_(config),
+      vocab_(vocab),
+      log_(log) {}
+
+std::vector<std::string> Checkpointer::remove_stale_temporaries() const {
+  static const std::regex pattern(R"(step-\d{8,}\.ckpt\.tmp\.(\d+))");
+  std::vector<std::string> removed;
+  for (const auto& name : util::list_directory(directory_.dir())) {
+    std::smatch match;
+    if (!std::regex_match(name, match, pattern)) continue;
+    const auto pid = static_cast<pid_t>(std::stoll(match[1].str()));
+    if (::kill(pid, 0) == 0 && pid != ::getpid()) continue;  // a live process is still writing it
+    util::remove_file(util::join_path(directory_.dir(), name));
+    removed.push_back(name);
+  }
+  return removed;
+}
+
+std::string Checkpointer::to_resume(const std::string& resume) const {
+  if (resume.empty()) return "";
+  if (resume != "auto") {
+    if (!util::path_exists(resume)) throw CheckpointError("--resume " + resume + ": no such checkpoint file");
+    return resume;
+  }
+  auto all = directory_.list();
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    try {
+      read_checkpoint_meta(*it);
+      return *it;
+    } catch (const CheckpointError& e) {
+      log_.warn("skipping {}", e.what());
+    }
+  }
+  log_.info("--resume auto: no checkpoint in {}, starting from step 0", directory_.dir());
+  return "";
+}
+
+Progress Checkpointer::load(const std::string& path, torch::nn::Module& model, Optimizer& optimizer) const {
+  auto meta = load_checkpoint(path, model, &optimizer.state());
+  optimizer.after_load();
+  Progress p;
+  p.step = meta.at("step").get<int64_t>();
+  p.data_position = meta.at("data_position").get<int64_t>();
+  p.total_steps = meta.at("total_steps").get<int64_t>();
+  const auto& w = meta.at("window");
+  p.window_loss = w.at("loss").get<double>();
+  p.window_correct = w.at("correct").get<double>();
+  p.window_count = w.at("count").get<double>();
+  p.window_steps = w.at("steps").get<int64_t>();
+  log_.info("resumed from {} at step {}", path, p.step);
+  if (!meta.at("optimizer_restored").get<bool>()) log_.warn("{} holds no optimizer state: AdamW starts afresh", path);
+  return p;
+}
+
+void Checkpointer::check_finite(int64_t step, const torch::nn::Module& model) {
+  std::vector<torch::Tensor> finite;
+  for (const auto& p : model.parameters()) finite.push_back(torch::isfinite(p).all());
+  if (!finite.empty() && !torch::stack(finite).all().item<bool>()) {
+    throw NonFiniteError("step " + std::to_string(step) + ": parameters are not finite; no checkpoint written");
+  }
+}
+
+std::string Checkpointer::save(const Progress& progress, const torch::nn::Module& model, Optimizer& optimizer) const {
+  optimizer.before_save();
+  nlohmann::json meta;
+  meta["step"] = progress.step;
+  meta["data_position"] = progress.data_position;
+  meta["total_steps"] = progress.total_steps;
+  meta["window"] = {{"loss", progress.window_loss},
+                    {"correct", progress.window_correct},
+                    {"count", progress.window_count},
+                    {"steps", progress.window_steps}};
+  meta["model_config"] = model_section_yaml(config_);
+  meta["config"] = config_.resolved_yaml();
+  meta["vocab_size"] = vocab_;
+  return directory_.save(progress.step, model, &optimizer.state(), meta);
+}
+
+}  // namespace bla::train

@@ -1,0 +1,56 @@
+// The run's checkpoints as the trainer uses them: which file --resume names,
+// loading model, optimizer, step, data position and log window from it, and
+// saving the same (rank 0 alone, never with non-finite parameters).
+#pragma once
+
+#include "bla/config/config.h"
+#include "bla/train/checkpoint.h"
+#include "bla/train/optimizer.h"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/logger.h>
+#include <torch/nn/module.h>
+
+#include <string>
+#include <vector>
+
+namespace bla::train {
+
+// Where a run is: what a checkpoint records besides the tensors.
+struct Progress {
+  int64_t step = 0;
+  int64_t data_position = 0;
+  int64_t total_steps = 0;
+  double window_loss = 0, window_correct = 0, window_count = 0;  // the log window in progress
+  int64_t window_steps = 0;
+};
+
+class NonFiniteError;
+
+class Checkpointer {
+ public:
+  Checkpointer(const std::string& run_dir, const config::Config& config, int64_t vocab, spdlog::logger& log);
+
+  // Removes the temporary files of saves that a killed process left behind
+  // (step-N.ckpt.tmp.PID whose process is gone); returns their names.
+  std::vector<std::string> remove_stale_temporaries() const;
+  // The checkpoint `--resume` names: "" (none: start fresh), "auto" (the
+  // newest whose seal is intact; damaged ones are skipped with a warning) or
+  // a path. Returns "" when there is nothing to resume.
+  std::string to_resume(const std::string& resume) const;
+  // Loads `path` into the model and optimizer; returns where the run was.
+  Progress load(const std::string& path, torch::nn::Module& model, Optimizer& optimizer) const;
+  // Throws NonFiniteError naming `step` if a parameter is not finite (every
+  // rank calls it before the barrier that precedes a save).
+  static void check_finite(int64_t step, const torch::nn::Module& model);
+  // Saves a checkpoint of `progress` and rotates old ones.
+  std::string save(const Progress& progress, const torch::nn::Module& model, Optimizer& optimizer) const;
+
+ private:
+  CheckpointDirectory directory_;
+  const config::Config& config_;
+  int64_t vocab_;
+  spdlog::logger& log_;
+};
+
+}  // namespace bla::train

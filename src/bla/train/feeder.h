@@ -1,0 +1,79 @@
+// The data feeder: builds the batches of the steps to come on a thread of its
+// own while the device trains, in the data order, so batch generation is off
+// the step's critical path. Each micro-batch comes with the flat indices of
+// its scored positions and their targets (computed here, on the host), so the
+// step gathers hidden states with a fixed-size index instead of a boolean
+// mask (which would make the host wait for the device). On CUDA the tensors
+// are in pinned memory and reach the device with non-blocking copies.
+#pragma once
+
+#include "bla/tasks/task.h"
+#include "bla/train/data_order.h"
+
+#include <torch/types.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace bla::train {
+
+struct MicroBatch {
+  torch::Tensor inputs;   // (B, T) int64 token ids
+  torch::Tensor rows;     // (R) int64: flat indices (b * T + t) of the scored positions
+  torch::Tensor targets;  // (R) int64: their targets (kIgnoreIndex on padding rows)
+};
+
+struct StepBatch {
+  std::vector<MicroBatch> micro;  // train.grad_accum micro-batches
+  int64_t data_position = 0;      // the data order's position once this step's examples are consumed
+};
+
+struct FeederOptions {
+  int64_t micro_batch = 1;  // examples per micro-batch (this rank's share is taken by `shard`)
+  int64_t grad_accum = 1;
+  // > 0: every micro-batch's scored rows are padded to this many (index 0,
+  // target kIgnoreIndex), giving the fixed shapes a captured CUDA graph
+  // needs; 0: exactly the scored rows.
+  int64_t pad_rows_to = 0;
+  bool pin_memory = false;  // CUDA training: page-locked host tensors
+  int64_t ahead = 2;        // steps built ahead on the feeder's thread; 0: built in next()
+};
+
+// Builds the scored-row index of one batch (exposed for tests).
+MicroBatch scored_rows(const tasks::Batch& batch, int64_t pad_rows_to);
+
+class BatchFeeder {
+ public:
+  // `shard` maps a global micro-batch of example indices to this rank's share.
+  using Shard = std::function<std::vector<int64_t>(const std::vector<int64_t>&)>;
+  BatchFeeder(const tasks::Task& task, DataOrder order, Shard shard, FeederOptions options);
+  ~BatchFeeder();
+  BatchFeeder(const BatchFeeder&) = delete;
+  BatchFeeder& operator=(const BatchFeeder&) = delete;
+
+  // The next step's micro-batches; rethrows what building them threw.
+  StepBatch next();
+
+ private:
+  StepBatch build();
+  void run();
+
+  const tasks::Task& task_;
+  DataOrder order_;
+  Shard shard_;
+  FeederOptions options_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<StepBatch> ready_;
+  std::exception_ptr error_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace bla::train
