@@ -84,6 +84,12 @@ struct Config {
   std::string resolved_yaml() const;
 };
 
+// "" when `device` is a run.device value for a machine with `cuda_devices`
+// CUDA devices (auto, cpu, cuda, cuda:N with 0 <= N < cuda_devices), else
+// what is wrong and what is accepted. Plain cuda is checked when the run
+// starts (it needs a device only then; a config may be read on another machine).
+std::string device_problem(const std::string& device, int64_t cuda_devices);
+
 // Splits "a.b.c=value" into its path and value; throws ConfigError on bad syntax.
 std::pair<std::string, std::string> parse_override(const std::string& assignment);
 
