@@ -139,6 +139,20 @@ TEST(ConfigInput, DeepNestingIsAnError) {
             std::string::npos);
 }
 
+TEST(ConfigInput, ConfigFileMustBeARegularFile) {
+  const auto message = [](const std::string& path) {
+    try {
+      bla::config::load_config(path);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  EXPECT_EQ(message("/dev/zero"), "/dev/zero: is not a regular file (a device, pipe or socket), not a config file");
+  bla::testing::TempDir tmp;
+  EXPECT_EQ(message(tmp.str()), tmp.str() + ": is a folder, not a config file");
+}
+
 TEST(ConfigInput, ResolvedConfigOfEveryShippedConfigParsesBack) {
   // The resolved config is stored in checkpoints and parsed again on restore: it must pass the new checks.
   auto config = parse_config(kValid, "cfg.yaml", {"model.mixer=[{type: swa, window: 4}, attention]"});

@@ -2,6 +2,7 @@
 
 #include "bla/mixers/mixer.h"
 
+#include <sys/stat.h>
 #include <torch/cuda.h>
 
 #include <algorithm>
@@ -18,6 +19,7 @@ constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
 // Bounds of a tree a config can be: deeper or bigger is a mistake (or an alias bomb).
 constexpr int kMaxDepth = 64;
 constexpr int64_t kMaxNodes = 1'000'000;
+constexpr int64_t kMaxConfigBytes = int64_t{16} << 20;
 
 // The length of the UTF-8 sequence at s[i], or 0 when it is not valid UTF-8.
 size_t utf8_sequence(const std::string& s, size_t i) {
@@ -361,6 +363,17 @@ Config parse_config(const std::string& yaml_text, const std::string& name, const
 }
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  // A config is a small text file: refuse a folder, a device (/dev/zero would
+  // be read until memory runs out) or anything huge before reading.
+  struct stat info {};
+  if (::stat(path.c_str(), &info) == 0) {
+    if (S_ISDIR(info.st_mode)) throw ConfigError(path + ": is a folder, not a config file");
+    if (!S_ISREG(info.st_mode)) throw ConfigError(path + ": is not a regular file (a device, pipe or socket), not a config file");
+    if (info.st_size > kMaxConfigBytes) {
+      throw ConfigError(path + ": is " + std::to_string(info.st_size) + " bytes; a config is a YAML file of at most " +
+                        std::to_string(kMaxConfigBytes) + " bytes");
+    }
+  }
   std::ifstream in(path);
   if (!in) throw ConfigError(path + ": cannot open the config file (check the path)");
   std::stringstream text;
