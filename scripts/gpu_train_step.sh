@@ -14,9 +14,9 @@ export BUILD_DIR=${BUILD_DIR:-build-gpu}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 git log -1 --format='commit %h %s' 2>/dev/null || true
 t0=$(date +%s)
-if ! { time scripts/build.sh bla_cuda_tests bla-train; } > "$out/build.log" 2>&1; then
+if ! { time scripts/build.sh bla_cuda_tests bla-train bla-data bla-bench; } > "$out/build.log" 2>&1; then
   # every error at once: keep going past the first failed file
-  cmake --build "$BUILD_DIR" -j "$(nproc)" --target bla_cuda_tests bla-train -- -k 0 >> "$out/build.log" 2>&1
+  cmake --build "$BUILD_DIR" -j "$(nproc)" --target bla_cuda_tests bla-train bla-data bla-bench -- -k 0 >> "$out/build.log" 2>&1
   grep -E "error" -A5 "$out/build.log" | head -80
   exit 1
 fi
@@ -29,20 +29,35 @@ if [ -z "${SKIP_TESTS:-}" ]; then
 fi
 
 if [ -z "${SKIP_BENCH:-}" ]; then
+  # A synthetic byte-level corpus for configs/bench/lm_125m.yaml (every position scored).
+  if [ ! -f "$BUILD_DIR/data/bench_text/index.json" ]; then
+    python3 -c "
+import random
+r = random.Random(0)
+words = [''.join(r.choice('abcdefghijklmnopqrstuvwxyz') for _ in range(r.randint(2, 9))) for _ in range(5000)]
+with open('/tmp/bench_text.txt', 'w') as f:
+    for d in range(3000):
+        f.write(' '.join(r.choice(words) for _ in range(300)) + '\\nENDOFDOC\\n')
+"
+    "$BUILD_DIR/src/bla-data" prepare --input /tmp/bench_text.txt --out "$BUILD_DIR/data/bench_text" --separator=ENDOFDOC \
+      --val-fraction 0.02 > "$out/prepare.log" 2>&1 || { echo "bla-data prepare failed"; cat "$out/prepare.log"; }
+  fi
   anchors=()
   [ -n "${ANCHORS:-}" ] && anchors=(--anchors "$ANCHORS")
   zoology="--d,128,--layers,2,--heads,2,--vocab,8192,--seq,256,--batch,256,--steps,60,--warm,20"
-  PYTHONUNBUFFERED=1 timeout 540 python3 scripts/bench_train.py --build "$BUILD_DIR" "${anchors[@]}" \
-    --variants "${VARIANTS:-all,no_graph,no_fused_head,no_fused_opt,sync,baseline}" --json "$out/bench.json" \
-    "configs/bench/mqar_zoology.yaml:$zoology" \
-    "configs/dist_125m.yaml:--steps,40,--warm,10:train.steps=60,train.log_every=10" 2>&1 | tee "$out/bench.txt"
+  PYTHONUNBUFFERED=1 timeout 300 python3 scripts/bench_train.py --build "$BUILD_DIR" "${anchors[@]}" \
+    --variants "${VARIANTS:-all,no_graph,no_fused_head,no_fused_opt,sync,baseline}" --json "$out/bench_zoology.json" \
+    "configs/bench/mqar_zoology.yaml:$zoology" 2>&1 | tee "$out/bench_zoology.txt"
+  PYTHONUNBUFFERED=1 timeout 400 python3 scripts/bench_train.py --build "$BUILD_DIR" "${anchors[@]}" \
+    --variants "${VARIANTS_125M:-all,no_fused_head,no_graph,baseline}" --json "$out/bench_lm125m.json" \
+    "configs/bench/lm_125m.yaml:--steps,40,--warm,10:data.path=$BUILD_DIR/data/bench_text" 2>&1 | tee "$out/bench_lm125m.txt"
   # The other mixers at 125M, every part on (their ratio to attention's tokens/s is a target).
   if [ -z "${SKIP_MIXERS:-}" ]; then
     PYTHONUNBUFFERED=1 timeout 300 python3 scripts/bench_train.py --build "$BUILD_DIR" --variants all \
       --json "$out/bench_mixers.json" \
-      "configs/dist_125m.yaml:none:train.steps=60,train.log_every=10,model.mixer=swa,model.mixers.swa.window=512" \
-      "configs/dist_125m.yaml:none:train.steps=60,train.log_every=10,model.mixer=bla,model.mixers.bla.window=512,model.mixers.bla.slots=64" \
-      "configs/dist_125m.yaml:none:train.steps=60,train.log_every=10,model.mixer=gatedfwa,model.mixers.gatedfwa.window=512" \
+      "configs/bench/lm_125m.yaml:none:data.path=$BUILD_DIR/data/bench_text,model.mixer=swa,model.mixers.swa.window=512" \
+      "configs/bench/lm_125m.yaml:none:data.path=$BUILD_DIR/data/bench_text,model.mixer=bla,model.mixers.bla.window=512,model.mixers.bla.slots=64" \
+      "configs/bench/lm_125m.yaml:none:data.path=$BUILD_DIR/data/bench_text,model.mixer=gatedfwa,model.mixers.gatedfwa.window=512" \
       2>&1 | tee "$out/bench_mixers.txt"
   fi
 fi

@@ -27,6 +27,7 @@
 #include "bla/compat.h"
 #include "bla/ops/bla.h"
 #include "bla/ops/bla_modal.h"
+#include "bla/util/exit_codes.h"
 
 #ifdef BLA_HAVE_CUDA_KERNELS
 #include <ATen/cuda/CUDAContext.h>
@@ -43,6 +44,7 @@
 namespace {
 
 const char* const kUsage = R"(usage: bla-bench [options]
+Times attention ops on a GPU: needs a CUDA build and a GPU.
   --op NAME        swa (sliding window) | attention (full causal) | bla |
                    bla-chunk                                        [swa]
                    bla times the BLA op as training calls it (the fused kernel
@@ -74,19 +76,17 @@ struct Options {
 Options parse(int argc, char** argv) {
   Options o;
   auto value = [&](int& i) -> std::string {
-    if (i + 1 >= argc) throw std::invalid_argument(std::string("bla-bench: ") + argv[i] + " needs a value");
+    if (i + 1 >= argc) throw bla::util::ArgumentError(std::string(argv[i]) + " needs a value");
     return argv[++i];
   };
-  auto integer = [&](int& i) -> int64_t {
+  // A non-negative integer of at most `max`.
+  auto integer = [&](int& i, int64_t max = int64_t{1} << 40) -> int64_t {
     const std::string flag = argv[i], text = value(i);
-    try {
-      size_t used = 0;
-      const long long n = std::stoll(text, &used);
-      if (used != text.size() || n < 0) throw std::invalid_argument(text);
-      return n;
-    } catch (const std::exception&) {
-      throw std::invalid_argument("bla-bench: " + flag + " wants a non-negative integer, got '" + text + "'");
+    const bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+    if (!digits || text.size() > 18 || std::stoll(text) > max) {
+      throw bla::util::ArgumentError(flag + " wants an integer in [0, " + std::to_string(max) + "], got '" + text + "'");
     }
+    return std::stoll(text);
   };
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -101,9 +101,9 @@ Options parse(int argc, char** argv) {
     else if (a == "--dtype") o.dtype = value(i);
     else if (a == "--pass") o.pass = value(i);
     else if (a == "--bias") o.bias = true;
-    else if (a == "--warmup") o.warmup = static_cast<int>(integer(i));
-    else if (a == "--reps") o.reps = static_cast<int>(integer(i));
-    else if (a == "--sets") o.sets = static_cast<int>(integer(i));
+    else if (a == "--warmup") o.warmup = static_cast<int>(integer(i, 1 << 20));
+    else if (a == "--reps") o.reps = static_cast<int>(integer(i, 1 << 20));
+    else if (a == "--sets") o.sets = static_cast<int>(integer(i, 1 << 10));
     else if (a == "--no-reference") o.reference = false;
     else if (a == "--no-ceilings") o.ceilings = false;
     else if (a == "--json") o.json = true;
@@ -111,20 +111,20 @@ Options parse(int argc, char** argv) {
       std::cout << kUsage;
       std::exit(0);
     } else {
-      throw std::invalid_argument("bla-bench: unknown option '" + a + "'; see --help");
+      throw bla::util::ArgumentError("unknown option '" + a + "'; see --help");
     }
   }
   if (o.op != "swa" && o.op != "attention" && o.op != "bla" && o.op != "bla-chunk")
-    throw std::invalid_argument("bla-bench: --op must be swa, attention, bla or bla-chunk, got '" + o.op + "'");
+    throw bla::util::ArgumentError("--op must be swa, attention, bla or bla-chunk, got '" + o.op + "'");
   if (o.op.rfind("bla", 0) == 0 && o.bias)
-    throw std::invalid_argument("bla-bench: --bias is for swa and attention, not " + o.op);
+    throw bla::util::ArgumentError("--bias is for swa and attention, not " + o.op);
   if (o.dtype != "bf16" && o.dtype != "fp32")
-    throw std::invalid_argument("bla-bench: --dtype must be bf16 or fp32, got '" + o.dtype + "'");
+    throw bla::util::ArgumentError("--dtype must be bf16 or fp32, got '" + o.dtype + "'");
   if (o.pass != "fwd" && o.pass != "fwdbwd" && o.pass != "both")
-    throw std::invalid_argument("bla-bench: --pass must be fwd, fwdbwd or both, got '" + o.pass + "'");
+    throw bla::util::ArgumentError("--pass must be fwd, fwdbwd or both, got '" + o.pass + "'");
   if (o.batch < 1 || o.seq < 1 || o.heads < 1 || o.dim < 1)
-    throw std::invalid_argument("bla-bench: --batch, --seq, --heads and --dim must be >= 1");
-  if (o.reps < 1 || o.sets < 1) throw std::invalid_argument("bla-bench: --reps and --sets must be >= 1");
+    throw bla::util::ArgumentError("--batch, --seq, --heads and --dim must be >= 1");
+  if (o.reps < 1 || o.sets < 1) throw bla::util::ArgumentError("--reps and --sets must be >= 1");
   if (o.op == "attention") o.window = 0;
   return o;
 }
@@ -175,7 +175,7 @@ double median_ms(const std::function<void(int)>& body, const Options& o) {
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
   const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) throw std::runtime_error(std::string("bla-bench: CUDA error: ") + cudaGetErrorString(err));
+  if (err != cudaSuccess) throw std::runtime_error(std::string("CUDA error: ") + cudaGetErrorString(err));
   std::sort(times.begin(), times.end());
   return times[times.size() / 2];
 }
@@ -214,8 +214,7 @@ struct InputSet {
 
 int run(const Options& o) {
   if (!torch::cuda::is_available()) {
-    std::cerr << "bla-bench: CUDA is unavailable (no GPU visible to LibTorch); nothing to time\n";
-    return 2;
+    throw std::runtime_error("CUDA is unavailable (no GPU visible to LibTorch); bla-bench needs a GPU");
   }
   const auto dtype = o.dtype == "bf16" ? at::kBFloat16 : at::kFloat;
   const auto opts = torch::TensorOptions().device(torch::kCUDA).dtype(dtype);
@@ -231,8 +230,7 @@ int run(const Options& o) {
   }
   std::string why;
   if (!bla::kernels::swa_supported(sets[0].q, sets[0].k, sets[0].v, o.window, &why)) {
-    std::cerr << "bla-bench: the SWA kernel does not take this shape: " << why << "\n";
-    return 2;
+    throw bla::util::ArgumentError("the SWA kernel does not take this shape: " + why);
   }
   const double scale = 1.0 / std::sqrt(static_cast<double>(o.dim));
   const double pairs = visible_pairs(o.seq, o.window) * o.batch * o.heads;
@@ -404,10 +402,9 @@ int run(const Options& o) {
 #else
 
 int run(const Options&) {
-  std::cerr << "bla-bench: CUDA is unavailable: this build has no CUDA kernels (LibTorch "
-            << TORCH_VERSION_MAJOR << "." << TORCH_VERSION_MINOR
-            << " without CUDA); build against a CUDA LibTorch on a GPU machine\n";
-  return 2;
+  throw std::runtime_error("CUDA is unavailable: this build has no CUDA kernels (LibTorch " +
+                           std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) +
+                           " without CUDA); bla-bench needs a CUDA build and a GPU");
 }
 
 #endif
@@ -415,10 +412,5 @@ int run(const Options&) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(parse(argc, argv));
-  } catch (const std::exception& e) {
-    std::cerr << e.what() << "\n";
-    return 2;
-  }
+  return bla::util::run_guarded("bla-bench", {}, [&] { return run(parse(argc, argv)); });
 }

@@ -9,9 +9,10 @@
 #include "bla/data/prepare.h"
 #include "bla/data/tokenizer.h"
 
-#include <CLI/CLI.hpp>
+#include "cli/arguments.h"
 
 #include <iostream>
+#include <limits>
 
 namespace {
 
@@ -36,7 +37,8 @@ void print_split(const char* name, const bla::data::SplitInfo& split) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"bla-data: prepare text for data.task: text"};
+  const std::string program = "bla-data";
+  CLI::App app{"bla-data: prepare text for data.task: text. Runs on the CPU (needs no GPU)."};
   app.require_subcommand(1);
 
   bla::data::PrepareOptions prepare;
@@ -47,20 +49,26 @@ int main(int argc, char** argv) {
   prep->add_option("--tokenizer", prepare.tokenizer, "byte (default: 256 byte ids + end-of-document 256) or a SentencePiece .model file");
   prep->add_option("--separator", prepare.separator,
                    "a line equal to this ends a document (fortune files: %); default: one document per file");
-  prep->add_option("--val-fraction", prepare.val_fraction, "share of the documents held out for validation (default 0.01)");
-  prep->add_option("--seed", prepare.seed, "seed of the validation draw (default 0)");
-  prep->add_option("--shard-tokens", prepare.shard_tokens, "tokens per shard file at most (default 100000000)");
+  prep->add_option("--val-fraction", prepare.val_fraction, "share of the documents held out for validation (default 0.01)")
+      ->check(bla::cli::RealIn(0, 1));
+  prep->add_option("--seed", prepare.seed, "seed of the validation draw (default 0)")
+      ->check(bla::cli::IntegerIn(0, std::numeric_limits<int64_t>::max()));
+  prep->add_option("--shard-tokens", prepare.shard_tokens, "tokens per shard file at most (default 100000000)")
+      ->check(bla::cli::IntegerIn(1, int64_t{1} << 40));
   prep->add_option("--dtype", prepare.dtype, "auto (uint16 when the vocabulary fits, else uint32), uint16 or uint32");
 
   bla::data::SentencepieceTraining training;
   auto* train = app.add_subcommand("train-tokenizer", "train a SentencePiece model (needs libsentencepiece)");
   train->add_option("--input", training.inputs, "text files, one sentence per line")->required()->expected(1, -1);
   train->add_option("--out", training.model_prefix, "writes PREFIX.model and PREFIX.vocab")->required();
-  train->add_option("--vocab-size", training.vocab_size, "pieces in the model (default 8000)");
+  train->add_option("--vocab-size", training.vocab_size, "pieces in the model (default 8000)")
+      ->check(bla::cli::IntegerIn(1, 1 << 20));
   train->add_option("--model-type", training.model_type, "unigram (default), bpe, char or word");
 
-  CLI11_PARSE(app, argc, argv);
-  try {
+  app.footer("Exit codes: 0 done, 1 other error, 2 argument error.");
+  if (int status = bla::cli::parse_arguments(app, program, argc, argv); status >= 0) return status;
+  // prepare_shards and train_sentencepiece throw std::invalid_argument for bad options.
+  return bla::util::run_guarded(program, {bla::util::error_kind<std::invalid_argument>(bla::util::ExitCode::kUsage)}, [&] {
     if (prep->parsed()) {
       prepare.command = command_line(argc, argv);
       const auto index = bla::data::prepare_shards(prepare);
@@ -74,11 +82,5 @@ int main(int argc, char** argv) {
       std::cerr << "bla-data: wrote " << training.model_prefix << ".model and " << training.model_prefix << ".vocab\n";
     }
     return 0;
-  } catch (const std::invalid_argument& e) {
-    std::cerr << "bla-data: " << e.what() << "\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "bla-data: error: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }

@@ -9,14 +9,19 @@
 #include "bla/train/restore.h"
 #include "bla/util/files.h"
 
-#include <CLI/CLI.hpp>
+#include "cli/arguments.h"
+#include "cli/library_errors.h"
+
 #include <torch/torch.h>
 
 #include <chrono>
+#include <limits>
 #include <iostream>
 
 int main(int argc, char** argv) {
-  CLI::App app{"bla-eval: evaluate a checkpoint on its task's test (or train) split"};
+  const std::string program = "bla-eval";
+  CLI::App app{"bla-eval: evaluate a checkpoint on its task's test (or train) split. Runs on the device of the stored "
+               "config (run.device); --set run.device=cpu needs no GPU."};
   std::string checkpoint, out, split_name = "test";
   std::vector<std::string> overrides;
   int64_t max_examples = 0, batch_size = 0;
@@ -27,11 +32,12 @@ int main(int argc, char** argv) {
   app.add_option("--split", split_name, "the split to score")->check(CLI::IsMember({"test", "train"}));
   app.add_option("--out", out, "where to write the JSON result (default: <checkpoint stem>.eval-<split>.json)");
   app.add_option("--max-examples", max_examples, "score only the first N examples (default: the whole split)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(bla::cli::IntegerIn(0, std::numeric_limits<int64_t>::max()));
   app.add_option("--batch-size", batch_size, "examples per batch (default: the config's train.eval_batch_size or batch_size)")
-      ->check(CLI::NonNegativeNumber);
-  CLI11_PARSE(app, argc, argv);
-  try {
+      ->check(bla::cli::IntegerIn(0, 1 << 16));
+  app.footer("Exit codes: 0 done, 1 other error, 2 config or argument error, 3 checkpoint error.");
+  if (int status = bla::cli::parse_arguments(app, program, argc, argv); status >= 0) return status;
+  return bla::util::run_guarded(program, bla::cli::library_errors(), [&] {
     const auto started = std::chrono::steady_clock::now();
     bla::train::RestoreOptions restore;
     restore.overrides = overrides;
@@ -66,14 +72,5 @@ int main(int argc, char** argv) {
     std::cout << result.dump(2) << std::endl;
     std::cerr << "bla-eval: wrote " << out << "\n";
     return 0;
-  } catch (const bla::config::ConfigError& e) {
-    std::cerr << "bla-eval: config error: " << e.what() << "\n";
-    return 2;
-  } catch (const bla::train::CheckpointError& e) {
-    std::cerr << "bla-eval: " << e.what() << "\n";
-    return 3;
-  } catch (const std::exception& e) {
-    std::cerr << "bla-eval: error: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }

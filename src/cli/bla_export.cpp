@@ -9,13 +9,17 @@
 #include "bla/train/safetensors.h"
 #include "bla/util/files.h"
 
-#include <CLI/CLI.hpp>
+#include "cli/arguments.h"
+#include "cli/library_errors.h"
+
 #include <torch/torch.h>
 
 #include <iostream>
 
 int main(int argc, char** argv) {
-  CLI::App app{"bla-export: a checkpoint's weights to safetensors, with a JSON description of the architecture"};
+  const std::string program = "bla-export";
+  CLI::App app{"bla-export: a checkpoint's weights to safetensors, with a JSON description of the architecture. "
+               "Runs on the CPU (needs no GPU)."};
   std::string checkpoint, out, dtype = "keep";
   std::vector<std::string> overrides;
   app.add_option("checkpoint", checkpoint, "a checkpoint file written by bla-train")->required();
@@ -23,8 +27,9 @@ int main(int argc, char** argv) {
   app.add_option("--dtype", dtype, "floating-point weights as stored (keep) or converted")
       ->check(CLI::IsMember({"keep", "f32", "f16", "bf16"}));
   app.add_option("--set", overrides, "override a value of the stored config (repeatable)");
-  CLI11_PARSE(app, argc, argv);
-  try {
+  app.footer("Exit codes: 0 done, 1 other error, 2 config or argument error, 3 checkpoint error.");
+  if (int status = bla::cli::parse_arguments(app, program, argc, argv); status >= 0) return status;
+  return bla::util::run_guarded(program, bla::cli::library_errors(), [&] {
     bla::train::RestoreOptions restore;
     restore.overrides = overrides;
     restore.overrides.push_back("run.device=cpu");  // the weights are written from host memory
@@ -57,14 +62,5 @@ int main(int argc, char** argv) {
               << bytes << " bytes) -> " << weights << "\n"
               << "bla-export: architecture -> " << config << "\n";
     return 0;
-  } catch (const bla::config::ConfigError& e) {
-    std::cerr << "bla-export: config error: " << e.what() << "\n";
-    return 2;
-  } catch (const bla::train::CheckpointError& e) {
-    std::cerr << "bla-export: " << e.what() << "\n";
-    return 3;
-  } catch (const std::exception& e) {
-    std::cerr << "bla-export: error: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }

@@ -12,14 +12,19 @@
 #include "bla/train/checkpoint.h"
 #include "bla/train/restore.h"
 
-#include <CLI/CLI.hpp>
+#include "cli/arguments.h"
+#include "cli/library_errors.h"
+
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <limits>
 #include <iostream>
 
 int main(int argc, char** argv) {
-  CLI::App app{"bla-generate: sample tokens from a checkpoint with recurrent decoding"};
+  const std::string program = "bla-generate";
+  CLI::App app{"bla-generate: sample tokens from a checkpoint with recurrent decoding. Runs on the device of the "
+               "stored config (run.device); --set run.device=cpu needs no GPU."};
   std::string checkpoint, prompt;
   std::vector<std::string> overrides;
   int64_t max_new_tokens = 0;
@@ -27,14 +32,22 @@ int main(int argc, char** argv) {
   app.add_option("checkpoint", checkpoint, "a checkpoint file written by bla-train")->required();
   app.add_option("--prompt", prompt, "text for a data.task: text checkpoint, else white-space separated token ids, e.g. \"3 17 5\"")
       ->required();
-  app.add_option("--max-new-tokens", max_new_tokens, "tokens to generate")->required()->check(CLI::NonNegativeNumber);
-  app.add_option("--temperature", sampling.temperature, "softmax temperature; 0 picks the most likely token (default 1)");
-  app.add_option("--top-k", sampling.top_k, "sample among the k most likely tokens; 0: all (default)");
-  app.add_option("--seed", sampling.seed, "seed of the sampler (default 0)");
+  app.add_option("--max-new-tokens", max_new_tokens, "tokens to generate")->required()->check(bla::cli::IntegerIn(0, 1 << 24));
+  app.add_option("--temperature", sampling.temperature, "softmax temperature; 0 picks the most likely token (default 1)")
+      ->check(bla::cli::RealIn(0, 1e6));
+  app.add_option("--top-k", sampling.top_k, "sample among the k most likely tokens; 0: all (default)")
+      ->check(bla::cli::IntegerIn(0, 1 << 24));
+  app.add_option("--seed", sampling.seed, "seed of the sampler (default 0)")
+      ->check(bla::cli::IntegerIn(0, std::numeric_limits<int64_t>::max()));
   app.add_option("--set", overrides, "override a value of the stored config, e.g. --set run.device=cpu (repeatable)");
-  CLI11_PARSE(app, argc, argv);
-  try {
-    sampling.validate();
+  app.footer("Exit codes: 0 done, 1 other error, 2 config or argument error, 3 checkpoint error.");
+  if (int status = bla::cli::parse_arguments(app, program, argc, argv); status >= 0) return status;
+  return bla::util::run_guarded(program, bla::cli::library_errors(), [&] {
+    try {
+      sampling.validate();
+    } catch (const std::invalid_argument& e) {
+      throw bla::util::ArgumentError(e.what());
+    }
     bla::train::RestoreOptions restore;
     restore.overrides = overrides;
     auto run = bla::train::restore_checkpoint(checkpoint, restore);
@@ -45,7 +58,11 @@ int main(int argc, char** argv) {
       tokens.push_back(tokenizer->end_of_document());
       for (int64_t id : tokenizer->encode(prompt)) tokens.push_back(id);
     } else {
-      tokens = bla::train::parse_token_ids(prompt, run.vocab_size);
+      try {
+        tokens = bla::train::parse_token_ids(prompt, run.vocab_size);
+      } catch (const std::invalid_argument& e) {
+        throw bla::util::ArgumentError(e.what());
+      }
     }
     std::cerr << "bla-generate: " << checkpoint << " (step " << run.meta.value("step", int64_t{0}) << ", task "
               << run.task->name() << ", vocab " << run.vocab_size << ") on " << run.device.str() << "\n";
@@ -79,14 +96,5 @@ int main(int argc, char** argv) {
     }
     std::cerr << (result.layer_bytes.empty() ? "" : ")") << "\n";
     return 0;
-  } catch (const bla::config::ConfigError& e) {
-    std::cerr << "bla-generate: config error: " << e.what() << "\n";
-    return 2;
-  } catch (const bla::train::CheckpointError& e) {
-    std::cerr << "bla-generate: " << e.what() << "\n";
-    return 3;
-  } catch (const std::exception& e) {
-    std::cerr << "bla-generate: error: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }

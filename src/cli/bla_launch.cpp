@@ -16,6 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bla/util/exit_codes.h"
+
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -45,11 +47,13 @@ const char* kUsage =
     "Starts K processes of PROGRAM on this node with RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE,\n"
     "MASTER_ADDR and MASTER_PORT set (as torchrun does), prefixes their output with \"[rank R] \", and\n"
     "stops all of them when one fails. --master-port 0 picks a free port (single node only).\n"
-    "Defaults: --nnodes 1 --node-rank 0 --master-addr 127.0.0.1 --master-port 29500 --stop-grace-s 5.\n";
+    "Defaults: --nnodes 1 --node-rank 0 --master-addr 127.0.0.1 --master-port 29500 --stop-grace-s 5.\n"
+    "Devices: none of its own; each rank picks its device (bla-train: one GPU per LOCAL_RANK, or the CPU).\n"
+    "Exit status: 0 when every rank exits 0; else the first failed rank's status (128 + N for a signal N), 2 for\n"
+    "an argument error, 1 for another error of bla-launch itself.\n";
 
 [[noreturn]] void usage_error(const std::string& message) {
-  std::fprintf(stderr, "bla-launch: %s\n%s", message.c_str(), kUsage);
-  std::exit(2);
+  std::exit(bla::util::report_error("bla-launch", bla::util::ExitCode::kUsage, message + " (see bla-launch --help)"));
 }
 
 long parse_number(const std::string& flag, const std::string& text, long min, long max) {
@@ -422,6 +426,11 @@ int main(int argc, char** argv) {
         std::to_string(first_failed) + "])");
     return exit_code != 0 ? exit_code : 1;
   }
-  if (forwarded != 0) return 128 + forwarded;
+  if (forwarded != 0) {
+    // Every rank stopped on the signal with a checkpoint (bla-train's exit 5): so does the launch.
+    bool all_checkpointed = true;
+    for (const auto& r : ranks) all_checkpointed = all_checkpointed && WIFEXITED(r.status) && WEXITSTATUS(r.status) == 5;
+    return all_checkpointed ? 5 : 128 + forwarded;
+  }
   return 0;
 }

@@ -9,9 +9,10 @@
 #include "bla/sweep/grid.h"
 #include "bla/sweep/point_runner.h"
 #include "bla/sweep/sweep_file.h"
+#include "bla/util/exit_codes.h"
 #include "bla/util/files.h"
+#include "cli/arguments.h"
 
-#include <CLI/CLI.hpp>
 #include <unistd.h>
 
 #include <climits>
@@ -59,7 +60,7 @@ std::vector<std::string> split_gpus(const std::string& list) {
       continue;
     }
     if (item.empty() || item.find_first_not_of("0123456789") != std::string::npos) {
-      throw CLI::ValidationError("--gpus", "'" + list + "' is not a list of GPU indices, e.g. --gpus 0,1");
+      throw bla::util::ArgumentError("--gpus: '" + list + "' is not a list of GPU indices, e.g. --gpus 0,1");
     }
     out.push_back(item);
     item.clear();
@@ -70,14 +71,16 @@ std::vector<std::string> split_gpus(const std::string& list) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"bla-sweep: run every point of a sweep file with bla-train and collect results.csv"};
+  const std::string program = "bla-sweep";
+  CLI::App app{"bla-sweep: run every point of a sweep file with bla-train and collect results.csv. Runs points on "
+               "the CPU (--jobs) or one per listed GPU (--gpus, needs a CUDA build of bla-train)."};
   std::string sweep_path, out, gpus, bla_train, only;
   int jobs = 1;
   bool dry_run = false;
   app.add_option("sweep", sweep_path, "the sweep file (see configs/sweeps/)")->required();
   app.add_flag("--dry-run", dry_run, "list the points, their state (done, resume, new) and commands; run nothing");
   auto* jobs_option = app.add_option("--jobs", jobs, "points run side by side on the CPU (default 1)")
-                          ->check(CLI::Range(1, 1024));
+                          ->check(bla::cli::IntegerIn(1, 1024));
   app.add_option("--gpus", gpus,
                  "run one point per listed GPU, e.g. --gpus 0,1; repeat an index to run several on one GPU "
                  "(--gpus 0,1,0,1); sets CUDA_VISIBLE_DEVICES per run")
@@ -85,13 +88,13 @@ int main(int argc, char** argv) {
   app.add_option("--only", only, "run only the groups with these labels, e.g. --only gla,mamba2");
   app.add_option("--out", out, "the sweep's folder (default: the file's out_dir, else runs/sweeps/<file name>)");
   app.add_option("--bla-train", bla_train, "the bla-train program (default: the one beside bla-sweep)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;  // --help is 0; usage errors are 2, as documented
-  }
+  app.footer("Exit codes: 0 every point done, 1 some point failed (or another error), 2 sweep file or argument "
+             "error, 130 interrupted.");
+  if (int status = bla::cli::parse_arguments(app, program, argc, argv); status >= 0) return status;
 
-  try {
+  const std::vector<bla::util::ErrorKind> kinds{
+      bla::util::error_kind<bla::config::ConfigError>(bla::util::ExitCode::kUsage)};
+  return bla::util::run_guarded(program, kinds, [&] {
     bla::sweep::RunnerOptions options;
     if (!gpus.empty()) {
       options.slots = split_gpus(gpus);
@@ -119,9 +122,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (::access(options.bla_train.c_str(), X_OK) != 0) {
-      std::cerr << "bla-sweep: cannot run " << options.bla_train
-                << ": build it (scripts/build.sh bla-train) or pass --bla-train PATH\n";
-      return 2;
+      throw bla::util::ArgumentError("cannot run " + options.bla_train +
+                                     ": build it (scripts/build.sh bla-train) or pass --bla-train PATH");
     }
     auto result = bla::sweep::run_points(spec, grid, options, std::cout);
     if (result.interrupted) return 130;
@@ -129,14 +131,5 @@ int main(int argc, char** argv) {
       if (outcome.status != "done") return 1;
     }
     return 0;
-  } catch (const bla::config::ConfigError& e) {
-    std::cerr << "bla-sweep: " << e.what() << "\n";
-    return 2;
-  } catch (const CLI::Error& e) {
-    app.exit(e);
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "bla-sweep: error: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }

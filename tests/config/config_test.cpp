@@ -53,7 +53,7 @@ TEST(Config, WrongTypeNamesKeyFileAndLine) {
 
 TEST(Config, OutOfRangeValueIsRejected) {
   EXPECT_EQ(error_of(kValid, {"train.batch_size=0"}),
-            "--set train.batch_size=0: train.batch_size: value 0 is out of range [1, 16777216]");
+            "--set train.batch_size=0: train.batch_size: value 0 is out of range [1, 65536]");
 }
 
 TEST(Config, OverridesReplaceValuesAndNameThemselvesInErrors) {

@@ -219,6 +219,102 @@ TEST(Training, SkippingNonFiniteStepsStillNeverSavesBadWeights) {
   EXPECT_EQ(bla::train::CheckpointDirectory(tmp / "run/checkpoints", 100).list().size(), 1u);
 }
 
+TEST(Training, TooManySkippedUpdatesInARowStopTheRun) {
+  TempDir tmp;
+  auto config = tiny({"train.steps=3"});
+  run(config, tmp / "run");
+  poison_checkpoint(config, tmp / "run/checkpoints/step-00000003.ckpt");
+  try {
+    run(tiny({"train.steps=9", "train.on_nonfinite=skip", "train.max_consecutive_skips=2", "train.log_every=1"}),
+        tmp / "run", tmp / "run/checkpoints/step-00000003.ckpt");
+    FAIL() << "expected the run to stop";
+  } catch (const bla::train::NonFiniteError& e) {
+    EXPECT_NE(std::string(e.what()).find("step 4: loss is not finite"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("2 updates in a row were skipped"), std::string::npos) << e.what();
+  }
+  // The skipped step was logged as such before the stop.
+  auto lines = metric_lines(tmp / "run");
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines.back()["step"].get<int64_t>(), 4);
+  EXPECT_EQ(lines.back()["skipped_steps"].get<int64_t>(), 1);
+}
+
+TEST(RunDirectory, AFreshRunWhereCheckpointsExistIsRefusedAndNothingIsLost) {
+  TempDir tmp;
+  run(tiny({"train.steps=6"}), tmp / "run");
+  const auto before = bla::util::read_file(tmp / "run/metrics.jsonl");
+  try {
+    run(tiny({"train.steps=2"}), tmp / "run");
+    FAIL() << "expected a refusal";
+  } catch (const bla::config::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("holds 2 checkpoint(s) of an earlier run (newest step-00000006.ckpt): continue "
+                                         "it with --resume auto, train into a new --out, or pass --overwrite"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(bla::util::read_file(tmp / "run/metrics.jsonl"), before);
+  EXPECT_EQ(bla::train::CheckpointDirectory(tmp / "run/checkpoints", 100).list().size(), 2u);
+}
+
+TEST(RunDirectory, OverwriteMovesTheEarlierRunAside) {
+  TempDir tmp;
+  run(tiny({"train.steps=6"}), tmp / "run");
+  bla::train::RunOptions options;
+  options.run_dir = tmp / "run";
+  options.quiet = true;
+  options.overwrite = true;
+  bla::train::train(tiny({"train.steps=3"}), options);
+  std::string aside;
+  for (const auto& name : bla::util::list_directory(tmp / "run")) {
+    if (name.rfind("previous-", 0) == 0) aside = tmp / "run/" + name;
+  }
+  ASSERT_FALSE(aside.empty());
+  EXPECT_EQ(bla::train::CheckpointDirectory(aside + "/checkpoints", 100).list().size(), 2u);
+  EXPECT_TRUE(bla::util::path_exists(aside + "/metrics.jsonl"));
+  auto now = bla::train::CheckpointDirectory(tmp / "run/checkpoints", 100).list();
+  ASSERT_EQ(now.size(), 1u);
+  EXPECT_EQ(bla::util::file_name(now[0]), "step-00000003.ckpt");
+}
+
+TEST(RunDirectory, ResumingFromAnOlderCheckpointSetsTheLaterOnesAside) {
+  TempDir tmp;
+  run(tiny({"train.steps=12", "train.checkpoint_every=3"}), tmp / "run");  // 3, 6, 9, 12
+  run(tiny({"train.steps=8", "train.checkpoint_every=3"}), tmp / "run", tmp / "run/checkpoints/step-00000003.ckpt");
+  std::vector<std::string> names;
+  for (const auto& p : bla::train::CheckpointDirectory(tmp / "run/checkpoints", 100).list()) {
+    names.push_back(bla::util::file_name(p));
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"step-00000003.ckpt", "step-00000006.ckpt", "step-00000008.ckpt"}));
+  int abandoned = 0;
+  for (const auto& name : bla::util::list_directory(tmp / "run/checkpoints")) {
+    if (name.rfind("abandoned-after-3-", 0) == 0) {
+      abandoned = static_cast<int>(bla::train::CheckpointDirectory(tmp / "run/checkpoints/" + name, 100).list().size());
+    }
+  }
+  EXPECT_EQ(abandoned, 3) << "6, 9 and 12 of the abandoned line";
+  // --resume auto continues the current line (step 8), not the abandoned 12.
+  auto summary = run(tiny({"train.steps=9", "train.checkpoint_every=3"}), tmp / "run", "auto");
+  EXPECT_EQ(summary["steps"].get<int64_t>(), 9);
+  EXPECT_EQ(bla::train::read_checkpoint_meta(tmp / "run/checkpoints/step-00000009.ckpt").at("step").get<int64_t>(), 9);
+}
+
+TEST(RunDirectory, ResumeAutoRefusesWhenEveryCheckpointIsDamaged) {
+  TempDir tmp;
+  run(tiny({"train.steps=6"}), tmp / "run");
+  for (const auto& path : bla::train::CheckpointDirectory(tmp / "run/checkpoints", 100).list()) {
+    auto bytes = bla::util::read_file(path);
+    bytes[bytes.size() / 2] ^= 0x5a;
+    std::ofstream(path, std::ios::binary) << bytes;
+  }
+  try {
+    run(tiny({"train.steps=9"}), tmp / "run", "auto");
+    FAIL() << "expected a refusal";
+  } catch (const bla::train::CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("every checkpoint in"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(bla::train::CheckpointDirectory(tmp / "run/checkpoints", 100).list().size(), 2u);
+}
+
 TEST(Training, KilledRunLeavesALoadableCheckpoint) {
   TempDir tmp;
   std::string cfg = tmp / "cfg.yaml";

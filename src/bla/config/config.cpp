@@ -2,25 +2,134 @@
 
 #include "bla/mixers/mixer.h"
 
+#include <sys/stat.h>
+#include <torch/cuda.h>
+
+#include <algorithm>
 #include <fstream>
+#include <functional>
 #include <limits>
+#include <map>
 #include <sstream>
 
 namespace bla::config {
 
 namespace {
 constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
+// Bounds of a tree a config can be: deeper or bigger is a mistake (or an alias bomb).
+constexpr int kMaxDepth = 64;
+constexpr int64_t kMaxNodes = 1'000'000;
+constexpr int64_t kMaxConfigBytes = int64_t{16} << 20;
+
+// The length of the UTF-8 sequence at s[i], or 0 when it is not valid UTF-8.
+size_t utf8_sequence(const std::string& s, size_t i) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = byte(i);
+  size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  uint32_t code = n == 1 ? c : n == 2 ? (c & 0x1fu) : n == 3 ? (c & 0x0fu) : (c & 0x07u);
+  for (size_t k = 1; k < n; ++k) {
+    if ((byte(i + k) & 0xc0) != 0x80) return 0;
+    code = (code << 6) | (byte(i + k) & 0x3fu);
+  }
+  const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (code < least[n] || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return 0;  // overlong, surrogate
+  return n;
+}
+
+bool is_utf8(const std::string& s) {
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = utf8_sequence(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+// Rejects what yaml-cpp accepts but a config must not hold, before any value
+// is read: a key given twice in one mapping (yaml-cpp keeps both, and readers
+// would see only the first), a key without a value, a key that is a list or
+// mapping ('? [a, b]'), text that is not UTF-8 (the run's config is stored as
+// JSON in every checkpoint), and trees too deep or too big. `where` turns a
+// node's mark into "file, line N" or "--set ..."; `lines` says whether marks
+// are lines of a file worth naming.
+class TreeCheck {
+ public:
+  TreeCheck(std::function<std::string(const YAML::Node&)> where, bool lines)
+      : where_(std::move(where)), lines_(lines) {}
+
+  void check(const YAML::Node& node, const std::string& path, int depth = 0) {
+    if (++nodes_ > kMaxNodes) fail(node, path, "the config has more than " + std::to_string(kMaxNodes) + " values (an alias loop?)");
+    if (depth > kMaxDepth) fail(node, path, "nested more than " + std::to_string(kMaxDepth) + " levels deep");
+    if (node.IsScalar() && !is_utf8(node.Scalar())) fail(node, path, "the value is not valid UTF-8 text");
+    if (node.IsSequence()) {
+      size_t i = 0;
+      for (const auto& item : node) {
+        const std::string item_path = path + "[" + std::to_string(i++) + "]";
+        if (item.IsNull()) fail(item, item_path, "an empty entry (null); give a value or remove it");
+        check(item, item_path, depth + 1);
+      }
+    } else if (node.IsMap()) {
+      std::map<std::string, int> first_line;
+      for (const auto& entry : node) {
+        if (!entry.first.IsScalar()) {
+          fail(entry.first, path, "a key must be a plain name, not a list or mapping ('? [a, b]' keys are not supported)");
+        }
+        const std::string& key = entry.first.Scalar();
+        const std::string key_path = path.empty() ? key : path + "." + key;
+        if (!is_utf8(key)) fail(entry.first, path, "a key is not valid UTF-8 text");
+        if (key.empty()) fail(entry.first, path, "an empty key");
+        const int line = entry.first.Mark().line;
+        if (auto seen = first_line.find(key); seen != first_line.end()) {
+          fail(entry.first, key_path,
+               "duplicate key '" + key_path + "'" +
+                   (lines_ && seen->second >= 0 ? " (first given on line " + std::to_string(seen->second + 1) + ")" : "") +
+                   "; give each key once");
+        }
+        first_line.emplace(key, line);
+        if (!entry.second.IsDefined() || entry.second.IsNull()) {
+          fail(entry.first, key_path, "has no value; give one, or remove the key to use the default");
+        }
+        check(entry.second, key_path, depth + 1);
+      }
+    }
+  }
+
+ private:
+  [[noreturn]] void fail(const YAML::Node& at, const std::string& path, const std::string& message) const {
+    throw ConfigError(where_(at) + ": " + (path.empty() ? "" : path + ": ") + message);
+  }
+  std::function<std::string(const YAML::Node&)> where_;
+  bool lines_;
+  int64_t nodes_ = 0;
+};
+
+// "file, line N" for a node of the file's tree.
+std::string file_where(const std::string& file, const YAML::Node& node) {
+  if (node.IsDefined() && node.Mark().line >= 0) return file + ", line " + std::to_string(node.Mark().line + 1);
+  return file;
+}
 
 void apply_override(YAML::Node root, const std::string& path, const std::string& value_text) {
+  const std::string where = "--set " + path + "=" + value_text;
   std::vector<std::string> keys;
   std::stringstream parts(path);
   for (std::string key; std::getline(parts, key, '.');) keys.push_back(key);
+  if (keys.empty() || path.back() == '.' || std::find(keys.begin(), keys.end(), "") != keys.end() || !is_utf8(path)) {
+    throw ConfigError(where + ": '" + path + "' is not a key path; expected names joined by dots, e.g. train.lr");
+  }
   YAML::Node value;
   try {
-    value = YAML::Load(value_text);
+    std::vector<YAML::Node> documents = YAML::LoadAll(value_text);
+    if (documents.size() > 1) throw ConfigError(where + ": the value holds several YAML documents ('---')");
+    if (!documents.empty()) value = documents.front();
   } catch (const YAML::Exception& e) {
-    throw ConfigError("--set " + path + "=" + value_text + ": the value is not valid YAML (" + e.msg + ")");
+    throw ConfigError(where + ": the value is not valid YAML (" + e.msg + ")");
   }
+  if (!value.IsDefined() || value.IsNull()) {
+    throw ConfigError(where + ": no value; give one (to use the default, leave the --set out)");
+  }
+  TreeCheck([&](const YAML::Node&) { return where; }, false).check(value, path);
   // yaml-cpp nodes are handles: walk down by reassigning copies of handles.
   std::vector<YAML::Node> chain{root};
   for (size_t i = 0; i + 1 < keys.size(); ++i) {
@@ -68,9 +177,11 @@ std::vector<MixerSpec> read_mixers(Section& model, int64_t layers) {
     YAML::Node params;
     std::string path;
     if (item.IsScalar()) {
-      type = item.as<std::string>();
+      type = item.Scalar();
+    } else if (item.IsMap() && item["type"] && item["type"].IsScalar()) {
+      type = item["type"].Scalar();
     } else if (item.IsMap() && item["type"]) {
-      type = item["type"].as<std::string>();
+      model.fail("mixer", "entry " + std::to_string(i) + ": 'type' must be a mixer type name, not a list or mapping");
     } else {
       model.fail("mixer", "each entry must be a mixer type or a mapping with a 'type' key");
     }
@@ -80,7 +191,7 @@ std::vector<MixerSpec> read_mixers(Section& model, int64_t layers) {
     if (item.IsMap()) {
       params = YAML::Clone(defaults.IsMap() ? defaults : YAML::Node(YAML::NodeType::Map));
       for (const auto& kv : item) {
-        if (kv.first.as<std::string>() != "type") params[kv.first.as<std::string>()] = kv.second;
+        if (kv.first.Scalar() != "type") params[kv.first.Scalar()] = kv.second;
       }
       path = model.key_path("mixer") + "[" + std::to_string(i) + "]";
     } else {
@@ -97,7 +208,7 @@ std::vector<MixerSpec> read_mixers(Section& model, int64_t layers) {
   // Every key of model.mixers must name a known type.
   if (model.has("mixers")) {
     for (const auto& kv : model.raw("mixers")) {
-      auto name = kv.first.as<std::string>();
+      const std::string& name = kv.first.Scalar();
       registry.get(name, per_type, name);
       per_type.accept(name);
     }
@@ -120,21 +231,32 @@ Config build(YAML::Node root, std::shared_ptr<ConfigSource> source) {
 
   Section run = top.child("run");
   config.run.name = run.string("name", config.run.name);
+  if (config.run.name.empty() || config.run.name == "." || config.run.name == ".." ||
+      config.run.name.find_first_of(std::string("/\0", 2)) != std::string::npos) {
+    run.fail("name", "'" + config.run.name + "' cannot name a folder: give a non-empty name without '/' (e.g. mqar_bla)");
+  }
   config.run.out_dir = run.string("out_dir", config.run.out_dir);
+  if (config.run.out_dir.empty() || config.run.out_dir.find('\0') != std::string::npos) {
+    run.fail("out_dir", "must be a folder path, e.g. runs");
+  }
   config.run.seed = static_cast<uint64_t>(run.integer("seed", 0, 0, kMaxInt));
   config.run.device = run.string("device", config.run.device);
-  if (config.run.device != "auto" && config.run.device != "cpu" && config.run.device.rfind("cuda", 0) != 0) {
-    run.fail("device", "'" + config.run.device + "' is not one of: auto, cpu, cuda, cuda:N");
+  if (auto problem = device_problem(config.run.device, static_cast<int64_t>(torch::cuda::device_count()));
+      !problem.empty()) {
+    run.fail("device", problem);
   }
-  config.run.threads = run.integer("threads", 0, 0, 1024);
+  config.run.threads = run.integer("threads", 0, 0, 256);
   config.run.dist_timeout_s = run.real("dist_timeout_s", config.run.dist_timeout_s, 1, 86400);
   run.finish();
 
   Section model = top.child("model");
   auto& m = config.model;
-  m.vocab_size = model.integer("vocab_size", 0, 0, 1 << 24);
-  m.d_model = model.integer("d_model", m.d_model, 1, 1 << 16);
-  m.layers = model.integer("layers", m.layers, 1, 1024);
+  // Upper bounds far above any model this trainer is for, low enough that a
+  // typo (an extra digit or two) is an error here rather than an allocation
+  // that fails, or takes all memory, later.
+  m.vocab_size = model.integer("vocab_size", 0, 0, 1 << 20);
+  m.d_model = model.integer("d_model", m.d_model, 1, 1 << 14);
+  m.layers = model.integer("layers", m.layers, 1, 256);
   m.heads = model.integer("heads", m.heads, 1, 1024);
   if (m.d_model % m.heads != 0) {
     model.fail("heads", "d_model (" + std::to_string(m.d_model) + ") must be divisible by heads (" +
@@ -154,7 +276,7 @@ Config build(YAML::Node root, std::shared_ptr<ConfigSource> source) {
 
   Section train = top.child("train");
   auto& t = config.train;
-  t.batch_size = train.integer("batch_size", t.batch_size, 1, 1 << 24);
+  t.batch_size = train.integer("batch_size", t.batch_size, 1, 1 << 16);
   t.steps = train.integer("steps", 0, 0, kMaxInt);
   t.epochs = train.real("epochs", 0, 0, 1e9);
   if (t.steps == 0 && t.epochs == 0) train.fail("steps", "set train.steps or train.epochs (both are 0)");
@@ -178,10 +300,11 @@ Config build(YAML::Node root, std::shared_ptr<ConfigSource> source) {
   t.log_every = train.integer("log_every", t.log_every, 1, kMaxInt);
   t.eval_every = train.integer("eval_every", t.eval_every, 0, kMaxInt);
   t.eval_examples = train.integer("eval_examples", t.eval_examples, 0, kMaxInt);
-  t.eval_batch_size = train.integer("eval_batch_size", t.eval_batch_size, 0, 1 << 24);
+  t.eval_batch_size = train.integer("eval_batch_size", t.eval_batch_size, 0, 1 << 16);
   t.checkpoint_every = train.integer("checkpoint_every", t.checkpoint_every, 0, kMaxInt);
   t.keep_checkpoints = train.integer("keep_checkpoints", t.keep_checkpoints, 1, 1 << 20);
   t.on_nonfinite = train.choice("on_nonfinite", t.on_nonfinite, {"stop", "skip"});
+  t.max_consecutive_skips = train.integer("max_consecutive_skips", t.max_consecutive_skips, 1, int64_t{1} << 30);
   t.bucket_mb = train.real("bucket_mb", t.bucket_mb, 0.001, 65536);
   t.cuda_graph = train.choice("cuda_graph", t.cuda_graph, {"auto", "on", "off"});
   t.fused_optimizer = train.choice("fused_optimizer", t.fused_optimizer, {"auto", "off"});
@@ -195,6 +318,22 @@ Config build(YAML::Node root, std::shared_ptr<ConfigSource> source) {
 }
 }  // namespace
 
+std::string device_problem(const std::string& device, int64_t cuda_devices) {
+  const std::string accepted = "accepted: auto, cpu, cuda, cuda:N with 0 <= N < the number of CUDA devices (" +
+                               std::to_string(cuda_devices) + " here)";
+  if (device == "auto" || device == "cpu" || device == "cuda") return "";
+  const std::string prefix = "cuda:";
+  if (device.rfind(prefix, 0) == 0) {
+    const std::string index = device.substr(prefix.size());
+    if (!index.empty() && index.size() <= 6 && index.find_first_not_of("0123456789") == std::string::npos) {
+      if (std::stoll(index) < cuda_devices) return "";
+      return "'" + device + "' names CUDA device " + index + ", but this machine has " + std::to_string(cuda_devices) +
+             " CUDA device" + (cuda_devices == 1 ? "" : "s") + "; " + accepted;
+    }
+  }
+  return "'" + device + "' is not a device; " + accepted;
+}
+
 std::pair<std::string, std::string> parse_override(const std::string& assignment) {
   auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0) {
@@ -207,12 +346,20 @@ Config parse_config(const std::string& yaml_text, const std::string& name, const
   auto source = std::make_shared<ConfigSource>();
   source->file = name;
   YAML::Node root;
+  std::vector<YAML::Node> documents;
   try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::ParserException& e) {
-    throw ConfigError(name + ", line " + std::to_string(e.mark.line + 1) + ": not valid YAML: " + e.msg);
+    documents = YAML::LoadAll(yaml_text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(name + (e.mark.line >= 0 ? ", line " + std::to_string(e.mark.line + 1) : "") +
+                      ": not valid YAML: " + e.msg);
   }
+  if (documents.size() > 1) {
+    throw ConfigError(file_where(name, documents[1]) +
+                      ": a second YAML document ('---'); a config is one document: merge them or remove the '---'");
+  }
+  if (!documents.empty()) root = documents.front();
   if (!root || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  TreeCheck([&](const YAML::Node& node) { return file_where(name, node); }, true).check(root, "");
   for (const auto& assignment : overrides) {
     auto [path, value] = parse_override(assignment);
     apply_override(root, path, value);
@@ -222,6 +369,17 @@ Config parse_config(const std::string& yaml_text, const std::string& name, const
 }
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  // A config is a small text file: refuse a folder, a device (/dev/zero would
+  // be read until memory runs out) or anything huge before reading.
+  struct stat info {};
+  if (::stat(path.c_str(), &info) == 0) {
+    if (S_ISDIR(info.st_mode)) throw ConfigError(path + ": is a folder, not a config file");
+    if (!S_ISREG(info.st_mode)) throw ConfigError(path + ": is not a regular file (a device, pipe or socket), not a config file");
+    if (info.st_size > kMaxConfigBytes) {
+      throw ConfigError(path + ": is " + std::to_string(info.st_size) + " bytes; a config is a YAML file of at most " +
+                        std::to_string(kMaxConfigBytes) + " bytes");
+    }
+  }
   std::ifstream in(path);
   if (!in) throw ConfigError(path + ": cannot open the config file (check the path)");
   std::stringstream text;

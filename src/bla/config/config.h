@@ -66,6 +66,7 @@ struct TrainConfig {
   int64_t checkpoint_every = 0;  // 0: only at the end
   int64_t keep_checkpoints = 2;
   std::string on_nonfinite = "stop";  // stop | skip
+  int64_t max_consecutive_skips = 10;  // skip: this many cancelled updates in a row stop the run
   double bucket_mb = 25;  // distributed: size of a gradient all-reduce bucket (docs/distributed.md)
   std::string cuda_graph = "auto";       // auto | on | off: capture the whole step in a CUDA graph
   std::string fused_optimizer = "auto";  // auto | off: PyTorch's fused multi-tensor AdamW on CUDA
@@ -88,6 +89,12 @@ struct Config {
   // The resolved config as YAML text (written to the run directory).
   std::string resolved_yaml() const;
 };
+
+// "" when `device` is a run.device value for a machine with `cuda_devices`
+// CUDA devices (auto, cpu, cuda, cuda:N with 0 <= N < cuda_devices), else
+// what is wrong and what is accepted. Plain cuda is checked when the run
+// starts (it needs a device only then; a config may be read on another machine).
+std::string device_problem(const std::string& device, int64_t cuda_devices);
 
 // Splits "a.b.c=value" into its path and value; throws ConfigError on bad syntax.
 std::pair<std::string, std::string> parse_override(const std::string& assignment);

@@ -129,13 +129,14 @@ Batch MqarTask::batch(Split split, const std::vector<int64_t>& indices) const {
 namespace {
 std::unique_ptr<Task> make_mqar(config::Section& data, uint64_t seed) {
   MqarOptions o;
-  o.vocab_size = data.integer("vocab_size", o.vocab_size, 3, 1 << 24);
-  o.seq_len = data.integer("seq_len", o.seq_len, 4, 1 << 24);
+  o.vocab_size = data.integer("vocab_size", o.vocab_size, 3, 1 << 20);
+  o.seq_len = data.integer("seq_len", o.seq_len, 4, 1 << 20);
   o.num_kv_pairs = data.integer("num_kv_pairs", o.num_kv_pairs, 1, 1 << 20);
   o.power_a = data.real("power_a", o.power_a, 1e-9, 100);
   o.random_non_queries = data.boolean("random_non_queries", o.random_non_queries);
-  o.train_examples = data.integer("train_examples", o.train_examples, 1, int64_t{1} << 40);
-  o.test_examples = data.integer("test_examples", o.test_examples, 1, int64_t{1} << 40);
+  // The trainer keeps a permutation of the training examples (8 bytes each): at most 2 GiB of it.
+  o.train_examples = data.integer("train_examples", o.train_examples, 1, int64_t{1} << 28);
+  o.test_examples = data.integer("test_examples", o.test_examples, 1, int64_t{1} << 28);
   seed = static_cast<uint64_t>(data.integer("seed", static_cast<int64_t>(seed), 0, INT64_MAX));
   try {
     o.validate();

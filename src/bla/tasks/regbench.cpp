@@ -290,8 +290,8 @@ std::map<std::string, double> RegbenchTask::metrics(const EvalTotals& totals) co
 namespace {
 std::unique_ptr<Task> make_regbench(config::Section& data, uint64_t seed) {
   RegbenchOptions o;
-  constexpr int64_t kBig = int64_t{1} << 40;
-  o.vocab_size = data.integer("vocab_size", o.vocab_size, 3, 1 << 24);
+  constexpr int64_t kBig = int64_t{1} << 28;  // as mqar's train_examples
+  o.vocab_size = data.integer("vocab_size", o.vocab_size, 3, 1 << 20);
   o.max_states = data.integer("max_states", o.max_states, 1, 1 << 20);
   o.max_outgoing_edges = data.integer("max_outgoing_edges", o.max_outgoing_edges, 1, 1 << 20);
   o.min_examples = data.integer("min_examples", o.min_examples, 1, 1 << 20);
@@ -299,7 +299,7 @@ std::unique_ptr<Task> make_regbench(config::Section& data, uint64_t seed) {
   o.max_word_len = data.integer("max_word_len", o.max_word_len, 1, 1 << 20);
   o.train_automata = data.integer("train_automata", o.train_automata, 1, kBig);
   o.test_automata = data.integer("test_automata", o.test_automata, 1, kBig);
-  o.seq_len = data.integer("seq_len", o.seq_len, 1, 1 << 24);
+  o.seq_len = data.integer("seq_len", o.seq_len, 1, 1 << 20);
   seed = static_cast<uint64_t>(data.integer("seed", static_cast<int64_t>(seed), 0, INT64_MAX));
   try {
     o.validate();

@@ -90,7 +90,7 @@ std::unique_ptr<Task> make_text(config::Section& data, uint64_t /*seed*/) {
     data.fail("path", "is required: the folder bla-data prepare wrote (e.g. build/data/fortunes, made by "
                       "scripts/prepare_text_corpus.sh)");
   }
-  o.seq_len = data.integer("seq_len", o.seq_len, 1, 1 << 24);
+  o.seq_len = data.integer("seq_len", o.seq_len, 1, 1 << 20);
   try {
     return std::make_unique<TextTask>(o);
   } catch (const std::runtime_error& e) {

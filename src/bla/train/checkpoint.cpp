@@ -2,6 +2,7 @@
 
 #include "bla/util/checksum.h"
 #include "bla/util/files.h"
+#include "bla/util/input_file.h"
 
 #include <torch/torch.h>
 
@@ -27,6 +28,7 @@ nlohmann::json parameter_shapes(const torch::nn::Module& model) {
 std::string unseal(const std::string& path) {
   std::string bytes;
   try {
+    util::check_binary_input(path, int64_t{1} << 36, "a checkpoint");  // 64 GiB
     bytes = util::read_file(path);
   } catch (const std::exception& e) {
     throw CheckpointError("checkpoint " + path + ": " + e.what());

@@ -7,11 +7,28 @@
 #include <unistd.h>
 #include <torch/torch.h>
 
+#include <cerrno>
+#include <cstring>
+#include <ctime>
 #include <regex>
 
 namespace bla::train {
 
 namespace {
+std::string timestamp() {
+  const std::time_t now = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", std::localtime(&now));
+  return stamp;
+}
+
+// Moves `from` to `to` (same file system); throws naming both on failure.
+void move_path(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0) {
+    throw std::runtime_error("cannot move " + from + " to " + to + ": " + std::strerror(errno));
+  }
+}
+
 std::string model_section_yaml(const config::Config& config) {
   YAML::Emitter out;
   out << config.resolved["model"];
@@ -25,6 +42,36 @@ Checkpointer::Checkpointer(const std::string& run_dir, const config::Config& con
       config_(config),
       vocab_(vocab),
       log_(log) {}
+
+std::string Checkpointer::claim_for_fresh_start(const std::string& run_dir, bool overwrite) {
+  const auto existing = CheckpointDirectory(util::join_path(run_dir, "checkpoints"), 1).list();
+  if (existing.empty()) return "";
+  if (!overwrite) {
+    throw config::ConfigError(run_dir + " holds " + std::to_string(existing.size()) + " checkpoint(s) of an earlier run (newest " +
+                              util::file_name(existing.back()) +
+                              "): continue it with --resume auto, train into a new --out, or pass --overwrite to move "
+                              "the earlier run's files aside");
+  }
+  const std::string aside = util::join_path(run_dir, "previous-" + timestamp());
+  util::create_directories(aside);
+  for (const auto& name : util::list_directory(run_dir)) {
+    if (name.rfind("previous-", 0) == 0) continue;
+    move_path(util::join_path(run_dir, name), util::join_path(aside, name));
+  }
+  return aside;
+}
+
+std::string Checkpointer::set_aside_later_than(int64_t step) const {
+  std::vector<std::string> later;
+  for (const auto& path : directory_.list()) {
+    if (path > directory_.path_for(step)) later.push_back(path);  // zero-padded steps sort by name
+  }
+  if (later.empty()) return "";
+  const std::string aside = util::join_path(directory_.dir(), "abandoned-after-" + std::to_string(step) + "-" + timestamp());
+  util::create_directories(aside);
+  for (const auto& path : later) move_path(path, util::join_path(aside, util::file_name(path)));
+  return aside;
+}
 
 std::vector<std::string> Checkpointer::remove_stale_temporaries() const {
   static const std::regex pattern(R"(step-\d{8,}\.ckpt\.tmp\.(\d+))");
@@ -47,13 +94,20 @@ std::string Checkpointer::to_resume(const std::string& resume) const {
     return resume;
   }
   auto all = directory_.list();
+  std::string newest_problem;
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
     try {
       read_checkpoint_meta(*it);
       return *it;
     } catch (const CheckpointError& e) {
       log_.warn("skipping {}", e.what());
+      if (newest_problem.empty()) newest_problem = e.what();
     }
+  }
+  if (!all.empty()) {  // starting afresh would let rotation delete the new checkpoints and keep the damaged ones
+    throw CheckpointError("--resume auto: every checkpoint in " + directory_.dir() + " (" + std::to_string(all.size()) +
+                          ") is damaged, the newest: " + newest_problem +
+                          "; move them aside to start afresh, or pass --resume with a good checkpoint file");
   }
   log_.info("--resume auto: no checkpoint in {}, starting from step 0", directory_.dir());
   return "";

@@ -31,6 +31,15 @@ class Checkpointer {
  public:
   Checkpointer(const std::string& run_dir, const config::Config& config, int64_t vocab, spdlog::logger& log);
 
+  // The rule that a run directory belongs to one run: starting afresh (no
+  // --resume) where checkpoints exist is a config error naming the way out,
+  // unless `overwrite`: then the earlier run's files move into
+  // <run>/previous-<time>/ (nothing is deleted); returns that folder or "".
+  static std::string claim_for_fresh_start(const std::string& run_dir, bool overwrite);
+  // After resuming from `step`: checkpoints of later steps belong to an
+  // abandoned line; they move into checkpoints/abandoned-after-<step>-<time>/
+  // so rotation and --resume auto see only the current line. Returns that folder or "".
+  std::string set_aside_later_than(int64_t step) const;
   // Removes the temporary files of saves that a killed process left behind
   // (step-N.ckpt.tmp.PID whose process is gone); returns their names.
   std::vector<std::string> remove_stale_temporaries() const;

@@ -5,7 +5,10 @@
 namespace bla::train {
 
 namespace {
-enum Slot : int64_t { kLoss, kCorrect, kCount, kSteps, kGradNorm, kSkipped, kFirstBad, kBadLoss, kBadNorm, kStep, kSlots };
+enum Slot : int64_t {
+  kLoss, kCorrect, kCount, kSteps, kGradNorm, kSkipped, kFirstBad, kBadLoss, kBadNorm, kStep, kSkipRun, kLongestSkipRun,
+  kSlots
+};
 }
 
 StepMetrics::StepMetrics(const torch::Device& device) {
@@ -38,6 +41,8 @@ void StepMetrics::end_step(const torch::Tensor& grad_norm, const torch::Tensor& 
   v.narrow(0, kLoss, 4).add_(contribution);
   v[kGradNorm].copy_(torch::where(applied > 0, norm, v[kGradNorm]));
   v[kSkipped].add_(1 - applied);
+  v[kSkipRun].copy_((v[kSkipRun] + 1) * (1 - applied));
+  v[kLongestSkipRun].copy_(torch::maximum(v[kLongestSkipRun], v[kSkipRun]));
   const auto first = (v[kFirstBad] < 0) & (bad > 0);
   v[kBadLoss].copy_(torch::where(first, step_loss_, v[kBadLoss]));
   v[kBadNorm].copy_(torch::where(first, norm, v[kBadNorm]));
@@ -57,6 +62,7 @@ StepTotals StepMetrics::read() const {
   t.steps = static_cast<int64_t>(a[kSteps]);
   t.grad_norm = a[kGradNorm];
   t.skipped = static_cast<int64_t>(a[kSkipped]);
+  t.longest_skip_run = static_cast<int64_t>(a[kLongestSkipRun]);
   t.first_bad_step = static_cast<int64_t>(a[kFirstBad]);
   t.first_bad_loss = a[kBadLoss];
   t.first_bad_grad_norm = a[kBadNorm];

@@ -20,6 +20,7 @@ struct StepTotals {
   int64_t steps = 0;   // applied steps since the last reset
   double grad_norm = 0;          // of the last applied step
   int64_t skipped = 0;           // updates cancelled by a non-finite loss or gradient, in total
+  int64_t longest_skip_run = 0;  // most consecutive cancelled updates so far
   int64_t first_bad_step = -1;   // 1-based step whose loss or gradient was first not finite, or -1
   double first_bad_loss = 0;     // that step's loss and gradient norm
   double first_bad_grad_norm = 0;
@@ -50,7 +51,9 @@ class StepMetrics {
 
  private:
   torch::Tensor step_loss_, step_correct_, step_count_;  // the step in progress
-  torch::Tensor values_;  // float64: loss, correct, count, steps, grad_norm, skipped, first_bad, bad loss, bad norm, step
+  // float64: loss, correct, count, steps, grad_norm, skipped, first_bad, bad loss, bad norm, step,
+  // current and longest run of cancelled updates
+  torch::Tensor values_;
 };
 
 }  // namespace bla::train

@@ -8,6 +8,7 @@
 #include "bla/train/data_order.h"
 #include "bla/train/evaluate.h"
 #include "bla/train/feeder.h"
+#include "bla/train/memory_estimate.h"
 #include "bla/train/metrics.h"
 #include "bla/train/optimizer.h"
 #include "bla/train/restore.h"
@@ -128,17 +129,25 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
     throw config::ConfigError("model.vocab_size (" + std::to_string(vocab) + ") is smaller than the task's vocabulary (" +
                               std::to_string(task->vocab_size()) + "); remove it or raise it");
   }
+  // Sizes that cannot fit are refused before anything is allocated.
+  check_memory_fits(estimate_training_memory(config, vocab, task->seq_len()), device_memory_bytes(device), device.str());
   model::LanguageModel model(config.model, vocab, task->seq_len());
   config.finish_deferred_sections();
   model->to(device);
   model->train();
 
   const std::string run_dir = run_directory(config, options);
+  // A run directory belongs to one run (checked before anything in it is written; dist: rank 0 moves files).
+  std::string set_aside;
+  if (options.resume.empty() && (dp.is_main() || !options.overwrite)) {
+    set_aside = Checkpointer::claim_for_fresh_start(run_dir, options.overwrite && dp.is_main());
+  }
   if (dp.is_main()) {  // dist: rank 0 alone writes files
     util::create_directories(run_dir);
     util::write_file_atomically(util::join_path(run_dir, "config.yaml"), config.resolved_yaml());
   }
   auto log = make_logger(dp.is_main() ? run_dir : "", options.quiet);
+  if (!set_aside.empty()) log->warn("--overwrite: the earlier run's files are now in {}", set_aside);
 
   // The parts: optimizer and schedule, checkpoints, data, device-side step metrics, the step itself.
   Optimizer optimizer(*model, t, /*fused=*/t.fused_optimizer != "off");
@@ -156,6 +165,11 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
     const int64_t total = progress.total_steps;
     progress = checkpointer.load(path, *model, optimizer);
     progress.total_steps = total;
+    if (dp.is_main()) {
+      if (auto aside = checkpointer.set_aside_later_than(progress.step); !aside.empty()) {
+        log->warn("resumed from step {}: the later checkpoints of the abandoned line are now in {}", progress.step, aside);
+      }
+    }
   }
   dp.check_same(progress.step, "the step to start from");  // dist: every rank resumed from the same checkpoint
   dp.broadcast(model->parameters());                        // dist: rank 0's parameters everywhere
@@ -276,6 +290,13 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
 
     auto totals = step_metrics.read();  // the host waits for the device here, and only here
     stop_if_bad(totals);
+    if (t.on_nonfinite == "skip" && totals.longest_skip_run >= t.max_consecutive_skips) {
+      const std::string what = nonfinite_message(totals) + "; " + std::to_string(totals.longest_skip_run) +
+                               " updates in a row were skipped (train.max_consecutive_skips: " +
+                               std::to_string(t.max_consecutive_skips) + ")";
+      log->error("{}; stopping without writing a checkpoint (lower train.lr)", what);
+      throw NonFiniteError(what + "; the run stopped, the last checkpoint is untouched");
+    }
     if (totals.skipped > skipped_reported) {
       log->warn("{}; {} step(s) skipped so far", nonfinite_message(totals), totals.skipped);
       skipped_reported = totals.skipped;

@@ -19,6 +19,9 @@ struct RunOptions {
   std::string run_dir;  // empty: <run.out_dir>/<run.name>
   std::string resume;   // empty: fresh run; "auto": newest complete checkpoint; else a checkpoint path
   bool quiet = false;   // no progress lines on stdout (tests)
+  // A fresh run (no resume) into a directory that holds checkpoints moves the
+  // earlier run's files into <run>/previous-<time>/ instead of refusing.
+  bool overwrite = false;
   // SIGTERM/SIGINT/SIGHUP end the run after the current step with a
   // checkpoint (util/interrupt.h); bla-train sets it, tests may not.
   bool handle_signals = false;

@@ -13,6 +13,12 @@ namespace bla::mixers {
 namespace {
 
 constexpr int64_t kAnyInteger = std::numeric_limits<int64_t>::max();
+// Upper bounds: the operator tables hold (C+1)*N*N + C*C*N float64 numbers
+// (ops/bla_operators.cpp); kMaxTableNumbers keeps them under 512 MiB.
+constexpr int64_t kMaxWindow = int64_t{1} << 30;
+constexpr int64_t kMaxSlots = 4096;
+constexpr int64_t kMaxChunk = 4096;
+constexpr int64_t kMaxTableNumbers = int64_t{1} << 26;
 
 std::string join(const std::vector<int64_t>& values) {
   std::string out;
@@ -75,9 +81,9 @@ std::shared_ptr<MixerImpl> BlaLayer::from_config(config::Section& params, const 
   }
   std::vector<int64_t> windows;
   if (has_window) {
-    windows.push_back(params.integer("window", 0, -kAnyInteger, kAnyInteger));
+    windows.push_back(params.integer("window", 0, -kAnyInteger, kMaxWindow));
   } else {
-    windows = params.integer_list("windows", {}, -kAnyInteger, kAnyInteger);
+    windows = params.integer_list("windows", {}, -kAnyInteger, kMaxWindow);
     if (windows.empty()) params.fail("windows", "must list at least one window, e.g. windows: [64, 256, 1024]");
     if (layout.heads % static_cast<int64_t>(windows.size()) != 0) {
       params.fail("windows", "has " + std::to_string(windows.size()) + " entries, which does not divide heads (" +
@@ -88,8 +94,13 @@ std::shared_ptr<MixerImpl> BlaLayer::from_config(config::Section& params, const 
     params.fail("slots", "is required: the number of memory slots per head (1 <= slots <= window; slots == window is "
                          "sliding-window attention)");
   }
-  const int64_t slots = params.integer("slots", 0, -kAnyInteger, kAnyInteger);
-  const int64_t chunk = params.integer("chunk", 64, -kAnyInteger, kAnyInteger);
+  const int64_t slots = params.integer("slots", 0, -kAnyInteger, kMaxSlots);
+  const int64_t chunk = params.integer("chunk", 64, -kAnyInteger, kMaxChunk);
+  if (slots > 0 && chunk > 0 && (chunk + 1) * slots * slots + chunk * chunk * slots > kMaxTableNumbers) {
+    params.fail("chunk", "chunk " + std::to_string(chunk) + " with slots " + std::to_string(slots) +
+                             " needs operator tables of (chunk+1)*slots^2 + chunk^2*slots > " +
+                             std::to_string(kMaxTableNumbers) + " numbers; lower chunk (64 is the usual)");
+  }
   for (size_t g = 0; g < windows.size(); ++g) {
     try {
       ops::BlaOptions{windows[g], slots, chunk, 0.0}.validate();

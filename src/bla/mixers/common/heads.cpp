@@ -16,9 +16,9 @@ namespace bla::mixers {
 
 HeadLayout read_head_layout(config::Section& params, const MixerContext& ctx) {
   HeadLayout layout;
-  layout.heads = params.integer("heads", ctx.n_heads, 1, 4096);
+  layout.heads = params.integer("heads", ctx.n_heads, 1, 1024);
   const int64_t fallback_dim = ctx.d_model / layout.heads;
-  layout.head_dim = params.integer("head_dim", fallback_dim, 1, 1 << 16);
+  layout.head_dim = params.integer("head_dim", fallback_dim, 1, 4096);
   if (!params.has("head_dim") && ctx.d_model % layout.heads != 0) {
     params.fail("heads", "d_model (" + std::to_string(ctx.d_model) + ") is not divisible by heads (" +
                              std::to_string(layout.heads) + "); set head_dim explicitly");

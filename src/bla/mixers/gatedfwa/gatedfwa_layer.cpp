@@ -50,7 +50,7 @@ std::shared_ptr<MixerImpl> GatedFwaLayer::from_config(config::Section& params, c
   o.window = params.required_integer("window", 1, int64_t{1} << 40);
   o.rope = params.boolean("rope", o.rope);
   o.rope_base = params.real("rope_base", o.rope_base, 1.0, 1e12);
-  o.block = params.integer("block", o.block, 1, 1 << 20);
+  o.block = params.integer("block", o.block, 1, 4096);
   o.gate_init_min = params.real("gate_init_min", o.gate_init_min, 1e-8, 100.0);
   o.gate_init_max = params.real("gate_init_max", o.gate_init_max, 1e-8, 100.0);
   if (o.rope && layout.head_dim % 2 != 0) params.fail("rope", "rotary embedding needs an even head_dim; set rope: false");

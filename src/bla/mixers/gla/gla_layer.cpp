@@ -60,12 +60,12 @@ GlaLayer::GlaLayer(const MixerContext& ctx, const GlaLayerOptions& options, int6
 
 std::shared_ptr<MixerImpl> GlaLayer::from_config(config::Section& params, const MixerContext& ctx) {
   GlaLayerOptions o;
-  o.heads = params.integer("heads", ctx.n_heads, 1, 4096);
+  o.heads = params.integer("heads", ctx.n_heads, 1, 1024);
   o.expand_k = params.real("expand_k", o.expand_k, 1e-6, 64.0);
   o.expand_v = params.real("expand_v", o.expand_v, 1e-6, 64.0);
-  o.gate_rank = params.integer("gate_rank", o.gate_rank, 1, 1 << 16);
+  o.gate_rank = params.integer("gate_rank", o.gate_rank, 1, 4096);
   o.gate_normalizer = params.real("gate_normalizer", o.gate_normalizer, 1e-6, 1e6);
-  o.chunk = params.integer("chunk", o.chunk, 1, 1 << 20);
+  o.chunk = params.integer("chunk", o.chunk, 1, 4096);
   check_gla_chunk(params, o.chunk);
   const int64_t key_dim = per_head_width(params, "expand_k", o.expand_k, ctx.d_model, o.heads);
   const int64_t value_dim = per_head_width(params, "expand_v", o.expand_v, ctx.d_model, o.heads);

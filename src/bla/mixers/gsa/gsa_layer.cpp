@@ -27,10 +27,10 @@ GsaLayer::GsaLayer(const MixerContext& ctx, const GsaLayerOptions& options, int6
 
 std::shared_ptr<MixerImpl> GsaLayer::from_config(config::Section& params, const MixerContext& ctx) {
   GsaLayerOptions o;
-  o.heads = params.integer("heads", ctx.n_heads, 1, 4096);
-  o.slots = params.integer("slots", o.slots, 1, 1 << 16);
+  o.heads = params.integer("heads", ctx.n_heads, 1, 1024);
+  o.slots = params.integer("slots", o.slots, 1, 4096);
   o.gate_normalizer = params.real("gate_normalizer", o.gate_normalizer, 1e-6, 1e6);
-  o.chunk = params.integer("chunk", o.chunk, 1, 1 << 20);
+  o.chunk = params.integer("chunk", o.chunk, 1, 4096);
   check_gla_chunk(params, o.chunk);
   if (ctx.d_model % o.heads != 0) {
     params.fail("heads", "d_model (" + std::to_string(ctx.d_model) + ") is not divisible by heads (" +

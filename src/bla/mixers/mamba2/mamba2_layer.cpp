@@ -67,10 +67,10 @@ std::shared_ptr<MixerImpl> Mamba2Layer::from_config(config::Section& params, con
   Mamba2Options o;
   o.expand = params.integer("expand", o.expand, 1, 64);
   o.d_state = params.integer("d_state", o.d_state, 1, 4096);
-  o.head_dim = params.integer("head_dim", o.head_dim, 1, 1 << 16);
+  o.head_dim = params.integer("head_dim", o.head_dim, 1, 4096);
   o.ngroups = params.integer("ngroups", o.ngroups, 1, 4096);
   o.conv_kernel = params.integer("conv_kernel", o.conv_kernel, 1, 64);
-  o.chunk = params.integer("chunk", o.chunk, 1, 1 << 20);
+  o.chunk = params.integer("chunk", o.chunk, 1, 4096);
   o.dt_min = params.real("dt_min", o.dt_min, 1e-6, 10.0);
   o.dt_max = params.real("dt_max", o.dt_max, 1e-6, 10.0);
   const int64_t d_inner = o.expand * ctx.d_model;
