@@ -12,7 +12,6 @@ out=${OUT:-gpu-step}
 mkdir -p "$out"
 export BUILD_DIR=${BUILD_DIR:-build-gpu}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-git log -1 --format='commit %h %s' 2>/dev/null || true
 t0=$(date +%s)
 if ! { time scripts/build.sh bla_cuda_tests bla-train bla-data bla-bench; } > "$out/build.log" 2>&1; then
   # every error at once: keep going past the first failed file

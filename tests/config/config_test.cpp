@@ -9,17 +9,9 @@
 using bla::config::ConfigError;
 using bla::config::parse_config;
 
-namespace {
+using bla::testing::config_error_of;
 
-// The message of the ConfigError that parsing `yaml` raises.
-std::string error_of(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
-  try {
-    parse_config(yaml, "cfg.yaml", overrides);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+namespace {
 
 const std::string kValid = bla::testing::tiny_mqar_config();
 
@@ -38,21 +30,21 @@ TEST(Config, ValidConfigParsesIntoTypedSections) {
 TEST(Config, UnknownKeyIsNamedWithTheClosestKnownKey) {
   std::string yaml = kValid;
   yaml.replace(yaml.find("d_model: 32"), 11, "d_modle: 32");
-  EXPECT_EQ(error_of(yaml), "cfg.yaml, line 3: unknown key 'model.d_modle' (did you mean 'model.d_model'?)");
+  EXPECT_EQ(config_error_of(yaml), "cfg.yaml, line 3: unknown key 'model.d_modle' (did you mean 'model.d_model'?)");
 }
 
 TEST(Config, UnknownSectionIsRejected) {
-  EXPECT_EQ(error_of(kValid + "trian: {steps: 3}\n"), "cfg.yaml, line 10: unknown key 'trian' (did you mean 'train'?)");
+  EXPECT_EQ(config_error_of(kValid + "trian: {steps: 3}\n"), "cfg.yaml, line 10: unknown key 'trian' (did you mean 'train'?)");
 }
 
 TEST(Config, WrongTypeNamesKeyFileAndLine) {
   std::string yaml = kValid;
   yaml.replace(yaml.find("layers: 2"), 9, "layers: two");
-  EXPECT_EQ(error_of(yaml), "cfg.yaml, line 4: model.layers: expected an integer, got 'two'");
+  EXPECT_EQ(config_error_of(yaml), "cfg.yaml, line 4: model.layers: expected an integer, got 'two'");
 }
 
 TEST(Config, OutOfRangeValueIsRejected) {
-  EXPECT_EQ(error_of(kValid, {"train.batch_size=0"}),
+  EXPECT_EQ(config_error_of(kValid, {"train.batch_size=0"}),
             "--set train.batch_size=0: train.batch_size: value 0 is out of range [1, 65536]");
 }
 
@@ -61,17 +53,17 @@ TEST(Config, OverridesReplaceValuesAndNameThemselvesInErrors) {
   EXPECT_DOUBLE_EQ(config.train.lr, 1e-4);
   EXPECT_EQ(config.model.mixers[0].type, "swa");
   EXPECT_EQ(config.model.mixers[1].type, "attention");
-  EXPECT_EQ(error_of(kValid, {"train.lr"}), "--set train.lr: expected key.path=value, for example --set train.lr=3e-4");
+  EXPECT_EQ(config_error_of(kValid, {"train.lr"}), "--set train.lr: expected key.path=value, for example --set train.lr=3e-4");
 }
 
 TEST(Config, UnknownMixerTypeListsTheKnownOnes) {
-  std::string message = error_of(kValid, {"model.mixer=atention"});
+  std::string message = config_error_of(kValid, {"model.mixer=atention"});
   EXPECT_NE(message.find("model.mixer: unknown mixer type 'atention' (did you mean 'attention'?)"), std::string::npos)
       << message;
 }
 
 TEST(Config, MixerPatternMustDivideLayers) {
-  EXPECT_EQ(error_of(kValid, {"model.mixer=[attention, attention, attention]"}),
+  EXPECT_EQ(config_error_of(kValid, {"model.mixer=[attention, attention, attention]"}),
             "--set model.mixer=[attention, attention, attention]: model.mixer: has 3 entries, which does not divide "
             "layers (2); give one entry per layer or a pattern that repeats evenly");
 }
@@ -84,18 +76,18 @@ TEST(Config, HybridPatternRepeatsOverLayers) {
 }
 
 TEST(Config, ChoiceSuggestsTheClosestValue) {
-  EXPECT_EQ(error_of(kValid, {"train.schedule=cosin"}),
+  EXPECT_EQ(config_error_of(kValid, {"train.schedule=cosin"}),
             "--set train.schedule=cosin: train.schedule: 'cosin' is not one of: cosine, constant (did you mean 'cosine'?)");
 }
 
 TEST(Config, StepsOrEpochsIsRequired) {
   std::string yaml = kValid;
   yaml.replace(yaml.find("steps: 12, "), 11, "");
-  EXPECT_EQ(error_of(yaml), "cfg.yaml, line 8: train.steps: set train.steps or train.epochs (both are 0)");
+  EXPECT_EQ(config_error_of(yaml), "cfg.yaml, line 8: train.steps: set train.steps or train.epochs (both are 0)");
 }
 
 TEST(Config, InvalidYamlNamesTheLine) {
-  EXPECT_EQ(error_of("run:\n  name: [x\n"), "cfg.yaml, line 3: not valid YAML: end of sequence flow not found");
+  EXPECT_EQ(config_error_of("run:\n  name: [x\n"), "cfg.yaml, line 3: not valid YAML: end of sequence flow not found");
 }
 
 TEST(Config, MissingFileIsAClearError) {

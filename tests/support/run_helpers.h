@@ -1,6 +1,9 @@
 // Small things the tests share: temporary folders and tiny configs.
 #pragma once
 
+#include "bla/config/config.h"
+#include "bla/model/lm.h"
+#include "bla/train/checkpoint.h"
 #include "bla/util/files.h"
 
 #include <sys/wait.h>
@@ -33,6 +36,26 @@ inline std::string tiny_mqar_config(const std::string& mixer = "attention", cons
          "data: {task: mqar, vocab_size: 64, seq_len: 32, num_kv_pairs: 4, train_examples: 2000, test_examples: 64}\n"
          "train: {batch_size: 16, steps: 12, lr: 3.0e-3, warmup_steps: 2, log_every: 2, eval_examples: 64,\n"
          "        checkpoint_every: 3, keep_checkpoints: 10}\n";
+}
+
+// The parameters stored in the newest checkpoint of run directory `dir` of a
+// tiny_mqar_config() run (vocabulary 64, sequence 32).
+inline std::vector<torch::Tensor> newest_tiny_parameters(const config::Config& config, const std::string& dir) {
+  model::LanguageModel model(config.model, 64, 32);
+  train::CheckpointDirectory checkpoints(util::join_path(dir, "checkpoints"), 100);
+  train::load_checkpoint(checkpoints.list().back(), *model, nullptr);
+  return model->parameters();
+}
+
+// The message of the ConfigError that parsing `yaml` (named cfg.yaml) with
+// `overrides` raises, or "(no error)".
+inline std::string config_error_of(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
+  try {
+    config::parse_config(yaml, "cfg.yaml", overrides);
+  } catch (const config::ConfigError& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 // What a shell command printed (stdout and stderr together) and how it ended.

@@ -25,13 +25,6 @@ using bla::testing::tiny_mqar_config;
 
 namespace {
 
-std::vector<torch::Tensor> newest_parameters(const bla::config::Config& config, const std::string& dir) {
-  bla::model::LanguageModel model(config.model, 64, 32);
-  bla::train::CheckpointDirectory checkpoints(dir + "/checkpoints", 100);
-  bla::train::load_checkpoint(checkpoints.list().back(), *model, nullptr);
-  return model->parameters();
-}
-
 TEST(Interrupt, SigtermCheckpointsAndTheResumedRunMatchesAnUninterruptedOne) {
   TempDir tmp;
   const std::string cfg = tmp / "cfg.yaml";
@@ -78,8 +71,8 @@ TEST(Interrupt, SigtermCheckpointsAndTheResumedRunMatchesAnUninterruptedOne) {
   options.run_dir = tmp / "whole";
   options.quiet = true;
   bla::train::train(config, options);
-  auto a = newest_parameters(config, tmp / "run");
-  auto b = newest_parameters(config, tmp / "whole");
+  auto a = bla::testing::newest_tiny_parameters(config, tmp / "run");
+  auto b = bla::testing::newest_tiny_parameters(config, tmp / "whole");
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
 }

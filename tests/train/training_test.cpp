@@ -46,13 +46,6 @@ std::vector<nlohmann::json> metric_lines(const std::string& dir) {
   return lines;
 }
 
-// The parameters stored in a run's newest checkpoint.
-std::vector<torch::Tensor> final_parameters(const bla::config::Config& config, const std::string& dir) {
-  bla::model::LanguageModel model(config.model, 64, 32);
-  bla::train::CheckpointDirectory checkpoints(dir + "/checkpoints", 100);
-  bla::train::load_checkpoint(checkpoints.list().back(), *model, nullptr);
-  return model->parameters();
-}
 
 TEST(Training, LossFallsOnATinyRun) {
   TempDir tmp;
@@ -86,7 +79,7 @@ TEST(Training, ResumedRunIsBitwiseIdenticalToAnUninterruptedOne) {
     std::ofstream(tmp / "resumed/metrics.jsonl", std::ios::app) << "{\"step\": 99, \"split\": \"train\"}\n";
   }
   run(config, tmp / "resumed", "auto");
-  auto a = final_parameters(config, tmp / "straight"), b = final_parameters(config, tmp / "resumed");
+  auto a = bla::testing::newest_tiny_parameters(config, tmp / "straight"), b = bla::testing::newest_tiny_parameters(config, tmp / "resumed");
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
   EXPECT_EQ(metric_lines(tmp / "straight"), metric_lines(tmp / "resumed"));
@@ -99,7 +92,7 @@ TEST(Training, RunOfNStepsResumedTo2NMatchesA2NRun) {
   run(tiny({"train.schedule=constant", "train.steps=6"}), tmp / "resumed");
   run(tiny({"train.schedule=constant"}), tmp / "resumed", "auto");
   auto config = tiny();
-  auto a = final_parameters(config, tmp / "straight"), b = final_parameters(config, tmp / "resumed");
+  auto a = bla::testing::newest_tiny_parameters(config, tmp / "straight"), b = bla::testing::newest_tiny_parameters(config, tmp / "resumed");
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
   auto train_lines = [](std::vector<nlohmann::json> lines) {
     lines.erase(std::remove_if(lines.begin(), lines.end(), [](const auto& l) { return l["split"] != "train"; }), lines.end());
@@ -313,6 +306,21 @@ TEST(RunDirectory, ResumeAutoRefusesWhenEveryCheckpointIsDamaged) {
     EXPECT_NE(std::string(e.what()).find("every checkpoint in"), std::string::npos) << e.what();
   }
   EXPECT_EQ(bla::train::CheckpointDirectory(tmp / "run/checkpoints", 100).list().size(), 2u);
+}
+
+TEST(Training, WritesATensorBoardEventFileWithTheLoggedScalars) {
+  TempDir tmp;
+  run(tiny({"train.steps=4"}), tmp / "run");
+  std::string events;
+  for (const auto& name : bla::util::list_directory(tmp / "run")) {
+    if (name.rfind("events.out.tfevents.", 0) == 0) events = bla::util::read_file(tmp / "run/" + name);
+  }
+  ASSERT_FALSE(events.empty()) << "no events.out.tfevents.* in the run directory";
+  for (const char* tag : {"train/loss", "train/accuracy", "train/lr", "train/grad_norm", "test/accuracy"}) {
+    EXPECT_NE(events.find(tag), std::string::npos) << tag;
+  }
+  run(tiny({"train.steps=2", "train.tensorboard=false"}), tmp / "off");
+  for (const auto& name : bla::util::list_directory(tmp / "off")) EXPECT_NE(name.rfind("events.", 0), 0u) << name;
 }
 
 TEST(Training, KilledRunLeavesALoadableCheckpoint) {
