@@ -5,6 +5,7 @@
 #include "bla/tasks/text.h"
 #include "bla/train/checkpoint.h"
 #include "bla/train/evaluate.h"
+#include "bla/train/restore.h"
 #include "bla/train/trainer.h"
 #include "bla/util/checksum.h"
 #include "bla/util/files.h"
@@ -371,6 +372,34 @@ TEST_F(TextTaskTest, IdsOutsideTheIndexVocabularyNameTheShardAndOffset) {
                 ") is id " + std::to_string(tokens[static_cast<size_t>(bad)]) + ", outside the vocabulary [0, 120) of " +
                 dir_ + "/index.json: its vocab_size is wrong or the shards were written with another tokenizer; "
                 "prepare the folder again: bla-data prepare --out " + dir_);
+}
+
+TEST_F(TextTaskTest, AnIndexVocabularyLargerThanTheModelsIsAConfigError) {
+  const std::string yaml = "run: {device: cpu, threads: 1}\nmodel: {d_model: 16, layers: 1, heads: 2, mixer: attention, "
+                           "vocab_size: 200}\ndata: {task: text, path: " + dir_ + ", seq_len: 16}\n"
+                           "train: {batch_size: 4, steps: 2, eval_examples: 4}\n";
+  bla::train::RunOptions options;
+  options.run_dir = tmp_ / "run";
+  options.quiet = true;
+  try {
+    bla::train::train(bla::config::parse_config(yaml, "text.yaml"), options);
+    FAIL() << "a model of 200 ids trained on a folder of 257";
+  } catch (const bla::config::ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), "model.vocab_size (200) is smaller than the task's vocabulary (257); remove it or raise it");
+  }
+  // A checkpoint of the folder, evaluated after its index.json grew: bla-eval and friends refuse it.
+  options.run_dir = tmp_ / "run2";
+  bla::train::train(bla::config::parse_config(yaml, "text.yaml", {"model.vocab_size=0"}), options);
+  edit_index(dir_, [](nlohmann::json& j) { j["vocab_size"] = 300; });
+  const std::string checkpoint = tmp_ / "run2/checkpoints/step-00000002.ckpt";
+  try {
+    bla::train::restore_checkpoint(checkpoint);
+    FAIL() << "a model of 257 ids restored for a folder of 300";
+  } catch (const bla::config::ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), "the vocab_size of " + dir_ + "/index.json is 300, larger than the vocabulary of the "
+                                     "model in " + checkpoint + " (257): its ids would fall outside the model's embedding; "
+                                     "use the data the checkpoint was trained on");
+  }
 }
 
 // Runs `read` in a forked child, so that a SIGBUS cannot take the test
