@@ -203,13 +203,40 @@ TEST(ModelConfigDifference, NamesTheFirstKeyThatDiffers) {
             "model.mixer.slots: checkpoint has 4, config has 16");
   EXPECT_EQ(model_config_difference(bla, "d_model: 32\nmlp_ratio: 4\nmixer: [{type: bla, window: 8, slots: 4}]"),
             "model.mixer.rope: checkpoint has false, config has no such key");
-  EXPECT_EQ(model_config_difference("mixer: [{type: swa, window: 4}, {type: bla, window: 8}]",
-                                    "mixer: [{type: swa, window: 4}, {type: bla, window: 9}]"),
+  // model.mixer per layer: a pattern repeated over the layers is the same model as the layers listed.
+  EXPECT_EQ(model_config_difference("layers: 4\nmixer: [{type: swa, window: 4}, {type: bla, window: 8}]",
+                                    "layers: 4\nmixer: [{type: swa, window: 4}, {type: bla, window: 9}]"),
             "model.mixer[1].window: checkpoint has 8, config has 9");
+  EXPECT_EQ(model_config_difference("layers: 4\nmixer: [{type: swa}, {type: bla}]",
+                                    "layers: 4\nmixer: [{type: swa}, {type: bla}, {type: swa}, {type: bla}]"),
+            "");
+  EXPECT_EQ(model_config_difference("layers: 2\nmixer: [{type: bla}]", "layers: 2\nmixer: [{type: bla}, {type: swa}]"),
+            "model.mixer[1]: checkpoint has bla, config has swa");
+  EXPECT_EQ(model_config_difference("layers: 2\nmixer: [{type: bla}]", "layers: 4\nmixer: [{type: bla}]"),
+            "model.layers: checkpoint has 2, config has 4");
   EXPECT_EQ(model_config_difference("mixer: [{type: swa}, {type: bla}]", "mixer: [{type: swa}]"),
             "model.mixer: checkpoint has [{type: swa}, {type: bla}], config has [{type: swa}]");
   EXPECT_EQ(model_config_difference("d_model: 32", "d_model: 32\nheads: 4"),
             "model.heads: checkpoint has no such key, config has 4");
+}
+
+TEST(ModelConfigDifference, AResolvedConfigReadAgainHasNoDifference) {
+  // What restore_checkpoint relies on: the config stored in a checkpoint,
+  // parsed again, gives the model section the run saved (every mixer).
+  const std::string dir = std::string(BLA_SOURCE_DIR) + "/configs";
+  int compared = 0;
+  for (const auto& name : bla::util::list_directory(dir)) {
+    if (name.rfind("mqar_", 0) != 0 && name.rfind("regbench_", 0) != 0) continue;
+    SCOPED_TRACE(name);
+    auto config = bla::config::load_config(dir + "/" + name, {"run.device=cpu"});
+    bla::model::LanguageModel model(config.model, 256, 64);
+    auto again = bla::config::parse_config(config.resolved_yaml(), "resolved.yaml");
+    bla::model::LanguageModel model_again(again.model, 256, 64);
+    EXPECT_EQ(bla::train::model_config_difference(bla::train::model_config_yaml(config), bla::train::model_config_yaml(again)),
+              "");
+    ++compared;
+  }
+  EXPECT_GE(compared, 8);
 }
 
 TEST(ModelConfigDifference, ABlaCheckpointIsRefusedUnderAnotherMixerConfig) {

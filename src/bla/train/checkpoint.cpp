@@ -151,6 +151,45 @@ std::string differ(const std::string& path, const YAML::Node& saved, const YAML:
   return path + ": checkpoint has " + flow(saved) + ", config has " + flow(current);
 }
 
+std::string first_difference(const YAML::Node& saved, const YAML::Node& current, const std::string& path);
+
+// model.mixer as one entry per layer: the resolved list holds one entry per
+// item of a pattern repeated over model.layers, so [bla] and [bla, bla] are
+// the same 2-layer model. The node as it is when it is not such a list.
+YAML::Node mixer_per_layer(const YAML::Node& model) {
+  const YAML::Node mixer = model["mixer"], layers = model["layers"];
+  if (!mixer.IsSequence() || mixer.size() == 0 || !layers || !layers.IsScalar()) return mixer;
+  size_t n = 0;
+  try {
+    n = layers.as<size_t>();
+  } catch (const std::exception&) {
+    return mixer;
+  }
+  if (n == 0 || n % mixer.size() != 0) return mixer;
+  YAML::Node expanded(YAML::NodeType::Sequence);
+  for (size_t layer = 0; layer < n; ++layer) expanded.push_back(mixer[layer % mixer.size()]);
+  return expanded;
+}
+
+std::string mixer_difference(const YAML::Node& saved_model, const YAML::Node& current_model, const std::string& path) {
+  const YAML::Node a = mixer_per_layer(saved_model), b = mixer_per_layer(current_model);
+  if (!a.IsSequence() || !b.IsSequence() || a.size() != b.size() || a.size() == 0) {
+    return first_difference(saved_model["mixer"], current_model["mixer"], path);
+  }
+  auto uniform = [](const YAML::Node& list) {
+    for (size_t i = 1; i < list.size(); ++i) {
+      if (!first_difference(list[0], list[i], "").empty()) return false;
+    }
+    return true;
+  };
+  if (uniform(a) && uniform(b)) return first_difference(a[0], b[0], path);  // one mixer config for every layer
+  for (size_t layer = 0; layer < a.size(); ++layer) {
+    std::string d = first_difference(a[layer], b[layer], path + "[" + std::to_string(layer) + "]");
+    if (!d.empty()) return d;
+  }
+  return "";
+}
+
 std::string first_difference(const YAML::Node& saved, const YAML::Node& current, const std::string& path) {
   if (saved.IsMap() && current.IsMap()) {
     // A mixer of another type: say so rather than list the keys that follow from it.
@@ -162,7 +201,8 @@ std::string first_difference(const YAML::Node& saved, const YAML::Node& current,
       const std::string key = kv.first.Scalar();
       const YAML::Node other = current[key];
       if (!other) return path + "." + key + ": checkpoint has " + flow(kv.second) + ", config has no such key";
-      std::string d = first_difference(kv.second, other, path + "." + key);
+      std::string d = path == "model" && key == "mixer" ? mixer_difference(saved, current, path + "." + key)
+                                                        : first_difference(kv.second, other, path + "." + key);
       if (!d.empty()) return d;
     }
     for (const auto& kv : current) {
@@ -173,7 +213,6 @@ std::string first_difference(const YAML::Node& saved, const YAML::Node& current,
   }
   if (saved.IsSequence() && current.IsSequence()) {
     if (saved.size() != current.size()) return differ(path, saved, current);
-    if (saved.size() == 1) return first_difference(saved[0], current[0], path);  // model.mixer: one type for all layers
     for (size_t i = 0; i < saved.size(); ++i) {
       std::string d = first_difference(saved[i], current[i], path + "[" + std::to_string(i) + "]");
       if (!d.empty()) return d;
