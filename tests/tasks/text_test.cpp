@@ -5,6 +5,7 @@
 #include "bla/tasks/text.h"
 #include "bla/train/checkpoint.h"
 #include "bla/train/evaluate.h"
+#include "bla/train/restore.h"
 #include "bla/train/trainer.h"
 #include "bla/util/checksum.h"
 #include "bla/util/files.h"
@@ -12,13 +13,19 @@
 #include "support/run_helpers.h"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <set>
 
 using bla::testing::TempDir;
@@ -332,6 +339,140 @@ TEST_F(TextTaskTest, ConfigErrorsNameTheKeyAndLine) {
             " has no window of seq_len + 1 = 5001 tokens within one shard (" + std::to_string(index_.train.tokens) +
             " tokens in " + std::to_string(index_.train.shards.size()) +
             " shard(s)); lower data.seq_len, or prepare the folder with more text");
+}
+
+// ---- Token ids and shards that change under a run ----
+
+// index.json of the folder, edited by `edit`.
+void edit_index(const std::string& dir, const std::function<void(nlohmann::json&)>& edit) {
+  auto json = nlohmann::json::parse(util::read_file(dir + "/index.json"));
+  edit(json);
+  util::write_file_atomically(dir + "/index.json", json.dump(2));
+}
+
+TEST_F(TextTaskTest, EndOfDocumentOutsideTheVocabularyIsRejected) {
+  edit_index(dir_, [](nlohmann::json& j) { j["tokenizer"]["end_of_document"] = 99999; });
+  EXPECT_EQ(error_of([&] { bla::tasks::TextTask({dir_, 16}); }),
+            dir_ + "/index.json: not a valid bla-data index (tokenizer.end_of_document 99999 is outside the vocabulary "
+                   "[0, 257)); prepare the folder again with bla-data prepare");
+}
+
+TEST_F(TextTaskTest, IdsOutsideTheIndexVocabularyNameTheShardAndOffset) {
+  // An index whose vocab_size is too small for its shards (the byte ids of
+  // 'y', 'z' and the end-of-document id 256 are >= 120).
+  edit_index(dir_, [](nlohmann::json& j) {
+    j["vocab_size"] = 120;
+    j["tokenizer"]["end_of_document"] = 10;
+  });
+  const auto tokens = split_tokens(dir_, index_, {0, index_.train.shards[0].tokens, {index_.train.shards[0]}});
+  const auto bad = std::find_if(tokens.begin(), tokens.end(), [](int64_t id) { return id >= 120; }) - tokens.begin();
+  ASSERT_LT(bad, static_cast<int64_t>(tokens.size()));
+  EXPECT_EQ(error_of([&] { bla::tasks::TextTask({dir_, 16}); }),
+            dir_ + "/train-00000.bin: token " + std::to_string(bad) + " (byte offset " + std::to_string(2 * bad) +
+                ") is id " + std::to_string(tokens[static_cast<size_t>(bad)]) + ", outside the vocabulary [0, 120) of " +
+                dir_ + "/index.json: its vocab_size is wrong or the shards were written with another tokenizer; "
+                "prepare the folder again: bla-data prepare --out " + dir_);
+}
+
+TEST_F(TextTaskTest, AnIndexVocabularyLargerThanTheModelsIsAConfigError) {
+  const std::string yaml = "run: {device: cpu, threads: 1}\nmodel: {d_model: 16, layers: 1, heads: 2, mixer: attention, "
+                           "vocab_size: 200}\ndata: {task: text, path: " + dir_ + ", seq_len: 16}\n"
+                           "train: {batch_size: 4, steps: 2, eval_examples: 4}\n";
+  bla::train::RunOptions options;
+  options.run_dir = tmp_ / "run";
+  options.quiet = true;
+  try {
+    bla::train::train(bla::config::parse_config(yaml, "text.yaml"), options);
+    FAIL() << "a model of 200 ids trained on a folder of 257";
+  } catch (const bla::config::ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), "model.vocab_size (200) is smaller than the task's vocabulary (257); remove it or raise it");
+  }
+  // A checkpoint of the folder, evaluated after its index.json grew: bla-eval and friends refuse it.
+  options.run_dir = tmp_ / "run2";
+  bla::train::train(bla::config::parse_config(yaml, "text.yaml", {"model.vocab_size=0"}), options);
+  edit_index(dir_, [](nlohmann::json& j) { j["vocab_size"] = 300; });
+  const std::string checkpoint = tmp_ / "run2/checkpoints/step-00000002.ckpt";
+  try {
+    bla::train::restore_checkpoint(checkpoint);
+    FAIL() << "a model of 257 ids restored for a folder of 300";
+  } catch (const bla::config::ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), "the vocab_size of " + dir_ + "/index.json is 300, larger than the vocabulary of the "
+                                     "model in " + checkpoint + " (257): its ids would fall outside the model's embedding; "
+                                     "use the data the checkpoint was trained on");
+  }
+}
+
+// Runs `read` in a forked child, so that a SIGBUS cannot take the test
+// binary with it; returns what it threw, or how it ended.
+std::string error_in_child(const std::function<void()>& read) {
+  int pipe_fds[2];
+  if (::pipe(pipe_fds) != 0) return "(no pipe)";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(pipe_fds[0]);
+    const std::string message = error_of(read);
+    const ssize_t written = ::write(pipe_fds[1], message.data(), message.size());
+    ::_exit(written == static_cast<ssize_t>(message.size()) ? 0 : 1);
+  }
+  ::close(pipe_fds[1]);
+  std::string message;
+  char buffer[4096];
+  for (ssize_t n; (n = ::read(pipe_fds[0], buffer, sizeof(buffer))) > 0;) message.append(buffer, static_cast<size_t>(n));
+  ::close(pipe_fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (WIFSIGNALED(status)) return "(killed by signal " + std::to_string(WTERMSIG(status)) + ")";
+  return message;
+}
+
+TEST_F(TextTaskTest, AShardChangedWhileARunReadsItIsAnErrorNotSigbus) {
+  const std::string shard = dir_ + "/train-00000.bin";
+  const std::string bytes = util::read_file(shard);
+  const std::string changed = shard + " changed while reading; prepare the folder again: bla-data prepare --out " + dir_;
+  auto read_all = [](const bla::tasks::TextTask& task) {
+    for (int64_t i = 0; i < task.num_examples(bla::tasks::Split::kTrain); ++i) task.window(bla::tasks::Split::kTrain, i);
+  };
+  {  // truncated in place (what faulted the mapping)
+    bla::tasks::TextTask task({dir_, 16});
+    ASSERT_EQ(::truncate(shard.c_str(), static_cast<off_t>(bytes.size() / 2)), 0);
+    EXPECT_EQ(error_in_child([&] { read_all(task); }),
+              changed + " (it has " + std::to_string(bytes.size() / 2) + " bytes, " + std::to_string(bytes.size()) +
+                  " when it was opened)");
+    util::write_file_atomically(shard, bytes);
+  }
+  {  // replaced by another file (same bytes, even)
+    bla::tasks::TextTask task({dir_, 16});
+    util::write_file_atomically(shard, bytes);
+    EXPECT_EQ(error_in_child([&] { read_all(task); }), changed + " (another file was put in its place)");
+  }
+  {  // written in place, same size (dated a second later: file times may be coarser than the test)
+    bla::tasks::TextTask task({dir_, 16});
+    std::string other = bytes;
+    std::reverse(other.begin(), other.end());
+    const int fd = ::open(shard.c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::pwrite(fd, other.data(), other.size(), 0), static_cast<ssize_t>(other.size()));
+    struct stat info {};
+    ::fstat(fd, &info);
+    timespec times[2] = {info.st_atim, info.st_mtim};
+    times[1].tv_sec += 1;
+    ::futimens(fd, times);
+    ::close(fd);
+    EXPECT_EQ(error_in_child([&] { read_all(task); }), changed + " (it was written since it was opened)");
+  }
+}
+
+TEST_F(TextTaskTest, ABatchReadWithItsChecksIsCheap) {
+  // Every window read checks the file (fstat, stat) and range-checks its ids.
+  bla::tasks::TextTask task({dir_, 16});
+  std::vector<int64_t> indices(64);
+  for (size_t i = 0; i < indices.size(); ++i) indices[i] = static_cast<int64_t>(i) % task.num_examples(bla::tasks::Split::kTrain);
+  const auto started = std::chrono::steady_clock::now();
+  for (int r = 0; r < 100; ++r) task.batch(bla::tasks::Split::kTrain, indices);
+  const double per_batch_us =
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - started).count() / 100;
+  std::printf("text batch of 64 windows: %.0f us\n", per_batch_us);
+  EXPECT_LT(per_batch_us, 20000);
 }
 
 // ---- Training ----

@@ -19,11 +19,12 @@
 // shard_tokens tokens; a document may continue in the next shard.
 #pragma once
 
-#include "bla/util/mapped_file.h"
+#include "bla/util/read_only_file.h"
 
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -70,21 +71,35 @@ std::string dtype_for_vocab(int64_t vocab_size);
 // make it (bla-data prepare) when it is missing or malformed.
 ShardIndex read_index(const std::string& dir);
 
-// One split's shards, memory-mapped and checked against the index: each file
-// must exist, have tokens * token_bytes bytes and the recorded checksum.
-// Errors (std::runtime_error) name the file, what differs and the fix.
+// One split's shards, checked against the index when opened: each file must
+// exist, have tokens * token_bytes bytes, the recorded checksum, and only ids
+// below vocab_size (one pass over the file does both; the id scan costs about
+// 4% of the checksum: 12 ms per 200 MB of uint16 against 300 ms). Errors
+// (std::runtime_error) name the file, what differs and the fix.
+//
+// The files stay open and are read with pread, never through a mapping, so
+// a shard truncated while a run reads it is an error, not SIGBUS; before
+// each read the file is checked to be the one opened (size, modification
+// time, inode), and the ids read are range-checked again.
 class SplitShards {
  public:
   SplitShards(const std::string& dir, const ShardIndex& index, const std::string& split);
   int64_t num_shards() const { return static_cast<int64_t>(files_.size()); }
   int64_t shard_tokens(int64_t shard) const { return tokens_[static_cast<size_t>(shard)]; }
   // Copies tokens [first, first + count) of `shard` into `out` as int64.
+  // Throws std::runtime_error naming the file when it changed since it was
+  // opened ("changed while reading; prepare the folder again ...") or holds
+  // an id >= vocab_size (naming the token's offset).
   void read(int64_t shard, int64_t first, int64_t count, int64_t* out) const;
 
  private:
-  std::vector<util::MappedFile> files_;
+  std::runtime_error changed_error(const util::ReadOnlyFile& file) const;
+  std::vector<util::ReadOnlyFile> files_;
   std::vector<int64_t> tokens_;
   int64_t token_bytes_ = 2;
+  int64_t vocab_size_ = 0;
+  std::string index_path_;
+  std::string remake_hint_;
 };
 
 }  // namespace bla::data

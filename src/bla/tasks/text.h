@@ -43,6 +43,8 @@ class TextTask : public Task {
   std::string headline_metric() const override { return "perplexity"; }
 
   const data::ShardIndex& index() const { return index_; }
+  // The folder (data.path).
+  const std::string& path() const { return options_.path; }
   // The tokenizer the folder was prepared with (index.json), for text prompts.
   std::unique_ptr<data::Tokenizer> tokenizer() const;
   // The seq_len + 1 tokens of example `index` of `split`.

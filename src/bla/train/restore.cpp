@@ -1,6 +1,9 @@
 #include "bla/train/restore.h"
 
+#include "bla/data/shards.h"
+#include "bla/tasks/text.h"
 #include "bla/train/checkpoint.h"
+#include "bla/util/files.h"
 
 #include <torch/torch.h>
 
@@ -21,22 +24,42 @@ torch::Device resolve_device(const std::string& name) {
   return device;
 }
 
+namespace {
+// Token ids of the task must index the model's embedding: a larger task
+// vocabulary (an index.json with a larger vocab_size, --set data.vocab_size)
+// would fail deep in the forward pass ("index out of range in self").
+void check_vocabulary(const tasks::Task& task, int64_t model_vocab, const std::string& checkpoint) {
+  if (task.vocab_size() <= model_vocab) return;
+  std::string source = "the task's vocabulary (data.vocab_size)";
+  if (const auto* text = dynamic_cast<const tasks::TextTask*>(&task)) {
+    source = "the vocab_size of " + util::join_path(text->path(), data::kIndexFile);
+  }
+  throw config::ConfigError(source + " is " + std::to_string(task.vocab_size()) +
+                            ", larger than the vocabulary of the model in " + checkpoint + " (" +
+                            std::to_string(model_vocab) + "): its ids would fall outside the model's embedding; "
+                            "use the data the checkpoint was trained on");
+}
+}  // namespace
+
 RestoredRun restore_checkpoint(const std::string& path, const RestoreOptions& options) {
   RestoredRun run;
   run.meta = read_checkpoint_meta(path);
-  if (!run.meta.contains("config")) {
+  if (!run.meta.contains("config") || !run.meta.at("config").is_string()) {
     throw CheckpointError("checkpoint " + path + " holds no config (it was written by an older bla-train); "
                           "it cannot be restored without one");
   }
   run.config = config::parse_config(run.meta.at("config").get<std::string>(), path, options.overrides);
   run.task = tasks::make_task(*run.config.data, run.config.run.seed);
-  run.vocab_size = run.meta.value("vocab_size", int64_t{0});
+  const auto stored_vocab = run.meta.find("vocab_size");
+  run.vocab_size = stored_vocab != run.meta.end() && stored_vocab->is_number_integer() ? stored_vocab->get<int64_t>() : 0;
   if (run.vocab_size <= 0) {
     run.vocab_size = run.config.model.vocab_size > 0 ? run.config.model.vocab_size : run.task->vocab_size();
   }
+  check_vocabulary(*run.task, run.vocab_size, path);
   run.model = model::LanguageModel(run.config.model, run.vocab_size, run.task->seq_len());
   run.config.finish_deferred_sections();
-  load_checkpoint(path, *run.model, nullptr);
+  // Overrides of model keys must leave the model as it was trained.
+  load_checkpoint(path, *run.model, nullptr, model_config_yaml(run.config));
   run.device = resolve_device(run.config.run.device);
   run.model->to(run.device);
   run.model->eval();

@@ -1,6 +1,8 @@
 // A file mapped read-only into memory (POSIX mmap), unmapped when the object
-// dies. Token shards are read this way: the kernel pages them in on demand
-// and shares the pages between the processes of a run.
+// dies. bla-data prepare reads its input text this way: the kernel pages it
+// in on demand and the page cache, not the heap, holds it. A mapping faults
+// (SIGBUS) where the file is truncated while mapped, so files that may change
+// under a long run (token shards) are read with ReadOnlyFile instead.
 #pragma once
 
 #include <cstddef>
