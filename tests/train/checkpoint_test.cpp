@@ -159,10 +159,10 @@ TEST_F(DamagedCheckpoint, ByteFlipsBehindAValidSealAreCheckpointErrorsOrHarmless
 
 TEST(CheckpointFile, ThatIsNotARegularFileIsRefusedBeforeReading) {
   EXPECT_EQ(checkpoint_error_of([] { bla::train::read_checkpoint_meta("/dev/zero"); }),
-            "checkpoint /dev/zero is not a regular file");
+            "checkpoint /dev/zero: is not a regular file (a device, pipe or socket), not a checkpoint");
   TempDir tmp;
   EXPECT_EQ(checkpoint_error_of([&] { bla::train::verify_checkpoint(tmp.str()); }),
-            "checkpoint " + tmp.str() + " is not a regular file");
+            "checkpoint " + tmp.str() + ": is a folder, not a checkpoint");
 }
 
 TEST_F(DamagedCheckpoint, ProgramsExitWith3AndOneLine) {

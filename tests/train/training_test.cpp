@@ -323,6 +323,20 @@ TEST(Training, WritesATensorBoardEventFileWithTheLoggedScalars) {
   for (const auto& name : bla::util::list_directory(tmp / "off")) EXPECT_NE(name.rfind("events.", 0), 0u) << name;
 }
 
+TEST(RunDirectory, ResumingWithAnotherModelConfigNamesTheDifference) {
+  TempDir tmp;
+  const std::string bla = tiny_mqar_config("bla", "  mixers: {bla: {window: 16, slots: 4}}\n");
+  auto first = bla::config::parse_config(bla, "tiny.yaml", {"train.steps=3"});
+  run(first, tmp / "run");
+  auto other = bla::config::parse_config(bla, "tiny.yaml", {"train.steps=6", "model.mixers.bla.slots=8"});
+  try {
+    run(other, tmp / "run", "auto");
+    FAIL() << "expected a refusal: the parameter shapes match, the model does not";
+  } catch (const bla::train::CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("slots: checkpoint has 4, config has 8"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Training, KilledRunLeavesALoadableCheckpoint) {
   TempDir tmp;
   std::string cfg = tmp / "cfg.yaml";

@@ -59,11 +59,6 @@ auto guarded(const std::string& path, const std::string& what, F&& read) {
 
 // Checks the seal and returns the archive bytes.
 std::string unseal(const std::string& path) {
-  struct stat info {};
-  if (::stat(path.c_str(), &info) != 0) {
-    throw CheckpointError("checkpoint " + path + ": cannot open it (" + std::strerror(errno) + ")");
-  }
-  if (!S_ISREG(info.st_mode)) throw CheckpointError("checkpoint " + path + " is not a regular file");
   std::string bytes;
   try {
     util::check_binary_input(path, int64_t{1} << 36, "a checkpoint");  // 64 GiB

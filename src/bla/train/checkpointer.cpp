@@ -29,11 +29,6 @@ void move_path(const std::string& from, const std::string& to) {
   }
 }
 
-std::string model_section_yaml(const config::Config& config) {
-  YAML::Emitter out;
-  out << config.resolved["model"];
-  return out.c_str();
-}
 }  // namespace
 
 Checkpointer::Checkpointer(const std::string& run_dir, const config::Config& config, int64_t vocab,
@@ -97,7 +92,7 @@ std::string Checkpointer::to_resume(const std::string& resume) const {
   std::string newest_problem;
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
     try {
-      read_checkpoint_meta(*it);
+      verify_checkpoint(*it);  // the whole payload, not only the seal
       return *it;
     } catch (const CheckpointError& e) {
       log_.warn("skipping {}", e.what());
@@ -114,7 +109,7 @@ std::string Checkpointer::to_resume(const std::string& resume) const {
 }
 
 Progress Checkpointer::load(const std::string& path, torch::nn::Module& model, Optimizer& optimizer) const {
-  auto meta = load_checkpoint(path, model, &optimizer.state());
+  auto meta = load_checkpoint(path, model, &optimizer.state(), model_config_yaml(config_));
   optimizer.after_load();
   Progress p;
   p.step = meta.at("step").get<int64_t>();
@@ -148,7 +143,7 @@ std::string Checkpointer::save(const Progress& progress, const torch::nn::Module
                     {"correct", progress.window_correct},
                     {"count", progress.window_count},
                     {"steps", progress.window_steps}};
-  meta["model_config"] = model_section_yaml(config_);
+  meta["model_config"] = model_config_yaml(config_);
   meta["config"] = config_.resolved_yaml();
   meta["vocab_size"] = vocab_;
   return directory_.save(progress.step, model, &optimizer.state(), meta);
