@@ -337,6 +337,21 @@ TEST(RunDirectory, ResumingWithAnotherModelConfigNamesTheDifference) {
   }
 }
 
+TEST(RunDirectory, ResumingWithAnotherDataConfigNamesTheDifference) {
+  TempDir tmp;
+  run(tiny({"train.steps=3"}), tmp / "run");
+  try {
+    run(tiny({"train.steps=6", "data.num_kv_pairs=2"}), tmp / "run", "auto");
+    FAIL() << "expected a refusal";
+  } catch (const bla::train::CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("another data config (data.num_kv_pairs: checkpoint has 4, config has 2)"),
+              std::string::npos)
+        << e.what();
+  }
+  // What does not change the training data may change.
+  EXPECT_NO_THROW(run(tiny({"train.steps=6", "data.test_examples=32"}), tmp / "run", "auto"));
+}
+
 TEST(Training, KilledRunLeavesALoadableCheckpoint) {
   TempDir tmp;
   std::string cfg = tmp / "cfg.yaml";

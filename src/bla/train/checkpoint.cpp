@@ -244,6 +244,23 @@ std::string model_config_difference(const std::string& saved, const std::string&
   return first_difference(a, b, "model");
 }
 
+std::string data_config_difference(const std::string& saved_config, const std::string& current_config) {
+  YAML::Node a, b;
+  try {
+    a = YAML::Clone(YAML::Load(saved_config)["data"]);
+    b = YAML::Clone(YAML::Load(current_config)["data"]);
+  } catch (const std::exception& e) {
+    return std::string("data: a config is not valid YAML (") + e.what() + ")";
+  }
+  for (auto* node : {&a, &b}) {
+    if (node->IsMap()) {
+      node->remove("path");
+      node->remove("test_examples");
+    }
+  }
+  return first_difference(a, b, "data");
+}
+
 std::string encode_checkpoint(const torch::nn::Module& model, const torch::optim::Optimizer* optimizer,
                               const nlohmann::json& meta) {
   nlohmann::json full = meta;

@@ -67,6 +67,10 @@ std::string model_config_yaml(const config::Config& config);
 // "model.mixer[1].window: ...". `saved` is the checkpoint's, `current` the
 // config's.
 std::string model_config_difference(const std::string& saved, const std::string& current);
+// The same for the data section of two whole resolved configs (YAML text, as
+// meta["config"] holds them), leaving out what does not change the training
+// data (data.path: the folder may move; data.test_examples).
+std::string data_config_difference(const std::string& saved_config, const std::string& current_config);
 
 // The checkpoints of one run directory: <dir>/step-00000100.ckpt, newest last.
 class CheckpointDirectory {

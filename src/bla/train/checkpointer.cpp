@@ -109,6 +109,13 @@ std::string Checkpointer::to_resume(const std::string& resume) const {
 }
 
 Progress Checkpointer::load(const std::string& path, torch::nn::Module& model, Optimizer& optimizer) const {
+  if (const auto meta = read_checkpoint_meta(path); meta.contains("config")) {
+    // The data too: another task, seed or generator setting would continue a different run.
+    if (auto d = data_config_difference(meta.at("config").get<std::string>(), config_.resolved_yaml()); !d.empty()) {
+      throw CheckpointError("checkpoint " + path + " was made with another data config (" + d +
+                            "); resume with the data section it was made with, or start a new run");
+    }
+  }
   auto meta = load_checkpoint(path, model, &optimizer.state(), model_config_yaml(config_));
   optimizer.after_load();
   Progress p;
