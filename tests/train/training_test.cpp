@@ -352,6 +352,27 @@ TEST(RunDirectory, ResumingWithAnotherDataConfigNamesTheDifference) {
   EXPECT_NO_THROW(run(tiny({"train.steps=6", "data.test_examples=32"}), tmp / "run", "auto"));
 }
 
+TEST(RunDirectory, EveryCheckpointAndTheDirectoryCarryTheRunsIdentity) {
+  TempDir tmp;
+  run(tiny({"train.steps=3"}), tmp / "run");
+  run(tiny({"train.steps=6"}), tmp / "run", "auto");
+  auto identity = nlohmann::json::parse(bla::util::read_file(tmp / "run/run.json"));
+  const std::string id = identity.at("id").get<std::string>();
+  EXPECT_EQ(id.size(), 16u);
+  for (const auto& path : bla::train::CheckpointDirectory(tmp / "run/checkpoints", 100).list()) {
+    auto meta = bla::train::read_checkpoint_meta(path);
+    EXPECT_EQ(meta.at("run").at("id").get<std::string>(), id) << path << ": a resumed run keeps its id";
+    EXPECT_EQ(meta.at("run").at("model_data_hash"), identity.at("model_data_hash")) << path;
+  }
+  bla::train::RunOptions options;
+  options.run_dir = tmp / "run";
+  options.quiet = true;
+  options.overwrite = true;
+  bla::train::train(tiny({"train.steps=2"}), options);
+  EXPECT_NE(nlohmann::json::parse(bla::util::read_file(tmp / "run/run.json")).at("id").get<std::string>(), id)
+      << "a fresh run gets a new id";
+}
+
 TEST(Training, KilledRunLeavesALoadableCheckpoint) {
   TempDir tmp;
   std::string cfg = tmp / "cfg.yaml";

@@ -1,6 +1,7 @@
 #include "bla/train/checkpointer.h"
 
 #include "bla/train/trainer.h"
+#include "bla/util/checksum.h"
 #include "bla/util/files.h"
 
 #include <signal.h>
@@ -10,6 +11,9 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <chrono>
+#include <cstdio>
+#include <random>
 #include <regex>
 
 namespace bla::train {
@@ -37,6 +41,24 @@ Checkpointer::Checkpointer(const std::string& run_dir, const config::Config& con
       config_(config),
       vocab_(vocab),
       log_(log) {}
+
+std::string new_run_id() {
+  std::random_device device;
+  std::mt19937_64 rng((static_cast<uint64_t>(device()) << 32) ^ device() ^
+                      static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
+  char text[17];
+  std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(rng()));
+  return text;
+}
+
+nlohmann::json run_identity(const config::Config& config, const std::string& run_id) {
+  YAML::Emitter data;
+  data << config.resolved["data"];
+  char hash[17];
+  std::snprintf(hash, sizeof(hash), "%016llx",
+                static_cast<unsigned long long>(util::fnv1a64(model_config_yaml(config) + "\n---\n" + data.c_str())));
+  return {{"id", run_id}, {"model_data_hash", hash}};
+}
 
 std::string Checkpointer::claim_for_fresh_start(const std::string& run_dir, bool overwrite) {
   const auto existing = CheckpointDirectory(util::join_path(run_dir, "checkpoints"), 1).list();
@@ -127,6 +149,7 @@ Progress Checkpointer::load(const std::string& path, torch::nn::Module& model, O
   p.window_correct = w.at("correct").get<double>();
   p.window_count = w.at("count").get<double>();
   p.window_steps = w.at("steps").get<int64_t>();
+  p.run_id = meta.contains("run") ? meta.at("run").value("id", "") : "";  // older checkpoints have none
   log_.info("resumed from {} at step {}", path, p.step);
   if (!meta.at("optimizer_restored").get<bool>()) log_.warn("{} holds no optimizer state: AdamW starts afresh", path);
   return p;
@@ -150,6 +173,7 @@ std::string Checkpointer::save(const Progress& progress, const torch::nn::Module
                     {"correct", progress.window_correct},
                     {"count", progress.window_count},
                     {"steps", progress.window_steps}};
+  meta["run"] = run_identity(config_, progress.run_id);
   meta["model_config"] = model_config_yaml(config_);
   meta["config"] = config_.resolved_yaml();
   meta["vocab_size"] = vocab_;

@@ -23,7 +23,14 @@ struct Progress {
   int64_t total_steps = 0;
   double window_loss = 0, window_correct = 0, window_count = 0;  // the log window in progress
   int64_t window_steps = 0;
+  std::string run_id;  // made when the run starts afresh, carried by every checkpoint of it
 };
+
+// A run's identity: its id and a hash of its resolved model and data
+// sections, written to <run>/run.json and into every checkpoint.
+nlohmann::json run_identity(const config::Config& config, const std::string& run_id);
+// A fresh random run id (16 hex digits).
+std::string new_run_id();
 
 class NonFiniteError;
 

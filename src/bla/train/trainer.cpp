@@ -171,6 +171,12 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
       }
     }
   }
+  if (progress.run_id.empty()) progress.run_id = new_run_id();  // a fresh run (or a checkpoint older than run ids)
+  if (dp.is_main()) {
+    auto identity = run_identity(config, progress.run_id);
+    identity["started"] = std::time(nullptr);
+    util::write_file_atomically(util::join_path(run_dir, "run.json"), identity.dump(2) + "\n");
+  }
   dp.check_same(progress.step, "the step to start from");  // dist: every rank resumed from the same checkpoint
   dp.broadcast(model->parameters());                        // dist: rank 0's parameters everywhere
 
