@@ -14,6 +14,7 @@ Variants (bla-train --set overrides or environment):
   no_graph     train.cuda_graph=off
   no_fused_opt train.fused_optimizer=off (implies no graph)
   no_fused_head train.fused_head=off
+  fused_head   train.fused_head=on (the LM head fused whatever the size)
   no_prefetch  train.prefetch=0
   no_kernels   BLA_KERNELS=0 (mixer and model kernels)
   sync         BLA_SYNC_EVERY_STEP=1 (the host reads the step's numbers every step)
@@ -31,6 +32,7 @@ VARIANTS = {
     "no_graph": (["train.cuda_graph=off"], {}),
     "no_fused_opt": (["train.fused_optimizer=off", "train.cuda_graph=off"], {}),
     "no_fused_head": (["train.fused_head=off"], {}),
+    "fused_head": (["train.fused_head=on"], {}),
     "no_prefetch": (["train.prefetch=0"], {}),
     "no_kernels": ([], {"BLA_KERNELS": "0"}),
     "sync": (["train.cuda_graph=off"], {"BLA_SYNC_EVERY_STEP": "1"}),

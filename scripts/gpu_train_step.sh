@@ -45,10 +45,10 @@ with open('/tmp/bench_text.txt', 'w') as f:
   [ -n "${ANCHORS:-}" ] && anchors=(--anchors "$ANCHORS")
   zoology="--d,128,--layers,2,--heads,2,--vocab,8192,--seq,256,--batch,256,--steps,60,--warm,20"
   PYTHONUNBUFFERED=1 timeout 300 python3 scripts/bench_train.py --build "$BUILD_DIR" "${anchors[@]}" \
-    --variants "${VARIANTS:-all,no_graph,no_fused_head,no_fused_opt,sync,baseline}" --json "$out/bench_zoology.json" \
+    --variants "${VARIANTS:-all,no_graph,fused_head,no_fused_opt,sync,baseline}" --json "$out/bench_zoology.json" \
     "configs/bench/mqar_zoology.yaml:$zoology" 2>&1 | tee "$out/bench_zoology.txt"
   PYTHONUNBUFFERED=1 timeout 400 python3 scripts/bench_train.py --build "$BUILD_DIR" "${anchors[@]}" \
-    --variants "${VARIANTS_125M:-all,no_fused_head,no_graph,baseline}" --json "$out/bench_lm125m.json" \
+    --variants "${VARIANTS_125M:-all,fused_head,no_graph,baseline}" --json "$out/bench_lm125m.json" \
     "configs/bench/lm_125m.yaml:--steps,40,--warm,10:data.path=$BUILD_DIR/data/bench_text" 2>&1 | tee "$out/bench_lm125m.txt"
   # The other mixers at 125M, every part on (their ratio to attention's tokens/s is a target).
   if [ -z "${SKIP_MIXERS:-}" ]; then

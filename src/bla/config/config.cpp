@@ -308,7 +308,7 @@ Config build(YAML::Node root, std::shared_ptr<ConfigSource> source) {
   t.bucket_mb = train.real("bucket_mb", t.bucket_mb, 0.001, 65536);
   t.cuda_graph = train.choice("cuda_graph", t.cuda_graph, {"auto", "on", "off"});
   t.fused_optimizer = train.choice("fused_optimizer", t.fused_optimizer, {"auto", "off"});
-  t.fused_head = train.choice("fused_head", t.fused_head, {"auto", "off"});
+  t.fused_head = train.choice("fused_head", t.fused_head, {"auto", "on", "off"});
   t.prefetch = train.integer("prefetch", t.prefetch, 0, 64);
   t.tensorboard = train.boolean("tensorboard", t.tensorboard);
   train.finish();

@@ -70,7 +70,7 @@ struct TrainConfig {
   double bucket_mb = 25;  // distributed: size of a gradient all-reduce bucket (docs/distributed.md)
   std::string cuda_graph = "auto";       // auto | on | off: capture the whole step in a CUDA graph
   std::string fused_optimizer = "auto";  // auto | off: PyTorch's fused multi-tensor AdamW on CUDA
-  std::string fused_head = "auto";       // auto | off: LM head fused with cross-entropy, in row chunks
+  std::string fused_head = "auto";       // auto | on | off: LM head fused with cross-entropy, in row chunks
   int64_t prefetch = 2;                  // steps of batches built ahead on the feeder thread (0: in the step)
   bool tensorboard = true;               // TensorBoard event file in the run directory
 };

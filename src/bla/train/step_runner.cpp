@@ -110,7 +110,9 @@ void StepRunner::body(const std::vector<MicroBatch>& micro) {
     auto hidden = model_.hidden(m.inputs);
     auto rows = hidden.reshape({-1, hidden.size(-1)}).index_select(0, m.rows);
     const auto weight = model_.head_weight();
-    auto head = options_.fused_head && model::head_fusion_pays(rows.size(0), weight.size(0))
+    const bool fuse = options_.fused_head == "on" ||
+                      (options_.fused_head == "auto" && model::head_fusion_pays(rows.size(0), weight.size(0)));
+    auto head = fuse
                     ? model::head_cross_entropy(rows, weight, m.targets)
                     : model::head_cross_entropy_reference(rows, weight, m.targets);
     if (options_.bf16) compat::set_cuda_autocast(false, at::kBFloat16);

@@ -27,7 +27,7 @@ struct StepOptions {
   bool bf16 = false;                 // CUDA autocast to bf16
   double grad_clip = 1.0;            // 0: no clipping
   bool halt_on_nonfinite = true;     // "stop": after a bad step no update applies (the trainer then stops)
-  bool fused_head = true;            // the LM head fused with cross-entropy where it pays (model/head_loss.h)
+  std::string fused_head = "auto";   // auto (where it pays) | on | off: the LM head fused with cross-entropy (model/head_loss.h)
   std::string cuda_graph = "auto";   // auto | on | off
   int64_t eager_steps = 3;           // steps run eagerly before the capture
   int64_t graph_rows = 0;            // scored rows per micro-batch the graph is captured for (the feeder pads to it)

@@ -205,7 +205,7 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
   step_options.bf16 = bf16;
   step_options.grad_clip = t.grad_clip;
   step_options.halt_on_nonfinite = t.on_nonfinite == "stop";
-  step_options.fused_head = t.fused_head != "off";
+  step_options.fused_head = t.fused_head;
   step_options.cuda_graph = t.cuda_graph;
   step_options.graph_rows = feed.pad_rows_to;
   StepRunner runner(*model, optimizer, step_metrics, dp, device, step_options,
@@ -238,7 +238,7 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
             t.batch_size * task->seq_len(), t.lr, t.schedule, t.warmup_steps);
   if (device.is_cuda()) {
     log->info("step: optimizer {}, LM head {}, {}", optimizer.fused() ? "fused AdamW" : "torch::optim::AdamW",
-              step_options.fused_head ? "fused with the loss" : "plain", runner.mode());
+              "fused with the loss: " + step_options.fused_head, runner.mode());
   }
 
   EvalOptions eval_options{t.eval_examples, t.eval_batch_size > 0 ? t.eval_batch_size : t.batch_size, bf16};
