@@ -183,48 +183,40 @@ void poison_checkpoint(const bla::config::Config& config, const std::string& pat
   bla::train::save_checkpoint(path, *model, nullptr, meta);
 }
 
+// Trains 3 steps into `dir`, poisons that checkpoint with a NaN weight and
+// resumes from it with `overrides`; returns the NonFiniteError's message.
+std::string nonfinite_error_after_poisoned_resume(const std::string& dir, const std::vector<std::string>& overrides) {
+  auto config = tiny({"train.steps=3"});
+  run(config, dir);
+  poison_checkpoint(config, dir + "/checkpoints/step-00000003.ckpt");
+  try {
+    run(tiny(overrides), dir, dir + "/checkpoints/step-00000003.ckpt");
+  } catch (const bla::train::NonFiniteError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
 TEST(Training, NonFiniteLossStopsNamingTheStepAndWritesNoCheckpoint) {
   TempDir tmp;
-  auto config = tiny({"train.steps=3"});
-  run(config, tmp / "run");
-  poison_checkpoint(config, tmp / "run/checkpoints/step-00000003.ckpt");
-  try {
-    run(tiny({"train.steps=6"}), tmp / "run", tmp / "run/checkpoints/step-00000003.ckpt");
-    FAIL() << "expected the run to stop";
-  } catch (const bla::train::NonFiniteError& e) {
-    EXPECT_NE(std::string(e.what()).find("step 4: loss is not finite"), std::string::npos) << e.what();
-  }
+  const auto what = nonfinite_error_after_poisoned_resume(tmp / "run", {"train.steps=6"});
+  EXPECT_NE(what.find("step 4: loss is not finite"), std::string::npos) << what;
   EXPECT_EQ(bla::train::CheckpointDirectory(tmp / "run/checkpoints", 100).list().size(), 1u);
 }
 
 TEST(Training, SkippingNonFiniteStepsStillNeverSavesBadWeights) {
   TempDir tmp;
-  auto config = tiny({"train.steps=3"});
-  run(config, tmp / "run");
-  poison_checkpoint(config, tmp / "run/checkpoints/step-00000003.ckpt");
-  try {
-    run(tiny({"train.steps=6", "train.on_nonfinite=skip"}), tmp / "run", tmp / "run/checkpoints/step-00000003.ckpt");
-    FAIL() << "expected the run to refuse to checkpoint";
-  } catch (const bla::train::NonFiniteError& e) {
-    EXPECT_NE(std::string(e.what()).find("step 6: parameters are not finite; no checkpoint written"), std::string::npos)
-        << e.what();
-  }
+  const auto what = nonfinite_error_after_poisoned_resume(tmp / "run", {"train.steps=6", "train.on_nonfinite=skip"});
+  EXPECT_NE(what.find("step 6: parameters are not finite; no checkpoint written"), std::string::npos) << what;
   EXPECT_EQ(bla::train::CheckpointDirectory(tmp / "run/checkpoints", 100).list().size(), 1u);
 }
 
 TEST(Training, TooManySkippedUpdatesInARowStopTheRun) {
   TempDir tmp;
-  auto config = tiny({"train.steps=3"});
-  run(config, tmp / "run");
-  poison_checkpoint(config, tmp / "run/checkpoints/step-00000003.ckpt");
-  try {
-    run(tiny({"train.steps=9", "train.on_nonfinite=skip", "train.max_consecutive_skips=2", "train.log_every=1"}),
-        tmp / "run", tmp / "run/checkpoints/step-00000003.ckpt");
-    FAIL() << "expected the run to stop";
-  } catch (const bla::train::NonFiniteError& e) {
-    EXPECT_NE(std::string(e.what()).find("step 4: loss is not finite"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("2 updates in a row were skipped"), std::string::npos) << e.what();
-  }
+  const auto what = nonfinite_error_after_poisoned_resume(
+      tmp / "run", {"train.steps=9", "train.on_nonfinite=skip", "train.max_consecutive_skips=2", "train.log_every=1"});
+  EXPECT_NE(what.find("step 4: loss is not finite"), std::string::npos) << what;
+  EXPECT_NE(what.find("2 updates in a row were skipped"), std::string::npos) << what;
   // The skipped step was logged as such before the stop.
   auto lines = metric_lines(tmp / "run");
   ASSERT_FALSE(lines.empty());
