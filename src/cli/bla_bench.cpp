@@ -235,7 +235,7 @@ int run(const Options& o) {
   const double scale = 1.0 / std::sqrt(static_cast<double>(o.dim));
   const double pairs = visible_pairs(o.seq, o.window) * o.batch * o.heads;
   // BLA: about 2CN + 2CD + 2N^2 + 4ND multiply-adds per token and head
-  // (shared/docs/BLA.md, "Training"); SWA and attention: 2D per visible pair, twice.
+  // (docs/bla.md, "Training"); SWA and attention: 2D per visible pair, twice.
   const double bla_macs = 2.0 * o.chunk * o.slots + 2.0 * o.chunk * o.dim + 2.0 * o.slots * o.slots + 4.0 * o.slots * o.dim;
   const double fwd_flops =
       o.op.rfind("bla", 0) == 0 ? 2.0 * bla_macs * static_cast<double>(o.batch * o.seq * o.heads) : 4.0 * o.dim * pairs;

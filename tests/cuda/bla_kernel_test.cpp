@@ -9,7 +9,7 @@
 //   - the chunk step's autograd Function (which saves the probabilities)
 //     against those raw passes (which recompute them).
 // float32 inputs must agree to 1e-4 and bf16 inputs to 1e-2 (relative, in
-// the Frobenius norm), shared/docs/BLA.md's last test.
+// the Frobenius norm), docs/bla.md's last required test.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 

@@ -81,7 +81,7 @@ struct Expected {
 };
 
 // Masked softmax attention in float64, straight from the definition
-// (shared/docs/BLA.md, SWA: keys t - W < s <= t), with autograd gradients.
+// (docs/mixers.md, SWA: keys t - W < s <= t), with autograd gradients.
 Expected reference(const Inputs& in, int64_t window, double scale) {
   torch::AutoGradMode grad_on(true);
   auto q = in.q.detach().to(at::kDouble).requires_grad_(true);

@@ -1,6 +1,6 @@
 // The GatedFWA layer: its forward against the one-query-at-a-time reference
 // op with the layer's own projections, the gate (<= 0, its initial decays),
-// decoding past several window wraps, the state-size formula (TASKS.md) and
+// decoding past several window wraps, the state-size formula (docs/mixers.md) and
 // config errors.
 #include "bla/config/config.h"
 #include "bla/mixers/common/heads.h"

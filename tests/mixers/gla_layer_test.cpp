@@ -1,6 +1,6 @@
 // The GLA layer: its forward against the token-loop reference op with the
 // layer's own projections, the low-rank gate (<= 0, normaliser), chunk
-// independence, the state-size formula (TASKS.md) and config errors.
+// independence, the state-size formula (docs/mixers.md) and config errors.
 #include "bla/config/config.h"
 #include "bla/mixers/common/heads.h"
 #include "bla/mixers/gla/gla_layer.h"

@@ -1,7 +1,7 @@
 // The GSA layer: its forward against the token-loop reference op with the
 // layer's own projections and feature map, the forget gate (<= 0,
 // normaliser), decoding with other slot counts, the state-size formula
-// (TASKS.md) and config errors.
+// (docs/mixers.md) and config errors.
 #include "bla/config/config.h"
 #include "bla/mixers/common/heads.h"
 #include "bla/mixers/gsa/gsa_layer.h"

@@ -1,7 +1,7 @@
 // The Mamba2-like layer: its forward against a composition of the plain
 // definitions (torch's conv1d, the SSD token loop, the gated RMSNorm), decoding
 // in shapes the generic decode test does not reach, initialisation ranges
-// (MIXERS.md), the state-size formula (TASKS.md) and config errors.
+// (docs/mixers.md), the state-size formula ("State size" there) and config errors.
 #include "bla/config/config.h"
 #include "bla/mixers/mamba2/mamba2_layer.h"
 #include "bla/ops/ssd.h"

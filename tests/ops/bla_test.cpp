@@ -1,4 +1,4 @@
-// Blurry Window Attention (shared/docs/BLA.md, "What the tests must show"):
+// Blurry Window Attention (docs/bla.md, "What the tests must show"):
 // the chunked form and the decode step held to the token-by-token reference,
 // N == W held to an independent sliding-window attention, gradients held to
 // finite differences, and the operators' stability measured as it is.
@@ -132,7 +132,7 @@ TEST(BlaOperators, DirichletKernelInterpolatesIntegers) {
 
 TEST(BlaOperators, FullResolutionIsAShiftDroppingTheOldestSlot) {
   // N == W: r = 1, the forget step empties slot N-1 and the shift moves slot
-  // j to j+1, so the slots hold exactly the last W tokens (BLA.md).
+  // j to j+1, so the slots hold exactly the last W tokens (docs/bla.md, "N = W").
   const int64_t n = 5;
   const BlaOperators ops = make_bla_operators(n, n, 3);
   const at::Tensor expected_a = at::eye(n, at::kDouble).roll(1, 0).index_put_({0, n - 1}, 0.0);
@@ -155,7 +155,7 @@ TEST(BlaOperators, KernelPowersAndCausalKernelAgreeWithA) {
     for (int64_t s = 0; s < 6; ++s)
       EXPECT_LT(max_abs_diff(ops.causal_kernel[i][s], s <= i ? ops.kernel[i - s] : at::zeros({5}, at::kDouble)),
                 1e-15);
-  // A is the three steps of BLA.md composed: Shift (I - p g^T).
+  // A is the three steps of docs/bla.md composed: Shift (I - p g^T).
   const at::Tensor composed =
       at::matmul(ops.shift, at::eye(5, at::kDouble) - at::outer(ops.forget_write, ops.forget_read));
   EXPECT_LT(max_abs_diff(ops.A, composed), 1e-15);
@@ -424,7 +424,7 @@ TEST(BlaStability, SpectralRadiusBelowOneWithTimeConstantOfAboutW) {
 }
 
 TEST(BlaStability, ImpulseResponseDecaysGeometricallyNotAtW) {
-  // BLA.md: "the response to one token decays after W". What holds: for
+  // docs/bla.md, 'What "decays after W" means numerically'. What holds: for
   // N == W it is exactly zero from tau = W on (A is nilpotent); for N < W it
   // decays geometrically with a time constant of about W, so a real share of
   // it lies beyond W and it is negligible (< 1e-6) only after ~16 W.

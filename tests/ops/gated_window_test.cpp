@@ -1,4 +1,4 @@
-// GatedFWA's core (shared/docs/MIXERS.md, "GatedFWA"): the blocked form and the
+// GatedFWA's core (docs/mixers.md, "GatedFWA"): the blocked form and the
 // decode step held to the one-query reference, g = 0 to plain sliding-window
 // attention, gradients to central differences.
 #include "bla/ops/gated_window.h"

@@ -1,5 +1,5 @@
 // The chunked SSD form and the decode step held to the token-loop reference
-// (shared/docs/MIXERS.md, "Mamba2-like (SSD)"), gradients to central
+// (docs/mixers.md, "Mamba2-like (SSD)"), gradients to central
 // differences, and float32 to float64 on a long sequence with strong decays.
 #include "bla/ops/ssd.h"
 

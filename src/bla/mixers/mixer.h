@@ -36,7 +36,7 @@ class MixerImpl : public torch::nn::Module {
   // One decoding step: x (B, d_model) -> (B, d_model); updates `state`.
   virtual torch::Tensor step(const torch::Tensor& x, MixerState& state) = 0;
   // Numbers a layer keeps per sequence (batch 1) to decode after `context`
-  // tokens, by the convention of shared/docs/TASKS.md.
+  // tokens, by the convention of docs/mixers.md, "State size".
   virtual int64_t state_numel(int64_t context) const = 0;
   // One line for logs, e.g. "bla(window=64, slots=8, heads=4)".
   virtual std::string describe() const = 0;

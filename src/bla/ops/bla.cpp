@@ -1,5 +1,5 @@
 // Blurry Window Attention: the token-by-token reference, the chunked two-pass
-// training form and the decode step (shared/docs/BLA.md). Tensors arrive as
+// training form and the decode step (docs/bla.md, "Definition"). Tensors arrive as
 // (B, T, H, D); internally everything is per head, (B, H, ..., D).
 #include "bla/ops/bla.h"
 
@@ -68,7 +68,8 @@ void check_sequence_inputs(const std::string& where, const at::Tensor& q, const 
 
 // Half and bfloat16 inputs are computed in float32: the powers A^tau and the
 // softmax over slots lose too much in 8 mantissa bits, and the LibTorch form
-// is the yardstick for the CUDA kernel's bf16 path (BLA.md, last test).
+// is the yardstick for the CUDA kernel's bf16 path (docs/bla.md, "What the tests
+// must show", last item).
 at::ScalarType compute_type(at::ScalarType input) {
   return (input == at::kHalf || input == at::kBFloat16) ? at::kFloat : input;
 }
@@ -216,7 +217,7 @@ KernelRoute kernel_route(const at::Tensor& q, const at::Tensor& k, const at::Ten
   if (!q.is_cuda()) return none("q, k and v must be CUDA tensors");
 #ifdef BLA_HAVE_CUDA_KERNELS
   if (!kernels_enabled()) return none("turned off by BLA_KERNELS=0");
-  // N == W is exactly SWA(W) (shared/docs/BLA.md), the age mask included.
+  // N == W is exactly SWA(W) (docs/bla.md, "N = W"), the age mask included.
   std::string reason;
   if (opt.slots == opt.window) {
     if (!kernels::swa_supported(q, k, v, opt.window, &reason)) return none(reason);
@@ -336,7 +337,7 @@ at::Tensor blurry_window_attention_reference(const at::Tensor& q_in, const at::T
   const double r = static_cast<double>(opt.window) / static_cast<double>(n);
   const double scale = resolve_scale(opt, dk);
 
-  // One step of the slot memory, as its three steps (BLA.md).
+  // One step of the slot memory, as its three steps (docs/bla.md).
   const auto step = [&](const at::Tensor& slots, const at::Tensor& x) {  // (B, H, N, D), (B, H, D)
     const at::Tensor leaving = at::einsum("l,bhld->bhd", {read, slots});                  // value at age W-1
     const at::Tensor forgotten = slots - write.view({1, 1, n, 1}) * leaving.unsqueeze(2);  // (I - p g^T) S

@@ -1,5 +1,5 @@
 // Blurry Window Attention (BLA) as a functional op, in the three forms of
-// shared/docs/BLA.md:
+// docs/bla.md:
 //   - blurry_window_attention_reference: the token-by-token slot recurrence
 //     (forget, shift, insert; then masked softmax over the slots). Slow,
 //     obviously correct, the yardstick for the others.
@@ -34,7 +34,7 @@ struct BlaOptions {
   void validate() const;
 };
 
-// The fixed linear operators of the slot memory (BLA.md "One step of the slot
+// The fixed linear operators of the slot memory (docs/bla.md "One step of the slot
 // memory" and "Training"). They depend only on (W, N, C) and carry no grad.
 struct BlaOperators {
   int64_t window = 0;
@@ -50,7 +50,7 @@ struct BlaOperators {
   at::Tensor causal_kernel;  // (C, C, N) H[i, s] = h(i - s) for s <= i, else 0
 };
 
-// P_N(u), the Dirichlet kernel of the N lowest frequencies (BLA.md "The
+// P_N(u), the Dirichlet kernel of the N lowest frequencies (docs/bla.md "The
 // interpolation kernel"), in double precision.
 double dirichlet_kernel(int64_t slots, double u);
 

@@ -1,4 +1,4 @@
-// The fixed operators of Blurry Window Attention (shared/docs/BLA.md, "The
+// The fixed operators of Blurry Window Attention (docs/bla.md, "The
 // interpolation kernel", "One step of the slot memory", "Training: chunked
 // two-pass form"), their option checks, and a process-wide cache of their
 // casts to each compute dtype and device.

@@ -1,4 +1,4 @@
-// The core of GatedFWA (shared/docs/MIXERS.md, "GatedFWA"): sliding-window
+// The core of GatedFWA (docs/mixers.md, "GatedFWA"): sliding-window
 // softmax attention whose logits carry the running sum G of a per-token,
 // per-head log gate g <= 0,
 //   logits_{t,s} = scale q_t.k_s + (G_t - G_s)   for t-W < s <= t,

@@ -1,5 +1,5 @@
 // Gated linear attention: reference recurrence, chunked training form, decode
-// step (shared/docs/MIXERS.md "GLA").
+// step (docs/mixers.md "GLA").
 //
 // The chunked form (chunked_gated_recurrence) in one place:
 // per chunk of C tokens with local positions i, the cumulative log-decay

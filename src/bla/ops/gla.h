@@ -1,4 +1,4 @@
-// Gated linear attention (GLA, shared/docs/MIXERS.md "GLA") as functional ops
+// Gated linear attention (GLA, docs/mixers.md "GLA") as functional ops
 // on tensors shaped (batch, seq, heads, dim), in three forms:
 //   - gated_linear_attention_reference: the recurrence token by token;
 //   - gated_linear_attention: the chunked form used for training;

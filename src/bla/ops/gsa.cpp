@@ -1,5 +1,5 @@
 // Gated slot attention: reference recurrence, chunked training form, decode
-// step (shared/docs/MIXERS.md "GSA").
+// step (docs/mixers.md "GSA").
 //
 // Chunked form: the slot memories are two GLA-like recurrences sharing the
 // gate, so GSA runs chunked_gated_recurrence (gla.cpp) twice:

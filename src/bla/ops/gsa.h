@@ -1,4 +1,4 @@
-// Gated slot attention (GSA, shared/docs/MIXERS.md "GSA") as functional ops on
+// Gated slot attention (GSA, docs/mixers.md "GSA") as functional ops on
 // tensors shaped (batch, seq, heads, dim), in three forms:
 //   - gated_slot_attention_reference: the recurrence token by token;
 //   - gated_slot_attention: the chunked form (two GLA-like passes, gla.h);

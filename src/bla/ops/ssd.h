@@ -1,6 +1,6 @@
 // The selective state space recurrence of the Mamba2-like mixer (SSD), as
 // functional ops on tensors shaped (batch, seq, heads, head_dim). Three forms
-// of the same map (shared/docs/MIXERS.md, "Mamba2-like (SSD)"):
+// of the same map (docs/mixers.md, "Mamba2-like (SSD)"):
 //   h_t = exp(dt_t A) h_{t-1} + dt_t B_t x_t^T   (d_state x head_dim per head)
 //   y_t = C_t^T h_t + D x_t
 // - selective_state_space: the chunked training form;

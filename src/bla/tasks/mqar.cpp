@@ -48,7 +48,7 @@ void MqarOptions::validate() const {
 MqarGenerator::MqarGenerator(MqarOptions options, uint64_t seed) : options_(std::move(options)), seed_(seed) {
   options_.validate();
   const int64_t space = (options_.seq_len - 2 * options_.num_kv_pairs) / 2;
-  // w_g = a * g^(a-1), g = 1..space, normalised (TASKS.md, step 3).
+  // w_g = a * g^(a-1), g = 1..space, normalised (docs/tasks.md, "MQAR", step 3).
   double total = 0;
   for (int64_t g = 1; g <= space; ++g) {
     gap_weights_.push_back(options_.power_a * std::pow(static_cast<double>(g), options_.power_a - 1.0));

@@ -1,5 +1,5 @@
 // Multi-query associative recall (MQAR), as Zoology defines it; see
-// shared/docs/TASKS.md "MQAR". Example i of a split is a pure function of
+// docs/tasks.md "MQAR". Example i of a split is a pure function of
 // (seed, split, i).
 #pragma once
 

@@ -1,6 +1,7 @@
-// RegBench: in-context learning of regular languages, as the RegBench paper
-// ("In-Context Language Learning: Architectures and Algorithms") defines it;
-// see shared/docs/TASKS.md "RegBench". Each sequence is a set of words from
+// RegBench: in-context learning of regular languages, the task of the RegBench
+// paper ("In-Context Language Learning: Architectures and Algorithms");
+// see docs/tasks.md "RegBench" (also for where this generator differs from the
+// reference, berlino/seq_icl). Each sequence is a set of words from
 // one random probabilistic automaton, joined by a separator; the model must
 // infer the automaton in context to predict the next symbol.
 //
@@ -89,7 +90,7 @@ class RegbenchGenerator {
 // bool mask of the symbols the automaton allows at each position.
 //
 // Metrics count the positions whose target is a symbol (not the separator,
-// not padding), as TASKS.md says: the automaton's distribution there is
+// not padding), as docs/tasks.md says: the automaton's distribution there is
 // uniform over the current state's edges, while at a word's end it has no
 // stated probability of stopping.
 //   accuracy: argmax of the logits is a symbol the automaton allows;

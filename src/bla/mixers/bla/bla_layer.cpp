@@ -60,7 +60,7 @@ BlaLayer::BlaLayer(const MixerContext& ctx, HeadLayout layout, std::vector<int64
   }
   for (size_t g = 0; g < windows_.size(); ++g) options_for(g).validate();
   // Same modules, order and initialisation as AttentionLayer: with slots ==
-  // window and rope off, a BLA model is the SWA model (BLA.md "N = W").
+  // window and rope off, a BLA model is the SWA model (docs/bla.md "N = W").
   q_proj_ = register_module("q_proj", make_projection(ctx.d_model, layout.inner()));
   k_proj_ = register_module("k_proj", make_projection(ctx.d_model, layout.inner()));
   v_proj_ = register_module("v_proj", make_projection(ctx.d_model, layout.value_inner()));
@@ -163,7 +163,7 @@ torch::Tensor BlaLayer::step(const torch::Tensor& x, MixerState& state) {
 }
 
 int64_t BlaLayer::state_numel(int64_t /*context*/) const {
-  // N slots of keys and values per head, for any context (BLA.md "State size").
+  // N slots of keys and values per head, for any context (docs/bla.md "State size").
   return layout_.heads * slots_ * (layout_.head_dim + layout_.value_dim);
 }
 

@@ -1,13 +1,13 @@
 // The Blurry Window Attention (BLA) mixer layer: projections as attention,
 // optional rotary embedding (off by default: slot ages already carry
-// position, shared/docs/MIXERS.md "BLA"), then bla::ops::blurry_window_attention.
+// position, docs/mixers.md "BLA"), then bla::ops::blurry_window_attention.
 //
 // Per-head resolution: with `windows: [W_0, ..., W_{G-1}]` the heads split
 // into G equal groups, group g covering a window of W_g tokens with the same
 // number of slots N, so one layer sees several time scales at the same state
 // size. Decoding keeps, per group, the slots of keys and values
 // (B, H/G, N, d_k) and (B, H/G, N, d_v): H*N*(d_k + d_v) numbers whatever
-// the context (BLA.md "Decoding").
+// the context (docs/bla.md "Decoding").
 #pragma once
 
 #include "bla/mixers/common/heads.h"

@@ -1,4 +1,4 @@
-// The GatedFWA mixer layer (shared/docs/MIXERS.md, "GatedFWA"): sliding-window
+// The GatedFWA mixer layer (docs/mixers.md, "GatedFWA"): sliding-window
 // attention whose logits carry the running sum of a per-token, per-head log
 // gate g_t = logsigmoid(x_t w_g + b) <= 0, through
 // bla::ops::gated_window_attention. q/k/v/o projections and rotary embedding

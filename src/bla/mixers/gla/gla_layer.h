@@ -1,4 +1,4 @@
-// The GLA mixer layer (shared/docs/MIXERS.md, "GLA"; flash-linear-attention's
+// The GLA mixer layer (docs/mixers.md, "GLA"; flash-linear-attention's
 // layer defaults): q, k with d_k = d_model * expand_k / H, v with
 // d_v = d_model * expand_v / H; a low-rank decay per key channel
 // g = logsigmoid(x W_g1 W_g2 + b) / gate_normalizer; the chunked recurrence

@@ -10,7 +10,7 @@ namespace bla::mixers {
 namespace {
 
 constexpr double kNormEps = 1e-5;
-constexpr double kScale = 1.0;  // MIXERS.md: the swish feature map already bounds q and k
+constexpr double kScale = 1.0;  // docs/mixers.md: the swish feature map already bounds q and k
 
 }  // namespace
 

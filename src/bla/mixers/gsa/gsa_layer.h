@@ -1,4 +1,4 @@
-// The GSA mixer layer (shared/docs/MIXERS.md, "GSA"): q, k, v with
+// The GSA mixer layer (docs/mixers.md, "GSA"): q, k, v with
 // d_k = d_v = d_model / H; a swish feature map on q and k; a forget gate per
 // slot f = logsigmoid(x W_f) / gate_normalizer; the chunked slot recurrence
 // bla::ops::gated_slot_attention (softmax over m slots, scale 1); then

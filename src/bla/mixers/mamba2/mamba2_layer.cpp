@@ -50,7 +50,7 @@ Mamba2Layer::Mamba2Layer(const MixerContext& ctx, const Mamba2Options& options)
   conv_bias_ = register_parameter("conv_bias", torch::empty({conv_channels()}).uniform_(-bound, bound));
 
   // dt_bias = softplus^-1(dt0) with dt0 log-uniform in [dt_min, dt_max]
-  // (MIXERS.md); softplus^-1(y) = y + log(-expm1(-y)). Computed in float64.
+  // (docs/mixers.md); softplus^-1(y) = y + log(-expm1(-y)). Computed in float64.
   auto u = torch::rand({heads_}, torch::kDouble);
   auto dt0 = (u * (std::log(options_.dt_max) - std::log(options_.dt_min)) + std::log(options_.dt_min))
                  .exp()

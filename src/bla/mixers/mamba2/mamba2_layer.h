@@ -1,4 +1,4 @@
-// The Mamba2-like mixer layer (shared/docs/MIXERS.md, "Mamba2-like (SSD)"):
+// The Mamba2-like mixer layer (docs/mixers.md, "Mamba2-like (SSD)"):
 // in_proj -> (z, x, B, C, dt); a short causal depthwise convolution and SiLU
 // on (x, B, C); the SSD recurrence (bla::ops::selective_state_space) with
 // dt = softplus(dt_raw + dt_bias), A = -exp(A_log) and a D skip per head;
