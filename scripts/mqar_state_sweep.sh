@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Tiny MQAR state-efficiency comparison (issues 3 and 4): BLA at several slot
+# Tiny MQAR state-efficiency comparison (docs/bla.md and docs/mixers.md): BLA at several slot
 # counts against SWA at several windows and the other mixers, same model and
 # budget, one run each. Prints "mixer,param,state_per_layer,accuracy" rows and
 # writes them to ${OUT:-runs/mqar_state_sweep}/results.csv.
