@@ -1,4 +1,4 @@
-// bla-sweep SWEEP.yaml [--dry-run] [--jobs N | --gpus LIST] [--out DIR] [--bla-train PATH]
+// bla-sweep SWEEP.yaml [--dry-run] [--jobs N | --gpus LIST] [--ensemble auto|N|off] [--out DIR] [--bla-train PATH]
 //
 // Runs every point of a sweep file (src/bla/sweep/sweep_file.h) with the
 // bla-train beside this program, skips finished points, resumes interrupted
@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
   const std::string program = "bla-sweep";
   CLI::App app{"bla-sweep: run every point of a sweep file with bla-train and collect results.csv. Runs points on "
                "the CPU (--jobs) or one per listed GPU (--gpus, needs a CUDA build of bla-train)."};
-  std::string sweep_path, out, gpus, bla_train, only;
+  std::string sweep_path, out, gpus, bla_train, only, ensemble = "auto";
   int jobs = 1;
   bool dry_run = false;
   app.add_option("sweep", sweep_path, "the sweep file (see configs/sweeps/)")->required();
@@ -85,6 +85,9 @@ int main(int argc, char** argv) {
                  "run one point per listed GPU, e.g. --gpus 0,1; repeat an index to run several on one GPU "
                  "(--gpus 0,1,0,1); sets CUDA_VISIBLE_DEVICES per run")
       ->excludes(jobs_option);
+  app.add_option("--ensemble", ensemble,
+                 "points that differ only in member keys (seed, learning rate, optimizer numbers) train as one "
+                 "batched model of at most this many members: auto (16), a number, or off (one process per point)");
   app.add_option("--only", only, "run only the groups with these labels, e.g. --only gla,mamba2");
   app.add_option("--out", out, "the sweep's folder (default: the file's out_dir, else runs/sweeps/<file name>)");
   app.add_option("--bla-train", bla_train, "the bla-train program (default: the one beside bla-sweep)");
@@ -106,18 +109,34 @@ int main(int argc, char** argv) {
     if (!only.empty()) grid = bla::sweep::only_groups(grid, split_list(only), sweep_path);
     options.out_dir = out.empty() ? default_out_dir(spec) : out;
     options.bla_train = bla_train.empty() ? bla::util::join_path(own_directory(), "bla-train") : bla_train;
+    options.ensemble = bla::sweep::parse_ensemble(ensemble);
 
     if (dry_run) {
       std::cout << grid.points.size() << " points; base " << spec.base_config << "; out " << options.out_dir << "\n";
-      for (const auto& point : grid.points) {
+      std::vector<size_t> queue;
+      std::vector<bool> resumable;
+      for (size_t i = 0; i < grid.points.size(); ++i) {
+        const auto& point = grid.points[i];
         const std::string run_dir = bla::sweep::run_dir_of(options.out_dir, point);
         const std::string status = bla::sweep::existing_outcome(spec, point, run_dir).status;
-        std::cout << point.name << "  ["
-                  << (status == "done" || status == "stale" ? status
-                      : bla::sweep::has_checkpoint(run_dir) ? "resume" : "new")
-                  << "]\n  "
-                  << bla::sweep::shell_command(options.bla_train, bla::sweep::train_arguments(spec, point, run_dir))
-                  << "\n";
+        const bool resume = bla::sweep::has_checkpoint(run_dir);
+        std::cout << point.name << "  [" << (status == "done" || status == "stale" ? status : resume ? "resume" : "new")
+                  << "]\n";
+        if (status == "done" || status == "stale") continue;
+        queue.push_back(i);
+        resumable.push_back(resume);
+      }
+      std::cout << "commands:\n";
+      for (const auto& process : bla::sweep::plan_processes(grid, queue, resumable, options.ensemble)) {
+        std::vector<const bla::sweep::Point*> points;
+        std::vector<std::string> run_dirs;
+        for (size_t index : process) {
+          points.push_back(&grid.points[index]);
+          run_dirs.push_back(bla::sweep::run_dir_of(options.out_dir, grid.points[index]));
+        }
+        const auto args = process.size() > 1 ? bla::sweep::ensemble_arguments(spec, points, run_dirs)
+                                             : bla::sweep::train_arguments(spec, *points.front(), run_dirs.front());
+        std::cout << "  " << bla::sweep::shell_command(options.bla_train, args) << "\n";
       }
       return 0;
     }

@@ -3,12 +3,15 @@
 // and the CSV; the real bla-train for resume and a point's config error).
 #include "bla/config/section.h"
 #include "bla/sweep/grid.h"
+#include "bla/sweep/point_runner.h"
 #include "bla/sweep/sweep_file.h"
+#include "bla/util/exit_codes.h"
 #include "bla/util/files.h"
 
 #include "support/run_helpers.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -209,7 +212,7 @@ groups:
   - {label: bla, set: {model.mixer: bla}, grid: {model.mixers.bla.slots: [4, 8]}}
 )");
   const std::string out = tmp / "out";
-  auto run = run_command(kSweep + " " + sweep + " --out " + out + " --jobs 2 --bla-train " + fake, 60);
+  auto run = run_command(kSweep + " " + sweep + " --out " + out + " --jobs 2 --ensemble off --bla-train " + fake, 60);
   EXPECT_EQ(run.status, 1) << run.output;  // some point failed
   EXPECT_NE(run.output.find("FAILED bla_slots-4_lr-crash (failed, exit code 1)"), std::string::npos) << run.output;
   EXPECT_EQ(count_lines(out + "/calls.txt"), 6);
@@ -336,4 +339,76 @@ groups:
   EXPECT_EQ(column(csv, 1, "status"), "done");
   EXPECT_EQ(column(csv, 1, "action"), "resumed");
   EXPECT_EQ(column(csv, 1, "test_accuracy"), accuracy);  // CPU resume is exact
+}
+
+TEST(SweepEnsembles, PointsThatDifferOnlyInMemberKeysShareAProcess) {
+  auto spec = bla::sweep::parse_sweep(R"(base: b.yaml
+grid: {train.lr: [1e-3, 3e-3], run.seed: [1, 2]}
+groups:
+  - {label: bla, set: {model.mixer: bla}, grid: {model.mixers.bla.slots: [4, 8]}}
+  - {label: swa, set: {model.mixer: swa, train.lr: 1e-2}}
+)", "sweeps/s.yaml");
+  auto grid = bla::sweep::expand(spec);
+  ASSERT_EQ(grid.points.size(), 12u);
+  std::vector<size_t> queue(grid.points.size());
+  for (size_t i = 0; i < queue.size(); ++i) queue[i] = i;
+  std::vector<bool> fresh(queue.size(), false);
+  auto sizes = [](const std::vector<std::vector<size_t>>& processes) {
+    std::vector<size_t> out;
+    for (const auto& p : processes) out.push_back(p.size());
+    return out;
+  };
+  // Per BLA slot count one ensemble of lr x seed; SWA (its lr set, seeds swept) one of two.
+  auto plan = bla::sweep::plan_processes(grid, queue, fresh, 16);
+  EXPECT_EQ(sizes(plan), (std::vector<size_t>{4, 4, 2}));
+  EXPECT_EQ(sizes(bla::sweep::plan_processes(grid, queue, fresh, 3)), (std::vector<size_t>{3, 3, 1, 1, 2}));
+  EXPECT_EQ(sizes(bla::sweep::plan_processes(grid, queue, fresh, 1)), std::vector<size_t>(12, 1));
+  // A point with a checkpoint to resume does not share a process with fresh ones.
+  auto mixed = fresh;
+  mixed[0] = true;
+  EXPECT_EQ(sizes(bla::sweep::plan_processes(grid, queue, mixed, 16)), (std::vector<size_t>{1, 3, 4, 2}));
+
+  std::vector<const bla::sweep::Point*> points;
+  for (size_t i : plan[0]) points.push_back(&grid.points[i]);
+  auto args = bla::sweep::ensemble_arguments(spec, points, {"r0", "r1", "r2", "r3"});
+  EXPECT_EQ(bla::sweep::shell_command("bla-train", args),
+            "bla-train b.yaml --set model.mixer=bla --set model.mixers.bla.slots=4 "
+            "--member train.lr=1e-3,run.seed=1 --member train.lr=1e-3,run.seed=2 --member train.lr=3e-3,run.seed=1 "
+            "--member train.lr=3e-3,run.seed=2 --out r0 --out r1 --out r2 --out r3 --resume auto");
+  EXPECT_EQ(bla::sweep::parse_ensemble("auto"), 16);
+  EXPECT_EQ(bla::sweep::parse_ensemble("off"), 1);
+  EXPECT_EQ(bla::sweep::parse_ensemble("8"), 8);
+  EXPECT_THROW(bla::sweep::parse_ensemble("0"), bla::util::ArgumentError);
+}
+
+// End to end with the real bla-train: a sweep column of seeds x rates runs as
+// one ensemble; every point is a run directory of its own in the CSV; a
+// second call finds them all done.
+TEST(SweepEnsembles, ASweepColumnRunsAsOneEnsembleEndToEnd) {
+  TempDir tmp;
+  write_file(tmp / "base.yaml", bla::testing::tiny_mqar_config());
+  const std::string sweep = write_file(tmp / "s.yaml", R"(base: base.yaml
+set: {train.steps: 6, train.checkpoint_every: 0}
+grid: {train.lr: [3e-3, 1e-3], run.seed: [1, 2]}
+)");
+  const std::string out = tmp / "out";
+  auto run = run_command(kSweep + " " + sweep + " --out " + out + " --bla-train " + kTrain, 300);
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_NE(run.output.find("4 points: 0 done already (skipped), 0 to resume, 4 new; 1 processes (1 ensembles"),
+            std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("start ensemble of 4: lr-3e-3_seed-1, lr-3e-3_seed-2, lr-1e-3_seed-1, lr-1e-3_seed-2"),
+            std::string::npos) << run.output;
+  auto csv = read_csv(out + "/results.csv");
+  ASSERT_EQ(csv.size(), 5u);
+  for (size_t row = 1; row <= 4; ++row) {
+    EXPECT_EQ(column(csv, row, "status"), "done") << row;
+    EXPECT_EQ(column(csv, row, "steps"), "6") << row;
+    const auto summary = nlohmann::json::parse(bla::util::read_file(column(csv, row, "run_dir") + "/summary.json"));
+    EXPECT_EQ(summary["ensemble"]["members"], 4) << row;
+    const auto config = bla::util::read_file(column(csv, row, "run_dir") + "/config.yaml");
+    EXPECT_NE(config.find("seed: " + std::string(row % 2 == 1 ? "1" : "2")), std::string::npos) << config;
+  }
+  auto again = run_command(kSweep + " " + sweep + " --out " + out + " --bla-train " + kTrain, 60);
+  ASSERT_EQ(again.status, 0) << again.output;
+  EXPECT_NE(again.output.find("4 points: 4 done already (skipped)"), std::string::npos) << again.output;
 }

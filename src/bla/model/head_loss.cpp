@@ -109,4 +109,25 @@ HeadLoss head_cross_entropy_reference(const torch::Tensor& hidden, const torch::
   return out;
 }
 
+HeadLoss head_cross_entropy_members(const torch::Tensor& hidden, const torch::Tensor& weight,
+                                    const torch::Tensor& targets) {
+  TORCH_CHECK(hidden.dim() == 3 && weight.dim() == 3 && targets.dim() == 2 && hidden.size(0) == weight.size(0) &&
+                  hidden.size(2) == weight.size(2) && targets.size(0) == hidden.size(0) && targets.size(1) == hidden.size(1),
+              "head_cross_entropy_members: hidden (E, rows, d), weight (E, vocab, d) and targets (E, rows) expected, got ",
+              hidden.sizes(), ", ", weight.sizes(), " and ", targets.sizes());
+  const auto compute = product_dtype(hidden);
+  auto logits = at::bmm(hidden.to(compute), weight.to(compute).transpose(1, 2)).to(statistics_dtype(compute));
+  const int64_t E = logits.size(0), rows = logits.size(1);
+  const auto valid = targets.ne(tasks::kIgnoreIndex);
+  auto per_row = torch::nn::functional::cross_entropy(logits.reshape({E * rows, -1}), targets.reshape(-1),
+                                                      torch::nn::functional::CrossEntropyFuncOptions()
+                                                          .ignore_index(tasks::kIgnoreIndex)
+                                                          .reduction(torch::kNone));
+  HeadLoss out;
+  out.count = valid.sum(1).to(at::kDouble);
+  out.loss = per_row.view({E, rows}).sum(1) / out.count.clamp_min(1).to(per_row.scalar_type());
+  out.correct = (logits.argmax(-1).eq(targets) & valid).sum(1).to(at::kDouble).detach();
+  return out;
+}
+
 }  // namespace bla::model

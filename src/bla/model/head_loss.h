@@ -41,4 +41,11 @@ inline bool head_fusion_pays(int64_t rows, int64_t vocab) { return rows * vocab 
 HeadLoss head_cross_entropy_reference(const torch::Tensor& hidden, const torch::Tensor& weight,
                                       const torch::Tensor& targets);
 
+// An ensemble's heads (model/ensemble.h), each member's rows against its own
+// matrix in one batched product: hidden (E, rows, d), weight (E, vocab, d),
+// targets (E, rows). Loss, correct and count are (E): member e's numbers are
+// those of head_cross_entropy_reference on its rows.
+HeadLoss head_cross_entropy_members(const torch::Tensor& hidden, const torch::Tensor& weight,
+                                    const torch::Tensor& targets);
+
 }  // namespace bla::model

@@ -30,6 +30,8 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  // An ensemble (one weight per member, mixers/common/members.h): the LibTorch form, the weight per row.
+  if (mixers::members_of(weight_, 1) > 0) return rms_norm_libtorch(x, mixers::per_member(weight_, 1, x), eps_);
   if (x.is_cuda()) {
 #ifdef BLA_HAVE_CUDA_KERNELS
     std::string why = "turned off by BLA_KERNELS=0";
@@ -67,7 +69,10 @@ torch::Tensor swiglu_activation(const torch::Tensor& gate, const torch::Tensor& 
 
 }  // namespace
 
-torch::Tensor SwiGLUImpl::forward(const torch::Tensor& x) { return down_(swiglu_activation(gate_(x), up_(x))); }
+torch::Tensor SwiGLUImpl::forward(const torch::Tensor& x) {
+  using mixers::project;
+  return project(down_, swiglu_activation(project(gate_, x), project(up_, x)));
+}
 
 BlockImpl::BlockImpl(const config::ModelConfig& cfg, std::shared_ptr<mixers::MixerImpl> mixer) : mixer_(std::move(mixer)) {
   mixer_norm_ = register_module("mixer_norm", RMSNorm(cfg.d_model, cfg.norm_eps));
@@ -117,13 +122,14 @@ LanguageModelImpl::LanguageModelImpl(const config::ModelConfig& cfg, int64_t voc
 }
 
 torch::Tensor LanguageModelImpl::hidden(const torch::Tensor& tokens) {
-  auto x = embedding_(tokens);
+  auto x = mixers::members_of(embedding_->weight, 2) > 0 ? mixers::embed(embedding_->weight, tokens) : embedding_(tokens);
   for (auto& block : blocks_) x = block->forward(x);
   return final_norm_(x);
 }
 
 torch::Tensor LanguageModelImpl::logits(const torch::Tensor& hidden) {
-  return head_ ? head_(hidden) : torch::nn::functional::linear(hidden, embedding_->weight.to(hidden.scalar_type()));
+  if (head_) return mixers::project(head_, hidden);
+  return mixers::project(embedding_->weight.to(hidden.scalar_type()), torch::Tensor(), hidden);
 }
 
 DecodeState LanguageModelImpl::initial_state(int64_t batch, const torch::TensorOptions& options) const {

@@ -1,5 +1,7 @@
 #include "bla/sweep/point_runner.h"
 
+#include "bla/config/member_keys.h"
+#include "bla/util/exit_codes.h"
 #include "bla/util/files.h"
 
 #include <fcntl.h>
@@ -9,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -35,6 +38,87 @@ std::vector<std::string> train_arguments(const SweepSpec& spec, const Point& poi
   }
   args.insert(args.end(), {"--out", run_dir, "--resume", "auto"});
   return args;
+}
+
+int parse_ensemble(const std::string& value) {
+  if (value == "auto") return 16;
+  if (value == "off") return 1;
+  if (!value.empty() && value.size() < 6 && value.find_first_not_of("0123456789") == std::string::npos && std::stoi(value) >= 1) {
+    return std::stoi(value);
+  }
+  throw util::ArgumentError("--ensemble: '" + value + "' is not auto, off or a number of members >= 1, e.g. --ensemble 8");
+}
+
+namespace {
+
+// A point's overrides split into the shared ones and its member keys' final values ("k=v,k=v").
+std::pair<std::vector<Override>, std::string> split_member_keys(const Point& point) {
+  std::vector<Override> shared;
+  std::vector<std::pair<std::string, std::string>> members;
+  for (const auto& o : point.overrides) {
+    if (!config::is_member_key(o.key)) {
+      shared.push_back(o);
+      continue;
+    }
+    auto it = std::find_if(members.begin(), members.end(), [&](const auto& m) { return m.first == o.key; });
+    if (it == members.end()) {
+      members.emplace_back(o.key, o.value);
+    } else {
+      it->second = o.value;  // later ones win
+    }
+  }
+  std::string member;
+  for (const auto& [key, value] : members) member += (member.empty() ? "" : ",") + key + "=" + value;
+  return {shared, member};
+}
+
+}  // namespace
+
+std::vector<std::vector<size_t>> plan_processes(const Grid& grid, const std::vector<size_t>& queue,
+                                                const std::vector<bool>& resumable, int most) {
+  std::vector<std::vector<size_t>> processes;
+  std::map<std::string, size_t> open;  // shared settings -> the process still taking members
+  for (size_t q = 0; q < queue.size(); ++q) {
+    const Point& point = grid.points[queue[q]];
+    auto [shared, member] = split_member_keys(point);
+    if (most <= 1 || member.empty()) {
+      processes.push_back({queue[q]});
+      continue;
+    }
+    std::string key = point.group + "\n" + (resumable[q] ? "resume" : "new");
+    for (const auto& o : shared) key += "\n" + o.key + "=" + o.value;
+    auto it = open.find(key);
+    if (it != open.end() && processes[it->second].size() < static_cast<size_t>(most)) {
+      processes[it->second].push_back(queue[q]);
+    } else {
+      open[key] = processes.size();
+      processes.push_back({queue[q]});
+    }
+  }
+  return processes;
+}
+
+std::vector<std::string> ensemble_arguments(const SweepSpec& spec, const std::vector<const Point*>& points,
+                                            const std::vector<std::string>& run_dirs) {
+  std::vector<std::string> args = {spec.base_config};
+  for (const auto& o : split_member_keys(*points.front()).first) {
+    args.push_back("--set");
+    args.push_back(o.key + "=" + o.value);
+  }
+  for (const auto* point : points) {
+    args.push_back("--member");
+    args.push_back(split_member_keys(*point).second);
+  }
+  for (const auto& dir : run_dirs) {
+    args.push_back("--out");
+    args.push_back(dir);
+  }
+  args.insert(args.end(), {"--resume", "auto"});
+  return args;
+}
+
+std::string ensemble_log_of(const std::string& out_dir, const Point& first, size_t members) {
+  return util::join_path(util::join_path(out_dir, "logs"), first.name + "+" + std::to_string(members - 1) + ".log");
 }
 
 std::string point_record(const SweepSpec& spec, const Point& point) {
@@ -188,7 +272,8 @@ pid_t launch(const std::string& program, const std::vector<std::string>& args, c
 }
 
 struct Running {
-  size_t point;
+  std::vector<size_t> points;  // one, or an ensemble's
+  std::string log_path;
   size_t slot;
   off_t log_start;
   Clock::time_point started;
@@ -215,7 +300,8 @@ std::string describe(const nlohmann::json& summary) {
 SweepResult run_points(const SweepSpec& spec, const Grid& grid, const RunnerOptions& options, std::ostream& log) {
   SweepResult result;
   std::vector<size_t> queue;
-  size_t skipped = 0, resumable = 0;
+  std::vector<bool> resumable;
+  size_t skipped = 0;
   for (size_t i = 0; i < grid.points.size(); ++i) {
     const std::string run_dir = run_dir_of(options.out_dir, grid.points[i]);
     result.outcomes.push_back(existing_outcome(spec, grid.points[i], run_dir));
@@ -225,19 +311,24 @@ SweepResult run_points(const SweepSpec& spec, const Grid& grid, const RunnerOpti
       log << "bla-sweep: not running " << grid.points[i].name << ": " << result.outcomes.back().error << std::endl;
     } else {
       queue.push_back(i);
-      if (has_checkpoint(run_dir)) ++resumable;
+      resumable.push_back(has_checkpoint(run_dir));
     }
   }
+  const auto processes = plan_processes(grid, queue, resumable, options.ensemble);
+  const size_t to_resume = static_cast<size_t>(std::count(resumable.begin(), resumable.end(), true));
+  const size_t ensembles = static_cast<size_t>(
+      std::count_if(processes.begin(), processes.end(), [](const auto& p) { return p.size() > 1; }));
   const std::string csv_path = util::join_path(options.out_dir, "results.csv");
   util::create_directories(util::join_path(options.out_dir, "logs"));
   util::create_directories(util::join_path(options.out_dir, "runs"));
   auto write_csv = [&] { util::write_file_atomically(csv_path, results_csv(grid, result.outcomes)); };
   write_csv();
   const size_t stale = grid.points.size() - skipped - queue.size();
-  log << "bla-sweep: " << grid.points.size() << " points: " << skipped << " done already (skipped), " << resumable
-      << " to resume, " << queue.size() - resumable << " new" << (stale ? ", " + std::to_string(stale) + " stale" : "")
-      << "; " << options.slots.size() << " at a time; "
-      << options.out_dir << std::endl;
+  log << "bla-sweep: " << grid.points.size() << " points: " << skipped << " done already (skipped), " << to_resume
+      << " to resume, " << queue.size() - to_resume << " new" << (stale ? ", " + std::to_string(stale) + " stale" : "")
+      << "; " << processes.size() << " processes"
+      << (ensembles ? " (" + std::to_string(ensembles) + " ensembles of points that differ only in member keys)" : "")
+      << ", " << options.slots.size() << " at a time; " << options.out_dir << std::endl;
 
   install_stop_handlers();
   const auto sweep_started = Clock::now();
@@ -247,26 +338,39 @@ SweepResult run_points(const SweepSpec& spec, const Grid& grid, const RunnerOpti
   bool forwarded = false;
   // After a stop signal nothing new starts: wait for the running points only
   // (waiting with none running would fail with ECHILD).
-  while ((g_stop_signal == 0 && next < queue.size()) || !running.empty()) {
-    while (g_stop_signal == 0 && next < queue.size() && running.size() < options.slots.size()) {
+  while ((g_stop_signal == 0 && next < processes.size()) || !running.empty()) {
+    while (g_stop_signal == 0 && next < processes.size() && running.size() < options.slots.size()) {
       size_t slot = 0;
       while (slot_busy[slot]) ++slot;
-      const size_t index = queue[next++];
-      const Point& point = grid.points[index];
-      PointOutcome& outcome = result.outcomes[index];
-      const std::string log_path = log_file_of(options.out_dir, point);
-      outcome.action = has_checkpoint(outcome.run_dir) ? "resumed" : "ran";
-      outcome.status = "running";
-      util::create_directories(outcome.run_dir);
-      util::write_file_atomically(util::join_path(outcome.run_dir, "sweep_point.json"), point_record(spec, point));
+      const auto& members = processes[next++];
+      std::vector<const Point*> points;
+      std::vector<std::string> run_dirs;
+      std::string names;
+      for (size_t index : members) {
+        const Point& point = grid.points[index];
+        PointOutcome& outcome = result.outcomes[index];
+        outcome.action = has_checkpoint(outcome.run_dir) ? "resumed" : "ran";
+        outcome.status = "running";
+        util::create_directories(outcome.run_dir);
+        util::write_file_atomically(util::join_path(outcome.run_dir, "sweep_point.json"), point_record(spec, point));
+        points.push_back(&point);
+        run_dirs.push_back(outcome.run_dir);
+        names += (names.empty() ? "" : ", ") + point.name;
+      }
+      const bool ensemble = members.size() > 1;
+      const std::string log_path = ensemble ? ensemble_log_of(options.out_dir, *points.front(), members.size())
+                                            : log_file_of(options.out_dir, *points.front());
       const off_t log_start = file_size(log_path);
-      pid_t pid = launch(options.bla_train, train_arguments(spec, point, outcome.run_dir), log_path,
-                         options.slots[slot]);
+      pid_t pid = launch(options.bla_train,
+                         ensemble ? ensemble_arguments(spec, points, run_dirs)
+                                  : train_arguments(spec, *points.front(), run_dirs.front()),
+                         log_path, options.slots[slot]);
       slot_busy[slot] = true;
-      running[pid] = {index, slot, log_start, Clock::now()};
-      log << "bla-sweep: start " << point.name << (outcome.action == "resumed" ? " (resuming)" : "")
-          << (options.slots[slot].empty() ? "" : " on GPU " + options.slots[slot]) << " | log " << log_path
-          << std::endl;
+      running[pid] = {members, log_path, slot, log_start, Clock::now()};
+      const bool resuming = result.outcomes[members.front()].action == "resumed";
+      log << "bla-sweep: start " << (ensemble ? "ensemble of " + std::to_string(members.size()) + ": " : "") << names
+          << (resuming ? " (resuming)" : "") << (options.slots[slot].empty() ? "" : " on GPU " + options.slots[slot])
+          << " | log " << log_path << std::endl;
     }
     int wait_status = 0;
     pid_t pid = ::waitpid(-1, &wait_status, 0);
@@ -274,7 +378,7 @@ SweepResult run_points(const SweepSpec& spec, const Grid& grid, const RunnerOpti
       if (errno == EINTR) {
         if (g_stop_signal != 0 && !forwarded) {
           log << "bla-sweep: stopping (signal " << g_stop_signal << "); waiting for " << running.size()
-              << " running point(s)" << std::endl;
+              << " running process(es)" << std::endl;
           for (const auto& entry : running) ::kill(entry.first, g_stop_signal);
           forwarded = true;
         }
@@ -287,39 +391,44 @@ SweepResult run_points(const SweepSpec& spec, const Grid& grid, const RunnerOpti
     const Running run = it->second;
     running.erase(it);
     slot_busy[run.slot] = false;
-    const Point& point = grid.points[run.point];
-    PointOutcome& outcome = result.outcomes[run.point];
     const double seconds = std::chrono::duration<double>(Clock::now() - run.started).count();
-    const std::string log_path = log_file_of(options.out_dir, point);
-    ++finished;
-    if (WIFEXITED(wait_status)) {
-      outcome.exit_code = WEXITSTATUS(wait_status);
-      outcome.status = status_of_exit(outcome.exit_code);
-    } else {
-      outcome.exit_code = -1;
-      outcome.status = "killed";
-    }
-    if (outcome.status == "done") {
-      PointOutcome found = existing_outcome(spec, point, outcome.run_dir);
-      if (found.status == "done") {
-        outcome.summary = found.summary;
+    for (size_t index : run.points) {
+      const Point& point = grid.points[index];
+      PointOutcome& outcome = result.outcomes[index];
+      ++finished;
+      if (WIFEXITED(wait_status)) {
+        outcome.exit_code = WEXITSTATUS(wait_status);
+        outcome.status = status_of_exit(outcome.exit_code);
       } else {
+        outcome.exit_code = -1;
+        outcome.status = "killed";
+      }
+      PointOutcome found = existing_outcome(spec, point, outcome.run_dir);
+      if (found.status == "done" && (outcome.status == "done" || run.points.size() > 1)) {
+        // An ensemble's other members finish when one fails: a member with its summary is done.
+        outcome.status = "done";
+        outcome.exit_code = 0;
+        outcome.summary = found.summary;
+      } else if (outcome.status == "done") {
         outcome.status = "failed";
         outcome.error = "bla-train exited 0 but wrote no readable " + util::join_path(outcome.run_dir, "summary.json");
       }
-    }
-    if (outcome.status == "done") {
-      log << "bla-sweep: done " << point.name << " in " << format_duration(seconds) << " | "
-          << describe(outcome.summary) << " [" << finished << "/" << queue.size() << "]" << std::endl;
-    } else {
+      if (outcome.status == "done") {
+        log << "bla-sweep: done " << point.name << " in " << format_duration(seconds) << " | "
+            << describe(outcome.summary) << " [" << finished << "/" << queue.size() << "]" << std::endl;
+        continue;
+      }
       ++failed;
-      std::string tail = tail_of(log_path, run.log_start, options.tail_lines);
+      // An ensemble member's own lines are in its train.log; the process's in the shared log.
+      const std::string member_log = util::join_path(outcome.run_dir, "train.log");
+      std::string tail = run.points.size() > 1 && util::path_exists(member_log) ? tail_of(member_log, 0, 2) : "";
+      if (tail.empty() || tail.find("error") == std::string::npos) tail = tail_of(run.log_path, run.log_start, options.tail_lines);
       if (outcome.error.empty()) outcome.error = tail;
       std::string how = WIFEXITED(wait_status) ? "exit code " + std::to_string(outcome.exit_code)
                                                : "killed by signal " + std::to_string(WTERMSIG(wait_status));
       log << "bla-sweep: FAILED " << point.name << " (" << outcome.status << ", " << how << ") after "
           << format_duration(seconds) << " [" << finished << "/" << queue.size() << "]: " << outcome.error
-          << "\n  full output: " << log_path << std::endl;
+          << "\n  full output: " << run.log_path << std::endl;
     }
     write_csv();
   }

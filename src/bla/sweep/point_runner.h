@@ -25,7 +25,16 @@ struct RunnerOptions {
   // slot, or "" to leave the environment as it is (CPU jobs).
   std::vector<std::string> slots = {""};
   int tail_lines = 6;                // lines of output kept for a failed point
+  // Points that differ only in member keys (config/member_keys.h) train as
+  // one ensemble of at most this many (one bla-train process, --member per
+  // point); 1: one process per point.
+  int ensemble = 1;
 };
+
+// "auto" (at most 16 points per ensemble; bla-train refuses, naming the size
+// that fits, where the device has too little memory), "off" (1) or a count.
+// Throws util::ArgumentError otherwise.
+int parse_ensemble(const std::string& value);
 
 std::string run_dir_of(const std::string& out_dir, const Point& point);
 std::string log_file_of(const std::string& out_dir, const Point& point);
@@ -33,6 +42,21 @@ std::string log_file_of(const std::string& out_dir, const Point& point);
 // bla-train's arguments for a point (after the program name):
 // BASE --set k=v ... --out RUN_DIR --resume auto.
 std::vector<std::string> train_arguments(const SweepSpec& spec, const Point& point, const std::string& run_dir);
+
+// The points of `queue` (indices into grid.points) as the processes that run
+// them: points that differ only in member keys and are alike in having a
+// checkpoint to resume (or not) form ensembles of at most `most`, in the
+// order of their first point; the rest run one per process.
+std::vector<std::vector<size_t>> plan_processes(const Grid& grid, const std::vector<size_t>& queue,
+                                                const std::vector<bool>& resumable, int most);
+
+// bla-train's arguments for points trained as one ensemble: BASE --set
+// (the shared overrides) ... --member k=v,... and --out RUN_DIR per point,
+// --resume auto.
+std::vector<std::string> ensemble_arguments(const SweepSpec& spec, const std::vector<const Point*>& points,
+                                            const std::vector<std::string>& run_dirs);
+// The log of an ensemble's process: logs/<first point>+<n-1 more>.log.
+std::string ensemble_log_of(const std::string& out_dir, const Point& first, size_t members);
 
 // The command as a shell would take it (arguments quoted where needed).
 std::string shell_command(const std::string& program, const std::vector<std::string>& args);

@@ -26,7 +26,7 @@ typename Map::key_type state_key(const torch::Tensor& p) {
 }
 
 template <typename Map>
-torch::optim::AdamWParamState& param_state(Map& state, const torch::Tensor& p) {
+torch::optim::AdamWParamState& adamw_state(Map& state, const torch::Tensor& p) {
   auto key = state_key<Map>(p);
   auto it = state.find(key);
   if (it == state.end()) {
@@ -70,7 +70,7 @@ void Optimizer::collect_fused_state() {
     Group g;
     g.weight_decay = static_cast<const torch::optim::AdamWOptions&>(group.options()).weight_decay();
     for (auto& p : group.params()) {
-      auto& s = param_state(state, p);
+      auto& s = adamw_state(state, p);
       g.params.push_back(p);
       g.exp_avgs.push_back(s.exp_avg());
       g.exp_avg_sqs.push_back(s.exp_avg_sq());
@@ -119,13 +119,27 @@ void Optimizer::before_save() {
   auto& state = adamw_->state();
   for (auto& g : groups_) {
     for (size_t i = 0; i < g.params.size(); ++i) {
-      param_state(state, g.params[i]).step(static_cast<int64_t>(g.steps[i].item<float>()));
+      adamw_state(state, g.params[i]).step(static_cast<int64_t>(g.steps[i].item<float>()));
     }
   }
 }
 
 void Optimizer::after_load() {
   if (fused_) collect_fused_state();
+}
+
+Optimizer::ParamState Optimizer::param_state(size_t i) {
+  before_save();
+  auto& s = adamw_state(adamw_->state(), parameters_.at(i));
+  return {s.exp_avg(), s.exp_avg_sq(), s.step()};
+}
+
+void Optimizer::set_param_state(size_t i, const torch::Tensor& exp_avg, const torch::Tensor& exp_avg_sq, int64_t step) {
+  torch::NoGradGuard no_grad;
+  auto& s = adamw_state(adamw_->state(), parameters_.at(i));
+  s.exp_avg().copy_(exp_avg);
+  s.exp_avg_sq().copy_(exp_avg_sq);
+  s.step(step);
 }
 
 }  // namespace bla::train

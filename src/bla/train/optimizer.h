@@ -48,6 +48,15 @@ class Optimizer {
   void before_save();
   void after_load();
 
+  // The AdamW state of parameters()[i]: its moments (the live tensors) and
+  // step count; and setting it (copies; fused: call after_load() after the last).
+  struct ParamState {
+    torch::Tensor exp_avg, exp_avg_sq;
+    int64_t step = 0;
+  };
+  ParamState param_state(size_t i);
+  void set_param_state(size_t i, const torch::Tensor& exp_avg, const torch::Tensor& exp_avg_sq, int64_t step);
+
  private:
   struct Group {
     std::vector<torch::Tensor> params, exp_avgs, exp_avg_sqs, steps;

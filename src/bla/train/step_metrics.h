@@ -3,12 +3,14 @@
 // the gradient norm, and the non-finite bookkeeping (skipped updates, the
 // first bad step). Steps only add to these tensors; the host reads them with
 // one copy at a log or checkpoint step (read()), so a step never waits for
-// the device.
+// the device. An ensemble (model/ensemble.h) keeps one row of these numbers
+// per member: the step's tensors are then (E) instead of scalars.
 #pragma once
 
 #include <torch/types.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace bla::train {
 
@@ -28,7 +30,8 @@ struct StepTotals {
 
 class StepMetrics {
  public:
-  explicit StepMetrics(const torch::Device& device);
+  // `members`: 0 for one model (the step's tensors are scalars), E for an ensemble.
+  explicit StepMetrics(const torch::Device& device, int64_t members = 0);
 
   // Within a step: one micro-batch's mean loss (already divided by the number
   // of micro-batches), hits and scored positions.
@@ -42,16 +45,17 @@ class StepMetrics {
   // The 1-based index of the step in progress, on the device.
   void set_step(int64_t completed_steps);
 
-  // One device-to-host copy.
+  // One device-to-host copy: the first member's numbers, or every member's.
   StepTotals read() const;
+  std::vector<StepTotals> read_members() const;
   // Starts a new log window (the totals of the non-finite bookkeeping stay).
   void reset_window();
-  // Restores a window saved in a checkpoint.
-  void restore_window(double loss, double correct, double count, int64_t steps);
+  // Restores a window saved in a checkpoint (of one member).
+  void restore_window(double loss, double correct, double count, int64_t steps, int64_t member = 0);
 
  private:
   torch::Tensor step_loss_, step_correct_, step_count_;  // the step in progress
-  // float64: loss, correct, count, steps, grad_norm, skipped, first_bad, bad loss, bad norm, step,
+  // float64, one row per member: loss, correct, count, steps, grad_norm, skipped, first_bad, bad loss, bad norm, step,
   // current and longest run of cancelled updates
   torch::Tensor values_;
 };

@@ -9,12 +9,12 @@
 #include "bla/model/lm.h"
 #include "bla/train/feeder.h"
 #include "bla/train/optimizer.h"
+#include "bla/train/step_graph.h"
 #include "bla/train/step_metrics.h"
 
 #include <torch/types.h>
 
 #include <functional>
-#include <memory>
 #include <string>
 
 namespace bla::dist {
@@ -38,19 +38,18 @@ class StepRunner {
   using Log = std::function<void(const std::string&)>;
   StepRunner(model::LanguageModelImpl& model, Optimizer& optimizer, StepMetrics& metrics, dist::DataParallel& dp,
              const torch::Device& device, StepOptions options, Log log);
-  ~StepRunner();
 
   // Whether this run can capture its step (CUDA, fused optimizer, one process,
   // a CUDA build); "" when it can, else why not.
-  static std::string graph_obstacle(const torch::Device& device, bool fused_optimizer, bool distributed);
+  static std::string graph_obstacle(const torch::Device& device, bool fused_optimizer, bool distributed) {
+    return StepGraph::obstacle(device, fused_optimizer, distributed);
+  }
   // Runs one optimizer step on `batch` at learning rate `lr`.
   void run(const StepBatch& batch, double lr);
   // "eager", "CUDA graph (captured at step N)", ...
-  std::string mode() const;
+  std::string mode() const { return graph_.mode(); }
 
  private:
-  struct Graph;
-  std::vector<MicroBatch> to_device(const StepBatch& batch) const;
   void body(const std::vector<MicroBatch>& micro);
 
   model::LanguageModelImpl& model_;
@@ -59,11 +58,9 @@ class StepRunner {
   dist::DataParallel& dp_;
   torch::Device device_;
   StepOptions options_;
-  Log log_;
   std::vector<torch::Tensor> parameters_;
   torch::Tensor halted_;  // float32 flag: a bad step happened and the policy is "stop"
-  int64_t steps_run_ = 0;
-  std::unique_ptr<Graph> graph_;  // null: eager
+  StepGraph graph_;
 };
 
 }  // namespace bla::train

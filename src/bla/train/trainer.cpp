@@ -12,18 +12,12 @@
 #include "bla/train/metrics.h"
 #include "bla/train/optimizer.h"
 #include "bla/train/restore.h"
+#include "bla/train/run_report.h"
 #include "bla/train/step_metrics.h"
 #include "bla/train/step_runner.h"
-#include "bla/train/tensorboard.h"
 #include "bla/util/files.h"
 #include "bla/util/interrupt.h"
 
-#ifdef BLA_HAVE_CUDA_KERNELS
-#include <c10/cuda/CUDACachingAllocator.h>
-#include <c10/cuda/CUDAFunctions.h>
-#endif
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
@@ -44,70 +38,6 @@ std::string run_directory(const config::Config& config, const RunOptions& option
 
 namespace {
 using Clock = std::chrono::steady_clock;
-
-std::shared_ptr<spdlog::logger> make_logger(const std::string& run_dir, bool quiet) {
-  std::vector<spdlog::sink_ptr> sinks;
-  if (run_dir.empty()) {  // dist: ranks other than 0 print only warnings and errors, and write no file
-    auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-    sink->set_level(spdlog::level::warn);
-    auto logger = std::make_shared<spdlog::logger>("bla-train", sink);
-    logger->set_pattern("[%H:%M:%S] %v");
-    return logger;
-  }
-  if (!quiet) sinks.push_back(std::make_shared<spdlog::sinks::stdout_color_sink_mt>());
-  const std::string path = util::join_path(run_dir, "train.log");
-  if (util::path_exists(path)) {  // a resumed run appends; a line marks where this process began
-    auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path);
-    auto marker = std::make_shared<spdlog::logger>("bla-train-marker", file);
-    marker->set_pattern("%v");
-    const std::time_t now = std::time(nullptr);
-    char stamp[64];
-    std::strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", std::localtime(&now));
-    marker->info("---- bla-train started {} ----", stamp);
-    marker->flush();
-  }
-  sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(path));
-  auto logger = std::make_shared<spdlog::logger>("bla-train", sinks.begin(), sinks.end());
-  logger->set_pattern("[%H:%M:%S] %v");
-  logger->flush_on(spdlog::level::info);
-  return logger;
-}
-
-// "accuracy 0.9090 | examples 500": counts print as integers.
-std::string metrics_text(const std::map<std::string, double>& values) {
-  std::string line;
-  for (const auto& [key, value] : values) {
-    char buffer[96];
-    if (std::isfinite(value) && value == std::floor(value) && std::fabs(value) >= 1 && std::fabs(value) < 1e15) {
-      std::snprintf(buffer, sizeof(buffer), " | %s %lld", key.c_str(), static_cast<long long>(value));
-    } else {
-      std::snprintf(buffer, sizeof(buffer), " | %s %.4f", key.c_str(), value);
-    }
-    line += buffer;
-  }
-  return line;
-}
-
-// Bytes the caching allocator held at most on a CUDA device (0 elsewhere).
-int64_t peak_memory_bytes(const torch::Device& device) {
-#ifdef BLA_HAVE_CUDA_KERNELS
-  if (device.is_cuda()) {
-    const auto index = device.has_index() ? device.index() : c10::cuda::current_device();
-    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(index);
-    return stats.allocated_bytes[0].peak;  // aggregate over pool kinds
-  }
-#endif
-  (void)device;
-  return 0;
-}
-
-// The error a bad step ends a run with (train.on_nonfinite: stop).
-std::string nonfinite_message(const StepTotals& t) {
-  const bool loss_bad = !std::isfinite(t.first_bad_loss);
-  return "step " + std::to_string(t.first_bad_step) + ": " + (loss_bad ? "loss" : "gradient norm") +
-         " is not finite (loss " + std::to_string(t.first_bad_loss) + ", gradient norm " +
-         std::to_string(t.first_bad_grad_norm) + ")";
-}
 }  // namespace
 
 nlohmann::json train(config::Config config, const RunOptions& options) {
@@ -146,7 +76,7 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
     util::create_directories(run_dir);
     util::write_file_atomically(util::join_path(run_dir, "config.yaml"), config.resolved_yaml());
   }
-  auto log = make_logger(dp.is_main() ? run_dir : "", options.quiet);
+  auto log = make_run_logger(dp.is_main() ? run_dir : "", options.quiet);
   if (!set_aside.empty()) log->warn("--overwrite: the earlier run's files are now in {}", set_aside);
 
   // The parts: optimizer and schedule, checkpoints, data, device-side step metrics, the step itself.
@@ -211,21 +141,10 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
   StepRunner runner(*model, optimizer, step_metrics, dp, device, step_options,
                     [&log](const std::string& line) { log->info("{}", line); });
 
-  std::optional<MetricsLog> metrics;
-  std::optional<TensorBoardWriter> tensorboard;
-  if (dp.is_main()) {
-    metrics.emplace(run_dir, progress.step);
-    if (t.tensorboard) tensorboard.emplace(run_dir);
-  }
+  std::optional<RunRecords> records;
+  if (dp.is_main()) records.emplace(run_dir, progress.step, t.tensorboard);
   auto report = [&](const std::string& split, const nlohmann::json& record) {
-    if (metrics) metrics->write(record);
-    if (!tensorboard) return;
-    for (const auto& [key, value] : record.items()) {
-      if (key != "step" && key != "split" && value.is_number()) {
-        tensorboard->scalar(split + "/" + key, progress.step, value.get<double>());
-      }
-    }
-    tensorboard->flush();
+    if (records) records->write(split, progress.step, record);
   };
 
   log->info("run {} on {} | task {} (seq {}, vocab {}) | {} parameters", run_dir, device.str(), task->name(),

@@ -27,7 +27,7 @@ std::shared_ptr<MixerImpl> AttentionLayer::from_config(config::Section& params, 
 torch::Tensor AttentionLayer::forward(const torch::Tensor& x) {
   auto [q, k, v] = project_heads(x, q_proj_, k_proj_, v_proj_, layout_.heads, rope_, rope_base_, 0);
   auto o = ops::sliding_window_attention(q, k, v, ops::WindowOptions{window_, 0.0});
-  return o_proj_(merge_heads(o));
+  return project(o_proj_, merge_heads(o));
 }
 
 MixerState AttentionLayer::initial_state(int64_t batch, const torch::TensorOptions& options) const {
@@ -53,7 +53,7 @@ torch::Tensor AttentionLayer::step(const torch::Tensor& x, MixerState& state) {
   auto logits = (keys * q).sum(-1) * scale;                   // (B, S, H)
   auto weights = stable_softmax(logits, 1);
   auto o = (weights.unsqueeze(-1) * values).sum(1);           // (B, H, Dv)
-  return o_proj_(merge_heads(o));
+  return project(o_proj_, merge_heads(o));
 }
 
 int64_t AttentionLayer::state_numel(int64_t context) const {

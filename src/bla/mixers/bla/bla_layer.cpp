@@ -120,7 +120,7 @@ ops::BlaOptions BlaLayer::options_for(size_t group) const {
 
 torch::Tensor BlaLayer::forward(const torch::Tensor& x) {
   auto [q, k, v] = project_heads(x, q_proj_, k_proj_, v_proj_, layout_.heads, rope_, rope_base_, 0);
-  if (windows_.size() == 1) return o_proj_(merge_heads(ops::blurry_window_attention(q, k, v, options_for(0))));
+  if (windows_.size() == 1) return project(o_proj_, merge_heads(ops::blurry_window_attention(q, k, v, options_for(0))));
   const int64_t per_group = heads_per_group();
   std::vector<torch::Tensor> outputs;
   for (size_t g = 0; g < windows_.size(); ++g) {
@@ -128,7 +128,7 @@ torch::Tensor BlaLayer::forward(const torch::Tensor& x) {
     const auto heads = [&](const torch::Tensor& t) { return t.slice(2, first, first + per_group); };
     outputs.push_back(ops::blurry_window_attention(heads(q), heads(k), heads(v), options_for(g)));
   }
-  return o_proj_(merge_heads(torch::cat(outputs, 2)));
+  return project(o_proj_, merge_heads(torch::cat(outputs, 2)));
 }
 
 MixerState BlaLayer::initial_state(int64_t batch, const torch::TensorOptions& options) const {
@@ -159,7 +159,7 @@ torch::Tensor BlaLayer::step(const torch::Tensor& x, MixerState& state) {
     state.tensors[values_name(g)] = slots.values;
   }
   state.position += 1;
-  return o_proj_(merge_heads(torch::cat(outputs, 1)));
+  return project(o_proj_, merge_heads(torch::cat(outputs, 1)));
 }
 
 int64_t BlaLayer::state_numel(int64_t /*context*/) const {

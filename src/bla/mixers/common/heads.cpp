@@ -69,8 +69,8 @@ torch::Tensor stable_softmax(const torch::Tensor& x, int64_t dim) {
 HeadProjections project_heads(const torch::Tensor& x, torch::nn::Linear q_proj, torch::nn::Linear k_proj,
                               torch::nn::Linear v_proj, int64_t heads, bool rope, double rope_base,
                               int64_t start) {
-  HeadProjections p{split_heads(q_proj->forward(x), heads), split_heads(k_proj->forward(x), heads),
-                    split_heads(v_proj->forward(x), heads)};
+  HeadProjections p{split_heads(project(q_proj, x), heads), split_heads(project(k_proj, x), heads),
+                    split_heads(project(v_proj, x), heads)};
   if (rope) {
 #ifdef BLA_HAVE_CUDA_KERNELS
     // Queries and keys in one launch where the kernel takes them; else each

@@ -2,6 +2,7 @@
 // projections with the project's initialisation, and rotary embeddings.
 #pragma once
 
+#include "bla/mixers/common/members.h"
 #include "bla/mixers/mixer.h"
 
 #include <torch/nn/modules/linear.h>

@@ -64,7 +64,7 @@ std::shared_ptr<MixerImpl> GatedFwaLayer::from_config(config::Section& params, c
 torch::Tensor GatedFwaLayer::log_gate(const torch::Tensor& x) {
   // In float32 at least: under bf16 autocast a bf16 gate would carry ~0.4 %
   // error into every term of the running sums (the op accumulates in float32).
-  auto logits = gate_proj_(x);
+  auto logits = project(gate_proj_, x);
   if (logits.scalar_type() == torch::kHalf || logits.scalar_type() == torch::kBFloat16) logits = logits.to(torch::kFloat);
   return torch::log_sigmoid(logits);
 }
@@ -72,7 +72,7 @@ torch::Tensor GatedFwaLayer::log_gate(const torch::Tensor& x) {
 torch::Tensor GatedFwaLayer::forward(const torch::Tensor& x) {
   auto [q, k, v] = project_heads(x, q_proj_, k_proj_, v_proj_, layout_.heads, options_.rope, options_.rope_base, 0);
   auto o = ops::gated_window_attention(q, k, v, log_gate(x), window_options(options_));
-  return o_proj_(merge_heads(o));
+  return project(o_proj_, merge_heads(o));
 }
 
 MixerState GatedFwaLayer::initial_state(int64_t batch, const torch::TensorOptions& options) const {
@@ -96,7 +96,7 @@ torch::Tensor GatedFwaLayer::step(const torch::Tensor& x, MixerState& state) {
   state.tensors["values"] = rings.values;
   state.tensors["gate_sums"] = rings.gate_sums;
   state.position = rings.position;
-  return o_proj_(merge_heads(o));
+  return project(o_proj_, merge_heads(o));
 }
 
 int64_t GatedFwaLayer::state_numel(int64_t context) const {

@@ -73,21 +73,21 @@ std::shared_ptr<MixerImpl> GlaLayer::from_config(config::Section& params, const 
 }
 
 torch::Tensor GlaLayer::log_decay(const torch::Tensor& x) {
-  return torch::log_sigmoid(gate_up_(gate_down_(x))) / options_.gate_normalizer;
+  return torch::log_sigmoid(project(gate_up_, project(gate_down_, x))) / options_.gate_normalizer;
 }
 
 torch::Tensor GlaLayer::output(const torch::Tensor& o, const torch::Tensor& x) {
   auto acc = o.scalar_type() == torch::kDouble ? o : o.to(torch::kFloat);  // mean square in float32 at least
   auto normed = (acc * torch::rsqrt(acc.pow(2).mean(-1, /*keepdim=*/true) + kNormEps)).to(o.scalar_type());
-  auto gated = merge_heads(normed * norm_weight_.to(o.scalar_type())) * torch::silu(output_gate_(x));
-  return o_proj_(gated);
+  auto gated = merge_heads(normed * per_member(norm_weight_, 1, normed).to(o.scalar_type())) * torch::silu(project(output_gate_, x));
+  return project(o_proj_, gated);
 }
 
 torch::Tensor GlaLayer::forward(const torch::Tensor& x) {
   const int64_t H = options_.heads;
-  auto q = split_heads(q_proj_(x), H);
-  auto k = split_heads(k_proj_(x), H);
-  auto v = split_heads(v_proj_(x), H);
+  auto q = split_heads(project(q_proj_, x), H);
+  auto k = split_heads(project(k_proj_, x), H);
+  auto v = split_heads(project(v_proj_, x), H);
   auto g = split_heads(log_decay(x), H);
   ops::GlaOptions opt{options_.chunk, 0.0, gla_subchunk(options_.chunk)};
   return output(ops::gated_linear_attention(q, k, v, g, opt), x);
@@ -101,9 +101,9 @@ MixerState GlaLayer::initial_state(int64_t batch, const torch::TensorOptions& op
 
 torch::Tensor GlaLayer::step(const torch::Tensor& x, MixerState& state) {
   const int64_t H = options_.heads;
-  auto q = split_heads(q_proj_(x), H);  // (B, H, d_k)
-  auto k = split_heads(k_proj_(x), H);
-  auto v = split_heads(v_proj_(x), H);
+  auto q = split_heads(project(q_proj_, x), H);  // (B, H, d_k)
+  auto k = split_heads(project(k_proj_, x), H);
+  auto v = split_heads(project(v_proj_, x), H);
   auto g = split_heads(log_decay(x), H);
   ops::GlaState s{state.tensors.at("S"), state.position};
   auto o = ops::gla_decode_step(q, k, v, g, s, ops::GlaOptions{options_.chunk, 0.0, gla_subchunk(options_.chunk)});

@@ -40,21 +40,21 @@ std::shared_ptr<MixerImpl> GsaLayer::from_config(config::Section& params, const 
 }
 
 torch::Tensor GsaLayer::log_forget(const torch::Tensor& x) {
-  return torch::log_sigmoid(forget_proj_(x)) / options_.gate_normalizer;
+  return torch::log_sigmoid(project(forget_proj_, x)) / options_.gate_normalizer;
 }
 
 torch::Tensor GsaLayer::output(const torch::Tensor& o) {
   auto activated = torch::silu(o);
   auto acc = activated.scalar_type() == torch::kDouble ? activated : activated.to(torch::kFloat);
   auto normed = (acc * torch::rsqrt(acc.pow(2).mean(-1, /*keepdim=*/true) + kNormEps)).to(o.scalar_type());
-  return o_proj_(merge_heads(normed * norm_weight_.to(o.scalar_type())));
+  return project(o_proj_, merge_heads(normed * per_member(norm_weight_, 1, normed).to(o.scalar_type())));
 }
 
 torch::Tensor GsaLayer::forward(const torch::Tensor& x) {
   const int64_t H = options_.heads;
-  auto q = torch::silu(split_heads(q_proj_(x), H));
-  auto k = torch::silu(split_heads(k_proj_(x), H));
-  auto v = split_heads(v_proj_(x), H);
+  auto q = torch::silu(split_heads(project(q_proj_, x), H));
+  auto k = torch::silu(split_heads(project(k_proj_, x), H));
+  auto v = split_heads(project(v_proj_, x), H);
   auto f = split_heads(log_forget(x), H);  // (B, T, H, m)
   ops::GsaOptions opt{options_.chunk, kScale, gla_subchunk(options_.chunk)};
   return output(ops::gated_slot_attention(q, k, v, f, opt));
@@ -70,9 +70,9 @@ MixerState GsaLayer::initial_state(int64_t batch, const torch::TensorOptions& op
 
 torch::Tensor GsaLayer::step(const torch::Tensor& x, MixerState& state) {
   const int64_t H = options_.heads;
-  auto q = torch::silu(split_heads(q_proj_(x), H));  // (B, H, d_k)
-  auto k = torch::silu(split_heads(k_proj_(x), H));
-  auto v = split_heads(v_proj_(x), H);
+  auto q = torch::silu(split_heads(project(q_proj_, x), H));  // (B, H, d_k)
+  auto k = torch::silu(split_heads(project(k_proj_, x), H));
+  auto v = split_heads(project(v_proj_, x), H);
   auto f = split_heads(log_forget(x), H);  // (B, H, m)
   ops::GsaState s{state.tensors.at("slot_keys"), state.tensors.at("slot_values"), state.position};
   auto o = ops::gsa_decode_step(q, k, v, f, s, ops::GsaOptions{options_.chunk, kScale, gla_subchunk(options_.chunk)});

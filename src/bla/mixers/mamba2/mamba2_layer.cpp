@@ -27,9 +27,11 @@ std::string number(double value) {
 // terms in the same order (decode reproduces the forward to the last bit).
 torch::Tensor causal_depthwise_conv(const torch::Tensor& padded, int64_t dim, int64_t length,
                                     const torch::Tensor& weight, const torch::Tensor& bias) {
-  const int64_t K = weight.size(1);
-  auto out = bias.to(padded.scalar_type()).expand_as(padded.narrow(dim, 0, length));
-  for (int64_t k = 0; k < K; ++k) out = out + padded.narrow(dim, k, length) * weight.select(1, k).to(padded.scalar_type());
+  const int64_t K = weight.size(-1);
+  auto out = per_member(bias, 1, padded).to(padded.scalar_type()).expand_as(padded.narrow(dim, 0, length));
+  for (int64_t k = 0; k < K; ++k) {
+    out = out + padded.narrow(dim, k, length) * per_member(weight.select(-1, k), 1, padded).to(padded.scalar_type());
+  }
   return out;
 }
 
@@ -103,21 +105,31 @@ torch::Tensor Mamba2Layer::gated_output(const torch::Tensor& y, const torch::Ten
   grouped_sizes.push_back(d_inner_ / options_.ngroups);
   auto grouped = acc.view(grouped_sizes);
   auto normed = (grouped * torch::rsqrt(grouped.pow(2).mean(-1, /*keepdim=*/true) + kNormEps)).view(acc.sizes());
-  return out_proj_(normed.to(y.scalar_type()) * norm_weight_.to(y.scalar_type()));
+  return project(out_proj_, normed.to(y.scalar_type()) * per_member(norm_weight_, 1, normed).to(y.scalar_type()));
 }
 
 torch::Tensor Mamba2Layer::forward(const torch::Tensor& x) {
   const int64_t B = x.size(0), T = x.size(1), K = options_.conv_kernel;
   const int64_t G = options_.ngroups, N = options_.d_state, P = options_.head_dim;
-  auto parts = split_projection(in_proj_(x));
+  auto parts = split_projection(project(in_proj_, x));
   // Causal: K-1 zeros before the first token (the decode state starts as those zeros).
   auto padded = at::constant_pad_nd(parts[1], {0, 0, K - 1, 0}, 0);
   auto xBC = torch::silu(causal_depthwise_conv(padded, 1, T, conv_weight_, conv_bias_));
   auto pieces = xBC.split_with_sizes({d_inner_, G * N, G * N}, -1);
-  auto dt = torch::softplus(parts[2] + dt_bias_);  // (B, T, H)
+  auto dt = torch::softplus(parts[2] + per_member(dt_bias_, 1, parts[2]));  // (B, T, H)
   auto A = -torch::exp(A_log_);
-  auto y = ops::selective_state_space(pieces[0].reshape({B, T, heads_, P}), dt, A, pieces[1].reshape({B, T, G, N}),
-                                      pieces[2].reshape({B, T, G, N}), D_, ops::SsdOptions{options_.chunk});
+  auto xs = pieces[0].reshape({B, T, heads_, P});
+  auto Bm = pieces[1].reshape({B, T, G, N}), Cm = pieces[2].reshape({B, T, G, N});
+  torch::Tensor y;
+  if (const int64_t E = members_of(A_log_, 1); E > 0) {
+    // An ensemble: the op takes one A and D per head, so every member's heads become heads of one batch.
+    y = heads_to_members(ops::selective_state_space(members_to_heads(xs, E), members_to_heads(dt, E), A.reshape(-1),
+                                                    members_to_heads(Bm, E), members_to_heads(Cm, E), D_.reshape(-1),
+                                                    ops::SsdOptions{options_.chunk}),
+                         E);
+  } else {
+    y = ops::selective_state_space(xs, dt, A, Bm, Cm, D_, ops::SsdOptions{options_.chunk});
+  }
   return gated_output(y.reshape({B, T, d_inner_}), parts[0]);
 }
 
@@ -131,12 +143,12 @@ MixerState Mamba2Layer::initial_state(int64_t batch, const torch::TensorOptions&
 torch::Tensor Mamba2Layer::step(const torch::Tensor& x, MixerState& state) {
   const int64_t B = x.size(0), K = options_.conv_kernel;
   const int64_t G = options_.ngroups, N = options_.d_state, P = options_.head_dim;
-  auto parts = split_projection(in_proj_(x));  // (B, width) each
+  auto parts = split_projection(project(in_proj_, x));  // (B, width) each
   auto window = torch::cat({state.tensors.at("conv").to(x.scalar_type()), parts[1].unsqueeze(1)}, 1);  // (B, K, C)
   auto xBC = torch::silu(causal_depthwise_conv(window, 1, 1, conv_weight_, conv_bias_).squeeze(1));
   state.tensors["conv"] = window.narrow(1, 1, K - 1);
   auto pieces = xBC.split_with_sizes({d_inner_, G * N, G * N}, -1);
-  auto dt = torch::softplus(parts[2] + dt_bias_);  // (B, H)
+  auto dt = torch::softplus(parts[2] + per_member(dt_bias_, 1, parts[2]));  // (B, H)
   auto A = -torch::exp(A_log_);
   ops::SsdState ssm{state.tensors.at("ssm"), state.position};
   auto y = ops::ssd_decode_step(pieces[0].reshape({B, heads_, P}), dt, A, pieces[1].reshape({B, G, N}),

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# On a CUDA machine: build, run the CUDA tests of ensembles (each member
+# against its solo run), then time 16 Zoology-size MQAR models as one
+# ensemble, as 16 processes side by side (default and old step) and one alone
+# (docs/performance.md, "Ensembles"). Logs go to ${OUT:-gpu-ensemble}/.
+#   scripts/gpu_ensemble.sh
+#   SKIP_TESTS=1 / SKIP_BENCH=1   MEMBERS=16   MODES=ensemble,separate,separate_old,solo
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-gpu-ensemble}
+mkdir -p "$out"
+export BUILD_DIR=${BUILD_DIR:-build-gpu}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+t0=$(date +%s)
+if ! { time scripts/build.sh bla_cuda_tests bla-train; } > "$out/build.log" 2>&1; then
+  cmake --build "$BUILD_DIR" -j "$(nproc)" --target bla_cuda_tests bla-train -- -k 0 >> "$out/build.log" 2>&1
+  grep -E "error" -A5 "$out/build.log" | head -80
+  exit 1
+fi
+echo "build: $(( $(date +%s) - t0 )) s"
+if [ -z "${SKIP_TESTS:-}" ]; then
+  timeout 300 "$BUILD_DIR/tests/bla_cuda_tests" --gtest_filter="${TEST_FILTER:-*EnsembleOnGpu*:*TrainStep*}" > "$out/tests.log" 2>&1
+  echo "cuda tests rc=$?"
+  grep -E "^\[  (PASSED|FAILED) |FAILED  \]|Failure|Expected|Which is" "$out/tests.log" | head -40
+fi
+if [ -z "${SKIP_BENCH:-}" ]; then
+  PYTHONUNBUFFERED=1 timeout 420 python3 scripts/bench_ensemble.py --build "$BUILD_DIR" --members "${MEMBERS:-16}" \
+    --modes "${MODES:-ensemble,separate,separate_old,solo}" --json "$out/bench_ensemble.json" \
+    configs/bench/mqar_zoology.yaml --set train.steps=${STEPS:-250} --set train.log_every=25 2>&1 | tee "$out/bench_ensemble.txt"
+fi

@@ -1,0 +1,77 @@
+#include "bla/mixers/common/members.h"
+
+#include <torch/torch.h>
+
+namespace bla::mixers {
+
+int64_t members_of(const torch::Tensor& param, int64_t solo_rank) {
+  return param.dim() > solo_rank ? param.size(0) : 0;
+}
+
+torch::Tensor per_member(const torch::Tensor& param, int64_t solo_rank, const torch::Tensor& x) {
+  const int64_t E = members_of(param, solo_rank);
+  if (E == 0) return param;
+  TORCH_CHECK(x.size(0) % E == 0, "per_member: ", x.size(0), " rows do not split into ", E, " members");
+  const int64_t B = x.size(0) / E;
+  std::vector<int64_t> expanded = {E, B};
+  std::vector<int64_t> shape = {E * B};
+  for (int64_t i = 0; i < x.dim() - 1 - solo_rank; ++i) shape.push_back(1);
+  for (int64_t i = 1; i < param.dim(); ++i) {
+    expanded.push_back(param.size(i));
+    shape.push_back(param.size(i));
+  }
+  return param.unsqueeze(1).expand(expanded).reshape(shape);
+}
+
+torch::Tensor project(const torch::Tensor& weight, const torch::Tensor& bias, const torch::Tensor& x) {
+  if (weight.dim() == 2) return torch::nn::functional::linear(x, weight, bias);
+  const int64_t E = weight.size(0), in = weight.size(2), out = weight.size(1);
+  TORCH_CHECK(x.size(0) % E == 0, "project: ", x.size(0), " rows do not split into ", E, " members");
+  auto y = torch::bmm(x.reshape({E, -1, in}), weight.transpose(1, 2));  // (E, rows, out)
+  if (bias.defined()) y = y + bias.to(y.scalar_type()).unsqueeze(1);
+  auto sizes = x.sizes().vec();
+  sizes.back() = out;
+  return y.reshape(sizes);
+}
+
+torch::Tensor project(const torch::nn::Linear& linear, const torch::Tensor& x) {
+  return project(linear->weight, linear->bias, x);
+}
+
+torch::Tensor embed(const torch::Tensor& weight, const torch::Tensor& tokens) {
+  if (weight.dim() == 2) return torch::embedding(weight, tokens);
+  const int64_t E = weight.size(0), V = weight.size(1);
+  TORCH_CHECK(tokens.size(0) % E == 0, "embed: ", tokens.size(0), " sequences do not split into ", E, " members");
+  const int64_t B = tokens.size(0) / E;
+  std::vector<int64_t> shape(static_cast<size_t>(tokens.dim()), 1);
+  shape[0] = E * B;
+  // Member e's rows start at e * V. (No repeat_interleave: it reads a size on the host, which a CUDA graph forbids.)
+  auto offsets = (torch::arange(E, tokens.options()) * V).view({E, 1}).expand({E, B}).reshape(shape);
+  return torch::embedding(weight.reshape({E * V, weight.size(2)}), tokens + offsets);
+}
+
+torch::Tensor members_to_heads(const torch::Tensor& x, int64_t members) {
+  auto sizes = x.sizes().vec();  // (E*B, T, H, rest...)
+  const int64_t B = sizes[0] / members;
+  std::vector<int64_t> split = {members, B};
+  split.insert(split.end(), sizes.begin() + 1, sizes.end());
+  std::vector<int64_t> order = {1, 2, 0};
+  for (int64_t d = 3; d < static_cast<int64_t>(split.size()); ++d) order.push_back(d);
+  std::vector<int64_t> merged = {B, sizes[1], members * sizes[2]};
+  merged.insert(merged.end(), sizes.begin() + 3, sizes.end());
+  return x.reshape(split).permute(order).reshape(merged);
+}
+
+torch::Tensor heads_to_members(const torch::Tensor& x, int64_t members) {
+  auto sizes = x.sizes().vec();  // (B, T, E*H, rest...)
+  const int64_t H = sizes[2] / members;
+  std::vector<int64_t> split = {sizes[0], sizes[1], members, H};
+  split.insert(split.end(), sizes.begin() + 3, sizes.end());
+  std::vector<int64_t> order = {2, 0, 1};
+  for (int64_t d = 3; d < static_cast<int64_t>(split.size()); ++d) order.push_back(d);
+  std::vector<int64_t> merged = {members * sizes[0], sizes[1], H};
+  merged.insert(merged.end(), sizes.begin() + 3, sizes.end());
+  return x.reshape(split).permute(order).reshape(merged);
+}
+
+}  // namespace bla::mixers

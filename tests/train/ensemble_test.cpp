@@ -1,0 +1,259 @@
+// Ensembles (model/ensemble.h, train/ensemble_trainer.h): E models trained as
+// one batched model, each member equal to the solo run of its config.
+#include "bla/config/members.h"
+#include "bla/mixers/mixer.h"
+#include "bla/model/ensemble.h"
+#include "bla/train/checkpoint.h"
+#include "bla/train/ensemble_trainer.h"
+#include "bla/train/trainer.h"
+#include "support/run_helpers.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <fstream>
+#include <map>
+
+using bla::testing::TempDir;
+using bla::testing::tiny_mqar_config;
+
+namespace {
+
+// Small settings of every mixer (tiny sequences, chunks that divide them).
+const std::map<std::string, std::string>& small_mixers() {
+  static const std::map<std::string, std::string> mixers = {
+      {"attention", "{}"},
+      {"swa", "{window: 8}"},
+      {"bla", "{window: 8, slots: 4, chunk: 4}"},
+      {"gatedfwa", "{window: 5}"},
+      {"gsa", "{slots: 4, chunk: 4}"},
+      {"gla", "{chunk: 4}"},
+      {"mamba2", "{chunk: 4, d_state: 8, head_dim: 8}"}};
+  return mixers;
+}
+
+std::string mixer_yaml(const std::string& mixer) {
+  return tiny_mqar_config(mixer, "  mixers: {" + mixer + ": " + small_mixers().at(mixer) + "}\n");
+}
+
+// The config file `yaml` written into `dir`, expanded into members.
+bla::config::MemberConfigs members_of(const TempDir& dir, const std::string& yaml,
+                                      const std::vector<std::string>& overrides) {
+  const std::string path = dir / "ensemble.yaml";
+  bla::util::write_file_atomically(path, yaml);
+  return bla::config::load_member_configs(path, overrides);
+}
+
+std::vector<nlohmann::json> train_members(bla::config::MemberConfigs members, const std::vector<std::string>& dirs,
+                                          const std::string& resume = "") {
+  bla::train::EnsembleOptions options;
+  options.run_dirs = dirs;
+  options.labels = members.labels;
+  options.resume = resume;
+  options.quiet = true;
+  return bla::train::train_ensemble(std::move(members.configs), options);
+}
+
+nlohmann::json train_solo(const bla::config::Config& config, const std::string& dir) {
+  bla::train::RunOptions options;
+  options.run_dir = dir;
+  options.quiet = true;
+  return bla::train::train(config, options);
+}
+
+// The losses metrics.jsonl logged for training, in order.
+std::vector<double> train_losses(const std::string& dir) {
+  std::vector<double> losses;
+  std::ifstream in(dir + "/metrics.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    auto record = nlohmann::json::parse(line);
+    if (record.at("split") == "train") losses.push_back(record.at("loss").get<double>());
+  }
+  return losses;
+}
+
+void expect_relatively_close(const std::vector<double>& member, const std::vector<double>& solo, double tolerance,
+                             const std::string& what) {
+  ASSERT_EQ(member.size(), solo.size()) << what;
+  ASSERT_FALSE(solo.empty()) << what;
+  for (size_t i = 0; i < solo.size(); ++i) {
+    EXPECT_NEAR(member[i], solo[i], tolerance * std::fabs(solo[i])) << what << ", logged loss " << i;
+  }
+}
+
+// Trains `yaml` with `overrides` as an ensemble and every member alone, and
+// holds each member's logged losses and test results to its solo run's.
+void expect_members_equal_solo_runs(const std::string& yaml, const std::vector<std::string>& overrides,
+                                    size_t expected_members, double tolerance) {
+  TempDir dir;
+  auto members = members_of(dir, yaml, overrides);
+  ASSERT_EQ(members.configs.size(), expected_members);
+  std::vector<std::string> dirs;
+  for (const auto& label : members.labels) dirs.push_back(dir / ("member-" + label));
+  auto solo_configs = members.configs;
+  auto summaries = train_members(members, dirs);
+  ASSERT_EQ(summaries.size(), expected_members);
+  for (size_t e = 0; e < expected_members; ++e) {
+    const std::string solo_dir = dir / ("solo-" + std::to_string(e));
+    auto solo = train_solo(solo_configs[e], solo_dir);
+    const std::string what = "member " + members.labels[e];
+    expect_relatively_close(train_losses(dirs[e]), train_losses(solo_dir), tolerance, what);
+    EXPECT_NEAR(summaries[e]["test"]["loss"].get<double>(), solo["test"]["loss"].get<double>(),
+                tolerance * solo["test"]["loss"].get<double>())
+        << what;
+    EXPECT_NEAR(summaries[e]["test"]["accuracy"].get<double>(), solo["test"]["accuracy"].get<double>(), 1e-12) << what;
+  }
+}
+
+}  // namespace
+
+// The batched forward: member e's logits are the solo model's, in float64.
+class EnsembleEveryMixer : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EnsembleEveryMixer, StackedForwardEqualsEachMembersOwnForward) {
+  if (small_mixers().count(GetParam()) == 0) {
+    FAIL() << "no small settings for mixer type '" << GetParam() << "': add them to small_mixers()";
+  }
+  auto config = bla::config::parse_config(mixer_yaml(GetParam()), "ensemble.yaml");
+  const int64_t vocab = 23, T = 16, B = 2, E = 3;
+  std::vector<bla::model::LanguageModel> solos;
+  for (int64_t e = 0; e < E; ++e) {
+    torch::manual_seed(10 + e);
+    solos.emplace_back(config.model, vocab, 64);
+    solos.back()->to(torch::kDouble);
+    torch::NoGradGuard no_grad;  // non-zero gains and biases so every parameter carries signal
+    for (auto& p : solos.back()->parameters()) p.add_(torch::randn_like(p) * 0.05);
+  }
+  config.finish_deferred_sections();
+  bla::model::LanguageModel ensemble(config.model, vocab, 64);
+  ensemble->to(torch::kDouble);
+  bla::model::stack_members(*ensemble, solos);
+  EXPECT_EQ(bla::model::members_of(*ensemble), E);
+  EXPECT_EQ(bla::model::members_of(*solos.front()), 0);
+  auto tokens = torch::randint(vocab, {E * B, T}, torch::kLong);
+  auto joint = ensemble->forward(tokens);  // (E*B, T, vocab)
+  for (int64_t e = 0; e < E; ++e) {
+    auto alone = solos[e]->forward(tokens.narrow(0, e * B, B));
+    EXPECT_TRUE(torch::allclose(joint.narrow(0, e * B, B), alone, 1e-10, 1e-12))
+        << GetParam() << " member " << e << ": max difference "
+        << (joint.narrow(0, e * B, B) - alone).abs().max().item<double>();
+  }
+  // And back out: a member copied into a solo model is that member.
+  bla::model::LanguageModel copy(config.model, vocab, 64);
+  copy->to(torch::kDouble);
+  bla::model::copy_member_out(*ensemble, 1, *copy);
+  EXPECT_TRUE(torch::equal(copy->forward(tokens.narrow(0, 0, B)), solos[1]->forward(tokens.narrow(0, 0, B))));
+}
+
+INSTANTIATE_TEST_SUITE_P(Mixers, EnsembleEveryMixer, ::testing::ValuesIn(bla::mixers::MixerRegistry::instance().names()));
+
+TEST(EnsembleTraining, FourMembersOverFiftyStepsEqualTheirSoloRuns) {
+  // Seeds x learning rates: four members, each its own data, initialisation and rate.
+  expect_members_equal_solo_runs(tiny_mqar_config(),
+                                 {"run.seed=[3, 4]", "train.lr=[3.0e-3, 1.0e-3]", "train.steps=50", "train.log_every=1",
+                                  "train.checkpoint_every=0"},
+                                 4, 1e-6);
+}
+
+TEST(EnsembleTraining, EveryMixerTrainsAsAnEnsembleLikeItsSoloRuns) {
+  for (const auto& [mixer, settings] : small_mixers()) {
+    SCOPED_TRACE(mixer);
+    expect_members_equal_solo_runs(mixer_yaml(mixer),
+                                   {"run.seed=[3, 4]", "train.steps=8", "train.log_every=1", "train.checkpoint_every=0",
+                                    "train.weight_decay=[0.1]"},
+                                   2, 1e-6);
+  }
+}
+
+TEST(EnsembleTraining, AMembersCheckpointIsASoloCheckpointAndResumesTheEnsembleExactly) {
+  TempDir dir;
+  const std::vector<std::string> keys = {"run.seed=[5, 6]", "train.steps=10", "train.log_every=1",
+                                         "train.checkpoint_every=5"};
+  auto members = members_of(dir, tiny_mqar_config(), keys);
+  const std::vector<std::string> whole = {dir / "whole-a", dir / "whole-b"};
+  train_members(members, whole);
+  // The same ensemble stopped at step 5 (a run of 5 steps would decay its rate differently: resume a copy instead).
+  const std::vector<std::string> resumed = {dir / "resumed-a", dir / "resumed-b"};
+  for (size_t e = 0; e < 2; ++e) {
+    bla::util::create_directories(resumed[e] + "/checkpoints");
+    bla::util::write_file_atomically(resumed[e] + "/checkpoints/step-00000005.ckpt",
+                                     bla::util::read_file(whole[e] + "/checkpoints/step-00000005.ckpt"));
+  }
+  train_members(members, resumed, "auto");
+  for (size_t e = 0; e < 2; ++e) {
+    auto a = train_losses(whole[e]), b = train_losses(resumed[e]);
+    ASSERT_EQ(b.size(), 5u);
+    for (size_t i = 0; i < 5; ++i) EXPECT_EQ(a[5 + i], b[i]) << "member " << e << " step " << 6 + i;
+  }
+  // A member's checkpoint resumes as a solo run too, to the same losses.
+  const std::string solo_dir = dir / "solo";
+  bla::util::create_directories(solo_dir + "/checkpoints");
+  bla::util::write_file_atomically(solo_dir + "/checkpoints/step-00000005.ckpt",
+                                   bla::util::read_file(whole[1] + "/checkpoints/step-00000005.ckpt"));
+  bla::train::RunOptions options;
+  options.run_dir = solo_dir;
+  options.resume = "auto";
+  options.quiet = true;
+  bla::train::train(members.configs[1], options);
+  auto a = train_losses(whole[1]), b = train_losses(solo_dir);
+  ASSERT_EQ(b.size(), 5u);
+  for (size_t i = 0; i < 5; ++i) EXPECT_NEAR(a[5 + i], b[i], 1e-6 * std::fabs(a[5 + i])) << "step " << 6 + i;
+}
+
+TEST(EnsembleTraining, AMemberWhoseLossBlowsUpStopsAloneAndTheOthersFinish) {
+  TempDir dir;
+  auto members = members_of(dir, tiny_mqar_config(), {"train.lr=[3.0e-3, 1.0e+6]", "train.grad_clip=0",
+                                                      "train.steps=12", "train.log_every=1"});
+  const std::vector<std::string> dirs = {dir / "good", dir / "bad"};
+  try {
+    train_members(members, dirs);
+    FAIL() << "expected NonFiniteError";
+  } catch (const bla::train::NonFiniteError& error) {
+    EXPECT_NE(std::string(error.what()).find("member lr-1.0e+6: step "), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("the other members finished"), std::string::npos) << error.what();
+  }
+  EXPECT_TRUE(bla::util::path_exists(dirs[0] + "/summary.json"));
+  EXPECT_FALSE(bla::util::path_exists(dirs[1] + "/summary.json"));
+}
+
+TEST(EnsembleConfig, ListedMemberKeysMakeEveryCombinationLastKeyFastest) {
+  TempDir dir;
+  auto members = members_of(dir, tiny_mqar_config(), {"run.seed=[1, 2]", "train.lr=[1.0e-3, 3.0e-3, 1.0e-2]"});
+  ASSERT_EQ(members.configs.size(), 6u);
+  EXPECT_EQ(members.varying, (std::vector<std::string>{"run.seed", "train.lr"}));
+  EXPECT_EQ(members.labels.front(), "seed-1_lr-1.0e-3");
+  EXPECT_EQ(members.labels.back(), "seed-2_lr-1.0e-2");
+  EXPECT_EQ(members.configs[1].run.seed, 1u);
+  EXPECT_DOUBLE_EQ(members.configs[1].train.lr, 3e-3);
+  EXPECT_EQ(members.configs[3].run.seed, 2u);
+  EXPECT_DOUBLE_EQ(members.configs[3].train.lr, 1e-3);
+  // A list in the file works the same; a later --set of one value wins over it.
+  auto in_file = members_of(dir, tiny_mqar_config() + "", {"run.seed=[7, 8]", "run.seed=9"});
+  EXPECT_EQ(in_file.configs.size(), 1u);
+  EXPECT_EQ(in_file.configs.front().run.seed, 9u);
+}
+
+TEST(EnsembleConfig, OtherListsAndMismatchedOutFoldersAreRefusedClearly) {
+  TempDir dir;
+  try {
+    members_of(dir, tiny_mqar_config(), {"train.lr=[[1, 2]]"});
+    FAIL() << "expected ConfigError";
+  } catch (const bla::config::ConfigError& error) {
+    EXPECT_NE(std::string(error.what()).find("train.lr lists"), std::string::npos) << error.what();
+  }
+  auto members = members_of(dir, tiny_mqar_config(), {"run.seed=[1, 2, 3]"});
+  try {
+    bla::train::member_run_directories(members.configs.front(), members.labels, {"a", "b"});
+    FAIL() << "expected ConfigError";
+  } catch (const bla::config::ConfigError& error) {
+    EXPECT_EQ(std::string(error.what()),
+              "--out was given 2 times for an ensemble of 3 members; give one folder (members go into folders named by "
+              "their values) or one per member");
+  }
+  EXPECT_EQ(bla::train::member_run_directories(members.configs.front(), members.labels, {"out"}),
+            (std::vector<std::string>{"out/seed-1", "out/seed-2", "out/seed-3"}));
+  auto twice = members_of(dir, tiny_mqar_config(), {"run.seed=[1, 1]"});
+  EXPECT_THROW(bla::train::member_run_directories(twice.configs.front(), twice.labels, {"out"}), bla::config::ConfigError);
+}
