@@ -11,6 +11,9 @@ ways, in one call (docs/performance.md, "Ensembles"):
                sync every step, no model kernels): the step before the
                training-step work
   solo         one process alone, the default step
+  one_model    one model trained on the E members' tokens together
+               (train.batch_size x E): what the GPU gives this much work
+               in one model, the ceiling for the ensemble
 
 The aggregate is the sum over runs of steps/s measured between log lines
 after the first (warm-up and capture excluded). Prints a table and writes
@@ -63,6 +66,10 @@ def run_mode(mode, build, config, members, sets):
         seeds = "[" + ", ".join(str(s) for s in range(members)) + "]"
         errors = finish([start(build, config, root, sets + [f"run.seed={seeds}"], {})])
         dirs = [os.path.join(root, f"seed-{s}") for s in range(members)]
+    elif mode == "one_model":
+        batch = int(next((s.split("=", 1)[1] for s in sets if s.startswith("train.batch_size=")), "256"))
+        errors = finish([start(build, config, root, sets + [f"train.batch_size={batch * members}"], {})])
+        dirs = [root]
     else:
         count = 1 if mode == "solo" else members
         extra, env = OLD_STEP if mode == "separate_old" else ([], {})
@@ -72,6 +79,8 @@ def run_mode(mode, build, config, members, sets):
     if errors:
         return {"mode": mode, "error": errors[0]}
     rates = [steady_steps_per_s(d) for d in dirs]
+    if mode == "one_model":  # its step holds the tokens of E members' steps
+        rates = [(r * members, l) for r, l in rates]
     summary = json.load(open(os.path.join(dirs[0], "summary.json")))
     return {"mode": mode, "runs": len(dirs), "aggregate_steps_per_s": round(sum(r for r, _ in rates), 2),
             "steps_per_s_each": [round(r, 2) for r, _ in rates], "last_losses": [round(l, 4) for _, l in rates],
@@ -85,7 +94,7 @@ def main():
     ap.add_argument("--set", action="append", default=[], dest="sets")
     ap.add_argument("--build", default="build")
     ap.add_argument("--members", type=int, default=16)
-    ap.add_argument("--modes", default="ensemble,separate,separate_old,solo")
+    ap.add_argument("--modes", default="ensemble,separate,separate_old,solo,one_model")
     ap.add_argument("--json", default="")
     a = ap.parse_args()
     rows = []
@@ -102,7 +111,7 @@ def main():
               f"  {r['step']}", flush=True)
     by = {r["mode"]: r for r in rows if "error" not in r}
     if "ensemble" in by:
-        for other in ("separate", "separate_old", "solo"):
+        for other in ("separate", "separate_old", "solo", "one_model"):
             if other in by:
                 print(f"ensemble / {other}: {by['ensemble']['aggregate_steps_per_s'] / by[other]['aggregate_steps_per_s']:.2f}x")
     if a.json:

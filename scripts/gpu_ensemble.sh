@@ -24,7 +24,17 @@ if [ -z "${SKIP_TESTS:-}" ]; then
   grep -E "^\[  (PASSED|FAILED) |FAILED  \]|Failure|Expected|Which is" "$out/tests.log" | head -40
 fi
 if [ -z "${SKIP_BENCH:-}" ]; then
+  # The Zoology-size model of the training-step benchmark (vocabulary 8192).
   PYTHONUNBUFFERED=1 timeout 420 python3 scripts/bench_ensemble.py --build "$BUILD_DIR" --members "${MEMBERS:-16}" \
-    --modes "${MODES:-ensemble,separate,separate_old,solo}" --json "$out/bench_ensemble.json" \
+    --modes "${MODES:-ensemble,separate,separate_old,solo,one_model}" --json "$out/bench_ensemble.json" \
     configs/bench/mqar_zoology.yaml --set train.steps=${STEPS:-250} --set train.log_every=25 2>&1 | tee "$out/bench_ensemble.txt"
+  # A point of the MQAR state sweep (configs/sweeps/mqar.yaml: vocabulary 512, BLA with 16 slots over 256 tokens).
+  if [ -z "${SKIP_SWEEP_SHAPE:-}" ]; then
+    PYTHONUNBUFFERED=1 timeout 420 python3 scripts/bench_ensemble.py --build "$BUILD_DIR" --members "${MEMBERS:-16}" \
+      --modes "${SWEEP_MODES:-ensemble,separate,solo,one_model}" --json "$out/bench_ensemble_sweep.json" \
+      configs/mqar_bla.yaml --set run.device=cuda --set run.threads=0 --set model.d_model=128 --set model.mixers.bla.window=256 \
+      --set model.mixers.bla.slots=16 --set data.vocab_size=512 --set data.seq_len=256 --set data.num_kv_pairs=16 \
+      --set data.train_examples=100000 --set train.batch_size=256 --set train.steps=${STEPS:-250} --set train.log_every=25 \
+      --set train.eval_every=0 --set train.checkpoint_every=0 --set train.eval_examples=256 2>&1 | tee "$out/bench_ensemble_sweep.txt"
+  fi
 fi

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <string>
 
 namespace bla::testing {
@@ -45,6 +46,18 @@ inline std::vector<torch::Tensor> newest_tiny_parameters(const config::Config& c
   train::CheckpointDirectory checkpoints(util::join_path(dir, "checkpoints"), 100);
   train::load_checkpoint(checkpoints.list().back(), *model, nullptr);
   return model->parameters();
+}
+
+// A run whose weights went bad: one weight of the checkpoint at `path` of a
+// tiny_mqar_config() run set to NaN (its optimizer state is dropped).
+inline void poison_tiny_checkpoint(const config::Config& config, const std::string& path) {
+  model::LanguageModel model(config.model, 64, 32);
+  auto meta = train::load_checkpoint(path, *model, nullptr);
+  {
+    torch::NoGradGuard no_grad;
+    model->parameters()[0][0][0] = std::numeric_limits<float>::quiet_NaN();
+  }
+  train::save_checkpoint(path, *model, nullptr, meta);
 }
 
 // The message of the ConfigError that parsing `yaml` (named cfg.yaml) with

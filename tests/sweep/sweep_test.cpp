@@ -346,7 +346,7 @@ TEST(SweepEnsembles, PointsThatDifferOnlyInMemberKeysShareAProcess) {
 grid: {train.lr: [1e-3, 3e-3], run.seed: [1, 2]}
 groups:
   - {label: bla, set: {model.mixer: bla}, grid: {model.mixers.bla.slots: [4, 8]}}
-  - {label: swa, set: {model.mixer: swa, train.lr: 1e-2}}
+  - {label: swa, set: {model.mixer: swa}}
 )", "sweeps/s.yaml");
   auto grid = bla::sweep::expand(spec);
   ASSERT_EQ(grid.points.size(), 12u);
@@ -358,23 +358,23 @@ groups:
     for (const auto& p : processes) out.push_back(p.size());
     return out;
   };
-  // Per BLA slot count one ensemble of lr x seed; SWA (its lr set, seeds swept) one of two.
+  // Per BLA slot count one ensemble of lr x seed, and one for SWA.
   auto plan = bla::sweep::plan_processes(grid, queue, fresh, 16);
-  EXPECT_EQ(sizes(plan), (std::vector<size_t>{4, 4, 2}));
-  EXPECT_EQ(sizes(bla::sweep::plan_processes(grid, queue, fresh, 3)), (std::vector<size_t>{3, 3, 1, 1, 2}));
+  EXPECT_EQ(sizes(plan), (std::vector<size_t>{4, 4, 4}));
+  EXPECT_EQ(sizes(bla::sweep::plan_processes(grid, queue, fresh, 3)), (std::vector<size_t>{3, 1, 3, 1, 3, 1}));
   EXPECT_EQ(sizes(bla::sweep::plan_processes(grid, queue, fresh, 1)), std::vector<size_t>(12, 1));
   // A point with a checkpoint to resume does not share a process with fresh ones.
   auto mixed = fresh;
   mixed[0] = true;
-  EXPECT_EQ(sizes(bla::sweep::plan_processes(grid, queue, mixed, 16)), (std::vector<size_t>{1, 3, 4, 2}));
+  EXPECT_EQ(sizes(bla::sweep::plan_processes(grid, queue, mixed, 16)), (std::vector<size_t>{1, 3, 4, 4}));
 
   std::vector<const bla::sweep::Point*> points;
   for (size_t i : plan[0]) points.push_back(&grid.points[i]);
   auto args = bla::sweep::ensemble_arguments(spec, points, {"r0", "r1", "r2", "r3"});
   EXPECT_EQ(bla::sweep::shell_command("bla-train", args),
-            "bla-train b.yaml --set model.mixer=bla --set model.mixers.bla.slots=4 "
-            "--member train.lr=1e-3,run.seed=1 --member train.lr=1e-3,run.seed=2 --member train.lr=3e-3,run.seed=1 "
-            "--member train.lr=3e-3,run.seed=2 --out r0 --out r1 --out r2 --out r3 --resume auto");
+            "bla-train sweeps/b.yaml --set model.mixer=bla --set model.mixers.bla.slots=4 "
+            "--member 'train.lr=1e-3,run.seed=1' --member 'train.lr=1e-3,run.seed=2' --member 'train.lr=3e-3,run.seed=1' "
+            "--member 'train.lr=3e-3,run.seed=2' --out r0 --out r1 --out r2 --out r3 --resume auto");
   EXPECT_EQ(bla::sweep::parse_ensemble("auto"), 16);
   EXPECT_EQ(bla::sweep::parse_ensemble("off"), 1);
   EXPECT_EQ(bla::sweep::parse_ensemble("8"), 8);

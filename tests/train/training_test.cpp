@@ -172,23 +172,12 @@ TEST(Checkpoint, AnotherModelConfigIsRejectedClearly) {
   }
 }
 
-// A run whose weights went bad: poison one weight in its step-3 checkpoint.
-void poison_checkpoint(const bla::config::Config& config, const std::string& path) {
-  bla::model::LanguageModel model(config.model, 64, 32);
-  auto meta = bla::train::load_checkpoint(path, *model, nullptr);
-  {
-    torch::NoGradGuard no_grad;
-    model->parameters()[0][0][0] = std::numeric_limits<float>::quiet_NaN();
-  }
-  bla::train::save_checkpoint(path, *model, nullptr, meta);
-}
-
 // Trains 3 steps into `dir`, poisons that checkpoint with a NaN weight and
 // resumes from it with `overrides`; returns the NonFiniteError's message.
 std::string nonfinite_error_after_poisoned_resume(const std::string& dir, const std::vector<std::string>& overrides) {
   auto config = tiny({"train.steps=3"});
   run(config, dir);
-  poison_checkpoint(config, dir + "/checkpoints/step-00000003.ckpt");
+  bla::testing::poison_tiny_checkpoint(config, dir + "/checkpoints/step-00000003.ckpt");
   try {
     run(tiny(overrides), dir, dir + "/checkpoints/step-00000003.ckpt");
   } catch (const bla::train::NonFiniteError& e) {

@@ -29,7 +29,7 @@ std::optional<YAML::Node> final_value(const YAML::Node& root, const std::vector<
     const size_t dot = path.find('.', start);
     const std::string key = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     if (!node.IsMap() || !node[key]) return std::nullopt;
-    node = node[key];
+    node.reset(node[key]);  // rebinds the handle (operator= would overwrite the tree)
     if (dot == std::string::npos) return node;
     start = dot + 1;
   }

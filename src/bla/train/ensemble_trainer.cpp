@@ -101,7 +101,7 @@ std::vector<nlohmann::json> train_ensemble(std::vector<config::Config> configs, 
   if (std::getenv("WORLD_SIZE") != nullptr && std::string(std::getenv("WORLD_SIZE")) != "1") {
     throw config::ConfigError("an ensemble trains in one process; run it without torchrun/bla-launch");
   }
-  const auto& t = configs.front().train;
+  const config::TrainConfig t = configs.front().train;  // a copy: the configs move into the members below
   if (configs.front().run.threads > 0) torch::set_num_threads(static_cast<int>(configs.front().run.threads));
   const torch::Device device = resolve_device(configs.front().run.device);
   const bool bf16 = device.is_cuda() && t.precision != "fp32";
