@@ -30,8 +30,7 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
-  // An ensemble (one weight per member, mixers/common/members.h): the LibTorch form, the weight per row.
-  if (mixers::members_of(weight_, 1) > 0) return rms_norm_libtorch(x, mixers::per_member(weight_, 1, x), eps_);
+  if (const int64_t E = mixers::members_of(weight_, 1); E > 0) return forward_members(x, E);
   if (x.is_cuda()) {
 #ifdef BLA_HAVE_CUDA_KERNELS
     std::string why = "turned off by BLA_KERNELS=0";
@@ -43,6 +42,26 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
 #endif
   }
   return rms_norm_libtorch(x, weight_, eps_);
+}
+
+// An ensemble (one weight per member, mixers/common/members.h): on CUDA the
+// fused kernel once per member on its rows (unbind and stack carry the
+// gradients in one pass each); else the LibTorch form with the weight per row.
+torch::Tensor RMSNormImpl::forward_members(const torch::Tensor& x, int64_t members) {
+#ifdef BLA_HAVE_CUDA_KERNELS
+  if (x.is_cuda() && ops::model_kernels_enabled()) {
+    auto rows = x.reshape({members, -1, x.size(-1)}).unbind(0);
+    auto weights = weight_.unbind(0);
+    std::string why;
+    if (kernels::rms_norm_supported(rows[0], weights[0], &why)) {
+      std::vector<torch::Tensor> out;
+      for (int64_t e = 0; e < members; ++e) out.push_back(kernels::rms_norm_autograd(rows[e], weights[e], eps_));
+      return torch::stack(out).view(x.sizes());
+    }
+    ops::note_kernel_fallback("rms_norm", why);
+  }
+#endif
+  return rms_norm_libtorch(x, mixers::per_member(weight_, 1, x), eps_);
 }
 
 SwiGLUImpl::SwiGLUImpl(int64_t d_model, int64_t hidden, double std) {

@@ -27,6 +27,7 @@ class RMSNormImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
 
  private:
+  torch::Tensor forward_members(const torch::Tensor& x, int64_t members);
   torch::Tensor weight_;
   double eps_;
 };
