@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <limits>
+#include <map>
 #include <string>
 
 namespace bla::testing {
@@ -37,6 +38,20 @@ inline std::string tiny_mqar_config(const std::string& mixer = "attention", cons
          "data: {task: mqar, vocab_size: 64, seq_len: 32, num_kv_pairs: 4, train_examples: 2000, test_examples: 64}\n"
          "train: {batch_size: 16, steps: 12, lr: 3.0e-3, warmup_steps: 2, log_every: 2, eval_examples: 64,\n"
          "        checkpoint_every: 3, keep_checkpoints: 10}\n";
+}
+
+// Small settings of every mixer type for tiny sequences (chunks that divide
+// them, windows shorter than them), as YAML flow maps.
+inline const std::map<std::string, std::string>& small_mixer_params() {
+  static const std::map<std::string, std::string> params = {
+      {"attention", "{}"},
+      {"swa", "{window: 5}"},
+      {"bla", "{window: 6, slots: 3, chunk: 4}"},
+      {"gatedfwa", "{window: 5}"},
+      {"gsa", "{slots: 4, chunk: 4}"},
+      {"gla", "{chunk: 4}"},
+      {"mamba2", "{chunk: 4, d_state: 8, head_dim: 8}"}};
+  return params;
 }
 
 // The parameters stored in the newest checkpoint of run directory `dir` of a

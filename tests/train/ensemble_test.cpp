@@ -21,18 +21,7 @@ using bla::testing::tiny_mqar_config;
 
 namespace {
 
-// Small settings of every mixer (tiny sequences, chunks that divide them).
-const std::map<std::string, std::string>& small_mixers() {
-  static const std::map<std::string, std::string> mixers = {
-      {"attention", "{}"},
-      {"swa", "{window: 8}"},
-      {"bla", "{window: 8, slots: 4, chunk: 4}"},
-      {"gatedfwa", "{window: 5}"},
-      {"gsa", "{slots: 4, chunk: 4}"},
-      {"gla", "{chunk: 4}"},
-      {"mamba2", "{chunk: 4, d_state: 8, head_dim: 8}"}};
-  return mixers;
-}
+const std::map<std::string, std::string>& small_mixers() { return bla::testing::small_mixer_params(); }
 
 std::string mixer_yaml(const std::string& mixer) {
   return tiny_mqar_config(mixer, "  mixers: {" + mixer + ": " + small_mixers().at(mixer) + "}\n");
@@ -166,6 +155,10 @@ TEST(EnsembleTraining, EveryMixerTrainsAsAnEnsembleLikeItsSoloRuns) {
   }
 }
 
+// Resuming: the ensemble continues bit for bit from its members' checkpoints,
+// from the newest step all members have (here member a also holds step 10,
+// as a process killed while it saved could leave it); and a member's
+// checkpoint resumes as a solo run too.
 TEST(EnsembleTraining, AMembersCheckpointIsASoloCheckpointAndResumesTheEnsembleExactly) {
   TempDir dir;
   const std::vector<std::string> keys = {"run.seed=[5, 6]", "train.steps=10", "train.log_every=1",
@@ -180,6 +173,8 @@ TEST(EnsembleTraining, AMembersCheckpointIsASoloCheckpointAndResumesTheEnsembleE
     bla::util::write_file_atomically(resumed[e] + "/checkpoints/step-00000005.ckpt",
                                      bla::util::read_file(whole[e] + "/checkpoints/step-00000005.ckpt"));
   }
+  bla::util::write_file_atomically(resumed[0] + "/checkpoints/step-00000010.ckpt",
+                                   bla::util::read_file(whole[0] + "/checkpoints/step-00000010.ckpt"));
   train_members(members, resumed, "auto");
   for (size_t e = 0; e < 2; ++e) {
     auto a = train_losses(whole[e]), b = train_losses(resumed[e]);
@@ -261,4 +256,23 @@ TEST(EnsembleConfig, OtherListsAndMismatchedOutFoldersAreRefusedClearly) {
             (std::vector<std::string>{"out/seed-1", "out/seed-2", "out/seed-3"}));
   auto twice = members_of(dir, tiny_mqar_config(), {"run.seed=[1, 1]"});
   EXPECT_THROW(bla::train::member_run_directories(twice.configs.front(), twice.labels, {"out"}), bla::config::ConfigError);
+}
+
+TEST(EnsembleConfig, AnEnsembleThatCannotFitIsRefusedNamingTheSizeThatFits) {
+  TempDir dir;
+  // About 3 GiB of parameters, gradients and moments per member: 16 members exceed this machine's memory.
+  auto members = members_of(dir, tiny_mqar_config(),
+                            {"model.d_model=2048", "model.layers=4", "model.heads=16",
+                             "run.seed=[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]"});
+  std::vector<std::string> dirs;
+  for (const auto& label : members.labels) dirs.push_back(dir / label);
+  try {
+    train_members(members, dirs);
+    FAIL() << "expected ConfigError";
+  } catch (const bla::config::ConfigError& error) {
+    const std::string what = error.what();
+    EXPECT_EQ(what.rfind("an ensemble of 16 members needs at least ", 0), 0u) << what;
+    EXPECT_NE(what.find(" members fit: list fewer values"), std::string::npos) << what;
+  }
+  EXPECT_FALSE(bla::util::path_exists(dirs.front()));  // refused before anything was written
 }

@@ -20,19 +20,8 @@ namespace {
 
 using bla::mixers::MixerRegistry;
 
-// Small parameters per mixer type (as tests/mixers/decode_test.cpp); a type
-// not listed here is skipped with a message.
-const std::map<std::string, std::string>& small_params() {
-  static const std::map<std::string, std::string> params = {
-      {"attention", "{}"},
-      {"swa", "{window: 5}"},
-      {"bla", "{window: 6, slots: 3, chunk: 4}"},
-      {"gatedfwa", "{window: 5}"},
-      {"gsa", "{slots: 4, chunk: 4}"},
-      {"gla", "{chunk: 4}"},
-      {"mamba2", "{chunk: 4, d_state: 8, head_dim: 8}"}};
-  return params;
-}
+// Small parameters per mixer type; a type not listed there is skipped with a message.
+const std::map<std::string, std::string>& small_params() { return bla::testing::small_mixer_params(); }
 
 bla::config::Config model_config(const std::string& mixer, const std::string& params) {
   return bla::config::parse_config(

@@ -104,7 +104,16 @@ std::vector<std::string> Checkpointer::remove_stale_temporaries() const {
   return removed;
 }
 
-std::string Checkpointer::to_resume(const std::string& resume) const {
+int64_t Checkpointer::step_of(const std::string& path) {
+  const std::string name = util::file_name(path);
+  if (name.rfind("step-", 0) != 0) return -1;
+  const size_t end = name.find('.');
+  const std::string digits = name.substr(5, end == std::string::npos ? std::string::npos : end - 5);
+  if (digits.empty() || digits.size() > 18 || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
+  return std::stoll(digits);
+}
+
+std::string Checkpointer::to_resume(const std::string& resume, int64_t at_most_step) const {
   if (resume.empty()) return "";
   if (resume != "auto") {
     if (!util::path_exists(resume)) throw CheckpointError("--resume " + resume + ": no such checkpoint file");
@@ -113,6 +122,7 @@ std::string Checkpointer::to_resume(const std::string& resume) const {
   auto all = directory_.list();
   std::string newest_problem;
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    if (step_of(*it) > at_most_step) continue;
     try {
       verify_checkpoint(*it);  // the whole payload, not only the seal
       return *it;

@@ -11,6 +11,7 @@
 #include <spdlog/logger.h>
 #include <torch/nn/module.h>
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -52,8 +53,12 @@ class Checkpointer {
   std::vector<std::string> remove_stale_temporaries() const;
   // The checkpoint `--resume` names: "" (none: start fresh), "auto" (the
   // newest whose seal is intact; damaged ones are skipped with a warning) or
-  // a path. Returns "" when there is nothing to resume.
-  std::string to_resume(const std::string& resume) const;
+  // a path. Returns "" when there is nothing to resume. With `at_most_step`,
+  // "auto" takes the newest intact checkpoint of that step or an earlier one.
+  std::string to_resume(const std::string& resume,
+                        int64_t at_most_step = std::numeric_limits<int64_t>::max()) const;
+  // The step of a checkpoint file, read from its name (step-XXXXXXXX.ckpt); -1 if the name has none.
+  static int64_t step_of(const std::string& path);
   // Loads `path` into the model and optimizer; returns where the run was.
   Progress load(const std::string& path, torch::nn::Module& model, Optimizer& optimizer) const;
   // Throws NonFiniteError naming `step` if a parameter is not finite (every

@@ -25,6 +25,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <ctime>
+#include <limits>
 #include <memory>
 #include <set>
 
@@ -187,7 +188,8 @@ std::vector<nlohmann::json> train_ensemble(std::vector<config::Config> configs, 
                             }(),
                             /*fused=*/t.fused_optimizer != "off");
 
-  // Resume: every member from the same step, or none.
+  // Resume: every member from the same step, or none. With --resume auto that is the newest step every member
+  // has a checkpoint of (a process killed while it saved may have written some members' newest only).
   int64_t step = 0;
   {
     std::vector<std::string> paths;
@@ -197,6 +199,18 @@ std::vector<nlohmann::json> train_ensemble(std::vector<config::Config> configs, 
       throw config::ConfigError("--resume: " + std::to_string(resumed) + " of " + std::to_string(E) +
                                 " members have a checkpoint to resume from; an ensemble resumes all members or none "
                                 "(run the others as a new ensemble)");
+    }
+    if (resumed > 0 && options.resume == "auto") {
+      int64_t common = std::numeric_limits<int64_t>::max();
+      for (const auto& path : paths) common = std::min(common, Checkpointer::step_of(path));
+      for (int64_t e = 0; e < E; ++e) {
+        if (Checkpointer::step_of(paths[e]) > common) paths[e] = members[e].checkpointer->to_resume("auto", common);
+        if (paths[e].empty()) {
+          throw config::ConfigError("--resume auto: member " + members[e].label + " has no checkpoint of step " +
+                                    std::to_string(common) + " or earlier, which another member resumes from; " +
+                                    "resume the members separately");
+        }
+      }
     }
     for (int64_t e = 0; e < E && resumed > 0; ++e) {
       auto& m = members[e];
