@@ -301,6 +301,13 @@ Config build(YAML::Node root, std::shared_ptr<ConfigSource> source) {
   t.eval_every = train.integer("eval_every", t.eval_every, 0, kMaxInt);
   t.eval_examples = train.integer("eval_examples", t.eval_examples, 0, kMaxInt);
   t.eval_batch_size = train.integer("eval_batch_size", t.eval_batch_size, 0, 1 << 16);
+  t.validation_every = train.integer("validation_every", t.validation_every, 0, kMaxInt);
+  t.early_stop_metric = train.string("early_stop_metric", t.early_stop_metric);
+  t.early_stop_at = train.real("early_stop_at", t.early_stop_at, -1e30, 1e30);
+  if (!t.early_stop_metric.empty() && t.validation_every == 0) {
+    train.fail("early_stop_metric", "needs validation results to stop on: set train.validation_every (e.g. 100) and "
+                                    "the task's validation examples (e.g. data.validation_examples: 1000)");
+  }
   t.checkpoint_every = train.integer("checkpoint_every", t.checkpoint_every, 0, kMaxInt);
   t.keep_checkpoints = train.integer("keep_checkpoints", t.keep_checkpoints, 1, 1 << 20);
   t.on_nonfinite = train.choice("on_nonfinite", t.on_nonfinite, {"stop", "skip"});

@@ -63,6 +63,9 @@ struct TrainConfig {
   int64_t eval_every = 0;  // 0: only at the end
   int64_t eval_examples = 0;  // 0: the whole test set
   int64_t eval_batch_size = 0;  // 0: batch_size
+  int64_t validation_every = 0;  // steps between evaluations on the validation split (0: none)
+  std::string early_stop_metric;  // "": train the whole budget; else stop once this validation metric reaches early_stop_at
+  double early_stop_at = 0;       // at least this (at most, for loss, tvd and perplexity)
   int64_t checkpoint_every = 0;  // 0: only at the end
   int64_t keep_checkpoints = 2;
   std::string on_nonfinite = "stop";  // stop | skip

@@ -107,7 +107,11 @@ MqarExample MqarGenerator::example(Split split, int64_t index) const {
 }
 
 int64_t MqarTask::num_examples(Split split) const {
-  return split == Split::kTrain ? generator_.options().train_examples : generator_.options().test_examples;
+  switch (split) {
+    case Split::kTrain: return generator_.options().train_examples;
+    case Split::kTest: return generator_.options().test_examples;
+    default: return generator_.options().validation_examples;
+  }
 }
 
 Batch MqarTask::batch(Split split, const std::vector<int64_t>& indices) const {
@@ -137,6 +141,7 @@ std::unique_ptr<Task> make_mqar(config::Section& data, uint64_t seed) {
   // The trainer keeps a permutation of the training examples (8 bytes each): at most 2 GiB of it.
   o.train_examples = data.integer("train_examples", o.train_examples, 1, int64_t{1} << 28);
   o.test_examples = data.integer("test_examples", o.test_examples, 1, int64_t{1} << 28);
+  o.validation_examples = data.integer("validation_examples", o.validation_examples, 0, int64_t{1} << 28);
   seed = static_cast<uint64_t>(data.integer("seed", static_cast<int64_t>(seed), 0, INT64_MAX));
   try {
     o.validate();

@@ -15,6 +15,7 @@ struct MqarOptions {
   bool random_non_queries = true;
   int64_t train_examples = 100000;
   int64_t test_examples = 3000;
+  int64_t validation_examples = 0;  // held out for model selection and early stopping
   // Throws std::invalid_argument naming the option when the combination is impossible.
   void validate() const;
 };

@@ -229,10 +229,12 @@ int64_t RegbenchGenerator::max_input_len() const {
 }
 
 int64_t RegbenchTask::num_examples(Split split) const {
+  if (split == Split::kValidation) return 0;  // no validation split yet
   return split == Split::kTrain ? generator_.options().train_automata : generator_.options().test_automata;
 }
 
 Batch RegbenchTask::batch(Split split, const std::vector<int64_t>& indices) const {
+  TORCH_CHECK(split != Split::kValidation, "regbench has no validation split");
   const auto& o = generator_.options();
   const int64_t B = static_cast<int64_t>(indices.size()), V = o.vocab_size;
   std::vector<RegbenchExample> examples;

@@ -29,12 +29,16 @@ struct Batch {
   std::map<std::string, at::Tensor> extras;
 };
 
-enum class Split { kTrain, kTest };
+// kValidation: examples held out from training for model selection and early
+// stopping (train.validation_every); a task without them reports 0 examples.
+enum class Split { kTrain, kTest, kValidation };
 
 // The seed of example `index` of `split`: examples are pure functions of it.
 inline uint64_t example_seed(uint64_t seed, Split split, int64_t index) {
-  return util::derive_seed(seed, split == Split::kTrain ? util::kTrainExamples : util::kTestExamples,
-                           static_cast<uint64_t>(index));
+  const uint64_t stream = split == Split::kTrain  ? util::kTrainExamples
+                          : split == Split::kTest ? util::kTestExamples
+                                                  : util::kValidationExamples;
+  return util::derive_seed(seed, stream, static_cast<uint64_t>(index));
 }
 
 // Scores accumulated over evaluation batches; the task turns them into metrics.

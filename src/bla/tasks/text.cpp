@@ -44,7 +44,9 @@ std::unique_ptr<data::Tokenizer> TextTask::tokenizer() const {
   return data::make_tokenizer(index_.tokenizer_kind == "byte" ? "byte" : index_.tokenizer_model, key);
 }
 
-int64_t TextTask::num_examples(Split split) const { return windows(split).first.back(); }
+int64_t TextTask::num_examples(Split split) const {
+  return split == Split::kValidation ? 0 : windows(split).first.back();  // no validation split yet
+}
 
 std::vector<int64_t> TextTask::window(Split split, int64_t index) const {
   const auto& w = windows(split);
@@ -60,6 +62,7 @@ std::vector<int64_t> TextTask::window(Split split, int64_t index) const {
 }
 
 Batch TextTask::batch(Split split, const std::vector<int64_t>& indices) const {
+  TORCH_CHECK(split != Split::kValidation, "the text task has no validation split");
   const int64_t B = static_cast<int64_t>(indices.size()), L = options_.seq_len;
   auto inputs = torch::empty({B, L}, torch::kLong);
   auto targets = torch::empty({B, L}, torch::kLong);

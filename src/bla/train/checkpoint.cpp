@@ -256,6 +256,7 @@ std::string data_config_difference(const std::string& saved_config, const std::s
     if (node->IsMap()) {
       node->remove("path");
       node->remove("test_examples");
+      node->remove("validation_examples");  // neither changes what the run trains on
     }
   }
   return first_difference(a, b, "data");

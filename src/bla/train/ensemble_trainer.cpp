@@ -5,6 +5,7 @@
 #include "bla/tasks/task.h"
 #include "bla/train/checkpointer.h"
 #include "bla/train/data_order.h"
+#include "bla/train/early_stop.h"
 #include "bla/train/ensemble_step.h"
 #include "bla/train/evaluate.h"
 #include "bla/train/feeder.h"
@@ -66,8 +67,9 @@ struct Member {
   std::unique_ptr<BatchFeeder> feeder;
   std::unique_ptr<RunRecords> records;
   Progress progress;
-  bool active = true;
-  std::string failure;  // why the member stopped early
+  bool active = true;          // still training
+  std::string failure;         // why the member's run failed
+  nlohmann::json stopped_early;  // the validation result that ended it early
 };
 
 }  // namespace
@@ -288,15 +290,65 @@ std::vector<nlohmann::json> train_ensemble(std::vector<config::Config> configs, 
        runner.mode());
 
   EvalOptions eval_options{t.eval_examples, t.eval_batch_size > 0 ? t.eval_batch_size : t.batch_size, bf16};
-  auto evaluate_member = [&](int64_t e) {
+  check_validation_settings(t, *members.front().task);
+  const EarlyStop early_stop(t);
+  auto evaluate_member = [&](int64_t e, tasks::Split split) {
     auto& m = members[e];
     model::copy_member_out(*ensemble, e, *scratch);
-    auto result = evaluate(*scratch, *m.task, tasks::Split::kTest, device, eval_options);
-    nlohmann::json record = {{"step", step}, {"split", "test"}};
+    EvalOptions o = eval_options;
+    if (split == tasks::Split::kValidation) o.max_examples = 0;  // the whole validation split
+    auto result = evaluate(*scratch, *m.task, split, device, o);
+    const std::string name = split == tasks::Split::kTest ? "test" : "validation";
+    nlohmann::json record = {{"step", step}, {"split", name}};
     for (const auto& [key, value] : result) record[key] = value;
-    m.records->write("test", step, record);
-    m.log->info("eval step {}{}", step, metrics_text(result));
+    m.records->write(name, step, record);
+    m.log->info("{} step {}{}", split == tasks::Split::kTest ? "eval" : name, step, metrics_text(result));
     return result;
+  };
+  // A member's checkpoint of this step (its weights pass through scratch); false when they are not finite.
+  auto checkpoint_member = [&](int64_t e, const StepTotals& window) {
+    auto& m = members[e];
+    model::copy_member_out(*ensemble, e, *scratch);
+    optimizer.export_member(e, scratch_optimizer);
+    m.progress.window_loss = window.loss;
+    m.progress.window_correct = window.correct;
+    m.progress.window_count = window.count;
+    m.progress.window_steps = window.steps;
+    try {
+      Checkpointer::check_finite(step, *scratch);
+    } catch (const NonFiniteError& error) {
+      return std::string(error.what());
+    }
+    m.log->info("checkpoint {}", m.checkpointer->save(m.progress, *scratch, scratch_optimizer));
+    return std::string();
+  };
+  // The end of a member's run: the test evaluation and summary.json.
+  std::vector<nlohmann::json> summaries(static_cast<size_t>(E));
+  auto finish_member = [&](int64_t e) {
+    auto& m = members[e];
+    const double wall = std::chrono::duration<double>(Clock::now() - started).count();
+    auto test = evaluate_member(e, tasks::Split::kTest);  // leaves the member's weights in scratch
+    nlohmann::json summary;
+    summary["run_dir"] = m.run_dir;
+    summary["task"] = m.task->name();
+    summary["steps"] = step;
+    if (!m.stopped_early.is_null()) summary["early_stop"] = m.stopped_early;
+    summary["test"] = test;
+    summary["parameters"] = scratch->num_parameters();
+    summary["state"] = state_summary(*scratch, seq_len);
+    summary["wall_time_s"] = wall;
+    summary["device"] = device.str();
+    summary["step"] = runner.mode();
+    summary["ensemble"] = {{"members", E}, {"member", e}, {"label", m.label}};
+    if (device.is_cuda()) summary["peak_memory_bytes"] = peak_memory_bytes(device);
+    util::write_file_atomically(util::join_path(m.run_dir, "summary.json"), summary.dump(2) + "\n");
+    char line[256];
+    std::snprintf(line, sizeof(line), "done: test %s %.4f | test loss %.4f | %s", m.task->headline_metric().c_str(),
+                  test.at(m.task->headline_metric()), test.at("loss"), format_duration(wall).c_str());
+    m.log->info("{}", line);
+    console->info("member {}: {}", m.label, line);
+    summaries[e] = summary;
+    m.active = false;
   };
   auto fail_member = [&](int64_t e, const std::string& what) {
     auto& m = members[e];
@@ -325,10 +377,27 @@ std::vector<nlohmann::json> train_ensemble(std::vector<config::Config> configs, 
       members[e].progress.data_position = batches[e].data_position;
     }
     const int signal = options.handle_signals && step < total_steps ? util::interrupt_signal() : 0;
+    std::vector<int64_t> stopping;  // members whose validation metric reached its target at this step
+    if (t.validation_every > 0 && step % t.validation_every == 0) {
+      for (int64_t e = 0; e < E; ++e) {
+        if (!members[e].active) continue;
+        const auto validation = evaluate_member(e, tasks::Split::kValidation);
+        if (early_stop.enabled() && early_stop.reached(validation) && step < total_steps) {
+          members[e].log->info("early stop: {}", early_stop.describe(step, validation));
+          console->info("member {}: early stop: {}", members[e].label, early_stop.describe(step, validation));
+          members[e].stopped_early = early_stop.record(step, validation);
+          stopping.push_back(e);
+        }
+      }
+    }
     const bool log_step = step % t.log_every == 0 || step == total_steps;
+    // A member that stops logs its last step as its solo run would; the others keep their log windows.
+    const auto logs = [&](int64_t e) {
+      return log_step || std::find(stopping.begin(), stopping.end(), e) != stopping.end();
+    };
     const bool checkpoint_step =
         (t.checkpoint_every > 0 && step % t.checkpoint_every == 0) || step == total_steps || signal != 0;
-    if (!log_step && !checkpoint_step && !read_every_step) continue;
+    if (!log_step && !checkpoint_step && !read_every_step && stopping.empty()) continue;
 
     auto totals = step_metrics.read_members();  // one copy for every member
     for (int64_t e = 0; e < E; ++e) {
@@ -342,7 +411,7 @@ std::vector<nlohmann::json> train_ensemble(std::vector<config::Config> configs, 
                            std::to_string(t.max_consecutive_skips) + ")");
       }
     }
-    if (log_step) {
+    if (log_step || !stopping.empty()) {
       const auto now = Clock::now();
       const double elapsed = std::chrono::duration<double>(now - loop_started).count();
       const double since_log = std::chrono::duration<double>(now - last_log).count();
@@ -351,7 +420,7 @@ std::vector<nlohmann::json> train_ensemble(std::vector<config::Config> configs, 
       std::vector<double> losses;
       for (int64_t e = 0; e < E; ++e) {
         auto& m = members[e];
-        if (!m.active) continue;
+        if (!m.active || !logs(e)) continue;
         const auto& tt = totals[e];
         const double loss = tt.steps > 0 ? tt.loss / tt.steps : NAN;
         const double accuracy = tt.count > 0 ? tt.correct / tt.count : NAN;
@@ -368,7 +437,7 @@ std::vector<nlohmann::json> train_ensemble(std::vector<config::Config> configs, 
                       format_count(rate).c_str());
         m.log->info("{}", line);
       }
-      if (!losses.empty()) {
+      if (log_step && !losses.empty()) {
         std::sort(losses.begin(), losses.end());
         char line[256];
         std::snprintf(line, sizeof(line), "step %lld/%lld | loss %.4f .. %.4f over %zu members | %s tok/s in all | ETA %s",
@@ -377,35 +446,35 @@ std::vector<nlohmann::json> train_ensemble(std::vector<config::Config> configs, 
                       format_duration((total_steps - step) * tokens_per_step / std::max(rate, 1e-9)).c_str());
         console->info("{}", line);
       }
-      step_metrics.reset_window();
-      for (auto& tt : totals) {
-        tt.loss = tt.correct = tt.count = 0;
-        tt.steps = 0;
+      if (log_step) {
+        step_metrics.reset_window();
+        for (auto& tt : totals) {
+          tt.loss = tt.correct = tt.count = 0;
+          tt.steps = 0;
+        }
       }
     }
     if (t.eval_every > 0 && step % t.eval_every == 0 && step < total_steps) {
       for (int64_t e = 0; e < E; ++e) {
-        if (members[e].active) evaluate_member(e);
+        if (members[e].active) evaluate_member(e, tasks::Split::kTest);
       }
     }
     if (checkpoint_step) {
       for (int64_t e = 0; e < E; ++e) {
-        auto& m = members[e];
-        if (!m.active) continue;
-        model::copy_member_out(*ensemble, e, *scratch);
-        optimizer.export_member(e, scratch_optimizer);
-        m.progress.window_loss = totals[e].loss;
-        m.progress.window_correct = totals[e].correct;
-        m.progress.window_count = totals[e].count;
-        m.progress.window_steps = totals[e].steps;
-        try {
-          Checkpointer::check_finite(step, *scratch);
-        } catch (const NonFiniteError& error) {
-          fail_member(e, error.what());
+        if (!members[e].active) continue;
+        if (auto bad = checkpoint_member(e, totals[e]); !bad.empty()) fail_member(e, bad);
+      }
+    }
+    for (int64_t e : stopping) {  // an early-stopped member ends here, as at the end of its budget
+      if (!members[e].active) continue;
+      if (!checkpoint_step) {
+        if (auto bad = checkpoint_member(e, totals[e]); !bad.empty()) {
+          fail_member(e, bad);
           continue;
         }
-        m.log->info("checkpoint {}", m.checkpointer->save(m.progress, *scratch, scratch_optimizer));
       }
+      runner.stop_member(e);
+      finish_member(e);
     }
     if (signal != 0) {
       const std::string what = std::string(util::signal_name(signal)) + " at step " + std::to_string(step) +
@@ -415,38 +484,21 @@ std::vector<nlohmann::json> train_ensemble(std::vector<config::Config> configs, 
     }
   }
 
-  std::vector<nlohmann::json> summaries;
   std::string failures;
-  const double wall = std::chrono::duration<double>(Clock::now() - started).count();
   for (int64_t e = 0; e < E; ++e) {
     auto& m = members[e];
-    if (!m.active) {
+    if (!m.failure.empty()) {
       failures += (failures.empty() ? "" : "; ") + ("member " + m.label + ": " + m.failure);
-      continue;
+    } else if (m.active) {
+      finish_member(e);
     }
-    auto test = evaluate_member(e);  // leaves the member's weights in scratch
-    nlohmann::json summary;
-    summary["run_dir"] = m.run_dir;
-    summary["task"] = m.task->name();
-    summary["steps"] = step;
-    summary["test"] = test;
-    summary["parameters"] = scratch->num_parameters();
-    summary["state"] = state_summary(*scratch, seq_len);
-    summary["wall_time_s"] = wall;
-    summary["device"] = device.str();
-    summary["step"] = runner.mode();
-    summary["ensemble"] = {{"members", E}, {"member", e}, {"label", m.label}};
-    if (device.is_cuda()) summary["peak_memory_bytes"] = peak_memory_bytes(device);
-    util::write_file_atomically(util::join_path(m.run_dir, "summary.json"), summary.dump(2) + "\n");
-    char line[256];
-    std::snprintf(line, sizeof(line), "done: test %s %.4f | test loss %.4f | %s", m.task->headline_metric().c_str(),
-                  test.at(m.task->headline_metric()), test.at("loss"), format_duration(wall).c_str());
-    m.log->info("{}", line);
-    console->info("member {}: {}", m.label, line);
-    summaries.push_back(summary);
+  }
+  std::vector<nlohmann::json> finished;
+  for (auto& summary : summaries) {
+    if (!summary.is_null()) finished.push_back(summary);
   }
   if (!failures.empty()) throw NonFiniteError(failures + "; the other members finished");
-  return summaries;
+  return finished;
 }
 
 }  // namespace bla::train

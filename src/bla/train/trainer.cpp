@@ -6,6 +6,7 @@
 #include "bla/tasks/task.h"
 #include "bla/train/checkpointer.h"
 #include "bla/train/data_order.h"
+#include "bla/train/early_stop.h"
 #include "bla/train/evaluate.h"
 #include "bla/train/feeder.h"
 #include "bla/train/memory_estimate.h"
@@ -161,16 +162,20 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
   }
 
   EvalOptions eval_options{t.eval_examples, t.eval_batch_size > 0 ? t.eval_batch_size : t.batch_size, bf16};
-  auto run_eval = [&](int64_t examples) {
+  auto run_eval = [&](int64_t examples, tasks::Split split = tasks::Split::kTest) {
     EvalOptions o = eval_options;
     o.max_examples = examples;
-    auto result = evaluate(*model, *task, tasks::Split::kTest, device, o);
-    nlohmann::json record = {{"step", progress.step}, {"split", "test"}};
+    auto result = evaluate(*model, *task, split, device, o);
+    const std::string name = split == tasks::Split::kTest ? "test" : "validation";
+    nlohmann::json record = {{"step", progress.step}, {"split", name}};
     for (const auto& [key, value] : result) record[key] = value;
-    report("test", record);
-    log->info("eval step {}{}", progress.step, metrics_text(result));
+    report(name, record);
+    log->info("{} step {}{}", split == tasks::Split::kTest ? "eval" : name, progress.step, metrics_text(result));
     return result;
   };
+  check_validation_settings(t, *task);
+  const EarlyStop early_stop(t);
+  nlohmann::json stopped_early;
 
   // A bad step (train.on_nonfinite: stop) ends the run at the next check:
   // every step on the CPU (free there), at log and checkpoint steps on CUDA.
@@ -208,9 +213,18 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
     progress.data_position = batch.data_position;
 
     const int signal = options.handle_signals && progress.step < progress.total_steps ? interrupted() : 0;
-    const bool log_step = progress.step % t.log_every == 0 || progress.step == progress.total_steps;
+    bool stop_now = false;  // early stopping: the validation metric reached its target
+    if (t.validation_every > 0 && progress.step % t.validation_every == 0) {
+      const auto validation = run_eval(0, tasks::Split::kValidation);
+      if (early_stop.enabled() && early_stop.reached(validation) && progress.step < progress.total_steps) {
+        log->info("early stop: {}", early_stop.describe(progress.step, validation));
+        stopped_early = early_stop.record(progress.step, validation);
+        stop_now = true;
+      }
+    }
+    const bool log_step = progress.step % t.log_every == 0 || progress.step == progress.total_steps || stop_now;
     const bool checkpoint_step = (t.checkpoint_every > 0 && progress.step % t.checkpoint_every == 0) ||
-                                 progress.step == progress.total_steps || signal != 0;
+                                 progress.step == progress.total_steps || signal != 0 || stop_now;
     if (!log_step && !checkpoint_step && !read_every_step) continue;  // the step's numbers stay on the device
 
     auto totals = step_metrics.read();  // the host waits for the device here, and only here
@@ -273,6 +287,7 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
       log->warn("{}", what);
       throw InterruptedError(what);
     }
+    if (stop_now) break;
   }
 
   auto test = run_eval(t.eval_examples);
@@ -280,6 +295,7 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
   summary["run_dir"] = run_dir;
   summary["task"] = task->name();
   summary["steps"] = progress.step;
+  if (!stopped_early.is_null()) summary["early_stop"] = stopped_early;
   summary["test"] = test;
   summary["parameters"] = model->num_parameters();
   summary["state"] = state_summary(*model, task->seq_len());

@@ -21,6 +21,7 @@ inline uint64_t derive_seed(uint64_t seed, uint64_t stream, uint64_t index) {
 // Stream tags.
 inline constexpr uint64_t kTrainExamples = 0x7472;
 inline constexpr uint64_t kTestExamples = 0x7465;
+inline constexpr uint64_t kValidationExamples = 0x7661;
 inline constexpr uint64_t kDataOrder = 0x6f72;
 
 }  // namespace bla::util
