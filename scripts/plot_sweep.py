@@ -8,9 +8,13 @@ x = total state numbers of the model (summary.json "state"/"total_numel",
 log scale), y = the test metric, one line per group label (a mixer, or a
 variant such as multi-resolution BLA). Seeds (run.seed) are averaged first;
 then, of the points of one group at one state size (different train.lr, or
-other swept keys that leave the state alone), the best is kept and its
-learning rate shown. Prints the table behind each plot as markdown. Needs matplotlib only
-for the PNGs (--no-plot prints the tables without it).
+other swept keys that leave the state alone), one is kept and its learning
+rate shown: the best on the validation split when the CSV has the metric's
+validation column (validation_accuracy for test_accuracy: runs with
+data.validation_examples), else the best on the plotted metric itself,
+which the output then says is a choice on the test set. Prints the table
+behind each plot as markdown. Needs matplotlib only for the PNGs (--no-plot
+prints the tables without it).
 """
 import argparse
 import csv
@@ -53,27 +57,40 @@ def axis_columns(rows):
     return header[header.index("exit_code") + 1 : header.index("task")]
 
 
-def best_points(rows, metric):
-    """{facet: {group: {state: (value, lr, seeds)}}}: seeds averaged, best lr (and variant) kept."""
+def selection_column(rows, metric):
+    """The column the learning rate is chosen on: the metric's validation column when the CSV has one."""
+    base = metric[len("test_"):] if metric.startswith("test_") else None
+    if base and "validation_" + base in rows[0] and any(number(r.get("validation_" + base)) is not None for r in rows):
+        return "validation_" + base
+    return metric
+
+
+def best_points(rows, metric, select=None):
+    """{facet: {group: {state: (value, lr, seeds)}}}: seeds averaged; of the configs at one state, the one best
+    on `select` (default `metric`) is kept, and its `metric` reported."""
+    select = select or metric
     facets = facet_keys(rows)
     others = [k for k in axis_columns(rows) if k not in facets and k != SEED_KEY]
-    by_config = defaultdict(list)  # (facet, group, state, config) -> values over seeds
+    by_config = defaultdict(list)  # (facet, group, state, config) -> (value, selection value) over seeds
     for r in rows:
-        value, state = number(r.get(metric)), number(r.get("state_total"))
-        if r.get("status") != "done" or value is None or state is None:
+        value, chosen_on, state = number(r.get(metric)), number(r.get(select)), number(r.get("state_total"))
+        if r.get("status") != "done" or value is None or chosen_on is None or state is None:
             continue
         facet = tuple((k, r.get(k, "")) for k in facets)
         config = tuple(r.get(k, "") for k in others)
-        by_config[(facet, r["group"], state, config)].append(value)
-    lower_is_better = metric.endswith("loss") or metric.endswith("tvd")
+        by_config[(facet, r["group"], state, config)].append((value, chosen_on))
+    lower_is_better = select.endswith("loss") or select.endswith("tvd")
     lr_index = others.index(LR_KEY) if LR_KEY in others else None
     table = defaultdict(lambda: defaultdict(dict))
-    for (facet, group, state, config), values in by_config.items():
-        mean = sum(values) / len(values)
+    chosen = {}
+    for (facet, group, state, config), pairs in by_config.items():
+        mean = sum(v for v, _ in pairs) / len(pairs)
+        score = sum(c for _, c in pairs) / len(pairs)
         lr = config[lr_index] if lr_index is not None else ""
-        current = table[facet][group].get(state)
-        if current is None or (mean < current[0] if lower_is_better else mean > current[0]):
-            table[facet][group][state] = (mean, lr, len(values))
+        key = (facet, group, state)
+        if key not in chosen or (score < chosen[key] if lower_is_better else score > chosen[key]):
+            chosen[key] = score
+            table[facet][group][state] = (mean, lr, len(pairs))
     return table
 
 
@@ -131,7 +148,7 @@ def plot(groups, metric, title, path):
         ax.plot(states, values, marker="o", label=group, color=color)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("state (numbers kept to decode, all layers, batch 1)")
-    ax.set_ylabel(f"test {metric.replace('test_', '')} (best lr)")
+    ax.set_ylabel(f"test {metric.replace('test_', '')} (lr chosen as printed)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
@@ -158,7 +175,13 @@ def main():
     if not_done:
         print(f"(left out, not done: {', '.join(not_done)})\n")
     out = args.out or os.path.dirname(os.path.abspath(args.csv))
-    table = best_points(rows, args.metric)
+    select = selection_column(rows, args.metric)
+    if select == args.metric:
+        print(f"(learning rate chosen on {args.metric} itself: the CSV has no validation column, so this is a choice "
+              "on the test set; set data.validation_examples in the sweep)\n")
+    else:
+        print(f"(learning rate chosen on {select}; {args.metric} reported)\n")
+    table = best_points(rows, args.metric, select)
     for facet, groups in sorted(table.items()):
         groups = ordered(groups)
         title = facet_title(facet)

@@ -388,7 +388,7 @@ TEST(SweepEnsembles, ASweepColumnRunsAsOneEnsembleEndToEnd) {
   TempDir tmp;
   write_file(tmp / "base.yaml", bla::testing::tiny_mqar_config());
   const std::string sweep = write_file(tmp / "s.yaml", R"(base: base.yaml
-set: {train.steps: 6, train.checkpoint_every: 0}
+set: {train.steps: 6, train.checkpoint_every: 0, data.validation_examples: 16}
 grid: {train.lr: [3e-3, 1e-3], run.seed: [1, 2]}
 )");
   const std::string out = tmp / "out";
@@ -403,6 +403,8 @@ grid: {train.lr: [3e-3, 1e-3], run.seed: [1, 2]}
   for (size_t row = 1; row <= 4; ++row) {
     EXPECT_EQ(column(csv, row, "status"), "done") << row;
     EXPECT_EQ(column(csv, row, "steps"), "6") << row;
+    EXPECT_NE(column(csv, row, "validation_accuracy"), "") << row;  // the final weights on the validation split
+    EXPECT_EQ(column(csv, row, "validation_examples"), "16.0") << row;
     const auto summary = nlohmann::json::parse(bla::util::read_file(column(csv, row, "run_dir") + "/summary.json"));
     EXPECT_EQ(summary["ensemble"]["members"], 4) << row;
     const auto config = bla::util::read_file(column(csv, row, "run_dir") + "/config.yaml");

@@ -85,7 +85,10 @@ TEST(EarlyStop, ARunStopsAtTheFirstValidationThatReachesTheTarget) {
   EXPECT_EQ(summary["early_stop"]["step"], 2);
   EXPECT_EQ(summary["early_stop"]["metric"], "loss");
   EXPECT_EQ(summary["early_stop"]["target"], 100.0);
-  EXPECT_EQ(logged(dir / "run", "validation", "loss").size(), 1u);
+  const auto validation = logged(dir / "run", "validation", "loss");
+  ASSERT_EQ(validation.size(), 1u);  // the stop step's, reused for the summary
+  EXPECT_EQ(summary["validation"]["loss"].get<double>(), validation.front().second);
+  EXPECT_EQ(summary["validation"]["examples"], 32);
   EXPECT_EQ(logged(dir / "run", "train", "loss").size(), 2u);
   EXPECT_EQ(logged(dir / "run", "test", "loss").size(), 1u);  // the final test evaluation
   const auto checkpoints = bla::train::CheckpointDirectory(dir / "run/checkpoints", 100).list();

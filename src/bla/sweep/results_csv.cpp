@@ -34,17 +34,21 @@ const nlohmann::json& at_path(const nlohmann::json& summary, std::initializer_li
 }  // namespace
 
 std::string results_csv(const Grid& grid, const std::vector<PointOutcome>& outcomes) {
-  std::set<std::string> metrics;
+  // The test metrics, then the validation metrics (runs with a validation split), as the summaries hold them.
+  std::set<std::string> metrics, validation;
   for (const auto& outcome : outcomes) {
-    const auto& test = at_path(outcome.summary, {"test"});
-    if (test.is_object()) {
-      for (const auto& item : test.items()) metrics.insert(item.key());
+    for (auto [section, names] : {std::pair{"test", &metrics}, std::pair{"validation", &validation}}) {
+      const auto& values = at_path(outcome.summary, {section});
+      if (values.is_object()) {
+        for (const auto& item : values.items()) names->insert(item.key());
+      }
     }
   }
   std::vector<std::string> header = {"name", "group", "status", "action", "exit_code"};
   header.insert(header.end(), grid.columns.begin(), grid.columns.end());
   header.insert(header.end(), {"task", "steps"});
   for (const auto& m : metrics) header.push_back("test_" + m);
+  for (const auto& m : validation) header.push_back("validation_" + m);
   header.insert(header.end(), {"parameters", "state_total", "state_per_layer", "context", "wall_time_s", "device",
                                "run_dir", "error"});
 
@@ -64,6 +68,7 @@ std::string results_csv(const Grid& grid, const std::vector<PointOutcome>& outco
     row.push_back(text_of(at_path(s, {"task"})));
     row.push_back(text_of(at_path(s, {"steps"})));
     for (const auto& m : metrics) row.push_back(text_of(at_path(s, {"test", m.c_str()})));
+    for (const auto& m : validation) row.push_back(text_of(at_path(s, {"validation", m.c_str()})));
     row.push_back(text_of(at_path(s, {"parameters"})));
     row.push_back(text_of(at_path(s, {"state", "total_numel"})));
     std::string per_layer;

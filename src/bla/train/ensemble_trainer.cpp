@@ -27,6 +27,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <limits>
+#include <map>
 #include <memory>
 #include <set>
 
@@ -70,6 +71,8 @@ struct Member {
   bool active = true;          // still training
   std::string failure;         // why the member's run failed
   nlohmann::json stopped_early;  // the validation result that ended it early
+  std::map<std::string, double> last_validation;  // the newest validation results, and their step
+  int64_t last_validation_step = -1;
 };
 
 }  // namespace
@@ -327,6 +330,10 @@ std::vector<nlohmann::json> train_ensemble(std::vector<config::Config> configs, 
   auto finish_member = [&](int64_t e) {
     auto& m = members[e];
     const double wall = std::chrono::duration<double>(Clock::now() - started).count();
+    // The validation results of the final weights (where the task has a validation split: what selection reads).
+    if (m.task->num_examples(tasks::Split::kValidation) > 0 && m.last_validation_step != step) {
+      m.last_validation = evaluate_member(e, tasks::Split::kValidation);
+    }
     auto test = evaluate_member(e, tasks::Split::kTest);  // leaves the member's weights in scratch
     nlohmann::json summary;
     summary["run_dir"] = m.run_dir;
@@ -334,6 +341,7 @@ std::vector<nlohmann::json> train_ensemble(std::vector<config::Config> configs, 
     summary["steps"] = step;
     if (!m.stopped_early.is_null()) summary["early_stop"] = m.stopped_early;
     summary["test"] = test;
+    if (!m.last_validation.empty()) summary["validation"] = m.last_validation;
     summary["parameters"] = scratch->num_parameters();
     summary["state"] = state_summary(*scratch, seq_len);
     summary["wall_time_s"] = wall;
@@ -382,6 +390,8 @@ std::vector<nlohmann::json> train_ensemble(std::vector<config::Config> configs, 
       for (int64_t e = 0; e < E; ++e) {
         if (!members[e].active) continue;
         const auto validation = evaluate_member(e, tasks::Split::kValidation);
+        members[e].last_validation = validation;
+        members[e].last_validation_step = step;
         if (early_stop.enabled() && early_stop.reached(validation) && step < total_steps) {
           members[e].log->info("early stop: {}", early_stop.describe(step, validation));
           console->info("member {}: early stop: {}", members[e].label, early_stop.describe(step, validation));

@@ -28,6 +28,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <csignal>
+#include <map>
 #include <optional>
 
 namespace bla::train {
@@ -176,6 +177,8 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
   check_validation_settings(t, *task);
   const EarlyStop early_stop(t);
   nlohmann::json stopped_early;
+  std::map<std::string, double> last_validation;  // the newest validation results, and their step
+  int64_t last_validation_step = -1;
 
   // A bad step (train.on_nonfinite: stop) ends the run at the next check:
   // every step on the CPU (free there), at log and checkpoint steps on CUDA.
@@ -216,6 +219,8 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
     bool stop_now = false;  // early stopping: the validation metric reached its target
     if (t.validation_every > 0 && progress.step % t.validation_every == 0) {
       const auto validation = run_eval(0, tasks::Split::kValidation);
+      last_validation = validation;
+      last_validation_step = progress.step;
       if (early_stop.enabled() && early_stop.reached(validation) && progress.step < progress.total_steps) {
         log->info("early stop: {}", early_stop.describe(progress.step, validation));
         stopped_early = early_stop.record(progress.step, validation);
@@ -290,6 +295,10 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
     if (stop_now) break;
   }
 
+  // The validation results of the final weights (where the task has a validation split: what selection reads).
+  if (task->num_examples(tasks::Split::kValidation) > 0 && last_validation_step != progress.step) {
+    last_validation = run_eval(0, tasks::Split::kValidation);
+  }
   auto test = run_eval(t.eval_examples);
   nlohmann::json summary;
   summary["run_dir"] = run_dir;
@@ -297,6 +306,7 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
   summary["steps"] = progress.step;
   if (!stopped_early.is_null()) summary["early_stop"] = stopped_early;
   summary["test"] = test;
+  if (!last_validation.empty()) summary["validation"] = last_validation;
   summary["parameters"] = model->num_parameters();
   summary["state"] = state_summary(*model, task->seq_len());
   const int64_t state_total = summary["state"]["total_numel"].get<int64_t>();
