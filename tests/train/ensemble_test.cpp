@@ -276,3 +276,13 @@ TEST(EnsembleConfig, AnEnsembleThatCannotFitIsRefusedNamingTheSizeThatFits) {
   }
   EXPECT_FALSE(bla::util::path_exists(dirs.front()));  // refused before anything was written
 }
+
+TEST(EnsembleConfig, AConfigThatIsNoFileIsRefusedAsBeforeNotRead) {
+  // Looking for listed member keys reads regular files only: /dev/zero gets load_config's message, at once.
+  try {
+    bla::config::load_member_configs("/dev/zero");
+    FAIL() << "expected ConfigError";
+  } catch (const bla::config::ConfigError& error) {
+    EXPECT_EQ(std::string(error.what()), "/dev/zero: is not a regular file (a device, pipe or socket), not a config file");
+  }
+}

@@ -2,6 +2,7 @@
 
 #include "bla/util/files.h"
 
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -49,11 +50,16 @@ std::string label_part(const std::string& text) {
 }  // namespace
 
 MemberConfigs load_member_configs(const std::string& path, const std::vector<std::string>& overrides) {
+  // Only a regular file of a config's size is read here (never a device such as /dev/zero); anything else,
+  // and a file that is not YAML, is left to load_config below, which says what is wrong.
   YAML::Node root;
-  try {
-    root = YAML::Load(util::read_file(path));
-  } catch (const std::exception&) {
-    root = YAML::Node();  // unreadable or not YAML: load_config below says why
+  struct stat info {};
+  if (::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode) && info.st_size <= (int64_t{16} << 20)) {
+    try {
+      root = YAML::Load(util::read_file(path));
+    } catch (const std::exception&) {
+      root = YAML::Node();
+    }
   }
   MemberConfigs out;
   std::vector<std::vector<std::string>> values;  // per varying key, its values as YAML text
