@@ -2,6 +2,7 @@
 """Plots a bla-sweep results.csv: accuracy against state size.
 
     scripts/plot_sweep.py runs/sweeps/mqar_cpu/results.csv --out docs/img/mqar_cpu
+    scripts/plot_sweep.py results.csv --no-plot --thresholds 0.9,0.99 --ratio swa/bla
 
 One PNG per setting (task and every swept data.* key, e.g. data.num_kv_pairs),
 x = total state numbers of the model (summary.json "state"/"total_numel",
@@ -13,13 +14,38 @@ rate shown: the best on the validation split when the CSV has the metric's
 validation column (validation_accuracy for test_accuracy: runs with
 data.validation_examples), else the best on the plotted metric itself,
 which the output then says is a choice on the test set. Prints the table
-behind each plot as markdown. Needs matplotlib only for the PNGs (--no-plot
-prints the tables without it).
+behind each plot as markdown: a point is the mean over seeds, with 2 or more
+seeds its 95% bootstrap interval over seeds (the error bars of the plot), then
+the learning rate and the number of seeds: 0.912 [0.880, 0.951] (lr 1e-3, 3
+seeds); with one seed 0.950 (lr 3e-3).
+
+When higher is better (not for *loss or *tvd), a headline table follows: for
+each --thresholds value and group, the crossing state, defined as the smallest
+state whose mean over seeds is >= the threshold (the curve is not assumed
+monotone; "not reached" when no state is), and the ratio of two groups'
+crossing states (--ratio swa/bla: the state swa needs over the state bla
+needs, i.e. bla needs that many times less state; "> x" when swa does not
+reach the threshold: its largest state over bla's crossing, "< x" when bla
+does not). Intervals are the 2.5% and 97.5% percentiles (nearest rank) of
+--bootstrap replicates: each replicate resamples the seeds of every (group,
+state) point with replacement, independently per point, recomputes the means
+and finds the crossing states and their ratio in it. A replicate that does
+not cross counts as +infinity: "> N" (not reached up to the group's largest
+state N) in a state's interval, inf (0 when bla is the one) in a ratio's, whose
+interval leaves out, and counts, the replicates where neither group crosses.
+The table's intervals come from the same replicates. Each point's replicates
+come from its own generator, seeded by --bootstrap-seed and the point: the
+output is deterministic, and a point's interval does not change when a sweep
+adds other points. A group whose points all have one seed gets no intervals;
+with fewer than 3 seeds anywhere, the output warns that intervals mean little.
+
+Needs matplotlib only for the PNGs (--no-plot prints the tables without it).
 """
 import argparse
 import csv
 import math
 import os
+import random
 import sys
 from collections import defaultdict
 
@@ -28,6 +54,7 @@ SEED_KEY = "run.seed"
 # Columns and lines in this order (then any other group, as the CSV has them),
 # so that tables and colours do not depend on the order of a sweep's groups.
 GROUP_ORDER = ["bla", "swa", "attention", "gla", "gsa", "mamba2", "multires", "swa_bla"]
+INTERVAL = (0.025, 0.975)  # percentiles of the bootstrap replicates: a 95% interval
 
 
 def read_rows(path):
@@ -57,6 +84,10 @@ def axis_columns(rows):
     return header[header.index("exit_code") + 1 : header.index("task")]
 
 
+def lower_is_better(column):
+    return column.endswith("loss") or column.endswith("tvd")
+
+
 def selection_column(rows, metric):
     """The column the learning rate is chosen on: the metric's validation column when the CSV has one."""
     base = metric[len("test_"):] if metric.startswith("test_") else None
@@ -66,8 +97,8 @@ def selection_column(rows, metric):
 
 
 def best_points(rows, metric, select=None):
-    """{facet: {group: {state: (value, lr, seeds)}}}: seeds averaged; of the configs at one state, the one best
-    on `select` (default `metric`) is kept, and its `metric` reported."""
+    """{facet: {group: {state: (values, lr)}}}: of the configs at one state, the one whose mean over seeds of
+    `select` (default `metric`) is best is kept, with its `metric` value of each seed."""
     select = select or metric
     facets = facet_keys(rows)
     others = [k for k in axis_columns(rows) if k not in facets and k != SEED_KEY]
@@ -79,19 +110,41 @@ def best_points(rows, metric, select=None):
         facet = tuple((k, r.get(k, "")) for k in facets)
         config = tuple(r.get(k, "") for k in others)
         by_config[(facet, r["group"], state, config)].append((value, chosen_on))
-    lower_is_better = select.endswith("loss") or select.endswith("tvd")
+    lower = lower_is_better(select)
     lr_index = others.index(LR_KEY) if LR_KEY in others else None
     table = defaultdict(lambda: defaultdict(dict))
     chosen = {}
     for (facet, group, state, config), pairs in by_config.items():
-        mean = sum(v for v, _ in pairs) / len(pairs)
-        score = sum(c for _, c in pairs) / len(pairs)
+        score = mean([c for _, c in pairs])
         lr = config[lr_index] if lr_index is not None else ""
         key = (facet, group, state)
-        if key not in chosen or (score < chosen[key] if lower_is_better else score > chosen[key]):
+        if key not in chosen or (score < chosen[key] if lower else score > chosen[key]):
             chosen[key] = score
-            table[facet][group][state] = (mean, lr, len(pairs))
+            table[facet][group][state] = ([v for v, _ in pairs], lr)
     return table
+
+
+def mean(values):
+    return math.fsum(values) / len(values)
+
+
+def bootstrap(facet, groups, replicates, seed):
+    """{group: {state: [the mean of one resample of the point's seeds, for each replicate]}}. Each point has its
+    own generator (a str seed is hashed the same way in every run), so its replicates do not depend on the others."""
+    out = {}
+    for group, points in groups.items():
+        out[group] = {}
+        for state, (values, _) in points.items():
+            rng = random.Random(repr((seed, facet, group, state)))
+            out[group][state] = [mean(rng.choices(values, k=len(values))) for _ in range(replicates)]
+    return out
+
+
+def interval(replicates):
+    """The INTERVAL percentiles of the replicates by nearest rank, so always values of replicates (states, not
+    states in between); round: q * n is not always exact in floating point."""
+    ranked = sorted(replicates)
+    return tuple(ranked[max(0, math.ceil(round(q * len(ranked), 6)) - 1)] for q in INTERVAL)
 
 
 def ordered(groups):
@@ -108,7 +161,7 @@ def facet_file(facet):
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)
 
 
-def markdown(groups, metric):
+def markdown(groups, boot):
     states = sorted({s for points in groups.values() for s in points})
     names = list(groups)
     lines = ["| state (numbers) | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
@@ -116,12 +169,15 @@ def markdown(groups, metric):
         cells = []
         for g in names:
             if s in groups[g]:
-                value, lr, seeds = groups[g][s]
-                cell = f"{value:.3f}"
-                if lr:
-                    cell += f" (lr {lr})"
-                if seeds > 1:
-                    cell += f" [{seeds} seeds]"
+                values, lr = groups[g][s]
+                cell = f"{mean(values):.3f}"
+                notes = [f"lr {lr}"] if lr else []
+                if len(values) > 1:
+                    lo, hi = interval(boot[g][s])
+                    cell += f" [{lo:.3f}, {hi:.3f}]"
+                    notes.append(f"{len(values)} seeds")
+                if notes:
+                    cell += f" ({', '.join(notes)})"
                 cells.append(cell)
             else:
                 cells.append("")
@@ -129,7 +185,79 @@ def markdown(groups, metric):
     return "\n".join(lines)
 
 
-def plot(groups, metric, title, path):
+def crossing(means, threshold):
+    """The smallest state whose mean is >= threshold, math.inf when none is; means is {state: mean}."""
+    return min((s for s, m in means.items() if m >= threshold), default=math.inf)
+
+
+def crossing_cell(point, replicates, largest, several):
+    """A group's crossing state and its interval (over seeds: only when some point of the group has several)."""
+    cell = f"{int(point):,}" if point < math.inf else "not reached"
+    lo, hi = interval(replicates)
+    if several and not lo == hi == point == math.inf:
+        ends = [f"{int(e):,}" if e < math.inf else f"> {int(largest):,}" for e in (lo, hi)]
+        cell += f" [{ends[0]}, {ends[1]}]"
+    return cell
+
+
+def ratio_cell(num, den, num_replicates, den_replicates, num_largest, den_largest, several):
+    """num/den: a bound where one group does not reach the threshold; the interval over the replicates where one
+    does at least (inf where num does not, 0 where den does not), and how many replicates neither does."""
+    if num < math.inf and den < math.inf:
+        cell = f"{num / den:.2f}"
+    elif den < math.inf:
+        cell = f"> {num_largest / den:.2f}"
+    elif num < math.inf:
+        cell = f"< {num / den_largest:.2f}"
+    else:
+        cell = "neither reaches it"
+    ratios = [n / d for n, d in zip(num_replicates, den_replicates) if not n == d == math.inf]
+    if not ratios or not several:
+        return cell
+    lo, hi = interval(ratios)
+    if lo == hi and hi in (0, math.inf):  # the bound above says it
+        return cell
+    ends = [f"{e:.2f}" if 0 < e < math.inf else ("inf" if e else "0") for e in (lo, hi)]
+    cell += f" [{ends[0]}, {ends[1]}]"
+    if len(ratios) < len(num_replicates):
+        cell += f" ({len(num_replicates) - len(ratios)} of {len(num_replicates)} replicates: neither reaches it)"
+    return cell
+
+
+def headline(groups, boot, metric, thresholds, ratio, replicates, seed):
+    """Markdown: per threshold, each group's crossing state and the ratio of two groups' (see the docstring)."""
+    num, den = ratio
+    missing = [g for g in ratio if g not in groups]
+    several = {g: any(len(v) > 1 for v, _ in points.values()) for g, points in groups.items()}
+    largest = {g: max(points) for g, points in groups.items()}
+    names = list(groups) + ([] if missing else [f"{num}/{den}"])
+    lines = [f"Headline: the smallest state whose mean {metric} over seeds is >= the threshold (the curve is not "
+             f"assumed monotone), [95% bootstrap interval over seeds, {replicates} replicates, seed {seed}; "
+             f"> N: not reached up to the group's largest state N]"
+             + ("" if missing else f"; {num}/{den}: the state {num} needs over the state {den} needs "
+                                   f"(inf: {num} does not reach it, 0: {den} does not)") + ".",
+             "", "| threshold | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
+    for t in thresholds:
+        point = {g: crossing({s: mean(v) for s, (v, _) in points.items()}, t) for g, points in groups.items()}
+        reps = {g: [crossing({s: boot[g][s][b] for s in points}, t) for b in range(replicates)]
+                for g, points in groups.items()}
+        cells = [crossing_cell(point[g], reps[g], largest[g], several[g]) for g in groups]
+        if not missing:
+            cells.append(ratio_cell(point[num], point[den], reps[num], reps[den], largest[num], largest[den],
+                                    several[num] or several[den]))
+        lines.append(f"| {t:g} | " + " | ".join(cells) + " |")
+    if missing:
+        lines += ["", f"(no {num}/{den} ratio: this table has no group {' or '.join(missing)})"]
+    few = [f"{g} ({sum(len(v) < 3 for v, _ in points.values())} of {len(points)} states, "
+           f"fewest {min(len(v) for v, _ in points.values())})"
+           for g, points in groups.items() if any(len(v) < 3 for v, _ in points.values())]
+    if few:
+        lines += ["", f"(fewer than 3 seeds at the chosen learning rate: {', '.join(few)}; "
+                      "intervals over so few seeds mean little)"]
+    return "\n".join(lines)
+
+
+def plot(groups, boot, metric, title, path):
     try:
         import matplotlib
     except ImportError:
@@ -142,13 +270,16 @@ def plot(groups, metric, title, path):
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for group, points in groups.items():
         states = sorted(points)
-        values = [points[s][0] for s in states]
+        values = [mean(points[s][0]) for s in states]
+        # The interval over seeds as error bars, where there are 2 or more seeds.
+        ends = [interval(boot[group][s]) if len(points[s][0]) > 1 else (v, v) for s, v in zip(states, values)]
+        errors = [[v - lo for v, (lo, _) in zip(values, ends)], [hi - v for v, (_, hi) in zip(values, ends)]]
         # A known group keeps its colour from plot to plot (C0 bla, C1 swa, ...).
         color = f"C{GROUP_ORDER.index(group) % 10}" if group in GROUP_ORDER else None
-        ax.plot(states, values, marker="o", label=group, color=color)
+        ax.errorbar(states, values, yerr=errors, marker="o", capsize=3, label=group, color=color)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("state (numbers kept to decode, all layers, batch 1)")
-    ax.set_ylabel(f"test {metric.replace('test_', '')} (lr chosen as printed)")
+    ax.set_ylabel(f"test {metric.replace('test_', '')}, mean over seeds\n(bars: 95% interval; lr chosen as printed)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
@@ -157,12 +288,36 @@ def plot(groups, metric, title, path):
     plt.close(fig)
 
 
+def thresholds(text):
+    return [float(t) for t in text.split(",")]
+
+
+def group_pair(text):
+    pair = tuple(text.split("/"))
+    if len(pair) != 2 or not all(pair):
+        raise argparse.ArgumentTypeError(f"'{text}' is not A/B, e.g. swa/bla")
+    return pair
+
+
+def positive(text):
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return number
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("csv", help="results.csv written by bla-sweep")
     parser.add_argument("--out", default=None, help="folder for the PNGs (default: beside the CSV)")
     parser.add_argument("--metric", default="test_accuracy", help="CSV column to plot (default test_accuracy)")
     parser.add_argument("--no-plot", action="store_true", help="print the tables only")
+    parser.add_argument("--thresholds", default=[0.5, 0.9, 0.99], type=thresholds,
+                        help="headline: the metric values whose crossing states are reported (default 0.5,0.9,0.99)")
+    parser.add_argument("--ratio", default=("swa", "bla"), type=group_pair,
+                        help="headline: A/B, the ratio of the state A needs to the state B needs (default swa/bla)")
+    parser.add_argument("--bootstrap", default=2000, type=positive, help="bootstrap replicates (default 2000)")
+    parser.add_argument("--bootstrap-seed", default=0, type=int, help="seed of the bootstrap (default 0)")
     args = parser.parse_args()
 
     rows = read_rows(args.csv)
@@ -185,12 +340,16 @@ def main():
     for facet, groups in sorted(table.items()):
         groups = ordered(groups)
         title = facet_title(facet)
+        boot = bootstrap(facet, groups, args.bootstrap, args.bootstrap_seed)
         print(f"### {title}\n")
-        print(markdown(groups, args.metric) + "\n")
+        print(markdown(groups, boot) + "\n")
+        if not lower_is_better(args.metric):
+            print(headline(groups, boot, args.metric, args.thresholds, args.ratio, args.bootstrap,
+                           args.bootstrap_seed) + "\n")
         if not args.no_plot:
             os.makedirs(out, exist_ok=True)
             path = os.path.join(out, facet_file(facet) + ".png")
-            plot(groups, args.metric, title, path)
+            plot(groups, boot, args.metric, title, path)
             print(f"({path})\n")
 
 

@@ -1,6 +1,9 @@
-// scripts/plot_sweep.py on a made-up results.csv: the learning rate of a
+// scripts/plot_sweep.py on made-up results.csv files: the learning rate of a
 // point is chosen on the validation column when there is one (never on the
-// test metric it reports), and the output says which.
+// test metric it reports), and the output says which; a point shows the
+// bootstrap interval over its seeds; the headline table gives the state at
+// which each group crosses a threshold and the ratio of two groups', with
+// intervals that widen when a seed fails.
 #include "bla/util/files.h"
 #include "support/run_helpers.h"
 
@@ -28,18 +31,69 @@ const char* const kRows =
     "c,bla,done,ran,0,3e-3,1,mqar,10,0.95,0.80,100,512\n"
     "d,bla,done,ran,0,3e-3,2,mqar,10,0.97,0.82,100,512\n";
 
+// Three seeds of bla and swa. Every seed of bla crosses 0.5 at 512, 0.9 at 1024 and 0.99 at 4096 (its
+// largest state); every seed of swa crosses 0.5 at 1024 and 0.9 at 4096, and none reaches 0.99 (0.97 at
+// most, at 8192).
+const char* const kSweep =
+    "name,group,status,action,exit_code,train.lr,run.seed,task,steps,test_accuracy,parameters,state_total\n"
+    "bla-256-1,bla,done,ran,0,1e-3,1,mqar,10,0.40,100,256\n"
+    "bla-256-2,bla,done,ran,0,1e-3,2,mqar,10,0.42,100,256\n"
+    "bla-256-3,bla,done,ran,0,1e-3,3,mqar,10,0.44,100,256\n"
+    "bla-512-1,bla,done,ran,0,1e-3,1,mqar,10,0.70,100,512\n"
+    "bla-512-2,bla,done,ran,0,1e-3,2,mqar,10,0.72,100,512\n"
+    "bla-512-3,bla,done,ran,0,1e-3,3,mqar,10,0.74,100,512\n"
+    "bla-1024-1,bla,done,ran,0,1e-3,1,mqar,10,0.93,100,1024\n"
+    "bla-1024-2,bla,done,ran,0,1e-3,2,mqar,10,0.94,100,1024\n"
+    "bla-1024-3,bla,done,ran,0,1e-3,3,mqar,10,0.95,100,1024\n"
+    "bla-2048-1,bla,done,ran,0,1e-3,1,mqar,10,0.97,100,2048\n"
+    "bla-2048-2,bla,done,ran,0,1e-3,2,mqar,10,0.98,100,2048\n"
+    "bla-2048-3,bla,done,ran,0,1e-3,3,mqar,10,0.98,100,2048\n"
+    "bla-4096-1,bla,done,ran,0,1e-3,1,mqar,10,0.992,100,4096\n"
+    "bla-4096-2,bla,done,ran,0,1e-3,2,mqar,10,0.996,100,4096\n"
+    "bla-4096-3,bla,done,ran,0,1e-3,3,mqar,10,1.00,100,4096\n"
+    "swa-256-1,swa,done,ran,0,1e-3,1,mqar,10,0.10,100,256\n"
+    "swa-256-2,swa,done,ran,0,1e-3,2,mqar,10,0.11,100,256\n"
+    "swa-256-3,swa,done,ran,0,1e-3,3,mqar,10,0.12,100,256\n"
+    "swa-512-1,swa,done,ran,0,1e-3,1,mqar,10,0.20,100,512\n"
+    "swa-512-2,swa,done,ran,0,1e-3,2,mqar,10,0.21,100,512\n"
+    "swa-512-3,swa,done,ran,0,1e-3,3,mqar,10,0.22,100,512\n"
+    "swa-1024-1,swa,done,ran,0,1e-3,1,mqar,10,0.55,100,1024\n"
+    "swa-1024-2,swa,done,ran,0,1e-3,2,mqar,10,0.56,100,1024\n"
+    "swa-1024-3,swa,done,ran,0,1e-3,3,mqar,10,0.57,100,1024\n"
+    "swa-2048-1,swa,done,ran,0,1e-3,1,mqar,10,0.80,100,2048\n"
+    "swa-2048-2,swa,done,ran,0,1e-3,2,mqar,10,0.82,100,2048\n"
+    "swa-2048-3,swa,done,ran,0,1e-3,3,mqar,10,0.84,100,2048\n"
+    "swa-4096-1,swa,done,ran,0,1e-3,1,mqar,10,0.91,100,4096\n"
+    "swa-4096-2,swa,done,ran,0,1e-3,2,mqar,10,0.92,100,4096\n"
+    "swa-4096-3,swa,done,ran,0,1e-3,3,mqar,10,0.93,100,4096\n"
+    "swa-8192-1,swa,done,ran,0,1e-3,1,mqar,10,0.95,100,8192\n"
+    "swa-8192-2,swa,done,ran,0,1e-3,2,mqar,10,0.96,100,8192\n"
+    "swa-8192-3,swa,done,ran,0,1e-3,3,mqar,10,0.97,100,8192\n";
+
+// Writes csv to a results.csv in tmp and runs the script on it (tables only).
+bla::testing::CommandOutcome plot_sweep(const TempDir& tmp, const std::string& csv, const std::string& options = "") {
+  util::write_file_atomically(tmp / "results.csv", csv);
+  return run_command("python3 " + kScript + " " + (tmp / "results.csv") + " --no-plot " + options, 60);
+}
+
 }  // namespace
 
 TEST(PlotSweep, TheLearningRateIsChosenOnValidationAndTheTestMetricReported) {
   if (!have_python()) GTEST_SKIP() << "python3 is not on PATH";
   TempDir tmp;
-  util::write_file_atomically(tmp / "results.csv", std::string(kHeader) + kRows);
-  const auto result = run_command("python3 " + kScript + " " + (tmp / "results.csv") + " --no-plot", 60);
+  const auto result = plot_sweep(tmp, std::string(kHeader) + kRows);
   ASSERT_EQ(result.status, 0) << result.output;
   EXPECT_NE(result.output.find("(learning rate chosen on validation_accuracy; test_accuracy reported)"),
             std::string::npos)
       << result.output;
-  EXPECT_NE(result.output.find("| 512 | 0.710 (lr 1e-3) [2 seeds] |"), std::string::npos) << result.output;
+  // The mean over the two seeds, its bootstrap interval (the two seeds' values: a quarter of the replicates
+  // each), and a warning that two seeds make a poor interval.
+  EXPECT_NE(result.output.find("| 512 | 0.710 [0.700, 0.720] (lr 1e-3, 2 seeds) |"), std::string::npos)
+      << result.output;
+  EXPECT_NE(result.output.find("(fewer than 3 seeds at the chosen learning rate: bla (1 of 1 states, fewest 2); "
+                               "intervals over so few seeds mean little)"),
+            std::string::npos)
+      << result.output;
 }
 
 TEST(PlotSweep, WithoutAValidationColumnItSaysTheChoiceIsOnTheTestSet) {
@@ -48,9 +102,81 @@ TEST(PlotSweep, WithoutAValidationColumnItSaysTheChoiceIsOnTheTestSet) {
   std::string csv = "name,group,status,action,exit_code,train.lr,run.seed,task,steps,test_accuracy,parameters,state_total\n"
                     "a,bla,done,ran,0,1e-3,1,mqar,10,0.70,100,512\n"
                     "c,bla,done,ran,0,3e-3,1,mqar,10,0.95,100,512\n";
-  util::write_file_atomically(tmp / "results.csv", csv);
-  const auto result = run_command("python3 " + kScript + " " + (tmp / "results.csv") + " --no-plot", 60);
+  const auto result = plot_sweep(tmp, csv);
   ASSERT_EQ(result.status, 0) << result.output;
   EXPECT_NE(result.output.find("this is a choice on the test set"), std::string::npos) << result.output;
   EXPECT_NE(result.output.find("| 512 | 0.950 (lr 3e-3) |"), std::string::npos) << result.output;
+}
+
+TEST(PlotSweep, TheHeadlineGivesTheStateEachGroupNeedsAndTheirRatio) {
+  if (!have_python()) GTEST_SKIP() << "python3 is not on PATH";
+  TempDir tmp;
+  const auto result = plot_sweep(tmp, kSweep);
+  ASSERT_EQ(result.status, 0) << result.output;
+  // A point: the mean of its 3 seeds and the bootstrap interval (the lowest and highest seeds: 1 in 27 each).
+  EXPECT_NE(result.output.find("| 1,024 | 0.940 [0.930, 0.950] (lr 1e-3, 3 seeds) | 0.560 [0.550, 0.570] (lr 1e-3, "
+                               "3 seeds) |"),
+            std::string::npos)
+      << result.output;
+  EXPECT_NE(result.output.find("Headline: the smallest state whose mean test_accuracy over seeds is >= the "
+                               "threshold (the curve is not assumed monotone)"),
+            std::string::npos)
+      << result.output;
+  // Every seed crosses at the same state, so every replicate does: intervals of one state, one ratio.
+  EXPECT_NE(result.output.find("| threshold | bla | swa | swa/bla |\n| --- | --- | --- | --- |\n"
+                               "| 0.5 | 512 [512, 512] | 1,024 [1,024, 1,024] | 2.00 [2.00, 2.00] |\n"
+                               "| 0.9 | 1,024 [1,024, 1,024] | 4,096 [4,096, 4,096] | 4.00 [4.00, 4.00] |\n"),
+            std::string::npos)
+      << result.output;
+  EXPECT_EQ(result.output.find("fewer than 3 seeds"), std::string::npos) << result.output;
+  // A fixed bootstrap seed: the same output every time.
+  EXPECT_EQ(plot_sweep(tmp, kSweep).output, result.output);
+}
+
+TEST(PlotSweep, OneSeedFailingAtTheCrossingWidensTheIntervalToTheNextState) {
+  if (!have_python()) GTEST_SKIP() << "python3 is not on PATH";
+  TempDir tmp;
+  // bla's third seed at 1024 reaches 0.85 only: the mean (0.907) still crosses 0.9 there, but a replicate
+  // that draws that seed twice or more (7 in 27) does not, and crosses at 2048 instead.
+  std::string csv = kSweep;
+  const std::string seed = "bla-1024-3,bla,done,ran,0,1e-3,3,mqar,10,0.95,";
+  csv.replace(csv.find(seed), seed.size(), "bla-1024-3,bla,done,ran,0,1e-3,3,mqar,10,0.85,");
+  const auto result = plot_sweep(tmp, csv);
+  ASSERT_EQ(result.status, 0) << result.output;
+  EXPECT_NE(result.output.find("| 1,024 | 0.907 [0.850, 0.940] (lr 1e-3, 3 seeds) |"), std::string::npos)
+      << result.output;
+  EXPECT_NE(result.output.find("| 0.9 | 1,024 [1,024, 2,048] | 4,096 [4,096, 4,096] | 4.00 [2.00, 4.00] |"),
+            std::string::npos)
+      << result.output;
+}
+
+TEST(PlotSweep, AGroupThatNeverReachesAThresholdIsNotReached) {
+  if (!have_python()) GTEST_SKIP() << "python3 is not on PATH";
+  TempDir tmp;
+  // swa never reaches 0.99: the ratio is a bound (swa needs more than its largest state, 8192, over 4096).
+  auto result = plot_sweep(tmp, kSweep);
+  ASSERT_EQ(result.status, 0) << result.output;
+  EXPECT_NE(result.output.find("| 0.99 | 4,096 [4,096, 4,096] | not reached | > 2.00 |"), std::string::npos)
+      << result.output;
+  // swa's mean at 8192 (0.96) misses 0.965, but the replicates that draw its best seed (0.97) two or three
+  // times (4 in 27) reach it there: the interval runs from 8192 to "not reached", the ratio's from 8192 / 2048
+  // to infinity.
+  result = plot_sweep(tmp, kSweep, "--thresholds 0.965");
+  ASSERT_EQ(result.status, 0) << result.output;
+  EXPECT_NE(
+      result.output.find("| 0.965 | 2,048 [2,048, 2,048] | not reached [8,192, > 8,192] | > 4.00 [4.00, inf] |"),
+      std::string::npos)
+      << result.output;
+}
+
+TEST(PlotSweep, ARatioOfAGroupTheSweepLacksIsLeftOutAndSaid) {
+  if (!have_python()) GTEST_SKIP() << "python3 is not on PATH";
+  TempDir tmp;
+  const auto result = plot_sweep(tmp, kSweep, "--ratio gla/bla");
+  ASSERT_EQ(result.status, 0) << result.output;
+  EXPECT_NE(result.output.find("| threshold | bla | swa |\n"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("| 0.9 | 1,024 [1,024, 1,024] | 4,096 [4,096, 4,096] |\n"), std::string::npos)
+      << result.output;
+  EXPECT_NE(result.output.find("(no gla/bla ratio: this table has no group gla)"), std::string::npos)
+      << result.output;
 }
