@@ -8,16 +8,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-ensemble}
-mkdir -p "$out"
-export BUILD_DIR=${BUILD_DIR:-build-gpu}
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-t0=$(date +%s)
-if ! { time scripts/build.sh bla_cuda_tests bla-train; } > "$out/build.log" 2>&1; then
-  cmake --build "$BUILD_DIR" -j "$(nproc)" --target bla_cuda_tests bla-train -- -k 0 >> "$out/build.log" 2>&1
-  grep -E "error" -A5 "$out/build.log" | head -80
-  exit 1
-fi
-echo "build: $(( $(date +%s) - t0 )) s"
+source scripts/gpu_build.sh
+gpu_build "$out" bla_cuda_tests bla-train || exit 1
 if [ -z "${SKIP_TESTS:-}" ]; then
   timeout 300 "$BUILD_DIR/tests/bla_cuda_tests" --gtest_filter="${TEST_FILTER:-*EnsembleOnGpu*:*TrainStep*}" > "$out/tests.log" 2>&1
   echo "cuda tests rc=$?"
@@ -28,7 +20,7 @@ if [ -z "${SKIP_BENCH:-}" ]; then
   PYTHONUNBUFFERED=1 timeout 420 python3 scripts/bench_ensemble.py --build "$BUILD_DIR" --members "${MEMBERS:-16}" \
     --modes "${MODES:-ensemble,separate,separate_old,solo,one_model}" --json "$out/bench_ensemble.json" \
     configs/bench/mqar_zoology.yaml --set train.steps=${STEPS:-250} --set train.log_every=25 2>&1 | tee "$out/bench_ensemble.txt"
-  # A point of the MQAR state sweep (configs/sweeps/mqar.yaml: vocabulary 512, BLA with 16 slots over 256 tokens).
+  # A point of the earlier MQAR state sweep (vocabulary 512, BLA with 16 slots over 256 tokens, SwiGLU MLP).
   if [ -z "${SKIP_SWEEP_SHAPE:-}" ]; then
     PYTHONUNBUFFERED=1 timeout 420 python3 scripts/bench_ensemble.py --build "$BUILD_DIR" --members "${MEMBERS:-16}" \
       --modes "${SWEEP_MODES:-ensemble,separate,solo,one_model}" --json "$out/bench_ensemble_sweep.json" \

@@ -9,17 +9,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-step}
-mkdir -p "$out"
-export BUILD_DIR=${BUILD_DIR:-build-gpu}
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-t0=$(date +%s)
-if ! { time scripts/build.sh bla_cuda_tests bla-train bla-data bla-bench; } > "$out/build.log" 2>&1; then
-  # every error at once: keep going past the first failed file
-  cmake --build "$BUILD_DIR" -j "$(nproc)" --target bla_cuda_tests bla-train bla-data bla-bench -- -k 0 >> "$out/build.log" 2>&1
-  grep -E "error" -A5 "$out/build.log" | head -80
-  exit 1
-fi
-echo "build: $(( $(date +%s) - t0 )) s"
+source scripts/gpu_build.sh
+gpu_build "$out" bla_cuda_tests bla-train bla-data bla-bench || exit 1
 
 if [ -z "${SKIP_TESTS:-}" ]; then
   timeout 300 "$BUILD_DIR/tests/bla_cuda_tests" --gtest_filter="${TEST_FILTER:-*TrainStep*:*ModelKernel*}" > "$out/tests.log" 2>&1

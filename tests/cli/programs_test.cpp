@@ -42,6 +42,15 @@ TEST(Programs, ArgumentErrorsAreExit2OnOneLine) {
   expect_one_line_error(program("bla-bench") + " --op nope", 2, "bla-bench: --op must be swa, attention, bla or bla-chunk");
 }
 
+TEST(Programs, ARunThatCannotFitItsMemoryIsExit6) {
+  TempDir tmp;
+  const std::string train = program("bla-train") + " '" + std::string(BLA_SOURCE_DIR) + "/configs/mqar_bla.yaml' --set run.device=cpu" +
+                            " --out '" + (tmp / "run") + "'";
+  expect_one_line_error(train + " --set run.memory_limit_gb=0.0001", 6, "bla-train: does not fit: this run needs at least ");
+  expect_one_line_error(train + " --set run.memory_limit_gb=0.0001 --set 'run.seed=[1, 2]'", 6,
+                        "bla-train: does not fit: an ensemble of 2 members needs at least ");
+}
+
 TEST(Programs, NumbersOutOfRangeAreArgumentErrors) {
   expect_one_line_error(program("bla-generate") + " x.ckpt --prompt 1 --max-new-tokens 18446744073709551616", 2,
                         "--max-new-tokens: '18446744073709551616' is not an integer in [0, 16777216]");

@@ -79,3 +79,14 @@ TEST_P(EnsembleOnGpu, MembersEqualTheirSoloRunsInFloat32) {
 TEST_P(EnsembleOnGpu, MembersEqualTheirSoloRunsInBf16) { expect_members_equal_solo_runs(GetParam(), {}, 3e-2); }
 
 INSTANTIATE_TEST_SUITE_P(Mixers, EnsembleOnGpu, ::testing::Values("attention", "bla", "mamba2"));
+
+// Zoology's MQAR block (a short convolution before the mixer, no MLP) with
+// validation and early stopping: members still equal their solo runs, and a
+// member that reaches the target stops where its solo run stops.
+TEST(EnsembleOnGpu, ZoologysBlockWithEarlyStoppingMembersEqualTheirSoloRuns) {
+  expect_members_equal_solo_runs("bla",
+                                 {"train.precision=fp32", "model.short_conv=3", "model.mlp=none",
+                                  "data.validation_examples=64", "train.validation_every=4",
+                                  "train.early_stop_metric=loss", "train.early_stop_at=4.5"},
+                                 1e-4);
+}

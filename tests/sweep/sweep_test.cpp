@@ -414,3 +414,25 @@ grid: {train.lr: [3e-3, 1e-3], run.seed: [1, 2]}
   ASSERT_EQ(again.status, 0) << again.output;
   EXPECT_NE(again.output.find("4 points: 4 done already (skipped)"), std::string::npos) << again.output;
 }
+
+// An ensemble too large for the memory a run may use (run.memory_limit_gb:
+// 4 MiB, about 4 tiny members) exits 6; bla-sweep runs its members again as
+// ensembles of half the size, until they fit.
+TEST(SweepEnsembles, AnEnsembleThatDoesNotFitIsSplitInHalvesUntilItFits) {
+  TempDir tmp;
+  write_file(tmp / "base.yaml", bla::testing::tiny_mqar_config());
+  const std::string sweep = write_file(tmp / "s.yaml", R"(base: base.yaml
+set: {train.steps: 2, train.checkpoint_every: 0, run.memory_limit_gb: 0.004}
+grid: {run.seed: [1, 2, 3, 4, 5, 6, 7, 8]}
+)");
+  const std::string out = tmp / "out";
+  auto run = run_command(kSweep + " " + sweep + " --out " + out + " --bla-train " + kTrain, 300);
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_NE(run.output.find("bla-sweep: an ensemble of 8 did not fit in memory (exit 6, "), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("its 8 unfinished members run as ensembles of 4 and 4"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("start ensemble of 4: seed-5, seed-6, seed-7, seed-8"), std::string::npos) << run.output;
+  auto csv = read_csv(out + "/results.csv");
+  ASSERT_EQ(csv.size(), 9u);
+  for (size_t row = 1; row <= 8; ++row) EXPECT_EQ(column(csv, row, "status"), "done") << row;
+  EXPECT_NE(run.output.find("8 ran, 0 failed"), std::string::npos) << run.output;
+}

@@ -5,6 +5,7 @@
 #include "bla/model/ensemble.h"
 #include "bla/train/checkpoint.h"
 #include "bla/train/ensemble_trainer.h"
+#include "bla/train/memory_estimate.h"
 #include "bla/train/trainer.h"
 #include "support/run_helpers.h"
 
@@ -155,6 +156,14 @@ TEST(EnsembleTraining, EveryMixerTrainsAsAnEnsembleLikeItsSoloRuns) {
   }
 }
 
+TEST(EnsembleTraining, ZoologysBlockTrainsAsAnEnsembleLikeItsSoloRuns) {
+  // A short convolution before the mixer (one kernel per member) and no MLP.
+  expect_members_equal_solo_runs(mixer_yaml("bla"),
+                                 {"run.seed=[3, 4]", "model.short_conv=3", "model.mlp=none", "train.steps=8",
+                                  "train.log_every=1", "train.checkpoint_every=0"},
+                                 2, 1e-6);
+}
+
 // Resuming: the ensemble continues bit for bit from its members' checkpoints,
 // from the newest step all members have (here member a also holds step 10,
 // as a process killed while it saved could leave it); and a member's
@@ -268,13 +277,44 @@ TEST(EnsembleConfig, AnEnsembleThatCannotFitIsRefusedNamingTheSizeThatFits) {
   for (const auto& label : members.labels) dirs.push_back(dir / label);
   try {
     train_members(members, dirs);
-    FAIL() << "expected ConfigError";
-  } catch (const bla::config::ConfigError& error) {
+    FAIL() << "expected DoesNotFitError";
+  } catch (const bla::train::DoesNotFitError& error) {
     const std::string what = error.what();
     EXPECT_EQ(what.rfind("an ensemble of 16 members needs at least ", 0), 0u) << what;
     EXPECT_NE(what.find(" members fit: list fewer values"), std::string::npos) << what;
   }
   EXPECT_FALSE(bla::util::path_exists(dirs.front()));  // refused before anything was written
+}
+
+TEST(EnsembleConfig, RunMemoryLimitSizesTheEnsembleAndTheSizeItNamesTrains) {
+  TempDir dir;
+  const std::vector<std::string> limit = {"run.memory_limit_gb=0.004", "train.steps=2", "train.checkpoint_every=0"};
+  auto overrides = limit;
+  overrides.push_back("run.seed=[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]");
+  auto members = members_of(dir, tiny_mqar_config(), overrides);
+  std::vector<std::string> dirs;
+  for (const auto& label : members.labels) dirs.push_back(dir / label);
+  int64_t fit = 0;
+  try {
+    train_members(members, dirs);
+    FAIL() << "expected DoesNotFitError";
+  } catch (const bla::train::DoesNotFitError& error) {
+    const std::string what = error.what();
+    const auto at = what.find("run.memory_limit_gb offers 4 MiB; at most ");
+    ASSERT_NE(at, std::string::npos) << what;
+    fit = std::stoll(what.substr(at + std::string("run.memory_limit_gb offers 4 MiB; at most ").size()));
+  }
+  ASSERT_GT(fit, 1);
+  ASSERT_LT(fit, 16);
+  // As many members as it named fit the same limit, and train.
+  std::string seeds = "run.seed=[1";
+  for (int64_t s = 2; s <= fit; ++s) seeds += ", " + std::to_string(s);
+  overrides = limit;
+  overrides.push_back(seeds + "]");
+  auto fitting = members_of(dir, tiny_mqar_config(), overrides);
+  dirs.clear();
+  for (const auto& label : fitting.labels) dirs.push_back(dir / label);
+  EXPECT_EQ(train_members(fitting, dirs).size(), static_cast<size_t>(fit));
 }
 
 TEST(EnsembleConfig, AConfigThatIsNoFileIsRefusedAsBeforeNotRead) {

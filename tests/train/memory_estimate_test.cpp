@@ -32,7 +32,7 @@ TEST(MemoryEstimate, ASizeThatCannotFitIsAConfigErrorBeforeAnythingIsAllocated) 
   try {
     bla::train::train(config, options);
     FAIL() << "expected a refusal";
-  } catch (const bla::config::ConfigError& e) {
+  } catch (const bla::train::DoesNotFitError& e) {
     const std::string what = e.what();
     EXPECT_NE(what.find("this run needs at least"), std::string::npos) << what;
     EXPECT_NE(what.find("but cpu has"), std::string::npos) << what;

@@ -32,7 +32,7 @@ TEST(ExitCodes, EachErrorTypeHasItsDocumentedCode) {
             std::make_pair(3, std::string("prog: checkpoint c: torn\n")));
   EXPECT_EQ(guarded([]() -> int { throw std::runtime_error("disk full"); }),
             std::make_pair(1, std::string("prog: error: disk full\n")));
-  EXPECT_EQ(guarded([]() -> int { throw std::bad_alloc(); }).first, 1);
+  EXPECT_EQ(guarded([]() -> int { throw std::bad_alloc(); }).first, 6);
   EXPECT_EQ(guarded([]() -> int { throw 7; }), std::make_pair(1, std::string("prog: error: an unknown exception\n")));
 }
 

@@ -247,6 +247,7 @@ Config build(YAML::Node root, std::shared_ptr<ConfigSource> source) {
   }
   config.run.threads = run.integer("threads", 0, 0, 256);
   config.run.dist_timeout_s = run.real("dist_timeout_s", config.run.dist_timeout_s, 1, 86400);
+  config.run.memory_limit_gb = run.real("memory_limit_gb", config.run.memory_limit_gb, 0, 1 << 20);
   run.finish();
 
   Section model = top.child("model");
@@ -264,6 +265,7 @@ Config build(YAML::Node root, std::shared_ptr<ConfigSource> source) {
   }
   m.mlp = model.choice("mlp", m.mlp, {"swiglu", "none"});
   m.mlp_ratio = model.real("mlp_ratio", m.mlp_ratio, 0.25, 64);
+  m.short_conv = model.integer("short_conv", m.short_conv, 0, 64);
   model.choice("norm", "rmsnorm", {"rmsnorm"});
   m.norm_eps = model.real("norm_eps", m.norm_eps, 0, 1);
   m.tie_embeddings = model.boolean("tie_embeddings", m.tie_embeddings);

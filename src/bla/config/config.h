@@ -22,6 +22,7 @@ struct RunConfig {
   std::string device = "auto";  // auto | cpu | cuda | cuda:N
   int64_t threads = 0;          // CPU intra-op threads; 0 = LibTorch's default
   double dist_timeout_s = 300;  // distributed: rendezvous and collective time-out (docs/distributed.md)
+  double memory_limit_gb = 0;   // memory the run may plan for (GiB); 0: the device's (a GPU's memory, else the RAM)
 };
 
 // One layer's mixer: its type and the section its parameters are read from.
@@ -37,6 +38,7 @@ struct ModelConfig {
   int64_t heads = 4;
   std::string mlp = "swiglu";  // swiglu | none
   double mlp_ratio = 4.0;      // hidden size = round(mlp_ratio * d_model * 2/3) for SwiGLU
+  int64_t short_conv = 0;      // 0: none; K: a causal depthwise convolution of width K before every mixer
   double norm_eps = 1e-5;
   bool tie_embeddings = true;
   double init_std = 0.02;

@@ -13,6 +13,12 @@
 #include <string>
 
 namespace bla::model {
+namespace {
+
+// The short convolution's decode cache in a layer's MixerState (no mixer uses this name).
+constexpr const char* kShortConvCache = "short_conv";
+
+}  // namespace
 
 torch::Tensor rms_norm_libtorch(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
   // Normalise in float32 at least, as bf16 loses too much in the mean square.
@@ -95,6 +101,7 @@ torch::Tensor SwiGLUImpl::forward(const torch::Tensor& x) {
 
 BlockImpl::BlockImpl(const config::ModelConfig& cfg, std::shared_ptr<mixers::MixerImpl> mixer) : mixer_(std::move(mixer)) {
   mixer_norm_ = register_module("mixer_norm", RMSNorm(cfg.d_model, cfg.norm_eps));
+  if (cfg.short_conv > 0) short_conv_ = register_module("short_conv", mixers::ShortConv(cfg.d_model, cfg.short_conv));
   register_module("mixer", mixer_);
   if (cfg.mlp == "swiglu") {
     mlp_norm_ = register_module("mlp_norm", RMSNorm(cfg.d_model, cfg.norm_eps));
@@ -107,10 +114,26 @@ BlockImpl::BlockImpl(const config::ModelConfig& cfg, std::shared_ptr<mixers::Mix
 
 torch::Tensor BlockImpl::mlp(const torch::Tensor& x) { return mlp_ ? x + mlp_(mlp_norm_(x)) : x; }
 
-torch::Tensor BlockImpl::forward(const torch::Tensor& x) { return mlp(x + mixer_->forward(mixer_norm_(x))); }
+torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
+  auto h = mixer_norm_(x);
+  if (short_conv_) h = short_conv_(h);
+  return mlp(x + mixer_->forward(h));
+}
 
 torch::Tensor BlockImpl::step(const torch::Tensor& x, mixers::MixerState& state) {
-  return mlp(x + mixer_->step(mixer_norm_(x), state));
+  auto h = mixer_norm_(x);
+  if (short_conv_) h = short_conv_->step(h, state.tensors.at(kShortConvCache));
+  return mlp(x + mixer_->step(h, state));
+}
+
+mixers::MixerState BlockImpl::initial_state(int64_t batch, const torch::TensorOptions& options) const {
+  auto state = mixer_->initial_state(batch, options);
+  if (short_conv_) state.tensors[kShortConvCache] = short_conv_->initial_cache(batch, options);
+  return state;
+}
+
+int64_t BlockImpl::state_numel(int64_t context) const {
+  return mixer_->state_numel(context) + (short_conv_ ? short_conv_->cache_numel() : 0);
 }
 
 int64_t DecodeState::bytes() const {
@@ -153,7 +176,7 @@ torch::Tensor LanguageModelImpl::logits(const torch::Tensor& hidden) {
 
 DecodeState LanguageModelImpl::initial_state(int64_t batch, const torch::TensorOptions& options) const {
   DecodeState state;
-  for (const auto& block : blocks_) state.layers.push_back(block->mixer().initial_state(batch, options));
+  for (const auto& block : blocks_) state.layers.push_back(block->initial_state(batch, options));
   return state;
 }
 

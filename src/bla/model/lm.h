@@ -1,9 +1,12 @@
 // Decoder-only language model: embeddings, blocks of
-// (RMSNorm, mixer, residual, RMSNorm, SwiGLU MLP, residual), final RMSNorm and
-// an LM head (tied to the embeddings or not). Mixers come from the registry.
+// (RMSNorm, [short convolution,] mixer, residual, RMSNorm, SwiGLU MLP, residual)
+// (model.short_conv adds the convolution, model.mlp: none drops the MLP half),
+// final RMSNorm and an LM head (tied to the embeddings or not). Mixers come
+// from the registry.
 #pragma once
 
 #include "bla/config/config.h"
+#include "bla/mixers/common/short_conv.h"
 #include "bla/mixers/mixer.h"
 
 #include <torch/nn/module.h>
@@ -50,10 +53,15 @@ class BlockImpl : public torch::nn::Module {
   torch::Tensor step(const torch::Tensor& x, mixers::MixerState& state);
   mixers::MixerImpl& mixer() { return *mixer_; }
   const mixers::MixerImpl& mixer() const { return *mixer_; }
+  // The layer's decoding state: the mixer's, plus the short convolution's cache ("short_conv").
+  mixers::MixerState initial_state(int64_t batch, const torch::TensorOptions& options) const;
+  // Numbers the layer keeps per sequence to decode after `context` tokens: the mixer's and the convolution's cache.
+  int64_t state_numel(int64_t context) const;
 
  private:
   torch::Tensor mlp(const torch::Tensor& x);
   RMSNorm mixer_norm_{nullptr}, mlp_norm_{nullptr};
+  mixers::ShortConv short_conv_{nullptr};  // null without model.short_conv
   std::shared_ptr<mixers::MixerImpl> mixer_;
   SwiGLU mlp_{nullptr};
 };
@@ -86,6 +94,8 @@ class LanguageModelImpl : public torch::nn::Module {
   int64_t vocab_size() const { return vocab_size_; }
   int64_t num_layers() const { return static_cast<int64_t>(blocks_.size()); }
   const mixers::MixerImpl& mixer(int64_t layer) const { return blocks_[layer]->mixer(); }
+  // Numbers layer `layer` keeps per sequence (batch 1) to decode after `context` tokens.
+  int64_t state_numel(int64_t layer, int64_t context) const { return blocks_[layer]->state_numel(context); }
 
  private:
   int64_t vocab_size_;

@@ -297,6 +297,31 @@ std::string describe(const nlohmann::json& summary) {
 
 }  // namespace
 
+namespace {
+
+// The members of an ensemble that have no summary yet (marked pending again),
+// in two halves; members that finished keep their results.
+std::pair<std::vector<size_t>, std::vector<size_t>> split_unfinished(const SweepSpec& spec, const Grid& grid,
+                                                                     const std::vector<size_t>& members,
+                                                                     std::vector<PointOutcome>& outcomes) {
+  std::vector<size_t> unfinished;
+  for (size_t index : members) {
+    PointOutcome found = existing_outcome(spec, grid.points[index], outcomes[index].run_dir);
+    if (found.status == "done") {
+      outcomes[index].status = "done";
+      outcomes[index].exit_code = 0;
+      outcomes[index].summary = found.summary;
+    } else {
+      outcomes[index].status = "pending";
+      unfinished.push_back(index);
+    }
+  }
+  const auto middle = unfinished.begin() + static_cast<std::ptrdiff_t>((unfinished.size() + 1) / 2);
+  return {std::vector<size_t>(unfinished.begin(), middle), std::vector<size_t>(middle, unfinished.end())};
+}
+
+}  // namespace
+
 SweepResult run_points(const SweepSpec& spec, const Grid& grid, const RunnerOptions& options, std::ostream& log) {
   SweepResult result;
   std::vector<size_t> queue;
@@ -314,7 +339,7 @@ SweepResult run_points(const SweepSpec& spec, const Grid& grid, const RunnerOpti
       resumable.push_back(has_checkpoint(run_dir));
     }
   }
-  const auto processes = plan_processes(grid, queue, resumable, options.ensemble);
+  auto processes = plan_processes(grid, queue, resumable, options.ensemble);
   const size_t to_resume = static_cast<size_t>(std::count(resumable.begin(), resumable.end(), true));
   const size_t ensembles = static_cast<size_t>(
       std::count_if(processes.begin(), processes.end(), [](const auto& p) { return p.size() > 1; }));
@@ -392,6 +417,21 @@ SweepResult run_points(const SweepSpec& spec, const Grid& grid, const RunnerOpti
     running.erase(it);
     slot_busy[run.slot] = false;
     const double seconds = std::chrono::duration<double>(Clock::now() - run.started).count();
+    if (run.points.size() > 1 && WIFEXITED(wait_status) &&
+        WEXITSTATUS(wait_status) == static_cast<int>(util::ExitCode::kOutOfMemory) && g_stop_signal == 0) {
+      // Too many members for the memory: the unfinished ones run next as two
+      // ensembles of half the size (they resume what they saved).
+      auto halves = split_unfinished(spec, grid, run.points, result.outcomes);
+      finished += run.points.size() - halves.first.size() - halves.second.size();  // members that had finished
+      log << "bla-sweep: an ensemble of " << run.points.size() << " did not fit in memory (exit 6, " << run.log_path
+          << "); its " << halves.first.size() + halves.second.size() << " unfinished members run as ensembles of "
+          << halves.first.size() << " and " << halves.second.size() << std::endl;
+      for (auto* half : {&halves.second, &halves.first}) {
+        if (!half->empty()) processes.insert(processes.begin() + static_cast<std::ptrdiff_t>(next), *half);
+      }
+      write_csv();
+      continue;
+    }
     for (size_t index : run.points) {
       const Point& point = grid.points[index];
       PointOutcome& outcome = result.outcomes[index];

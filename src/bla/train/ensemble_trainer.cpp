@@ -136,13 +136,14 @@ std::vector<nlohmann::json> train_ensemble(std::vector<config::Config> configs, 
     }
     if (e == 0) {  // the size that fits, before anything big is allocated
       const auto one = estimate_training_memory(m.config, vocab, m.task->seq_len());
-      const double available = device_memory_bytes(device);
-      if (one.total_bytes() * E > available) {
+      const double available = memory_limit_bytes(m.config, device);
+      if (available > 0 && one.total_bytes() * E > available) {
         const int64_t fit = static_cast<int64_t>(available / std::max(one.total_bytes(), 1.0));
-        throw config::ConfigError("an ensemble of " + std::to_string(E) + " members needs at least " +
-                                  std::to_string(static_cast<int64_t>(one.total_bytes() * E / (1 << 20))) + " MiB on " +
-                                  device.str() + ", which offers " + std::to_string(static_cast<int64_t>(available / (1 << 20))) +
-                                  " MiB; at most " + std::to_string(fit) + " members fit: list fewer values");
+        throw DoesNotFitError("an ensemble of " + std::to_string(E) + " members needs at least " +
+                              std::to_string(static_cast<int64_t>(one.total_bytes() * E / (1 << 20))) + " MiB; " +
+                              memory_limit_name(m.config, device) + " offers " +
+                              std::to_string(static_cast<int64_t>(available / (1 << 20))) + " MiB; at most " +
+                              std::to_string(fit) + " members fit: list fewer values");
       }
     }
     solos.push_back(model::LanguageModel(m.config.model, vocab, m.task->seq_len()));

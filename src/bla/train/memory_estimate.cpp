@@ -44,6 +44,15 @@ double device_memory_bytes(const c10::Device& device) {
   return pages > 0 && page > 0 ? pages * page : 0;
 }
 
+double memory_limit_bytes(const config::Config& config, const c10::Device& device) {
+  if (config.run.memory_limit_gb > 0) return config.run.memory_limit_gb * 1024.0 * 1024.0 * 1024.0;
+  return device_memory_bytes(device);
+}
+
+std::string memory_limit_name(const config::Config& config, const c10::Device& device) {
+  return config.run.memory_limit_gb > 0 ? "run.memory_limit_gb" : device.str();
+}
+
 void check_memory_fits(const MemoryEstimate& estimate, double available, const std::string& where) {
   if (available <= 0 || estimate.total_bytes() <= available) return;
   auto gib = [](double bytes) {
@@ -53,12 +62,12 @@ void check_memory_fits(const MemoryEstimate& estimate, double available, const s
   };
   char params[32];
   std::snprintf(params, sizeof(params), "%.3g", estimate.parameters);
-  throw config::ConfigError("this run needs at least " + gib(estimate.total_bytes()) + " (" + params +
+  throw DoesNotFitError("this run needs at least " + gib(estimate.total_bytes()) + " (" + params +
                             " parameters with gradients and AdamW moments: " + gib(estimate.state_bytes) +
                             "; activations: " + gib(estimate.activation_bytes) + ") but " + where + " has " +
                             gib(available) +
                             ": lower model.d_model, model.layers, model.vocab_size or the task's vocabulary, "
-                            "train.batch_size or the sequence length (or raise train.grad_accum)");
+                            "train.batch_size or the sequence length (or raise train.grad_accum or run.memory_limit_gb)");
 }
 
 }  // namespace bla::train

@@ -25,10 +25,21 @@ struct MemoryEstimate {
 
 MemoryEstimate estimate_training_memory(const config::Config& config, int64_t vocab, int64_t seq_len);
 
+// A run that cannot fit the memory it may use: a config error with its own
+// exit code (6), so that bla-sweep can split an ensemble that does not fit.
+class DoesNotFitError : public config::ConfigError {
+ public:
+  using config::ConfigError::ConfigError;
+};
+
 // Bytes the device offers: a CUDA device's memory, or the machine's RAM for the CPU.
 double device_memory_bytes(const c10::Device& device);
+// Bytes `config` may plan for on `device`: run.memory_limit_gb when set, else the device's.
+double memory_limit_bytes(const config::Config& config, const c10::Device& device);
+// What offers those bytes, for messages: "run.memory_limit_gb" or the device, e.g. "cuda:0".
+std::string memory_limit_name(const config::Config& config, const c10::Device& device);
 
-// Throws config::ConfigError when `estimate` exceeds `available` bytes.
+// Throws DoesNotFitError when `estimate` exceeds `available` bytes.
 void check_memory_fits(const MemoryEstimate& estimate, double available, const std::string& where);
 
 }  // namespace bla::train

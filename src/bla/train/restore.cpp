@@ -70,7 +70,7 @@ nlohmann::json state_summary(const model::LanguageModelImpl& model, int64_t cont
   nlohmann::json layers = nlohmann::json::array();
   int64_t total = 0;
   for (int64_t layer = 0; layer < model.num_layers(); ++layer) {
-    const int64_t n = model.mixer(layer).state_numel(context);
+    const int64_t n = model.state_numel(layer, context);
     total += n;
     layers.push_back({{"layer", layer}, {"mixer", model.mixer(layer).describe()}, {"state_numel", n}});
   }
@@ -135,7 +135,7 @@ nlohmann::json describe_architecture(const RestoredRun& run) {
                       {"type", spec.type},
                       {"params", yaml_to_json(spec.params->resolved())},
                       {"describe", run.model->mixer(layer).describe()},
-                      {"state_numel", run.model->mixer(layer).state_numel(run.task->seq_len())}});
+                      {"state_numel", run.model->state_numel(layer, run.task->seq_len())}});
   }
   out["layer_mixers"] = mixers;
   out["model_config"] = yaml_to_json(run.config.resolved["model"]);

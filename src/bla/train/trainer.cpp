@@ -62,7 +62,8 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
                               std::to_string(task->vocab_size()) + "); remove it or raise it");
   }
   // Sizes that cannot fit are refused before anything is allocated.
-  check_memory_fits(estimate_training_memory(config, vocab, task->seq_len()), device_memory_bytes(device), device.str());
+  check_memory_fits(estimate_training_memory(config, vocab, task->seq_len()), memory_limit_bytes(config, device),
+                    memory_limit_name(config, device));
   model::LanguageModel model(config.model, vocab, task->seq_len());
   config.finish_deferred_sections();
   model->to(device);
@@ -153,7 +154,7 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
             task->seq_len(), vocab, model->num_parameters());
   for (int64_t layer = 0; layer < model->num_layers(); ++layer) {
     log->info("  layer {}: {} | state {} numbers", layer, model->mixer(layer).describe(),
-              model->mixer(layer).state_numel(task->seq_len()));
+              model->state_numel(layer, task->seq_len()));
   }
   log->info("{} steps of {} examples ({} tokens), lr {} {}, warmup {}", progress.total_steps, t.batch_size,
             t.batch_size * task->seq_len(), t.lr, t.schedule, t.warmup_steps);

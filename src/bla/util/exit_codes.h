@@ -23,6 +23,7 @@ enum class ExitCode : int {
   kCheckpoint = 3,  // a checkpoint that cannot be read or does not fit the config
   kNonFinite = 4,   // a non-finite loss or gradient stopped training
   kInterrupted = 5, // SIGTERM, SIGINT or SIGHUP stopped training after a checkpoint
+  kOutOfMemory = 6, // the run does not fit the memory it may use (refused before training, or the device ran out)
 };
 
 // A wrong command-line argument found after parsing: exit status 2.
@@ -65,7 +66,7 @@ inline int report_current_exception(const std::string& program, const std::vecto
   } catch (const ArgumentError& e) {
     return report_error(program, ExitCode::kUsage, e.what());
   } catch (const std::bad_alloc&) {
-    return report_error(program, ExitCode::kError, "error: out of memory; lower the sizes in the config");
+    return report_error(program, ExitCode::kOutOfMemory, "error: out of memory; lower the sizes in the config");
   } catch (const std::exception& e) {
     for (const auto& kind : kinds) {
       if (kind.matches(e)) return report_error(program, kind.code, kind.label + e.what());

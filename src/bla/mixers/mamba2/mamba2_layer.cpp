@@ -1,6 +1,7 @@
 #include "bla/mixers/mamba2/mamba2_layer.h"
 
 #include "bla/config/section.h"
+#include "bla/mixers/common/short_conv.h"
 #include "bla/ops/ssd.h"
 
 #include <torch/torch.h>
@@ -19,20 +20,6 @@ std::string number(double value) {
   std::ostringstream out;
   out << value;
   return out.str();
-}
-
-// conv(x)_t = bias + sum_k w[:, k] * x_{t-(K-1)+k}: `window` holds the K
-// inputs x_{t-K+1} .. x_t along `dim`, `length` outputs taken at once. The
-// forward and the decode step both go through here, so they add the same
-// terms in the same order (decode reproduces the forward to the last bit).
-torch::Tensor causal_depthwise_conv(const torch::Tensor& padded, int64_t dim, int64_t length,
-                                    const torch::Tensor& weight, const torch::Tensor& bias) {
-  const int64_t K = weight.size(-1);
-  auto out = per_member(bias, 1, padded).to(padded.scalar_type()).expand_as(padded.narrow(dim, 0, length));
-  for (int64_t k = 0; k < K; ++k) {
-    out = out + padded.narrow(dim, k, length) * per_member(weight.select(-1, k), 1, padded).to(padded.scalar_type());
-  }
-  return out;
 }
 
 }  // namespace
