@@ -3,7 +3,8 @@
 # most LIMIT seconds (bla-sweep groups its points into ensembles; a stop
 # leaves checkpoints that a later call resumes), then copy what the docs need
 # (results.csv, the logs, each point's summary, metrics and config; no
-# checkpoints) to ${OUT:-gpu-sweep}/.
+# checkpoints; runs.tgz) to ${OUT:-gpu-sweep}/. Only bla-sweep hears the
+# time limit, and passes it on once: runs stop after a checkpoint.
 #   SWEEP=configs/sweeps/mqar_pilot.yaml GPUS=0,0 LIMIT=500 scripts/gpu_sweep.sh
 #   ONLY=bla,swa                      # bla-sweep --only
 set -uo pipefail
@@ -15,13 +16,12 @@ sweep=${SWEEP:-configs/sweeps/mqar_pilot.yaml}
 name=$(basename "$sweep" .yaml)
 dir=${SWEEP_DIR:-$BUILD_DIR/sweeps/$name}
 t0=$(date +%s)
-timeout -s TERM -k 60 "${LIMIT:-500}" "$BUILD_DIR/src/bla-sweep" "$sweep" --out "$dir" --gpus "${GPUS:-0}" \
+timeout --foreground -s TERM -k 60 "${LIMIT:-500}" "$BUILD_DIR/src/bla-sweep" "$sweep" --out "$dir" --gpus "${GPUS:-0}" \
   --bla-train "$BUILD_DIR/src/bla-train" ${ONLY:+--only "$ONLY"} > "$out/sweep.log" 2>&1
 echo "bla-sweep rc=$? after $(( $(date +%s) - t0 )) s"
 grep -E "points:|did not fit|FAILED|finished in|interrupted in" "$out/sweep.log" | head -20
 mkdir -p "$out/$name"
 cp "$dir/results.csv" "$out/$name/" 2>/dev/null
-cp -r "$dir/logs" "$out/$name/" 2>/dev/null
-(cd "$dir" && find runs -name summary.json -o -name metrics.jsonl -o -name config.yaml -o -name sweep_point.json) |
-  while read -r f; do mkdir -p "$out/$name/$(dirname "$f")"; cp "$dir/$f" "$out/$name/$f"; done
+(cd "$dir" && find logs runs -name '*.log' -o -name summary.json -o -name metrics.jsonl -o -name config.yaml \
+  -o -name sweep_point.json | tar czf - -T -) > "$out/$name/runs.tgz"
 python3 scripts/plot_sweep.py "$dir/results.csv" --no-plot > "$out/$name/tables.md" 2>&1 && cat "$out/$name/tables.md"

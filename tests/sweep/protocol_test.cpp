@@ -1,0 +1,46 @@
+// The MQAR protocol's pipeline on the CPU, end to end (configs/sweeps/mqar_ci.yaml):
+// bla-sweep trains each state point's learning rates x seeds as one ensemble
+// with validation and early stopping, and plot_sweep.py chooses the rate on
+// validation and prints the curves with intervals over seeds and the headline.
+#include "bla/util/files.h"
+#include "support/run_helpers.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+using bla::testing::run_command;
+using bla::testing::TempDir;
+
+TEST(SweepProtocol, TheMqarPipelineRunsEndToEndOnTheCpu) {
+  if (run_command("python3 --version", 30).status != 0) GTEST_SKIP() << "python3 is not on PATH";
+  TempDir tmp;
+  const std::string source = BLA_SOURCE_DIR;
+  const std::string out = tmp / "sweep";
+  auto sweep = run_command(std::string(BLA_BINARY_DIR) + "/src/bla-sweep " + source + "/configs/sweeps/mqar_ci.yaml --out " +
+                               out + " --jobs 2 --bla-train " + BLA_BINARY_DIR + "/src/bla-train",
+                           600);
+  ASSERT_EQ(sweep.status, 0) << sweep.output;
+  EXPECT_NE(sweep.output.find("36 points: 0 done already (skipped), 0 to resume, 36 new; 6 processes (6 ensembles"),
+            std::string::npos)
+      << sweep.output;
+  EXPECT_NE(sweep.output.find("36 ran, 0 failed"), std::string::npos) << sweep.output;
+  // Every point's summary holds its final validation and test results.
+  std::istringstream csv(bla::util::read_file(out + "/results.csv"));
+  std::string header, row;
+  std::getline(csv, header);
+  int rows = 0;
+  while (std::getline(csv, row)) ++rows;
+  EXPECT_EQ(rows, 36);
+  EXPECT_NE(header.find("validation_accuracy"), std::string::npos) << header;
+
+  auto plot = run_command("python3 " + source + "/scripts/plot_sweep.py " + out + "/results.csv --no-plot", 120);
+  ASSERT_EQ(plot.status, 0) << plot.output;
+  EXPECT_NE(plot.output.find("(learning rate chosen on validation_accuracy; test_accuracy reported)"), std::string::npos)
+      << plot.output;
+  EXPECT_NE(plot.output.find("3 seeds)"), std::string::npos) << plot.output;  // intervals over the three seeds
+  EXPECT_NE(plot.output.find("| threshold | bla | swa | swa/bla |"), std::string::npos) << plot.output;
+  EXPECT_NE(plot.output.find("| 0.99 |"), std::string::npos) << plot.output;
+}
