@@ -17,6 +17,7 @@ RegbenchOptions small() {
   RegbenchOptions o;
   o.train_automata = 300;
   o.test_automata = 60;
+  o.validation_automata = 20;
   return o;
 }
 
@@ -32,8 +33,8 @@ std::vector<int64_t> join(const std::vector<std::vector<int64_t>>& words, int64_
 TEST(RegBench, EveryWordIsAcceptedAndTheSequenceJoinsTheWords) {
   RegbenchGenerator gen(small(), 1);
   const auto& o = gen.options();
-  for (Split split : {Split::kTrain, Split::kTest}) {
-    for (int64_t i = 0; i < 40; ++i) {
+  for (Split split : {Split::kTrain, Split::kTest, Split::kValidation}) {
+    for (int64_t i = 0; i < 20; ++i) {
       auto a = gen.automaton(split, i);
       auto ex = gen.example(split, i);
       for (const auto& word : ex.words) ASSERT_TRUE(a.accepts(word)) << "example " << i;
@@ -58,35 +59,45 @@ TEST(RegBench, EveryWordIsAcceptedAndTheSequenceJoinsTheWords) {
   }
 }
 
-TEST(RegBench, AutomataAndWordsFollowTheConfiguredRanges) {
+// The draws of seq_icl's sampler (docs/tasks.md, "RegBench: the definition").
+TEST(RegBench, AutomataAndWordsFollowTheReferenceRanges) {
   auto o = small();
-  o.train_automata = 2000;
-  RegbenchGenerator gen(o, 2);
-  std::set<int64_t> state_counts, degrees, word_counts, word_lengths;
+  o.train_automata = 5000;
+  o.test_automata = 250;
+  o.validation_automata = 250;
+  RegbenchGenerator gen(o, 0);
+  std::set<int64_t> state_counts, alphabet_sizes, degrees, word_counts, word_lengths;
+  double minimal_states = 0;
   for (int64_t i = 0; i < o.train_automata; ++i) {
-    auto a = gen.automaton(Split::kTrain, i);
-    ASSERT_GE(a.num_states, 2);
-    ASSERT_LE(a.num_states, o.max_states - 1);
+    auto a = gen.drawn_automaton(Split::kTrain, i);
+    ASSERT_GE(a.num_states, o.max_outgoing_edges);
+    ASSERT_LE(a.num_states, o.max_num_nodes);
     state_counts.insert(a.num_states);
     std::set<int64_t> alphabet(a.alphabet.begin(), a.alphabet.end());
-    ASSERT_EQ(static_cast<int64_t>(alphabet.size()), a.num_states) << "n distinct symbols";
+    ASSERT_EQ(alphabet.size(), a.alphabet.size()) << "distinct symbols";
     ASSERT_GE(*alphabet.begin(), 0);
     ASSERT_LT(*alphabet.rbegin(), o.num_symbols());
+    alphabet_sizes.insert(static_cast<int64_t>(alphabet.size()));
     ASSERT_EQ(static_cast<int64_t>(a.edges.size()), a.num_states);
-    for (const auto& out : a.edges) {
-      const int64_t degree = static_cast<int64_t>(out.size());
-      ASSERT_GE(degree, 1);
-      ASSERT_LE(degree, std::min(o.max_outgoing_edges, a.num_states) - 1);
-      degrees.insert(degree);
-      std::set<int64_t> labels;
+    for (int64_t state = 0; state < a.num_states; ++state) {
+      const auto& out = a.edges[state];
+      degrees.insert(static_cast<int64_t>(out.size()));
+      std::set<int64_t> labels, targets;
       for (const auto& e : out) {
-        labels.insert(e.symbol);
         ASSERT_TRUE(alphabet.count(e.symbol)) << "labels come from the alphabet";
+        ASSERT_NE(e.target, state) << "no self-loops";
         ASSERT_GE(e.target, 0);
         ASSERT_LT(e.target, a.num_states);
+        labels.insert(e.symbol);
+        targets.insert(e.target);
       }
-      ASSERT_EQ(labels.size(), out.size()) << "labels are distinct per state";
+      ASSERT_EQ(labels.size(), out.size()) << "distinct labels per state";
+      ASSERT_EQ(targets.size(), out.size()) << "distinct targets per state";
     }
+    const auto m = gen.automaton(Split::kTrain, i);
+    EXPECT_EQ(m.canonical(), a.canonical()) << "minimising keeps the language";
+    EXPECT_LE(m.num_states, a.num_states);
+    minimal_states += static_cast<double>(m.num_states);
     if (i < 400) {
       auto ex = gen.example(Split::kTrain, i);
       const int64_t k = static_cast<int64_t>(ex.words.size());
@@ -94,17 +105,23 @@ TEST(RegBench, AutomataAndWordsFollowTheConfiguredRanges) {
       ASSERT_LE(k, o.max_examples - 1);
       word_counts.insert(k);
       for (const auto& w : ex.words) {
+        ASSERT_GE(w.size(), 1u);
         ASSERT_LE(static_cast<int64_t>(w.size()), o.max_word_len - 1);
         word_lengths.insert(static_cast<int64_t>(w.size()));
       }
     }
   }
-  // Every value of each inclusive range is drawn (2..9 states, 1..4 edges,
-  // 10..19 words, 0..49 symbols per word).
-  EXPECT_EQ(state_counts, (std::set<int64_t>{2, 3, 4, 5, 6, 7, 8, 9}));
-  EXPECT_EQ(degrees, (std::set<int64_t>{1, 2, 3, 4}));
+  // Every value of each inclusive range is drawn: 4..12 states, 4..18
+  // symbols, 1..3 edges, 10..19 words, 1..49 symbols per word.
+  EXPECT_EQ(state_counts, (std::set<int64_t>{4, 5, 6, 7, 8, 9, 10, 11, 12}));
+  EXPECT_EQ(static_cast<int64_t>(alphabet_sizes.size()), 15);
+  EXPECT_EQ(*alphabet_sizes.begin(), 4);
+  EXPECT_EQ(degrees, (std::set<int64_t>{1, 2, 3}));
   EXPECT_EQ(static_cast<int64_t>(word_counts.size()), o.max_examples - o.min_examples);
-  EXPECT_EQ(static_cast<int64_t>(word_lengths.size()), o.max_word_len);
+  EXPECT_EQ(static_cast<int64_t>(word_lengths.size()), o.max_word_len - 1);
+  // The reference's automata have 6.9 states on average once minimised (a
+  // port of seq_icl's sampler, 5,500 automata); the earlier generator's had 5.0.
+  EXPECT_NEAR(minimal_states / static_cast<double>(o.train_automata), 6.9, 0.2);
 }
 
 TEST(RegBench, ExamplesAreDeterministicFromSeedSplitAndIndex) {
@@ -146,10 +163,12 @@ TEST(RegBench, CanonicalFormIdentifiesTheLanguage) {
   EXPECT_TRUE(two.accepts({}));
 }
 
-TEST(RegBench, AutomataAreDistinctAcrossTrainAndTest) {
-  for (int64_t max_states : {10, 4}) {  // 4: few languages, so repeats are drawn and must be rejected
+TEST(RegBench, AutomataAreDistinctAcrossTrainTestAndValidation) {
+  for (int64_t nodes : {12, 2}) {  // 2 (one edge per state): 324 languages, so repeats are drawn and must be rejected
     auto o = small();
-    o.max_states = max_states;
+    o.max_num_nodes = nodes;
+    o.max_outgoing_edges = nodes == 2 ? 2 : o.max_outgoing_edges;
+    o.train_automata = nodes == 2 ? 200 : o.train_automata;
     RegbenchGenerator gen(o, 3);
     std::set<std::string> forms;
     for (int64_t i = 0; i < o.train_automata; ++i) forms.insert(gen.automaton(Split::kTrain, i).canonical());
@@ -157,24 +176,29 @@ TEST(RegBench, AutomataAreDistinctAcrossTrainAndTest) {
     for (int64_t i = 0; i < o.test_automata; ++i) {
       EXPECT_TRUE(forms.insert(gen.automaton(Split::kTest, i).canonical()).second) << "test automaton " << i;
     }
+    for (int64_t i = 0; i < o.validation_automata; ++i) {
+      EXPECT_TRUE(forms.insert(gen.automaton(Split::kValidation, i).canonical()).second) << "validation automaton " << i;
+    }
   }
 }
 
 TEST(RegBench, TooFewLanguagesForTheCountsAreReported) {
-  // With max_states 3 every automaton has 2 states and 1 edge per state over
-  // 18 symbols: a* (18), (ab)* and ab* (18 * 17 each) make 630 languages.
+  // With 2 states of one edge each (to the other state) over 18 symbols: a*
+  // (18: both edges labelled a) and (ab)* (18 * 17) make 324 languages.
   auto o = small();
-  o.max_states = 3;
+  o.max_num_nodes = 2;
+  o.max_outgoing_edges = 2;
   o.train_automata = 1000;
   o.test_automata = 10;
+  o.validation_automata = 0;
   try {
     RegbenchGenerator gen(o, 0);
     FAIL() << "expected an error";
   } catch (const std::invalid_argument& e) {
     EXPECT_STREQ(e.what(),
-                 "regbench: only 630 distinct automata in 21200 draws, but train_automata + test_automata = 1010 are "
-                 "needed (max_states 3, max_outgoing_edges 5); raise max_states or max_outgoing_edges, or lower "
-                 "train_automata and test_automata");
+                 "regbench: only 324 distinct automata in 21200 draws, but train_automata + test_automata + "
+                 "validation_automata = 1010 are needed (max_num_nodes 2, max_outgoing_edges 2); raise max_num_nodes "
+                 "or max_outgoing_edges, or lower the automata counts");
   }
 }
 
@@ -196,7 +220,8 @@ TEST(RegBench, BatchesPadToTheLongestRow) {
     for (int64_t t = 0; t < longest; ++t) {
       if (t + 1 < static_cast<int64_t>(tokens.size())) {
         EXPECT_EQ(batch.inputs[b][t].item<int64_t>(), tokens[t]);
-        EXPECT_EQ(batch.targets[b][t].item<int64_t>(), tokens[t + 1]) << "every non-padding position is supervised";
+        // Every next symbol is a target; the separator is not (seq_icl masks it).
+        EXPECT_EQ(batch.targets[b][t].item<int64_t>(), tokens[t + 1] == o.separator() ? kIgnoreIndex : tokens[t + 1]);
         EXPECT_EQ(batch.extras.at("allowed")[b][t].sum().item<int64_t>(),
                   static_cast<int64_t>(examples[b].allowed[t].size()));
       } else {
@@ -226,9 +251,11 @@ TEST(RegBench, SequencesAreCutToTheCap) {
 RegbenchTask tiny_vocab_task() {
   RegbenchOptions o;
   o.vocab_size = 5;
-  o.max_states = 4;
+  o.max_num_nodes = 4;
+  o.max_outgoing_edges = 3;
   o.train_automata = 5;
   o.test_automata = 5;
+  o.validation_automata = 5;
   return RegbenchTask(o, 0);
 }
 
@@ -260,6 +287,7 @@ TEST(RegBench, MetricsOnHandMadeLogits) {
   EXPECT_DOUBLE_EQ(m.at("symbol_positions"), 2.0);
   EXPECT_DOUBLE_EQ(m.at("accuracy"), 0.5);
   EXPECT_NEAR(m.at("tvd"), (0.3 + 0.8) / 2, 1e-6);
+  EXPECT_NEAR(m.at("tvd_seq_icl"), 2 * (0.3 + 0.8) / 2, 1e-6);  // seq_icl's number: the sum, no 1/2
   // A second batch accumulates: a model vocabulary of 6 whose extra id wins.
   auto wide = torch::tensor({{0.1, 0.1, 0.1, 0.1, 0.1, 0.5},  // argmax 5 is no symbol: wrong; tvd 0.8
                              {0.2, 0.2, 0.2, 0.2, 0.1, 0.1},
@@ -281,6 +309,7 @@ TEST(RegBench, EvaluateMatchesAPositionByPositionReference) {
   o.max_word_len = 12;
   o.train_automata = 8;
   o.test_automata = 7;
+  o.validation_automata = 3;
   RegbenchTask task(o, 9);
   auto config = bla::config::parse_config("model: {d_model: 16, layers: 1, heads: 2, mixer: attention}\n"
                                           "data: {task: mqar}\ntrain: {steps: 1}\n", "eval.yaml");
@@ -329,23 +358,24 @@ void expect_rejected(const RegbenchOptions& o, const std::string& message) {
 
 TEST(RegBench, BadOptionsAreRejected) {
   auto o = small();
-  o.max_states = 2;
-  expect_rejected(o, "regbench: max_states (2) must be >= 3: state counts are drawn from 2 .. max_states - 1");
+  o.max_num_nodes = 3;
+  expect_rejected(o, "regbench: max_num_nodes (3) must be >= max_outgoing_edges (4): state counts are drawn from "
+                     "max_outgoing_edges .. max_num_nodes");
   o = small();
-  o.max_states = 20;
-  expect_rejected(o, "regbench: vocab_size (20) must leave max_states - 1 = 19 symbols besides the separator and the "
-                     "padding; raise vocab_size to 21 or lower max_states");
+  o.vocab_size = 5;
+  expect_rejected(o, "regbench: vocab_size (5) must leave max_outgoing_edges = 4 symbols besides the separator and "
+                     "the padding: alphabet sizes are drawn from max_outgoing_edges .. vocab_size - 2; raise vocab_size "
+                     "to 6 or lower max_outgoing_edges");
   o = small();
   o.max_outgoing_edges = 1;
-  expect_rejected(o, "regbench: max_outgoing_edges (1) must be >= 2: each state gets 1 .. min(max_outgoing_edges, "
-                     "states) - 1 edges");
+  expect_rejected(o, "regbench: max_outgoing_edges (1) must be >= 2: each state gets 1 .. max_outgoing_edges - 1 edges");
   o = small();
   o.max_examples = 10;
   expect_rejected(o, "regbench: max_examples (10) must be > min_examples (10): word counts are drawn from "
                      "min_examples .. max_examples - 1");
   o = small();
-  o.max_word_len = 0;
-  expect_rejected(o, "regbench: max_word_len (0) must be >= 1: word lengths are drawn from 0 .. max_word_len - 1");
+  o.max_word_len = 1;
+  expect_rejected(o, "regbench: max_word_len (1) must be >= 2: word lengths are drawn from 1 .. max_word_len - 1");
 }
 
 TEST(RegBench, ConfigErrorsNameTheKeyAndLine) {
@@ -359,7 +389,7 @@ TEST(RegBench, ConfigErrorsNameTheKeyAndLine) {
                            "are drawn from min_examples .. max_examples - 1");
   }
   auto typo = bla::config::parse_config(
-      "model: {mixer: attention}\ntrain: {steps: 1}\ndata: {task: regbench, max_state: 5, train_automata: 3, test_automata: 3}\n",
+      "model: {mixer: attention}\ntrain: {steps: 1}\ndata: {task: regbench, max_num_node: 5, train_automata: 3, test_automata: 3}\n",
                                         "rb.yaml");
   auto task = make_task(*typo.data, 0);
   EXPECT_EQ(task->name(), "regbench");

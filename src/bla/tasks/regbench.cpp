@@ -20,6 +20,7 @@ namespace {
 // the automata of train and test are drawn independently of the words.
 constexpr uint64_t kTrainAutomata = 0x72627472;  // "rbtr"
 constexpr uint64_t kTestAutomata = 0x72627465;   // "rbte"
+constexpr uint64_t kValidationAutomata = 0x72627661;  // "rbva"
 
 int64_t uniform(std::mt19937_64& rng, int64_t lo, int64_t hi) {  // inclusive
   return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
@@ -40,26 +41,30 @@ std::string str(int64_t v) { return std::to_string(v); }
 
 void RegbenchOptions::validate() const {
   auto fail = [](const std::string& m) { throw std::invalid_argument("regbench: " + m); };
-  if (max_states < 3) fail("max_states (" + str(max_states) + ") must be >= 3: state counts are drawn from 2 .. max_states - 1");
-  if (num_symbols() < max_states - 1) {
-    fail("vocab_size (" + str(vocab_size) + ") must leave max_states - 1 = " + str(max_states - 1) +
-         " symbols besides the separator and the padding; raise vocab_size to " + str(max_states + 1) +
-         " or lower max_states");
-  }
   if (max_outgoing_edges < 2) {
     fail("max_outgoing_edges (" + str(max_outgoing_edges) +
-         ") must be >= 2: each state gets 1 .. min(max_outgoing_edges, states) - 1 edges");
+         ") must be >= 2: each state gets 1 .. max_outgoing_edges - 1 edges");
+  }
+  if (max_num_nodes < max_outgoing_edges) {
+    fail("max_num_nodes (" + str(max_num_nodes) + ") must be >= max_outgoing_edges (" + str(max_outgoing_edges) +
+         "): state counts are drawn from max_outgoing_edges .. max_num_nodes");
+  }
+  if (num_symbols() < max_outgoing_edges) {
+    fail("vocab_size (" + str(vocab_size) + ") must leave max_outgoing_edges = " + str(max_outgoing_edges) +
+         " symbols besides the separator and the padding: alphabet sizes are drawn from max_outgoing_edges .. "
+         "vocab_size - 2; raise vocab_size to " + str(max_outgoing_edges + 2) + " or lower max_outgoing_edges");
   }
   if (min_examples < 1) fail("min_examples (" + str(min_examples) + ") must be >= 1");
   if (max_examples <= min_examples) {
     fail("max_examples (" + str(max_examples) + ") must be > min_examples (" + str(min_examples) +
          "): word counts are drawn from min_examples .. max_examples - 1");
   }
-  if (max_word_len < 1) {
-    fail("max_word_len (" + str(max_word_len) + ") must be >= 1: word lengths are drawn from 0 .. max_word_len - 1");
+  if (max_word_len < 2) {
+    fail("max_word_len (" + str(max_word_len) + ") must be >= 2: word lengths are drawn from 1 .. max_word_len - 1");
   }
   if (train_automata < 1) fail("train_automata (" + str(train_automata) + ") must be >= 1");
   if (test_automata < 1) fail("test_automata (" + str(test_automata) + ") must be >= 1");
+  if (validation_automata < 0) fail("validation_automata (" + str(validation_automata) + ") must be >= 0");
   if (seq_len < 1) fail("seq_len (" + str(seq_len) + ") must be >= 1");
 }
 
@@ -79,7 +84,7 @@ bool Automaton::accepts(const std::vector<int64_t>& word) const {
   return true;  // every state accepts
 }
 
-std::string Automaton::canonical() const {
+Automaton Automaton::minimal() const {
   // Reachable states from the start.
   std::vector<int64_t> reachable{0};
   std::vector<bool> seen(static_cast<size_t>(num_states), false);
@@ -119,18 +124,30 @@ std::string Automaton::canonical() const {
   std::vector<int64_t> number(blocks, -1), representative;
   number[static_cast<size_t>(block[0])] = 0;
   representative.push_back(0);
-  std::string text;
+  Automaton m;
+  m.alphabet = alphabet;
   for (size_t i = 0; i < representative.size(); ++i) {
     auto out = edges[static_cast<size_t>(representative[i])];
     std::sort(out.begin(), out.end(), [](const Edge& a, const Edge& b) { return a.symbol < b.symbol; });
+    std::vector<Edge> merged;
     for (const auto& edge : out) {
       auto& n = number[static_cast<size_t>(block[static_cast<size_t>(edge.target)])];
       if (n < 0) {
         n = static_cast<int64_t>(representative.size());
         representative.push_back(edge.target);
       }
-      text += str(edge.symbol) + ">" + str(n) + ",";
+      merged.push_back({edge.symbol, n});
     }
+    m.edges.push_back(std::move(merged));
+  }
+  m.num_states = static_cast<int64_t>(m.edges.size());
+  return m;
+}
+
+std::string Automaton::canonical() const {
+  std::string text;
+  for (const auto& out : minimal().edges) {
+    for (const auto& edge : out) text += str(edge.symbol) + ">" + str(edge.target) + ",";
     text += ";";
   }
   return text;
@@ -142,7 +159,7 @@ RegbenchGenerator::RegbenchGenerator(RegbenchOptions options, uint64_t seed) : o
   // either split) is skipped, so every automaton of train and test defines
   // a different language. Hashes stand for the forms: a collision could only
   // reject a new automaton, never admit a repeat.
-  const int64_t wanted = options_.train_automata + options_.test_automata;
+  const int64_t wanted = options_.train_automata + options_.test_automata + options_.validation_automata;
   const int64_t max_draws = 20 * wanted + 1000;
   std::unordered_set<uint64_t> seen;
   int64_t draws = 0;
@@ -151,9 +168,9 @@ RegbenchGenerator::RegbenchGenerator(RegbenchOptions options, uint64_t seed) : o
       if (++draws > max_draws) {
         throw std::invalid_argument(
             "regbench: only " + str(static_cast<int64_t>(seen.size())) + " distinct automata in " + str(max_draws) +
-            " draws, but train_automata + test_automata = " + str(wanted) + " are needed (max_states " +
-            str(options_.max_states) + ", max_outgoing_edges " + str(options_.max_outgoing_edges) +
-            "); raise max_states or max_outgoing_edges, or lower train_automata and test_automata");
+            " draws, but train_automata + test_automata + validation_automata = " + str(wanted) +
+            " are needed (max_num_nodes " + str(options_.max_num_nodes) + ", max_outgoing_edges " +
+            str(options_.max_outgoing_edges) + "); raise max_num_nodes or max_outgoing_edges, or lower the automata counts");
       }
       const uint64_t draw_seed = util::derive_seed(seed_, stream, attempt);
       if (seen.insert(util::fnv1a64(sample_automaton(draw_seed).canonical())).second) seeds.push_back(draw_seed);
@@ -161,29 +178,43 @@ RegbenchGenerator::RegbenchGenerator(RegbenchOptions options, uint64_t seed) : o
   };
   fill(train_seeds_, options_.train_automata, kTrainAutomata);
   fill(test_seeds_, options_.test_automata, kTestAutomata);
+  fill(validation_seeds_, options_.validation_automata, kValidationAutomata);
 }
 
+// As seq_icl draws one (src/dataloaders/dfa.py): the state count and the
+// alphabet size independently, then per state 1 .. max_outgoing_edges - 1
+// edges with distinct labels to distinct other states.
 Automaton RegbenchGenerator::sample_automaton(uint64_t seed) const {
   const auto& o = options_;
   std::mt19937_64 rng(seed);
   Automaton a;
-  a.num_states = uniform(rng, 2, o.max_states - 1);
+  a.num_states = uniform(rng, o.max_outgoing_edges, o.max_num_nodes);
   std::vector<int64_t> symbols(static_cast<size_t>(o.num_symbols()));
   std::iota(symbols.begin(), symbols.end(), 0);
-  a.alphabet = choose(rng, symbols, a.num_states);
+  a.alphabet = choose(rng, symbols, uniform(rng, o.max_outgoing_edges, o.num_symbols()));
   a.edges.resize(static_cast<size_t>(a.num_states));
-  const int64_t max_edges = std::min(o.max_outgoing_edges, a.num_states) - 1;
-  for (auto& out : a.edges) {
-    const int64_t e = uniform(rng, 1, max_edges);
-    for (int64_t label : choose(rng, a.alphabet, e)) out.push_back({label, uniform(rng, 0, a.num_states - 1)});
+  for (int64_t state = 0; state < a.num_states; ++state) {
+    const int64_t t = uniform(rng, 1, o.max_outgoing_edges - 1);
+    std::vector<int64_t> others;
+    for (int64_t s = 0; s < a.num_states; ++s) {
+      if (s != state) others.push_back(s);
+    }
+    const auto labels = choose(rng, a.alphabet, t);
+    const auto targets = choose(rng, others, t);
+    for (int64_t i = 0; i < t; ++i) a.edges[static_cast<size_t>(state)].push_back({labels[i], targets[i]});
   }
   return a;
 }
 
-Automaton RegbenchGenerator::automaton(Split split, int64_t index) const {
-  const auto& seeds = split == Split::kTrain ? train_seeds_ : test_seeds_;
-  return sample_automaton(seeds.at(static_cast<size_t>(index)));
+const std::vector<uint64_t>& RegbenchGenerator::seeds_of(Split split) const {
+  return split == Split::kTrain ? train_seeds_ : split == Split::kTest ? test_seeds_ : validation_seeds_;
 }
+
+Automaton RegbenchGenerator::drawn_automaton(Split split, int64_t index) const {
+  return sample_automaton(seeds_of(split).at(static_cast<size_t>(index)));
+}
+
+Automaton RegbenchGenerator::automaton(Split split, int64_t index) const { return drawn_automaton(split, index).minimal(); }
 
 RegbenchExample RegbenchGenerator::example(Split split, int64_t index) const {
   const auto& o = options_;
@@ -192,7 +223,7 @@ RegbenchExample RegbenchGenerator::example(Split split, int64_t index) const {
   RegbenchExample ex;
   const int64_t k = uniform(rng, o.min_examples, o.max_examples - 1);
   for (int64_t w = 0; w < k; ++w) {
-    const int64_t length = uniform(rng, 0, o.max_word_len - 1);
+    const int64_t length = uniform(rng, 1, o.max_word_len - 1);
     std::vector<int64_t> word;
     int64_t state = 0;
     for (int64_t i = 0; i < length; ++i) {  // a uniform random walk from the start
@@ -229,12 +260,11 @@ int64_t RegbenchGenerator::max_input_len() const {
 }
 
 int64_t RegbenchTask::num_examples(Split split) const {
-  if (split == Split::kValidation) return 0;  // no validation split yet
-  return split == Split::kTrain ? generator_.options().train_automata : generator_.options().test_automata;
+  const auto& o = generator_.options();
+  return split == Split::kTrain ? o.train_automata : split == Split::kTest ? o.test_automata : o.validation_automata;
 }
 
 Batch RegbenchTask::batch(Split split, const std::vector<int64_t>& indices) const {
-  TORCH_CHECK(split != Split::kValidation, "regbench has no validation split");
   const auto& o = generator_.options();
   const int64_t B = static_cast<int64_t>(indices.size()), V = o.vocab_size;
   std::vector<RegbenchExample> examples;
@@ -253,7 +283,8 @@ Batch RegbenchTask::batch(Split split, const std::vector<int64_t>& indices) cons
     const auto& ex = examples[static_cast<size_t>(b)];
     for (int64_t t = 0; t + 1 < static_cast<int64_t>(ex.tokens.size()); ++t) {
       in[b][t] = ex.tokens[static_cast<size_t>(t)];
-      out[b][t] = ex.tokens[static_cast<size_t>(t + 1)];
+      const int64_t next = ex.tokens[static_cast<size_t>(t + 1)];
+      if (next != o.separator()) out[b][t] = next;  // the separator is not a target (seq_icl masks it)
       for (int64_t symbol : ex.allowed[static_cast<size_t>(t)]) ok[b][t][symbol] = true;
     }
   }
@@ -275,17 +306,19 @@ void RegbenchTask::score(const Batch& batch, const at::Tensor& logits, EvalTotal
   const double correct = mask.gather(1, predicted).sum().item<double>();
   auto q = mask.to(torch::kDouble);
   q = q / q.sum(-1, /*keepdim=*/true);
-  const double tvd = (0.5 * (torch::softmax(rows, -1) - q).abs().sum(-1)).sum().item<double>();
+  const double l1 = (torch::softmax(rows, -1) - q).abs().sum(-1).sum().item<double>();
   totals.add("symbol_positions", static_cast<double>(rows.size(0)));
   totals.add("allowed_correct", correct);
-  totals.add("tvd_sum", tvd);
+  totals.add("l1_sum", l1);
 }
 
 std::map<std::string, double> RegbenchTask::metrics(const EvalTotals& totals) const {
   auto get = [&](const char* key) { return totals.sums.count(key) ? totals.sums.at(key) : 0.0; };
   const double n = get("symbol_positions");
+  const double l1 = n > 0 ? get("l1_sum") / n : 0.0;
   return {{"accuracy", n > 0 ? get("allowed_correct") / n : 0.0},
-          {"tvd", n > 0 ? get("tvd_sum") / n : 0.0},
+          {"tvd", 0.5 * l1},
+          {"tvd_seq_icl", l1},
           {"symbol_positions", n}};
 }
 
@@ -294,13 +327,14 @@ std::unique_ptr<Task> make_regbench(config::Section& data, uint64_t seed) {
   RegbenchOptions o;
   constexpr int64_t kBig = int64_t{1} << 28;  // as mqar's train_examples
   o.vocab_size = data.integer("vocab_size", o.vocab_size, 3, 1 << 20);
-  o.max_states = data.integer("max_states", o.max_states, 1, 1 << 20);
+  o.max_num_nodes = data.integer("max_num_nodes", o.max_num_nodes, 1, 1 << 20);
   o.max_outgoing_edges = data.integer("max_outgoing_edges", o.max_outgoing_edges, 1, 1 << 20);
   o.min_examples = data.integer("min_examples", o.min_examples, 1, 1 << 20);
   o.max_examples = data.integer("max_examples", o.max_examples, 1, 1 << 20);
   o.max_word_len = data.integer("max_word_len", o.max_word_len, 1, 1 << 20);
   o.train_automata = data.integer("train_automata", o.train_automata, 1, kBig);
   o.test_automata = data.integer("test_automata", o.test_automata, 1, kBig);
+  o.validation_automata = data.integer("validation_automata", o.validation_automata, 0, kBig);
   o.seq_len = data.integer("seq_len", o.seq_len, 1, 1 << 20);
   seed = static_cast<uint64_t>(data.integer("seed", static_cast<int64_t>(seed), 0, INT64_MAX));
   try {

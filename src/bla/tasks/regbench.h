@@ -1,9 +1,9 @@
 // RegBench: in-context learning of regular languages, the task of the RegBench
-// paper ("In-Context Language Learning: Architectures and Algorithms");
-// see docs/tasks.md "RegBench" (also for where this generator differs from the
-// reference, berlino/seq_icl). Each sequence is a set of words from
-// one random probabilistic automaton, joined by a separator; the model must
-// infer the automaton in context to predict the next symbol.
+// paper ("In-Context Language Learning: Architectures and Algorithms"),
+// generated as its reference code (berlino/seq_icl) generates it; see
+// docs/tasks.md "RegBench". Each sequence is a set of words from one random
+// probabilistic automaton, joined by a separator; the model must infer the
+// automaton in context to predict the next symbol.
 //
 // Token ids: symbols are 0 .. vocab_size - 3, the separator "|" is
 // vocab_size - 2 and the padding "." is vocab_size - 1 (never supervised).
@@ -19,13 +19,14 @@ namespace bla::tasks {
 
 struct RegbenchOptions {
   int64_t vocab_size = 20;  // symbols + separator + padding
-  int64_t max_states = 10;
-  int64_t max_outgoing_edges = 5;
-  int64_t min_examples = 10;
+  int64_t max_num_nodes = 12;      // states drawn from max_outgoing_edges .. max_num_nodes
+  int64_t max_outgoing_edges = 4;  // edges per state drawn from 1 .. max_outgoing_edges - 1
+  int64_t min_examples = 10;       // words drawn from min_examples .. max_examples - 1
   int64_t max_examples = 20;
-  int64_t max_word_len = 50;
+  int64_t max_word_len = 50;       // word lengths drawn from 1 .. max_word_len - 1
   int64_t train_automata = 5000;
-  int64_t test_automata = 500;
+  int64_t test_automata = 250;
+  int64_t validation_automata = 250;
   // The most input tokens of one row: the token sequence is cut to
   // seq_len + 1 tokens (inputs are all but its last token, targets all but
   // its first), as MQAR's seq_len is the model's input length.
@@ -53,9 +54,13 @@ struct Automaton {
   int64_t next(int64_t state, int64_t symbol) const;
   // Whether the automaton, started in state 0, reads the whole word.
   bool accepts(const std::vector<int64_t>& word) const;
+  // The minimal automaton of the same language: the reachable part, equivalent
+  // states merged (all accept, so states merge when the same labels lead to
+  // equivalent states), states numbered breadth-first from the start, edges
+  // by symbol. Walks on it give the same word distribution.
+  Automaton minimal() const;
   // A description equal for two automata exactly when they define the same
-  // probabilistic language: the minimal automaton, reachable part only,
-  // states numbered in breadth-first order from the start (edges by symbol).
+  // probabilistic language: the minimal automaton's edges as text.
   std::string canonical() const;
 };
 
@@ -69,10 +74,13 @@ struct RegbenchExample {
 
 class RegbenchGenerator {
  public:
-  // Samples train_automata + test_automata pairwise distinct automata (by
-  // canonical form) up front; only their seeds are kept.
+  // Samples train_automata + test_automata + validation_automata pairwise
+  // distinct automata (by canonical form) up front; only their seeds are kept.
   RegbenchGenerator(RegbenchOptions options, uint64_t seed);
+  // The automaton of an example, minimised (as the reference samples from).
   Automaton automaton(Split split, int64_t index) const;
+  // As drawn, before minimisation.
+  Automaton drawn_automaton(Split split, int64_t index) const;
   RegbenchExample example(Split split, int64_t index) const;
   const RegbenchOptions& options() const { return options_; }
   // The longest input row any example can have: min(seq_len, longest sequence - 1).
@@ -82,20 +90,23 @@ class RegbenchGenerator {
   Automaton sample_automaton(uint64_t seed) const;
   RegbenchOptions options_;
   uint64_t seed_;
-  std::vector<uint64_t> train_seeds_, test_seeds_;  // the accepted draw of each automaton
+  const std::vector<uint64_t>& seeds_of(Split split) const;
+  std::vector<uint64_t> train_seeds_, test_seeds_, validation_seeds_;  // the accepted draw of each automaton
 };
 
-// Batches pad every row to the batch's longest row with the padding token
-// (targets kIgnoreIndex there). Batch.extras["allowed"] is a (B, L, vocab)
-// bool mask of the symbols the automaton allows at each position.
+// Batches pad every row to the batch's longest row with the padding token.
+// Targets that are the separator or padding are kIgnoreIndex (not trained on,
+// as in the reference). Batch.extras["allowed"] is a (B, L, vocab) bool mask
+// of the symbols the automaton allows at each position.
 //
-// Metrics count the positions whose target is a symbol (not the separator,
-// not padding), as docs/tasks.md says: the automaton's distribution there is
-// uniform over the current state's edges, while at a word's end it has no
-// stated probability of stopping.
-//   accuracy: argmax of the logits is a symbol the automaton allows;
-//   tvd:      0.5 * sum_v |softmax(logits)_v - q_v|, q uniform over the
-//             allowed symbols (zero elsewhere, separator and padding included).
+// Metrics count the positions whose target is a symbol, as docs/tasks.md
+// says: the automaton's distribution there is uniform over the current
+// state's edges.
+//   accuracy:   argmax of the logits is a symbol the automaton allows;
+//   tvd:        0.5 * sum_v |softmax(logits)_v - q_v|, q uniform over the
+//               allowed symbols (zero elsewhere, separator and padding included);
+//   tvd_seq_icl: sum_v |softmax(logits)_v - q_v| (no 1/2), the number
+//               seq_icl reports under the name tvd.
 class RegbenchTask : public Task {
  public:
   RegbenchTask(RegbenchOptions options, uint64_t seed) : generator_(std::move(options), seed) {}
