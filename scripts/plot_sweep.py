@@ -19,7 +19,7 @@ seeds its 95% bootstrap interval over seeds (the error bars of the plot), then
 the learning rate and the number of seeds: 0.912 [0.880, 0.951] (lr 1e-3, 3
 seeds); with one seed 0.950 (lr 3e-3).
 
-When higher is better (not for *loss or *tvd), a headline table follows: for
+When higher is better (not for *loss, *tvd or *tvd_seq_icl), a headline table follows: for
 each --thresholds value and group, the crossing state, defined as the smallest
 state whose mean over seeds is >= the threshold (the curve is not assumed
 monotone; "not reached" when no state is), and the ratio of two groups'
@@ -85,7 +85,7 @@ def axis_columns(rows):
 
 
 def lower_is_better(column):
-    return column.endswith("loss") or column.endswith("tvd")
+    return column.endswith("loss") or column.endswith("tvd") or column.endswith("tvd_seq_icl")
 
 
 def selection_column(rows, metric):

@@ -8,15 +8,16 @@ void check_validation_settings(const config::TrainConfig& train, const tasks::Ta
   if (train.validation_every > 0 && task.num_examples(tasks::Split::kValidation) == 0) {
     throw config::ConfigError("train.validation_every is " + std::to_string(train.validation_every) + " but task " +
                               task.name() + " has no validation examples" +
-                              (task.name() == "mqar" ? "; set data.validation_examples (e.g. 1000)"
-                                                     : " (only mqar has a validation split); set validation_every: 0"));
+                              (task.name() == "mqar"       ? "; set data.validation_examples (e.g. 1000)"
+                               : task.name() == "regbench" ? "; set data.validation_automata (e.g. 250)"
+                                                           : " (it has no validation split); set validation_every: 0"));
   }
 }
 
 EarlyStop::EarlyStop(const config::TrainConfig& train)
     : metric_(train.early_stop_metric),
       target_(train.early_stop_at),
-      lower_is_better_(metric_ == "loss" || metric_ == "tvd" || metric_ == "perplexity") {}
+      lower_is_better_(metric_ == "loss" || metric_ == "tvd" || metric_ == "tvd_seq_icl" || metric_ == "perplexity") {}
 
 bool EarlyStop::reached(const std::map<std::string, double>& validation) const {
   auto it = validation.find(metric_);
