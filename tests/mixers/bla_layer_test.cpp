@@ -18,6 +18,9 @@
 #include <fstream>
 #include <string>
 #include <vector>
+#include "support/tensor_checks.h"
+
+using bla::testing::max_abs_diff;
 
 namespace {
 
@@ -59,8 +62,6 @@ void copy_parameters(MixerImpl& from, MixerImpl& to) {
     p.value().copy_(source[p.key()]);
   }
 }
-
-double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
 
 // ---------------------------------------------------------------------------
 // slots == window is SWA(window)

@@ -21,6 +21,9 @@
 #include <vector>
 
 #include "support/finite_difference.h"
+#include "support/tensor_checks.h"
+
+using bla::testing::max_abs_diff;
 
 namespace bla::ops {
 namespace {
@@ -39,12 +42,6 @@ Qkv random_qkv(int64_t batch, int64_t length, int64_t heads, int64_t dk, int64_t
   x.k = at::randn({batch, length, heads, dk}, generator, f64).to(dtype);
   x.v = at::randn({batch, length, heads, dv}, generator, f64).to(dtype);
   return x;
-}
-
-double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
-  EXPECT_EQ(a.sizes(), b.sizes());
-  if (a.numel() == 0) return 0.0;
-  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
 }
 
 // Sliding-window attention written here, independent of the project's ops:

@@ -12,6 +12,10 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+#include "support/tensor_checks.h"
+
+using bla::testing::max_abs_diff;
+using bla::testing::expect_invalid_argument;
 
 namespace bla::ops {
 namespace {
@@ -47,10 +51,6 @@ GatedWindowOptions options_of(const WindowCase& c) {
   opt.window = c.window;
   opt.block = c.block;
   return opt;
-}
-
-double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
-  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
 }
 
 const std::vector<WindowCase> kCases = {
@@ -177,16 +177,6 @@ TEST(GatedWindowTest, LongSequenceFloat32MatchesFloat64) {
   got.sum().backward();
   EXPECT_TRUE(torch::isfinite(g32.grad()).all().item<bool>());
   EXPECT_TRUE(torch::isfinite(q32.grad()).all().item<bool>());
-}
-
-template <typename F>
-void expect_invalid_argument(F&& f, const std::string& message) {
-  try {
-    f();
-    ADD_FAILURE() << "expected std::invalid_argument: " << message;
-  } catch (const std::invalid_argument& e) {
-    EXPECT_EQ(std::string(e.what()), message);
-  }
 }
 
 TEST(GatedWindowTest, RejectsBadOptionsAndShapes) {

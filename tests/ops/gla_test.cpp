@@ -11,6 +11,10 @@
 #include <vector>
 
 #include "support/finite_difference.h"
+#include "support/tensor_checks.h"
+
+using bla::testing::max_abs_diff;
+using bla::testing::expect_invalid_argument;
 
 namespace {
 
@@ -32,20 +36,6 @@ GlaInputs random_inputs(int64_t B, int64_t T, int64_t H, int64_t Dk, int64_t Dv,
   in.v = torch::randn({B, T, H, Dv}, opts);
   in.g = torch::rand({B, T, H, Dk}, opts) * (g_high - g_low) + g_low;
   return in;
-}
-
-double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
-}
-
-template <class Call>
-void expect_invalid_argument(Call&& call, const std::string& message) {
-  try {
-    call();
-    ADD_FAILURE() << "expected std::invalid_argument: " << message;
-  } catch (const std::invalid_argument& error) {
-    EXPECT_EQ(std::string(error.what()), message);
-  }
 }
 
 struct Shape {

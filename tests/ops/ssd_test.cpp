@@ -11,6 +11,10 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+#include "support/tensor_checks.h"
+
+using bla::testing::max_abs_diff;
+using bla::testing::expect_invalid_argument;
 
 namespace bla::ops {
 namespace {
@@ -43,10 +47,6 @@ SsdInputs make_inputs(const SsdShape& s, at::ScalarType dtype, uint64_t seed, do
   in.Cm = torch::randn({s.batch, s.seq, s.groups, s.d_state}, o);
   in.D = torch::randn({s.heads}, o);
   return in;
-}
-
-double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
-  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
 }
 
 const std::vector<SsdShape> kShapes = {
@@ -200,16 +200,6 @@ TEST(SsdTest, LongSequenceFloat32MatchesFloat64) {
   auto restarted = selective_state_space(in.x.narrow(1, 64, 64), in.dt.narrow(1, 64, 64), in.A,
                                          in.Bm.narrow(1, 64, 64), in.Cm.narrow(1, 64, 64), in.D);
   EXPECT_GT(max_abs_diff(restarted.select(2, 3), expected.narrow(1, 64, 64).select(2, 3)), 1e-2);
-}
-
-template <typename F>
-void expect_invalid_argument(F&& f, const std::string& message) {
-  try {
-    f();
-    ADD_FAILURE() << "expected std::invalid_argument: " << message;
-  } catch (const std::invalid_argument& e) {
-    EXPECT_EQ(std::string(e.what()), message);
-  }
 }
 
 TEST(SsdTest, RejectsBadOptionsAndShapes) {

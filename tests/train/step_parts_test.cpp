@@ -11,10 +11,11 @@
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include "support/tensor_checks.h"
+
+using bla::testing::max_abs_diff;
 
 namespace {
-
-double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
 
 struct HeadProblem {
   torch::Tensor hidden, weight, targets;
