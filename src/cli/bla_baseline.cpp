@@ -9,6 +9,7 @@
 
 #include "cli/arguments.h"
 #include "cli/library_errors.h"
+#include "cli/split_option.h"
 
 #include <nlohmann/json.hpp>
 
@@ -27,7 +28,7 @@ int main(int argc, char** argv) {
   app.add_option("--ngram", orders, "orders of the predictors (default 1,2,3)")
       ->delimiter(',')
       ->check(bla::cli::IntegerIn(1, 64));
-  app.add_option("--split", split_name, "the split to score")->check(CLI::IsMember({"test", "validation", "train"}));
+  bla::cli::add_split_option(app, split_name);
   app.add_option("--max-examples", max_examples, "score only the first N examples (default: the whole split)")
       ->check(bla::cli::IntegerIn(0, std::numeric_limits<int64_t>::max()));
   app.add_option("--out", out, "also write the JSON result to this file");
@@ -42,9 +43,11 @@ int main(int argc, char** argv) {
       throw bla::util::ArgumentError(config_path + ": data.task is " + task->name() +
                                      "; the n-gram predictors are defined for regbench only");
     }
-    const auto split = split_name == "test"         ? bla::tasks::Split::kTest
-                       : split_name == "validation" ? bla::tasks::Split::kValidation
-                                                    : bla::tasks::Split::kTrain;
+    const auto split = bla::cli::split_of(split_name);
+    if (task->num_examples(split) == 0) {
+      throw bla::util::ArgumentError("--split " + split_name + ": this config has no " + split_name +
+                                     " automata (data.validation_automata is 0)");
+    }
     nlohmann::json result;
     result["config"] = config_path;
     result["overrides"] = overrides;

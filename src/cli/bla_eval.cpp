@@ -1,4 +1,4 @@
-// bla-eval CHECKPOINT [--set key.path=value ...] [--split test|train] [--out FILE.json]
+// bla-eval CHECKPOINT [--set key.path=value ...] [--split test|validation|train] [--out FILE.json]
 //          [--max-examples N] [--batch-size N]
 // Rebuilds model and task from the config stored in the checkpoint, scores
 // the split (the task's metrics and the loss), prints the result as JSON and
@@ -11,6 +11,7 @@
 
 #include "cli/arguments.h"
 #include "cli/library_errors.h"
+#include "cli/split_option.h"
 
 #include <torch/torch.h>
 
@@ -20,7 +21,7 @@
 
 int main(int argc, char** argv) {
   const std::string program = "bla-eval";
-  CLI::App app{"bla-eval: evaluate a checkpoint on its task's test (or train) split. Runs on the device of the stored "
+  CLI::App app{"bla-eval: evaluate a checkpoint on its task's test (or validation, or train) split. Runs on the device of the stored "
                "config (run.device); --set run.device=cpu needs no GPU."};
   std::string checkpoint, out, split_name = "test";
   std::vector<std::string> overrides;
@@ -29,7 +30,7 @@ int main(int argc, char** argv) {
       ->required();
   app.add_option("--set", overrides,
                  "override a value of the stored config, e.g. --set data.test_automata=100 or run.device=cpu (repeatable)");
-  app.add_option("--split", split_name, "the split to score")->check(CLI::IsMember({"test", "train"}));
+  bla::cli::add_split_option(app, split_name);
   app.add_option("--out", out, "where to write the JSON result (default: <checkpoint stem>.eval-<split>.json)");
   app.add_option("--max-examples", max_examples, "score only the first N examples (default: the whole split)")
       ->check(bla::cli::IntegerIn(0, std::numeric_limits<int64_t>::max()));
@@ -47,7 +48,11 @@ int main(int argc, char** argv) {
     options.max_examples = max_examples;
     options.batch_size = batch_size > 0 ? batch_size : (t.eval_batch_size > 0 ? t.eval_batch_size : t.batch_size);
     options.bf16 = run.device.is_cuda() && t.precision != "fp32";
-    const auto split = split_name == "test" ? bla::tasks::Split::kTest : bla::tasks::Split::kTrain;
+    const auto split = bla::cli::split_of(split_name);
+    if (run.task->num_examples(split) == 0) {
+      throw bla::util::ArgumentError("--split " + split_name + ": task " + run.task->name() + " has no " + split_name +
+                                     " examples in this config (e.g. set data.validation_examples for mqar)");
+    }
     auto metrics = bla::train::evaluate(*run.model, *run.task, split, run.device, options);
 
     nlohmann::json result;

@@ -2,6 +2,7 @@
 // (README, "Exit codes"): argument errors are 2, whatever CLI11 would say;
 // numbers out of range are argument errors; the wrong kind of file given as
 // a checkpoint is named; no backtrace reaches the terminal.
+#include "bla/util/files.h"
 #include "support/run_helpers.h"
 
 #include <gtest/gtest.h>
@@ -49,6 +50,21 @@ TEST(Programs, ARunThatCannotFitItsMemoryIsExit6) {
   expect_one_line_error(train + " --set run.memory_limit_gb=0.0001", 6, "bla-train: does not fit: this run needs at least ");
   expect_one_line_error(train + " --set run.memory_limit_gb=0.0001 --set 'run.seed=[1, 2]'", 6,
                         "bla-train: does not fit: an ensemble of 2 members needs at least ");
+}
+
+TEST(Programs, EvalScoresTheValidationSplitWhereTheConfigHasOne) {
+  TempDir tmp;
+  bla::util::write_file_atomically(tmp / "tiny.yaml", bla::testing::tiny_mqar_config());
+  const std::string train = program("bla-train") + " '" + (tmp / "tiny.yaml") + "' --set train.steps=2 --set train.checkpoint_every=0";
+  ASSERT_EQ(run_command(train + " --out '" + (tmp / "with") + "' --set data.validation_examples=16", 120).status, 0);
+  ASSERT_EQ(run_command(train + " --out '" + (tmp / "without") + "'", 120).status, 0);
+  auto scored = run_command(program("bla-eval") + " '" + (tmp / "with") + "/checkpoints/step-00000002.ckpt' --split validation 2>&1", 120);
+  ASSERT_EQ(scored.status, 0) << scored.output;
+  EXPECT_NE(scored.output.find("\"split\": \"validation\""), std::string::npos) << scored.output;
+  EXPECT_NE(scored.output.find("\"examples\": 16"), std::string::npos) << scored.output;
+  expect_one_line_error(program("bla-eval") + " '" + (tmp / "without") + "/checkpoints/step-00000002.ckpt' --split validation", 2,
+                        "bla-eval: --split validation: task mqar has no validation examples in this config (e.g. set "
+                        "data.validation_examples for mqar)");
 }
 
 TEST(Programs, NumbersOutOfRangeAreArgumentErrors) {
