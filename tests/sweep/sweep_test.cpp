@@ -436,3 +436,40 @@ grid: {run.seed: [1, 2, 3, 4, 5, 6, 7, 8]}
   for (size_t row = 1; row <= 8; ++row) EXPECT_EQ(column(csv, row, "status"), "done") << row;
   EXPECT_NE(run.output.find("8 ran, 0 failed"), std::string::npos) << run.output;
 }
+
+// A Ctrl-C reaches the terminal's whole process group. The runs bla-sweep
+// started sit in groups of their own, so each hears the signal once (from
+// bla-sweep) and can finish its step and checkpoint (bla-train exits 5 then;
+// a second signal would end it at once).
+TEST(SweepRun, ACtrlCToTheProcessGroupReachesEachRunOnceAndItEndsInterrupted) {
+  TempDir tmp;
+  const std::string fake = write_file(tmp / "fake-train", R"SH(#!/bin/sh
+out=""; prev=""
+for a in "$@"; do [ "$prev" = "--out" ] && out=$a; prev=$a; done
+mkdir -p "$out"
+got=0
+trap 'got=$((got+1)); echo "signal $got" >> "$out/signals"' INT TERM
+echo started > "$(dirname "$(dirname "$out")")/started"
+i=0
+while [ $got -eq 0 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+sleep 1
+exit 5
+)SH");
+  ::chmod(fake.c_str(), 0755);
+  write_file(tmp / "base.yaml", "run: {name: x}\n");
+  const std::string sweep = write_file(tmp / "s.yaml", "base: base.yaml\ngrid: {train.lr: [1e-3]}\n");
+  const std::string out = tmp / "out";
+  // bla-sweep in a process group of its own; once its run started, SIGINT to that whole group.
+  const std::string ctrl_c =
+      write_file(tmp / "ctrl-c", "#!/bin/sh\nsetsid \"$@\" & p=$!\nn=0\n"
+                                 "while [ ! -s " + out + "/started ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done\n"
+                                 "kill -INT -$p\nwait $p\n");
+  ::chmod(ctrl_c.c_str(), 0755);
+  auto run = run_command(ctrl_c + " " + kSweep + " " + sweep + " --out " + out + " --jobs 1 --ensemble off --bla-train " + fake, 60);
+  EXPECT_EQ(run.status, 130) << run.output;
+  EXPECT_EQ(bla::util::read_file(out + "/runs/lr-1e-3/signals"), "signal 1\n");
+  auto csv = read_csv(out + "/results.csv");
+  ASSERT_EQ(csv.size(), 2u);
+  EXPECT_EQ(column(csv, 1, "status"), "interrupted");
+  EXPECT_EQ(column(csv, 1, "exit_code"), "5");
+}

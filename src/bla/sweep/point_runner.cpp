@@ -166,6 +166,8 @@ std::string status_of_exit(int exit_code) {
     case 2: return "config_error";
     case 3: return "checkpoint_error";
     case 4: return "nonfinite";
+    case 5: return "interrupted";  // stopped by a signal after a checkpoint: the next call resumes it
+    case 6: return "does_not_fit";
     default: return "failed";
   }
 }
@@ -251,6 +253,10 @@ pid_t launch(const std::string& program, const std::vector<std::string>& args, c
     throw std::runtime_error(std::string("fork failed: ") + std::strerror(errno));
   }
   if (pid == 0) {
+    // A process group of its own: a Ctrl-C in the terminal (or `timeout`)
+    // signals bla-sweep's group, and bla-sweep passes the signal on once.
+    // Two would make bla-train quit without its checkpoint.
+    ::setpgid(0, 0);
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     ::signal(SIGINT, SIG_DFL);
     ::signal(SIGTERM, SIG_DFL);
