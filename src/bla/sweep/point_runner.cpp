@@ -301,10 +301,6 @@ std::string describe(const nlohmann::json& summary) {
   return out.str();
 }
 
-}  // namespace
-
-namespace {
-
 // The members of an ensemble that have no summary yet (marked pending again),
 // in two halves; members that finished keep their results.
 std::pair<std::vector<size_t>, std::vector<size_t>> split_unfinished(const SweepSpec& spec, const Grid& grid,
