@@ -100,6 +100,19 @@ std::string write_file(const std::string& path, const std::string& text) {
   return path;
 }
 
+// A script at `path` that runs its arguments, waits until `flag` is a
+// non-empty file (at most 10 s), sends them SIG`signal` and exits with their
+// status. With `whole_group` they run in a process group of their own and the
+// signal goes to all of it, as a terminal's Ctrl-C does.
+std::string write_signal_script(const std::string& path, const std::string& flag, const std::string& signal,
+                                bool whole_group) {
+  write_file(path, std::string("#!/bin/sh\n") + (whole_group ? "setsid " : "") + "\"$@\" & p=$!\nn=0\n" +
+                       "while [ ! -s " + flag + " ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done\n" +
+                       "kill -" + signal + " " + (whole_group ? "-" : "") + "$p\nwait $p\n");
+  ::chmod(path.c_str(), 0755);
+  return path;
+}
+
 int count_lines(const std::string& path) {
   if (!bla::util::path_exists(path)) return 0;
   std::istringstream in(bla::util::read_file(path));
@@ -283,13 +296,8 @@ TEST(SweepRun, AStopSignalWithPointsStillQueuedEndsInterruptedWithTheCsv) {
                                        "base: base.yaml\ngrid: {train.lr: [slow]}\n"
                                        "groups:\n  - {label: bla, grid: {model.mixers.bla.slots: [4, 8, 16]}}\n");
   const std::string out = tmp / "out";
-  // Runs its arguments, sends them SIGTERM once the first point has started
-  // (or after 10 s) and exits with their status.
-  const std::string stopper =
-      write_file(tmp / "stop", "#!/bin/sh\n\"$@\" & p=$!\nn=0\n"
-                               "while [ ! -s " + out + "/calls.txt ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done\n"
-                               "kill -TERM $p\nwait $p\n");
-  ::chmod(stopper.c_str(), 0755);
+  // SIGTERM to bla-sweep alone once the first point has started.
+  const std::string stopper = write_signal_script(tmp / "stop", out + "/calls.txt", "TERM", false);
   auto run = run_command(stopper + " " + kSweep + " " + sweep + " --out " + out + " --jobs 1 --bla-train " + fake, 60);
   EXPECT_EQ(run.status, 130) << run.output;
   EXPECT_LT(run.seconds, 20) << run.output;  // the sleeping point was stopped, not waited for
@@ -449,6 +457,8 @@ for a in "$@"; do [ "$prev" = "--out" ] && out=$a; prev=$a; done
 mkdir -p "$out"
 got=0
 trap 'got=$((got+1)); echo "signal $got" >> "$out/signals"' INT TERM
+# Its process group (field 5 of /proc/PID/stat) against bla-sweep's.
+echo "$(cut -d' ' -f5 /proc/$$/stat) $(cut -d' ' -f5 /proc/$PPID/stat) $$" > "$out/groups"
 echo started > "$(dirname "$(dirname "$out")")/started"
 i=0
 while [ $got -eq 0 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
@@ -459,15 +469,19 @@ exit 5
   write_file(tmp / "base.yaml", "run: {name: x}\n");
   const std::string sweep = write_file(tmp / "s.yaml", "base: base.yaml\ngrid: {train.lr: [1e-3]}\n");
   const std::string out = tmp / "out";
-  // bla-sweep in a process group of its own; once its run started, SIGINT to that whole group.
-  const std::string ctrl_c =
-      write_file(tmp / "ctrl-c", "#!/bin/sh\nsetsid \"$@\" & p=$!\nn=0\n"
-                                 "while [ ! -s " + out + "/started ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done\n"
-                                 "kill -INT -$p\nwait $p\n");
-  ::chmod(ctrl_c.c_str(), 0755);
+  // Once its run started, SIGINT to bla-sweep's whole process group, as a terminal's Ctrl-C.
+  const std::string ctrl_c = write_signal_script(tmp / "ctrl-c", out + "/started", "INT", true);
   auto run = run_command(ctrl_c + " " + kSweep + " " + sweep + " --out " + out + " --jobs 1 --ensemble off --bla-train " + fake, 60);
   EXPECT_EQ(run.status, 130) << run.output;
   EXPECT_EQ(bla::util::read_file(out + "/runs/lr-1e-3/signals"), "signal 1\n");
+  // The run leads a process group of its own, not bla-sweep's. (The count
+  // above alone cannot tell: in this shell script two signals microseconds
+  // apart can merge into one; bla-train's handler sees them apart.)
+  std::istringstream groups(bla::util::read_file(out + "/runs/lr-1e-3/groups"));
+  long own = 0, sweeps = 0, pid = 0;
+  groups >> own >> sweeps >> pid;
+  EXPECT_EQ(own, pid);
+  EXPECT_NE(own, sweeps);
   auto csv = read_csv(out + "/results.csv");
   ASSERT_EQ(csv.size(), 2u);
   EXPECT_EQ(column(csv, 1, "status"), "interrupted");
