@@ -259,10 +259,7 @@ int64_t RegbenchGenerator::max_input_len() const {
   return std::max<int64_t>(1, std::min(o.seq_len, longest - 1));
 }
 
-int64_t RegbenchTask::num_examples(Split split) const {
-  const auto& o = generator_.options();
-  return split == Split::kTrain ? o.train_automata : split == Split::kTest ? o.test_automata : o.validation_automata;
-}
+int64_t RegbenchTask::num_examples(Split split) const { return generator_.num_automata(split); }
 
 Batch RegbenchTask::batch(Split split, const std::vector<int64_t>& indices) const {
   const auto& o = generator_.options();

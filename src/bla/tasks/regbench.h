@@ -83,6 +83,8 @@ class RegbenchGenerator {
   Automaton drawn_automaton(Split split, int64_t index) const;
   RegbenchExample example(Split split, int64_t index) const;
   const RegbenchOptions& options() const { return options_; }
+  // The automata (one example each) of a split.
+  int64_t num_automata(Split split) const { return static_cast<int64_t>(seeds_of(split).size()); }
   // The longest input row any example can have: min(seq_len, longest sequence - 1).
   int64_t max_input_len() const;
 

@@ -35,9 +35,7 @@ std::vector<double> ngram_distribution(const std::vector<int64_t>& tokens, int64
 std::map<std::string, double> ngram_metrics(const RegbenchGenerator& generator, Split split, int64_t n,
                                             int64_t max_examples) {
   const auto& o = generator.options();
-  const int64_t available = split == Split::kTrain ? o.train_automata
-                            : split == Split::kTest ? o.test_automata
-                                                    : o.validation_automata;
+  const int64_t available = generator.num_automata(split);
   const int64_t examples = max_examples > 0 ? std::min(max_examples, available) : available;
   double positions = 0, correct = 0, l1 = 0;
   for (int64_t i = 0; i < examples; ++i) {
