@@ -91,6 +91,13 @@ int main(int argc, char** argv) {
   app.add_option("--only", only, "run only the groups with these labels, e.g. --only gla,mamba2");
   app.add_option("--out", out, "the sweep's folder (default: the file's out_dir, else runs/sweeps/<file name>)");
   app.add_option("--bla-train", bla_train, "the bla-train program (default: the one beside bla-sweep)");
+  app.add_flag_callback(
+      "--keys",
+      [] {
+        std::cout << bla::config::markdown(bla::sweep::sweep_schemas());
+        throw CLI::Success();
+      },
+      "print every key of a sweep file as Markdown, and exit (docs/config.md)");
   app.footer("Exit codes: 0 every point done, 1 some point failed (or another error), 2 sweep file or argument "
              "error, 130 interrupted.");
   if (int status = bla::cli::parse_arguments(app, program, argc, argv); status >= 0) return status;

@@ -1,9 +1,12 @@
 // bla-train CONFIG.yaml [--set key.path=value ...] [--resume auto|PATH] [--out DIR ...]
 #include "bla/config/members.h"
+#include "bla/train/config_reference.h"
 #include "bla/train/ensemble_trainer.h"
 #include "bla/train/trainer.h"
 #include "cli/arguments.h"
 #include "cli/library_errors.h"
+
+#include <iostream>
 
 int main(int argc, char** argv) {
   const std::string program = "bla-train";
@@ -24,6 +27,13 @@ int main(int argc, char** argv) {
                  "(repeatable; bla-sweep writes these)");
   app.add_flag("--overwrite", overwrite,
                "start afresh in a run directory that holds an earlier run: its files move into <run>/previous-<time>/");
+  app.add_flag_callback(
+      "--keys",
+      [] {
+        std::cout << bla::train::config_reference_markdown();
+        throw CLI::Success();
+      },
+      "print every config key (type, default, accepted values, meaning) as Markdown, and exit (docs/config.md)");
   app.footer("Exit codes: 0 done, 1 other error, 2 config or argument error, 3 checkpoint error, 4 non-finite loss or "
              "gradient, 5 interrupted (SIGTERM, SIGINT, SIGHUP: a checkpoint was saved; continue with --resume auto).");
   if (int status = bla::cli::parse_arguments(app, program, argc, argv); status >= 0) return status;

@@ -267,18 +267,20 @@ TEST(BlaLayerConfig, DefaultsAndDescription) {
   EXPECT_TRUE(layer->buffers().empty());
 }
 
-// The model section is line 2 of tiny_mqar_config and `mixers:` line 7.
+// The model section is line 2 of tiny_mqar_config and `mixers:` line 7. A
+// value outside a key's declared range is named with that range
+// (config/schema.h); one that conflicts with another key, with both.
 TEST(BlaLayerConfig, BadOptionsNameTheKey) {
   EXPECT_EQ(config_error("{window: 6, slots: 8}"),
             "layer.yaml, line 7: model.mixers.bla.slots: slots (8) must be <= window (6): lower slots or raise window");
   EXPECT_EQ(config_error("{window: 6, slots: 0}"),
-            "layer.yaml, line 7: model.mixers.bla.slots: slots (0) must be >= 1: raise slots");
+            "layer.yaml, line 7: model.mixers.bla.slots: value 0 is out of range [1, 4096]");
   EXPECT_EQ(config_error("{window: 6, slots: -2}"),
-            "layer.yaml, line 7: model.mixers.bla.slots: slots (-2) must be >= 1: raise slots");
+            "layer.yaml, line 7: model.mixers.bla.slots: value -2 is out of range [1, 4096]");
   EXPECT_EQ(config_error("{window: 6, slots: 3, chunk: 0}"),
-            "layer.yaml, line 7: model.mixers.bla.chunk: chunk (0) must be >= 1: raise chunk");
+            "layer.yaml, line 7: model.mixers.bla.chunk: value 0 is out of range [1, 4096]");
   EXPECT_EQ(config_error("{window: 0, slots: 1}"),
-            "layer.yaml, line 7: model.mixers.bla.window: window (0) must be >= 1: raise window");
+            "layer.yaml, line 7: model.mixers.bla.window: value 0 is out of range [1, 1073741824]");
   EXPECT_EQ(config_error("{window: 6, slots: 3}", {"model.mixers.bla.slots=7"}),
             "--set model.mixers.bla.slots=7: model.mixers.bla.slots: slots (7) must be <= window (6): lower slots or "
             "raise window");
@@ -303,7 +305,7 @@ TEST(BlaLayerConfig, MissingOrConflictingWindows) {
             "layer.yaml, line 7: model.mixers.bla.slots: with windows[1] = 4: slots (6) must be <= window (4): lower "
             "slots or raise window");
   EXPECT_EQ(config_error("{windows: [8, 0], slots: 1}"),
-            "layer.yaml, line 7: model.mixers.bla.windows: with windows[1] = 0: window (0) must be >= 1: raise window");
+            "layer.yaml, line 7: model.mixers.bla.windows: value 0 is out of range [1, 1073741824]");
   EXPECT_EQ(config_error("{window: 6, slots: 3, rope: true, head_dim: 5}"),
             "layer.yaml, line 7: model.mixers.bla.rope: rotary embedding needs an even head_dim; set rope: false");
   EXPECT_EQ(config_error("{window: 6, slot: 3}"),

@@ -15,7 +15,6 @@
 namespace bla::config {
 
 namespace {
-constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
 // Bounds of a tree a config can be: deeper or bigger is a mistake (or an alias bomb).
 constexpr int kMaxDepth = 64;
 constexpr int64_t kMaxNodes = 1'000'000;
@@ -148,16 +147,16 @@ void apply_override(YAML::Node root, const std::string& path, const std::string&
 // model.mixer: a type name, or a list cycled over the layers whose items are
 // type names or mappings {type: ..., key: value} that override model.mixers.<type>.
 std::vector<MixerSpec> read_mixers(Section& model, int64_t layers) {
-  YAML::Node spec = model.raw("mixer");
-  Section per_type = model.child("mixers");
-  std::vector<YAML::Node> items;
-  if (!spec) {
+  if (!model.has("mixer")) {
     model.fail("mixer", "is required: a mixer type (" + [] {
       std::string names;
       for (const auto& n : mixers::MixerRegistry::instance().names()) names += (names.empty() ? "" : ", ") + n;
       return names;
     }() + ") or a list of them, one per layer");
   }
+  YAML::Node spec = model.raw(model_schema()["mixer"]);
+  Section per_type = model.child("mixers");
+  std::vector<YAML::Node> items;
   if (spec.IsSequence()) {
     for (const auto& item : spec) items.push_back(item);
     if (items.empty() || layers % static_cast<int64_t>(items.size()) != 0) {
@@ -186,7 +185,7 @@ std::vector<MixerSpec> read_mixers(Section& model, int64_t layers) {
       model.fail("mixer", "each entry must be a mixer type or a mapping with a 'type' key");
     }
     registry.get(type, model, "mixer");
-    YAML::Node defaults = per_type.has(type) ? per_type.raw(type) : YAML::Node(YAML::NodeType::Map);
+    YAML::Node defaults = per_type.has(type) ? per_type.raw(value_key(type, "", "")) : YAML::Node(YAML::NodeType::Map);
     if (defaults.IsDefined() && !defaults.IsNull() && !defaults.IsMap()) per_type.fail(type, "must be a mapping of parameters");
     if (item.IsMap()) {
       params = YAML::Clone(defaults.IsMap() ? defaults : YAML::Node(YAML::NodeType::Map));
@@ -207,7 +206,7 @@ std::vector<MixerSpec> read_mixers(Section& model, int64_t layers) {
   model.resolved().remove("mixers");
   // Every key of model.mixers must name a known type.
   if (model.has("mixers")) {
-    for (const auto& kv : model.raw("mixers")) {
+    for (const auto& kv : model.raw(model_schema()["mixers"])) {
       const std::string& name = kv.first.Scalar();
       registry.get(name, per_type, name);
       per_type.accept(name);
@@ -229,97 +228,97 @@ Config build(YAML::Node root, std::shared_ptr<ConfigSource> source) {
   config.resolved = YAML::Node(YAML::NodeType::Map);
   Section top(root, "", source, config.resolved);
 
+  const Schema& R = run_schema();
   Section run = top.child("run");
-  config.run.name = run.string("name", config.run.name);
+  config.run.name = run.string(R["name"]);
   if (config.run.name.empty() || config.run.name == "." || config.run.name == ".." ||
       config.run.name.find_first_of(std::string("/\0", 2)) != std::string::npos) {
     run.fail("name", "'" + config.run.name + "' cannot name a folder: give a non-empty name without '/' (e.g. mqar_bla)");
   }
-  config.run.out_dir = run.string("out_dir", config.run.out_dir);
+  config.run.out_dir = run.string(R["out_dir"]);
   if (config.run.out_dir.empty() || config.run.out_dir.find('\0') != std::string::npos) {
     run.fail("out_dir", "must be a folder path, e.g. runs");
   }
-  config.run.seed = static_cast<uint64_t>(run.integer("seed", 0, 0, kMaxInt));
-  config.run.device = run.string("device", config.run.device);
+  config.run.seed = static_cast<uint64_t>(run.integer(R["seed"]));
+  config.run.device = run.string(R["device"]);
   if (auto problem = device_problem(config.run.device, static_cast<int64_t>(torch::cuda::device_count()));
       !problem.empty()) {
     run.fail("device", problem);
   }
-  config.run.threads = run.integer("threads", 0, 0, 256);
-  config.run.dist_timeout_s = run.real("dist_timeout_s", config.run.dist_timeout_s, 1, 86400);
-  config.run.memory_limit_gb = run.real("memory_limit_gb", config.run.memory_limit_gb, 0, 1 << 20);
+  config.run.threads = run.integer(R["threads"]);
+  config.run.dist_timeout_s = run.real(R["dist_timeout_s"]);
+  config.run.memory_limit_gb = run.real(R["memory_limit_gb"]);
   run.finish();
 
+  const Schema& M = model_schema();
   Section model = top.child("model");
   auto& m = config.model;
-  // Upper bounds far above any model this trainer is for, low enough that a
-  // typo (an extra digit or two) is an error here rather than an allocation
-  // that fails, or takes all memory, later.
-  m.vocab_size = model.integer("vocab_size", 0, 0, 1 << 20);
-  m.d_model = model.integer("d_model", m.d_model, 1, 1 << 14);
-  m.layers = model.integer("layers", m.layers, 1, 256);
-  m.heads = model.integer("heads", m.heads, 1, 1024);
+  m.vocab_size = model.integer(M["vocab_size"]);
+  m.d_model = model.integer(M["d_model"]);
+  m.layers = model.integer(M["layers"]);
+  m.heads = model.integer(M["heads"]);
   if (m.d_model % m.heads != 0) {
     model.fail("heads", "d_model (" + std::to_string(m.d_model) + ") must be divisible by heads (" +
                             std::to_string(m.heads) + ")");
   }
-  m.mlp = model.choice("mlp", m.mlp, {"swiglu", "none"});
-  m.mlp_ratio = model.real("mlp_ratio", m.mlp_ratio, 0.25, 64);
-  m.short_conv = model.integer("short_conv", m.short_conv, 0, 64);
-  model.choice("norm", "rmsnorm", {"rmsnorm"});
-  m.norm_eps = model.real("norm_eps", m.norm_eps, 0, 1);
-  m.tie_embeddings = model.boolean("tie_embeddings", m.tie_embeddings);
-  m.init_std = model.real("init_std", m.init_std, 0, 1);
+  m.mlp = model.choice(M["mlp"]);
+  m.mlp_ratio = model.real(M["mlp_ratio"]);
+  m.short_conv = model.integer(M["short_conv"]);
+  model.choice(M["norm"]);
+  m.norm_eps = model.real(M["norm_eps"]);
+  m.tie_embeddings = model.boolean(M["tie_embeddings"]);
+  m.init_std = model.real(M["init_std"]);
   m.mixers = read_mixers(model, m.layers);
   model.finish();
 
   config.data = std::make_shared<Section>(top.child("data"));
   if (!config.data->has("task")) config.data->fail("task", "is required (for example: task: mqar)");
 
+  const Schema& T = train_schema();
   Section train = top.child("train");
   auto& t = config.train;
-  t.batch_size = train.integer("batch_size", t.batch_size, 1, 1 << 16);
-  t.steps = train.integer("steps", 0, 0, kMaxInt);
-  t.epochs = train.real("epochs", 0, 0, 1e9);
+  t.batch_size = train.integer(T["batch_size"]);
+  t.steps = train.integer(T["steps"]);
+  t.epochs = train.real(T["epochs"]);
   if (t.steps == 0 && t.epochs == 0) train.fail("steps", "set train.steps or train.epochs (both are 0)");
   if (t.steps > 0 && t.epochs > 0) train.fail("epochs", "set either train.steps or train.epochs, not both");
-  t.optimizer = train.choice("optimizer", t.optimizer, {"adamw"});
-  t.lr = train.real("lr", t.lr, 0, 10);
-  t.min_lr_ratio = train.real("min_lr_ratio", t.min_lr_ratio, 0, 1);
-  t.beta1 = train.real("beta1", t.beta1, 0, 0.999999);
-  t.beta2 = train.real("beta2", t.beta2, 0, 0.999999);
-  t.eps = train.real("eps", t.eps, 0, 1);
-  t.weight_decay = train.real("weight_decay", t.weight_decay, 0, 10);
-  t.schedule = train.choice("schedule", t.schedule, {"cosine", "constant"});
-  t.warmup_steps = train.integer("warmup_steps", t.warmup_steps, 0, kMaxInt);
-  t.grad_clip = train.real("grad_clip", t.grad_clip, 0, 1e9);
-  t.grad_accum = train.integer("grad_accum", t.grad_accum, 1, 1 << 16);
+  t.optimizer = train.choice(T["optimizer"]);
+  t.lr = train.real(T["lr"]);
+  t.min_lr_ratio = train.real(T["min_lr_ratio"]);
+  t.beta1 = train.real(T["beta1"]);
+  t.beta2 = train.real(T["beta2"]);
+  t.eps = train.real(T["eps"]);
+  t.weight_decay = train.real(T["weight_decay"]);
+  t.schedule = train.choice(T["schedule"]);
+  t.warmup_steps = train.integer(T["warmup_steps"]);
+  t.grad_clip = train.real(T["grad_clip"]);
+  t.grad_accum = train.integer(T["grad_accum"]);
   if (t.batch_size % t.grad_accum != 0) {
     train.fail("grad_accum", "batch_size (" + std::to_string(t.batch_size) + ") must be divisible by grad_accum (" +
                                  std::to_string(t.grad_accum) + ")");
   }
-  t.precision = train.choice("precision", t.precision, {"auto", "fp32", "bf16"});
-  t.log_every = train.integer("log_every", t.log_every, 1, kMaxInt);
-  t.eval_every = train.integer("eval_every", t.eval_every, 0, kMaxInt);
-  t.eval_examples = train.integer("eval_examples", t.eval_examples, 0, kMaxInt);
-  t.eval_batch_size = train.integer("eval_batch_size", t.eval_batch_size, 0, 1 << 16);
-  t.validation_every = train.integer("validation_every", t.validation_every, 0, kMaxInt);
-  t.early_stop_metric = train.string("early_stop_metric", t.early_stop_metric);
-  t.early_stop_at = train.real("early_stop_at", t.early_stop_at, -1e30, 1e30);
+  t.precision = train.choice(T["precision"]);
+  t.log_every = train.integer(T["log_every"]);
+  t.eval_every = train.integer(T["eval_every"]);
+  t.eval_examples = train.integer(T["eval_examples"]);
+  t.eval_batch_size = train.integer(T["eval_batch_size"]);
+  t.validation_every = train.integer(T["validation_every"]);
+  t.early_stop_metric = train.string(T["early_stop_metric"]);
+  t.early_stop_at = train.real(T["early_stop_at"]);
   if (!t.early_stop_metric.empty() && t.validation_every == 0) {
     train.fail("early_stop_metric", "needs validation results to stop on: set train.validation_every (e.g. 100) and "
                                     "the task's validation examples (e.g. data.validation_examples: 1000)");
   }
-  t.checkpoint_every = train.integer("checkpoint_every", t.checkpoint_every, 0, kMaxInt);
-  t.keep_checkpoints = train.integer("keep_checkpoints", t.keep_checkpoints, 1, 1 << 20);
-  t.on_nonfinite = train.choice("on_nonfinite", t.on_nonfinite, {"stop", "skip"});
-  t.max_consecutive_skips = train.integer("max_consecutive_skips", t.max_consecutive_skips, 1, int64_t{1} << 30);
-  t.bucket_mb = train.real("bucket_mb", t.bucket_mb, 0.001, 65536);
-  t.cuda_graph = train.choice("cuda_graph", t.cuda_graph, {"auto", "on", "off"});
-  t.fused_optimizer = train.choice("fused_optimizer", t.fused_optimizer, {"auto", "off"});
-  t.fused_head = train.choice("fused_head", t.fused_head, {"auto", "on", "off"});
-  t.prefetch = train.integer("prefetch", t.prefetch, 0, 64);
-  t.tensorboard = train.boolean("tensorboard", t.tensorboard);
+  t.checkpoint_every = train.integer(T["checkpoint_every"]);
+  t.keep_checkpoints = train.integer(T["keep_checkpoints"]);
+  t.on_nonfinite = train.choice(T["on_nonfinite"]);
+  t.max_consecutive_skips = train.integer(T["max_consecutive_skips"]);
+  t.bucket_mb = train.real(T["bucket_mb"]);
+  t.cuda_graph = train.choice(T["cuda_graph"]);
+  t.fused_optimizer = train.choice(T["fused_optimizer"]);
+  t.fused_head = train.choice(T["fused_head"]);
+  t.prefetch = train.integer(T["prefetch"]);
+  t.tensorboard = train.boolean(T["tensorboard"]);
   train.finish();
 
   top.finish();

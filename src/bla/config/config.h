@@ -95,6 +95,14 @@ struct Config {
   std::string resolved_yaml() const;
 };
 
+// The declared keys of the top level and of the run, model and train
+// sections (config_schema.cpp). The data section's keys are declared by each
+// task, a mixer's by each mixer (their registries hold the schemas).
+const Schema& top_schema();
+const Schema& run_schema();
+const Schema& model_schema();
+const Schema& train_schema();
+
 // "" when `device` is a run.device value for a machine with `cuda_devices`
 // CUDA devices (auto, cpu, cuda, cuda:N with 0 <= N < cuda_devices), else
 // what is wrong and what is accepted. Plain cuda is checked when the run

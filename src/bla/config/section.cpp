@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <limits>
 #include <sstream>
+#include <stdexcept>
 
 namespace bla::config {
 
@@ -88,7 +90,7 @@ T convert(const Section& section, const std::string& key, const YAML::Node& node
 }
 }  // namespace
 
-int64_t Section::integer(const std::string& key, int64_t fallback, int64_t min, int64_t max) {
+int64_t Section::read_integer(const std::string& key, int64_t fallback, int64_t min, int64_t max) {
   YAML::Node v = value(key);
   int64_t result = fallback;
   if (v) {
@@ -105,12 +107,7 @@ int64_t Section::integer(const std::string& key, int64_t fallback, int64_t min, 
   return result;
 }
 
-int64_t Section::required_integer(const std::string& key, int64_t min, int64_t max) {
-  if (!has(key)) fail(key, "is required (an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "])");
-  return integer(key, 0, min, max);
-}
-
-double Section::real(const std::string& key, double fallback, double min, double max) {
+double Section::read_real(const std::string& key, double fallback, double min, double max) {
   YAML::Node v = value(key);
   double result = fallback;
   if (v) {
@@ -125,7 +122,7 @@ double Section::real(const std::string& key, double fallback, double min, double
   return result;
 }
 
-bool Section::boolean(const std::string& key, bool fallback) {
+bool Section::read_boolean(const std::string& key, bool fallback) {
   YAML::Node v = value(key);
   bool result = fallback;
   if (v) result = convert<bool>(*this, key, v, "true or false");
@@ -133,7 +130,7 @@ bool Section::boolean(const std::string& key, bool fallback) {
   return result;
 }
 
-std::string Section::string(const std::string& key, const std::string& fallback) {
+std::string Section::read_string(const std::string& key, const std::string& fallback) {
   YAML::Node v = value(key);
   std::string result = fallback;
   if (v) result = convert<std::string>(*this, key, v, "a string");
@@ -141,17 +138,8 @@ std::string Section::string(const std::string& key, const std::string& fallback)
   return result;
 }
 
-std::string Section::choice(const std::string& key, const std::string& fallback, const std::vector<std::string>& choices) {
-  std::string result = string(key, fallback);
-  if (std::find(choices.begin(), choices.end(), result) == choices.end()) {
-    std::string hint = closest_key(result, choices);
-    fail(key, "'" + result + "' is not one of: " + join(choices) + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
-  }
-  return result;
-}
-
-std::vector<int64_t> Section::integer_list(const std::string& key, const std::vector<int64_t>& fallback, int64_t min,
-                                           int64_t max) {
+std::vector<int64_t> Section::read_integer_list(const std::string& key, const std::vector<int64_t>& fallback,
+                                                int64_t min, int64_t max) {
   YAML::Node v = value(key);
   std::vector<int64_t> result = fallback;
   if (v) {
@@ -188,7 +176,76 @@ Section Section::child(const std::string& key) {
   return Section(v ? v : YAML::Node(YAML::NodeType::Map), key_path(key), source_, resolved);
 }
 
-YAML::Node Section::raw(const std::string& key) { return value(key); }
+void Section::require(const Key& key) {
+  if (!key.required || has(key.name)) return;
+  if (key.type == Key::Type::kValue) fail(key.name, "is required: " + key.meaning);
+  std::string what = key.type_doc();
+  const std::string range = key.range_doc();
+  const std::string in = range.rfind("[", 0) == 0 ? "in " : "";
+  if (key.type == Key::Type::kInteger) what = "an integer " + in + range;
+  else if (key.type == Key::Type::kReal) what = "a number " + in + range;
+  else if (key.type == Key::Type::kChoice) what = "one of: " + range;
+  fail(key.name, "is required (" + what + ")");
+}
+
+namespace {
+void expect_type(const Key& key, std::initializer_list<Key::Type> types) {
+  for (auto t : types) {
+    if (key.type == t) return;
+  }
+  throw std::logic_error("config key '" + key.name + "' is read with a reader of another type than it is declared with");
+}
+}  // namespace
+
+int64_t Section::integer(const Key& key) { return integer(key, key.integer_default); }
+
+int64_t Section::integer(const Key& key, int64_t fallback) {
+  expect_type(key, {Key::Type::kInteger});
+  require(key);
+  return read_integer(key.name, fallback, key.integer_min, key.integer_max);
+}
+
+double Section::real(const Key& key) {
+  expect_type(key, {Key::Type::kReal});
+  require(key);
+  return read_real(key.name, key.real_default, key.real_min, key.real_max);
+}
+
+bool Section::boolean(const Key& key) {
+  expect_type(key, {Key::Type::kBoolean});
+  require(key);
+  return read_boolean(key.name, key.boolean_default);
+}
+
+std::string Section::string(const Key& key) {
+  expect_type(key, {Key::Type::kString});
+  require(key);
+  return read_string(key.name, key.string_default);
+}
+
+std::string Section::choice(const Key& key) {
+  expect_type(key, {Key::Type::kChoice});
+  require(key);
+  std::string result = read_string(key.name, key.string_default);
+  if (std::find(key.choices.begin(), key.choices.end(), result) == key.choices.end()) {
+    std::string hint = closest_key(result, key.choices);
+    fail(key.name, "'" + result + "' is not one of: " + join(key.choices) +
+                       (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
+  }
+  return result;
+}
+
+std::vector<int64_t> Section::integer_list(const Key& key) {
+  expect_type(key, {Key::Type::kIntegerList});
+  require(key);
+  return read_integer_list(key.name, key.list_default, key.integer_min, key.integer_max);
+}
+
+YAML::Node Section::raw(const Key& key) {
+  expect_type(key, {Key::Type::kValue});
+  require(key);
+  return value(key.name);
+}
 
 void Section::accept(const std::string& key) { known_.insert(key); }
 

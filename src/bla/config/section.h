@@ -7,6 +7,8 @@
 // key. Errors are ConfigError with the file, key, line and the fix.
 #pragma once
 
+#include "bla/config/schema.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
@@ -41,27 +43,29 @@ class Section {
   Section(YAML::Node node, std::string path, std::shared_ptr<const ConfigSource> source,
           YAML::Node resolved);
 
-  // Scalars: optional keys take a default; required ones have none.
-  int64_t integer(const std::string& key, int64_t fallback, int64_t min, int64_t max);
-  int64_t required_integer(const std::string& key, int64_t min, int64_t max);
-  double real(const std::string& key, double fallback, double min, double max);
-  bool boolean(const std::string& key, bool fallback);
-  std::string string(const std::string& key, const std::string& fallback);
-  // A string that must be one of `choices`.
-  std::string choice(const std::string& key, const std::string& fallback, const std::vector<std::string>& choices);
-  std::vector<int64_t> integer_list(const std::string& key, const std::vector<int64_t>& fallback, int64_t min,
-                                    int64_t max);
+  // Values of declared keys (schema.h): the key's default, range and choices
+  // apply; a required key that is absent is an error naming its range.
+  int64_t integer(const Key& key);
+  // The same with a default computed from other values (key.default_text says which).
+  int64_t integer(const Key& key, int64_t fallback);
+  double real(const Key& key);
+  bool boolean(const Key& key);
+  std::string string(const Key& key);
+  std::string choice(const Key& key);
+  std::vector<int64_t> integer_list(const Key& key);
+  // The raw node of a declared key of several shapes (marked as known).
+  YAML::Node raw(const Key& key);
 
   bool has(const std::string& key) const;
   // A nested mapping; an absent key gives an empty section.
   Section child(const std::string& key);
-  // The raw node of `key` (marked as known). For values with several shapes.
-  YAML::Node raw(const std::string& key);
   // Marks a key as known without reading it (read elsewhere).
   void accept(const std::string& key);
 
   // Throws for every key present in the file but never read.
   void finish() const;
+  // The keys read so far, and those marked by accept.
+  const std::set<std::string>& known() const { return known_; }
 
   // Builds an error about `key` of this section that says where it is.
   [[noreturn]] void fail(const std::string& key, const std::string& message) const;
@@ -73,6 +77,13 @@ class Section {
 
  private:
   YAML::Node value(const std::string& key);  // records the key as known
+  int64_t read_integer(const std::string& key, int64_t fallback, int64_t min, int64_t max);
+  double read_real(const std::string& key, double fallback, double min, double max);
+  bool read_boolean(const std::string& key, bool fallback);
+  std::string read_string(const std::string& key, const std::string& fallback);
+  std::vector<int64_t> read_integer_list(const std::string& key, const std::vector<int64_t>& fallback, int64_t min,
+                                         int64_t max);
+  void require(const Key& key);
   YAML::Node node_;
   std::string path_;
   std::shared_ptr<const ConfigSource> source_;

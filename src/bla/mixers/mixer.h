@@ -14,6 +14,7 @@
 
 namespace bla::config {
 class Section;
+class Schema;
 }
 
 namespace bla::mixers {
@@ -56,6 +57,7 @@ struct MixerInfo {
   std::string name;
   std::string summary;        // one line for --help and the README table
   std::string state_formula;  // e.g. "2*N*d_model"
+  const config::Schema& (*keys)();  // the declared keys of model.mixers.<name> (config/schema.h)
   MixerFactory make;
 };
 
@@ -67,6 +69,8 @@ class MixerRegistry {
   const MixerInfo& get(const std::string& name, const config::Section& where, const std::string& key) const;
   const MixerInfo* find(const std::string& name) const;
   std::vector<std::string> names() const;
+  // Every mixer's declared keys, by name.
+  std::vector<const config::Schema*> schemas() const;
 
  private:
   std::map<std::string, MixerInfo> mixers_;
@@ -80,6 +84,6 @@ struct MixerRegistration {
 
 #define BLA_MIXER_CONCAT_INNER(a, b) a##b
 #define BLA_MIXER_CONCAT(a, b) BLA_MIXER_CONCAT_INNER(a, b)
-// BLA_REGISTER_MIXER({"bla", "Blurry window attention", "2*N*d_model", &make_bla});
+// BLA_REGISTER_MIXER({"bla", "Blurry window attention", "2*N*d_model", &bla_schema, &make_bla});
 #define BLA_REGISTER_MIXER(...) \
   static ::bla::mixers::MixerRegistration BLA_MIXER_CONCAT(bla_mixer_registration_, __LINE__)(::bla::mixers::MixerInfo __VA_ARGS__)

@@ -45,4 +45,10 @@ std::vector<std::string> MixerRegistry::names() const {
   return out;
 }
 
+std::vector<const config::Schema*> MixerRegistry::schemas() const {
+  std::vector<const config::Schema*> out;
+  for (const auto& [name, info] : mixers_) out.push_back(&info.keys());
+  return out;
+}
+
 }  // namespace bla::mixers

@@ -21,6 +21,37 @@ namespace {
 
 using Source = std::shared_ptr<const ConfigSource>;
 
+// The keys a group shares with the file's top level.
+std::vector<config::Key> axis_keys() {
+  return {config::value_key("set", "{}", "config keys every point gets: {train.steps: 3000}"),
+          config::value_key("grid", "{}", "config keys to lists of values; every combination is a point"),
+          config::value_key("zip", "{}",
+                            "config keys to lists of one length (or a list of such blocks); the i-th values go "
+                            "together")};
+}
+
+const config::Schema& file_schema() {
+  static const config::Schema schema(
+      "sweep file", "A bla-sweep file (README, Sweeps): a base config and the points to run from it.",
+      config::concat({config::required(config::string_key("base", "", "the config every point starts from, "
+                                                                       "relative to the sweep file")),
+                      config::computed_default(config::string_key("out_dir", "", "where the sweep's runs go"),
+                                               "runs/sweeps/<file name>")},
+                     config::concat(axis_keys(), {config::value_key("groups", "one group: the file",
+                                                                    "a list of groups, each with the keys of "
+                                                                    "`sweep file: groups[i]`")})));
+  return schema;
+}
+
+const config::Schema& group_schema() {
+  static const config::Schema schema(
+      "sweep file: groups[i]", "One group of points, with its own label and axes; the top level's set applies too.",
+      config::concat({config::computed_default(config::string_key("label", "", "names the group's points"),
+                                               "its model.mixer, else group<i+1>")},
+                     axis_keys()));
+  return schema;
+}
+
 [[noreturn]] void fail_at(const Source& source, const std::string& path, const YAML::Node& node,
                           const std::string& message) {
   throw ConfigError(source->where(path, node) + ": " + path + ": " + message);
@@ -54,7 +85,7 @@ std::string checked_key(const Source& source, const std::string& path, const YAM
 }
 
 std::vector<Override> read_set(Section& section, const std::string& key) {
-  YAML::Node node = section.raw(key);
+  YAML::Node node = section.raw(file_schema()[key]);
   std::vector<Override> result;
   if (!node) return result;
   const std::string path = section.key_path(key);
@@ -92,7 +123,7 @@ std::vector<std::string> read_values(const Source& source, const std::string& pa
 }
 
 void read_grid(Section& section, std::vector<Axis>& axes) {
-  YAML::Node node = section.raw("grid");
+  YAML::Node node = section.raw(file_schema()["grid"]);
   if (!node) return;
   const std::string path = section.key_path("grid");
   if (!node.IsMap()) {
@@ -143,7 +174,7 @@ Axis read_zip_block(const Source& source, const std::string& path, const YAML::N
 }
 
 void read_zip(Section& section, std::vector<Axis>& axes) {
-  YAML::Node node = section.raw("zip");
+  YAML::Node node = section.raw(file_schema()["zip"]);
   if (!node) return;
   const std::string path = section.key_path("zip");
   if (node.IsSequence()) {
@@ -181,19 +212,23 @@ SweepSpec parse_sweep(const std::string& yaml_text, const std::string& file) {
 
   SweepSpec spec;
   spec.file = file;
-  std::string base = top.string("base", "");
+  if (!top.has("base")) {
+    top.fail("base", "is required: the config every point starts from, relative to the sweep file, "
+                     "e.g. base: ../mqar_attention.yaml");
+  }
+  std::string base = top.string(file_schema()["base"]);
   if (base.empty()) {
     top.fail("base", "is required: the config every point starts from, relative to the sweep file, "
                      "e.g. base: ../mqar_attention.yaml");
   }
   const std::string folder = util::parent_path(file);
   spec.base_config = folder == "." ? base : util::join_path(folder, base);
-  spec.out_dir = top.string("out_dir", "");
+  spec.out_dir = top.string(file_schema()["out_dir"]);
   spec.set = read_set(top, "set");
   read_grid(top, spec.axes);
   read_zip(top, spec.axes);
 
-  YAML::Node groups = top.raw("groups");
+  YAML::Node groups = top.raw(file_schema()["groups"]);
   if (groups) {
     if (!groups.IsSequence() || groups.size() == 0) {
       fail_at(source, "groups", groups,
@@ -204,7 +239,7 @@ SweepSpec parse_sweep(const std::string& yaml_text, const std::string& file) {
       Group group;
       group.where = source->where(section.path(), groups[i]);
       group.set = read_set(section, "set");
-      group.label = section.string("label", default_label(group.set, i));
+      group.label = section.has("label") ? section.string(group_schema()["label"]) : default_label(group.set, i);
       read_grid(section, group.axes);
       read_zip(section, group.axes);
       section.finish();
@@ -231,5 +266,7 @@ SweepSpec load_sweep(const std::string& path) {
   }
   return spec;
 }
+
+std::vector<const config::Schema*> sweep_schemas() { return {&file_schema(), &group_schema()}; }
 
 }  // namespace bla::sweep

@@ -22,6 +22,10 @@
 #include <string>
 #include <vector>
 
+namespace bla::config {
+class Schema;
+}
+
 namespace bla::sweep {
 
 // A config key and its value as YAML text: "3e-3", "bla", "[swa, bla]".
@@ -58,5 +62,7 @@ struct SweepSpec {
 // Throws bla::config::ConfigError naming the file, line, key and the fix.
 SweepSpec parse_sweep(const std::string& yaml_text, const std::string& file);
 SweepSpec load_sweep(const std::string& path);
+// The declared keys of a sweep file and of one of its groups (docs/config.md).
+std::vector<const config::Schema*> sweep_schemas();
 
 }  // namespace bla::sweep

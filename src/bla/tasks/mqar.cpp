@@ -131,18 +131,39 @@ Batch MqarTask::batch(Split split, const std::vector<int64_t>& indices) const {
 }
 
 namespace {
-std::unique_ptr<Task> make_mqar(config::Section& data, uint64_t seed) {
-  MqarOptions o;
-  o.vocab_size = data.integer("vocab_size", o.vocab_size, 3, 1 << 20);
-  o.seq_len = data.integer("seq_len", o.seq_len, 4, 1 << 20);
-  o.num_kv_pairs = data.integer("num_kv_pairs", o.num_kv_pairs, 1, 1 << 20);
-  o.power_a = data.real("power_a", o.power_a, 1e-9, 100);
-  o.random_non_queries = data.boolean("random_non_queries", o.random_non_queries);
+const config::Schema& mqar_schema() {
+  const MqarOptions d;
   // The trainer keeps a permutation of the training examples (8 bytes each): at most 2 GiB of it.
-  o.train_examples = data.integer("train_examples", o.train_examples, 1, int64_t{1} << 28);
-  o.test_examples = data.integer("test_examples", o.test_examples, 1, int64_t{1} << 28);
-  o.validation_examples = data.integer("validation_examples", o.validation_examples, 0, int64_t{1} << 28);
-  seed = static_cast<uint64_t>(data.integer("seed", static_cast<int64_t>(seed), 0, INT64_MAX));
+  constexpr int64_t kMaxExamples = int64_t{1} << 28;
+  static const config::Schema schema(
+      "data (task: mqar)", "Multi-query associative recall as Zoology generates it (docs/tasks.md).",
+      {config::integer_key("vocab_size", d.vocab_size, 3, 1 << 20, "tokens, keys and values drawn from it"),
+       config::integer_key("seq_len", d.seq_len, 4, 1 << 20, "tokens per example"),
+       config::integer_key("num_kv_pairs", d.num_kv_pairs, 1, 1 << 20, "key-value pairs per example"),
+       config::real_key("power_a", d.power_a, 1e-9, 100, "power law of the gaps between a key and its query"),
+       config::boolean_key("random_non_queries", d.random_non_queries,
+                           "positions between queries hold random tokens (else 0)"),
+       config::integer_key("train_examples", d.train_examples, 1, kMaxExamples, "training examples"),
+       config::integer_key("test_examples", d.test_examples, 1, kMaxExamples, "test examples (reported only)"),
+       config::integer_key("validation_examples", d.validation_examples, 0, kMaxExamples,
+                           "a third stream of examples for model selection and early stopping (0: none)"),
+       config::computed_default(
+           config::integer_key("seed", 0, 0, INT64_MAX, "seeds the examples"), "run.seed")});
+  return schema;
+}
+
+std::unique_ptr<Task> make_mqar(config::Section& data, uint64_t seed) {
+  const config::Schema& keys = mqar_schema();
+  MqarOptions o;
+  o.vocab_size = data.integer(keys["vocab_size"]);
+  o.seq_len = data.integer(keys["seq_len"]);
+  o.num_kv_pairs = data.integer(keys["num_kv_pairs"]);
+  o.power_a = data.real(keys["power_a"]);
+  o.random_non_queries = data.boolean(keys["random_non_queries"]);
+  o.train_examples = data.integer(keys["train_examples"]);
+  o.test_examples = data.integer(keys["test_examples"]);
+  o.validation_examples = data.integer(keys["validation_examples"]);
+  seed = static_cast<uint64_t>(data.integer(keys["seed"], static_cast<int64_t>(seed)));
   try {
     o.validate();
   } catch (const std::invalid_argument& e) {
@@ -152,7 +173,7 @@ std::unique_ptr<Task> make_mqar(config::Section& data, uint64_t seed) {
   }
   return std::make_unique<MqarTask>(o, seed);
 }
-const TaskRegistration kMqar("mqar", make_mqar);
+const TaskRegistration kMqar("mqar", mqar_schema, make_mqar);
 }  // namespace
 
 }  // namespace bla::tasks

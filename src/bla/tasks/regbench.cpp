@@ -320,20 +320,44 @@ std::map<std::string, double> RegbenchTask::metrics(const EvalTotals& totals) co
 }
 
 namespace {
-std::unique_ptr<Task> make_regbench(config::Section& data, uint64_t seed) {
-  RegbenchOptions o;
+const config::Schema& regbench_schema() {
+  const RegbenchOptions d;
   constexpr int64_t kBig = int64_t{1} << 28;  // as mqar's train_examples
-  o.vocab_size = data.integer("vocab_size", o.vocab_size, 3, 1 << 20);
-  o.max_num_nodes = data.integer("max_num_nodes", o.max_num_nodes, 1, 1 << 20);
-  o.max_outgoing_edges = data.integer("max_outgoing_edges", o.max_outgoing_edges, 1, 1 << 20);
-  o.min_examples = data.integer("min_examples", o.min_examples, 1, 1 << 20);
-  o.max_examples = data.integer("max_examples", o.max_examples, 1, 1 << 20);
-  o.max_word_len = data.integer("max_word_len", o.max_word_len, 1, 1 << 20);
-  o.train_automata = data.integer("train_automata", o.train_automata, 1, kBig);
-  o.test_automata = data.integer("test_automata", o.test_automata, 1, kBig);
-  o.validation_automata = data.integer("validation_automata", o.validation_automata, 0, kBig);
-  o.seq_len = data.integer("seq_len", o.seq_len, 1, 1 << 20);
-  seed = static_cast<uint64_t>(data.integer("seed", static_cast<int64_t>(seed), 0, INT64_MAX));
+  static const config::Schema schema(
+      "data (task: regbench)",
+      "In-context regular language learning as berlino/seq_icl generates it (docs/tasks.md).",
+      {config::integer_key("vocab_size", d.vocab_size, 3, 1 << 20, "symbols + separator + padding"),
+       config::integer_key("max_num_nodes", d.max_num_nodes, 1, 1 << 20,
+                           "states of an automaton drawn from max_outgoing_edges .. max_num_nodes"),
+       config::integer_key("max_outgoing_edges", d.max_outgoing_edges, 1, 1 << 20,
+                           "edges per state drawn from 1 .. max_outgoing_edges - 1"),
+       config::integer_key("min_examples", d.min_examples, 1, 1 << 20, "words per sequence drawn from min_examples .."),
+       config::integer_key("max_examples", d.max_examples, 1, 1 << 20, ".. max_examples - 1"),
+       config::integer_key("max_word_len", d.max_word_len, 1, 1 << 20, "word lengths drawn from 1 .. max_word_len - 1"),
+       config::integer_key("train_automata", d.train_automata, 1, kBig, "automata (one sequence each) to train on"),
+       config::integer_key("test_automata", d.test_automata, 1, kBig, "automata of the test split"),
+       config::integer_key("validation_automata", d.validation_automata, 0, kBig,
+                           "automata of the validation split (0: none)"),
+       config::integer_key("seq_len", d.seq_len, 1, 1 << 20, "the most input tokens of one sequence (the cap)"),
+       config::computed_default(
+           config::integer_key("seed", 0, 0, INT64_MAX, "seeds the automata and words"), "run.seed")});
+  return schema;
+}
+
+std::unique_ptr<Task> make_regbench(config::Section& data, uint64_t seed) {
+  const config::Schema& keys = regbench_schema();
+  RegbenchOptions o;
+  o.vocab_size = data.integer(keys["vocab_size"]);
+  o.max_num_nodes = data.integer(keys["max_num_nodes"]);
+  o.max_outgoing_edges = data.integer(keys["max_outgoing_edges"]);
+  o.min_examples = data.integer(keys["min_examples"]);
+  o.max_examples = data.integer(keys["max_examples"]);
+  o.max_word_len = data.integer(keys["max_word_len"]);
+  o.train_automata = data.integer(keys["train_automata"]);
+  o.test_automata = data.integer(keys["test_automata"]);
+  o.validation_automata = data.integer(keys["validation_automata"]);
+  o.seq_len = data.integer(keys["seq_len"]);
+  seed = static_cast<uint64_t>(data.integer(keys["seed"], static_cast<int64_t>(seed)));
   try {
     o.validate();
     return std::make_unique<RegbenchTask>(o, seed);
@@ -344,7 +368,7 @@ std::unique_ptr<Task> make_regbench(config::Section& data, uint64_t seed) {
     data.fail(key == "only" ? "train_automata" : key, message);  // too few distinct automata: the counts
   }
 }
-const TaskRegistration kRegbench("regbench", make_regbench);
+const TaskRegistration kRegbench("regbench", regbench_schema, make_regbench);
 }  // namespace
 
 }  // namespace bla::tasks

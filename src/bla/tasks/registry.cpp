@@ -6,23 +6,43 @@
 namespace bla::tasks {
 
 namespace {
-std::map<std::string, TaskFactory>& factories() {
-  static std::map<std::string, TaskFactory> registry;
+struct TaskInfo {
+  TaskSchema schema;
+  TaskFactory make;
+};
+
+std::map<std::string, TaskInfo>& tasks() {
+  static std::map<std::string, TaskInfo> registry;
   return registry;
+}
+
+const config::Schema& data_schema() {
+  static const config::Schema schema(
+      "data", "The task, and its keys (one of the sections below).",
+      {config::required(config::choice_key("task", "", task_names(), "the task; its keys follow"))});
+  return schema;
 }
 }  // namespace
 
-void register_task(const std::string& name, TaskFactory factory) { factories()[name] = std::move(factory); }
+void register_task(const std::string& name, TaskSchema schema, TaskFactory factory) {
+  tasks()[name] = TaskInfo{schema, std::move(factory)};
+}
 
 std::vector<std::string> task_names() {
   std::vector<std::string> names;
-  for (const auto& [name, factory] : factories()) names.push_back(name);
+  for (const auto& [name, info] : tasks()) names.push_back(name);
   return names;
 }
 
+std::vector<const config::Schema*> data_schemas() {
+  std::vector<const config::Schema*> schemas{&data_schema()};
+  for (const auto& [name, info] : tasks()) schemas.push_back(&info.schema());
+  return schemas;
+}
+
 std::unique_ptr<Task> make_task(config::Section& data, uint64_t seed) {
-  std::string name = data.choice("task", "", task_names());
-  return factories().at(name)(data, seed);
+  std::string name = data.choice(data_schema()["task"]);
+  return tasks().at(name).make(data, seed);
 }
 
 void Task::score(const Batch& batch, const at::Tensor& logits, EvalTotals& totals) const {

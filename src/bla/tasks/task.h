@@ -16,6 +16,7 @@
 
 namespace bla::config {
 class Section;
+class Schema;
 }
 
 namespace bla::tasks {
@@ -75,14 +76,20 @@ class Task {
 };
 
 using TaskFactory = std::function<std::unique_ptr<Task>(config::Section& data, uint64_t seed)>;
+// The declared keys of a task's data section (config/schema.h), besides `task`.
+using TaskSchema = const config::Schema& (*)();
 
-// Tasks register under the name used by data.task.
-void register_task(const std::string& name, TaskFactory factory);
+// Tasks register under the name used by data.task, with their keys.
+void register_task(const std::string& name, TaskSchema schema, TaskFactory factory);
 std::unique_ptr<Task> make_task(config::Section& data, uint64_t seed);
 std::vector<std::string> task_names();
+// The data section's own keys (`task`), then each task's schema, by name.
+std::vector<const config::Schema*> data_schemas();
 
 struct TaskRegistration {
-  TaskRegistration(const std::string& name, TaskFactory factory) { register_task(name, std::move(factory)); }
+  TaskRegistration(const std::string& name, TaskSchema schema, TaskFactory factory) {
+    register_task(name, schema, std::move(factory));
+  }
 };
 
 }  // namespace bla::tasks

@@ -86,21 +86,33 @@ std::map<std::string, double> TextTask::metrics(const EvalTotals& totals) const 
 }
 
 namespace {
+const config::Schema& text_schema() {
+  const TextOptions d;
+  static const config::Schema schema(
+      "data (task: text)", "Language modelling on a folder of token shards (docs/text.md).",
+      {config::required(config::string_key("path", "", "the folder `bla-data prepare` wrote")),
+       config::integer_key("seq_len", d.seq_len, 1, 1 << 20,
+                           "tokens per example: example i is the window of seq_len + 1 tokens at i * seq_len")});
+  return schema;
+}
+
 std::unique_ptr<Task> make_text(config::Section& data, uint64_t /*seed*/) {
+  const config::Schema& keys = text_schema();
   TextOptions o;
-  o.path = data.string("path", "");
-  if (o.path.empty()) {
+  if (!data.has("path")) {
     data.fail("path", "is required: the folder bla-data prepare wrote (e.g. build/data/fortunes, made by "
                       "scripts/prepare_text_corpus.sh)");
   }
-  o.seq_len = data.integer("seq_len", o.seq_len, 1, 1 << 20);
+  o.path = data.string(keys["path"]);
+  if (o.path.empty()) data.fail("path", "is empty: give the folder bla-data prepare wrote");
+  o.seq_len = data.integer(keys["seq_len"]);
   try {
     return std::make_unique<TextTask>(o);
   } catch (const std::runtime_error& e) {
     data.fail("path", e.what());
   }
 }
-const TaskRegistration kText("text", make_text);
+const TaskRegistration kText("text", text_schema, make_text);
 }  // namespace
 
 }  // namespace bla::tasks

@@ -15,11 +15,29 @@ AttentionLayer::AttentionLayer(const MixerContext& ctx, HeadLayout layout, int64
   o_proj_ = register_module("o_proj", make_projection(layout.value_inner(), ctx.d_model));
 }
 
+namespace {
+const config::Schema& attention_schema() {
+  static const config::Schema schema("model.mixers.attention", "Causal softmax attention (docs/mixers.md).",
+                                     config::concat({heads_key(), head_dim_key()}, rope_keys(true)));
+  return schema;
+}
+
+const config::Schema& swa_schema() {
+  static const config::Schema schema(
+      "model.mixers.swa", "Sliding-window softmax attention (docs/mixers.md).",
+      config::concat({heads_key(), head_dim_key(),
+                      config::required_integer_key("window", 1, int64_t{1} << 40, "keys each query sees")},
+                     rope_keys(true)));
+  return schema;
+}
+}  // namespace
+
 std::shared_ptr<MixerImpl> AttentionLayer::from_config(config::Section& params, const MixerContext& ctx, bool windowed) {
+  const config::Schema& keys = windowed ? swa_schema() : attention_schema();
   HeadLayout layout = read_head_layout(params, ctx);
-  int64_t window = windowed ? params.required_integer("window", 1, int64_t{1} << 40) : 0;
-  bool rope = params.boolean("rope", true);
-  double rope_base = params.real("rope_base", 10000.0, 1.0, 1e12);
+  int64_t window = windowed ? params.integer(keys["window"]) : 0;
+  bool rope = params.boolean(keys["rope"]);
+  double rope_base = params.real(keys["rope_base"]);
   if (rope && layout.head_dim % 2 != 0) params.fail("rope", "rotary embedding needs an even head_dim; set rope: false");
   return std::make_shared<AttentionLayer>(ctx, layout, window, rope, rope_base);
 }
@@ -68,8 +86,8 @@ std::string AttentionLayer::describe() const {
 }
 
 BLA_REGISTER_MIXER({"attention", "causal softmax attention with rotary embedding", "2*T*d_model (grows)",
-                    [](config::Section& p, const MixerContext& c) { return AttentionLayer::from_config(p, c, false); }});
+                    &attention_schema, [](config::Section& p, const MixerContext& c) { return AttentionLayer::from_config(p, c, false); }});
 BLA_REGISTER_MIXER({"swa", "sliding-window softmax attention over the last `window` tokens", "2*W*d_model",
-                    [](config::Section& p, const MixerContext& c) { return AttentionLayer::from_config(p, c, true); }});
+                    &swa_schema, [](config::Section& p, const MixerContext& c) { return AttentionLayer::from_config(p, c, true); }});
 
 }  // namespace bla::mixers

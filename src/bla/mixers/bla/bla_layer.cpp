@@ -12,13 +12,29 @@ namespace bla::mixers {
 
 namespace {
 
-constexpr int64_t kAnyInteger = std::numeric_limits<int64_t>::max();
 // Upper bounds: the operator tables hold (C+1)*N*N + C*C*N float64 numbers
 // (ops/bla_operators.cpp); kMaxTableNumbers keeps them under 512 MiB.
 constexpr int64_t kMaxWindow = int64_t{1} << 30;
 constexpr int64_t kMaxSlots = 4096;
 constexpr int64_t kMaxChunk = 4096;
 constexpr int64_t kMaxTableNumbers = int64_t{1} << 26;
+
+const config::Schema& bla_schema() {
+  static const config::Schema schema(
+      "model.mixers.bla", "Blurry Window Attention (docs/bla.md); slots == window is sliding-window attention.",
+      config::concat(
+          {heads_key(), head_dim_key(),
+           config::computed_default(config::integer_key("window", 0, 1, kMaxWindow, "tokens the slots cover (>= slots)"),
+                                    "required (or `windows`)"),
+           config::computed_default(
+               config::integer_list_key("windows", {}, 1, kMaxWindow,
+                                        "one window per head group (heads split evenly), instead of `window`"),
+               "none"),
+           config::required_integer_key("slots", 1, kMaxSlots, "memory slots N per head (1 <= slots <= window)"),
+           config::integer_key("chunk", 64, 1, kMaxChunk, "tokens per chunk of the chunked form and the kernels")},
+          rope_keys(false)));
+  return schema;
+}
 
 std::string join(const std::vector<int64_t>& values) {
   std::string out;
@@ -68,6 +84,7 @@ BlaLayer::BlaLayer(const MixerContext& ctx, HeadLayout layout, std::vector<int64
 }
 
 std::shared_ptr<MixerImpl> BlaLayer::from_config(config::Section& params, const MixerContext& ctx) {
+  const config::Schema& keys = bla_schema();
   HeadLayout layout = read_head_layout(params, ctx);
 
   const bool has_window = params.has("window"), has_windows = params.has("windows");
@@ -81,9 +98,9 @@ std::shared_ptr<MixerImpl> BlaLayer::from_config(config::Section& params, const 
   }
   std::vector<int64_t> windows;
   if (has_window) {
-    windows.push_back(params.integer("window", 0, -kAnyInteger, kMaxWindow));
+    windows.push_back(params.integer(keys["window"]));
   } else {
-    windows = params.integer_list("windows", {}, -kAnyInteger, kMaxWindow);
+    windows = params.integer_list(keys["windows"]);
     if (windows.empty()) params.fail("windows", "must list at least one window, e.g. windows: [64, 256, 1024]");
     if (layout.heads % static_cast<int64_t>(windows.size()) != 0) {
       params.fail("windows", "has " + std::to_string(windows.size()) + " entries, which does not divide heads (" +
@@ -94,9 +111,9 @@ std::shared_ptr<MixerImpl> BlaLayer::from_config(config::Section& params, const 
     params.fail("slots", "is required: the number of memory slots per head (1 <= slots <= window; slots == window is "
                          "sliding-window attention)");
   }
-  const int64_t slots = params.integer("slots", 0, -kAnyInteger, kMaxSlots);
-  const int64_t chunk = params.integer("chunk", 64, -kAnyInteger, kMaxChunk);
-  if (slots > 0 && chunk > 0 && (chunk + 1) * slots * slots + chunk * chunk * slots > kMaxTableNumbers) {
+  const int64_t slots = params.integer(keys["slots"]);
+  const int64_t chunk = params.integer(keys["chunk"]);
+  if ((chunk + 1) * slots * slots + chunk * chunk * slots > kMaxTableNumbers) {
     params.fail("chunk", "chunk " + std::to_string(chunk) + " with slots " + std::to_string(slots) +
                              " needs operator tables of (chunk+1)*slots^2 + chunk^2*slots > " +
                              std::to_string(kMaxTableNumbers) + " numbers; lower chunk (64 is the usual)");
@@ -108,8 +125,8 @@ std::shared_ptr<MixerImpl> BlaLayer::from_config(config::Section& params, const 
       fail_on_option(params, error, has_windows, g, windows[g]);
     }
   }
-  const bool rope = params.boolean("rope", false);
-  const double rope_base = params.real("rope_base", 10000.0, 1.0, 1e12);
+  const bool rope = params.boolean(keys["rope"]);
+  const double rope_base = params.real(keys["rope_base"]);
   if (rope && layout.head_dim % 2 != 0) params.fail("rope", "rotary embedding needs an even head_dim; set rope: false");
   return std::make_shared<BlaLayer>(ctx, layout, windows, slots, chunk, rope, rope_base);
 }
@@ -176,7 +193,7 @@ std::string BlaLayer::describe() const {
 }
 
 BLA_REGISTER_MIXER({"bla", "blurry window attention: softmax over N slots holding a blurred copy of the last W tokens",
-                    "2*N*d_model",
+                    "2*N*d_model", &bla_schema,
                     [](config::Section& p, const MixerContext& c) { return BlaLayer::from_config(p, c); }});
 
 }  // namespace bla::mixers

@@ -14,11 +14,28 @@
 
 namespace bla::mixers {
 
+const config::Key& heads_key() {
+  static const config::Key key =
+      config::computed_default(config::integer_key("heads", 0, 1, 1024, "heads of this mixer"), "model.heads");
+  return key;
+}
+
+const config::Key& head_dim_key() {
+  static const config::Key key = config::computed_default(
+      config::integer_key("head_dim", 0, 1, 4096, "width of a query, key and value head"), "d_model / heads");
+  return key;
+}
+
+std::vector<config::Key> rope_keys(bool rope_default) {
+  return {config::boolean_key("rope", rope_default, "rotary position embedding on queries and keys (even head_dim)"),
+          config::real_key("rope_base", 10000.0, 1.0, 1e12, "rotary embedding base")};
+}
+
 HeadLayout read_head_layout(config::Section& params, const MixerContext& ctx) {
   HeadLayout layout;
-  layout.heads = params.integer("heads", ctx.n_heads, 1, 1024);
+  layout.heads = params.integer(heads_key(), ctx.n_heads);
   const int64_t fallback_dim = ctx.d_model / layout.heads;
-  layout.head_dim = params.integer("head_dim", fallback_dim, 1, 4096);
+  layout.head_dim = params.integer(head_dim_key(), fallback_dim);
   if (!params.has("head_dim") && ctx.d_model % layout.heads != 0) {
     params.fail("heads", "d_model (" + std::to_string(ctx.d_model) + ") is not divisible by heads (" +
                              std::to_string(layout.heads) + "); set head_dim explicitly");

@@ -2,6 +2,7 @@
 // projections with the project's initialisation, and rotary embeddings.
 #pragma once
 
+#include "bla/config/schema.h"
 #include "bla/mixers/common/members.h"
 #include "bla/mixers/mixer.h"
 
@@ -17,8 +18,14 @@ struct HeadLayout {
   int64_t value_inner() const { return heads * value_dim; }
 };
 
-// Reads `heads` (default model.heads) and `head_dim` (default d_model / heads)
-// from the mixer's section.
+// The declared keys `heads` (default model.heads) and `head_dim` (default
+// d_model / heads), for the schemas of the mixers that read them.
+const config::Key& heads_key();
+const config::Key& head_dim_key();
+// `rope` (with this default) and `rope_base`.
+std::vector<config::Key> rope_keys(bool rope_default);
+
+// Reads `heads` and `head_dim` from the mixer's section.
 HeadLayout read_head_layout(config::Section& params, const MixerContext& ctx);
 
 // A bias-free linear layer initialised N(0, std).

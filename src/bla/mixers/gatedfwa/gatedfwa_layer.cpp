@@ -44,15 +44,34 @@ GatedFwaLayer::GatedFwaLayer(const MixerContext& ctx, HeadLayout layout, const G
   gate_proj_->bias.copy_(-torch::log(torch::expm1(decay)));
 }
 
+namespace {
+const config::Schema& gatedfwa_schema() {
+  const GatedFwaOptions d;
+  static const config::Schema schema(
+      "model.mixers.gatedfwa", "Sliding-window attention with a cumulative per-head log gate (docs/mixers.md).",
+      config::concat(
+          {heads_key(), head_dim_key(),
+           config::required_integer_key("window", 1, int64_t{1} << 40, "keys each query sees")},
+          config::concat(rope_keys(d.rope),
+                         {config::integer_key("block", d.block, 1, 4096, "queries per block of the training form"),
+                          config::real_key("gate_init_min", d.gate_init_min, 1e-8, 100.0,
+                                           "initial per-token decay of head 0 (log-spaced to gate_init_max)"),
+                          config::real_key("gate_init_max", d.gate_init_max, 1e-8, 100.0,
+                                           "initial per-token decay of the last head")})));
+  return schema;
+}
+}  // namespace
+
 std::shared_ptr<MixerImpl> GatedFwaLayer::from_config(config::Section& params, const MixerContext& ctx) {
+  const config::Schema& keys = gatedfwa_schema();
   HeadLayout layout = read_head_layout(params, ctx);
   GatedFwaOptions o;
-  o.window = params.required_integer("window", 1, int64_t{1} << 40);
-  o.rope = params.boolean("rope", o.rope);
-  o.rope_base = params.real("rope_base", o.rope_base, 1.0, 1e12);
-  o.block = params.integer("block", o.block, 1, 4096);
-  o.gate_init_min = params.real("gate_init_min", o.gate_init_min, 1e-8, 100.0);
-  o.gate_init_max = params.real("gate_init_max", o.gate_init_max, 1e-8, 100.0);
+  o.window = params.integer(keys["window"]);
+  o.rope = params.boolean(keys["rope"]);
+  o.rope_base = params.real(keys["rope_base"]);
+  o.block = params.integer(keys["block"]);
+  o.gate_init_min = params.real(keys["gate_init_min"]);
+  o.gate_init_max = params.real(keys["gate_init_max"]);
   if (o.rope && layout.head_dim % 2 != 0) params.fail("rope", "rotary embedding needs an even head_dim; set rope: false");
   if (o.gate_init_min > o.gate_init_max) {
     params.fail("gate_init_min", "gate_init_min (" + number(o.gate_init_min) + ") must be <= gate_init_max (" +
@@ -110,6 +129,6 @@ std::string GatedFwaLayer::describe() const {
 }
 
 BLA_REGISTER_MIXER({"gatedfwa", "sliding-window attention with a cumulative per-head log gate added to the logits",
-                    "2*W*d_model + W*H", &GatedFwaLayer::from_config});
+                    "2*W*d_model + W*H", &gatedfwa_schema, &GatedFwaLayer::from_config});
 
 }  // namespace bla::mixers

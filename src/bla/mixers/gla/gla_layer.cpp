@@ -58,14 +58,30 @@ GlaLayer::GlaLayer(const MixerContext& ctx, const GlaLayerOptions& options, int6
   gate_up_->bias.zero_();
 }
 
+namespace {
+const config::Schema& gla_schema() {
+  const GlaLayerOptions d;
+  static const config::Schema schema(
+      "model.mixers.gla", "Gated linear attention (docs/mixers.md).",
+      {heads_key(),
+       config::real_key("expand_k", d.expand_k, 1e-6, 64.0, "key width H * d_k = expand_k * d_model"),
+       config::real_key("expand_v", d.expand_v, 1e-6, 64.0, "value width H * d_v = expand_v * d_model"),
+       config::integer_key("gate_rank", d.gate_rank, 1, 4096, "rank of the decay projection"),
+       config::real_key("gate_normalizer", d.gate_normalizer, 1e-6, 1e6, "log decay = logsigmoid(.) / gate_normalizer"),
+       config::integer_key("chunk", d.chunk, 1, 4096, "tokens per chunk of the training form (<= 16 or a multiple of 16)")});
+  return schema;
+}
+}  // namespace
+
 std::shared_ptr<MixerImpl> GlaLayer::from_config(config::Section& params, const MixerContext& ctx) {
+  const config::Schema& keys = gla_schema();
   GlaLayerOptions o;
-  o.heads = params.integer("heads", ctx.n_heads, 1, 1024);
-  o.expand_k = params.real("expand_k", o.expand_k, 1e-6, 64.0);
-  o.expand_v = params.real("expand_v", o.expand_v, 1e-6, 64.0);
-  o.gate_rank = params.integer("gate_rank", o.gate_rank, 1, 4096);
-  o.gate_normalizer = params.real("gate_normalizer", o.gate_normalizer, 1e-6, 1e6);
-  o.chunk = params.integer("chunk", o.chunk, 1, 4096);
+  o.heads = params.integer(keys["heads"], ctx.n_heads);
+  o.expand_k = params.real(keys["expand_k"]);
+  o.expand_v = params.real(keys["expand_v"]);
+  o.gate_rank = params.integer(keys["gate_rank"]);
+  o.gate_normalizer = params.real(keys["gate_normalizer"]);
+  o.chunk = params.integer(keys["chunk"]);
   check_gla_chunk(params, o.chunk);
   const int64_t key_dim = per_head_width(params, "expand_k", o.expand_k, ctx.d_model, o.heads);
   const int64_t value_dim = per_head_width(params, "expand_v", o.expand_v, ctx.d_model, o.heads);
@@ -121,6 +137,6 @@ std::string GlaLayer::describe() const {
 }
 
 BLA_REGISTER_MIXER({"gla", "gated linear attention: low-rank data-dependent decay per key channel, output gate",
-                    "H*d_k*d_v", &GlaLayer::from_config});
+                    "H*d_k*d_v", &gla_schema, &GlaLayer::from_config});
 
 }  // namespace bla::mixers

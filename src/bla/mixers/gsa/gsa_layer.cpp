@@ -25,12 +25,25 @@ GsaLayer::GsaLayer(const MixerContext& ctx, const GsaLayerOptions& options, int6
   norm_weight_ = register_parameter("norm_weight", torch::ones({head_dim}));
 }
 
+namespace {
+const config::Schema& gsa_schema() {
+  const GsaLayerOptions d;
+  static const config::Schema schema(
+      "model.mixers.gsa", "Gated slot attention (docs/mixers.md).",
+      {heads_key(), config::integer_key("slots", d.slots, 1, 4096, "memory slots m per head"),
+       config::real_key("gate_normalizer", d.gate_normalizer, 1e-6, 1e6, "log forget gate = logsigmoid(.) / gate_normalizer"),
+       config::integer_key("chunk", d.chunk, 1, 4096, "tokens per chunk of the training form (<= 16 or a multiple of 16)")});
+  return schema;
+}
+}  // namespace
+
 std::shared_ptr<MixerImpl> GsaLayer::from_config(config::Section& params, const MixerContext& ctx) {
+  const config::Schema& keys = gsa_schema();
   GsaLayerOptions o;
-  o.heads = params.integer("heads", ctx.n_heads, 1, 1024);
-  o.slots = params.integer("slots", o.slots, 1, 4096);
-  o.gate_normalizer = params.real("gate_normalizer", o.gate_normalizer, 1e-6, 1e6);
-  o.chunk = params.integer("chunk", o.chunk, 1, 4096);
+  o.heads = params.integer(keys["heads"], ctx.n_heads);
+  o.slots = params.integer(keys["slots"]);
+  o.gate_normalizer = params.real(keys["gate_normalizer"]);
+  o.chunk = params.integer(keys["chunk"]);
   check_gla_chunk(params, o.chunk);
   if (ctx.d_model % o.heads != 0) {
     params.fail("heads", "d_model (" + std::to_string(ctx.d_model) + ") is not divisible by heads (" +
@@ -92,6 +105,6 @@ std::string GsaLayer::describe() const {
 }
 
 BLA_REGISTER_MIXER({"gsa", "gated slot attention: m slots with a data-dependent forget gate, softmax over slots",
-                    "H*m*(d_k+d_v) = 2*m*d_model", &GsaLayer::from_config});
+                    "H*m*(d_k+d_v) = 2*m*d_model", &gsa_schema, &GsaLayer::from_config});
 
 }  // namespace bla::mixers

@@ -52,16 +52,34 @@ Mamba2Layer::Mamba2Layer(const MixerContext& ctx, const Mamba2Options& options)
   norm_weight_ = register_parameter("norm_weight", torch::ones({d_inner_}));
 }
 
+namespace {
+const config::Schema& mamba2_schema() {
+  const Mamba2Options d;
+  static const config::Schema schema(
+      "model.mixers.mamba2", "Mamba2-like selective state space mixer (SSD; docs/mixers.md).",
+      {config::integer_key("expand", d.expand, 1, 64, "d_inner = expand * d_model"),
+       config::integer_key("d_state", d.d_state, 1, 4096, "state size N per head"),
+       config::integer_key("head_dim", d.head_dim, 1, 4096, "P; heads H = d_inner / P"),
+       config::integer_key("ngroups", d.ngroups, 1, 4096, "groups of B and C shared by H / ngroups heads"),
+       config::integer_key("conv_kernel", d.conv_kernel, 1, 64, "causal depthwise convolution width"),
+       config::integer_key("chunk", d.chunk, 1, 4096, "tokens per chunk of the SSD training form"),
+       config::real_key("dt_min", d.dt_min, 1e-6, 10.0, "dt starts log-uniform in [dt_min, dt_max]"),
+       config::real_key("dt_max", d.dt_max, 1e-6, 10.0, "upper end of the initial dt range")});
+  return schema;
+}
+}  // namespace
+
 std::shared_ptr<MixerImpl> Mamba2Layer::from_config(config::Section& params, const MixerContext& ctx) {
+  const config::Schema& keys = mamba2_schema();
   Mamba2Options o;
-  o.expand = params.integer("expand", o.expand, 1, 64);
-  o.d_state = params.integer("d_state", o.d_state, 1, 4096);
-  o.head_dim = params.integer("head_dim", o.head_dim, 1, 4096);
-  o.ngroups = params.integer("ngroups", o.ngroups, 1, 4096);
-  o.conv_kernel = params.integer("conv_kernel", o.conv_kernel, 1, 64);
-  o.chunk = params.integer("chunk", o.chunk, 1, 4096);
-  o.dt_min = params.real("dt_min", o.dt_min, 1e-6, 10.0);
-  o.dt_max = params.real("dt_max", o.dt_max, 1e-6, 10.0);
+  o.expand = params.integer(keys["expand"]);
+  o.d_state = params.integer(keys["d_state"]);
+  o.head_dim = params.integer(keys["head_dim"]);
+  o.ngroups = params.integer(keys["ngroups"]);
+  o.conv_kernel = params.integer(keys["conv_kernel"]);
+  o.chunk = params.integer(keys["chunk"]);
+  o.dt_min = params.real(keys["dt_min"]);
+  o.dt_max = params.real(keys["dt_max"]);
   const int64_t d_inner = o.expand * ctx.d_model;
   if (d_inner % o.head_dim != 0) {
     params.fail("head_dim", "head_dim (" + std::to_string(o.head_dim) + ") must divide d_inner = expand * d_model (" +
@@ -161,6 +179,7 @@ std::string Mamba2Layer::describe() const {
 }
 
 BLA_REGISTER_MIXER({"mamba2", "Mamba2-like selective state space (SSD) with short causal convolution and gated RMSNorm",
-                    "H*P*d_state + (conv_kernel-1)*(d_inner + 2*ngroups*d_state)", &Mamba2Layer::from_config});
+                    "H*P*d_state + (conv_kernel-1)*(d_inner + 2*ngroups*d_state)", &mamba2_schema,
+                    &Mamba2Layer::from_config});
 
 }  // namespace bla::mixers
