@@ -10,6 +10,6 @@ from . import _library
 
 library_path = _library.load()
 
-from . import layers, ops  # noqa: E402  (after the ops are registered)
+from . import layers, ops, safetensors  # noqa: E402  (after the ops are registered)
 
-__all__ = ["layers", "library_path", "ops"]
+__all__ = ["layers", "library_path", "ops", "safetensors"]

@@ -262,3 +262,28 @@ class Mamba2Layer(nn.Module):
         grouped = acc.view(*acc.shape[:-1], G, self.d_inner // G)
         normed = (grouped * torch.rsqrt(grouped.pow(2).mean(-1, keepdim=True) + _NORM_EPS)).view(acc.shape)
         return self.out_proj(normed.to(y.dtype) * self.norm_weight.to(y.dtype))
+
+
+def layer_from_export(params: dict, d_model: int) -> nn.Module:
+    """The layer one entry of bla-export's config.json `layer_mixers[i].params` describes."""
+    kind = params["type"]
+    if kind in ("attention", "swa"):
+        return AttentionLayer(d_model, params["heads"], params.get("window", 0), params["head_dim"], params["rope"],
+                              params["rope_base"])
+    if kind == "bla":
+        windows = params["windows"] if "windows" in params else [params["window"]]
+        return BlaLayer(d_model, params["heads"], windows, params["slots"], params["chunk"], params["head_dim"],
+                        params["rope"], params["rope_base"])
+    if kind == "gatedfwa":
+        return GatedFwaLayer(d_model, params["heads"], params["window"], params["head_dim"], params["rope"],
+                             params["rope_base"], params["block"], params["gate_init_min"], params["gate_init_max"])
+    if kind == "gla":
+        return GlaLayer(d_model, params["heads"], params["expand_k"], params["expand_v"], params["gate_rank"],
+                        params["gate_normalizer"], params["chunk"])
+    if kind == "gsa":
+        return GsaLayer(d_model, params["heads"], params["slots"], params["gate_normalizer"], params["chunk"])
+    if kind == "mamba2":
+        return Mamba2Layer(d_model, params["expand"], params["d_state"], params["head_dim"], params["ngroups"],
+                           params["conv_kernel"], params["chunk"])
+    raise ValueError(f"unknown mixer type '{kind}'; bla_train.layers has attention, swa, bla, gatedfwa, gla, gsa, "
+                     "mamba2")
