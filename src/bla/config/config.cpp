@@ -185,7 +185,7 @@ std::vector<MixerSpec> read_mixers(Section& model, int64_t layers) {
       model.fail("mixer", "each entry must be a mixer type or a mapping with a 'type' key");
     }
     registry.get(type, model, "mixer");
-    YAML::Node defaults = per_type.has(type) ? per_type.raw(value_key(type, "", "")) : YAML::Node(YAML::NodeType::Map);
+    YAML::Node defaults = per_type.has(type) ? per_type.raw(value_key(type, "section", "", "")) : YAML::Node(YAML::NodeType::Map);
     if (defaults.IsDefined() && !defaults.IsNull() && !defaults.IsMap()) per_type.fail(type, "must be a mapping of parameters");
     if (item.IsMap()) {
       params = YAML::Clone(defaults.IsMap() ? defaults : YAML::Node(YAML::NodeType::Map));

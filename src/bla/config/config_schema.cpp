@@ -12,10 +12,11 @@ constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
 
 const Schema& top_schema() {
   static const Schema schema("(top level)", "A config file is one YAML mapping with these sections.",
-                             {value_key("run", "", "name, output folder, seed, device"),
-                              value_key("model", "", "the network: width, depth, mixers"),
-                              required(value_key("data", "", "the task and its data (`data.task` picks the keys)")),
-                              value_key("train", "", "optimisation, evaluation, checkpoints")});
+                             {value_key("run", "section", "", "name, output folder, seed, device"),
+                              value_key("model", "section", "", "the network: width, depth, mixers"),
+                              required(value_key("data", "section", "",
+                                                 "the task and its data (`data.task` picks the keys)")),
+                              value_key("train", "section", "", "optimisation, evaluation, checkpoints")});
   return schema;
 }
 
@@ -58,10 +59,10 @@ const Schema& model_schema() {
        real_key("norm_eps", d.norm_eps, 0, 1, "RMSNorm epsilon"),
        boolean_key("tie_embeddings", d.tie_embeddings, "the LM head shares the embedding matrix"),
        real_key("init_std", d.init_std, 0, 1, "N(0, std) initialisation of projections"),
-       required(value_key("mixer", "",
+       required(value_key("mixer", "name or list", "",
                           "a mixer type (`bla`), or a list repeated over the layers (`[swa, bla, bla]`); an item may "
                           "be a mapping `{type: bla, slots: 16}` that overrides `model.mixers.<type>`")),
-       value_key("mixers", "", "per mixer type, a mapping of its keys (the `model.mixers.<type>` sections below)")});
+       value_key("mixers", "section", "", "per mixer type, a mapping of its keys (the `model.mixers.<type>` sections below)")});
   return schema;
 }
 

@@ -1,5 +1,6 @@
 #include "bla/config/schema.h"
 
+#include <iomanip>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
@@ -11,7 +12,7 @@ constexpr int64_t kMaxInteger = std::numeric_limits<int64_t>::max();
 
 std::string number(double x) {
   std::ostringstream out;
-  out << x;
+  out << std::setprecision(10) << x;
   return out.str();
 }
 
@@ -80,7 +81,7 @@ std::string Key::type_doc() const {
     case Type::kString: return "string";
     case Type::kChoice: return "one of";
     case Type::kIntegerList: return "integer list";
-    case Type::kValue: return "see meaning";
+    case Type::kValue: return type_text;
   }
   return "";
 }
@@ -132,8 +133,9 @@ Key integer_list_key(std::string name, std::vector<int64_t> fallback, int64_t mi
   return key;
 }
 
-Key value_key(std::string name, std::string default_text, std::string meaning) {
+Key value_key(std::string name, std::string type_text, std::string default_text, std::string meaning) {
   Key key = base(std::move(name), Key::Type::kValue, std::move(meaning));
+  key.type_text = std::move(type_text);
   key.default_text = std::move(default_text);
   return key;
 }

@@ -18,6 +18,7 @@ struct Key {
   std::string meaning;   // one line for the docs
   bool required = false;
   std::string default_text;  // set for a default computed from other keys (e.g. "model.heads")
+  std::string type_text;     // kValue: the shapes it takes, as the docs show them ("mapping", "name or list")
 
   int64_t integer_default = 0, integer_min = 0, integer_max = 0;  // kInteger, kIntegerList (range of each entry)
   std::vector<int64_t> list_default;                               // kIntegerList
@@ -42,8 +43,8 @@ Key string_key(std::string name, std::string fallback, std::string meaning);
 Key choice_key(std::string name, std::string fallback, std::vector<std::string> choices, std::string meaning);
 Key integer_list_key(std::string name, std::vector<int64_t> fallback, int64_t min, int64_t max, std::string meaning);
 // A value with several shapes, read raw by the code that declares it (e.g.
-// model.mixer: a name or a list); `default_text` is what the docs show.
-Key value_key(std::string name, std::string default_text, std::string meaning);
+// model.mixer: a name or a list); the docs show `type_text` and `default_text`.
+Key value_key(std::string name, std::string type_text, std::string default_text, std::string meaning);
 // `key`, its default computed by the reader from other values; the docs show `text`.
 Key computed_default(Key key, std::string text);
 // `key`, required (no default).

@@ -23,9 +23,9 @@ using Source = std::shared_ptr<const ConfigSource>;
 
 // The keys a group shares with the file's top level.
 std::vector<config::Key> axis_keys() {
-  return {config::value_key("set", "{}", "config keys every point gets: {train.steps: 3000}"),
-          config::value_key("grid", "{}", "config keys to lists of values; every combination is a point"),
-          config::value_key("zip", "{}",
+  return {config::value_key("set", "mapping", "{}", "config keys every point gets: {train.steps: 3000}"),
+          config::value_key("grid", "mapping", "{}", "config keys to lists of values; every combination is a point"),
+          config::value_key("zip", "mapping or list", "{}",
                             "config keys to lists of one length (or a list of such blocks); the i-th values go "
                             "together")};
 }
@@ -37,7 +37,7 @@ const config::Schema& file_schema() {
                                                                        "relative to the sweep file")),
                       config::computed_default(config::string_key("out_dir", "", "where the sweep's runs go"),
                                                "runs/sweeps/<file name>")},
-                     config::concat(axis_keys(), {config::value_key("groups", "one group: the file",
+                     config::concat(axis_keys(), {config::value_key("groups", "list", "one group: the file",
                                                                     "a list of groups, each with the keys of "
                                                                     "`sweep file: groups[i]`")})));
   return schema;
