@@ -1,9 +1,11 @@
-// bla-data prepare --input FILES... --out DIR [--tokenizer byte|MODEL]
-//                  [--separator LINE] [--val-fraction F] [--seed S] [--shard-tokens N] [--dtype auto|uint16|uint32]
+// bla-data prepare --input FILES... --out DIR [--format text|jsonl|llmc|uint16] [--tokenizer byte|MODEL]
+//                  [--separator LINE] [--field NAME] [--vocab-size N --end-of-document ID]
+//                  [--val-fraction F] [--seed S] [--shard-tokens N] [--dtype auto|uint16|uint32]
 // bla-data train-tokenizer --input FILES... --out PREFIX [--vocab-size N] [--model-type unigram|bpe|char|word]
 //
-// prepare tokenises text files into token shards and index.json (the format
-// is described in src/bla/data/shards.h) for data.task: text, holding out
+// prepare tokenises text or JSONL files, or takes llm.c/nanoGPT token files
+// as they are (src/bla/data/documents.h), into token shards and index.json
+// (the format is described in src/bla/data/shards.h) for data.task: text, holding out
 // whole documents as the validation split. train-tokenizer trains a
 // SentencePiece model (builds with libsentencepiece only).
 #include "bla/data/prepare.h"
@@ -42,12 +44,24 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   bla::data::PrepareOptions prepare;
-  auto* prep = app.add_subcommand("prepare", "tokenise text files into token shards with an index.json");
-  prep->add_option("--input", prepare.inputs, "text files (UTF-8)")->required()->expected(1, -1);
+  auto* prep = app.add_subcommand("prepare", "tokenise text or JSONL files, or take token files as they are, into "
+                                             "token shards with an index.json");
+  prep->add_option("--input", prepare.inputs, "input files, all in --format")->required()->expected(1, -1);
+  prep->add_option("--format", prepare.format.name,
+                   "text (default: UTF-8 text), jsonl (one JSON object per line, its --field is a document), llmc "
+                   "(llm.c/nanoGPT .bin with its 256-int32 header) or uint16 (raw uint16 ids); token files are split "
+                   "into documents at --end-of-document and not tokenised again");
+  prep->add_option("--field", prepare.format.field, "jsonl: the field holding a document's text (default text)");
+  prep->add_option("--vocab-size", prepare.format.vocab_size,
+                   "llmc, uint16: the vocabulary of the ids (GPT-2: 50257); every id is checked against it")
+      ->check(bla::cli::IntegerIn(1, int64_t{1} << 32));
+  prep->add_option("--end-of-document", prepare.format.end_of_document,
+                   "llmc, uint16: the id that ends a document (GPT-2: 50256)")
+      ->check(bla::cli::IntegerIn(0, int64_t{1} << 32));
   prep->add_option("--out", prepare.out_dir, "the folder to write (created; earlier shards in it are replaced)")
       ->required();
   prep->add_option("--tokenizer", prepare.tokenizer, "byte (default: 256 byte ids + end-of-document 256) or a SentencePiece .model file");
-  prep->add_option("--separator", prepare.separator,
+  prep->add_option("--separator", prepare.format.separator,
                    "a line equal to this ends a document (fortune files: %); default: one document per file");
   prep->add_option("--val-fraction", prepare.val_fraction, "share of the documents held out for validation (default 0.01)")
       ->check(bla::cli::RealIn(0, 1));

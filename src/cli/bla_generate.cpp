@@ -50,9 +50,14 @@ int main(int argc, char** argv) {
     }
     bla::train::RestoreOptions restore;
     restore.overrides = overrides;
+    restore.data_optional = true;  // a text checkpoint carries its tokenizer
     auto run = bla::train::restore_checkpoint(checkpoint, restore);
-    const auto* text_task = dynamic_cast<const bla::tasks::TextTask*>(run.task.get());
-    const auto tokenizer = text_task != nullptr ? text_task->tokenizer() : nullptr;
+    if (!run.data_missing.empty()) {
+      std::cerr << "bla-generate: the training data is not here (" << run.data_missing
+                << "); using the tokenizer the checkpoint stores\n";
+    }
+    // Ids without a tokenizer (imported token files) are read and printed as ids.
+    const bla::data::Tokenizer* tokenizer = run.tokenizer && run.tokenizer->kind() != "ids" ? run.tokenizer.get() : nullptr;
     std::vector<int64_t> tokens;
     if (tokenizer) {
       tokens.push_back(tokenizer->end_of_document());
@@ -65,7 +70,7 @@ int main(int argc, char** argv) {
       }
     }
     std::cerr << "bla-generate: " << checkpoint << " (step " << run.meta.value("step", int64_t{0}) << ", task "
-              << run.task->name() << ", vocab " << run.vocab_size << ") on " << run.device.str() << "\n";
+              << (run.task ? run.task->name() : run.config.root["data"]["task"].Scalar()) << ", vocab " << run.vocab_size << ") on " << run.device.str() << "\n";
     for (int64_t layer = 0; layer < run.model->num_layers(); ++layer) {
       std::cerr << "  layer " << layer << ": " << run.model->mixer(layer).describe() << "\n";
     }

@@ -11,6 +11,7 @@
 #include "bla/util/files.h"
 
 #include "support/run_helpers.h"
+#include "support/shard_reading.h"
 
 #include <gtest/gtest.h>
 #include <fcntl.h>
@@ -29,6 +30,8 @@
 #include <set>
 
 using bla::testing::TempDir;
+using bla::testing::error_message;
+using bla::testing::split_tokens;
 using namespace bla::data;
 namespace util = bla::util;
 
@@ -63,26 +66,13 @@ PrepareOptions options_for(const std::vector<std::string>& inputs, const std::st
   PrepareOptions o;
   o.inputs = inputs;
   o.out_dir = out;
-  o.separator = "%";
+  o.format.separator = "%";
   o.val_fraction = 0.2;
   o.seed = 7;
   o.shard_tokens = 1000;
   return o;
 }
 
-// All tokens of a split, read from the shard files.
-std::vector<int64_t> split_tokens(const std::string& dir, const ShardIndex& index, const SplitInfo& split) {
-  std::vector<int64_t> tokens;
-  for (const auto& shard : split.shards) {
-    const std::string bytes = util::read_file(util::join_path(dir, shard.file));
-    for (size_t i = 0; i < bytes.size(); i += static_cast<size_t>(index.token_bytes())) {
-      uint32_t v = 0;
-      std::memcpy(&v, bytes.data() + i, static_cast<size_t>(index.token_bytes()));  // little-endian
-      tokens.push_back(v);
-    }
-  }
-  return tokens;
-}
 
 // The documents of a split: its tokens cut at the end-of-document id, decoded.
 std::set<std::string> split_documents_text(const std::string& dir, const ShardIndex& index, const SplitInfo& split) {
@@ -100,15 +90,6 @@ std::set<std::string> split_documents_text(const std::string& dir, const ShardIn
   return documents;
 }
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 TEST(TextTokenizer, ByteRoundTripKeepsUtf8) {
   ByteTokenizer tokenizer;
@@ -239,15 +220,15 @@ TEST(TextPrepare, BadOptionsNameTheOption) {
   TempDir tmp;
   const auto inputs = write_corpus(tmp, 1, 3);
   auto options = options_for(inputs, tmp / "data");
-  options.separator = "";
-  EXPECT_EQ(error_of([&] { prepare_shards(options); }),
+  options.format.separator = "";
+  EXPECT_EQ(error_message([&] { prepare_shards(options); }),
             "--val-fraction 0.2: 1 document(s) leave none for training; give more documents (more files, or "
             "--separator LINE to split files) or a smaller --val-fraction");
   options = options_for({tmp / "missing.txt"}, tmp / "data");
-  EXPECT_EQ(error_of([&] { prepare_shards(options); }), "--input " + (tmp / "missing.txt") + ": no such file");
+  EXPECT_EQ(error_message([&] { prepare_shards(options); }), "--input " + (tmp / "missing.txt") + ": no such file");
   options = options_for(inputs, tmp / "data");
   options.val_fraction = 1.0;
-  EXPECT_EQ(error_of([&] { prepare_shards(options); }), "--val-fraction 1: must be in [0, 1)");
+  EXPECT_EQ(error_message([&] { prepare_shards(options); }), "--val-fraction 1: must be in [0, 1)");
 }
 
 // ---- The text task ----
@@ -298,7 +279,7 @@ TEST_F(TextTaskTest, TruncatedShardIsNamedWithTheFix) {
   const std::string shard = dir_ + "/train-00001.bin";
   std::string bytes = util::read_file(shard);
   util::write_file_atomically(shard, bytes.substr(0, bytes.size() - 10));
-  EXPECT_EQ(error_of([&] { bla::tasks::TextTask({dir_, 16}); }),
+  EXPECT_EQ(error_message([&] { bla::tasks::TextTask({dir_, 16}); }),
             shard + " has " + std::to_string(bytes.size() - 10) + " bytes, but " + dir_ + "/index.json says 700 uint16 "
             "tokens (1400 bytes): the file is truncated or was changed; prepare the folder again: bla-data prepare --out " +
             dir_);
@@ -309,7 +290,7 @@ TEST_F(TextTaskTest, CorruptedShardIsNamedWithTheFix) {
   std::string bytes = util::read_file(shard);
   bytes[3] ^= 1;
   util::write_file_atomically(shard, bytes);
-  EXPECT_EQ(error_of([&] { bla::tasks::TextTask({dir_, 16}); }),
+  EXPECT_EQ(error_message([&] { bla::tasks::TextTask({dir_, 16}); }),
             shard + " has checksum " + util::hex64(util::fnv1a64(bytes)) + ", but " + dir_ + "/index.json says " +
             util::hex64(index_.val.shards[0].checksum) +
             ": the file is corrupt or was changed; prepare the folder again: bla-data prepare --out " + dir_);
@@ -317,10 +298,10 @@ TEST_F(TextTaskTest, CorruptedShardIsNamedWithTheFix) {
 
 TEST_F(TextTaskTest, MissingFilesAreNamed) {
   util::remove_file(dir_ + "/train-00000.bin");
-  EXPECT_EQ(error_of([&] { bla::tasks::TextTask({dir_, 16}); }),
+  EXPECT_EQ(error_message([&] { bla::tasks::TextTask({dir_, 16}); }),
             dir_ + "/train-00000.bin is missing (" + dir_ +
             "/index.json lists it); prepare the folder again: bla-data prepare --out " + dir_);
-  EXPECT_EQ(error_of([&] { bla::tasks::TextTask({tmp_ / "nothing", 16}); }),
+  EXPECT_EQ(error_message([&] { bla::tasks::TextTask({tmp_ / "nothing", 16}); }),
             tmp_ / "nothing/index.json not found: " + (tmp_ / "nothing") +
             " is not a prepared text folder; make one with bla-data prepare --input FILES... --out " + (tmp_ / "nothing"));
 }
@@ -329,7 +310,7 @@ TEST_F(TextTaskTest, ConfigErrorsNameTheKeyAndLine) {
   auto make = [&](const std::string& data) {
     auto config = bla::config::parse_config(
         "run: {device: cpu}\nmodel: {mixer: attention}\ntrain: {steps: 1}\ndata:\n  task: text\n" + data, "cfg.yaml");
-    return error_of([&] { bla::tasks::make_task(*config.data, 0); });
+    return error_message([&] { bla::tasks::make_task(*config.data, 0); });
   };
   EXPECT_EQ(make("  seq_len: 16\n"),
             "cfg.yaml, line 5: data.path: is required: the folder bla-data prepare wrote (e.g. build/data/fortunes, "
@@ -352,7 +333,7 @@ void edit_index(const std::string& dir, const std::function<void(nlohmann::json&
 
 TEST_F(TextTaskTest, EndOfDocumentOutsideTheVocabularyIsRejected) {
   edit_index(dir_, [](nlohmann::json& j) { j["tokenizer"]["end_of_document"] = 99999; });
-  EXPECT_EQ(error_of([&] { bla::tasks::TextTask({dir_, 16}); }),
+  EXPECT_EQ(error_message([&] { bla::tasks::TextTask({dir_, 16}); }),
             dir_ + "/index.json: not a valid bla-data index (tokenizer.end_of_document 99999 is outside the vocabulary "
                    "[0, 257)); prepare the folder again with bla-data prepare");
 }
@@ -367,7 +348,7 @@ TEST_F(TextTaskTest, IdsOutsideTheIndexVocabularyNameTheShardAndOffset) {
   const auto tokens = split_tokens(dir_, index_, {0, index_.train.shards[0].tokens, {index_.train.shards[0]}});
   const auto bad = std::find_if(tokens.begin(), tokens.end(), [](int64_t id) { return id >= 120; }) - tokens.begin();
   ASSERT_LT(bad, static_cast<int64_t>(tokens.size()));
-  EXPECT_EQ(error_of([&] { bla::tasks::TextTask({dir_, 16}); }),
+  EXPECT_EQ(error_message([&] { bla::tasks::TextTask({dir_, 16}); }),
             dir_ + "/train-00000.bin: token " + std::to_string(bad) + " (byte offset " + std::to_string(2 * bad) +
                 ") is id " + std::to_string(tokens[static_cast<size_t>(bad)]) + ", outside the vocabulary [0, 120) of " +
                 dir_ + "/index.json: its vocab_size is wrong or the shards were written with another tokenizer; "
@@ -410,7 +391,7 @@ std::string error_in_child(const std::function<void()>& read) {
   const pid_t pid = ::fork();
   if (pid == 0) {
     ::close(pipe_fds[0]);
-    const std::string message = error_of(read);
+    const std::string message = error_message(read);
     const ssize_t written = ::write(pipe_fds[1], message.data(), message.size());
     ::_exit(written == static_cast<ssize_t>(message.size()) ? 0 : 1);
   }
@@ -505,6 +486,48 @@ TEST(TextTraining, TinyRunLowersTheValidationLoss) {
   EXPECT_LT(loss, before.at("loss") - 2.0) << "validation loss falls";
 }
 
+// A text checkpoint records its tokenizer and sequence length: with the data
+// folder gone, bla-generate's restore still builds the model and the
+// tokenizer, and decodes what it decoded with the folder there.
+TEST(TextTraining, ACheckpointGeneratesWithoutItsDataFolder) {
+  TempDir tmp;
+  auto options = options_for(write_corpus(tmp, 2, 30), tmp / "data");
+  prepare_shards(options);
+  const std::string yaml =
+      "run: {name: text, seed: 1, threads: 1, device: cpu}\n"
+      "model: {d_model: 32, layers: 1, heads: 2, mixer: attention}\n"
+      "data: {task: text, path: " + (tmp / "data") + ", seq_len: 32}\n"
+      "train: {batch_size: 8, steps: 4, lr: 1.0e-2, log_every: 2, eval_examples: 16}\n";
+  bla::train::RunOptions run;
+  run.run_dir = tmp / "run";
+  run.quiet = true;
+  bla::train::train(bla::config::parse_config(yaml, "text.yaml"), run);
+  const std::string checkpoint = tmp / "run/checkpoints/step-00000004.ckpt";
+  const auto meta = bla::train::read_checkpoint_meta(checkpoint);
+  EXPECT_EQ(meta.at("seq_len"), 32);
+  EXPECT_EQ(meta.at("tokenizer"), (nlohmann::json{{"kind", "byte"}, {"vocab_size", 257}, {"end_of_document", 256}}));
+
+  auto greedy = [&](bla::train::RestoredRun& restored) {
+    std::vector<int64_t> prompt{restored.tokenizer->end_of_document()};
+    for (int64_t id : restored.tokenizer->encode("the cat")) prompt.push_back(id);
+    return bla::train::decode(*restored.model, prompt, 12, {0.0, 0, 0}, torch::kCPU).tokens;
+  };
+  auto with_data = bla::train::restore_checkpoint(checkpoint);
+  ASSERT_NE(with_data.task, nullptr);
+  const auto expected = greedy(with_data);
+
+  util::remove_tree(tmp / "data");
+  EXPECT_THROW(bla::train::restore_checkpoint(checkpoint), bla::config::ConfigError) << "eval needs the data";
+  bla::train::RestoreOptions restore;
+  restore.data_optional = true;
+  auto without = bla::train::restore_checkpoint(checkpoint, restore);
+  EXPECT_EQ(without.task, nullptr);
+  EXPECT_NE(without.data_missing.find("data.path"), std::string::npos) << without.data_missing;
+  ASSERT_NE(without.tokenizer, nullptr);
+  EXPECT_EQ(without.tokenizer->kind(), "byte");
+  EXPECT_EQ(greedy(without), expected);
+}
+
 TEST(TextTraining, ResumedRunEndsWithTheSameParameters) {
   // The data position alone resumes the text stream: 3 steps, then 3 more
   // from the checkpoint, equal 6 straight steps (constant schedule).
@@ -546,7 +569,7 @@ TEST(TextSentencePiece, MissingSupportSaysHowToGetIt) {
             "--tokenizer m.model: this build of bla-train has no SentencePiece support; install it (apt-get install "
             "libsentencepiece-dev) and rebuild (scripts/build.sh), or use the byte-level tokenizer (--tokenizer byte)");
   if (sentencepiece_available()) GTEST_SKIP() << "this build has SentencePiece";
-  EXPECT_EQ(error_of([] { make_tokenizer("m.model", "--tokenizer"); }),
+  EXPECT_EQ(error_message([] { make_tokenizer("m.model", "--tokenizer"); }),
             sentencepiece_missing_message("--tokenizer", "m.model"));
 }
 
@@ -574,7 +597,7 @@ TEST(TextSentencePiece, TrainedModelRoundTripsAndPreparesShards) {
   EXPECT_EQ(index.vocab_size, 120);
   EXPECT_EQ(index.end_of_document, tokenizer->end_of_document());
   for (int64_t id : split_tokens(tmp / "data", index, index.train)) ASSERT_LT(id, 120);
-  EXPECT_EQ(error_of([&] { make_tokenizer(tmp / "none.model", "--tokenizer"); }),
+  EXPECT_EQ(error_message([&] { make_tokenizer(tmp / "none.model", "--tokenizer"); }),
             "--tokenizer " + (tmp / "none.model") + ": no such file (give a SentencePiece .model file, or byte)");
 }
 

@@ -30,14 +30,6 @@ std::string number(double value) {
   return text;
 }
 
-std::string_view text_of(const util::MappedFile& file) {
-  return {reinterpret_cast<const char*>(file.data()), file.size()};
-}
-
-bool blank(const char* begin, const char* end) {
-  return std::all_of(begin, end, [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; });
-}
-
 // Collects one split's tokens and writes a shard each time shard_tokens are reached.
 class ShardWriter {
  public:
@@ -95,40 +87,20 @@ void check(const PrepareOptions& o) {
   if (o.dtype != "auto" && o.dtype != "uint16" && o.dtype != "uint32") {
     fail("--dtype " + o.dtype + ": must be auto, uint16 or uint32");
   }
-  if (o.separator.find('\n') != std::string::npos) fail("--separator: a separator is one line, without a newline");
+  o.format.check();
 }
 
 }  // namespace
 
-std::vector<std::pair<size_t, size_t>> split_documents(std::string_view text, const std::string& separator) {
-  std::vector<std::pair<size_t, size_t>> documents;
-  auto keep = [&](size_t begin, size_t end) {
-    if (!blank(text.data() + begin, text.data() + end)) documents.emplace_back(begin, end);
-  };
-  if (separator.empty()) {
-    keep(0, text.size());
-    return documents;
-  }
-  size_t begin = 0;  // start of the current document
-  for (size_t line = 0; line < text.size();) {
-    size_t newline = text.find('\n', line);
-    const size_t line_end = newline == std::string::npos ? text.size() : newline;
-    size_t content_end = line_end;
-    if (content_end > line && text[content_end - 1] == '\r') --content_end;
-    const size_t next = newline == std::string::npos ? text.size() : newline + 1;
-    if (text.compare(line, content_end - line, separator) == 0) {
-      keep(begin, line);
-      begin = next;
-    }
-    line = next;
-  }
-  keep(begin, text.size());
-  return documents;
-}
-
 ShardIndex prepare_shards(const PrepareOptions& o) {
   check(o);
-  const auto tokenizer = make_tokenizer(o.tokenizer, "--tokenizer");
+  if (o.format.is_tokens() && o.tokenizer != "byte") {
+    throw std::invalid_argument("--tokenizer: token files (--format " + o.format.name +
+                                ") are not tokenised again; leave --tokenizer out");
+  }
+  const std::unique_ptr<Tokenizer> tokenizer =
+      o.format.is_tokens() ? std::make_unique<IdTokenizer>(o.format.vocab_size, o.format.end_of_document)
+                           : make_tokenizer(o.tokenizer, "--tokenizer");
   const int64_t vocab = tokenizer->vocab_size();
   const std::string dtype = o.dtype == "auto" ? dtype_for_vocab(vocab) : o.dtype;
   if (dtype == "uint16" && vocab > 65536) {
@@ -138,29 +110,31 @@ ShardIndex prepare_shards(const PrepareOptions& o) {
 
   // Pass 1: every document of every file, so the split can be drawn exactly.
   struct Document {
-    size_t file, begin, end;
+    size_t file;
+    int64_t index;  // in its file
   };
-  std::vector<util::MappedFile> files;  // read in place: the page cache holds the text, not the heap
+  std::vector<DocumentFile> files;  // read in place: the page cache holds the text, not the heap
   std::vector<Document> documents;
   nlohmann::json inputs = nlohmann::json::array();
   for (size_t f = 0; f < o.inputs.size(); ++f) {
     if (!util::path_exists(o.inputs[f]) || util::is_directory(o.inputs[f])) {
       throw std::runtime_error("--input " + o.inputs[f] + ": no such file");
     }
-    files.emplace_back(o.inputs[f]);
-    const auto ranges = split_documents(text_of(files.back()), o.separator);
-    for (const auto& [begin, end] : ranges) documents.push_back({f, begin, end});
-    inputs.push_back({{"path", o.inputs[f]}, {"bytes", files.back().size()}, {"documents", ranges.size()},
-                      {"fnv1a64", util::hex64(util::fnv1a64(files.back().data(), files.back().size()))}});
+    files.emplace_back(o.inputs[f], o.format);
+    const util::MappedFile& file = files.back().file();
+    for (int64_t d = 0; d < files.back().documents(); ++d) documents.push_back({f, d});
+    inputs.push_back({{"path", o.inputs[f]}, {"bytes", file.size()}, {"documents", files.back().documents()},
+                      {"fnv1a64", util::hex64(util::fnv1a64(file.data(), file.size()))}});
   }
   const int64_t n = static_cast<int64_t>(documents.size());
   int64_t n_val = static_cast<int64_t>(std::llround(o.val_fraction * static_cast<double>(n)));
   if (o.val_fraction > 0) n_val = std::max<int64_t>(n_val, 1);
-  if (n == 0) throw std::runtime_error("--input: the files hold no text (every document is empty)");
+  if (n == 0) throw std::runtime_error("--input: the files hold no documents (every document is empty)");
   if (n_val >= n) {
     throw std::invalid_argument("--val-fraction " + number(o.val_fraction) + ": " + std::to_string(n) +
                                 " document(s) leave none for training; give more documents" +
-                                (o.separator.empty() ? " (more files, or --separator LINE to split files)" : "") +
+                                (o.format.name == "text" && o.format.separator.empty() ? " (more files, or --separator LINE to split files)"
+                                                                               : "") +
                                 " or a smaller --val-fraction");
   }
   std::vector<char> is_val(static_cast<size_t>(n), 0);
@@ -180,7 +154,8 @@ ShardIndex prepare_shards(const PrepareOptions& o) {
   ShardWriter train(o.out_dir, "train", dtype, o.shard_tokens), val(o.out_dir, "val", dtype, o.shard_tokens);
   for (int64_t d = 0; d < n; ++d) {
     const auto& doc = documents[static_cast<size_t>(d)];
-    const auto ids = tokenizer->encode(std::string(text_of(files[doc.file]).substr(doc.begin, doc.end - doc.begin)));
+    const DocumentFile& file = files[doc.file];
+    const auto ids = o.format.is_tokens() ? file.tokens(doc.index) : tokenizer->encode(file.text(doc.index));
     (is_val[static_cast<size_t>(d)] ? val : train).add_document(ids, tokenizer->end_of_document());
   }
 
@@ -194,7 +169,8 @@ ShardIndex prepare_shards(const PrepareOptions& o) {
   index.val = val.finish();
   index.provenance = {{"inputs", inputs},          {"seed", o.seed},
                       {"val_fraction", o.val_fraction}, {"shard_tokens", o.shard_tokens},
-                      {"separator", o.separator},  {"command", o.command}};
+                      {"input_format", o.format.name}, {"separator", o.format.separator},
+                      {"field", o.format.name == "jsonl" ? o.format.field : ""}, {"command", o.command}};
   util::write_file_atomically(util::join_path(o.out_dir, kIndexFile), index.to_json().dump(2) + "\n");
 
   // Shards of an earlier preparation into the same folder that this one did not write.

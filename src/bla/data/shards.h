@@ -48,7 +48,7 @@ struct SplitInfo {
 struct ShardIndex {
   std::string dtype;  // "uint16" or "uint32"
   int64_t vocab_size = 0;
-  std::string tokenizer_kind;   // "byte" or "sentencepiece"
+  std::string tokenizer_kind;   // "byte", "ids" (imported token ids) or "sentencepiece"
   std::string tokenizer_model;  // the SentencePiece model path, "" for byte
   int64_t end_of_document = 0;
   SplitInfo train, val;

@@ -1,5 +1,8 @@
 #include "bla/data/tokenizer.h"
 
+#include <sstream>
+#include <stdexcept>
+
 namespace bla::data {
 
 std::vector<int64_t> ByteTokenizer::encode(const std::string& text) const {
@@ -14,6 +17,29 @@ std::string ByteTokenizer::decode(const std::vector<int64_t>& ids) const {
   text.reserve(ids.size());
   for (int64_t id : ids) {
     if (id >= 0 && id < 256) text.push_back(static_cast<char>(static_cast<unsigned char>(id)));
+  }
+  return text;
+}
+
+std::vector<int64_t> IdTokenizer::encode(const std::string& text) const {
+  std::vector<int64_t> ids;
+  std::istringstream words(text);
+  for (std::string word; words >> word;) {
+    const bool digits = word.size() <= 18 && word.find_first_not_of("0123456789") == std::string::npos;
+    if (!digits || std::stoll(word) >= vocab_size_) {
+      throw std::invalid_argument("'" + word + "' is not a token id (this data has no tokenizer: give ids separated "
+                                  "by spaces, each below " + std::to_string(vocab_size_) + ")");
+    }
+    ids.push_back(std::stoll(word));
+  }
+  return ids;
+}
+
+std::string IdTokenizer::decode(const std::vector<int64_t>& ids) const {
+  std::string text;
+  for (int64_t id : ids) {
+    if (id == end_of_document_) continue;
+    text += (text.empty() ? "" : " ") + std::to_string(id);
   }
   return text;
 }

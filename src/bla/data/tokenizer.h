@@ -1,7 +1,9 @@
 // Text to token ids and back.
 //
 // Byte-level (the default, no files): ids 0..255 are the bytes of the UTF-8
-// text, 256 marks the end of a document; vocabulary 257. SentencePiece: a
+// text, 256 marks the end of a document; vocabulary 257. Ids: data imported
+// as token ids (llm.c/nanoGPT files) whose tokenizer is not here; text is the
+// ids written out, separated by spaces. SentencePiece: a
 // model file trained elsewhere (or with bla-data train-tokenizer), read
 // through libsentencepiece when the build has it; its end-of-document id is
 // the model's </s> (eos), or one id past its pieces when it has none.
@@ -17,7 +19,7 @@ namespace bla::data {
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
-  // "byte" or "sentencepiece".
+  // "byte", "ids" or "sentencepiece".
   virtual std::string kind() const = 0;
   // The model file ("" for byte).
   virtual std::string model_path() const { return ""; }
@@ -40,6 +42,23 @@ class ByteTokenizer : public Tokenizer {
   int64_t end_of_document() const override { return kEndOfDocument; }
   std::vector<int64_t> encode(const std::string& text) const override;
   std::string decode(const std::vector<int64_t>& ids) const override;
+};
+
+// Token ids as text: "17 4 5" encodes to {17, 4, 5}; decoding writes the ids
+// (but the end-of-document id) separated by spaces.
+class IdTokenizer : public Tokenizer {
+ public:
+  IdTokenizer(int64_t vocab_size, int64_t end_of_document)
+      : vocab_size_(vocab_size), end_of_document_(end_of_document) {}
+  std::string kind() const override { return "ids"; }
+  int64_t vocab_size() const override { return vocab_size_; }
+  int64_t end_of_document() const override { return end_of_document_; }
+  // Throws std::invalid_argument naming the first word that is not an id below vocab_size.
+  std::vector<int64_t> encode(const std::string& text) const override;
+  std::string decode(const std::vector<int64_t>& ids) const override;
+
+ private:
+  int64_t vocab_size_, end_of_document_;
 };
 
 // `spec` is "byte" or the path of a SentencePiece model. `key` names where

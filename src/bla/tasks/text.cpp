@@ -40,6 +40,7 @@ TextTask::Windows TextTask::make_windows(const std::string& split) const {
 }
 
 std::unique_ptr<data::Tokenizer> TextTask::tokenizer() const {
+  if (index_.tokenizer_kind == "ids") return std::make_unique<data::IdTokenizer>(index_.vocab_size, index_.end_of_document);
   const std::string key = "the tokenizer of " + util::join_path(options_.path, data::kIndexFile);
   return data::make_tokenizer(index_.tokenizer_kind == "byte" ? "byte" : index_.tokenizer_model, key);
 }

@@ -1,5 +1,8 @@
 #include "bla/train/checkpointer.h"
 
+#include "bla/data/tokenizer_record.h"
+#include "bla/tasks/text.h"
+
 #include "bla/train/trainer.h"
 #include "bla/util/checksum.h"
 #include "bla/util/files.h"
@@ -35,12 +38,15 @@ void move_path(const std::string& from, const std::string& to) {
 
 }  // namespace
 
-Checkpointer::Checkpointer(const std::string& run_dir, const config::Config& config, int64_t vocab,
-                           spdlog::logger& log)
+Checkpointer::Checkpointer(const std::string& run_dir, const config::Config& config, const tasks::Task& task,
+                           int64_t vocab, spdlog::logger& log)
     : directory_(util::join_path(run_dir, "checkpoints"), config.train.keep_checkpoints),
       config_(config),
       vocab_(vocab),
-      log_(log) {}
+      seq_len_(task.seq_len()),
+      log_(log) {
+  if (const auto* text = dynamic_cast<const tasks::TextTask*>(&task)) tokenizer_ = data::tokenizer_record(*text->tokenizer());
+}
 
 std::string new_run_id() {
   std::random_device device;
@@ -187,6 +193,8 @@ std::string Checkpointer::save(const Progress& progress, const torch::nn::Module
   meta["model_config"] = model_config_yaml(config_);
   meta["config"] = config_.resolved_yaml();
   meta["vocab_size"] = vocab_;
+  meta["seq_len"] = seq_len_;
+  if (!tokenizer_.is_null()) meta["tokenizer"] = tokenizer_;
   return directory_.save(progress.step, model, &optimizer.state(), meta);
 }
 

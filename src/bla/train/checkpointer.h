@@ -15,6 +15,10 @@
 #include <string>
 #include <vector>
 
+namespace bla::tasks {
+class Task;
+}
+
 namespace bla::train {
 
 // Where a run is: what a checkpoint records besides the tensors.
@@ -37,7 +41,11 @@ class NonFiniteError;
 
 class Checkpointer {
  public:
-  Checkpointer(const std::string& run_dir, const config::Config& config, int64_t vocab, spdlog::logger& log);
+  // Every checkpoint also records the task's sequence length and, for text,
+  // its tokenizer (data/tokenizer_record.h), so the model can be used without
+  // the data it was trained on.
+  Checkpointer(const std::string& run_dir, const config::Config& config, const tasks::Task& task, int64_t vocab,
+               spdlog::logger& log);
 
   // The rule that a run directory belongs to one run: starting afresh (no
   // --resume) where checkpoints exist is a config error naming the way out,
@@ -71,6 +79,8 @@ class Checkpointer {
   CheckpointDirectory directory_;
   const config::Config& config_;
   int64_t vocab_;
+  int64_t seq_len_;
+  nlohmann::json tokenizer_;  // null for tasks without one
   spdlog::logger& log_;
 };
 

@@ -177,7 +177,7 @@ std::vector<nlohmann::json> train_ensemble(std::vector<config::Config> configs, 
     util::write_file_atomically(util::join_path(m.run_dir, "config.yaml"), m.config.resolved_yaml());
     m.log = make_run_logger(m.run_dir, /*quiet=*/true, "member-" + std::to_string(e));
     if (!set_aside.empty()) m.log->warn("--overwrite: the earlier run's files are now in {}", set_aside);
-    m.checkpointer = std::make_unique<Checkpointer>(m.run_dir, m.config, vocab, *m.log);
+    m.checkpointer = std::make_unique<Checkpointer>(m.run_dir, m.config, *m.task, vocab, *m.log);
     for (const auto& name : m.checkpointer->remove_stale_temporaries()) {
       m.log->info("removed {}, left by a save that did not finish", name);
     }

@@ -1,6 +1,7 @@
 #include "bla/train/restore.h"
 
 #include "bla/data/shards.h"
+#include "bla/data/tokenizer_record.h"
 #include "bla/tasks/text.h"
 #include "bla/train/checkpoint.h"
 #include "bla/util/files.h"
@@ -49,15 +50,36 @@ RestoredRun restore_checkpoint(const std::string& path, const RestoreOptions& op
                           "it cannot be restored without one");
   }
   run.config = config::parse_config(run.meta.at("config").get<std::string>(), path, options.overrides);
-  run.task = tasks::make_task(*run.config.data, run.config.run.seed);
   const auto stored_vocab = run.meta.find("vocab_size");
   run.vocab_size = stored_vocab != run.meta.end() && stored_vocab->is_number_integer() ? stored_vocab->get<int64_t>() : 0;
+  const bool self_contained = run.vocab_size > 0 && run.meta.contains("seq_len") && run.meta.contains("tokenizer");
+  try {
+    run.task = tasks::make_task(*run.config.data, run.config.run.seed);
+  } catch (const config::ConfigError& e) {
+    if (!options.data_optional || !self_contained) throw;
+    run.data_missing = e.what();
+  }
   if (run.vocab_size <= 0) {
     run.vocab_size = run.config.model.vocab_size > 0 ? run.config.model.vocab_size : run.task->vocab_size();
   }
-  check_vocabulary(*run.task, run.vocab_size, path);
-  run.model = model::LanguageModel(run.config.model, run.vocab_size, run.task->seq_len());
-  run.config.finish_deferred_sections();
+  if (run.task) check_vocabulary(*run.task, run.vocab_size, path);
+  const int64_t seq_len = run.task ? run.task->seq_len() : run.meta.at("seq_len").get<int64_t>();
+  run.model = model::LanguageModel(run.config.model, run.vocab_size, seq_len);
+  if (run.task) {
+    run.config.finish_deferred_sections();
+  } else {
+    for (const auto& spec : run.config.model.mixers) spec.params->finish();  // the data section was never read
+  }
+  // The tokenizer the model was trained with: the checkpoint's record, else (older checkpoints) the data's.
+  if (run.meta.contains("tokenizer")) {
+    try {
+      run.tokenizer = data::tokenizer_from_record(run.meta.at("tokenizer"), "checkpoint " + path);
+    } catch (const std::runtime_error& e) {
+      throw CheckpointError(e.what());
+    }
+  } else if (const auto* text = dynamic_cast<const tasks::TextTask*>(run.task.get())) {
+    run.tokenizer = text->tokenizer();
+  }
   // Overrides of model keys must leave the model as it was trained.
   load_checkpoint(path, *run.model, nullptr, model_config_yaml(run.config));
   run.device = resolve_device(run.config.run.device);

@@ -6,6 +6,7 @@
 
 #include "bla/config/config.h"
 #include "bla/model/lm.h"
+#include "bla/data/tokenizer.h"
 #include "bla/tasks/task.h"
 
 #include <nlohmann/json.hpp>
@@ -26,12 +27,20 @@ struct RestoreOptions {
   // --set overrides applied to the stored config (e.g. data.test_automata=100,
   // run.device=cpu). Model keys must keep the architecture of the weights.
   std::vector<std::string> overrides;
+  // Where the task's data is gone (a text model's data folder), restore the
+  // model anyway from what the checkpoint records (vocabulary, sequence
+  // length, tokenizer); `task` is then null.
+  bool data_optional = false;
 };
 
 struct RestoredRun {
   config::Config config;  // the stored resolved config, overrides applied
   nlohmann::json meta;    // the checkpoint's meta (step, data position, ...)
-  std::unique_ptr<tasks::Task> task;
+  std::unique_ptr<tasks::Task> task;   // null when data_optional and the data is gone
+  std::string data_missing;             // then: why the task could not be built
+  // Text: the tokenizer of the task's data, else the one the checkpoint
+  // records; null for tasks without one (MQAR, RegBench).
+  std::unique_ptr<data::Tokenizer> tokenizer;
   model::LanguageModel model{nullptr};  // weights loaded, on `device`, in eval mode
   int64_t vocab_size = 0;
   torch::Device device{torch::kCPU};

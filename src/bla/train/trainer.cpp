@@ -84,7 +84,7 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
 
   // The parts: optimizer and schedule, checkpoints, data, device-side step metrics, the step itself.
   Optimizer optimizer(*model, t, /*fused=*/t.fused_optimizer != "off");
-  Checkpointer checkpointer(run_dir, config, vocab, *log);
+  Checkpointer checkpointer(run_dir, config, *task, vocab, *log);
   if (dp.is_main()) {
     for (const auto& name : checkpointer.remove_stale_temporaries()) {
       log->info("removed {}, left by a save that did not finish", name);
