@@ -13,13 +13,16 @@
 #              scripts/ncu_kernel_times.py --steps-by
 #   TESTS=1    builds bla_cuda_tests and runs TEST_FILTER (default: ensembles,
 #              the train step, the model kernels)
-# Logs go to ${OUT:-gpu-mqar-step}/.
+# Logs go to ${OUT:-gpu-mqar-step}/logs/, and in one archive, logs.tgz, beside
+# summary.txt (the device tool brings back at most 8 files).
 #   BASE=/tmp/base TESTS=1 NCU=1 scripts/gpu_mqar_step.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 here=$(pwd)
-out=$(realpath -m "${OUT:-gpu-mqar-step}")
+top=$(realpath -m "${OUT:-gpu-mqar-step}")
+out=$top/logs
 mkdir -p "$out"
+trap 'tar czf "$top/logs.tgz" -C "$top" logs && rm -rf "$out"' EXIT
 members=${MEMBERS:-12}
 steps=${STEPS:-300}
 points=${POINTS:-bla32 swa64}
@@ -52,6 +55,7 @@ if [ -n "${TESTS:-}" ]; then
   timeout "${TEST_LIMIT:-240}" build-gpu/tests/bla_cuda_tests \
     --gtest_filter="${TEST_FILTER:-*EnsembleOnGpu*:*TrainStep*:*ModelKernel*}" > "$out/tests.log" 2>&1
   echo "cuda tests rc=$? after $(( $(date +%s) - t0 )) s"
+  cp "$out/tests.log" "$top/"
   grep -E "^\[  (PASSED|FAILED) |FAILED  \]|Failure|Expected|Which is" "$out/tests.log" | head -40
 fi
 
@@ -93,12 +97,13 @@ if [ -n "${NCU:-}" ]; then
     echo "ncu $point: rc=$? after $(( $(date +%s) - t0 )) s"
     python3 scripts/ncu_kernel_times.py "$out/ncu_$point.csv" --steps-by 'Adam' --skip-steps 1 \
       > "$out/kernels_$point.txt" 2>&1
-    head -32 "$out/kernels_$point.txt"
+    head -40 "$out/kernels_$point.txt"
+    cp "$out/kernels_$point.txt" "$top/"
     gzip -f "$out/ncu_$point.csv"
   done
 fi
 
-python3 - "$out" <<'EOF'
+python3 - "$out" <<'EOF' | tee "$top/summary.txt"
 import glob, json, os, sys
 print(f"{'run':28s} {'agg steps/s':>11s} {'ms/member-step':>15s} {'peak GiB':>9s}")
 for path in sorted(glob.glob(os.path.join(sys.argv[1], "bench_*.json"))):
