@@ -1,5 +1,7 @@
-// LibTorch side of the model kernels (RMSNorm, SwiGLU activation, rotary
-// embedding): argument checks, buffers, stream, and their autograd Functions.
+// LibTorch side of the model kernels (RMSNorm, an ensemble's RMSNorm, SwiGLU
+// activation, rotary embedding, short convolution, the batched head's
+// cross-entropy): argument checks, buffers, stream, and their autograd
+// Functions.
 #include "bla_kernels/model.h"
 
 #include <ATen/cuda/CUDAContext.h>
@@ -7,6 +9,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -82,6 +85,87 @@ struct RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
   }
 };
 
+// A contiguous copy of t (t itself where it is one) whose data starts on a
+// 16-byte boundary, as the kernels' word loads need.
+at::Tensor aligned_contiguous(const at::Tensor& t) {
+  at::Tensor c = t.contiguous();
+  if (reinterpret_cast<std::uintptr_t>(c.data_ptr()) % 16 != 0) c = c.clone(at::MemoryFormat::Contiguous);
+  return c;
+}
+
+void check_aligned(const std::string& who, const at::Tensor& t, const char* name) {
+  if (reinterpret_cast<std::uintptr_t>(t.data_ptr()) % 16 != 0)
+    throw std::invalid_argument(who + name + " must start on a 16-byte boundary (a fresh allocation)");
+}
+
+// -------------------------------------------------------- ensemble RMSNorm
+
+void require_norm_members(const at::Tensor& x, const at::Tensor& weight) {
+  std::string why;
+  if (!rms_norm_members_supported(x, weight, &why)) throw std::invalid_argument(kNormWho + why);
+}
+
+struct RmsNormMembersFunction : public torch::autograd::Function<RmsNormMembersFunction> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
+                            double eps) {
+    require_norm_members(x, weight);
+    const at::Tensor xc = x.contiguous(), wc = weight.contiguous();
+    const int64_t members = weight.size(0), dim = x.size(-1), rows = x.numel() / dim;
+    at::Tensor y = at::empty(xc.sizes(), xc.options());
+    at::Tensor rstd = at::empty({rows}, xc.options().dtype(at::kFloat));
+    c10::cuda::CUDAGuard guard(x.device());
+    detail::RmsNormForwardArgs args;
+    args.members = static_cast<int>(members);
+    args.rows = rows / members;
+    args.dim = static_cast<int>(dim);
+    args.x_dtype = model_dtype(x);
+    args.w_dtype = model_dtype(weight);
+    args.eps = static_cast<float>(eps);
+    args.x = xc.data_ptr();
+    args.w = wc.data_ptr();
+    args.y = y.data_ptr();
+    args.rstd = rstd.data_ptr<float>();
+    check_cuda(kNormWho, detail::rms_norm_forward_launch(args, sm_count(), at::cuda::getCurrentCUDAStream().stream()),
+               "members forward launch");
+    ctx->save_for_backward({xc, wc, rstd});
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    if (!grad_outputs[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor()};
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &weight = saved[1], &rstd = saved[2];
+    const at::Tensor grad_y = grad_outputs[0].to(x.scalar_type()).contiguous();
+    const int64_t members = weight.size(0), dim = x.size(-1), rows = x.numel() / dim;
+    at::Tensor grad_x = at::empty(x.sizes(), x.options());
+    at::Tensor grad_w, partial;
+    c10::cuda::CUDAGuard guard(x.device());
+    const int sms = sm_count();
+    detail::RmsNormBackwardArgs args;
+    args.members = static_cast<int>(members);
+    args.rows = rows / members;
+    args.dim = static_cast<int>(dim);
+    args.x_dtype = model_dtype(x);
+    args.w_dtype = model_dtype(weight);
+    args.x = x.data_ptr();
+    args.w = weight.data_ptr();
+    args.rstd = rstd.data_ptr<float>();
+    args.grad_y = grad_y.data_ptr();
+    args.grad_x = grad_x.data_ptr();
+    if (ctx->needs_input_grad(1)) {
+      grad_w = at::empty(weight.sizes(), weight.options());
+      const int blocks = detail::rms_norm_backward_blocks(args.rows, args.dim, args.x_dtype, sms);
+      partial = at::empty({members * std::max(blocks, 1), dim}, x.options().dtype(at::kFloat));
+      args.grad_w_partial = partial.data_ptr<float>();
+      args.grad_w = grad_w.data_ptr();
+    }
+    check_cuda(kNormWho, detail::rms_norm_backward_launch(args, sms, at::cuda::getCurrentCUDAStream().stream()),
+               "members backward launch");
+    return {grad_x, grad_w, at::Tensor()};
+  }
+};
+
 // ----------------------------------------------------------------- SwiGLU
 
 constexpr const char* kSwigluWho = "bla: swiglu kernel: ";
@@ -117,6 +201,103 @@ struct SwigluFunction : public torch::autograd::Function<SwigluFunction> {
 // ----------------------------------------------------------------- rotary
 
 constexpr const char* kRotaryWho = "bla: rotary kernel: ";
+
+// --------------------------------------------------------- short convolution
+
+constexpr const char* kConvWho = "bla: short_conv kernel: ";
+
+void require_conv(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  std::string why;
+  if (!short_conv_supported(x, weight, bias, &why)) throw std::invalid_argument(kConvWho + why);
+}
+
+detail::ShortConvArgs conv_args(const at::Tensor& x, const at::Tensor& weight) {
+  detail::ShortConvArgs args;
+  args.members = weight.dim() == 3 ? static_cast<int>(weight.size(0)) : 1;
+  args.seqs = x.size(0) / args.members;
+  args.seq = static_cast<int>(x.size(1));
+  args.channels = static_cast<int>(x.size(2));
+  args.kernel = static_cast<int>(weight.size(-1));
+  args.dtype = model_dtype(x);
+  return args;
+}
+
+struct ShortConvFunction : public torch::autograd::Function<ShortConvFunction> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
+                            const at::Tensor& bias) {
+    require_conv(x, weight, bias);
+    const at::Tensor xc = aligned_contiguous(x), wc = weight.contiguous(), bc = bias.contiguous();
+    at::Tensor y = at::empty(xc.sizes(), xc.options());
+    short_conv_forward_out(xc, wc, bc, y);
+    ctx->save_for_backward({xc, wc, bc});
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    if (!grad_outputs[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor()};
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &weight = saved[1], &bias = saved[2];
+    at::Tensor grad_x = at::empty(x.sizes(), x.options());
+    at::Tensor grad_w = at::empty(weight.sizes(), weight.options());
+    at::Tensor grad_b = at::empty(bias.sizes(), bias.options());
+    short_conv_backward_out(x, weight, grad_outputs[0], grad_x, grad_w, grad_b);
+    return {grad_x, grad_w, grad_b};
+  }
+};
+
+// ------------------------------------------------------------- head loss
+
+constexpr const char* kHeadWho = "bla: head_loss kernel: ";
+
+struct HeadLossFunction : public torch::autograd::Function<HeadLossFunction> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logits,
+                                                const at::Tensor& targets) {
+    std::string why;
+    if (!head_loss_supported(logits, targets, &why)) throw std::invalid_argument(kHeadWho + why);
+    const at::Tensor lc = logits.contiguous(), tc = targets.contiguous();
+    const int64_t rows = lc.size(0);
+    const auto f32 = lc.options().dtype(at::kFloat);
+    at::Tensor lse = at::empty({rows}, f32), loss = at::empty({rows}, f32), hit = at::empty({rows}, f32);
+    c10::cuda::CUDAGuard guard(lc.device());
+    detail::HeadLossArgs args;
+    args.rows = rows;
+    args.vocab = static_cast<int>(lc.size(1));
+    args.dtype = model_dtype(lc);
+    args.logits = lc.data_ptr();
+    args.targets = tc.data_ptr<int64_t>();
+    args.lse = lse.data_ptr<float>();
+    args.loss = loss.data_ptr<float>();
+    args.hit = hit.data_ptr<float>();
+    check_cuda(kHeadWho, detail::head_loss_forward_launch(args, at::cuda::getCurrentCUDAStream().stream()),
+               "forward launch");
+    ctx->save_for_backward({lc, tc, lse});
+    ctx->mark_non_differentiable({hit});
+    return {loss, hit};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    if (!grad_outputs[0].defined()) return {at::Tensor(), at::Tensor()};
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &logits = saved[0], &targets = saved[1], &lse = saved[2];
+    const at::Tensor grad_loss = grad_outputs[0].to(at::kFloat).contiguous();
+    at::Tensor grad_logits = at::empty(logits.sizes(), logits.options());
+    c10::cuda::CUDAGuard guard(logits.device());
+    detail::HeadLossArgs args;
+    args.rows = logits.size(0);
+    args.vocab = static_cast<int>(logits.size(1));
+    args.dtype = model_dtype(logits);
+    args.logits = logits.data_ptr();
+    args.targets = targets.data_ptr<int64_t>();
+    args.lse = lse.data_ptr<float>();
+    args.grad_loss = grad_loss.data_ptr<float>();
+    args.grad_logits = grad_logits.data_ptr();
+    check_cuda(kHeadWho, detail::head_loss_backward_launch(args, at::cuda::getCurrentCUDAStream().stream()),
+               "backward launch");
+    return {grad_logits, at::Tensor()};
+  }
+};
 
 // Rotates the defined ones of a and b (at least a) into fresh tensors.
 std::pair<at::Tensor, at::Tensor> rotate(const at::Tensor& a, const at::Tensor& b, int64_t start, double base,
@@ -259,6 +440,26 @@ void rms_norm_backward_out(const at::Tensor& x, const at::Tensor& weight, const 
              "backward launch");
 }
 
+// -------------------------------------------------------- ensemble RMSNorm
+
+bool rms_norm_members_supported(const at::Tensor& x, const at::Tensor& weight, std::string* why) {
+  auto fail = [&](const std::string& text) {
+    if (why != nullptr) *why = text;
+    return false;
+  };
+  if (!x.defined() || !weight.defined()) return fail("x and weight must be defined");
+  if (weight.dim() != 2) return fail("an ensemble's weight must be (members, D), got " + shape_text(weight));
+  const int64_t members = weight.size(0);
+  if (members < 1 || members > 65535) return fail("members must be 1 to 65535, got " + std::to_string(members));
+  if (x.dim() < 2 || x.size(0) % members != 0)
+    return fail("x " + shape_text(x) + " does not split into " + std::to_string(members) + " members along dim 0");
+  return rms_norm_supported(x, weight.select(0, 0), why);
+}
+
+at::Tensor rms_norm_members_autograd(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  return RmsNormMembersFunction::apply(x, weight, eps);
+}
+
 // ----------------------------------------------------------------- SwiGLU
 
 bool swiglu_supported(const at::Tensor& gate, const at::Tensor& up, std::string* why) {
@@ -391,6 +592,112 @@ void rotary_out(const at::Tensor& q, const at::Tensor& k, int64_t start, double 
     args.out_b = k_out.data_ptr();
   }
   check_cuda(kRotaryWho, detail::rotary_launch(args, at::cuda::getCurrentCUDAStream().stream()), "launch");
+}
+
+}  // namespace bla::kernels
+
+namespace bla::kernels {
+
+// --------------------------------------------------------- short convolution
+
+bool short_conv_supported(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, std::string* why) {
+  auto fail = [&](const std::string& text) {
+    if (why != nullptr) *why = text;
+    return false;
+  };
+  if (!x.defined() || !weight.defined() || !bias.defined()) return fail("x, weight and bias must be defined");
+  if (!x.is_cuda() || !weight.is_cuda() || !bias.is_cuda()) return fail("x, weight and bias must be CUDA tensors");
+  if (weight.device() != x.device() || bias.device() != x.device()) return fail("x, weight and bias must be on one device");
+  if (!kernel_dtype(x.scalar_type())) return fail(dtype_problem("x", x));
+  if (weight.scalar_type() != at::kFloat || bias.scalar_type() != at::kFloat)
+    return fail("weight and bias must be float32, got " + std::string(c10::toString(weight.scalar_type())) + " and " +
+                c10::toString(bias.scalar_type()));
+  if (x.dim() != 3) return fail("x must be (sequences, T, C), got " + shape_text(x));
+  const int64_t C = x.size(2);
+  if (x.size(1) < 1 || x.size(1) > 0x7fffffffLL || C < 1 || C > (1 << 20))
+    return fail("x " + shape_text(x) + " is empty or too large for the kernel");
+  const bool members = weight.dim() == 3;
+  if (!(weight.dim() == 2 || members) || weight.size(-2) != C || bias.dim() != weight.dim() - 1 || bias.size(-1) != C ||
+      (members && (bias.size(0) != weight.size(0) || weight.size(0) < 1 || weight.size(0) > 65535 ||
+                   x.size(0) % weight.size(0) != 0)))
+    return fail("weight " + shape_text(weight) + " and bias " + shape_text(bias) + " do not fit x " + shape_text(x) +
+                ": (C, K) and (C), or an ensemble's (E, C, K) and (E, C) with E dividing the sequences");
+  const int64_t K = weight.size(-1);
+  if (K < 1 || K > detail::kShortConvMaxKernel)
+    return fail("kernel width " + std::to_string(K) + " is not supported; the kernel takes 1 to " +
+                std::to_string(detail::kShortConvMaxKernel));
+  return true;
+}
+
+at::Tensor short_conv_autograd(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  return ShortConvFunction::apply(x, weight, bias);
+}
+
+void short_conv_forward_out(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, at::Tensor& y) {
+  require_conv(x, weight, bias);
+  const at::Tensor xc = aligned_contiguous(x), wc = weight.contiguous(), bc = bias.contiguous();
+  check_output(kConvWho, y, "y", x.sizes(), x.scalar_type(), x);
+  check_aligned(kConvWho, y, "y");
+  c10::cuda::CUDAGuard guard(x.device());
+  detail::ShortConvArgs args = conv_args(xc, wc);
+  args.x = xc.data_ptr();
+  args.w = wc.data_ptr<float>();
+  args.b = bc.data_ptr<float>();
+  args.y = y.data_ptr();
+  check_cuda(kConvWho, detail::short_conv_forward_launch(args, at::cuda::getCurrentCUDAStream().stream()),
+             "forward launch");
+}
+
+void short_conv_backward_out(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& grad_y,
+                             at::Tensor& grad_x, at::Tensor& grad_weight, at::Tensor& grad_bias) {
+  at::Tensor bias_like = weight.select(-1, 0);
+  require_conv(x, weight, bias_like);
+  const at::Tensor xc = aligned_contiguous(x), wc = weight.contiguous();
+  const at::Tensor gc = aligned_contiguous(grad_y.to(x.scalar_type()));
+  if (gc.sizes() != x.sizes())
+    throw std::invalid_argument(std::string(kConvWho) + "grad_y must be shaped like x " + shape_text(x) + ", got " +
+                                shape_text(grad_y));
+  check_output(kConvWho, grad_x, "grad_x", x.sizes(), x.scalar_type(), x);
+  check_aligned(kConvWho, grad_x, "grad_x");
+  check_output(kConvWho, grad_weight, "grad_weight", weight.sizes(), at::kFloat, x);
+  check_output(kConvWho, grad_bias, "grad_bias", bias_like.sizes(), at::kFloat, x);
+  c10::cuda::CUDAGuard guard(x.device());
+  detail::ShortConvArgs args = conv_args(xc, wc);
+  const int64_t rows = detail::short_conv_partial_rows(args.seqs, args.seq, args.channels, args.dtype);
+  at::Tensor partial = at::empty({args.members * rows * (args.kernel + 1) * args.channels}, x.options().dtype(at::kFloat));
+  args.x = xc.data_ptr();
+  args.w = wc.data_ptr<float>();
+  args.grad_y = gc.data_ptr();
+  args.grad_x = grad_x.data_ptr();
+  args.partial = partial.data_ptr<float>();
+  args.grad_w = grad_weight.data_ptr<float>();
+  args.grad_b = grad_bias.data_ptr<float>();
+  check_cuda(kConvWho, detail::short_conv_backward_launch(args, at::cuda::getCurrentCUDAStream().stream()),
+             "backward launch");
+}
+
+// ------------------------------------------------------------- head loss
+
+bool head_loss_supported(const at::Tensor& logits, const at::Tensor& targets, std::string* why) {
+  auto fail = [&](const std::string& text) {
+    if (why != nullptr) *why = text;
+    return false;
+  };
+  if (!logits.defined() || !targets.defined()) return fail("logits and targets must be defined");
+  if (!logits.is_cuda() || !targets.is_cuda() || targets.device() != logits.device())
+    return fail("logits and targets must be CUDA tensors on one device");
+  if (!kernel_dtype(logits.scalar_type())) return fail(dtype_problem("logits", logits));
+  if (logits.dim() != 2 || logits.size(1) < 1 || logits.size(1) > 0x7fffffffLL)
+    return fail("logits must be (rows, vocab), got " + shape_text(logits));
+  if (targets.scalar_type() != at::kLong || targets.dim() != 1 || targets.size(0) != logits.size(0))
+    return fail("targets must be int64 (" + std::to_string(logits.size(0)) + "), got " + shape_text(targets) + " " +
+                c10::toString(targets.scalar_type()));
+  return true;
+}
+
+std::pair<at::Tensor, at::Tensor> head_loss_autograd(const at::Tensor& logits, const at::Tensor& targets) {
+  auto out = HeadLossFunction::apply(logits, targets);
+  return {out[0], out[1]};
 }
 
 }  // namespace bla::kernels

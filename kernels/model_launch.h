@@ -15,9 +15,14 @@ enum class ModelDtype { kFloat32, kBFloat16 };
 
 // ---- RMSNorm: y = cast(cast(x * r) * cast(w)), r = rsqrt(mean(x^2) + eps) in float32.
 // x, y, grad_y, grad_x: (rows, dim) contiguous of x_dtype; w, grad_w: (dim) of
-// w_dtype (float32, or x_dtype); rstd: (rows) float32.
+// w_dtype (float32, or x_dtype); rstd: (rows) float32. With members = E > 1
+// (an ensemble, src/bla/mixers/common/members.h) every one of them holds E
+// such blocks one after another: x (E, rows, dim), w (E, dim), rstd (E, rows),
+// and member e's rows are normalised with its weight exactly as a solo call
+// on them would be (the same blocks, rows and order: the same bits).
 struct RmsNormForwardArgs {
-  int64_t rows = 0;
+  int members = 1;
+  int64_t rows = 0;  // per member
   int dim = 0;
   ModelDtype x_dtype = ModelDtype::kFloat32;
   ModelDtype w_dtype = ModelDtype::kFloat32;
@@ -29,7 +34,8 @@ struct RmsNormForwardArgs {
 };
 
 struct RmsNormBackwardArgs {
-  int64_t rows = 0;
+  int members = 1;
+  int64_t rows = 0;  // per member
   int dim = 0;
   ModelDtype x_dtype = ModelDtype::kFloat32;
   ModelDtype w_dtype = ModelDtype::kFloat32;
@@ -39,7 +45,7 @@ struct RmsNormBackwardArgs {
   const void* grad_y = nullptr;
   void* grad_x = nullptr;
   // Both null to skip the weight gradient; else grad_w_partial is a
-  // (rms_norm_backward_blocks(rows, dim, ...), dim) float32 workspace.
+  // (members * rms_norm_backward_blocks(rows, dim, ...), dim) float32 workspace.
   float* grad_w_partial = nullptr;
   void* grad_w = nullptr;
 };
@@ -87,5 +93,65 @@ struct RotaryArgs {
 };
 constexpr int kRotaryMaxDim = 4096;
 cudaError_t rotary_launch(const RotaryArgs& args, cudaStream_t stream);
+
+// ---- Short causal depthwise convolution (src/bla/mixers/common/short_conv.h)
+// of `members` groups of `seqs` sequences (T, C) each, member e's weight and
+// bias at e * C * K and e * C:
+//   y[s, t, c] = b[c] + sum_{k<K} w[c, k] * x[s, t-(K-1)+k, c]   (zeros before t = 0),
+// added in that order, each product and sum rounded to x's dtype as the
+// LibTorch form's separate operations round them (the same bits). Backward:
+//   dx[s, t, c] = sum_k w[c, k] * dy[s, t+(K-1)-k, c]   (t+(K-1)-k < T),
+//   dw[c, k] = sum_{s,t} dy[s, t, c] * x[s, t-(K-1)+k, c],   db[c] = sum_{s,t} dy[s, t, c],
+// in float32; dw and db through a (members, short_conv_partial_rows(...),
+// K+1, C) float32 workspace summed in a fixed order: the same bits every run,
+// and a member's the same as a solo call's on its sequences.
+// x, y, grad_y, grad_x (members * seqs, T, C) contiguous of dtype, 16-byte
+// aligned; w (members, C, K), b (members, C), grad_w, grad_b alike, float32.
+struct ShortConvArgs {
+  int members = 1;
+  int64_t seqs = 0;  // per member
+  int seq = 0;       // T
+  int channels = 0;  // C
+  int kernel = 0;    // K
+  ModelDtype dtype = ModelDtype::kFloat32;
+  const void* x = nullptr;
+  const float* w = nullptr;
+  const float* b = nullptr;
+  void* y = nullptr;             // forward
+  const void* grad_y = nullptr;  // backward
+  void* grad_x = nullptr;
+  float* partial = nullptr;
+  float* grad_w = nullptr;
+  float* grad_b = nullptr;
+};
+constexpr int kShortConvMaxKernel = 8;
+// Rows of the backward's workspace per member: a function of the shape only.
+int short_conv_partial_rows(int64_t seqs, int seq, int channels, ModelDtype dtype);
+cudaError_t short_conv_forward_launch(const ShortConvArgs& args, cudaStream_t stream);
+cudaError_t short_conv_backward_launch(const ShortConvArgs& args, cudaStream_t stream);
+
+// ---- Cross-entropy of the LM head's logits, one row at a time (an
+// ensemble's batched head, src/bla/model/head_loss.cpp): for row r with
+// target y_r (< 0: ignored),
+//   lse_r = log sum_v exp(l_rv),  loss_r = lse_r - l_{r,y_r} (0 when ignored),
+//   hit_r = 1 when the first largest logit is at y_r (0 when ignored),
+// in float32; backward: dl_rv = g_r * (exp(l_rv - lse_r) - [v == y_r]),
+// rounded to the logits' dtype (0 on ignored rows). logits, grad_logits
+// (rows, vocab) contiguous of dtype; targets (rows) int64; lse, loss, hit,
+// grad_loss (rows) float32.
+struct HeadLossArgs {
+  int64_t rows = 0;
+  int vocab = 0;
+  ModelDtype dtype = ModelDtype::kFloat32;
+  const void* logits = nullptr;
+  const int64_t* targets = nullptr;
+  float* lse = nullptr;              // forward out, backward in
+  float* loss = nullptr;             // forward
+  float* hit = nullptr;              // forward
+  const float* grad_loss = nullptr;  // backward
+  void* grad_logits = nullptr;       // backward
+};
+cudaError_t head_loss_forward_launch(const HeadLossArgs& args, cudaStream_t stream);
+cudaError_t head_loss_backward_launch(const HeadLossArgs& args, cudaStream_t stream);
 
 }  // namespace bla::kernels::detail

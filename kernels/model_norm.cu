@@ -8,6 +8,8 @@
 // backward each thread sums its columns' weight gradient over the block's
 // rows in registers. The (blocks, dim) float32 partials are then summed in a
 // fixed order by a second small kernel: no atomics, the same bits every run.
+// An ensemble's members (RmsNorm*Args::members) are the grid's y dimension:
+// each member's blocks do exactly what a solo launch on its rows does.
 //
 // Backward, with dn = dy * w (float32):
 //   dx = r * dn - x * r^3 * mean(dn * x),   dw = sum over rows of dy * cast(x * r).
@@ -34,15 +36,18 @@ __global__ void __launch_bounds__(kMaxThreads) rms_norm_forward_kernel(RmsNormFo
   __shared__ float scratch[32];
   const int nvec = a.dim / VEC;
   const float inv_dim = __frcp_rn(static_cast<float>(a.dim));
-  const T* x = static_cast<const T*>(a.x);
-  T* y = static_cast<T*>(a.y);
+  const int64_t member = blockIdx.y;
+  const T* x = static_cast<const T*>(a.x) + member * a.rows * a.dim;
+  T* y = static_cast<T*>(a.y) + member * a.rows * a.dim;
+  const W* wp = static_cast<const W*>(a.w) + member * a.dim;
+  float* rstd = a.rstd + member * a.rows;
 
   float w[kChunks][VEC];
 #pragma unroll
   for (int c = 0; c < kChunks; ++c) {
     const int vi = threadIdx.x + c * blockDim.x;
     if (vi < nvec) {
-      load_floats<W, VEC>(static_cast<const W*>(a.w) + vi * VEC, w[c]);
+      load_floats<W, VEC>(wp + vi * VEC, w[c]);
 #pragma unroll
       for (int j = 0; j < VEC; ++j) w[c][j] = round_to<T>(w[c][j]);
     }
@@ -73,7 +78,7 @@ __global__ void __launch_bounds__(kMaxThreads) rms_norm_forward_kernel(RmsNormFo
         store_floats<T, VEC>(yr + vi * VEC, out);
       }
     }
-    if (threadIdx.x == 0) a.rstd[row] = r;
+    if (threadIdx.x == 0) rstd[row] = r;
   }
 }
 
@@ -83,9 +88,12 @@ __global__ void __launch_bounds__(kMaxThreads) rms_norm_backward_kernel(RmsNormB
   __shared__ float scratch[32];
   const int nvec = a.dim / VEC;
   const float inv_dim = __frcp_rn(static_cast<float>(a.dim));
-  const T* x = static_cast<const T*>(a.x);
-  const T* gy = static_cast<const T*>(a.grad_y);
-  T* gx = static_cast<T*>(a.grad_x);
+  const int64_t member = blockIdx.y;
+  const T* x = static_cast<const T*>(a.x) + member * a.rows * a.dim;
+  const T* gy = static_cast<const T*>(a.grad_y) + member * a.rows * a.dim;
+  T* gx = static_cast<T*>(a.grad_x) + member * a.rows * a.dim;
+  const W* wp = static_cast<const W*>(a.w) + member * a.dim;
+  const float* rstd = a.rstd + member * a.rows;
   const bool weight_grad = a.grad_w_partial != nullptr;
 
   float w[kChunks][VEC], acc[kChunks][VEC];
@@ -93,7 +101,7 @@ __global__ void __launch_bounds__(kMaxThreads) rms_norm_backward_kernel(RmsNormB
   for (int c = 0; c < kChunks; ++c) {
     const int vi = threadIdx.x + c * blockDim.x;
     if (vi < nvec) {
-      load_floats<W, VEC>(static_cast<const W*>(a.w) + vi * VEC, w[c]);
+      load_floats<W, VEC>(wp + vi * VEC, w[c]);
 #pragma unroll
       for (int j = 0; j < VEC; ++j) {
         w[c][j] = round_to<T>(w[c][j]);
@@ -119,13 +127,13 @@ __global__ void __launch_bounds__(kMaxThreads) rms_norm_backward_kernel(RmsNormB
           dot += dn[c][j] * xv[c][j];
         }
         if (weight_grad) {
-          const float r_row = a.rstd[row];
+          const float r_row = rstd[row];
 #pragma unroll
           for (int j = 0; j < VEC; ++j) acc[c][j] += dy[j] * round_to<T>(xv[c][j] * r_row);
         }
       }
     }
-    const float r = a.rstd[row];
+    const float r = rstd[row];
     const float coef = r * r * r * block_sum(dot, scratch) * inv_dim;
 #pragma unroll
     for (int c = 0; c < kChunks; ++c) {
@@ -140,7 +148,7 @@ __global__ void __launch_bounds__(kMaxThreads) rms_norm_backward_kernel(RmsNormB
   }
 
   if (weight_grad) {
-    float* partial = a.grad_w_partial + static_cast<int64_t>(blockIdx.x) * a.dim;
+    float* partial = a.grad_w_partial + (member * gridDim.x + blockIdx.x) * a.dim;
 #pragma unroll
     for (int c = 0; c < kChunks; ++c) {
       const int vi = threadIdx.x + c * blockDim.x;
@@ -149,12 +157,15 @@ __global__ void __launch_bounds__(kMaxThreads) rms_norm_backward_kernel(RmsNormB
   }
 }
 
-// grad_w[col] = sum over b of partial[b, col], b in a fixed order per column.
+// grad_w[col] = sum over b of partial[b, col], b in a fixed order per column;
+// member blockIdx.y's partials and gradient follow the ones before it.
 constexpr int kReduceCols = 32, kReduceRows = 8;
 template <typename W>
 __global__ void __launch_bounds__(kReduceCols* kReduceRows)
     rms_norm_weight_grad_reduce(const float* __restrict__ partial, int blocks, int dim, W* __restrict__ grad_w) {
   __shared__ float part[kReduceRows][kReduceCols + 1];
+  partial += static_cast<int64_t>(blockIdx.y) * blocks * dim;
+  grad_w += static_cast<int64_t>(blockIdx.y) * dim;
   const int col = blockIdx.x * kReduceCols + threadIdx.x;
   float sum = 0.f;
   if (col < dim)
@@ -223,11 +234,13 @@ int rms_norm_backward_blocks(int64_t rows, int dim, ModelDtype x_dtype, int sm_c
 }
 
 cudaError_t rms_norm_forward_launch(const RmsNormForwardArgs& a, int sm_count, cudaStream_t stream) {
+  if (a.members < 1 || a.members > 65535) return cudaErrorInvalidValue;
   if (a.rows <= 0) return cudaSuccess;
   if (a.dim < 1 || a.dim > kRmsNormMaxDim) return cudaErrorInvalidValue;
+  // Every member's block must start as aligned as member 0's for its words.
   const int vec = vector_width(a.dim, a.x_dtype, {a.x, a.w, a.y});
   const int threads = block_threads(a.dim, vec);
-  const int blocks = grid_blocks(a.rows, threads, sm_count);
+  const dim3 blocks(grid_blocks(a.rows, threads, sm_count), a.members);
   const bool known = dispatch_norm(a.x_dtype, a.w_dtype, vec, [&](auto t, auto w, auto v) {
     rms_norm_forward_kernel<decltype(t), decltype(w), decltype(v)::value><<<blocks, threads, 0, stream>>>(a);
   });
@@ -237,10 +250,12 @@ cudaError_t rms_norm_forward_launch(const RmsNormForwardArgs& a, int sm_count, c
 
 cudaError_t rms_norm_backward_launch(const RmsNormBackwardArgs& a, int sm_count, cudaStream_t stream) {
   if (a.dim < 1 || a.dim > kRmsNormMaxDim) return cudaErrorInvalidValue;
+  if (a.members < 1 || a.members > 65535) return cudaErrorInvalidValue;
   if ((a.grad_w_partial == nullptr) != (a.grad_w == nullptr)) return cudaErrorInvalidValue;
   if (a.rows <= 0) {
     // No rows: the weight gradient is zero.
-    if (a.grad_w != nullptr) return cudaMemsetAsync(a.grad_w, 0, static_cast<size_t>(a.dim) * element_bytes(a.w_dtype), stream);
+    if (a.grad_w != nullptr)
+      return cudaMemsetAsync(a.grad_w, 0, static_cast<size_t>(a.members) * a.dim * element_bytes(a.w_dtype), stream);
     return cudaSuccess;
   }
   // Blocks follow the widest word the shape allows (rms_norm_backward_blocks),
@@ -249,13 +264,13 @@ cudaError_t rms_norm_backward_launch(const RmsNormBackwardArgs& a, int sm_count,
   const int blocks = rms_norm_backward_blocks(a.rows, a.dim, a.x_dtype, sm_count);
   const int threads = block_threads(a.dim, vec);
   const bool known = dispatch_norm(a.x_dtype, a.w_dtype, vec, [&](auto t, auto w, auto v) {
-    rms_norm_backward_kernel<decltype(t), decltype(w), decltype(v)::value><<<blocks, threads, 0, stream>>>(a);
+    rms_norm_backward_kernel<decltype(t), decltype(w), decltype(v)::value><<<dim3(blocks, a.members), threads, 0, stream>>>(a);
   });
   if (!known) return cudaErrorInvalidValue;
   if (cudaError_t err = cudaGetLastError(); err != cudaSuccess) return err;
   if (a.grad_w == nullptr) return cudaSuccess;
   const dim3 reduce_threads(kReduceCols, kReduceRows);
-  const int reduce_blocks = (a.dim + kReduceCols - 1) / kReduceCols;
+  const dim3 reduce_blocks((a.dim + kReduceCols - 1) / kReduceCols, a.members);
   if (a.w_dtype == ModelDtype::kBFloat16)
     rms_norm_weight_grad_reduce<<<reduce_blocks, reduce_threads, 0, stream>>>(
         a.grad_w_partial, blocks, a.dim, static_cast<__nv_bfloat16*>(a.grad_w));

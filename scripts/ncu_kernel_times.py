@@ -9,7 +9,10 @@ first, and the total; --per N divides counts and totals by N (the number of
 identical iterations the program ran). With --stalls, for a run that
 collected smsp__average_warps_issue_stalled_*_per_issue_active.ratio, prints
 instead each kernel's cycles stalled per issued instruction by reason
-(largest first; the first launch of each kernel).
+(largest first; the first launch of each kernel). With --steps-by REGEX, the launches are cut
+into training steps at the kernels matching REGEX (the optimizer's, which end
+each step: e.g. 'Adam'), the first --skip-steps steps and everything after
+the last step are left out, and the totals are per step.
 """
 import argparse
 import collections
@@ -32,6 +35,8 @@ def main() -> int:
     parser.add_argument("csv")
     parser.add_argument("--per", type=int, default=1)
     parser.add_argument("--stalls", action="store_true")
+    parser.add_argument("--steps-by", default="", help="regex of the kernels that end each step")
+    parser.add_argument("--skip-steps", type=int, default=1)
     args = parser.parse_args()
     with open(args.csv, newline="") as f:
         lines = [line for line in f if line.startswith('"')]
@@ -41,23 +46,42 @@ def main() -> int:
         return 1
     if args.stalls:
         return print_stalls(rows)
+    rows = [row for row in rows if row.get("Metric Name") == "gpu__time_duration.sum"]
+    per = max(args.per, 1)
+    if args.steps_by:
+        rows, per = step_rows(rows, re.compile(args.steps_by), args.skip_steps)
     total = collections.Counter()
     count = collections.Counter()
     for row in rows:
-        if row.get("Metric Name") != "gpu__time_duration.sum":
-            continue
         value = float(row["Metric Value"].replace(",", ""))
         unit = row.get("Metric Unit", "nsecond")
         micros = value / 1000.0 if unit in ("nsecond", "ns") else value * 1000.0 if unit in ("msecond", "ms") else value
         name = short_name(row["Kernel Name"])[:110]
         total[name] += micros
         count[name] += 1
-    per = max(args.per, 1)
-    print(f"{'launches':>8} {'total us':>10} {'mean us':>9}  kernel (per {per} iteration(s))")
+    all_micros = sum(total.values())
+    print(f"{'launches':>8} {'total us':>10} {'mean us':>9} {'share':>6}  kernel (per {per} iteration(s))")
     for name, micros in total.most_common():
-        print(f"{count[name] / per:8.1f} {micros / per:10.1f} {micros / count[name]:9.1f}  {name}")
-    print(f"{'':8} {sum(total.values()) / per:10.1f} {'':9}  all kernels")
+        print(f"{count[name] / per:8.1f} {micros / per:10.1f} {micros / count[name]:9.1f} {100 * micros / all_micros:5.1f}%  {name}")
+    print(f"{sum(count.values()) / per:8.1f} {all_micros / per:10.1f} {'':9}         all kernels")
     return 0
+
+
+def step_rows(rows, marker, skip):
+    """The launches of whole steps after the first `skip`: a step ends with its
+    last run of marker kernels (marker launches at most 2 launches apart count as one run)."""
+    rows = sorted(rows, key=lambda r: int(r["ID"]))
+    hits = [i for i, r in enumerate(rows) if marker.search(r["Kernel Name"])]
+    ends = []
+    for i in hits:
+        if ends and i - ends[-1] <= 3:
+            ends[-1] = i
+        else:
+            ends.append(i)
+    if len(ends) <= skip:
+        raise SystemExit(f"only {len(ends)} steps found by {marker.pattern!r}, {skip} to skip")
+    print(f"{len(ends)} steps found; per step over steps {skip + 1}..{len(ends)}")
+    return rows[ends[skip - 1] + 1 if skip > 0 else 0: ends[-1] + 1], len(ends) - skip
 
 
 def print_stalls(rows) -> int:

@@ -1,11 +1,13 @@
-// The model kernels (kernels/model_*.cu: RMSNorm, SwiGLU's activation, rotary
-// embedding) against their definitions computed by LibTorch in float64 on the
-// upcast inputs: outputs and every input gradient, on fresh random inputs,
-// bf16 and float32, odd shapes, unaligned (single-element) paths. Output
-// buffers are filled with NaN first, so an element never written fails. Then
-// the dispatched modules against the LibTorch forms (what BLA_KERNELS=0 runs),
-// and one forward+backward through all three kernels captured in a CUDA graph
-// and replayed on new inputs, against eager.
+// The model kernels (kernels/model_*.cu: RMSNorm, an ensemble's RMSNorm,
+// SwiGLU's activation, rotary embedding, the short convolution, the batched
+// head's cross-entropy) against their definitions computed by LibTorch in
+// float64 on the upcast inputs: outputs and every input gradient, on fresh
+// random inputs, bf16 and float32, odd shapes, unaligned (single-element)
+// paths. Output buffers are filled with NaN first, so an element never
+// written fails. Ensembles' kernels also against solo calls on each member
+// (the same bits). Then the dispatched modules against the LibTorch forms
+// (what BLA_KERNELS=0 runs), and one forward+backward through three kernels
+// captured in a CUDA graph and replayed on new inputs, against eager.
 #include <gtest/gtest.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -13,6 +15,7 @@
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -21,6 +24,7 @@
 #include <vector>
 
 #include "bla/mixers/common/heads.h"
+#include "bla/mixers/common/short_conv.h"
 #include "bla/model/lm.h"
 #include "bla_kernels/model.h"
 
@@ -321,6 +325,187 @@ TEST(ModelKernelRotaryForm, MatchesLibTorchForm) {
     auto y = bla::kernels::rotary_autograd(x, start, 10000.0);
     auto y_ref = bla::mixers::apply_rotary_libtorch(x, start, 10000.0);
     expect_close("rotary vs LibTorch form, start " + std::to_string(start), y, y_ref, start == 0 ? 1e-5 : 5e-3);
+  }
+}
+
+// ------------------------------------------------------------------ ensemble RMSNorm
+
+// One launch for E members: each member's output and gradients have the bits
+// of the solo kernel on its rows with its weight.
+TEST(ModelKernelRmsNormMembers, EachMemberEqualsTheSoloKernel) {
+  SKIP_WITHOUT_CUDA();
+  for (const auto& mode : kModes) {
+    for (int64_t dim : {128, 100, 7}) {
+      const int64_t E = 3, B = 2, T = 45;
+      auto x = randn({E * B, T, dim}, mode.dtype, 1.5).requires_grad_(true);
+      auto w = (1.0 + 0.4 * torch::randn({E, dim}, cuda_f32())).requires_grad_(true);
+      auto gy = randn({E * B, T, dim}, mode.dtype);
+      ASSERT_TRUE(bla::kernels::rms_norm_members_supported(x, w));
+      auto y = bla::kernels::rms_norm_members_autograd(x, w, 1e-5);
+      y.backward(gy);
+      for (int64_t e = 0; e < E; ++e) {
+        auto xe = x.detach().narrow(0, e * B, B).clone().requires_grad_(true);
+        auto we = w.detach()[e].clone().requires_grad_(true);
+        auto ye = bla::kernels::rms_norm_autograd(xe, we, 1e-5);
+        ye.backward(gy.narrow(0, e * B, B));
+        const std::string tag = std::string(mode.name) + " dim " + std::to_string(dim) + " member " + std::to_string(e);
+        EXPECT_TRUE(torch::equal(y.detach().narrow(0, e * B, B), ye.detach())) << tag << ": y";
+        EXPECT_TRUE(torch::equal(x.grad().narrow(0, e * B, B), xe.grad())) << tag << ": grad_x";
+        EXPECT_TRUE(torch::equal(w.grad()[e], we.grad())) << tag << ": grad_weight";
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------ short convolution
+
+struct ConvCase {
+  const char* name;
+  int64_t members, seqs, seq, channels, kernel;  // seqs per member; members 0: a solo weight (C, K)
+  bool unaligned = false;
+};
+const ConvCase kConvCases[] = {
+    {"solo_c64_k3", 0, 3, 37, 64, 3},
+    {"members_c128_k3", 3, 2, 50, 128, 3},
+    {"members_c128_k4_t256", 2, 4, 256, 128, 4},
+    {"odd_c7_k4", 2, 2, 21, 7, 4},
+    {"t1_k3", 0, 5, 1, 64, 3},
+    {"k1", 0, 2, 17, 32, 1},
+    {"k8_c24", 2, 1, 40, 24, 8},
+    {"c768", 0, 2, 33, 768, 3},
+    {"unaligned_c64", 0, 2, 30, 64, 3, true},
+};
+
+class ModelKernelShortConv : public ::testing::TestWithParam<std::tuple<ConvCase, Mode>> {
+ protected:
+  void SetUp() override { SKIP_WITHOUT_CUDA(); }
+};
+
+TEST_P(ModelKernelShortConv, ForwardHasTheLibTorchFormsBitsAndGradientsMatchFloat64) {
+  const auto& [c, mode] = GetParam();
+  const int64_t E = std::max<int64_t>(c.members, 1), M = E * c.seqs, K = c.kernel, C = c.channels;
+  std::vector<int64_t> w_shape = {C, K}, b_shape = {C};
+  if (c.members > 0) {
+    w_shape.insert(w_shape.begin(), E);
+    b_shape.insert(b_shape.begin(), E);
+  }
+  at::Tensor x = randn({M, c.seq, C}, mode.dtype, 1.3), gy = randn({M, c.seq, C}, mode.dtype);
+  if (c.unaligned) {
+    x = unaligned_copy(x);
+    gy = unaligned_copy(gy);
+  }
+  const at::Tensor w = 0.6 * torch::randn(w_shape, cuda_f32()), b = 0.3 * torch::randn(b_shape, cuda_f32());
+  ASSERT_TRUE(bla::kernels::short_conv_supported(x, w, b));
+
+  // The LibTorch form on the same inputs (what runs on the CPU and in decoding) and in float64.
+  auto libtorch_form = [&](const at::Tensor& xi, const at::Tensor& wi, const at::Tensor& bi) {
+    auto padded = at::constant_pad_nd(xi, {0, 0, K - 1, 0}, 0);
+    return bla::mixers::causal_depthwise_conv(padded, 1, xi.size(1), wi, bi);
+  };
+  torch::AutoGradMode grad_on(true);
+  auto xd = x.detach().to(at::kDouble).requires_grad_(true);
+  auto wd = w.to(at::kDouble).requires_grad_(true), bd = b.to(at::kDouble).requires_grad_(true);
+  auto y_ref = libtorch_form(xd, wd, bd);
+  y_ref.backward(gy.to(at::kDouble));
+
+  at::Tensor y = poisoned(x.sizes(), mode.dtype);
+  bla::kernels::short_conv_forward_out(x, w, b, y);
+  expect_close("y", y, y_ref.detach(), mode.tolerance);
+  EXPECT_TRUE(torch::equal(y, libtorch_form(x, w, b))) << "forward differs from the LibTorch form's bits";
+
+  at::Tensor gx = poisoned(x.sizes(), mode.dtype), gw = poisoned(w.sizes(), at::kFloat), gb = poisoned(b.sizes(), at::kFloat);
+  bla::kernels::short_conv_backward_out(x, w, gy, gx, gw, gb);
+  expect_close("grad_x", gx, xd.grad(), mode.tolerance);
+  expect_close("grad_weight", gw, wd.grad(), mode.dtype == at::kFloat ? 1e-5 : 2e-2);
+  expect_close("grad_bias", gb, bd.grad(), mode.dtype == at::kFloat ? 1e-5 : 2e-2);
+
+  // Summed in a fixed order: the same bits again; through autograd, the same passes.
+  at::Tensor gx2 = poisoned(x.sizes(), mode.dtype), gw2 = poisoned(w.sizes(), at::kFloat), gb2 = poisoned(b.sizes(), at::kFloat);
+  bla::kernels::short_conv_backward_out(x, w, gy, gx2, gw2, gb2);
+  EXPECT_TRUE(torch::equal(gx, gx2) && torch::equal(gw, gw2) && torch::equal(gb, gb2)) << "two identical runs differ";
+  auto xa = x.detach().clone().requires_grad_(true);
+  auto wa = w.clone().requires_grad_(true), ba = b.clone().requires_grad_(true);
+  auto ya = bla::kernels::short_conv_autograd(xa, wa, ba);
+  ya.backward(gy);
+  EXPECT_TRUE(torch::equal(ya, y));
+  EXPECT_TRUE(torch::equal(xa.grad(), gx));
+  EXPECT_TRUE(torch::equal(wa.grad(), gw));
+  EXPECT_TRUE(torch::equal(ba.grad(), gb));
+
+  // An ensemble's members: the bits of a solo call on each member's sequences.
+  if (c.members > 0) {
+    for (int64_t e = 0; e < E; ++e) {
+      auto xe = x.narrow(0, e * c.seqs, c.seqs).contiguous(), ge = gy.narrow(0, e * c.seqs, c.seqs).contiguous();
+      at::Tensor ye = poisoned(xe.sizes(), mode.dtype), gxe = poisoned(xe.sizes(), mode.dtype);
+      at::Tensor gwe = poisoned({C, K}, at::kFloat), gbe = poisoned({C}, at::kFloat);
+      bla::kernels::short_conv_forward_out(xe, w[e].contiguous(), b[e].contiguous(), ye);
+      bla::kernels::short_conv_backward_out(xe, w[e].contiguous(), ge, gxe, gwe, gbe);
+      EXPECT_TRUE(torch::equal(ye, y.narrow(0, e * c.seqs, c.seqs))) << "member " << e << ": y";
+      EXPECT_TRUE(torch::equal(gxe, gx.narrow(0, e * c.seqs, c.seqs))) << "member " << e << ": grad_x";
+      EXPECT_TRUE(torch::equal(gwe, gw[e])) << "member " << e << ": grad_weight";
+      EXPECT_TRUE(torch::equal(gbe, gb[e])) << "member " << e << ": grad_bias";
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, ModelKernelShortConv, ::testing::Combine(::testing::ValuesIn(kConvCases),
+                                                                          ::testing::ValuesIn(kModes)),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param).name) + "_" + std::get<1>(info.param).name;
+                         });
+
+// The module on CUDA (the kernel) and its decode step (the LibTorch form,
+// token by token): decoding reproduces the training forward to the last bit.
+TEST(ModelKernelShortConvModule, DecodeStepsReproduceTheForward) {
+  SKIP_WITHOUT_CUDA();
+  bla::mixers::ShortConv conv(96, 3);
+  conv->to(torch::kCUDA);
+  const auto x = torch::randn({4, 29, 96}, cuda_f32());
+  torch::NoGradGuard no_grad;
+  const auto y = conv->forward(x);
+  auto cache = conv->initial_cache(4, cuda_f32());
+  for (int64_t t = 0; t < x.size(1); ++t) {
+    const auto step = conv->step(x.select(1, t), cache);
+    ASSERT_TRUE(torch::equal(step, y.select(1, t))) << "token " << t;
+  }
+}
+
+// ------------------------------------------------------------------ head cross-entropy
+
+TEST(ModelKernelHeadLoss, LossHitsAndGradientMatchFloat64) {
+  SKIP_WITHOUT_CUDA();
+  for (const auto& mode : kModes) {
+    for (int64_t vocab : {8192, 1003, 64}) {
+      const int64_t rows = 517;
+      auto logits = randn({rows, vocab}, mode.dtype, 3.0);
+      auto targets = torch::randint(0, vocab, {rows}, torch::TensorOptions().device(torch::kCUDA).dtype(at::kLong));
+      targets.index_put_({torch::arange(0, rows, 7, targets.options())}, -100);  // ignored rows
+      {  // a row whose largest logit is repeated: the first one counts
+        torch::NoGradGuard no_grad;
+        logits[3].fill_(-1.0);
+        logits[3][5] = 4.0;
+        logits[3][9] = 4.0;
+        targets[3] = 9;
+      }
+      auto g = torch::rand({rows}, cuda_f32()) + 0.5;
+      auto la = logits.detach().clone().requires_grad_(true);
+      auto [loss, hit] = bla::kernels::head_loss_autograd(la, targets);
+      loss.backward(g);
+
+      torch::AutoGradMode grad_on(true);
+      auto ld = logits.detach().to(at::kDouble).requires_grad_(true);
+      const auto valid = targets.ge(0);
+      auto per_row = torch::nn::functional::cross_entropy(
+          ld, targets, torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100).reduction(torch::kNone));
+      per_row.backward(g.to(at::kDouble));
+      const auto hit_ref = (logits.to(at::kFloat).argmax(-1).eq(targets) & valid).to(at::kFloat);
+      const std::string tag = std::string(" (") + mode.name + ", vocab " + std::to_string(vocab) + ")";
+      expect_close("loss" + tag, loss, per_row.detach(), 1e-5);
+      EXPECT_TRUE(torch::equal(hit, hit_ref)) << "hits" << tag;
+      EXPECT_EQ(hit[3].item<float>(), 0.f) << "the first of two largest logits is the argmax" << tag;
+      expect_close("grad_logits" + tag, la.grad(), ld.grad(), mode.dtype == at::kFloat ? 1e-5 : 1e-2);
+      EXPECT_EQ(la.grad().index({targets.lt(0)}).abs().sum().item<double>(), 0.0) << "ignored rows get no gradient" << tag;
+    }
   }
 }
 

@@ -1,6 +1,8 @@
-// Fused kernels for the model's building blocks: RMSNorm, SwiGLU's
-// activation and rotary position embeddings (kernels/model_*.cu), each with
-// an autograd Function. They compute what the LibTorch forms in
+// Fused kernels for the model's building blocks: RMSNorm (also an
+// ensemble's, one weight per member), SwiGLU's activation, rotary position
+// embeddings, the short causal convolution before the mixers and the
+// cross-entropy of an ensemble's batched LM head (kernels/model_*.cu), each
+// with an autograd Function. They compute what the LibTorch forms in
 // src/bla/model/lm.cpp and src/bla/mixers/common/heads.cpp compute, in float32
 // arithmetic, on bf16 or float32 tensors; the dispatch there falls back to
 // those forms for anything *_supported rejects.
@@ -37,6 +39,13 @@ void rms_norm_forward_out(const at::Tensor& x, const at::Tensor& weight, double 
 void rms_norm_backward_out(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& rstd,
                            const at::Tensor& grad_y, at::Tensor& grad_x, at::Tensor& grad_weight);
 
+// An ensemble's RMSNorm (src/bla/mixers/common/members.h): x (E*B, ..., D),
+// member e's rows (x.size(0) / E sequences of them) normalised with weight[e]
+// of weight (E, D), one launch for all members, each member's rows exactly as
+// rms_norm_autograd on them alone (the same bits, its weight gradient too).
+bool rms_norm_members_supported(const at::Tensor& x, const at::Tensor& weight, std::string* why = nullptr);
+at::Tensor rms_norm_members_autograd(const at::Tensor& x, const at::Tensor& weight, double eps);
+
 // ---- SwiGLU activation: h = silu(gate) * up, elementwise.
 // Supported: gate and up CUDA tensors of one shape, device and dtype (bf16 or
 // float32).
@@ -60,5 +69,36 @@ std::pair<at::Tensor, at::Tensor> rotary_pair_autograd(const at::Tensor& q, cons
 // inverse = true rotates by -angle (the backward).
 void rotary_out(const at::Tensor& q, const at::Tensor& k, int64_t start, double base, bool inverse, at::Tensor& q_out,
                 at::Tensor& k_out);
+
+// ---- Short causal depthwise convolution (src/bla/mixers/common/short_conv.h,
+// causal_depthwise_conv) of x (M, T, C) with zeros before the first token:
+//   y[s, t, c] = b[c] + sum_{k<K} w[c, k] * x[s, t-(K-1)+k, c],
+// weight (C, K) and bias (C), or an ensemble's (E, C, K) and (E, C) with
+// member e's sequences the e-th of E equal parts of M. The forward has the
+// LibTorch form's bits (the same products and sums, in the same order, each
+// rounded to x's dtype); the backward computes in float32, the weight and
+// bias gradients summed in a fixed order (the same bits every run, and a
+// member's the same as a solo call's on its sequences).
+// Supported: x a CUDA tensor (M, T, C), bf16 or float32, T >= 1; weight and
+// bias float32 on x's device; 1 <= K <= 8.
+bool short_conv_supported(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                          std::string* why = nullptr);
+at::Tensor short_conv_autograd(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
+// The raw passes into caller-provided buffers (tests poison them): y, grad_x
+// like x (contiguous); grad_weight, grad_bias like weight and bias.
+void short_conv_forward_out(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, at::Tensor& y);
+void short_conv_backward_out(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& grad_y,
+                             at::Tensor& grad_x, at::Tensor& grad_weight, at::Tensor& grad_bias);
+
+// ---- Cross-entropy of logits (R, V), row by row, with targets (R) int64
+// (negative: ignored): per-row loss lse - logit[target] (0 when ignored) and
+// hit (1 where the first largest logit is the target, 0 when ignored), both
+// float32 (R); differentiable in the logits: g * (softmax - onehot), in the
+// logits' dtype. What head_cross_entropy_members (src/bla/model/head_loss.h)
+// computes with log_softmax, gather and argmax, in one pass each way.
+// Supported: logits a CUDA tensor (R, V), bf16 or float32, V < 2^31; targets
+// int64 (R) on its device.
+bool head_loss_supported(const at::Tensor& logits, const at::Tensor& targets, std::string* why = nullptr);
+std::pair<at::Tensor, at::Tensor> head_loss_autograd(const at::Tensor& logits, const at::Tensor& targets);
 
 }  // namespace bla::kernels

@@ -1,11 +1,17 @@
 #include "bla/model/head_loss.h"
 
 #include "bla/compat.h"
+#include "bla/ops/dispatch.h"
 #include "bla/tasks/task.h"
+
+#ifdef BLA_HAVE_CUDA_KERNELS
+#include "bla_kernels/model.h"
+#endif
 
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <string>
 
 namespace bla::model {
 
@@ -116,9 +122,29 @@ HeadLoss head_cross_entropy_members(const torch::Tensor& hidden, const torch::Te
               "head_cross_entropy_members: hidden (E, rows, d), weight (E, vocab, d) and targets (E, rows) expected, got ",
               hidden.sizes(), ", ", weight.sizes(), " and ", targets.sizes());
   const auto compute = product_dtype(hidden);
+  const auto valid = targets.ne(tasks::kIgnoreIndex);
+#ifdef BLA_HAVE_CUDA_KERNELS
+  // On CUDA the cross-entropy is one kernel each way over the logits in the
+  // product's dtype (kernels/model_head.cu), instead of a float32 copy,
+  // log_softmax, gather and argmax and their backwards.
+  if (hidden.is_cuda() && ops::model_kernels_enabled()) {
+    auto products = at::bmm(hidden.to(compute), weight.to(compute).transpose(1, 2));  // (E, rows, vocab)
+    const int64_t E = products.size(0), rows = products.size(1);
+    auto flat = products.view({E * rows, products.size(2)});
+    std::string why;
+    if (kernels::head_loss_supported(flat, targets.reshape(-1), &why)) {
+      auto [per_row, hit] = kernels::head_loss_autograd(flat, targets.reshape(-1));
+      HeadLoss out;
+      out.count = valid.sum(1).to(at::kDouble);
+      out.loss = per_row.view({E, rows}).sum(1) / out.count.clamp_min(1).to(per_row.scalar_type());
+      out.correct = hit.view({E, rows}).sum(1).to(at::kDouble).detach();
+      return out;
+    }
+    ops::note_kernel_fallback("head_cross_entropy_members", why);
+  }
+#endif
   auto logits = at::bmm(hidden.to(compute), weight.to(compute).transpose(1, 2)).to(statistics_dtype(compute));
   const int64_t E = logits.size(0), rows = logits.size(1);
-  const auto valid = targets.ne(tasks::kIgnoreIndex);
   auto per_row = torch::nn::functional::cross_entropy(logits.reshape({E * rows, -1}), targets.reshape(-1),
                                                       torch::nn::functional::CrossEntropyFuncOptions()
                                                           .ignore_index(tasks::kIgnoreIndex)

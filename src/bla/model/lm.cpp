@@ -50,20 +50,15 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
   return rms_norm_libtorch(x, weight_, eps_);
 }
 
-// An ensemble (one weight per member, mixers/common/members.h): on CUDA the
-// fused kernel once per member on its rows (unbind and stack carry the
-// gradients in one pass each); else the LibTorch form with the weight per row.
-torch::Tensor RMSNormImpl::forward_members(const torch::Tensor& x, int64_t members) {
+// An ensemble (one weight per member, mixers/common/members.h): on CUDA one
+// launch of the fused kernel for every member, each member's rows with its
+// weight exactly as a solo model's kernel does them; else the LibTorch form
+// with the weight per row.
+torch::Tensor RMSNormImpl::forward_members(const torch::Tensor& x, int64_t /*members*/) {
 #ifdef BLA_HAVE_CUDA_KERNELS
   if (x.is_cuda() && ops::model_kernels_enabled()) {
-    auto rows = x.reshape({members, -1, x.size(-1)}).unbind(0);
-    auto weights = weight_.unbind(0);
     std::string why;
-    if (kernels::rms_norm_supported(rows[0], weights[0], &why)) {
-      std::vector<torch::Tensor> out;
-      for (int64_t e = 0; e < members; ++e) out.push_back(kernels::rms_norm_autograd(rows[e], weights[e], eps_));
-      return torch::stack(out).view(x.sizes());
-    }
+    if (kernels::rms_norm_members_supported(x, weight_, &why)) return kernels::rms_norm_members_autograd(x, weight_, eps_);
     ops::note_kernel_fallback("rms_norm", why);
   }
 #endif

@@ -1,10 +1,16 @@
 #include "bla/mixers/common/short_conv.h"
 
 #include "bla/mixers/common/members.h"
+#include "bla/ops/dispatch.h"
+
+#ifdef BLA_HAVE_CUDA_KERNELS
+#include "bla_kernels/model.h"
+#endif
 
 #include <torch/torch.h>
 
 #include <cmath>
+#include <string>
 
 namespace bla::mixers {
 
@@ -24,7 +30,19 @@ ShortConvImpl::ShortConvImpl(int64_t channels, int64_t kernel) : channels_(chann
   bias_ = register_parameter("bias", torch::empty({channels}).uniform_(-bound, bound));
 }
 
+// On CUDA one fused kernel each way (kernels/model_conv.cu: the forward has
+// this form's bits, so decoding still reproduces it); else the LibTorch form.
 torch::Tensor ShortConvImpl::forward(const torch::Tensor& x) {
+  if (x.is_cuda()) {
+#ifdef BLA_HAVE_CUDA_KERNELS
+    std::string why = "turned off by BLA_KERNELS=0";
+    if (ops::model_kernels_enabled() && kernels::short_conv_supported(x, weight_, bias_, &why))
+      return kernels::short_conv_autograd(x, weight_, bias_);
+    ops::note_kernel_fallback("short_conv", why);
+#else
+    ops::note_kernel_fallback("short_conv", "bla-train was built without its CUDA kernels");
+#endif
+  }
   auto padded = at::constant_pad_nd(x, {0, 0, kernel_ - 1, 0}, 0);  // K-1 zeros before the first token
   return causal_depthwise_conv(padded, 1, x.size(1), weight_, bias_);
 }
