@@ -160,7 +160,7 @@ class GatedFwaLayer(_HeadProjections):
 
 
 def _gla_subchunk(chunk: int) -> int:
-    return chunk if chunk < 16 else 16  # gla_subchunk (mixers/gla/gla_layer.h)
+    return chunk if chunk < 16 else 16  # ops::gla_subchunk (src/bla/ops/gla.h)
 
 
 class GlaLayer(nn.Module):

@@ -151,19 +151,19 @@ TEST_P(BlaKernel, RawPassesWriteEveryElementAndFollowTheAlgorithm) {
                                        dmv);
   torch::cuda::synchronize();
 
-  const bla::test::Tables t = bla::test::make_tables(c.window, c.slots, 64, nc, q.device());
-  bla::test::ChunkInputs in;
-  in.q = bla::test::to_chunks(q.to(at::kDouble), 64);
-  in.k = bla::test::to_chunks(k.to(at::kDouble), 64);
-  in.v = bla::test::to_chunks(v.to(at::kDouble), 64);
+  const bla::testing::Tables t = bla::testing::make_tables(c.window, c.slots, 64, nc, q.device());
+  bla::testing::ChunkInputs in;
+  in.q = bla::testing::to_chunks(q.to(at::kDouble), 64);
+  in.k = bla::testing::to_chunks(k.to(at::kDouble), 64);
+  in.v = bla::testing::to_chunks(v.to(at::kDouble), 64);
   in.modal_keys = modal_keys.to(at::kDouble);
   in.modal_values = modal_values.to(at::kDouble);
   const auto tokens = [&](const at::Tensor& chunked) {  // (B, H, nc, 64, D) -> (B, T, H, D)
     return chunked.reshape({c.batch, c.heads, nc * 64, c.dim}).slice(2, 0, c.seq).permute({0, 2, 1, 3});
   };
-  const at::Tensor want = tokens(bla::test::kernel_forward(in, t, scale));
-  const bla::test::ChunkGrads g =
-      bla::test::kernel_backward(in, bla::test::to_chunks(grad_out.to(at::kDouble), 64), t, scale);
+  const at::Tensor want = tokens(bla::testing::kernel_forward(in, t, scale));
+  const bla::testing::ChunkGrads g =
+      bla::testing::kernel_backward(in, bla::testing::to_chunks(grad_out.to(at::kDouble), 64), t, scale);
 
   for (const auto& [name, got] : {std::pair<const char*, at::Tensor>{"out", out}, {"dq", dq}, {"dk", dk},
                                   {"dv", dv}, {"d_modal_keys", dmk}, {"d_modal_values", dmv}})

@@ -24,13 +24,13 @@
 namespace bla::ops {
 namespace {
 
-using test::ChunkGrads;
-using test::ChunkInputs;
-using test::kernel_backward;
-using test::kernel_forward;
-using test::make_tables;
-using test::Tables;
-using test::to_chunks;
+using bla::testing::ChunkGrads;
+using bla::testing::ChunkInputs;
+using bla::testing::kernel_backward;
+using bla::testing::kernel_forward;
+using bla::testing::make_tables;
+using bla::testing::Tables;
+using bla::testing::to_chunks;
 
 const auto kF64 = at::TensorOptions().dtype(at::kDouble);
 

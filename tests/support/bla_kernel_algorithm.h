@@ -14,7 +14,7 @@
 #include "bla/ops/bla.h"
 #include "bla/ops/bla_modal.h"
 
-namespace bla::test {
+namespace bla::testing {
 
 // (B, T, H, D) -> (B, H, nc, C, D), zero padded.
 inline at::Tensor to_chunks(const at::Tensor& x, int64_t chunk) {
@@ -114,4 +114,4 @@ inline ChunkGrads kernel_backward(const ChunkInputs& in, const at::Tensor& grad_
   return g;
 }
 
-}  // namespace bla::test
+}  // namespace bla::testing

@@ -1,6 +1,6 @@
 #include "bla/config/config.h"
 
-#include "bla/mixers/mixer.h"
+#include "bla/config/mixer_types.h"
 
 #include <sys/stat.h>
 #include <torch/cuda.h>
@@ -150,7 +150,7 @@ std::vector<MixerSpec> read_mixers(Section& model, int64_t layers) {
   if (!model.has("mixer")) {
     model.fail("mixer", "is required: a mixer type (" + [] {
       std::string names;
-      for (const auto& n : mixers::MixerRegistry::instance().names()) names += (names.empty() ? "" : ", ") + n;
+      for (const auto& n : mixer_types()) names += (names.empty() ? "" : ", ") + n;
       return names;
     }() + ") or a list of them, one per layer");
   }
@@ -166,7 +166,6 @@ std::vector<MixerSpec> read_mixers(Section& model, int64_t layers) {
   } else {
     items.push_back(spec);
   }
-  const auto& registry = mixers::MixerRegistry::instance();
   std::vector<MixerSpec> result;
   std::vector<std::shared_ptr<Section>> by_item(items.size());
   YAML::Node resolved_list(YAML::NodeType::Sequence);
@@ -184,7 +183,7 @@ std::vector<MixerSpec> read_mixers(Section& model, int64_t layers) {
     } else {
       model.fail("mixer", "each entry must be a mixer type or a mapping with a 'type' key");
     }
-    registry.get(type, model, "mixer");
+    check_mixer_type(type, model, "mixer");
     YAML::Node defaults = per_type.has(type) ? per_type.raw(value_key(type, "section", "", "")) : YAML::Node(YAML::NodeType::Map);
     if (defaults.IsDefined() && !defaults.IsNull() && !defaults.IsMap()) per_type.fail(type, "must be a mapping of parameters");
     if (item.IsMap()) {
@@ -208,7 +207,7 @@ std::vector<MixerSpec> read_mixers(Section& model, int64_t layers) {
   if (model.has("mixers")) {
     for (const auto& kv : model.raw(model_schema()["mixers"])) {
       const std::string& name = kv.first.Scalar();
-      registry.get(name, per_type, name);
+      check_mixer_type(name, per_type, name);
       per_type.accept(name);
     }
   }

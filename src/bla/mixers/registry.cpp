@@ -1,3 +1,4 @@
+#include "bla/config/mixer_types.h"
 #include "bla/config/section.h"
 #include "bla/mixers/mixer.h"
 
@@ -23,6 +24,7 @@ void MixerRegistry::add(MixerInfo info) {
   if (!mixers_.emplace(name, std::move(info)).second) {
     throw std::logic_error("mixer '" + name + "' is registered twice");
   }
+  config::add_mixer_type(name);
 }
 
 const MixerInfo* MixerRegistry::find(const std::string& name) const {
@@ -32,11 +34,8 @@ const MixerInfo* MixerRegistry::find(const std::string& name) const {
 
 const MixerInfo& MixerRegistry::get(const std::string& name, const config::Section& where, const std::string& key) const {
   if (const auto* info = find(name)) return *info;
-  std::string known;
-  for (const auto& [n, info] : mixers_) known += (known.empty() ? "" : ", ") + n;
-  std::string hint = config::closest_key(name, names());
-  where.fail(key, "unknown mixer type '" + name + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)") +
-                      "; known mixers: " + known);
+  config::check_mixer_type(name, where, key);  // fails: every registered type is known there
+  throw std::logic_error("mixer '" + name + "' is known to the config but not registered");
 }
 
 std::vector<std::string> MixerRegistry::names() const {

@@ -183,6 +183,13 @@ void check_chunking(const char* op, int64_t chunk, int64_t subchunk) {
          "); pick a divisor of chunk such as 16 or 8");
 }
 
+std::string gla_chunk_problem(int64_t chunk) {
+  const int64_t sub = gla_subchunk(chunk);
+  if (chunk % sub == 0) return "";
+  return "chunk (" + std::to_string(chunk) + ") must be <= " + std::to_string(sub) + " or a multiple of " +
+         std::to_string(sub) + "; use e.g. 64";
+}
+
 GatedRecurrenceResult chunked_gated_recurrence(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
                                                const at::Tensor& g_in, DecayAxis axis, const at::Tensor& initial_state,
                                                int64_t chunk, int64_t subchunk, double scale) {

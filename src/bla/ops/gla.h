@@ -15,6 +15,7 @@
 #include <c10/core/TensorOptions.h>
 
 #include <cstdint>
+#include <string>
 
 namespace bla::ops {
 
@@ -75,5 +76,11 @@ GatedRecurrenceResult chunked_gated_recurrence(const at::Tensor& q, const at::Te
 // Throws std::invalid_argument unless chunk >= 1, subchunk >= 1 and
 // min(subchunk, chunk) divides chunk. `op` names the caller ("gla", "gsa").
 void check_chunking(const char* op, int64_t chunk, int64_t subchunk);
+
+// The sub-chunk the GLA and GSA layers use for `chunk`: 16, or the chunk
+// itself when shorter; and, for a config error, what is wrong with `chunk`
+// under it ("" when nothing: chunk <= 16 or a multiple of 16).
+inline int64_t gla_subchunk(int64_t chunk) { return chunk < 16 ? chunk : 16; }
+std::string gla_chunk_problem(int64_t chunk);
 
 }  // namespace bla::ops

@@ -4,6 +4,7 @@
 #include "bla/model/ensemble.h"
 #include "bla/tasks/task.h"
 #include "bla/train/checkpointer.h"
+#include "bla/train/task_and_model.h"
 #include "bla/train/data_order.h"
 #include "bla/train/early_stop.h"
 #include "bla/train/ensemble_step.h"
@@ -129,11 +130,7 @@ std::vector<nlohmann::json> train_ensemble(std::vector<config::Config> configs, 
     m.label = e < static_cast<int64_t>(options.labels.size()) ? options.labels[e] : std::to_string(e);
     torch::manual_seed(m.config.run.seed);
     m.task = tasks::make_task(*m.config.data, m.config.run.seed);
-    vocab = m.config.model.vocab_size > 0 ? m.config.model.vocab_size : m.task->vocab_size();
-    if (vocab < m.task->vocab_size()) {
-      throw config::ConfigError("model.vocab_size (" + std::to_string(vocab) + ") is smaller than the task's vocabulary (" +
-                                std::to_string(m.task->vocab_size()) + "); remove it or raise it");
-    }
+    vocab = model_vocabulary(m.config, *m.task);
     if (e == 0) {  // the size that fits, before anything big is allocated
       const auto one = estimate_training_memory(m.config, vocab, m.task->seq_len());
       const double available = memory_limit_bytes(m.config, device);
@@ -146,8 +143,7 @@ std::vector<nlohmann::json> train_ensemble(std::vector<config::Config> configs, 
                               std::to_string(fit) + " members fit: list fewer values");
       }
     }
-    solos.push_back(model::LanguageModel(m.config.model, vocab, m.task->seq_len()));
-    m.config.finish_deferred_sections();
+    solos.push_back(build_model(m.config, vocab, m.task->seq_len()));
   }
   {
     std::vector<config::Config> check;

@@ -4,6 +4,7 @@
 #include "bla/data/tokenizer_record.h"
 #include "bla/tasks/text.h"
 #include "bla/train/checkpoint.h"
+#include "bla/train/task_and_model.h"
 #include "bla/util/files.h"
 
 #include <torch/torch.h>
@@ -64,12 +65,7 @@ RestoredRun restore_checkpoint(const std::string& path, const RestoreOptions& op
   }
   if (run.task) check_vocabulary(*run.task, run.vocab_size, path);
   const int64_t seq_len = run.task ? run.task->seq_len() : run.meta.at("seq_len").get<int64_t>();
-  run.model = model::LanguageModel(run.config.model, run.vocab_size, seq_len);
-  if (run.task) {
-    run.config.finish_deferred_sections();
-  } else {
-    for (const auto& spec : run.config.model.mixers) spec.params->finish();  // the data section was never read
-  }
+  run.model = build_model(run.config, run.vocab_size, seq_len, /*data_read=*/run.task != nullptr);
   // The tokenizer the model was trained with: the checkpoint's record, else (older checkpoints) the data's.
   if (run.meta.contains("tokenizer")) {
     try {

@@ -5,6 +5,7 @@
 #include "bla/model/lm.h"
 #include "bla/tasks/task.h"
 #include "bla/train/checkpointer.h"
+#include "bla/train/task_and_model.h"
 #include "bla/train/data_order.h"
 #include "bla/train/early_stop.h"
 #include "bla/train/evaluate.h"
@@ -56,16 +57,11 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
 
   // Task and model; then every key of the config has been read.
   auto task = tasks::make_task(*config.data, config.run.seed);
-  int64_t vocab = config.model.vocab_size > 0 ? config.model.vocab_size : task->vocab_size();
-  if (vocab < task->vocab_size()) {
-    throw config::ConfigError("model.vocab_size (" + std::to_string(vocab) + ") is smaller than the task's vocabulary (" +
-                              std::to_string(task->vocab_size()) + "); remove it or raise it");
-  }
+  const int64_t vocab = model_vocabulary(config, *task);
   // Sizes that cannot fit are refused before anything is allocated.
   check_memory_fits(estimate_training_memory(config, vocab, task->seq_len()), memory_limit_bytes(config, device),
                     memory_limit_name(config, device));
-  model::LanguageModel model(config.model, vocab, task->seq_len());
-  config.finish_deferred_sections();
+  model::LanguageModel model = build_model(config, vocab, task->seq_len());
   model->to(device);
   model->train();
 

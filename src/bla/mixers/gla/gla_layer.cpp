@@ -32,13 +32,6 @@ int64_t per_head_width(config::Section& params, const std::string& key, double e
 
 }  // namespace
 
-void check_gla_chunk(config::Section& params, int64_t chunk) {
-  const int64_t sub = gla_subchunk(chunk);
-  if (chunk % sub != 0) {
-    params.fail("chunk", "chunk (" + std::to_string(chunk) + ") must be <= " + std::to_string(sub) +
-                             " or a multiple of " + std::to_string(sub) + "; use e.g. 64");
-  }
-}
 
 GlaLayer::GlaLayer(const MixerContext& ctx, const GlaLayerOptions& options, int64_t key_dim, int64_t value_dim)
     : options_(options), key_dim_(key_dim), value_dim_(value_dim) {
@@ -82,7 +75,7 @@ std::shared_ptr<MixerImpl> GlaLayer::from_config(config::Section& params, const 
   o.gate_rank = params.integer(keys["gate_rank"]);
   o.gate_normalizer = params.real(keys["gate_normalizer"]);
   o.chunk = params.integer(keys["chunk"]);
-  check_gla_chunk(params, o.chunk);
+  if (auto problem = ops::gla_chunk_problem(o.chunk); !problem.empty()) params.fail("chunk", problem);
   const int64_t key_dim = per_head_width(params, "expand_k", o.expand_k, ctx.d_model, o.heads);
   const int64_t value_dim = per_head_width(params, "expand_v", o.expand_v, ctx.d_model, o.heads);
   return std::make_shared<GlaLayer>(ctx, o, key_dim, value_dim);
@@ -105,7 +98,7 @@ torch::Tensor GlaLayer::forward(const torch::Tensor& x) {
   auto k = split_heads(project(k_proj_, x), H);
   auto v = split_heads(project(v_proj_, x), H);
   auto g = split_heads(log_decay(x), H);
-  ops::GlaOptions opt{options_.chunk, 0.0, gla_subchunk(options_.chunk)};
+  ops::GlaOptions opt{options_.chunk, 0.0, ops::gla_subchunk(options_.chunk)};
   return output(ops::gated_linear_attention(q, k, v, g, opt), x);
 }
 
@@ -122,7 +115,7 @@ torch::Tensor GlaLayer::step(const torch::Tensor& x, MixerState& state) {
   auto v = split_heads(project(v_proj_, x), H);
   auto g = split_heads(log_decay(x), H);
   ops::GlaState s{state.tensors.at("S"), state.position};
-  auto o = ops::gla_decode_step(q, k, v, g, s, ops::GlaOptions{options_.chunk, 0.0, gla_subchunk(options_.chunk)});
+  auto o = ops::gla_decode_step(q, k, v, g, s, ops::GlaOptions{options_.chunk, 0.0, ops::gla_subchunk(options_.chunk)});
   state.tensors["S"] = s.state;
   state.position += 1;
   return output(o, x);

@@ -48,11 +48,4 @@ class GlaLayer : public MixerImpl {
   torch::Tensor norm_weight_;                                // (d_v), shared by the heads
 };
 
-// The sub-chunk the GLA-like ops (GLA, GSA) use inside a chunk (gla.h): 16,
-// or the chunk itself when shorter.
-inline int64_t gla_subchunk(int64_t chunk) { return chunk < 16 ? chunk : 16; }
-// Fails on the key `chunk` unless the ops accept it with gla_subchunk(chunk):
-// chunk <= 16 or a multiple of 16.
-void check_gla_chunk(config::Section& params, int64_t chunk);
-
 }  // namespace bla::mixers

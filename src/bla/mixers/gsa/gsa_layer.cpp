@@ -1,7 +1,7 @@
 #include "bla/mixers/gsa/gsa_layer.h"
 
 #include "bla/config/section.h"
-#include "bla/mixers/gla/gla_layer.h"
+#include "bla/ops/gla.h"
 #include "bla/ops/gsa.h"
 
 #include <torch/torch.h>
@@ -44,7 +44,7 @@ std::shared_ptr<MixerImpl> GsaLayer::from_config(config::Section& params, const 
   o.slots = params.integer(keys["slots"]);
   o.gate_normalizer = params.real(keys["gate_normalizer"]);
   o.chunk = params.integer(keys["chunk"]);
-  check_gla_chunk(params, o.chunk);
+  if (auto problem = ops::gla_chunk_problem(o.chunk); !problem.empty()) params.fail("chunk", problem);
   if (ctx.d_model % o.heads != 0) {
     params.fail("heads", "d_model (" + std::to_string(ctx.d_model) + ") is not divisible by heads (" +
                              std::to_string(o.heads) + "); pick a divisor of d_model");
@@ -69,7 +69,7 @@ torch::Tensor GsaLayer::forward(const torch::Tensor& x) {
   auto k = torch::silu(split_heads(project(k_proj_, x), H));
   auto v = split_heads(project(v_proj_, x), H);
   auto f = split_heads(log_forget(x), H);  // (B, T, H, m)
-  ops::GsaOptions opt{options_.chunk, kScale, gla_subchunk(options_.chunk)};
+  ops::GsaOptions opt{options_.chunk, kScale, ops::gla_subchunk(options_.chunk)};
   return output(ops::gated_slot_attention(q, k, v, f, opt));
 }
 
@@ -88,7 +88,7 @@ torch::Tensor GsaLayer::step(const torch::Tensor& x, MixerState& state) {
   auto v = split_heads(project(v_proj_, x), H);
   auto f = split_heads(log_forget(x), H);  // (B, H, m)
   ops::GsaState s{state.tensors.at("slot_keys"), state.tensors.at("slot_values"), state.position};
-  auto o = ops::gsa_decode_step(q, k, v, f, s, ops::GsaOptions{options_.chunk, kScale, gla_subchunk(options_.chunk)});
+  auto o = ops::gsa_decode_step(q, k, v, f, s, ops::GsaOptions{options_.chunk, kScale, ops::gla_subchunk(options_.chunk)});
   state.tensors["slot_keys"] = s.keys;
   state.tensors["slot_values"] = s.values;
   state.position += 1;
