@@ -96,8 +96,7 @@ std::vector<std::string> write_hf_export(const train::RestoredRun& run, const tr
                                 {"auto_map", {{"AutoTokenizer", {"tokenization_bla.BlaByteTokenizer", nullptr}}}},
                                 {"eos_token", kEndOfDocument},
                                 {"pad_token", kEndOfDocument},
-                                {"padding_side", "right"},
-                                {"model_max_length", architecture.at("max_seq_len")}};
+                                {"padding_side", "right"}};  // no model_max_length: the model is not bound to the training length
     write("tokenizer_config.json", tokenizer.dump(2) + "\n");
     config["auto_map"]["AutoTokenizer"] = {"tokenization_bla.BlaByteTokenizer", nullptr};
   } else if (kind == "sentencepiece") {
@@ -106,8 +105,7 @@ std::vector<std::string> write_hf_export(const train::RestoredRun& run, const tr
     nlohmann::json tokenizer = {{"tokenizer_class", "LlamaTokenizer"},
                                 {"add_bos_token", false},
                                 {"add_eos_token", false},
-                                {"padding_side", "right"},
-                                {"model_max_length", architecture.at("max_seq_len")}};
+                                {"padding_side", "right"}};
     write("tokenizer_config.json", tokenizer.dump(2) + "\n");
   }
   write("config.json", config.dump(2) + "\n");
