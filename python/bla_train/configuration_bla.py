@@ -8,8 +8,14 @@ builds and runs with torch alone.
 """
 
 try:
-    from transformers import PretrainedConfig
-except ImportError:  # torch alone: a stand-in with the attributes the model reads
+    from transformers import PreTrainedConfig as PretrainedConfig  # its name from transformers 5 on
+except ImportError:
+    try:
+        from transformers import PretrainedConfig
+    except ImportError:  # torch alone: a stand-in with the attributes the model reads
+        PretrainedConfig = None
+
+if PretrainedConfig is None:
     class PretrainedConfig:
         def __init__(self, **kwargs):
             for key, value in kwargs.items():

@@ -103,6 +103,12 @@ def test_the_folder_holds_the_hugging_face_files(exported):
     weights = safetensors.load_file(folder / "model.safetensors")
     assert weights and all(n.startswith("model.") for n in weights)
     assert ("model.head.weight" in weights) == (not config["tie_embeddings"])
+    # BlaConfig (transformers' or the stand-in) carries the description the model is built from.
+    modeling = import_export(folder)
+    description = modeling.BlaConfig(**config).description()
+    assert description == {key: config[key] for key in description}
+    model = modeling.LanguageModel(description)
+    assert sorted(f"model.{n}" for n, _ in model.named_parameters()) == sorted(weights)
 
 
 def relative_imports(path: Path):
