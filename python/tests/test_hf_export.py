@@ -268,3 +268,35 @@ def test_from_pretrained_text_model_with_its_tokenizer(text_export):
         out = model.generate(**prompt, max_new_tokens=NEW_TOKENS, do_sample=False)
     new = [t for t in out[0, prompt["input_ids"].shape[1]:].tolist() if t != 256]
     assert TEXT_PROMPT + tokenizer.decode(new) == generated
+
+
+def test_a_sentencepiece_text_model_carries_its_model_file(tmp_path):
+    """The checkpoint's SentencePiece model (stored in it) comes out as tokenizer.model, byte for byte."""
+    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far"]
+    documents = []
+    for i in range(30):
+        documents.append(tmp_path / f"doc{i}.txt")
+        documents[-1].write_text(" ".join(words[(i * 7 + j * 3) % len(words)] for j in range(60)))
+    trained = subprocess.run([str(programs() / "bla-data"), "train-tokenizer", "--input", *map(str, documents), "--out",
+                              str(tmp_path / "sp"), "--vocab-size", "30"], capture_output=True, text=True)
+    if trained.returncode != 0 and "libsentencepiece" in trained.stderr:
+        pytest.skip("this build has no SentencePiece")
+    assert trained.returncode == 0, trained.stderr
+    run([programs() / "bla-data", "prepare", "--input", *documents, "--out", tmp_path / "data", "--tokenizer",
+         tmp_path / "sp.model", "--val-fraction", "0.1"])
+    train = [programs() / "bla-train", SOURCE / "configs/text_bla.yaml", "--out", tmp_path / "run"]
+    for item in [f"data.path={tmp_path / 'data'}", "data.seq_len=32", "train.batch_size=4", "train.steps=2",
+                 "train.eval_every=0", "train.log_every=100", "train.checkpoint_every=2", "train.tensorboard=false"]:
+        train += ["--set", item]
+    run(train)
+    checkpoint = sorted((tmp_path / "run" / "checkpoints").glob("*.ckpt"))[-1]
+    out = tmp_path / "export_sp"
+    run([programs() / "bla-export", checkpoint, "--out", out, "--format", "hf", "--reference-tokens", "3 4 5 6"])
+    assert (out / "tokenizer.model").read_bytes() == (tmp_path / "sp.model").read_bytes()
+    tokenizer = json.loads((out / "tokenizer_config.json").read_text())
+    assert tokenizer["tokenizer_class"] == "LlamaTokenizer" and not tokenizer["add_bos_token"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["vocab_size"] == 30 and 0 <= config["eos_token_id"] < 30
+    tokens, expected = reference(out)
+    with torch.no_grad():
+        close(import_export(out).load_core(out)(tokens), expected)

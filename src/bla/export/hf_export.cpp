@@ -1,5 +1,6 @@
 #include "bla/export/hf_export.h"
 
+#include "bla/util/base64.h"
 #include "bla/util/files.h"
 
 #include <torch/torch.h>
@@ -29,6 +30,16 @@ nlohmann::json model_description(const nlohmann::json& architecture, const train
 
 std::string tokenizer_kind(const train::RestoredRun& run) { return run.tokenizer ? run.tokenizer->kind() : ""; }
 
+// The SentencePiece model's bytes: from the checkpoint's tokenizer record
+// (data/tokenizer_record.h; the file it was loaded from is gone by now), else
+// (older checkpoints) the data folder's model file.
+std::string sentencepiece_model(const train::RestoredRun& run) {
+  if (run.meta.contains("tokenizer") && run.meta.at("tokenizer").contains("model_base64")) {
+    return util::base64_decode(run.meta.at("tokenizer").at("model_base64").get<std::string>());
+  }
+  return util::read_file(run.tokenizer->model_path());
+}
+
 }  // namespace
 
 std::map<std::string, at::Tensor> hf_weight_names(const std::map<std::string, at::Tensor>& tensors) {
@@ -49,7 +60,7 @@ nlohmann::json hf_config(const nlohmann::json& architecture, const train::Restor
   config["num_attention_heads"] = config["heads"];
   config["tie_word_embeddings"] = false;  // a tied head is the embedding's matrix inside the model
   config["max_seq_len"] = architecture.at("max_seq_len");  // the training sequence length (not a limit)
-  if (run.tokenizer && tokenizer_kind(run) != "ids") {
+  if (run.tokenizer) {  // also for token ids from elsewhere (llm.c files): generate stops at their end mark
     config["eos_token_id"] = run.tokenizer->end_of_document();
     config["pad_token_id"] = run.tokenizer->end_of_document();
   }
@@ -101,7 +112,7 @@ std::vector<std::string> write_hf_export(const train::RestoredRun& run, const tr
     config["auto_map"]["AutoTokenizer"] = {"tokenization_bla.BlaByteTokenizer", nullptr};
   } else if (kind == "sentencepiece") {
     // The model file as trained; transformers reads it through LlamaTokenizer (no BOS or EOS added, as bla-train).
-    write("tokenizer.model", util::read_file(run.tokenizer->model_path()));
+    write("tokenizer.model", sentencepiece_model(run));
     nlohmann::json tokenizer = {{"tokenizer_class", "LlamaTokenizer"},
                                 {"add_bos_token", false},
                                 {"add_eos_token", false},
