@@ -24,6 +24,13 @@ from torch import Tensor
 from .configuration_bla import BlaConfig
 from .forms import name as op_forms
 from .model import LanguageModel, load_export
+# transformers copies into its module cache only the files a local folder's modeling file imports itself, not
+# what those import in turn: so every file the model needs is named here (python/tests/test_hf_export.py checks).
+from .layers import layer_from_export  # noqa: F401,E402
+from .naive import FORMS as _naive_forms  # noqa: F401,E402
+from .ops import FORMS as _torch_ops_forms  # noqa: F401,E402
+from .safetensors import load_file as _load_file  # noqa: F401,E402
+from .states import BlaState  # noqa: F401,E402
 
 __all__ = ["BlaCache", "BlaConfig", "LanguageModel", "load_core", "op_forms"]
 

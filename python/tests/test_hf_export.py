@@ -117,8 +117,9 @@ def relative_imports(path: Path):
 
 
 def test_the_python_files_are_the_packages_and_import_only_each_other(exported):
-    """The embedded copies are today's python/bla_train files, and every file modeling_bla.py imports, directly or
-    not, is in the folder (src/CMakeLists.txt lists them)."""
+    """The embedded copies are today's python/bla_train files; every file modeling_bla.py imports, directly or
+    not, is in the folder (src/CMakeLists.txt lists them), and modeling_bla.py imports each itself: from a local
+    folder transformers copies only the files the modeling file names."""
     _, folder, _ = exported
     copied = sorted(p.name for p in folder.glob("*.py"))
     for name in copied:
@@ -130,6 +131,9 @@ def test_the_python_files_are_the_packages_and_import_only_each_other(exported):
             needed.add(module)
             todo += relative_imports(PACKAGE / f"{module}.py")
     assert sorted(f"{m}.py" for m in needed) == copied
+    assert relative_imports(PACKAGE / "modeling_bla.py") == needed - {"modeling_bla", "tokenization_bla"}
+    assert relative_imports(PACKAGE / "tokenization_bla.py") == set()
+    assert relative_imports(PACKAGE / "configuration_bla.py") == set()
 
 
 @pytest.mark.parametrize("form", ["torch_ops", "naive"])
