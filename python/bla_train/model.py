@@ -200,6 +200,8 @@ def load_export(folder: Union[str, Path], prefix: str = "") -> LanguageModel:
     weights' names carry before the C++ names ("model." in a --format hf export)."""
     folder = Path(folder)
     description = json.loads((folder / "config.json").read_text())
+    if "short_conv" not in description:  # --format bla keeps it in the model section only
+        description["short_conv"] = description.get("model_config", {}).get("short_conv", 0)
     model = LanguageModel(description)
     weights = read_safetensors(folder / "model.safetensors")
     model.load_state_dict({name[len(prefix):]: t for name, t in weights.items() if name.startswith(prefix)},

@@ -65,6 +65,7 @@ def exported(request, tmp_path_factory):
     out = folder / f"export_{name}"
     run([programs() / "bla-export", checkpoint, "--out", out, "--format", "hf",
          "--reference-tokens", " ".join(map(str, REFERENCE))])
+    run([programs() / "bla-export", checkpoint, "--out", folder / f"plain_{name}"])  # --format bla, beside it
     generated = run([programs() / "bla-generate", checkpoint, "--prompt", " ".join(map(str, PROMPT)),
                      "--max-new-tokens", NEW_TOKENS, "--temperature", "0"])
     return name, out, [int(t) for t in generated.split()]
@@ -176,14 +177,14 @@ def test_the_cache_stays_bounded_for_bounded_mixers(exported):
         assert sizes[1] == sizes[0]
 
 
-def test_a_bla_export_description_builds_the_same_model(exported, tmp_path):
-    """--format bla's config.json and names build the same model as the hf folder (bla_train.model.load_export)."""
-    _, folder, _ = exported
+def test_a_bla_format_export_builds_the_same_model(exported):
+    """bla_train.model.load_export reads --format bla's config.json and names as well as the hf folder."""
+    name, folder, _ = exported
     from bla_train import model as bla_model
-    hf_model = bla_model.load_export(folder, prefix="model.")
     tokens, expected = reference(folder)
     with torch.no_grad():
-        close(hf_model(tokens), expected)
+        close(bla_model.load_export(folder.parent / f"plain_{name}")(tokens), expected)
+        close(bla_model.load_export(folder, prefix="model.")(tokens), expected)
 
 
 def test_left_padding_is_refused():
