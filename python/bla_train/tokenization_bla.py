@@ -19,6 +19,7 @@ class BlaByteTokenizer(PreTrainedTokenizer):
 
     def __init__(self, eos_token: str = END_OF_DOCUMENT, **kwargs):
         kwargs.setdefault("padding_side", "right")  # the recurrent state must not take in left padding
+        kwargs.setdefault("clean_up_tokenization_spaces", False)  # bytes back as they were: no " ," -> ","
         super().__init__(eos_token=eos_token, pad_token=kwargs.pop("pad_token", eos_token), **kwargs)
 
     @property

@@ -266,6 +266,7 @@ def test_from_pretrained_text_model_with_its_tokenizer(text_export):
     folder, generated = text_export
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), trust_remote_code=True)
     assert tokenizer("the é")["input_ids"] == list("the é".encode("utf-8"))
+    assert tokenizer.decode(tokenizer("a , b .")["input_ids"]) == "a , b ."
     assert tokenizer.eos_token_id == 256
     model = transformers.AutoModelForCausalLM.from_pretrained(str(folder), trust_remote_code=True).float().eval()
     prompt = tokenizer(TEXT_PROMPT, return_tensors="pt")
