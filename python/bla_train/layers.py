@@ -3,18 +3,24 @@
 Parameter names and shapes are the C++ layers' (q_proj.weight, ...), so the
 weights of one mixer from bla-export's model.safetensors, the keys under
 `blocks.<i>.mixer.`, load with load_state_dict. Each layer maps x (B, T, d_model)
-to (B, T, d_model); the math lives in the ops (bla_train.ops), the layers
-hold projections, gates and norms, as in C++.
+to (B, T, d_model); the math lives in the ops, the layers hold projections,
+gates and norms, as in C++. The ops are torch.ops.bla's (bla_train.ops) where
+the library is loaded, else their plain PyTorch forms (bla_train.naive;
+bla_train.forms picks). Every layer also decodes: `initial_state(batch, dtype,
+device)` gives the empty state of `batch` sequences and `step(x, state)` maps
+one token x (B, d_model) to (output (B, d_model), next state), as the C++
+layers' step (the state it was given is left as it was).
 """
 
 import math
-from typing import List, Optional, Sequence
+from typing import List, NamedTuple, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import ops
+from .forms import current as _ops
+from .states import BlaState, GatedWindowState, GsaState
 
 _NORM_EPS = 1e-5
 
@@ -47,6 +53,15 @@ def apply_rotary(x: Tensor, start: int, base: float) -> Tensor:
     return x * cos + torch.cat([-second, first], -1) * sin
 
 
+def causal_depthwise_conv(window: Tensor, length: int, weight: Tensor, bias: Tensor) -> Tensor:
+    """y_t[c] = bias[c] + sum_k weight[c, k] * window[t + k][c] for t < length, window (B, K-1+length, C):
+    the terms in the order of causal_depthwise_conv (common/short_conv.cpp), so decoding repeats the forward."""
+    out = bias.to(window.dtype).expand(*window.shape[:-2], length, window.shape[-1])
+    for i in range(weight.shape[-1]):
+        out = out + window[..., i:i + length, :] * weight[:, i].to(window.dtype)
+    return out
+
+
 def _rms_normalise(x: Tensor) -> Tensor:
     """x / rms(x) over the last axis, in float32 at least (as the C++ layers)."""
     acc = x if x.dtype == torch.float64 else x.float()
@@ -77,6 +92,13 @@ class _HeadProjections(nn.Module):
         return q, k, v
 
 
+class AttentionState(NamedTuple):
+    """The keys (B, S, H, D) and values (B, S, H, Dv) kept (all of them, or the last `window`); tokens seen."""
+    keys: Tensor
+    values: Tensor
+    position: int = 0
+
+
 class AttentionLayer(_HeadProjections):
     """`attention` (window 0) and `swa` (window W): causal softmax attention, rotary on by default."""
 
@@ -87,7 +109,24 @@ class AttentionLayer(_HeadProjections):
 
     def forward(self, x: Tensor) -> Tensor:
         q, k, v = self.project_heads(x)
-        return self.o_proj(_merge_heads(ops.sliding_window_attention(q, k, v, self.window)))
+        return self.o_proj(_merge_heads(_ops().sliding_window_attention(q, k, v, self.window)))
+
+    def initial_state(self, batch: int, dtype: torch.dtype = torch.float32,
+                      device: Optional[torch.device] = None) -> AttentionState:
+        empty = torch.zeros(batch, 0, self.heads, self.head_dim, dtype=dtype, device=device)
+        return AttentionState(empty, empty.clone(), 0)
+
+    def step(self, x: Tensor, state: AttentionState):
+        """One token against the kept keys (attention_layer.cpp's step)."""
+        q, k, v = self.project_heads(x.unsqueeze(1), start=state.position)
+        keys, values = torch.cat([state.keys, k], 1), torch.cat([state.values, v], 1)
+        if self.window > 0:
+            keys, values = keys[:, -self.window:], values[:, -self.window:]
+        logits = (keys * q).sum(-1) / math.sqrt(self.head_dim)  # (B, S, H)
+        acc = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+        weights = acc.softmax(1).to(values.dtype)
+        o = (weights.unsqueeze(-1) * values).sum(1)
+        return self.o_proj(_merge_heads(o)), AttentionState(keys, values, state.position + 1)
 
 
 class BlaLayer(_HeadProjections):
@@ -107,23 +146,23 @@ class BlaLayer(_HeadProjections):
 
     def forward(self, x: Tensor) -> Tensor:
         q, k, v = self.project_heads(x)
-        outputs = [ops.blurry_window_attention(qg, kg, vg, w, self.slots, self.chunk)
+        outputs = [_ops().blurry_window_attention(qg, kg, vg, w, self.slots, self.chunk)
                    for w, qg, kg, vg in zip(self.windows, *(self._groups(t, 2) for t in (q, k, v)))]
         return self.o_proj(_merge_heads(torch.cat(outputs, 2)))
 
     def initial_state(self, batch: int, dtype: torch.dtype = torch.float32,
-                      device: Optional[torch.device] = None) -> List[ops.BlaState]:
+                      device: Optional[torch.device] = None) -> List[BlaState]:
         """One BlaState per head group."""
         per_group = self.heads // len(self.windows)
-        return [ops.bla_initial_state(batch, per_group, self.head_dim, self.head_dim, self.slots, dtype, device)
+        return [_ops().bla_initial_state(batch, per_group, self.head_dim, self.head_dim, self.slots, dtype, device)
                 for _ in self.windows]
 
-    def step(self, x: Tensor, state: List[ops.BlaState]):
+    def step(self, x: Tensor, state: List[BlaState]):
         """One token x (B, d_model) -> (output (B, d_model), next state)."""
         q, k, v = (t.squeeze(1) for t in self.project_heads(x.unsqueeze(1), start=state[0].position))
         outputs, next_state = [], []
         for w, s, qg, kg, vg in zip(self.windows, state, *(self._groups(t, 1) for t in (q, k, v))):
-            out, s = ops.bla_decode_step(qg, kg, vg, s, w, self.slots, self.chunk)
+            out, s = _ops().bla_decode_step(qg, kg, vg, s, w, self.slots, self.chunk)
             outputs.append(out)
             next_state.append(s)
         return self.o_proj(_merge_heads(torch.cat(outputs, 1))), next_state
@@ -155,8 +194,18 @@ class GatedFwaLayer(_HeadProjections):
 
     def forward(self, x: Tensor) -> Tensor:
         q, k, v = self.project_heads(x)
-        o = ops.gated_window_attention(q, k, v, self.log_gate(x), self.window, 0.0, self.block)
+        o = _ops().gated_window_attention(q, k, v, self.log_gate(x), self.window, 0.0, self.block)
         return self.o_proj(_merge_heads(o))
+
+    def initial_state(self, batch: int, dtype: torch.dtype = torch.float32,
+                      device: Optional[torch.device] = None) -> GatedWindowState:
+        return _ops().gated_window_initial_state(batch, self.heads, self.head_dim, self.head_dim, self.window, dtype,
+                                                 device)
+
+    def step(self, x: Tensor, state: GatedWindowState):
+        q, k, v = (t.squeeze(1) for t in self.project_heads(x.unsqueeze(1), start=state.position))
+        o, state = _ops().gated_window_decode_step(q, k, v, self.log_gate(x), state, self.window)
+        return self.o_proj(_merge_heads(o)), state
 
 
 def _gla_subchunk(chunk: int) -> int:
@@ -185,13 +234,30 @@ class GlaLayer(nn.Module):
         self.output_gate = _projection(d_model, value_width)
         self.norm_weight = nn.Parameter(torch.ones(value_width // heads))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def _inputs(self, x: Tensor):
         H = self.heads
         q, k, v = (_split_heads(p(x), H) for p in (self.q_proj, self.k_proj, self.v_proj))
         g = _split_heads(F.logsigmoid(self.gate_up(self.gate_down(x))) / self.gate_normalizer, H)
-        o = ops.gated_linear_attention(q, k, v, g, self.chunk, 0.0, _gla_subchunk(self.chunk))
+        return q, k, v, g
+
+    def _output(self, o: Tensor, x: Tensor) -> Tensor:
         gated = _merge_heads(_rms_normalise(o) * self.norm_weight.to(o.dtype)) * F.silu(self.output_gate(x))
         return self.o_proj(gated)
+
+    def forward(self, x: Tensor) -> Tensor:
+        q, k, v, g = self._inputs(x)
+        return self._output(_ops().gated_linear_attention(q, k, v, g, self.chunk, 0.0, _gla_subchunk(self.chunk)), x)
+
+    def initial_state(self, batch: int, dtype: torch.dtype = torch.float32,
+                      device: Optional[torch.device] = None) -> Tensor:
+        """S (B, H, Dk, Dv)."""
+        dk, dv = self.q_proj.out_features // self.heads, self.v_proj.out_features // self.heads
+        return _ops().gla_initial_state(batch, self.heads, dk, dv, dtype, device)
+
+    def step(self, x: Tensor, state: Tensor):
+        q, k, v, g = self._inputs(x)
+        o, state = _ops().gla_decode_step(q, k, v, g, state)
+        return self._output(o, x), state
 
 
 class GsaLayer(nn.Module):
@@ -209,15 +275,37 @@ class GsaLayer(nn.Module):
         self.forget_proj = _projection(d_model, heads * slots)
         self.norm_weight = nn.Parameter(torch.ones(d_model // heads))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def _inputs(self, x: Tensor):
         H = self.heads
         q = F.silu(_split_heads(self.q_proj(x), H))
         k = F.silu(_split_heads(self.k_proj(x), H))
         v = _split_heads(self.v_proj(x), H)
         f = _split_heads(F.logsigmoid(self.forget_proj(x)) / self.gate_normalizer, H)
-        o = ops.gated_slot_attention(q, k, v, f, self.chunk, 1.0, _gla_subchunk(self.chunk))
+        return q, k, v, f
+
+    def _output(self, o: Tensor) -> Tensor:
         normed = _rms_normalise(F.silu(o))
         return self.o_proj(_merge_heads(normed * self.norm_weight.to(o.dtype)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        q, k, v, f = self._inputs(x)
+        return self._output(_ops().gated_slot_attention(q, k, v, f, self.chunk, 1.0, _gla_subchunk(self.chunk)))
+
+    def initial_state(self, batch: int, dtype: torch.dtype = torch.float32,
+                      device: Optional[torch.device] = None) -> GsaState:
+        head_dim = self.q_proj.out_features // self.heads
+        return _ops().gsa_initial_state(batch, self.heads, self.slots, head_dim, head_dim, dtype, device)
+
+    def step(self, x: Tensor, state: GsaState):
+        q, k, v, f = self._inputs(x)
+        o, state = _ops().gsa_decode_step(q, k, v, f, state, 1.0)
+        return self._output(o), state
+
+
+class Mamba2State(NamedTuple):
+    """The convolution's last K-1 inputs (B, K-1, channels) and the SSM state h (B, H, N, P)."""
+    conv: Tensor
+    ssm: Tensor
 
 
 class Mamba2Layer(nn.Module):
@@ -246,22 +334,42 @@ class Mamba2Layer(nn.Module):
         self.D = nn.Parameter(torch.ones(self.heads))
         self.norm_weight = nn.Parameter(torch.ones(self.d_inner))
 
+    def _gated_output(self, y: Tensor, z: Tensor) -> Tensor:
+        gated = y * F.silu(z)
+        acc = gated if gated.dtype == torch.float64 else gated.float()
+        grouped = acc.view(*acc.shape[:-1], self.ngroups, self.d_inner // self.ngroups)
+        normed = (grouped * torch.rsqrt(grouped.pow(2).mean(-1, keepdim=True) + _NORM_EPS)).view(acc.shape)
+        return self.out_proj(normed.to(y.dtype) * self.norm_weight.to(y.dtype))
+
     def forward(self, x: Tensor) -> Tensor:
         Bsz, T = x.shape[:2]
         G, N, P, K = self.ngroups, self.d_state, self.head_dim, self.conv_kernel
         z, xBC, dt_raw = self.in_proj(x).split([self.d_inner, self.conv_weight.shape[0], self.heads], -1)
         padded = F.pad(xBC, (0, 0, K - 1, 0))  # K-1 zeros before the first token
-        conv = self.conv_bias.to(x.dtype) + sum(padded[:, i:i + T] * self.conv_weight[:, i].to(x.dtype)
-                                                for i in range(K))
+        xs, Bm, Cm = F.silu(causal_depthwise_conv(padded, T, self.conv_weight, self.conv_bias)).split(
+            [self.d_inner, G * N, G * N], -1)
+        dt = F.softplus(dt_raw + self.dt_bias)
+        y = _ops().selective_state_space(xs.reshape(Bsz, T, self.heads, P), dt, -torch.exp(self.A_log),
+                                         Bm.reshape(Bsz, T, G, N), Cm.reshape(Bsz, T, G, N), self.D, self.chunk)
+        return self._gated_output(y.reshape(Bsz, T, self.d_inner), z)
+
+    def initial_state(self, batch: int, dtype: torch.dtype = torch.float32,
+                      device: Optional[torch.device] = None) -> Mamba2State:
+        conv = torch.zeros(batch, self.conv_kernel - 1, self.conv_weight.shape[0], dtype=dtype, device=device)
+        return Mamba2State(conv, _ops().ssd_initial_state(batch, self.heads, self.d_state, self.head_dim, dtype,
+                                                          device))
+
+    def step(self, x: Tensor, state: Mamba2State):
+        Bsz = x.shape[0]
+        G, N, P = self.ngroups, self.d_state, self.head_dim
+        z, xBC, dt_raw = self.in_proj(x).split([self.d_inner, self.conv_weight.shape[0], self.heads], -1)
+        window = torch.cat([state.conv.to(x.dtype), xBC.unsqueeze(1)], 1)  # (B, K, channels)
+        conv = causal_depthwise_conv(window, 1, self.conv_weight, self.conv_bias).squeeze(1)
         xs, Bm, Cm = F.silu(conv).split([self.d_inner, G * N, G * N], -1)
         dt = F.softplus(dt_raw + self.dt_bias)
-        y = ops.selective_state_space(xs.reshape(Bsz, T, self.heads, P), dt, -torch.exp(self.A_log),
-                                      Bm.reshape(Bsz, T, G, N), Cm.reshape(Bsz, T, G, N), self.D, self.chunk)
-        gated = y.reshape(Bsz, T, self.d_inner) * F.silu(z)
-        acc = gated if gated.dtype == torch.float64 else gated.float()
-        grouped = acc.view(*acc.shape[:-1], G, self.d_inner // G)
-        normed = (grouped * torch.rsqrt(grouped.pow(2).mean(-1, keepdim=True) + _NORM_EPS)).view(acc.shape)
-        return self.out_proj(normed.to(y.dtype) * self.norm_weight.to(y.dtype))
+        y, ssm = _ops().ssd_decode_step(xs.reshape(Bsz, self.heads, P), dt, -torch.exp(self.A_log),
+                                        Bm.reshape(Bsz, G, N), Cm.reshape(Bsz, G, N), self.D, state.ssm)
+        return self._gated_output(y.reshape(Bsz, self.d_inner), z), Mamba2State(window[:, 1:], ssm)
 
 
 def layer_from_export(params: dict, d_model: int) -> nn.Module:

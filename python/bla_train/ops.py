@@ -9,21 +9,19 @@ where they exist (BLA and SWA). The `*_reference` ops are the C++ token-by-token
 recurrences, the yardsticks of the fast forms.
 """
 
-from typing import NamedTuple, Optional, Tuple
+import sys
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
+
+from .states import BlaState, GatedWindowState, GsaState  # noqa: F401  (part of this module's interface)
 
 _ops = torch.ops.bla
 
 # --------------------------------------------------------------------------- BLA
 
 
-class BlaState(NamedTuple):
-    """N slots of keys (B, H, N, Dk) and values (B, H, N, Dv); tokens seen."""
-    keys: Tensor
-    values: Tensor
-    position: int = 0
 
 
 def blurry_window_attention(q: Tensor, k: Tensor, v: Tensor, window: int, slots: int, chunk: int = 64,
@@ -115,10 +113,6 @@ def gla_decode_step(q: Tensor, k: Tensor, v: Tensor, g: Tensor, state: Tensor,
 # --------------------------------------------------------------------------- GSA
 
 
-class GsaState(NamedTuple):
-    """The m slots' keys (B, H, m, Dk) and values (B, H, m, Dv)."""
-    keys: Tensor
-    values: Tensor
 
 
 def gated_slot_attention(q: Tensor, k: Tensor, v: Tensor, f: Tensor, chunk: int = 64, scale: float = 1.0,
@@ -184,13 +178,6 @@ def ssd_decode_step(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: O
 # ------------------------------------------------------------ gated window
 
 
-class GatedWindowState(NamedTuple):
-    """Rings of the last W tokens: keys (B, W, H, Dk), values (B, W, H, Dv), and per slot the log
-    decay collected since it was written, gate_sums (B, W, H); slot t % W holds token t."""
-    keys: Tensor
-    values: Tensor
-    gate_sums: Tensor
-    position: int = 0
 
 
 def gated_window_attention(q: Tensor, k: Tensor, v: Tensor, log_gate: Tensor, window: int, scale: float = 0.0,
@@ -219,3 +206,6 @@ def gated_window_decode_step(q: Tensor, k: Tensor, v: Tensor, log_gate: Tensor, 
     out, keys, values, gate_sums = _ops.gated_window_decode_step(q, k, v, log_gate, state.keys, state.values,
                                                                  state.gate_sums, state.position, window, scale)
     return out, GatedWindowState(keys, values, gate_sums, state.position + 1)
+
+
+FORMS = sys.modules[__name__]  # this module, for bla_train.forms to pick

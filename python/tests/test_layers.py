@@ -76,3 +76,39 @@ def test_bla_layer_with_slots_equal_to_window_is_the_swa_layer_without_rope():
 def test_an_unknown_mixer_type_is_named():
     with pytest.raises(ValueError, match=r"^unknown mixer type 'lstm'"):
         layers.layer_from_export({"type": "lstm"}, 16)
+
+
+def small_layers():
+    """One small layer of every mixer (float64), with the options that change the decode path."""
+    return {
+        "attention": layers.AttentionLayer(16, 2, window=0),
+        "swa": layers.AttentionLayer(16, 2, window=5),
+        "bla": layers.BlaLayer(16, 4, windows=[8, 12], slots=4, chunk=4, rope=True),
+        "gatedfwa": layers.GatedFwaLayer(16, 2, window=6, block=4),
+        "gla": layers.GlaLayer(16, 2, gate_rank=4, chunk=8),
+        "gsa": layers.GsaLayer(16, 2, slots=4, chunk=8),
+        "mamba2": layers.Mamba2Layer(16, expand=2, d_state=4, head_dim=8, ngroups=2, conv_kernel=3, chunk=8),
+    }
+
+
+@pytest.mark.parametrize("form", ["torch_ops", "naive"])
+@pytest.mark.parametrize("mixer", MIXERS)
+def test_every_layer_decodes_its_forward_with_either_op_form(mixer, form):
+    """step() token by token gives forward()'s outputs, on torch.ops.bla and on the plain PyTorch forms, and the
+    two forms give the same forward."""
+    from bla_train import forms
+    layer = small_layers()[mixer].double()
+    x = torch.randn(2, 13, 16, dtype=torch.float64)
+    forms.use("torch_ops")
+    with torch.no_grad():
+        reference = layer(x)
+    forms.use(form)
+    try:
+        with torch.no_grad():
+            torch.testing.assert_close(layer(x), reference, rtol=1e-9, atol=1e-9)
+            state = layer.initial_state(2, torch.float64)
+            for t in range(13):
+                y, state = layer.step(x[:, t], state)
+                torch.testing.assert_close(y, reference[:, t], rtol=1e-9, atol=1e-9)
+    finally:
+        forms.use("auto")
