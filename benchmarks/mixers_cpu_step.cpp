@@ -141,7 +141,7 @@ int main(int argc, char** argv) {
   auto log_gate = [&](std::vector<int64_t> shape, double normalizer) {
     return torch::log_sigmoid(torch::randn(shape) + 2.0) / normalizer;
   };
-  const int64_t subchunk = bla::mixers::gla_subchunk(s.chunk);
+  const int64_t subchunk = bla::ops::gla_subchunk(s.chunk);
 
   // --- op level ---
   {

@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
     bla::train::RestoreOptions restore;
     restore.overrides = overrides;
     restore.overrides.push_back("run.device=cpu");  // the weights are written from host memory
+    restore.data_optional = true;                     // a text checkpoint carries its tokenizer
     auto run = bla::train::restore_checkpoint(checkpoint, restore);
     bla::train::SafetensorsContents contents;
     contents.tensors = bla::train::module_tensors(*run.model);

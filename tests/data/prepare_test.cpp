@@ -2,6 +2,7 @@
 // the byte-level and SentencePiece tokenizers, and the bla-data program.
 #include "bla/data/prepare.h"
 #include "bla/data/tokenizer.h"
+#include "bla/tasks/text.h"
 #include "bla/util/checksum.h"
 #include "bla/util/files.h"
 

@@ -335,6 +335,7 @@ TEST(TextTraining, ACheckpointGeneratesWithoutItsDataFolder) {
   ASSERT_NE(without.tokenizer, nullptr);
   EXPECT_EQ(without.tokenizer->kind(), "byte");
   EXPECT_EQ(greedy(without), expected);
+  EXPECT_EQ(bla::train::describe_architecture(without)["max_seq_len"], 32) << "bla-export's description too";
 }
 
 TEST(TextTraining, ResumedRunEndsWithTheSameParameters) {

@@ -64,8 +64,8 @@ RestoredRun restore_checkpoint(const std::string& path, const RestoreOptions& op
     run.vocab_size = run.config.model.vocab_size > 0 ? run.config.model.vocab_size : run.task->vocab_size();
   }
   if (run.task) check_vocabulary(*run.task, run.vocab_size, path);
-  const int64_t seq_len = run.task ? run.task->seq_len() : run.meta.at("seq_len").get<int64_t>();
-  run.model = build_model(run.config, run.vocab_size, seq_len, /*data_read=*/run.task != nullptr);
+  run.seq_len = run.task ? run.task->seq_len() : run.meta.at("seq_len").get<int64_t>();
+  run.model = build_model(run.config, run.vocab_size, run.seq_len, /*data_read=*/run.task != nullptr);
   // The tokenizer the model was trained with: the checkpoint's record, else (older checkpoints) the data's.
   if (run.meta.contains("tokenizer")) {
     try {
@@ -145,7 +145,7 @@ nlohmann::json describe_architecture(const RestoredRun& run) {
   out["mlp_ratio"] = m.mlp_ratio;
   out["norm_eps"] = m.norm_eps;
   out["tie_embeddings"] = m.tie_embeddings;
-  out["max_seq_len"] = run.task->seq_len();
+  out["max_seq_len"] = run.seq_len;
   nlohmann::json mixers = nlohmann::json::array();
   for (int64_t layer = 0; layer < run.model->num_layers(); ++layer) {
     const auto& spec = m.mixers.at(static_cast<size_t>(layer));
@@ -153,7 +153,7 @@ nlohmann::json describe_architecture(const RestoredRun& run) {
                       {"type", spec.type},
                       {"params", yaml_to_json(spec.params->resolved())},
                       {"describe", run.model->mixer(layer).describe()},
-                      {"state_numel", run.model->state_numel(layer, run.task->seq_len())}});
+                      {"state_numel", run.model->state_numel(layer, run.seq_len)}});
   }
   out["layer_mixers"] = mixers;
   out["model_config"] = yaml_to_json(run.config.resolved["model"]);

@@ -43,6 +43,7 @@ struct RestoredRun {
   std::unique_ptr<data::Tokenizer> tokenizer;
   model::LanguageModel model{nullptr};  // weights loaded, on `device`, in eval mode
   int64_t vocab_size = 0;
+  int64_t seq_len = 0;  // the task's, or the checkpoint's record of it
   torch::Device device{torch::kCPU};
 };
 
