@@ -7,17 +7,23 @@
 #include <c10/util/Exception.h>
 
 #include <stdexcept>
+#include <string>
 #include <utility>
 
 namespace bla::torch_ops {
 
+// The ValueError is raised after the handler of the std::invalid_argument
+// has ended, not from inside it: on the H200 machine (PyTorch 2.11 wheel) a
+// test of this path crashed with the throw inside the handler.
 template <typename Call>
 auto raising_value_error(Call&& call) -> decltype(call()) {
+  std::string message;
   try {
     return std::forward<Call>(call)();
   } catch (const std::invalid_argument& error) {
-    TORCH_CHECK_VALUE(false, error.what());
+    message = error.what();
   }
+  TORCH_CHECK_VALUE(false, message);
 }
 
 }  // namespace bla::torch_ops
