@@ -12,19 +12,12 @@ const char* kModelType = "bla_lm";
 const char* kEndOfDocument = "<|end_of_document|>";  // tokenization_bla.py's name of byte id 256
 
 // The keys of the model description that bla_train.model.LanguageModel reads.
-nlohmann::json model_description(const nlohmann::json& architecture, const train::RestoredRun& run) {
-  const auto& m = run.config.model;
+nlohmann::json model_description(const nlohmann::json& architecture) {
   nlohmann::json out;
-  out["vocab_size"] = architecture.at("vocab_size");
-  out["d_model"] = m.d_model;
-  out["layers"] = m.layers;
-  out["heads"] = m.heads;
-  out["mlp"] = m.mlp;
-  out["mlp_ratio"] = m.mlp_ratio;
-  out["short_conv"] = m.short_conv;
-  out["norm_eps"] = m.norm_eps;
-  out["tie_embeddings"] = m.tie_embeddings;
-  out["layer_mixers"] = architecture.at("layer_mixers");
+  for (const char* key : {"vocab_size", "d_model", "layers", "heads", "mlp", "mlp_ratio", "short_conv", "norm_eps",
+                          "tie_embeddings", "layer_mixers"}) {
+    out[key] = architecture.at(key);
+  }
   return out;
 }
 
@@ -49,7 +42,7 @@ std::map<std::string, at::Tensor> hf_weight_names(const std::map<std::string, at
 }
 
 nlohmann::json hf_config(const nlohmann::json& architecture, const train::RestoredRun& run, const std::string& dtype) {
-  nlohmann::json config = model_description(architecture, run);
+  nlohmann::json config = model_description(architecture);
   config["model_type"] = kModelType;
   config["architectures"] = {"BlaForCausalLM"};
   config["auto_map"] = {{"AutoConfig", "configuration_bla.BlaConfig"},

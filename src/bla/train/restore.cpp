@@ -143,6 +143,7 @@ nlohmann::json describe_architecture(const RestoredRun& run) {
   out["heads"] = m.heads;
   out["mlp"] = m.mlp;
   out["mlp_ratio"] = m.mlp_ratio;
+  out["short_conv"] = m.short_conv;
   out["norm_eps"] = m.norm_eps;
   out["tie_embeddings"] = m.tie_embeddings;
   out["max_seq_len"] = run.seq_len;
