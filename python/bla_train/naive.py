@@ -17,16 +17,13 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from .states import BlaState, GatedWindowState, GsaState
+from .states import (BlaState, GatedWindowState, GsaState, bla_initial_state, gated_window_initial_state,  # noqa: F401
+                     gla_initial_state, gsa_initial_state, ssd_initial_state)
 
 
 def _scale(scale: float, dim: int) -> float:
     return scale if scale > 0 else 1.0 / math.sqrt(dim)
 
-
-def _state_dtype(dtype: torch.dtype) -> torch.dtype:
-    """GLA and GSA keep half and bfloat16 states in float32 (src/bla/ops/gla.cpp)."""
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 # --------------------------------------------------------------------------- BLA
 
@@ -57,12 +54,6 @@ def slot_transition(window: int, slots: int) -> Tuple[Tensor, Tensor]:
         b[0] = 1.0 / r
         _TRANSITIONS[key] = (A, b)
     return _TRANSITIONS[key]
-
-
-def bla_initial_state(batch: int, heads: int, dk: int, dv: int, slots: int, dtype: torch.dtype = torch.float32,
-                      device: Optional[torch.device] = None) -> BlaState:
-    return BlaState(torch.zeros(batch, heads, slots, dk, dtype=dtype, device=device),
-                    torch.zeros(batch, heads, slots, dv, dtype=dtype, device=device), 0)
 
 
 def bla_decode_step(q: Tensor, k: Tensor, v: Tensor, state: BlaState, window: int, slots: int, chunk: int = 64,
@@ -107,11 +98,6 @@ def sliding_window_attention(q: Tensor, k: Tensor, v: Tensor, window: int = 0, s
 # --------------------------------------------------------------------------- GLA
 
 
-def gla_initial_state(batch: int, heads: int, dk: int, dv: int, dtype: torch.dtype = torch.float32,
-                      device: Optional[torch.device] = None) -> Tensor:
-    return torch.zeros(batch, heads, dk, dv, dtype=_state_dtype(dtype), device=device)
-
-
 def gla_decode_step(q: Tensor, k: Tensor, v: Tensor, g: Tensor, state: Tensor,
                     scale: float = 0.0) -> Tuple[Tensor, Tensor]:
     """S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T, o_t = scale S_t^T q_t."""
@@ -132,13 +118,6 @@ def gated_linear_attention(q: Tensor, k: Tensor, v: Tensor, g: Tensor, chunk: in
     return torch.stack(out, 1)
 
 # --------------------------------------------------------------------------- GSA
-
-
-def gsa_initial_state(batch: int, heads: int, slots: int, dk: int, dv: int, dtype: torch.dtype = torch.float32,
-                      device: Optional[torch.device] = None) -> GsaState:
-    dtype = _state_dtype(dtype)
-    return GsaState(torch.zeros(batch, heads, slots, dk, dtype=dtype, device=device),
-                    torch.zeros(batch, heads, slots, dv, dtype=dtype, device=device))
 
 
 def gsa_decode_step(q: Tensor, k: Tensor, v: Tensor, f: Tensor, state: GsaState,
@@ -163,11 +142,6 @@ def gated_slot_attention(q: Tensor, k: Tensor, v: Tensor, f: Tensor, chunk: int 
     return torch.stack(out, 1)
 
 # --------------------------------------------------------------------------- SSD
-
-
-def ssd_initial_state(batch: int, heads: int, d_state: int, head_dim: int, dtype: torch.dtype = torch.float32,
-                      device: Optional[torch.device] = None) -> Tensor:
-    return torch.zeros(batch, heads, d_state, head_dim, dtype=dtype, device=device)
 
 
 def ssd_decode_step(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor],
@@ -195,15 +169,6 @@ def selective_state_space(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor
     return torch.stack(out, 1)
 
 # ------------------------------------------------------------ gated window
-
-
-def gated_window_initial_state(batch: int, heads: int, dk: int, dv: int, window: int,
-                               dtype: torch.dtype = torch.float32,
-                               device: Optional[torch.device] = None) -> GatedWindowState:
-    gate_dtype = torch.promote_types(dtype, torch.float32)
-    return GatedWindowState(torch.zeros(batch, window, heads, dk, dtype=dtype, device=device),
-                            torch.zeros(batch, window, heads, dv, dtype=dtype, device=device),
-                            torch.zeros(batch, window, heads, dtype=gate_dtype, device=device), 0)
 
 
 def gated_window_attention(q: Tensor, k: Tensor, v: Tensor, log_gate: Tensor, window: int, scale: float = 0.0,

@@ -15,13 +15,12 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from .states import BlaState, GatedWindowState, GsaState  # noqa: F401  (part of this module's interface)
+from .states import (BlaState, GatedWindowState, GsaState, bla_initial_state, gated_window_initial_state,  # noqa: F401
+                     gla_initial_state, gsa_initial_state, ssd_initial_state)
 
 _ops = torch.ops.bla
 
 # --------------------------------------------------------------------------- BLA
-
-
 
 
 def blurry_window_attention(q: Tensor, k: Tensor, v: Tensor, window: int, slots: int, chunk: int = 64,
@@ -39,13 +38,6 @@ def blurry_window_attention_chunked(q: Tensor, k: Tensor, v: Tensor, window: int
 def blurry_window_attention_reference(q: Tensor, k: Tensor, v: Tensor, window: int, slots: int, chunk: int = 64,
                                       scale: float = 0.0) -> Tensor:
     return _ops.blurry_window_attention_reference(q, k, v, window, slots, chunk, scale)
-
-
-def bla_initial_state(batch: int, heads: int, dk: int, dv: int, slots: int, dtype: torch.dtype = torch.float32,
-                      device: Optional[torch.device] = None) -> BlaState:
-    """Empty slots at position 0."""
-    return BlaState(torch.zeros(batch, heads, slots, dk, dtype=dtype, device=device),
-                    torch.zeros(batch, heads, slots, dv, dtype=dtype, device=device), 0)
 
 
 def blurry_window_attention_with_state(q: Tensor, k: Tensor, v: Tensor, state: Optional[BlaState], window: int,
@@ -80,11 +72,6 @@ def sliding_window_attention_reference(q: Tensor, k: Tensor, v: Tensor, window: 
 # --------------------------------------------------------------------------- GLA
 
 
-def _state_dtype(dtype: torch.dtype) -> torch.dtype:
-    """GLA and GSA keep half and bfloat16 states in float32 (src/bla/ops/gla.cpp)."""
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
-
-
 def gated_linear_attention(q: Tensor, k: Tensor, v: Tensor, g: Tensor, chunk: int = 64, scale: float = 0.0,
                            subchunk: int = 16) -> Tensor:
     """GLA: S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T, o_t = scale S_t^T q_t; g <= 0 (B, T, H, Dk)."""
@@ -93,12 +80,6 @@ def gated_linear_attention(q: Tensor, k: Tensor, v: Tensor, g: Tensor, chunk: in
 
 def gated_linear_attention_reference(q: Tensor, k: Tensor, v: Tensor, g: Tensor, scale: float = 0.0) -> Tensor:
     return _ops.gated_linear_attention_reference(q, k, v, g, scale)
-
-
-def gla_initial_state(batch: int, heads: int, dk: int, dv: int, dtype: torch.dtype = torch.float32,
-                      device: Optional[torch.device] = None) -> Tensor:
-    """S = 0, (B, H, Dk, Dv)."""
-    return torch.zeros(batch, heads, dk, dv, dtype=_state_dtype(dtype), device=device)
 
 
 def gated_linear_attention_with_state(q: Tensor, k: Tensor, v: Tensor, g: Tensor, state: Tensor, chunk: int = 64,
@@ -113,8 +94,6 @@ def gla_decode_step(q: Tensor, k: Tensor, v: Tensor, g: Tensor, state: Tensor,
 # --------------------------------------------------------------------------- GSA
 
 
-
-
 def gated_slot_attention(q: Tensor, k: Tensor, v: Tensor, f: Tensor, chunk: int = 64, scale: float = 1.0,
                          subchunk: int = 16) -> Tensor:
     """GSA over m slots with log forget gates f <= 0 (B, T, H, m)."""
@@ -123,13 +102,6 @@ def gated_slot_attention(q: Tensor, k: Tensor, v: Tensor, f: Tensor, chunk: int 
 
 def gated_slot_attention_reference(q: Tensor, k: Tensor, v: Tensor, f: Tensor, scale: float = 1.0) -> Tensor:
     return _ops.gated_slot_attention_reference(q, k, v, f, scale)
-
-
-def gsa_initial_state(batch: int, heads: int, slots: int, dk: int, dv: int, dtype: torch.dtype = torch.float32,
-                      device: Optional[torch.device] = None) -> GsaState:
-    dtype = _state_dtype(dtype)
-    return GsaState(torch.zeros(batch, heads, slots, dk, dtype=dtype, device=device),
-                    torch.zeros(batch, heads, slots, dv, dtype=dtype, device=device))
 
 
 def gated_slot_attention_with_state(q: Tensor, k: Tensor, v: Tensor, f: Tensor, state: GsaState, chunk: int = 64,
@@ -159,12 +131,6 @@ def selective_state_space_reference(x: Tensor, dt: Tensor, A: Tensor, B: Tensor,
     return _ops.selective_state_space_reference(x, dt, A, B, C, D)
 
 
-def ssd_initial_state(batch: int, heads: int, d_state: int, head_dim: int, dtype: torch.dtype = torch.float32,
-                      device: Optional[torch.device] = None) -> Tensor:
-    """h = 0, (B, H, N, P)."""
-    return torch.zeros(batch, heads, d_state, head_dim, dtype=dtype, device=device)
-
-
 def selective_state_space_with_state(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor],
                                      state: Tensor, chunk: int = 64) -> Tuple[Tensor, Tensor]:
     return tuple(_ops.selective_state_space_with_state(x, dt, A, B, C, D, state, chunk))
@@ -178,8 +144,6 @@ def ssd_decode_step(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: O
 # ------------------------------------------------------------ gated window
 
 
-
-
 def gated_window_attention(q: Tensor, k: Tensor, v: Tensor, log_gate: Tensor, window: int, scale: float = 0.0,
                            block: int = 64) -> Tensor:
     """GatedFWA's core: window softmax attention with logits + (G_t - G_s), G = cumsum(log_gate), log_gate (B, T, H) <= 0."""
@@ -189,15 +153,6 @@ def gated_window_attention(q: Tensor, k: Tensor, v: Tensor, log_gate: Tensor, wi
 def gated_window_attention_reference(q: Tensor, k: Tensor, v: Tensor, log_gate: Tensor, window: int,
                                      scale: float = 0.0) -> Tensor:
     return _ops.gated_window_attention_reference(q, k, v, log_gate, window, scale)
-
-
-def gated_window_initial_state(batch: int, heads: int, dk: int, dv: int, window: int,
-                               dtype: torch.dtype = torch.float32,
-                               device: Optional[torch.device] = None) -> GatedWindowState:
-    gate_dtype = torch.promote_types(dtype, torch.float32)
-    return GatedWindowState(torch.zeros(batch, window, heads, dk, dtype=dtype, device=device),
-                            torch.zeros(batch, window, heads, dv, dtype=dtype, device=device),
-                            torch.zeros(batch, window, heads, dtype=gate_dtype, device=device), 0)
 
 
 def gated_window_decode_step(q: Tensor, k: Tensor, v: Tensor, log_gate: Tensor, state: GatedWindowState, window: int,
