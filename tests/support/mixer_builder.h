@@ -16,13 +16,15 @@
 namespace bla::testing {
 
 // `context_d_model` is what the factory is told d_model is (to test layouts
-// that do not divide); the config itself always says 32.
+// that do not divide); the config itself always says 32. `norm_eps` is what
+// the factory is told model.norm_eps is.
 inline std::shared_ptr<mixers::MixerImpl> build_mixer(const std::string& type, const std::string& params,
-                                                      const std::string& file, int64_t context_d_model = 32) {
+                                                      const std::string& file, int64_t context_d_model = 32,
+                                                      double norm_eps = 1e-5) {
   auto config = config::parse_config("data: {task: mqar}\nmodel:\n  d_model: 32\n  layers: 1\n  mixer: " + type +
                                          "\n  mixers: {" + type + ": " + params + "}\ntrain: {steps: 1}\n",
                                      file);
-  mixers::MixerContext ctx{context_d_model, 2, 0, 64};
+  mixers::MixerContext ctx{context_d_model, 2, 0, 64, norm_eps};
   auto& spec = config.model.mixers.at(0);
   auto mixer = mixers::MixerRegistry::instance().get(spec.type, *spec.params, "type").make(*spec.params, ctx);
   spec.params->finish();

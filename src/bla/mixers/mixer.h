@@ -49,6 +49,7 @@ struct MixerContext {
   int64_t n_heads = 0;  // model.heads, the default head count
   int64_t layer = 0;    // index of the layer (0-based)
   int64_t max_seq_len = 0;
+  double norm_eps = 1e-5;  // model.norm_eps, for the layers' own RMSNorms (mixers/common/norm.h)
 };
 
 using MixerFactory = std::function<std::shared_ptr<MixerImpl>(config::Section& params, const MixerContext& ctx)>;

@@ -20,49 +20,8 @@ constexpr const char* kShortConvCache = "short_conv";
 
 }  // namespace
 
-torch::Tensor rms_norm_libtorch(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
-  // Normalise in float32 at least, as bf16 loses too much in the mean square.
-  auto xf = x.scalar_type() == torch::kDouble ? x : x.to(torch::kFloat);
-  auto normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
-  return normed.to(x.scalar_type()) * weight.to(x.scalar_type());
-}
-
 torch::Tensor swiglu_activation_libtorch(const torch::Tensor& gate, const torch::Tensor& up) {
   return torch::silu(gate) * up;
-}
-
-RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
-  weight_ = register_parameter("weight", torch::ones({dim}));
-}
-
-torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
-  if (const int64_t E = mixers::members_of(weight_, 1); E > 0) return forward_members(x, E);
-  if (x.is_cuda()) {
-#ifdef BLA_HAVE_CUDA_KERNELS
-    std::string why = "turned off by BLA_KERNELS=0";
-    if (ops::model_kernels_enabled() && kernels::rms_norm_supported(x, weight_, &why))
-      return kernels::rms_norm_autograd(x, weight_, eps_);
-    ops::note_kernel_fallback("rms_norm", why);
-#else
-    ops::note_kernel_fallback("rms_norm", "bla-train was built without its CUDA kernels");
-#endif
-  }
-  return rms_norm_libtorch(x, weight_, eps_);
-}
-
-// An ensemble (one weight per member, mixers/common/members.h): on CUDA one
-// launch of the fused kernel for every member, each member's rows with its
-// weight exactly as a solo model's kernel does them; else the LibTorch form
-// with the weight per row.
-torch::Tensor RMSNormImpl::forward_members(const torch::Tensor& x, int64_t /*members*/) {
-#ifdef BLA_HAVE_CUDA_KERNELS
-  if (x.is_cuda() && ops::model_kernels_enabled()) {
-    std::string why;
-    if (kernels::rms_norm_members_supported(x, weight_, &why)) return kernels::rms_norm_members_autograd(x, weight_, eps_);
-    ops::note_kernel_fallback("rms_norm", why);
-  }
-#endif
-  return rms_norm_libtorch(x, mixers::per_member(weight_, 1, x), eps_);
 }
 
 SwiGLUImpl::SwiGLUImpl(int64_t d_model, int64_t hidden, double std) {
@@ -148,7 +107,7 @@ LanguageModelImpl::LanguageModelImpl(const config::ModelConfig& cfg, int64_t voc
   const auto& registry = mixers::MixerRegistry::instance();
   for (int64_t layer = 0; layer < cfg.layers; ++layer) {
     const auto& spec = cfg.mixers.at(static_cast<size_t>(layer));
-    mixers::MixerContext ctx{cfg.d_model, cfg.heads, layer, max_seq_len};
+    mixers::MixerContext ctx{cfg.d_model, cfg.heads, layer, max_seq_len, cfg.norm_eps};
     auto mixer = registry.get(spec.type, *spec.params, "type").make(*spec.params, ctx);
     Block block(cfg, mixer);
     blocks_.push_back(block);

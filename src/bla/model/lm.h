@@ -6,6 +6,7 @@
 #pragma once
 
 #include "bla/config/config.h"
+#include "bla/mixers/common/norm.h"
 #include "bla/mixers/common/short_conv.h"
 #include "bla/mixers/mixer.h"
 
@@ -17,24 +18,12 @@
 
 namespace bla::model {
 
-// The LibTorch forms of RMSNorm (statistics in float32, result in x's dtype)
-// and of SwiGLU's activation silu(gate) * up: what runs on the CPU, and on
-// CUDA wherever the fused kernels (kernels/model_*.cu) do not; the CUDA tests
-// hold the kernels to them.
-torch::Tensor rms_norm_libtorch(const torch::Tensor& x, const torch::Tensor& weight, double eps);
+// The LibTorch form of SwiGLU's activation silu(gate) * up: what runs on the
+// CPU, and on CUDA wherever the fused kernel (kernels/model_swiglu.cu) does
+// not; the CUDA tests hold the kernel to it. RMSNorm is mixers/common/norm.h.
 torch::Tensor swiglu_activation_libtorch(const torch::Tensor& gate, const torch::Tensor& up);
 
-class RMSNormImpl : public torch::nn::Module {
- public:
-  RMSNormImpl(int64_t dim, double eps);
-  torch::Tensor forward(const torch::Tensor& x);
-
- private:
-  torch::Tensor forward_members(const torch::Tensor& x, int64_t members);
-  torch::Tensor weight_;
-  double eps_;
-};
-TORCH_MODULE(RMSNorm);
+using mixers::RMSNorm;
 
 class SwiGLUImpl : public torch::nn::Module {
  public:

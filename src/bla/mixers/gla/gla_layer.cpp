@@ -1,6 +1,7 @@
 #include "bla/mixers/gla/gla_layer.h"
 
 #include "bla/config/section.h"
+#include "bla/mixers/common/norm.h"
 #include "bla/ops/gla.h"
 
 #include <torch/torch.h>
@@ -11,7 +12,6 @@
 namespace bla::mixers {
 namespace {
 
-constexpr double kNormEps = 1e-5;
 
 std::string number(double value) {
   std::ostringstream out;
@@ -45,6 +45,7 @@ GlaLayer::GlaLayer(const MixerContext& ctx, const GlaLayerOptions& options, int6
                              torch::nn::Linear(torch::nn::LinearOptions(options.gate_rank, H * key_dim).bias(true)));
   output_gate_ = register_module("output_gate", make_projection(ctx.d_model, H * value_dim));
   norm_weight_ = register_parameter("norm_weight", torch::ones({value_dim}));
+  norm_eps_ = ctx.norm_eps;
   torch::NoGradGuard no_grad;
   // Zero bias as flash-linear-attention: alpha starts near sigmoid(0)^(1/16) = 0.958.
   gate_up_->weight.normal_(0.0, 0.02);
@@ -86,9 +87,7 @@ torch::Tensor GlaLayer::log_decay(const torch::Tensor& x) {
 }
 
 torch::Tensor GlaLayer::output(const torch::Tensor& o, const torch::Tensor& x) {
-  auto acc = o.scalar_type() == torch::kDouble ? o : o.to(torch::kFloat);  // mean square in float32 at least
-  auto normed = (acc * torch::rsqrt(acc.pow(2).mean(-1, /*keepdim=*/true) + kNormEps)).to(o.scalar_type());
-  auto gated = merge_heads(normed * per_member(norm_weight_, 1, normed).to(o.scalar_type())) * torch::silu(project(output_gate_, x));
+  auto gated = merge_heads(rms_norm(o, norm_weight_, norm_eps_)) * torch::silu(project(output_gate_, x));
   return project(o_proj_, gated);
 }
 

@@ -46,6 +46,7 @@ class GlaLayer : public MixerImpl {
   torch::nn::Linear gate_down_{nullptr}, gate_up_{nullptr};  // W_g1 (no bias), W_g2 (with bias b)
   torch::nn::Linear output_gate_{nullptr};                   // W_r
   torch::Tensor norm_weight_;                                // (d_v), shared by the heads
+  double norm_eps_;                                          // model.norm_eps
 };
 
 }  // namespace bla::mixers

@@ -1,6 +1,7 @@
 #include "bla/mixers/gsa/gsa_layer.h"
 
 #include "bla/config/section.h"
+#include "bla/mixers/common/norm.h"
 #include "bla/ops/gla.h"
 #include "bla/ops/gsa.h"
 
@@ -9,7 +10,6 @@
 namespace bla::mixers {
 namespace {
 
-constexpr double kNormEps = 1e-5;
 constexpr double kScale = 1.0;  // docs/mixers.md: the swish feature map already bounds q and k
 
 }  // namespace
@@ -23,6 +23,7 @@ GsaLayer::GsaLayer(const MixerContext& ctx, const GsaLayerOptions& options, int6
   o_proj_ = register_module("o_proj", make_projection(H * head_dim, ctx.d_model));
   forget_proj_ = register_module("forget_proj", make_projection(ctx.d_model, H * options.slots));
   norm_weight_ = register_parameter("norm_weight", torch::ones({head_dim}));
+  norm_eps_ = ctx.norm_eps;
 }
 
 namespace {
@@ -57,10 +58,7 @@ torch::Tensor GsaLayer::log_forget(const torch::Tensor& x) {
 }
 
 torch::Tensor GsaLayer::output(const torch::Tensor& o) {
-  auto activated = torch::silu(o);
-  auto acc = activated.scalar_type() == torch::kDouble ? activated : activated.to(torch::kFloat);
-  auto normed = (acc * torch::rsqrt(acc.pow(2).mean(-1, /*keepdim=*/true) + kNormEps)).to(o.scalar_type());
-  return project(o_proj_, merge_heads(normed * per_member(norm_weight_, 1, normed).to(o.scalar_type())));
+  return project(o_proj_, merge_heads(rms_norm(torch::silu(o), norm_weight_, norm_eps_)));
 }
 
 torch::Tensor GsaLayer::forward(const torch::Tensor& x) {

@@ -42,6 +42,7 @@ class GsaLayer : public MixerImpl {
   torch::nn::Linear q_proj_{nullptr}, k_proj_{nullptr}, v_proj_{nullptr}, o_proj_{nullptr};
   torch::nn::Linear forget_proj_{nullptr};  // W_f: d_model -> H * m, no bias
   torch::Tensor norm_weight_;               // (d_v), shared by the heads
+  double norm_eps_;                         // model.norm_eps
 };
 
 }  // namespace bla::mixers

@@ -1,6 +1,7 @@
 #include "bla/mixers/mamba2/mamba2_layer.h"
 
 #include "bla/config/section.h"
+#include "bla/mixers/common/norm.h"
 #include "bla/mixers/common/short_conv.h"
 #include "bla/ops/ssd.h"
 
@@ -12,7 +13,6 @@
 namespace bla::mixers {
 namespace {
 
-constexpr double kNormEps = 1e-5;
 constexpr double kDtFloor = 1e-4;  // smallest initial dt, as in Mamba2's dt_init_floor
 constexpr double kAInitMin = 1.0, kAInitMax = 16.0;
 
@@ -50,6 +50,7 @@ Mamba2Layer::Mamba2Layer(const MixerContext& ctx, const Mamba2Options& options)
                               torch::empty({heads_}, torch::kDouble).uniform_(kAInitMin, kAInitMax).log().to(torch::kFloat));
   D_ = register_parameter("D", torch::ones({heads_}));
   norm_weight_ = register_parameter("norm_weight", torch::ones({d_inner_}));
+  norm_eps_ = ctx.norm_eps;
 }
 
 namespace {
@@ -102,15 +103,7 @@ std::vector<torch::Tensor> Mamba2Layer::split_projection(const torch::Tensor& pr
 }
 
 torch::Tensor Mamba2Layer::gated_output(const torch::Tensor& y, const torch::Tensor& z) {
-  auto gated = y * torch::silu(z);
-  // Mean square in float32 at least (bf16 loses too much), per group of channels.
-  auto acc = gated.scalar_type() == torch::kDouble ? gated : gated.to(torch::kFloat);
-  auto grouped_sizes = acc.sizes().vec();
-  grouped_sizes.back() = options_.ngroups;
-  grouped_sizes.push_back(d_inner_ / options_.ngroups);
-  auto grouped = acc.view(grouped_sizes);
-  auto normed = (grouped * torch::rsqrt(grouped.pow(2).mean(-1, /*keepdim=*/true) + kNormEps)).view(acc.sizes());
-  return project(out_proj_, normed.to(y.scalar_type()) * per_member(norm_weight_, 1, normed).to(y.scalar_type()));
+  return project(out_proj_, rms_norm(y * torch::silu(z), norm_weight_, norm_eps_, options_.ngroups));
 }
 
 torch::Tensor Mamba2Layer::forward(const torch::Tensor& x) {

@@ -58,6 +58,7 @@ class Mamba2Layer : public MixerImpl {
   torch::Tensor A_log_;        // (H)
   torch::Tensor D_;            // (H)
   torch::Tensor norm_weight_;  // (d_inner)
+  double norm_eps_;            // model.norm_eps
 };
 
 }  // namespace bla::mixers

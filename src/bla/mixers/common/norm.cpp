@@ -1,0 +1,56 @@
+#include "bla/mixers/common/norm.h"
+
+#include "bla/mixers/common/members.h"
+#include "bla/ops/dispatch.h"
+
+#ifdef BLA_HAVE_CUDA_KERNELS
+#include "bla_kernels/model.h"
+#endif
+
+#include <torch/torch.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace bla::mixers {
+
+torch::Tensor rms_norm_libtorch(const torch::Tensor& x, const torch::Tensor& weight, double eps, int64_t groups) {
+  auto xf = x.scalar_type() == torch::kDouble ? x : x.to(torch::kFloat);
+  if (groups > 1) {
+    auto grouped = xf.sizes().vec();
+    if (grouped.back() % groups != 0)
+      throw std::invalid_argument("rms_norm: the last dimension (" + std::to_string(grouped.back()) +
+                                  ") must divide into " + std::to_string(groups) + " groups");
+    grouped.back() = groups;
+    grouped.push_back(xf.size(-1) / groups);
+    xf = xf.view(grouped);
+  }
+  auto normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  if (groups > 1) normed = normed.view(x.sizes());
+  return normed.to(x.scalar_type()) * weight.to(x.scalar_type());
+}
+
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps, int64_t groups) {
+  const bool members = members_of(weight, 1) > 0;
+  if (x.is_cuda() && groups == 1) {
+#ifdef BLA_HAVE_CUDA_KERNELS
+    std::string why = "turned off by BLA_KERNELS=0";
+    if (ops::model_kernels_enabled()) {
+      // An ensemble: one launch for every member, each member's rows with its weight.
+      if (members && kernels::rms_norm_members_supported(x, weight, &why))
+        return kernels::rms_norm_members_autograd(x, weight, eps);
+      if (!members && kernels::rms_norm_supported(x, weight, &why)) return kernels::rms_norm_autograd(x, weight, eps);
+    }
+    ops::note_kernel_fallback("rms_norm", why);
+#else
+    ops::note_kernel_fallback("rms_norm", "bla-train was built without its CUDA kernels");
+#endif
+  }
+  return rms_norm_libtorch(x, per_member(weight, 1, x), eps, groups);
+}
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
+  weight_ = register_parameter("weight", torch::ones({dim}));
+}
+
+}  // namespace bla::mixers
