@@ -12,9 +12,8 @@
 
 namespace bla::torch_ops {
 
-// The ValueError is raised after the handler of the std::invalid_argument
-// has ended, not from inside it: on the H200 machine (PyTorch 2.11 wheel) a
-// test of this path crashed with the throw inside the handler.
+// The message is copied out of the handler and the ValueError raised after
+// it, so the std::invalid_argument is gone before PyTorch's error is built.
 template <typename Call>
 auto raising_value_error(Call&& call) -> decltype(call()) {
   std::string message;

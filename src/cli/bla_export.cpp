@@ -11,6 +11,7 @@
 #include "bla/config/config.h"
 #include "bla/export/hf_export.h"
 #include "bla/train/checkpoint.h"
+#include "bla/train/decode.h"
 #include "bla/train/restore.h"
 #include "bla/train/safetensors.h"
 #include "bla/util/files.h"

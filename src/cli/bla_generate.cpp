@@ -10,6 +10,7 @@
 #include "bla/config/config.h"
 #include "bla/tasks/text.h"
 #include "bla/train/checkpoint.h"
+#include "bla/train/decode.h"
 #include "bla/train/restore.h"
 
 #include "cli/arguments.h"

@@ -5,6 +5,7 @@
 #include "bla/tasks/text.h"
 #include "bla/train/checkpoint.h"
 #include "bla/train/evaluate.h"
+#include "bla/train/decode.h"
 #include "bla/train/restore.h"
 #include "bla/train/trainer.h"
 #include "bla/util/checksum.h"

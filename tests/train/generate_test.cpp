@@ -6,6 +6,7 @@
 #include "bla/model/lm.h"
 #include "bla/train/checkpoint.h"
 #include "bla/train/evaluate.h"
+#include "bla/train/decode.h"
 #include "bla/train/restore.h"
 #include "bla/train/trainer.h"
 

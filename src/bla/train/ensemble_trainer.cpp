@@ -12,7 +12,6 @@
 #include "bla/train/feeder.h"
 #include "bla/train/memory_estimate.h"
 #include "bla/train/member_optimizer.h"
-#include "bla/train/restore.h"
 #include "bla/train/run_report.h"
 #include "bla/train/trainer.h"
 #include "bla/util/files.h"

@@ -1,5 +1,7 @@
 #include "bla/train/task_and_model.h"
 
+#include <torch/torch.h>
+
 #include <string>
 
 namespace bla::train {
@@ -21,6 +23,26 @@ model::LanguageModel build_model(const config::Config& config, int64_t vocab, in
     for (const auto& spec : config.model.mixers) spec.params->finish();
   }
   return model;
+}
+
+torch::Device resolve_device(const std::string& name) {
+  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  torch::Device device(name);
+  if (device.is_cuda() && !torch::cuda::is_available()) {
+    throw config::ConfigError("run.device is '" + name + "' but this LibTorch sees no CUDA device; use cpu or auto");
+  }
+  return device;
+}
+
+nlohmann::json state_summary(const model::LanguageModelImpl& model, int64_t context) {
+  nlohmann::json layers = nlohmann::json::array();
+  int64_t total = 0;
+  for (int64_t layer = 0; layer < model.num_layers(); ++layer) {
+    const int64_t n = model.state_numel(layer, context);
+    total += n;
+    layers.push_back({{"layer", layer}, {"mixer", model.mixer(layer).describe()}, {"state_numel", n}});
+  }
+  return {{"per_layer", layers}, {"total_numel", total}, {"context", context}};
 }
 
 }  // namespace bla::train

@@ -13,7 +13,6 @@
 #include "bla/train/memory_estimate.h"
 #include "bla/train/metrics.h"
 #include "bla/train/optimizer.h"
-#include "bla/train/restore.h"
 #include "bla/train/run_report.h"
 #include "bla/train/step_metrics.h"
 #include "bla/train/step_runner.h"
