@@ -17,7 +17,7 @@
 
 #include "bla/ops/attention.h"
 #include "bla/ops/bla_modal.h"
-#include "bla/ops/dispatch.h"
+#include "bla/ops/kernel_switch.h"
 
 #ifdef BLA_HAVE_CUDA_KERNELS
 #include "bla_kernels/bla.h"
