@@ -1,8 +1,8 @@
 // Whether the CUDA kernels are switched on: BLA_KERNELS=0 turns every kernel
 // off (each op then runs its LibTorch form, to measure what the kernels are
 // worth), BLA_MODEL_KERNELS=0 only the model's own (RMSNorm, SwiGLU, rotary,
-// short convolution, the fused head). An op asks here before it routes to a
-// kernel, and says once in the log when it falls back.
+// short convolution, the fused head). Each op's dispatch.cpp asks here before
+// it routes to a kernel, and says once in the log when it falls back.
 #pragma once
 
 #include <string>

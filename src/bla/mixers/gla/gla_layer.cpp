@@ -1,7 +1,7 @@
 #include "bla/mixers/gla/gla_layer.h"
 
 #include "bla/config/section.h"
-#include "bla/ops/gla.h"
+#include "bla/ops/gla/gla.h"
 
 #include <torch/torch.h>
 

@@ -1,8 +1,8 @@
 #include "bla/mixers/gsa/gsa_layer.h"
 
 #include "bla/config/section.h"
-#include "bla/ops/gla.h"
-#include "bla/ops/gsa.h"
+#include "bla/ops/gla/gla.h"
+#include "bla/ops/gsa/gsa.h"
 
 #include <torch/torch.h>
 
