@@ -9,8 +9,8 @@
 // slots lists the slot counts timed for every window (N > W is skipped);
 // N = W is always added, as it is SWA computed through the slots.
 // reference=0 skips the (slow) reference recurrence.
-#include "bla/ops/attention.h"
-#include "bla/ops/bla.h"
+#include "bla/ops/attention/attention.h"
+#include "bla/ops/bla/bla.h"
 
 #include <torch/torch.h>
 

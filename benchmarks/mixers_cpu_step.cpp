@@ -18,11 +18,11 @@
 #include "bla/mixers/gla/gla_layer.h"
 #include "bla/mixers/gsa/gsa_layer.h"
 #include "bla/mixers/mamba2/mamba2_layer.h"
-#include "bla/ops/attention.h"
-#include "bla/ops/gated_window.h"
-#include "bla/ops/gla.h"
-#include "bla/ops/gsa.h"
-#include "bla/ops/ssd.h"
+#include "bla/ops/attention/attention.h"
+#include "bla/ops/gatedfwa/gatedfwa.h"
+#include "bla/ops/gla/gla.h"
+#include "bla/ops/gsa/gsa.h"
+#include "bla/ops/mamba2/mamba2.h"
 
 #include <torch/torch.h>
 

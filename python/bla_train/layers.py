@@ -209,7 +209,7 @@ class GatedFwaLayer(_HeadProjections):
 
 
 def _gla_subchunk(chunk: int) -> int:
-    return chunk if chunk < 16 else 16  # ops::gla_subchunk (src/bla/ops/gla.h)
+    return chunk if chunk < 16 else 16  # ops::gla_subchunk (src/bla/ops/gla/gla.h)
 
 
 class GlaLayer(nn.Module):

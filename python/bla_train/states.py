@@ -30,7 +30,7 @@ class GatedWindowState(NamedTuple):
 
 
 def _state_dtype(dtype: torch.dtype) -> torch.dtype:
-    """GLA and GSA keep half and bfloat16 states in float32 (src/bla/ops/gla.cpp)."""
+    """GLA and GSA keep half and bfloat16 states in float32 (src/bla/ops/gla/decode.cpp, gsa/decode.cpp)."""
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 

@@ -1,6 +1,6 @@
-// Kernels of softmax and sliding-window attention (src/bla/ops/attention.h)
+// Kernels of softmax and sliding-window attention (src/bla/ops/attention/attention.h)
 // in the `bla` namespace.
-#include "bla/ops/attention.h"
+#include "bla/ops/attention/attention.h"
 #include "value_errors.h"
 
 #include <ATen/ATen.h>

@@ -1,5 +1,5 @@
-// Kernels of the BLA ops (src/bla/ops/bla.h) in the `bla` namespace.
-#include "bla/ops/bla.h"
+// Kernels of the BLA ops (src/bla/ops/bla/bla.h) in the `bla` namespace.
+#include "bla/ops/bla/bla.h"
 #include "value_errors.h"
 
 #include <ATen/ATen.h>

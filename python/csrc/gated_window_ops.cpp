@@ -1,6 +1,6 @@
-// Kernels of GatedFWA's gated window attention (src/bla/ops/gated_window.h)
+// Kernels of GatedFWA's gated window attention (src/bla/ops/gatedfwa/gatedfwa.h)
 // in the `bla` namespace.
-#include "bla/ops/gated_window.h"
+#include "bla/ops/gatedfwa/gatedfwa.h"
 #include "value_errors.h"
 
 #include <ATen/ATen.h>

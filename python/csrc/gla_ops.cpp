@@ -1,5 +1,5 @@
-// Kernels of the GLA ops (src/bla/ops/gla.h) in the `bla` namespace.
-#include "bla/ops/gla.h"
+// Kernels of the GLA ops (src/bla/ops/gla/gla.h) in the `bla` namespace.
+#include "bla/ops/gla/gla.h"
 #include "value_errors.h"
 
 #include <ATen/ATen.h>

@@ -1,5 +1,5 @@
-// Kernels of the GSA ops (src/bla/ops/gsa.h) in the `bla` namespace.
-#include "bla/ops/gsa.h"
+// Kernels of the GSA ops (src/bla/ops/gsa/gsa.h) in the `bla` namespace.
+#include "bla/ops/gsa/gsa.h"
 #include "value_errors.h"
 
 #include <ATen/ATen.h>

@@ -11,7 +11,7 @@
 #include <torch/library.h>
 
 TORCH_LIBRARY(bla, m) {
-  // BLA (src/bla/ops/bla.h). keys/values: (B, H, slots, D); position: tokens
+  // BLA (src/bla/ops/bla/bla.h). keys/values: (B, H, slots, D); position: tokens
   // already consumed. Undefined keys/values in _with_state mean empty slots.
   m.def("blurry_window_attention(Tensor q, Tensor k, Tensor v, int window, int slots, int chunk=64, "
         "float scale=0.0) -> Tensor");
@@ -25,13 +25,13 @@ TORCH_LIBRARY(bla, m) {
         "int slots, int chunk=64, float scale=0.0) -> (Tensor, Tensor, Tensor)");
 
   // Softmax attention, sliding-window when window > 0, with an optional
-  // (B, T, H) logit bias bias[t] - bias[s] (src/bla/ops/attention.h).
+  // (B, T, H) logit bias bias[t] - bias[s] (src/bla/ops/attention/attention.h).
   m.def("sliding_window_attention(Tensor q, Tensor k, Tensor v, int window=0, float scale=0.0, "
         "Tensor? bias=None) -> Tensor");
   m.def("sliding_window_attention_reference(Tensor q, Tensor k, Tensor v, int window=0, float scale=0.0, "
         "Tensor? bias=None) -> Tensor");
 
-  // GLA (src/bla/ops/gla.h). state: (B, H, Dk, Dv).
+  // GLA (src/bla/ops/gla/gla.h). state: (B, H, Dk, Dv).
   m.def("gated_linear_attention(Tensor q, Tensor k, Tensor v, Tensor g, int chunk=64, float scale=0.0, "
         "int subchunk=16) -> Tensor");
   m.def("gated_linear_attention_reference(Tensor q, Tensor k, Tensor v, Tensor g, float scale=0.0) -> Tensor");
@@ -39,7 +39,7 @@ TORCH_LIBRARY(bla, m) {
         "float scale=0.0, int subchunk=16) -> (Tensor, Tensor)");
   m.def("gla_decode_step(Tensor q, Tensor k, Tensor v, Tensor g, Tensor state, float scale=0.0) -> (Tensor, Tensor)");
 
-  // GSA (src/bla/ops/gsa.h). keys: (B, H, m, Dk), values: (B, H, m, Dv).
+  // GSA (src/bla/ops/gsa/gsa.h). keys: (B, H, m, Dk), values: (B, H, m, Dv).
   m.def("gated_slot_attention(Tensor q, Tensor k, Tensor v, Tensor f, int chunk=64, float scale=1.0, "
         "int subchunk=16) -> Tensor");
   m.def("gated_slot_attention_reference(Tensor q, Tensor k, Tensor v, Tensor f, float scale=1.0) -> Tensor");
@@ -48,7 +48,7 @@ TORCH_LIBRARY(bla, m) {
   m.def("gsa_decode_step(Tensor q, Tensor k, Tensor v, Tensor f, Tensor keys, Tensor values, float scale=1.0) "
         "-> (Tensor, Tensor, Tensor)");
 
-  // SSD, the Mamba2-like recurrence (src/bla/ops/ssd.h). state: (B, H, N, P).
+  // SSD, the Mamba2-like recurrence (src/bla/ops/mamba2/mamba2.h). state: (B, H, N, P).
   m.def("selective_state_space(Tensor x, Tensor dt, Tensor A, Tensor B, Tensor C, Tensor? D=None, int chunk=64) "
         "-> Tensor");
   m.def("selective_state_space_reference(Tensor x, Tensor dt, Tensor A, Tensor B, Tensor C, Tensor? D=None) "
@@ -58,7 +58,7 @@ TORCH_LIBRARY(bla, m) {
   m.def("ssd_decode_step(Tensor x, Tensor dt, Tensor A, Tensor B, Tensor C, Tensor? D, Tensor state) "
         "-> (Tensor, Tensor)");
 
-  // GatedFWA's core (src/bla/ops/gated_window.h). Rings: keys (B, W, H, Dk),
+  // GatedFWA's core (src/bla/ops/gatedfwa/gatedfwa.h). Rings: keys (B, W, H, Dk),
   // values (B, W, H, Dv), gate_sums (B, W, H); slot t % W holds token t.
   m.def("gated_window_attention(Tensor q, Tensor k, Tensor v, Tensor log_gate, int window, float scale=0.0, "
         "int block=64) -> Tensor");

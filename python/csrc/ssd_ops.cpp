@@ -1,5 +1,5 @@
-// Kernels of the SSD ops (src/bla/ops/ssd.h) in the `bla` namespace.
-#include "bla/ops/ssd.h"
+// Kernels of the SSD ops (src/bla/ops/mamba2/mamba2.h) in the `bla` namespace.
+#include "bla/ops/mamba2/mamba2.h"
 #include "value_errors.h"
 
 #include <ATen/ATen.h>

@@ -19,9 +19,9 @@
 #include <tuple>
 #include <vector>
 
-#include "bla/ops/attention.h"
-#include "bla/ops/bla.h"
-#include "bla/ops/bla_modal.h"
+#include "bla/ops/attention/attention.h"
+#include "bla/ops/bla/bla.h"
+#include "bla/ops/bla/modal.h"
 #include "bla_kernels/bla.h"
 #include "support/bla_kernel_algorithm.h"
 

@@ -4,7 +4,7 @@
 #include "bla/config/config.h"
 #include "bla/mixers/bla/bla_layer.h"
 #include "bla/mixers/mixer.h"
-#include "bla/ops/bla.h"
+#include "bla/ops/bla/bla.h"
 #include "bla/train/trainer.h"
 
 #include "support/run_helpers.h"

@@ -5,7 +5,7 @@
 #include "bla/config/config.h"
 #include "bla/mixers/common/heads.h"
 #include "bla/mixers/gatedfwa/gatedfwa_layer.h"
-#include "bla/ops/gated_window.h"
+#include "bla/ops/gatedfwa/gatedfwa.h"
 
 #include "support/finite_difference.h"
 #include "support/mixer_builder.h"

@@ -4,7 +4,7 @@
 #include "bla/config/config.h"
 #include "bla/mixers/common/heads.h"
 #include "bla/mixers/gla/gla_layer.h"
-#include "bla/ops/gla.h"
+#include "bla/ops/gla/gla.h"
 
 #include "support/finite_difference.h"
 #include "support/mixer_builder.h"

@@ -5,7 +5,7 @@
 #include "bla/config/config.h"
 #include "bla/mixers/common/heads.h"
 #include "bla/mixers/gsa/gsa_layer.h"
-#include "bla/ops/gsa.h"
+#include "bla/ops/gsa/gsa.h"
 
 #include "support/finite_difference.h"
 #include "support/mixer_builder.h"

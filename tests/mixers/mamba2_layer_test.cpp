@@ -4,7 +4,7 @@
 // (docs/mixers.md), the state-size formula ("State size" there) and config errors.
 #include "bla/config/config.h"
 #include "bla/mixers/mamba2/mamba2_layer.h"
-#include "bla/ops/ssd.h"
+#include "bla/ops/mamba2/mamba2.h"
 
 #include "support/finite_difference.h"
 #include "support/mixer_builder.h"

@@ -1,4 +1,4 @@
-#include "bla/ops/attention.h"
+#include "bla/ops/attention/attention.h"
 
 #include "support/finite_difference.h"
 

@@ -1,11 +1,11 @@
-// The modal form of BLA (src/bla/ops/bla_modal.h) and, step by step, the
+// The modal form of BLA (src/bla/ops/bla/modal.h) and, step by step, the
 // algorithm of the fused CUDA kernel (kernels/bla_chunk_forward.cu and
 // bla_chunk_backward.cu) written with LibTorch ops in float64: the skewed
 // lag products with h, the per-row modal scales, the softmax over slots; then
 // the kernel's hand-written backward against autograd of that forward. The
 // GPU tests (tests/cuda/bla_kernel_test.cpp) hold the kernel to the LibTorch
 // chunked form; these hold the kernel's mathematics to it on any machine.
-#include "bla/ops/bla_modal.h"
+#include "bla/ops/bla/modal.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -18,7 +18,7 @@
 #include <string>
 #include <tuple>
 
-#include "bla/ops/bla.h"
+#include "bla/ops/bla/bla.h"
 #include "support/bla_kernel_algorithm.h"
 
 namespace bla::ops {

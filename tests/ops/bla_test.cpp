@@ -2,9 +2,9 @@
 // the chunked form and the decode step held to the token-by-token reference,
 // N == W held to an independent sliding-window attention, gradients held to
 // finite differences, and the operators' stability measured as it is.
-#include "bla/ops/bla.h"
+#include "bla/ops/bla/bla.h"
 
-#include "bla/ops/attention.h"
+#include "bla/ops/attention/attention.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>

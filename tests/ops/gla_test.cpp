@@ -1,7 +1,7 @@
-// GLA ops (src/bla/ops/gla.h): the chunked form and the decode step held to the
+// GLA ops (src/bla/ops/gla/): the chunked form and the decode step held to the
 // token-by-token recurrence, gradients to central differences, long strongly
 // decaying sequences in float32, and option/shape errors.
-#include "bla/ops/gla.h"
+#include "bla/ops/gla/gla.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>

@@ -1,7 +1,7 @@
-// GSA ops (src/bla/ops/gsa.h): the chunked two-pass form and the decode step
+// GSA ops (src/bla/ops/gsa/): the chunked two-pass form and the decode step
 // held to the token-by-token recurrence, gradients to central differences,
 // long strongly gated sequences in float32, and option/shape errors.
-#include "bla/ops/gsa.h"
+#include "bla/ops/gsa/gsa.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>

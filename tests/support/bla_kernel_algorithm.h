@@ -11,8 +11,8 @@
 #include <cstdint>
 #include <limits>
 
-#include "bla/ops/bla.h"
-#include "bla/ops/bla_modal.h"
+#include "bla/ops/bla/bla.h"
+#include "bla/ops/bla/modal.h"
 
 namespace bla::testing {
 

@@ -1,7 +1,7 @@
 #include "bla/model/head_loss.h"
 
 #include "bla/compat.h"
-#include "bla/ops/dispatch.h"
+#include "bla/ops/kernel_switch.h"
 #include "bla/tasks/task.h"
 
 #ifdef BLA_HAVE_CUDA_KERNELS

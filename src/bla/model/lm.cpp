@@ -1,7 +1,7 @@
 #include "bla/model/lm.h"
 
 #include "bla/mixers/common/heads.h"
-#include "bla/ops/dispatch.h"
+#include "bla/ops/kernel_switch.h"
 
 #ifdef BLA_HAVE_CUDA_KERNELS
 #include "bla_kernels/model.h"

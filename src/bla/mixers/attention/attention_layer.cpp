@@ -1,7 +1,7 @@
 #include "bla/mixers/attention/attention_layer.h"
 
 #include "bla/config/section.h"
-#include "bla/ops/attention.h"
+#include "bla/ops/attention/attention.h"
 
 #include <torch/torch.h>
 

@@ -11,7 +11,7 @@
 #pragma once
 
 #include "bla/mixers/common/heads.h"
-#include "bla/ops/bla.h"
+#include "bla/ops/bla/bla.h"
 
 #include <vector>
 

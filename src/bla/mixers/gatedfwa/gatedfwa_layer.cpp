@@ -1,7 +1,7 @@
 #include "bla/mixers/gatedfwa/gatedfwa_layer.h"
 
 #include "bla/config/section.h"
-#include "bla/ops/gated_window.h"
+#include "bla/ops/gatedfwa/gatedfwa.h"
 
 #include <torch/torch.h>
 

@@ -2,7 +2,7 @@
 
 #include "bla/config/section.h"
 #include "bla/mixers/common/norm.h"
-#include "bla/ops/gla.h"
+#include "bla/ops/gla/gla.h"
 
 #include <torch/torch.h>
 

@@ -2,8 +2,8 @@
 
 #include "bla/config/section.h"
 #include "bla/mixers/common/norm.h"
-#include "bla/ops/gla.h"
-#include "bla/ops/gsa.h"
+#include "bla/ops/gla/gla.h"
+#include "bla/ops/gsa/gsa.h"
 
 #include <torch/torch.h>
 

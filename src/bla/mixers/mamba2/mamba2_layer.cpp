@@ -3,7 +3,7 @@
 #include "bla/config/section.h"
 #include "bla/mixers/common/norm.h"
 #include "bla/mixers/common/short_conv.h"
-#include "bla/ops/ssd.h"
+#include "bla/ops/mamba2/mamba2.h"
 
 #include <torch/torch.h>
 

@@ -1,7 +1,8 @@
-// The chunked SSD form and the decode step held to the token-loop reference
-// (docs/mixers.md, "Mamba2-like (SSD)"), gradients to central
-// differences, and float32 to float64 on a long sequence with strong decays.
-#include "bla/ops/ssd.h"
+// The mamba2 op (src/bla/ops/mamba2/): the chunked SSD form and the decode
+// step held to the token-loop reference (docs/mixers.md, "Mamba2-like
+// (SSD)"), gradients to central differences, and float32 to float64 on a
+// long sequence with strong decays.
+#include "bla/ops/mamba2/mamba2.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -60,7 +61,7 @@ const std::vector<SsdShape> kShapes = {
 
 // Large dt (up to 2) and A (up to -16) give decays down to exp(-32) per step,
 // so both the decaying and the carried terms are exercised.
-TEST(SsdTest, ChunkedMatchesReference) {
+TEST(Mamba2Op, ChunkedMatchesReference) {
   for (const auto& s : kShapes) {
     for (double dt_max : {0.1, 2.0}) {
       auto in = make_inputs(s, at::kDouble, 1, 0.001, dt_max);
@@ -75,7 +76,7 @@ TEST(SsdTest, ChunkedMatchesReference) {
   }
 }
 
-TEST(SsdTest, ReferenceFollowsTheRecurrenceByHand) {
+TEST(Mamba2Op, ReferenceFollowsTheRecurrenceByHand) {
   // One head, N = 1, P = 1: h_t = exp(dt_t a) h_{t-1} + dt_t b_t x_t, y_t = c_t h_t + d x_t.
   auto o = torch::TensorOptions().dtype(at::kDouble);
   auto x = torch::tensor({1.0, -2.0, 0.5}, o).view({1, 3, 1, 1});
@@ -99,7 +100,7 @@ TEST(SsdTest, ReferenceFollowsTheRecurrenceByHand) {
   }
 }
 
-TEST(SsdTest, DecodeMatchesReference) {
+TEST(Mamba2Op, DecodeMatchesReference) {
   for (const auto& s : kShapes) {
     auto in = make_inputs(s, at::kDouble, 2, 0.001, 1.0);
     auto expected = selective_state_space_reference(in.x, in.dt, in.A, in.Bm, in.Cm, in.D);
@@ -114,7 +115,7 @@ TEST(SsdTest, DecodeMatchesReference) {
   }
 }
 
-TEST(SsdTest, PrefillThenDecodeContinuesExactly) {
+TEST(Mamba2Op, PrefillThenDecodeContinuesExactly) {
   const SsdShape s{2, 23, 4, 3, 2, 4, 4};
   auto in = make_inputs(s, at::kDouble, 3, 0.001, 1.0);
   auto expected = selective_state_space_reference(in.x, in.dt, in.A, in.Bm, in.Cm, in.D);
@@ -146,7 +147,7 @@ TEST(SsdTest, PrefillThenDecodeContinuesExactly) {
 }
 
 // Gradients of every input, chunked form with 3 chunks (the last padded) and two groups.
-TEST(SsdTest, ChunkedGradientsMatchFiniteDifferences) {
+TEST(Mamba2Op, ChunkedGradientsMatchFiniteDifferences) {
   const SsdShape s{1, 5, 2, 2, 2, 3, 2};
   auto in = make_inputs(s, at::kDouble, 4, 0.05, 1.0, 0.5, 2.0);
   auto f = [&](const std::vector<at::Tensor>& v) {
@@ -157,7 +158,7 @@ TEST(SsdTest, ChunkedGradientsMatchFiniteDifferences) {
 
 // Through the carried state too: outputs and the final state against the
 // inputs and the initial state.
-TEST(SsdTest, WithStateGradientsMatchFiniteDifferences) {
+TEST(Mamba2Op, WithStateGradientsMatchFiniteDifferences) {
   const SsdShape s{1, 4, 2, 2, 1, 2, 3};
   auto in = make_inputs(s, at::kDouble, 5, 0.05, 1.0, 0.5, 2.0);
   torch::manual_seed(50);
@@ -174,7 +175,7 @@ TEST(SsdTest, WithStateGradientsMatchFiniteDifferences) {
 // some heads and slow ones (A = -0.01, dt ~ 0.01) on others, so state carried
 // across all 64 chunks matters. float32 must stay finite and close
 // (measured: 7e-6 relative on the A = -16 head, 3e-7 on the slow ones).
-TEST(SsdTest, LongSequenceFloat32MatchesFloat64) {
+TEST(Mamba2Op, LongSequenceFloat32MatchesFloat64) {
   const SsdShape s{1, 4096, 4, 4, 2, 8, 64};
   auto in = make_inputs(s, at::kDouble, 6, 0.01, 1.0, 1.0, 16.0);
   in.A = torch::tensor({-16.0, -4.0, -0.01, -0.001}, torch::kDouble);
@@ -202,7 +203,7 @@ TEST(SsdTest, LongSequenceFloat32MatchesFloat64) {
   EXPECT_GT(max_abs_diff(restarted.select(2, 3), expected.narrow(1, 64, 64).select(2, 3)), 1e-2);
 }
 
-TEST(SsdTest, RejectsBadOptionsAndShapes) {
+TEST(Mamba2Op, RejectsBadOptionsAndShapes) {
   const SsdShape s{1, 6, 3, 2, 1, 2, 4};
   auto in = make_inputs(s, at::kDouble, 7);
   expect_invalid_argument([&] { selective_state_space(in.x, in.dt, in.A, in.Bm, in.Cm, in.D, SsdOptions{0}); },

@@ -1,7 +1,7 @@
-// GatedFWA's core (docs/mixers.md, "GatedFWA"): the blocked form and the
-// decode step held to the one-query reference, g = 0 to plain sliding-window
-// attention, gradients to central differences.
-#include "bla/ops/gated_window.h"
+// The gatedfwa op (src/bla/ops/gatedfwa/; docs/mixers.md, "GatedFWA"): the
+// blocked form and the decode step held to the one-query reference, g = 0 to
+// plain sliding-window attention, gradients to central differences.
+#include "bla/ops/gatedfwa/gatedfwa.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -62,7 +62,7 @@ const std::vector<WindowCase> kCases = {
     {1, 20, 2, 4, 3, 6, 1},    // block 1
 };
 
-TEST(GatedWindowTest, BlockedMatchesReference) {
+TEST(GatedFwaOp, BlockedMatchesReference) {
   for (const auto& c : kCases) {
     for (double gate_bias : {0.0, -4.0}) {
       auto in = make_inputs(c, at::kDouble, 1, gate_bias);
@@ -74,7 +74,7 @@ TEST(GatedWindowTest, BlockedMatchesReference) {
   }
 }
 
-TEST(GatedWindowTest, ExplicitScaleIsUsed) {
+TEST(GatedFwaOp, ExplicitScaleIsUsed) {
   const WindowCase c{1, 10, 2, 4, 4, 4, 3};
   auto in = make_inputs(c, at::kDouble, 2);
   auto opt = options_of(c);
@@ -97,7 +97,7 @@ at::Tensor plain_sliding_window_attention(const at::Tensor& q, const at::Tensor&
   return torch::einsum("bhts,bshd->bthd", {p, v});
 }
 
-TEST(GatedWindowTest, ZeroGateEqualsSlidingWindowAttention) {
+TEST(GatedFwaOp, ZeroGateEqualsSlidingWindowAttention) {
   for (const auto& c : kCases) {
     auto in = make_inputs(c, at::kDouble, 3);
     auto zero = torch::zeros_like(in.g);
@@ -123,7 +123,7 @@ at::Tensor decode_all(const WindowInputs& in, const GatedWindowOptions& opt, Gat
   return at::stack(outs, 1);
 }
 
-TEST(GatedWindowTest, DecodeMatchesReference) {
+TEST(GatedFwaOp, DecodeMatchesReference) {
   torch::NoGradGuard no_grad;
   for (const auto& c : kCases) {
     auto in = make_inputs(c, at::kDouble, 4, -1.0);
@@ -135,7 +135,7 @@ TEST(GatedWindowTest, DecodeMatchesReference) {
   }
 }
 
-TEST(GatedWindowTest, PrefillThenDecodeContinuesExactly) {
+TEST(GatedFwaOp, PrefillThenDecodeContinuesExactly) {
   torch::NoGradGuard no_grad;
   const WindowCase c{2, 30, 2, 4, 3, 6, 4};
   auto in = make_inputs(c, at::kDouble, 5, -1.0);
@@ -150,7 +150,7 @@ TEST(GatedWindowTest, PrefillThenDecodeContinuesExactly) {
   }
 }
 
-TEST(GatedWindowTest, GradientsMatchFiniteDifferences) {
+TEST(GatedFwaOp, GradientsMatchFiniteDifferences) {
   const WindowCase c{1, 7, 2, 3, 2, 3, 2};  // 4 blocks, the last padded; windows cross blocks
   auto in = make_inputs(c, at::kDouble, 6, -0.5);
   auto f = [&](const std::vector<at::Tensor>& t) {
@@ -163,7 +163,7 @@ TEST(GatedWindowTest, GradientsMatchFiniteDifferences) {
 // cumsum in float32 puts errors of about 1e-3 into the logits (the float32
 // reference is off by 2e-4 relative here). The blocked form's local cumsum
 // keeps float32 close to float64 (about 1e-5 relative), gradients included.
-TEST(GatedWindowTest, LongSequenceFloat32MatchesFloat64) {
+TEST(GatedFwaOp, LongSequenceFloat32MatchesFloat64) {
   const WindowCase c{1, 4096, 2, 8, 8, 64, 64};
   auto in = make_inputs(c, at::kDouble, 7, -1.0);
   in.g = in.g * 3;  // about -4 per token on average
@@ -179,7 +179,7 @@ TEST(GatedWindowTest, LongSequenceFloat32MatchesFloat64) {
   EXPECT_TRUE(torch::isfinite(q32.grad()).all().item<bool>());
 }
 
-TEST(GatedWindowTest, RejectsBadOptionsAndShapes) {
+TEST(GatedFwaOp, RejectsBadOptionsAndShapes) {
   const WindowCase c{1, 5, 2, 4, 4, 3, 2};
   auto in = make_inputs(c, at::kDouble, 8);
   auto opt = options_of(c);

@@ -1,12 +1,15 @@
-// The selective state space recurrence of the Mamba2-like mixer (SSD), as
-// functional ops on tensors shaped (batch, seq, heads, head_dim). Three forms
-// of the same map (docs/mixers.md, "Mamba2-like (SSD)"):
+// The selective state space recurrence of the Mamba2-like mixer (`mamba2`;
+// the functions keep the paper's name for it, SSD), as functional ops on
+// tensors shaped (batch, seq, heads, head_dim). Three forms of the same map
+// (docs/mixers.md, "Mamba2-like (SSD)"), one file each in this folder:
 //   h_t = exp(dt_t A) h_{t-1} + dt_t B_t x_t^T   (d_state x head_dim per head)
 //   y_t = C_t^T h_t + D x_t
-// - selective_state_space: the chunked training form;
-// - selective_state_space_reference: a plain token loop, the definition;
-// - ssd_decode_step: one token against a bounded state.
-// Projections, convolution and gating belong to the layer, not here.
+// - chunked.cpp, selective_state_space: the chunked training form;
+// - reference.cpp, selective_state_space_reference: a plain token loop, the
+//   definition;
+// - decode.cpp, ssd_decode_step: one token against a bounded state.
+// No CUDA kernel: the chunked form runs on every device. Projections,
+// convolution and gating belong to the layer, not here.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -1,8 +1,8 @@
 // The fixed operators of Blurry Window Attention (docs/bla.md, "The
 // interpolation kernel", "One step of the slot memory", "Training: chunked
-// two-pass form"), their option checks, and a process-wide cache of their
-// casts to each compute dtype and device.
-#include "bla/ops/bla.h"
+// two-pass form") and a process-wide cache of their casts to each compute
+// dtype and device.
+#include "bla/ops/bla/operators.h"
 
 #include <torch/torch.h>
 
@@ -13,6 +13,9 @@
 #include <stdexcept>
 #include <string>
 #include <tuple>
+#include <vector>
+
+#include "bla/ops/bla/bla.h"
 
 namespace bla::ops {
 
@@ -20,32 +23,7 @@ namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 
-[[noreturn]] void throw_option_error(const std::string& message) { throw std::invalid_argument("bla: " + message); }
-
 }  // namespace
-
-void BlaOptions::validate() const {
-  if (window < 1) {
-    std::ostringstream os;
-    os << "window (" << window << ") must be >= 1: raise window";
-    throw_option_error(os.str());
-  }
-  if (slots < 1) {
-    std::ostringstream os;
-    os << "slots (" << slots << ") must be >= 1: raise slots";
-    throw_option_error(os.str());
-  }
-  if (slots > window) {
-    std::ostringstream os;
-    os << "slots (" << slots << ") must be <= window (" << window << "): lower slots or raise window";
-    throw_option_error(os.str());
-  }
-  if (chunk < 1) {
-    std::ostringstream os;
-    os << "chunk (" << chunk << ") must be >= 1: raise chunk";
-    throw_option_error(os.str());
-  }
-}
 
 double dirichlet_kernel(int64_t slots, double u) {
   // P_N(u) = (1/N) [1 + 2 sum_{m=1}^{M} cos(2 pi m u / N) + e_N(u)]; the

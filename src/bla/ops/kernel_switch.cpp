@@ -1,4 +1,4 @@
-#include "bla/ops/dispatch.h"
+#include "bla/ops/kernel_switch.h"
 
 #include <spdlog/spdlog.h>
 

@@ -1,8 +1,13 @@
 // Gated slot attention (GSA, docs/mixers.md "GSA") as functional ops on
-// tensors shaped (batch, seq, heads, dim), in three forms:
-//   - gated_slot_attention_reference: the recurrence token by token;
-//   - gated_slot_attention: the chunked form (two GLA-like passes, gla.h);
-//   - gsa_decode_step: one token against m slots of keys and values.
+// tensors shaped (batch, seq, heads, dim), in three forms, one file each in
+// this folder:
+//   - reference.cpp, gated_slot_attention_reference: the recurrence token by
+//     token;
+//   - chunked.cpp, gated_slot_attention: the chunked form (two GLA-like
+//     passes through GLA's chunked machinery, ops/gla/gla.h);
+//   - decode.cpp, gsa_decode_step: one token against m slots of keys and
+//     values.
+// No CUDA kernel: the chunked form runs on every device.
 // Per head and token t, with f_t <= 0 the log forget gate of the m slots,
 // alpha_t = exp(f_t) and write strength s_t = 1 - alpha_t:
 //   K~_t = diag(alpha_t) K~_{t-1} + s_t k_t^T       (m x Dk)
@@ -21,7 +26,7 @@ namespace bla::ops {
 struct GsaOptions {
   int64_t chunk = 64;     // tokens per chunk of the chunked form
   double scale = 1.0;     // softmax temperature on K~ q; must be > 0
-  int64_t subchunk = 16;  // pairwise-decay block inside a chunk (gla.cpp); must divide chunk
+  int64_t subchunk = 16;  // pairwise-decay block inside a chunk (ops/gla/chunked.cpp); must divide chunk
 };
 
 // What decoding keeps per sequence: the slots' keys (B, H, m, Dk) and values

@@ -1,13 +1,19 @@
 // Blurry Window Attention (BLA) as a functional op, in the three forms of
-// docs/bla.md:
-//   - blurry_window_attention_reference: the token-by-token slot recurrence
-//     (forget, shift, insert; then masked softmax over the slots). Slow,
-//     obviously correct, the yardstick for the others.
-//   - blurry_window_attention (+ _with_state): the chunked two-pass form used
-//     for training ("Training: chunked two-pass form"). Batched einsums only,
-//     autograd-differentiable, never materialises per-token slot states.
-//   - bla_decode_step: one token at a time over a fixed-size BlaState
-//     ("Decoding"); the state never grows.
+// docs/bla.md, one file each in this folder:
+//   - reference.cpp, blurry_window_attention_reference: the token-by-token
+//     slot recurrence (forget, shift, insert; then masked softmax over the
+//     slots). Slow, obviously correct, the yardstick for the others.
+//   - chunked.cpp, blurry_window_attention_chunked (+ _with_state): the
+//     chunked two-pass form used for training ("Training: chunked two-pass
+//     form"). Batched einsums only, autograd-differentiable, never
+//     materialises per-token slot states.
+//   - decode.cpp, bla_decode_step: one token at a time over a fixed-size
+//     BlaState ("Decoding"); the state never grows.
+//   - dispatch.cpp, blurry_window_attention: the fused CUDA kernel
+//     (kernels/bla_*.cu, or the SWA kernel when N == W) where it applies,
+//     else the chunked form.
+// operators.h holds the slot memory's fixed operators, modal.h their modal
+// basis (for the fused kernel); internal.h what the forms share.
 // Tensors are (batch, seq, heads, head_dim) like the other attention ops;
 // the decode step takes one token, (batch, heads, head_dim).
 // Dtypes: float64 and float32 are computed as given. Half and bfloat16 inputs
@@ -22,6 +28,8 @@
 #include <cstdint>
 #include <string>
 
+#include "bla/ops/bla/operators.h"
+
 namespace bla::ops {
 
 struct BlaOptions {
@@ -33,38 +41,6 @@ struct BlaOptions {
   // Throws std::invalid_argument naming the bad option and the fix.
   void validate() const;
 };
-
-// The fixed linear operators of the slot memory (docs/bla.md "One step of the slot
-// memory" and "Training"). They depend only on (W, N, C) and carry no grad.
-struct BlaOperators {
-  int64_t window = 0;
-  int64_t slots = 0;
-  int64_t chunk = 0;
-  at::Tensor shift;          // (N, N) Shift_{jl} = P_N(j - l - delta)
-  at::Tensor forget_read;    // (N)    g_l = P_N(N - delta - l)
-  at::Tensor forget_write;   // (N)    p_j = P_N(j - N + delta) / r
-  at::Tensor A;              // (N, N) Shift (I - p g^T)
-  at::Tensor b;              // (N)    e_0 / r
-  at::Tensor kernel;         // (C, N) h(tau) = A^tau b, tau = 0..C-1
-  at::Tensor powers;         // (C+1, N, N) A^tau, tau = 0..C
-  at::Tensor causal_kernel;  // (C, C, N) H[i, s] = h(i - s) for s <= i, else 0
-};
-
-// P_N(u), the Dirichlet kernel of the N lowest frequencies (docs/bla.md "The
-// interpolation kernel"), in double precision.
-double dirichlet_kernel(int64_t slots, double u);
-
-// Builds all operators in float64 on the CPU. Throws like BlaOptions::validate.
-BlaOperators make_bla_operators(int64_t window, int64_t slots, int64_t chunk);
-
-// The operators cast to `dtype` on `device`, built once per
-// (W, N, C, dtype, device) and cached for the life of the process (thread-safe).
-// The returned tensors are shared with the cache: treat them as read-only.
-BlaOperators bla_operators(int64_t window, int64_t slots, int64_t chunk, at::ScalarType dtype,
-                           at::Device device);
-
-// Largest |eigenvalue| of a square matrix (via at::linalg_eigvals in float64).
-double spectral_radius(const at::Tensor& matrix);
 
 // The slots before each chunk (the chunked form's carry): initial (B, H, N, D)
 // and chunks (B, H, nc, C, D) of keys or values, C = ops.chunk ->

@@ -1,11 +1,17 @@
-// The core of GatedFWA (docs/mixers.md, "GatedFWA"): sliding-window
-// softmax attention whose logits carry the running sum G of a per-token,
-// per-head log gate g <= 0,
+// The core of GatedFWA (the `gatedfwa` mixer; docs/mixers.md, "GatedFWA"):
+// sliding-window softmax attention whose logits carry the running sum G of a
+// per-token, per-head log gate g <= 0,
 //   logits_{t,s} = scale q_t.k_s + (G_t - G_s)   for t-W < s <= t,
 // so older keys inside the window are decayed. Tensors are (batch, seq,
-// heads, head_dim). Three forms: blocked training form, one-query-at-a-time
-// reference, and a decode step over ring buffers of the last W tokens.
-// Projections and the gate's own projection belong to the layer.
+// heads, head_dim). The functions keep the name gated window. Three forms,
+// one file each in this folder:
+//   - chunked.cpp, gated_window_attention: the training form, queries in
+//     blocks;
+//   - reference.cpp, gated_window_attention_reference: one query at a time;
+//   - decode.cpp, gated_window_prefill and gated_window_decode_step: ring
+//     buffers of the last W tokens.
+// No CUDA kernel: the blocked form runs on every device. Projections and the
+// gate's own projection belong to the layer.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -1,14 +1,20 @@
 // Gated linear attention (GLA, docs/mixers.md "GLA") as functional ops
-// on tensors shaped (batch, seq, heads, dim), in three forms:
-//   - gated_linear_attention_reference: the recurrence token by token;
-//   - gated_linear_attention: the chunked form used for training;
-//   - gla_decode_step: one token against a bounded state (d_k x d_v per head).
+// on tensors shaped (batch, seq, heads, dim), in three forms, one file each
+// in this folder:
+//   - reference.cpp, gated_linear_attention_reference: the recurrence token
+//     by token;
+//   - chunked.cpp, gated_linear_attention: the chunked form used for training;
+//   - decode.cpp, gla_decode_step: one token against a bounded state (d_k x
+//     d_v per head).
+// No CUDA kernel: the chunked form runs on every device.
 // Per head and token t, with g_t <= 0 the log-decay per key channel (assumed,
 // not checked):
 //   S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T,   o_t = scale * S_t^T q_t.
 //
 // The chunked machinery (chunked_gated_recurrence) also serves GSA, whose two
-// passes are GLA-like recurrences with the decay on the key or the value axis.
+// passes are GLA-like recurrences with the decay on the key or the value axis;
+// so do the chunk-size helpers gla_subchunk and gla_chunk_problem, which the
+// GLA and GSA layers use.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -22,11 +28,11 @@ namespace bla::ops {
 struct GlaOptions {
   int64_t chunk = 64;     // tokens per chunk of the chunked form
   double scale = 0.0;     // <= 0: 1/sqrt(key_dim)
-  int64_t subchunk = 16;  // pairwise-decay block inside a chunk (see gla.cpp); must divide chunk
+  int64_t subchunk = 16;  // pairwise-decay block inside a chunk (see chunked.cpp); must divide chunk
 };
 
 // What decoding keeps per sequence: S (B, H, Dk, Dv) and the tokens seen.
-// For half/bfloat16 inputs the state is kept in float32 (see gla.cpp).
+// For half/bfloat16 inputs the state is kept in float32 (see chunked.cpp).
 struct GlaState {
   at::Tensor state;
   int64_t position = 0;
@@ -52,8 +58,8 @@ at::Tensor gla_decode_step(const at::Tensor& q, const at::Tensor& k, const at::T
                            GlaState& state, const GlaOptions& opt = {});
 
 // ---------------------------------------------------------------------------
-// The shared chunked machinery (used by gla.cpp and gsa.cpp; no validation of
-// its own: the public ops validate and name themselves in errors).
+// The shared chunked machinery (chunked.cpp), used by GLA and GSA. No
+// validation of its own: the public ops validate and name themselves in errors.
 
 // Which axis of the state S (Dk x Dv) the per-token decay multiplies:
 //   Key:   S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T,   g_t in R^Dk  (GLA; GSA pass 2)

@@ -1,5 +1,5 @@
-// Gated linear attention: reference recurrence, chunked training form, decode
-// step (docs/mixers.md "GLA").
+// Gated linear attention: the chunked training form (docs/mixers.md "GLA"),
+// and the chunked machinery GSA shares.
 //
 // The chunked form (chunked_gated_recurrence) in one place:
 // per chunk of C tokens with local positions i, the cumulative log-decay
@@ -38,59 +38,18 @@
 // dtype; the pairwise differences inside a sub-chunk come from the cast
 // b_i - r_p, which spans at most c tokens. Half/bfloat16 inputs are computed
 // in float32; outputs return in the input dtype and states stay float32.
-#include "bla/ops/gla.h"
-
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <cmath>
-#include <sstream>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "bla/ops/checks.h"
+#include "bla/ops/gla/gla.h"
+#include "bla/ops/gla/internal.h"
+
 namespace bla::ops {
 namespace {
-
-std::string shape_of(const at::Tensor& t) {
-  std::ostringstream out;
-  out << t.sizes();
-  return out.str();
-}
-
-[[noreturn]] void fail(const std::string& message) { throw std::invalid_argument("bla: " + message); }
-
-at::ScalarType compute_dtype(at::ScalarType dtype) {
-  return (dtype == at::kHalf || dtype == at::kBFloat16) ? at::kFloat : dtype;
-}
-
-double resolve_scale(const GlaOptions& opt, int64_t key_dim) {
-  return opt.scale > 0.0 ? opt.scale : 1.0 / std::sqrt(static_cast<double>(key_dim));
-}
-
-// Shapes of a full-sequence call: q, k, g (B, T, H, Dk), v (B, T, H, Dv).
-void check_sequence_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g) {
-  if (q.dim() != 4) fail("gla q must be 4-D (batch, seq, heads, key_dim); got shape " + shape_of(q));
-  if (k.sizes() != q.sizes()) fail("gla k must have the shape of q " + shape_of(q) + "; got " + shape_of(k));
-  if (g.sizes() != q.sizes()) fail("gla g must have the shape of q " + shape_of(q) + "; got " + shape_of(g));
-  if (v.dim() != 4 || v.size(0) != q.size(0) || v.size(1) != q.size(1) || v.size(2) != q.size(2))
-    fail("gla v must be (batch, seq, heads, value_dim) with batch, seq, heads of q " + shape_of(q) + "; got " +
-         shape_of(v));
-  if (k.scalar_type() != q.scalar_type() || v.scalar_type() != q.scalar_type() || g.scalar_type() != q.scalar_type())
-    fail("gla q, k, v and g must share one dtype; got " + std::string(c10::toString(q.scalar_type())) + ", " +
-         c10::toString(k.scalar_type()) + ", " + c10::toString(v.scalar_type()) + ", " +
-         c10::toString(g.scalar_type()));
-}
-
-void check_state(const at::Tensor& state, int64_t batch, int64_t heads, int64_t key_dim, int64_t value_dim) {
-  const std::vector<int64_t> expected{batch, heads, key_dim, value_dim};
-  if (!state.defined() || state.sizes() != at::IntArrayRef(expected)) {
-    std::ostringstream want;
-    want << at::IntArrayRef(expected);
-    fail("gla state must have shape (batch, heads, key_dim, value_dim) = " + want.str() + "; got " +
-         (state.defined() ? shape_of(state) : std::string("an undefined tensor")) + "; make it with gla_initial_state");
-  }
-}
 
 // The intra-chunk output for one decay axis, all chunks at once.
 // qc, kc: (..., C, Dk); vc: (..., C, Dv); b: cumulative log-decay (..., C, Dg)
@@ -243,66 +202,25 @@ GatedRecurrenceResult chunked_gated_recurrence(const at::Tensor& q_in, const at:
 
 at::Tensor gated_linear_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
                                   const GlaOptions& opt) {
-  check_sequence_inputs(q, k, v, g);
+  gla_internal::check_sequence_inputs(q, k, v, g);
   check_chunking("gla", opt.chunk, opt.subchunk);
   auto heads_first = [](const at::Tensor& t) { return t.transpose(1, 2); };
   auto result = chunked_gated_recurrence(heads_first(q), heads_first(k), heads_first(v), heads_first(g), DecayAxis::Key,
-                                         at::Tensor(), opt.chunk, opt.subchunk, resolve_scale(opt, q.size(3)));
+                                         at::Tensor(), opt.chunk, opt.subchunk, resolve_scale(opt.scale, q.size(3)));
   return result.output.transpose(1, 2);
 }
 
 at::Tensor gated_linear_attention_with_state(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                              const at::Tensor& g, GlaState& state, const GlaOptions& opt) {
-  check_sequence_inputs(q, k, v, g);
+  gla_internal::check_sequence_inputs(q, k, v, g);
   check_chunking("gla", opt.chunk, opt.subchunk);
-  check_state(state.state, q.size(0), q.size(2), q.size(3), v.size(3));
+  gla_internal::check_state(state.state, q.size(0), q.size(2), q.size(3), v.size(3));
   auto heads_first = [](const at::Tensor& t) { return t.transpose(1, 2); };
   auto result = chunked_gated_recurrence(heads_first(q), heads_first(k), heads_first(v), heads_first(g), DecayAxis::Key,
-                                         state.state, opt.chunk, opt.subchunk, resolve_scale(opt, q.size(3)));
+                                         state.state, opt.chunk, opt.subchunk, resolve_scale(opt.scale, q.size(3)));
   state.state = result.final_state;
   state.position += q.size(1);
   return result.output.transpose(1, 2);
-}
-
-at::Tensor gated_linear_attention_reference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                            const at::Tensor& g, const GlaOptions& opt) {
-  check_sequence_inputs(q, k, v, g);
-  const double scale = resolve_scale(opt, q.size(3));
-  const int64_t T = q.size(1);
-  auto S = at::zeros({q.size(0), q.size(2), q.size(3), v.size(3)}, q.options());
-  std::vector<at::Tensor> outputs;
-  for (int64_t t = 0; t < T; ++t) {
-    const auto q_t = q.select(1, t), k_t = k.select(1, t), v_t = v.select(1, t), g_t = g.select(1, t);
-    S = g_t.exp().unsqueeze(-1) * S + k_t.unsqueeze(-1) * v_t.unsqueeze(-2);  // S_t = diag(a_t) S + k v^T
-    outputs.push_back(scale * (q_t.unsqueeze(-1) * S).sum(-2));               // o_t = scale S^T q
-  }
-  if (outputs.empty()) return at::zeros({q.size(0), 0, q.size(2), v.size(3)}, q.options());
-  return at::stack(outputs, 1);
-}
-
-GlaState gla_initial_state(int64_t batch, int64_t heads, int64_t key_dim, int64_t value_dim,
-                           const at::TensorOptions& options) {
-  GlaState state;
-  auto opts = options.dtype(compute_dtype(c10::typeMetaToScalarType(options.dtype())));
-  state.state = at::zeros({batch, heads, key_dim, value_dim}, opts);
-  return state;
-}
-
-at::Tensor gla_decode_step(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
-                           GlaState& state, const GlaOptions& opt) {
-  if (q.dim() != 3) fail("gla decode q must be 3-D (batch, heads, key_dim); got shape " + shape_of(q));
-  if (k.sizes() != q.sizes()) fail("gla decode k must have the shape of q " + shape_of(q) + "; got " + shape_of(k));
-  if (g.sizes() != q.sizes()) fail("gla decode g must have the shape of q " + shape_of(q) + "; got " + shape_of(g));
-  if (v.dim() != 3 || v.size(0) != q.size(0) || v.size(1) != q.size(1))
-    fail("gla decode v must be (batch, heads, value_dim) with batch, heads of q " + shape_of(q) + "; got " +
-         shape_of(v));
-  check_state(state.state, q.size(0), q.size(1), q.size(2), v.size(2));
-  const auto dtype = state.state.scalar_type();
-  const double scale = resolve_scale(opt, q.size(2));
-  const auto S = g.to(dtype).exp().unsqueeze(-1) * state.state + k.to(dtype).unsqueeze(-1) * v.to(dtype).unsqueeze(-2);
-  state.state = S;
-  state.position += 1;
-  return (scale * at::matmul(q.to(dtype).unsqueeze(-2), S).squeeze(-2)).to(q.scalar_type());
 }
 
 }  // namespace bla::ops

@@ -1,15 +1,15 @@
-// The real modal basis of BLA's slot transition (bla_modal.h).
-#include "bla/ops/bla_modal.h"
+// The real modal basis of BLA's slot transition (modal.h).
+#include "bla/ops/bla/modal.h"
 
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
 #include <sstream>
-#include <stdexcept>
 #include <vector>
 
-#include "bla/ops/bla.h"
+#include "bla/ops/bla/bla.h"
+#include "bla/ops/checks.h"
 
 namespace bla::ops {
 
@@ -118,7 +118,7 @@ bool bla_modal_supported(int64_t window, int64_t slots, int64_t chunk, std::stri
 
 BlaModalOperators make_bla_modal_operators(int64_t window, int64_t slots, int64_t chunk) {
   Attempt attempt = build(window, slots, chunk);
-  if (!attempt.why.empty()) throw std::invalid_argument("bla: modal form: " + attempt.why);
+  if (!attempt.why.empty()) fail("modal form: " + attempt.why);
   return attempt.modal;
 }
 

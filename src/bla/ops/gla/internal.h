@@ -1,0 +1,17 @@
+// What the forms of GLA (reference.cpp, chunked.cpp, decode.cpp) share:
+// their input checks. Not part of the op's interface: callers include gla.h.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+
+namespace bla::ops::gla_internal {
+
+// Shapes of a full-sequence call: q, k, g (B, T, H, Dk), v (B, T, H, Dv), one dtype.
+void check_sequence_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g);
+
+// The decoding state S is (batch, heads, key_dim, value_dim).
+void check_state(const at::Tensor& state, int64_t batch, int64_t heads, int64_t key_dim, int64_t value_dim);
+
+}  // namespace bla::ops::gla_internal

@@ -1,0 +1,25 @@
+// Whether the CUDA kernels are switched on: BLA_KERNELS=0 turns every kernel
+// off (each op then runs its LibTorch form, to measure what the kernels are
+// worth), BLA_MODEL_KERNELS=0 only the model's own (RMSNorm, SwiGLU, rotary,
+// short convolution, the fused head). Each op's dispatch.cpp asks here before
+// it routes to a kernel, and says once in the log when it falls back.
+#pragma once
+
+#include <string>
+
+namespace bla::ops {
+
+// Logs, once per (op, reason) for the life of the process, that `op` runs its
+// LibTorch form on CUDA tensors instead of a kernel, and why.
+void note_kernel_fallback(const std::string& op, const std::string& why);
+
+// False when the environment sets BLA_KERNELS=0: every op then runs its
+// LibTorch form. Read once.
+bool kernels_enabled();
+
+// The model's own kernels (RMSNorm, SwiGLU, rotary, short convolution, the
+// fused head): off with BLA_KERNELS=0, or alone with BLA_MODEL_KERNELS=0 (the
+// mixer kernels stay on).
+bool model_kernels_enabled();
+
+}  // namespace bla::ops
