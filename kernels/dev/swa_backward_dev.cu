@@ -207,19 +207,20 @@ void time_variants(int dim, const std::vector<Variant>& list, const std::vector<
 }
 
 template <int D>
-bool run(const Options& o) {
+Outcome run(const Options& o) {
   std::vector<Variant> list = variants<D>();
   if (!o.variant.empty()) {
     list.erase(std::remove_if(list.begin(), list.end(), [&](const Variant& v) { return v.id != o.variant; }),
                list.end());
     if (list.empty()) {
-      std::fprintf(stderr, "no backward variant '%s' at D=%d\n", o.variant.c_str(), D);
-      return false;
+      std::printf("\n== D=%d: no backward variant '%s'\n", D, o.variant.c_str());
+      return Outcome::kNoSuchVariant;
     }
   }
   const std::vector<std::string> failure = o.check ? check_variants(D, list) : std::vector<std::string>(list.size());
   if (o.time) time_variants(D, list, failure, o);
-  return std::all_of(failure.begin(), failure.end(), [](const std::string& f) { return f.empty(); });
+  const bool passed = std::all_of(failure.begin(), failure.end(), [](const std::string& f) { return f.empty(); });
+  return passed ? Outcome::kPassed : Outcome::kFailed;
 }
 
 }  // namespace
@@ -227,7 +228,7 @@ bool run(const Options& o) {
 int main(int argc, char** argv) {
   const Options o = parse_options(argc, argv, kUsage);
   print_device();
-  bool ok = true;
-  for (int dim : head_dims(o)) ok = (dim == 64 ? run<64>(o) : run<128>(o)) && ok;
-  return ok ? 0 : 1;
+  std::vector<Outcome> outcomes;
+  for (int dim : head_dims(o)) outcomes.push_back(dim == 64 ? run<64>(o) : run<128>(o));
+  return exit_status(outcomes);
 }

@@ -44,15 +44,19 @@ inline Options parse_options(int argc, char** argv, const char* usage) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    auto number = [&]() {
+    auto value = [&]() -> const char* {
       if (i + 1 >= argc) {
         std::fprintf(stderr, "%s needs a value\n%s", a.c_str(), usage);
         std::exit(2);
       }
+      return argv[++i];
+    };
+    auto number = [&]() {
+      const char* text = value();
       char* end = nullptr;
-      const long x = std::strtol(argv[++i], &end, 10);
-      if (*end != '\0' || x < 0 || x > (1L << 30)) {
-        std::fprintf(stderr, "%s wants a non-negative integer, got '%s'\n", a.c_str(), argv[i]);
+      const long x = std::strtol(text, &end, 10);
+      if (*end != '\0' || end == text || x < 0 || x > (1L << 30)) {
+        std::fprintf(stderr, "%s wants a non-negative integer, got '%s'\n", a.c_str(), text);
         std::exit(2);
       }
       return static_cast<int>(x);
@@ -63,7 +67,7 @@ inline Options parse_options(int argc, char** argv, const char* usage) {
     else if (a == "--heads") o.heads = number();
     else if (a == "--window") o.window = number();
     else if (a == "--bias") o.bias = true;
-    else if (a == "--variant" && i + 1 < argc) o.variant = argv[++i];
+    else if (a == "--variant") o.variant = value();
     else if (a == "--warmup") o.warmup = number();
     else if (a == "--reps") o.reps = number();
     else if (a == "--sets") o.sets = number();
@@ -430,6 +434,17 @@ inline std::string describe(const Resources& r) {
   std::snprintf(text, sizeof text, "%3d regs %3d B local %6zu B smem %d blk/SM", r.registers, r.local_bytes, r.smem,
                 r.blocks_per_sm);
   return text;
+}
+
+// What one head dim's run came to, and the program's exit status over all
+// of them: 1 when a variant failed its check, 2 when --variant named one
+// that none of them has.
+enum class Outcome { kPassed, kFailed, kNoSuchVariant };
+inline int exit_status(const std::vector<Outcome>& outcomes) {
+  if (std::count(outcomes.begin(), outcomes.end(), Outcome::kFailed) > 0) return 1;
+  if (std::count(outcomes.begin(), outcomes.end(), Outcome::kNoSuchVariant) == static_cast<long>(outcomes.size()))
+    return 2;
+  return 0;
 }
 
 inline std::vector<int> head_dims(const Options& o) {
