@@ -28,21 +28,7 @@ namespace {
 using namespace bla::kernels::detail;
 using namespace swa_dev;
 
-const char* const kUsage = R"(usage: swa_backward_dev [options]
-Checks every SWA backward variant against a float64 CPU reference, then times it.
-  --dim 64|128     head dim                                   [both]
-  --variant ID     one variant: a number, simt or production  [all]
-  --batch N [4]  --seq N [8192]  --heads N [1024 / dim]  --window N [512]   (timed shape)
-  --bias           time with a per-token logit bias (GatedFWA)
-  --warmup N [5]  --reps N [30]  --sets N [3]
-  --no-check       time only     --no-time   check only
-)";
-
-struct Variant {
-  std::string id, tiles;
-  cudaError_t (*launch)(const SwaBackwardArgs&, cudaStream_t);
-  std::string (*resources)();  // null for the production launcher (it runs one of the others)
-};
+using Variant = swa_dev::Variant<SwaBackwardArgs>;
 
 // Tiles <head dim; dQ warps, 16-row tiles per warp, key block; dK/dV warps,
 // tiles per warp, query block; dQ min blocks per SM>.
@@ -61,15 +47,11 @@ Variant tile_variant(const char* id, const char* what) {
 template <int D>
 std::vector<Variant> variants() {
   std::vector<Variant> v = {
-      {"production", "swa_backward_launch, tensor cores",
-       [](const SwaBackwardArgs& a, cudaStream_t s) { return swa_backward_launch(a, SwaFamily::kTensorCore, s); },
-       nullptr},
-      {"simt", "one warp per query / per key, fp32",
-       [](const SwaBackwardArgs& a, cudaStream_t s) { return swa_backward_launch(a, SwaFamily::kSimt, s); },
-       [] {
-         return "dQ " + describe(kernel_resources(swa_backward_dq_simt<__nv_bfloat16, D>, kSimtWarps * 32, 0)) +
-                "; dK/dV " + describe(kernel_resources(swa_backward_dkdv_simt<__nv_bfloat16, D>, kSimtWarps * 32, 0));
-       }},
+      production_variant<SwaBackwardArgs, swa_backward_launch>("swa_backward_launch, tensor cores"),
+      simt_variant<SwaBackwardArgs, swa_backward_launch>("one warp per query / per key, fp32", [] {
+        return "dQ " + describe(kernel_resources(swa_backward_dq_simt<__nv_bfloat16, D>, kSimtWarps * 32, 0)) +
+               "; dK/dV " + describe(kernel_resources(swa_backward_dkdv_simt<__nv_bfloat16, D>, kSimtWarps * 32, 0));
+      }),
   };
   // Numbered as in docs/performance.md ("Versions that mattered"); "dQ pass /
   // dK,dV pass": warps x 16-row tiles per warp, then the block streamed.
@@ -99,15 +81,10 @@ struct Gradients {
   }
 };
 
+// The backward's arguments: the forward's out and lse, the gradients and workspace.
 SwaBackwardArgs backward_args(const DeviceInputs& in, const DeviceBuffer& out, const DeviceBuffer& lse,
                               const Gradients& g) {
-  SwaBackwardArgs a;
-  a.shape = in.shape;
-  a.dtype = SwaDtype::kBFloat16;
-  a.q = in.q.get();
-  a.k = in.k.get();
-  a.v = in.v.get();
-  a.bias = in.has_bias ? in.bias.floats() : nullptr;
+  auto a = input_args<SwaBackwardArgs>(in);
   a.out = out.get();
   a.grad_out = in.grad_out.get();
   a.lse = lse.floats();
@@ -206,29 +183,8 @@ void time_variants(int dim, const std::vector<Variant>& list, const std::vector<
   }
 }
 
-template <int D>
-Outcome run(const Options& o) {
-  std::vector<Variant> list = variants<D>();
-  if (!o.variant.empty()) {
-    list.erase(std::remove_if(list.begin(), list.end(), [&](const Variant& v) { return v.id != o.variant; }),
-               list.end());
-    if (list.empty()) {
-      std::printf("\n== D=%d: no backward variant '%s'\n", D, o.variant.c_str());
-      return Outcome::kNoSuchVariant;
-    }
-  }
-  const std::vector<std::string> failure = o.check ? check_variants(D, list) : std::vector<std::string>(list.size());
-  if (o.time) time_variants(D, list, failure, o);
-  const bool passed = std::all_of(failure.begin(), failure.end(), [](const std::string& f) { return f.empty(); });
-  return passed ? Outcome::kPassed : Outcome::kFailed;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Options o = parse_options(argc, argv, kUsage);
-  print_device();
-  std::vector<Outcome> outcomes;
-  for (int dim : head_dims(o)) outcomes.push_back(dim == 64 ? run<64>(o) : run<128>(o));
-  return exit_status(outcomes);
+  return run_program(parse_options(argc, argv), variants<64>, variants<128>, check_variants, time_variants);
 }

@@ -40,7 +40,22 @@ struct Options {
   bool check = true, time = true;
 };
 
-inline Options parse_options(int argc, char** argv, const char* usage) {
+inline std::string usage_text(const char* program) {
+  return std::string("usage: ") + program + R"( [options]
+Checks every variant against a float64 CPU reference, then times it.
+  --dim 64|128     head dim                                   [both]
+  --variant ID     one variant: a number, simt or production  [all]
+  --batch N [4]  --seq N [8192]  --heads N [1024 / dim]  --window N [512]   (timed shape)
+  --bias           time with a per-token logit bias (GatedFWA)
+  --warmup N [5]  --reps N [30]  --sets N [3]
+  --no-check       time only     --no-time   check only
+)";
+}
+
+inline Options parse_options(int argc, char** argv) {
+  const std::string path = argc > 0 ? argv[0] : "program";
+  const std::string text = usage_text(path.substr(path.find_last_of('/') + 1).c_str());
+  const char* usage = text.c_str();
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -258,17 +273,23 @@ inline HostInputs to_host(const DeviceInputs& d) {
   return h;
 }
 
-// The forward's arguments for one input set and its output buffers: out
-// (B, T, H, D) bf16, lse (B, H, T) float32.
-inline bla::kernels::detail::SwaForwardArgs forward_args(const DeviceInputs& in, const DeviceBuffer& out,
-                                                         const DeviceBuffer& lse) {
-  bla::kernels::detail::SwaForwardArgs a;
+// The arguments' fields the forward and the backward share, for one input set.
+template <typename Args>
+Args input_args(const DeviceInputs& in) {
+  Args a;
   a.shape = in.shape;
   a.dtype = bla::kernels::detail::SwaDtype::kBFloat16;
   a.q = in.q.get();
   a.k = in.k.get();
   a.v = in.v.get();
   a.bias = in.has_bias ? in.bias.floats() : nullptr;
+  return a;
+}
+
+// The forward's arguments: out (B, T, H, D) bf16, lse (B, H, T) float32.
+inline bla::kernels::detail::SwaForwardArgs forward_args(const DeviceInputs& in, const DeviceBuffer& out,
+                                                         const DeviceBuffer& lse) {
+  auto a = input_args<bla::kernels::detail::SwaForwardArgs>(in);
   a.out = out.get();
   a.lse = lse.floats();
   return a;
@@ -436,21 +457,6 @@ inline std::string describe(const Resources& r) {
   return text;
 }
 
-// What one head dim's run came to, and the program's exit status over all
-// of them: 1 when a variant failed its check, 2 when --variant named one
-// that none of them has.
-enum class Outcome { kPassed, kFailed, kNoSuchVariant };
-inline int exit_status(const std::vector<Outcome>& outcomes) {
-  if (std::count(outcomes.begin(), outcomes.end(), Outcome::kFailed) > 0) return 1;
-  if (std::count(outcomes.begin(), outcomes.end(), Outcome::kNoSuchVariant) == static_cast<long>(outcomes.size()))
-    return 2;
-  return 0;
-}
-
-inline std::vector<int> head_dims(const Options& o) {
-  return o.dim == 0 ? std::vector<int>{64, 128} : std::vector<int>{o.dim};
-}
-
 inline void print_device() {
   int device = 0;
   check(cudaGetDevice(&device), "cudaGetDevice");
@@ -458,6 +464,58 @@ inline void print_device() {
   check(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
   std::printf("device: %s, %d SMs, %d KB shared memory per SM\n", prop.name, prop.multiProcessorCount,
               static_cast<int>(prop.sharedMemPerMultiprocessor / 1024));
+}
+
+// One variant of a kernel: Args is SwaForwardArgs or SwaBackwardArgs.
+template <typename Args>
+struct Variant {
+  std::string id, tiles;
+  cudaError_t (*launch)(const Args&, cudaStream_t);
+  std::string (*resources)();  // null for the production launcher (it runs one of the others)
+};
+
+// The launcher production calls (swa_forward_launch or swa_backward_launch)
+// for one kernel family: "production" runs the tensor-core tiles chosen per
+// head dim, "simt" the SIMT kernels.
+template <typename Args, cudaError_t (*LAUNCH)(const Args&, bla::kernels::detail::SwaFamily, cudaStream_t)>
+Variant<Args> production_variant(const char* what) {
+  return {"production", what,
+          [](const Args& a, cudaStream_t s) { return LAUNCH(a, bla::kernels::detail::SwaFamily::kTensorCore, s); },
+          nullptr};
+}
+template <typename Args, cudaError_t (*LAUNCH)(const Args&, bla::kernels::detail::SwaFamily, cudaStream_t)>
+Variant<Args> simt_variant(const char* what, std::string (*resources)()) {
+  return {"simt", what,
+          [](const Args& a, cudaStream_t s) { return LAUNCH(a, bla::kernels::detail::SwaFamily::kSimt, s); },
+          resources};
+}
+
+// ---- the program ---------------------------------------------------------------
+
+// A program's run: for each head dim asked for, the variants --variant names
+// (all when it is empty), each checked (check returns, per variant, why it
+// failed: empty when it passed), then timed. The exit status: 1 when a
+// variant failed its check, 2 when --variant names one no head dim has.
+template <typename Args, typename Check, typename Time>
+int run_program(const Options& o, std::vector<Variant<Args>> (*variants_64)(),
+                std::vector<Variant<Args>> (*variants_128)(), Check check, Time time) {
+  print_device();
+  bool failed = false, found = false;
+  for (int dim : o.dim == 0 ? std::vector<int>{64, 128} : std::vector<int>{o.dim}) {
+    std::vector<Variant<Args>> list = dim == 64 ? variants_64() : variants_128();
+    if (!o.variant.empty())
+      list.erase(std::remove_if(list.begin(), list.end(), [&](const auto& v) { return v.id != o.variant; }),
+                 list.end());
+    if (list.empty()) {
+      std::printf("\n== D=%d: no variant '%s'\n", dim, o.variant.c_str());
+      continue;
+    }
+    found = true;
+    const std::vector<std::string> failure = o.check ? check(dim, list) : std::vector<std::string>(list.size());
+    if (o.time) time(dim, list, failure, o);
+    failed = failed || std::any_of(failure.begin(), failure.end(), [](const std::string& f) { return !f.empty(); });
+  }
+  return failed ? 1 : found ? 0 : 2;
 }
 
 }  // namespace swa_dev

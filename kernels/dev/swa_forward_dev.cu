@@ -26,21 +26,7 @@ namespace {
 using namespace bla::kernels::detail;
 using namespace swa_dev;
 
-const char* const kUsage = R"(usage: swa_forward_dev [options]
-Checks every SWA forward variant against a float64 CPU reference, then times it.
-  --dim 64|128     head dim                                   [both]
-  --variant ID     one variant: a number, simt or production  [all]
-  --batch N [4]  --seq N [8192]  --heads N [1024 / dim]  --window N [512]   (timed shape)
-  --bias           time with a per-token logit bias (GatedFWA)
-  --warmup N [5]  --reps N [30]  --sets N [3]
-  --no-check       time only     --no-time   check only
-)";
-
-struct Variant {
-  std::string id, tiles;
-  cudaError_t (*launch)(const SwaForwardArgs&, cudaStream_t);
-  std::string (*resources)();  // null for the production launcher (it runs one of the others)
-};
+using Variant = swa_dev::Variant<SwaForwardArgs>;
 
 // Tiles <head dim, warps, 16-row tiles per warp, key block, min blocks per SM>.
 template <int D, int WARPS, int MT, int BN, int MIN_BLOCKS = 0>
@@ -54,12 +40,10 @@ Variant tile_variant(const char* id, const char* what) {
 template <int D>
 std::vector<Variant> variants() {
   std::vector<Variant> v = {
-      {"production", "swa_forward_launch, tensor cores",
-       [](const SwaForwardArgs& a, cudaStream_t s) { return swa_forward_launch(a, SwaFamily::kTensorCore, s); },
-       nullptr},
-      {"simt", "one warp per query, fp32 arithmetic",
-       [](const SwaForwardArgs& a, cudaStream_t s) { return swa_forward_launch(a, SwaFamily::kSimt, s); },
-       [] { return describe(kernel_resources(swa_forward_simt<__nv_bfloat16, D>, kSimtWarps * 32, 0)); }},
+      production_variant<SwaForwardArgs, swa_forward_launch>("swa_forward_launch, tensor cores"),
+      simt_variant<SwaForwardArgs, swa_forward_launch>("one warp per query, fp32 arithmetic", [] {
+        return describe(kernel_resources(swa_forward_simt<__nv_bfloat16, D>, kSimtWarps * 32, 0));
+      }),
   };
   // Numbered as in docs/performance.md ("Versions that mattered").
   if constexpr (D == 64) {
@@ -139,29 +123,8 @@ void time_variants(int dim, const std::vector<Variant>& list, const std::vector<
   }
 }
 
-template <int D>
-Outcome run(const Options& o) {
-  std::vector<Variant> list = variants<D>();
-  if (!o.variant.empty()) {
-    list.erase(std::remove_if(list.begin(), list.end(), [&](const Variant& v) { return v.id != o.variant; }),
-               list.end());
-    if (list.empty()) {
-      std::printf("\n== D=%d: no forward variant '%s'\n", D, o.variant.c_str());
-      return Outcome::kNoSuchVariant;
-    }
-  }
-  const std::vector<std::string> failure = o.check ? check_variants(D, list) : std::vector<std::string>(list.size());
-  if (o.time) time_variants(D, list, failure, o);
-  const bool passed = std::all_of(failure.begin(), failure.end(), [](const std::string& f) { return f.empty(); });
-  return passed ? Outcome::kPassed : Outcome::kFailed;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Options o = parse_options(argc, argv, kUsage);
-  print_device();
-  std::vector<Outcome> outcomes;
-  for (int dim : head_dims(o)) outcomes.push_back(dim == 64 ? run<64>(o) : run<128>(o));
-  return exit_status(outcomes);
+  return run_program(parse_options(argc, argv), variants<64>, variants<128>, check_variants, time_variants);
 }
