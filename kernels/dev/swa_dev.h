@@ -493,12 +493,12 @@ Variant<Args> simt_variant(const char* what, std::string (*resources)()) {
 // ---- the program ---------------------------------------------------------------
 
 // A program's run: for each head dim asked for, the variants --variant names
-// (all when it is empty), each checked (check returns, per variant, why it
+// (all when it is empty), each checked (check_variants returns, per variant, why it
 // failed: empty when it passed), then timed. The exit status: 1 when a
 // variant failed its check, 2 when --variant names one no head dim has.
 template <typename Args, typename Check, typename Time>
 int run_program(const Options& o, std::vector<Variant<Args>> (*variants_64)(),
-                std::vector<Variant<Args>> (*variants_128)(), Check check, Time time) {
+                std::vector<Variant<Args>> (*variants_128)(), Check check_variants, Time time_variants) {
   print_device();
   bool failed = false, found = false;
   for (int dim : o.dim == 0 ? std::vector<int>{64, 128} : std::vector<int>{o.dim}) {
@@ -511,8 +511,9 @@ int run_program(const Options& o, std::vector<Variant<Args>> (*variants_64)(),
       continue;
     }
     found = true;
-    const std::vector<std::string> failure = o.check ? check(dim, list) : std::vector<std::string>(list.size());
-    if (o.time) time(dim, list, failure, o);
+    const std::vector<std::string> failure =
+        o.check ? check_variants(dim, list) : std::vector<std::string>(list.size());
+    if (o.time) time_variants(dim, list, failure, o);
     failed = failed || std::any_of(failure.begin(), failure.end(), [](const std::string& f) { return !f.empty(); });
   }
   return failed ? 1 : found ? 0 : 2;
