@@ -14,6 +14,9 @@
 
 namespace bla::kernels::detail {
 
+// Warps per block of the SIMT kernels (one query or key per warp).
+constexpr int kSimtWarps = 4;
+
 // Element (b, t, h, 0) of a contiguous (B, T, H, D) tensor.
 __device__ __forceinline__ size_t token_offset(const SwaShape& s, int b, int t, int h) {
   return ((static_cast<size_t>(b) * s.seq + t) * s.heads + h) * s.dim;

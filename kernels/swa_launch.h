@@ -55,10 +55,4 @@ struct SwaBackwardArgs {
 cudaError_t swa_forward_launch(const SwaForwardArgs& args, SwaFamily family, cudaStream_t stream);
 cudaError_t swa_backward_launch(const SwaBackwardArgs& args, SwaFamily family, cudaStream_t stream);
 
-// Tile variant of the tensor-core kernels, for development: the environment
-// variables BLA_SWA_FWD_VARIANT and BLA_SWA_BWD_VARIANT (a small integer, see
-// the launchers) pick one; unset = the tuned default. Read on each launch
-// (cheap next to a kernel).
-int swa_env_variant(const char* name, int fallback);
-
 }  // namespace bla::kernels::detail
