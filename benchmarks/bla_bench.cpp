@@ -25,8 +25,8 @@
 #include <vector>
 
 #include "bla/compat.h"
-#include "bla/ops/bla.h"
-#include "bla/ops/bla_modal.h"
+#include "bla/ops/bla/bla.h"
+#include "bla/ops/bla/modal.h"
 #include "bla/util/exit_codes.h"
 
 #ifdef BLA_HAVE_CUDA_KERNELS  // bla-bench links bla_kernels (benchmarks/CMakeLists.txt)

@@ -1,5 +1,5 @@
 // Blurry Window Attention's chunked form on CUDA, in the modal basis of the
-// slot transition (src/bla/ops/bla_modal.h), as two kernels each way:
+// slot transition (src/bla/ops/bla/modal.h), as two kernels each way:
 //   - the carry: the slots before every chunk of 64 tokens, one sequential
 //     pass over the chunks per (32 columns, head, batch), keys and values in
 //     one launch (bla_carry.cu);
@@ -36,7 +36,7 @@ struct BlaChunkTables {
   at::Tensor inject;                 // (NP, 64) R^-1 [h(63), ..., h(0)]: a chunk into the slots after it
   at::Tensor h, h_t;                 // (64, NP) h(tau) = A^tau b; its transpose
   at::Tensor basis, basis_t;         // (NP, NP) R; R^T
-  at::Tensor alpha, beta, beta_t;    // (64, NP) the modal row op of B^(i+1), bla_modal.h
+  at::Tensor alpha, beta, beta_t;    // (64, NP) the modal row op of B^(i+1), ops/bla/modal.h
   at::Tensor partner;                // (NP) int32
 };
 

@@ -13,7 +13,7 @@ namespace bla::mixers {
 namespace {
 
 // Upper bounds: the operator tables hold (C+1)*N*N + C*C*N float64 numbers
-// (ops/bla_operators.cpp); kMaxTableNumbers keeps them under 512 MiB.
+// (ops/bla/operators.cpp); kMaxTableNumbers keeps them under 512 MiB.
 constexpr int64_t kMaxWindow = int64_t{1} << 30;
 constexpr int64_t kMaxSlots = 4096;
 constexpr int64_t kMaxChunk = 4096;
