@@ -5,7 +5,7 @@
 //   nvcc -std=c++17 -arch=sm_90 -O3 -o ssd_chunk_dev kernels/dev/ssd_chunk_dev.cu
 //   ./ssd_chunk_dev [--B 2 --T 1024 --H 8 --P 64 --N 64 --G 1 --chunk 64]
 //                   [--bench-B 4 --bench-T 8192 --bench-H 16] [--reps 20] [--seed 1234]
-//                   [--no-check] [--no-bench] [--no-backward]
+//                   [--no-check] [--no-bench] [--no-backward] [--only CASE]
 // Prints PASS/FAIL per check (exit status 1 if any failed), then ms and
 // GB/s per version, GB/s counting only the bytes of inputs and outputs (the
 // memory floor: workspaces are not counted).
@@ -243,7 +243,7 @@ struct Stages {
 };
 Stages g_stages;
 
-enum class Version { kRecurrent, kChunkSimt, kChunkTensorCore };
+enum class Version { kRecurrent, kChunkSimt, kChunkTensorCore, kLongChunkTensorCore };
 const char* version_name(Version v) {
   switch (v) {
     case Version::kRecurrent:
@@ -252,10 +252,25 @@ const char* version_name(Version v) {
       return "v1-chunk-simt";
     case Version::kChunkTensorCore:
       return "v2-chunk-tc";
+    case Version::kLongChunkTensorCore:
+      return "v3-longchunk-tc";
   }
   return "?";
 }
-const Version kVersions[] = {Version::kRecurrent, Version::kChunkSimt, Version::kChunkTensorCore};
+
+// A version and the chunk it is asked for.
+struct Variant {
+  Version version;
+  int chunk;
+};
+
+// Every variant checked and timed: v1 at the requested chunk, v2 at its 64,
+// v3 at each of its chunks.
+std::vector<Variant> all_variants(int chunk) {
+  return {{Version::kRecurrent, chunk},          {Version::kChunkSimt, chunk},
+          {Version::kChunkTensorCore, kTcChunk}, {Version::kLongChunkTensorCore, 64},
+          {Version::kLongChunkTensorCore, 128},  {Version::kLongChunkTensorCore, 256}};
+}
 
 template <typename T>
 std::string launch_v0(const SsdForwardArgs<T>& a) {
@@ -348,31 +363,79 @@ std::string launch_v2(const SsdForwardArgs<T>& a) {
   return "v2 is compiled for N, P in {64, 128}";
 }
 
-// The chunk a version runs for a requested chunk: v1 as the op (a sequence
-// shorter than the chunk is one unpadded chunk), v2 always 64 (padded).
-int version_chunk(Version v, int requested, int seq) {
-  switch (v) {
-    case Version::kRecurrent:
-      return std::max(1, std::min(requested, seq));  // unused by v0
-    case Version::kChunkSimt:
-      return std::max(1, std::min(requested, seq));
-    case Version::kChunkTensorCore:
-      return kTcChunk;
-  }
-  return requested;
+template <typename T, int CHUNK, int N, int P>
+std::string launch_v3_shape(const SsdForwardArgs<T>& a) {
+  using Lay = TcLayout<T, N, P, CHUNK>;
+  if (Lay::kOutBytes > g_smem_limit)
+    return "v3 needs " + std::to_string(Lay::kOutBytes) + " bytes of shared memory; the device has " +
+           std::to_string(g_smem_limit);
+  allow_smem(ssd_v3_chunk_state<T, CHUNK, N, P>, Lay::kStateBytes);
+  allow_smem(ssd_v3_chunk_output<T, CHUNK, N, P>, Lay::kOutBytes);
+  const SsdDims& s = a.s;
+  g_stages.mark("chunk_state_tc");
+  SSD_LAUNCH(dim3(s.nchunks, s.heads, s.batch), kThreads, Lay::kStateBytes, ssd_v3_chunk_state<T, CHUNK, N, P>)(a);
+  check_launch();
+  launch_state_pass(a);
+  g_stages.mark("chunk_output_tc");
+  SSD_LAUNCH(dim3(s.nchunks * (CHUNK / kTcChunk), s.heads, s.batch), kThreads, Lay::kOutBytes,
+             ssd_v3_chunk_output<T, CHUNK, N, P>)
+  (a);
+  check_launch();
+  g_stages.mark("end");
+  return "";
 }
 
-// Runs one version; returns why it cannot run this problem, or "" once launched.
+template <typename T, int CHUNK>
+std::string launch_v3_chunk(const SsdForwardArgs<T>& a) {
+  const int N = a.s.d_state, P = a.s.head_dim;
+  if (N == 64 && P == 64) return launch_v3_shape<T, CHUNK, 64, 64>(a);
+  if (N == 64 && P == 128) return launch_v3_shape<T, CHUNK, 64, 128>(a);
+  if (N == 128 && P == 64) return launch_v3_shape<T, CHUNK, 128, 64>(a);
+  if (N == 128 && P == 128) return launch_v3_shape<T, CHUNK, 128, 128>(a);
+  return "v3 is compiled for N, P in {64, 128}";
+}
+
 template <typename T>
-std::string run_forward(Version v, const DeviceProblem<T>& d, int requested_chunk) {
-  const auto a = d.args(version_chunk(v, requested_chunk, d.shape.seq));
-  switch (v) {
+std::string launch_v3(const SsdForwardArgs<T>& a) {
+  switch (a.s.chunk) {
+    case 64:
+      return launch_v3_chunk<T, 64>(a);
+    case 128:
+      return launch_v3_chunk<T, 128>(a);
+    case 256:
+      return launch_v3_chunk<T, 256>(a);
+  }
+  return "v3 is compiled for chunks 64, 128 and 256";
+}
+
+// The chunk a variant runs: v1 as the op (a sequence shorter than the chunk
+// is one unpadded chunk); v2 and v3 their compiled chunk, padded; 0 for v0.
+int run_chunk(const Variant& v, int seq) {
+  switch (v.version) {
+    case Version::kRecurrent:
+      return 0;
+    case Version::kChunkSimt:
+      return std::max(1, std::min(v.chunk, seq));
+    case Version::kChunkTensorCore:
+    case Version::kLongChunkTensorCore:
+      return v.chunk;
+  }
+  return v.chunk;
+}
+
+// Runs one variant; returns why it cannot run this problem, or "" once launched.
+template <typename T>
+std::string run_forward(const Variant& v, const DeviceProblem<T>& d) {
+  const auto a = d.args(std::max(1, run_chunk(v, d.shape.seq)));
+  switch (v.version) {
     case Version::kRecurrent:
       return launch_v0(a);
     case Version::kChunkSimt:
       return launch_v1(a);
     case Version::kChunkTensorCore:
       return launch_v2(a);
+    case Version::kLongChunkTensorCore:
+      return launch_v3(a);
   }
   return "unknown version";
 }
@@ -517,11 +580,11 @@ struct Case {
 // Tolerance on max |error| / max |reference|: fp32 arithmetic 1e-4; tf32
 // operands (10-bit mantissa) 5e-3; bf16 inputs (compared with the reference
 // on the same bf16-rounded inputs: what is left is the bf16 output and bf16
-// operands inside v2) 2e-2.
+// operands inside v2 and v3) 2e-2.
 template <typename T>
 double tolerance(Version v) {
   if (std::is_same_v<T, __nv_bfloat16>) return 2e-2;
-  return v == Version::kChunkTensorCore ? 5e-3 : 1e-4;
+  return v == Version::kChunkTensorCore || v == Version::kLongChunkTensorCore ? 5e-3 : 1e-4;
 }
 
 template <typename T>
@@ -531,20 +594,20 @@ void check_forward_case(const Case& c, int chunk, uint64_t seed) {
   if (!std::is_same_v<T, float>) round_inputs_bf16(in);
   const SsdForward ref = ssd_reference_forward(c.shape, in);
   DeviceProblem<T> d(c.shape, in, std::min(chunk, kTcChunk));
-  for (Version v : kVersions) {
+  for (const Variant& v : all_variants(chunk)) {
     d.poison_outputs();
     char head[256];
-    std::snprintf(head, sizeof head, "[fwd] %-10s %s D=%d h0=%d | %-4s %-14s chunk %-3d", c.name.c_str(),
-                  shape_text(c.shape).c_str(), c.has_D, c.has_h0, dtype, version_name(v),
-                  v == Version::kRecurrent ? 0 : version_chunk(v, chunk, c.shape.seq));
-    const std::string why = run_forward(v, d, chunk);
+    std::snprintf(head, sizeof head, "[fwd] %-10s %s D=%d h0=%d | %-4s %-15s chunk %-3d", c.name.c_str(),
+                  shape_text(c.shape).c_str(), c.has_D, c.has_h0, dtype, version_name(v.version),
+                  run_chunk(v, c.shape.seq));
+    const std::string why = run_forward(v, d);
     if (!why.empty()) {
       std::printf("%s | SKIP: %s\n", head, why.c_str());
       continue;
     }
     CUDA_CHECK(cudaDeviceSynchronize());
     report(head, {{"y", compare(download(d.y), ref.y)}, {"state", compare(download(d.final_state), ref.final_state)}},
-           tolerance<T>(v));
+           tolerance<T>(v.version));
   }
 }
 
@@ -672,28 +735,28 @@ void bench_forward(const SsdShape& s, int chunk, int reps, uint64_t seed) {
   // Bytes a fused kernel must move at least: x, B, C, y in T; dt, A, D and the final state in float.
   const double bytes = static_cast<double>(sizeof(T)) * (2 * s.x_size() + 2 * s.bc_size()) +
                        4.0 * (s.dt_size() + 2 * s.heads + s.state_size());
-  std::vector<float> baseline;
-  for (Version v : kVersions) {
+  // No CPU reference at this size: every variant against v1's output instead.
+  std::vector<double> baseline;
+  if (run_forward(Variant{Version::kChunkSimt, chunk}, d).empty()) {
+    const std::vector<float> y = download(d.y);
+    baseline.assign(y.begin(), y.end());
+  }
+  for (const Variant& v : all_variants(chunk)) {
     char head[256];
-    std::snprintf(head, sizeof head, "[time] fwd %s %-4s %-14s chunk %-3d", shape_text(s).c_str(), dtype,
-                  version_name(v), v == Version::kRecurrent ? 0 : version_chunk(v, chunk, s.seq));
-    const std::string why = run_forward(v, d, chunk);
+    std::snprintf(head, sizeof head, "[time] fwd %s %-4s %-15s chunk %-3d", shape_text(s).c_str(), dtype,
+                  version_name(v.version), run_chunk(v, s.seq));
+    d.poison_outputs();
+    const std::string why = run_forward(v, d);
     if (!why.empty()) {
       std::printf("%s | SKIP: %s\n", head, why.c_str());
       continue;
     }
-    const int n = v == Version::kRecurrent ? std::min(reps, 3) : reps;  // v0 is slow at this shape
-    const double ms = time_ms([&] { run_forward(v, d, chunk); }, n);
+    const Error e = baseline.empty() ? Error{} : compare(download(d.y), baseline);
+    const int n = v.version == Version::kRecurrent ? std::min(reps, 3) : reps;  // v0 is slow at this shape
+    const double ms = time_ms([&] { run_forward(v, d); }, n);
     print_timing(head, ms, bytes);
-    print_stages([&] { run_forward(v, d, chunk); }, n);
-    // No CPU reference at this size: each version against v1's output instead.
-    const std::vector<float> y = download(d.y);
-    if (v == Version::kChunkSimt) baseline = y;
-    if (!baseline.empty() && v != Version::kChunkSimt) {
-      std::vector<double> ref(baseline.begin(), baseline.end());
-      const Error e = compare(y, ref);
-      std::printf("        vs v1: y rel %.2e (abs %.2e)\n", e.rel(), e.max_abs);
-    }
+    print_stages([&] { run_forward(v, d); }, n);
+    if (!baseline.empty()) std::printf("        y vs v1: rel %.2e (abs %.2e)\n", e.rel(), e.max_abs);
   }
 }
 
@@ -728,13 +791,14 @@ struct Options {
   int reps = 20;
   int bench_batch = 4, bench_seq = 8192, bench_heads = 16;
   bool check = true, bench = true, backward = true;
+  std::string only;  // run only the check cases whose name contains this
 };
 
 [[noreturn]] void usage(const char* arg) {
   std::fprintf(stderr,
                "ssd_chunk_dev: unknown or incomplete option '%s'\n"
                "options: --B --T --H --P --N --G --chunk --seed --reps --bench-B --bench-T --bench-H (each with a "
-               "value), --no-check, --no-bench, --no-backward\n",
+               "value), --no-check, --no-bench, --no-backward, --only CASE (check cases whose name contains CASE)\n",
                arg);
   std::exit(64);
 }
@@ -754,6 +818,8 @@ Options parse(int argc, char** argv) {
       o.bench = false;
     else if (a == "--no-backward")
       o.backward = false;
+    else if (a == "--only" && i + 1 < argc)
+      o.only = argv[++i];
     else if (a == "--seed" && i + 1 < argc)
       o.seed = std::strtoull(argv[++i], nullptr, 10);
     else if (ints.count(a) && i + 1 < argc)
@@ -772,6 +838,7 @@ Options parse(int argc, char** argv) {
 }
 
 int run(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // whole lines reach a log even if the run is cut short
   const Options o = parse(argc, argv);
   int device = 0;
   CUDA_CHECK(cudaGetDevice(&device));
@@ -808,6 +875,7 @@ int run(int argc, char** argv) {
         {"N64P128", with(1, 130, 2, 128, 64, 2), true, false},
     };
     for (size_t i = 0; i < cases.size(); ++i) {
+      if (cases[i].name.find(o.only) == std::string::npos) continue;
       check_forward_case<float>(cases[i], L, o.seed + i);
       check_forward_case<__nv_bfloat16>(cases[i], L, o.seed + i);
     }
@@ -819,7 +887,8 @@ int run(int argc, char** argv) {
           {"T=1", with(1, 1, 2, 64, 64, 1), true, true},
           {"N128P128", with(1, 150, 2, 128, 128, 1), true, true},
       };
-      for (size_t i = 0; i < bwd.size(); ++i) check_backward_case(bwd[i], L, o.seed + 100 + i);
+      for (size_t i = 0; i < bwd.size(); ++i)
+        if (bwd[i].name.find(o.only) != std::string::npos) check_backward_case(bwd[i], L, o.seed + 100 + i);
     }
     std::printf("checks: %d passed, %d failed\n", g_passes, g_failures);
   }

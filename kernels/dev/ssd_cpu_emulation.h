@@ -3,7 +3,7 @@
 // shapes) and catch indexing, synchronisation and layout mistakes before GPU
 // time is spent. Not a simulator of timing or of memory-model corner cases.
 //
-//   g++ -std=c++20 -O2 -x c++ -include kernels/dev/ssd_cpu_emulation.h \
+//   g++ -std=c++20 -O2 -fno-strict-aliasing -x c++ -include kernels/dev/ssd_cpu_emulation.h
 //       -I/usr/local/cuda/include kernels/dev/ssd_chunk_dev.cu -o ssd_emulated -lpthread
 //   ./ssd_emulated --B 1 --T 200 --H 2 --no-bench
 //
