@@ -735,6 +735,14 @@ void bench_forward(const SsdShape& s, int chunk, int reps, uint64_t seed) {
   // Bytes a fused kernel must move at least: x, B, C, y in T; dt, A, D and the final state in float.
   const double bytes = static_cast<double>(sizeof(T)) * (2 * s.x_size() + 2 * s.bc_size()) +
                        4.0 * (s.dt_size() + 2 * s.heads + s.state_size());
+  {  // What this machine's DRAM does in practice: x copied to y, the same bytes in and out as y's share of the floor.
+    char head[256];
+    std::snprintf(head, sizeof head, "[time] fwd %s %-4s %-15s          ", shape_text(s).c_str(), dtype, "memcpy x->y");
+    const size_t x_bytes = sizeof(T) * s.x_size();
+    const double ms =
+        time_ms([&] { CUDA_CHECK(cudaMemcpy(d.y.ptr, d.x.ptr, x_bytes, cudaMemcpyDeviceToDevice)); }, reps);
+    print_timing(head, ms, 2.0 * x_bytes);
+  }
   // No CPU reference at this size: every variant against v1's output instead.
   std::vector<double> baseline;
   if (run_forward(Variant{Version::kChunkSimt, chunk}, d).empty()) {
