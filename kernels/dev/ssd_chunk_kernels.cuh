@@ -11,6 +11,8 @@
 //       for bf16 inputs; fp32 accumulation), chunk 64, N, P in {64, 128}:
 //       the same three kernels with the two chunk kernels' products on the
 //       tensor cores and the causal half of the intra-chunk product skipped.
+//   v3  v2 for chunks of 64, 128 or 256 tokens, in tiles of 64 rows (fewer
+//       chunk states between the kernels), with 16-byte loads.
 //
 // Inputs x, Bm, Cm, dy are T (float or bf16); dt, A, D, the initial and final
 // states and every workspace are float. Within a chunk the log decays are
