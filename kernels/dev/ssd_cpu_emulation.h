@@ -1,0 +1,274 @@
+// A CPU stand-in for the few CUDA features the SSD harness uses, so that
+// ssd_chunk_dev.cu can run on a machine without a GPU (slowly, at small
+// shapes) and catch indexing, synchronisation and layout mistakes before GPU
+// time is spent. Not a simulator of timing or of memory-model corner cases.
+//
+//   g++ -std=c++20 -O2 -fno-strict-aliasing -x c++ -include kernels/dev/ssd_cpu_emulation.h
+//       -I/usr/local/cuda/include kernels/dev/ssd_chunk_dev.cu -o ssd_emulated -lpthread
+//   ./ssd_emulated --B 1 --T 200 --H 2 --no-bench
+//
+// What it does: a launch runs the blocks one after another; a block runs its
+// threads as OS threads with a std::barrier for __syncthreads and one per
+// warp for the shuffles. __shared__ variables become function statics (one
+// block at a time, so they are per block); dynamic shared memory is one
+// buffer filled with NaN bytes before each block, so reading what was never
+// written shows up in the results. WMMA fragments hold the whole 16x16 tile
+// in every lane (loads and products done redundantly per lane, stores by lane
+// 0 only); tf32 rounding is emulated. Memory calls act on host memory.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <barrier>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+namespace emu {
+
+struct ThreadState {
+  uint3 thread_idx{0, 0, 0}, block_idx{0, 0, 0};
+  dim3 block_dim, grid_dim;
+  std::barrier<>* block_barrier = nullptr;
+  std::barrier<>* warp_barrier = nullptr;
+  float* warp_exchange = nullptr;  // 32 floats per warp
+};
+inline thread_local ThreadState tls;
+
+constexpr size_t kDynamicSharedBytes = 256 * 1024;
+alignas(128) inline unsigned char dynamic_shared[kDynamicSharedBytes];
+
+inline void sync_block() { tls.block_barrier->arrive_and_wait(); }
+
+// Every lane of the warp must call it (as the kernels do): value of lane src.
+inline float shuffle(float v, int src) {
+  const int lane = static_cast<int>(tls.thread_idx.x % 32);
+  tls.warp_exchange[lane] = v;
+  tls.warp_barrier->arrive_and_wait();
+  const float out = tls.warp_exchange[src];
+  tls.warp_barrier->arrive_and_wait();
+  return out;
+}
+
+template <typename Kernel, typename... Args>
+void launch(dim3 grid, dim3 block, size_t smem, Kernel kernel, Args... args) {
+  if (smem > kDynamicSharedBytes) {
+    std::fprintf(stderr, "emulation: %zu bytes of dynamic shared memory requested\n", smem);
+    std::exit(3);
+  }
+  const unsigned threads = block.x * block.y * block.z;
+  if (block.y != 1 || block.z != 1 || threads % 32 != 0) {
+    std::fprintf(stderr, "emulation: blocks must be one-dimensional whole warps (got %u x %u x %u)\n", block.x, block.y,
+                 block.z);
+    std::exit(3);
+  }
+  for (unsigned bz = 0; bz < grid.z; ++bz)
+    for (unsigned by = 0; by < grid.y; ++by)
+      for (unsigned bx = 0; bx < grid.x; ++bx) {
+        std::memset(dynamic_shared, 0xff, smem);
+        std::barrier<> block_barrier(threads);
+        std::vector<std::unique_ptr<std::barrier<>>> warp_barriers;
+        std::vector<float> exchange(threads);
+        for (unsigned w = 0; w < threads / 32; ++w) warp_barriers.push_back(std::make_unique<std::barrier<>>(32));
+        std::vector<std::thread> pool;
+        pool.reserve(threads);
+        for (unsigned t = 0; t < threads; ++t)
+          pool.emplace_back([&, t] {
+            tls.thread_idx = uint3{t, 0, 0};
+            tls.block_idx = uint3{bx, by, bz};
+            tls.block_dim = block;
+            tls.grid_dim = grid;
+            tls.block_barrier = &block_barrier;
+            tls.warp_barrier = warp_barriers[t / 32].get();
+            tls.warp_exchange = exchange.data() + (t / 32) * 32;
+            kernel(args...);
+            tls.warp_barrier->arrive_and_drop();
+            tls.block_barrier->arrive_and_drop();
+          });
+        for (auto& th : pool) th.join();
+      }
+}
+
+// SSD_LAUNCH(grid, block, smem, kernel)(args...) in place of kernel<<<grid, block, smem>>>(args...).
+template <typename Kernel>
+struct BoundLaunch {
+  dim3 grid, block;
+  size_t smem;
+  Kernel kernel;
+  template <typename... Args>
+  void operator()(Args... args) const {
+    launch(grid, block, smem, kernel, args...);
+  }
+};
+template <typename Kernel>
+BoundLaunch<Kernel> bind(dim3 grid, dim3 block, size_t smem, Kernel k) {
+  return BoundLaunch<Kernel>{grid, block, smem, k};
+}
+
+inline double now_ms() {
+  using namespace std::chrono;
+  return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace emu
+
+// ---- device built-ins ---------------------------------------------------------
+#undef __shared__
+#define __shared__ static
+#ifndef __launch_bounds__
+#define __launch_bounds__(...)
+#endif
+#define threadIdx (emu::tls.thread_idx)
+#define blockIdx (emu::tls.block_idx)
+#define blockDim (emu::tls.block_dim)
+#define gridDim (emu::tls.grid_dim)
+#define SSD_EXTERN_SHARED(type, name) type* name = reinterpret_cast<type*>(emu::dynamic_shared)
+#define SSD_LAUNCH(grid, block, smem, ...) emu::bind(grid, block, smem, __VA_ARGS__)
+
+inline void __syncthreads() { emu::sync_block(); }
+inline float __shfl_xor_sync(unsigned, float v, int mask, int = 32) {
+  return emu::shuffle(v, static_cast<int>(emu::tls.thread_idx.x % 32) ^ mask);
+}
+inline float __shfl_up_sync(unsigned, float v, int delta, int = 32) {
+  const int lane = static_cast<int>(emu::tls.thread_idx.x % 32);
+  return emu::shuffle(v, lane >= delta ? lane - delta : lane);
+}
+using std::max;
+using std::min;
+
+// ---- WMMA ----------------------------------------------------------------------
+namespace nvcuda::wmma {
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+enum layout_t { mem_row_major, mem_col_major };
+namespace precision {
+struct tf32 {};
+}  // namespace precision
+
+template <typename Use, int M, int N, int K, typename T = void, typename Layout = void>
+struct fragment {
+  static constexpr int kRows = std::is_same_v<Use, matrix_b> ? K : M;
+  static constexpr int kCols = std::is_same_v<Use, matrix_a> ? K : N;
+  using element = std::conditional_t<std::is_same_v<T, precision::tf32>, float, T>;
+  static constexpr int num_elements = kRows * kCols;
+  element x[num_elements];  // row-major tile, whole in every lane
+};
+
+inline float __float_to_tf32(float v) {  // round to nearest (ties away) at 10 mantissa bits
+  if (!std::isfinite(v)) return v;
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  u = (u + 0x1000u) & 0xffffe000u;
+  std::memcpy(&v, &u, 4);
+  return v;
+}
+
+inline float as_float(float v) { return v; }
+inline float as_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <typename Use, int M, int N, int K, typename T, typename Layout, typename P>
+void load_matrix_sync(fragment<Use, M, N, K, T, Layout>& f, const P* p, unsigned ldm) {
+  using F = fragment<Use, M, N, K, T, Layout>;
+  for (int r = 0; r < F::kRows; ++r)
+    for (int c = 0; c < F::kCols; ++c)
+      f.x[r * F::kCols + c] = std::is_same_v<Layout, row_major> ? p[r * ldm + c] : p[c * ldm + r];
+  emu::tls.warp_barrier->arrive_and_wait();  // collective, as on the GPU
+}
+
+template <int M, int N, int K>
+void fill_fragment(fragment<accumulator, M, N, K, float>& f, float v) {
+  for (auto& e : f.x) e = v;
+}
+
+template <int M, int N, int K, typename T, typename LA, typename LB>
+void mma_sync(fragment<accumulator, M, N, K, float>& d, const fragment<matrix_a, M, N, K, T, LA>& a,
+              const fragment<matrix_b, M, N, K, T, LB>& b, const fragment<accumulator, M, N, K, float>& c) {
+  float out[M * N];
+  for (int r = 0; r < M; ++r)
+    for (int col = 0; col < N; ++col) {
+      float acc = c.x[r * N + col];
+      for (int k = 0; k < K; ++k) acc += as_float(a.x[r * K + k]) * as_float(b.x[k * N + col]);
+      out[r * N + col] = acc;
+    }
+  std::memcpy(d.x, out, sizeof out);
+}
+
+template <int M, int N, int K>
+void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float>& f, unsigned ldm, layout_t layout) {
+  emu::tls.warp_barrier->arrive_and_wait();
+  if (emu::tls.thread_idx.x % 32 == 0)
+    for (int r = 0; r < M; ++r)
+      for (int c = 0; c < N; ++c) (layout == mem_row_major ? p[r * ldm + c] : p[c * ldm + r]) = f.x[r * N + c];
+  emu::tls.warp_barrier->arrive_and_wait();
+}
+}  // namespace nvcuda::wmma
+
+// ---- runtime API on host memory --------------------------------------------------
+extern "C" {
+inline cudaError_t cudaMalloc(void** p, size_t n) {
+  *p = std::aligned_alloc(256, (n + 255) / 256 * 256);
+  return *p != nullptr ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+inline cudaError_t cudaFree(void* p) {
+  std::free(p);
+  return cudaSuccess;
+}
+inline cudaError_t cudaMemcpy(void* dst, const void* src, size_t n, cudaMemcpyKind) {
+  std::memcpy(dst, src, n);
+  return cudaSuccess;
+}
+inline cudaError_t cudaMemset(void* p, int v, size_t n) {
+  std::memset(p, v, n);
+  return cudaSuccess;
+}
+inline cudaError_t cudaGetLastError() { return cudaSuccess; }
+inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+inline const char* cudaGetErrorName(cudaError_t) { return "emulated"; }
+inline const char* cudaGetErrorString(cudaError_t) { return "emulated"; }
+inline cudaError_t cudaGetDevice(int* d) {
+  *d = 0;
+  return cudaSuccess;
+}
+inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int) {
+  std::memset(p, 0, sizeof *p);
+  std::strcpy(p->name, "CPU emulation");
+  p->major = 9;
+  p->multiProcessorCount = 1;
+  return cudaSuccess;
+}
+inline cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr attr, int) {
+  *v = attr == cudaDevAttrMaxSharedMemoryPerBlockOptin ? 232448 : 0;  // as an H100/H200
+  return cudaSuccess;
+}
+inline cudaError_t cudaFuncSetAttribute(const void*, cudaFuncAttribute, int) { return cudaSuccess; }
+struct CUevent_st {
+  double ms;
+};
+inline cudaError_t cudaEventCreate(cudaEvent_t* e) {
+  *e = new CUevent_st{0};
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  delete e;
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
+  e->ms = emu::now_ms();
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
+  *ms = static_cast<float>(b->ms - a->ms);
+  return cudaSuccess;
+}
+}
