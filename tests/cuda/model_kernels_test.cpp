@@ -530,7 +530,7 @@ TEST(ModelKernelDispatch, RmsNormModuleMatchesLibTorchForm) {
     const auto gx = x.grad().clone(), gw = weight.grad().clone();
     x.mutable_grad().reset();
     weight.mutable_grad().reset();
-    auto y_ref = bla::model::rms_norm_libtorch(x, weight, 1e-5);
+    auto y_ref = bla::mixers::rms_norm_libtorch(x, weight, 1e-5);
     y_ref.backward(gy);
     const std::string tag = std::string(" (") + mode.name + ")";
     expect_close("module y" + tag, y, y_ref, mode.tolerance);
