@@ -42,11 +42,8 @@ if(BLA_WITH_CUDA AND TORCH_CUDA_LIBRARIES)
     if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
       set(CMAKE_CUDA_ARCHITECTURES 90)
     endif()
-    # The kernels use LibTorch's CUDA runtime (libcudart.so), never a second,
-    # static one: libcudart_static.a also carries C++ runtime objects, and
-    # with --as-needed they replaced libstdc++.so in libbla.so, whose own copy
-    # of the locale then crashed the first error message formatted inside a
-    # Python process (std::ostream in shape_of; docs/data/python_gpu/).
+    # One CUDA runtime in the process: LibTorch's shared libcudart.so, not a
+    # second, static one beside it.
     set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)
     enable_language(CUDA)
     set(BLA_CUDA ON)

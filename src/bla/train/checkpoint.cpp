@@ -121,9 +121,25 @@ void collect_tensors(torch::serialize::InputArchive& archive, const std::string&
 
 std::string flow(const YAML::Node& node) {
   if (!node.IsDefined() || node.IsNull()) return "nothing";
-  YAML::Emitter out;
-  out << YAML::Flow << node;
+  YAML::Emitter out;  // flow style throughout (`out << YAML::Flow` would keep a loaded node's block style)
+  out.SetMapFormat(YAML::Flow);
+  out.SetSeqFormat(YAML::Flow);
+  out << node;
   return out.c_str();
+}
+
+// A stored model section on one line, for an error message: YAML flow style
+// where it parses, and never a line break (a flipped byte can make one).
+std::string one_line_yaml(const std::string& yaml_text) {
+  std::string text;
+  try {
+    text = flow(YAML::Load(yaml_text));
+  } catch (const YAML::Exception&) {
+    text = yaml_text;
+  }
+  std::replace(text.begin(), text.end(), '\n', ' ');
+  std::replace(text.begin(), text.end(), '\r', ' ');
+  return text;
 }
 
 bool same_scalar(const std::string& a, const std::string& b) {
@@ -355,18 +371,18 @@ nlohmann::json load_checkpoint(const std::string& path, torch::nn::Module& model
   for (const auto& [name, shape] : expected.items()) {
     if (!stored.contains(name)) {
       throw CheckpointError("checkpoint " + path + " was made with another model config: it has no parameter '" + name +
-                            "'. Its model section was:\n" + saved_model_config);
+                            "'. Its model section was: " + one_line_yaml(saved_model_config));
     }
     if (stored.at(name) != shape) {
       throw CheckpointError("checkpoint " + path + " was made with another model config: parameter '" + name +
                             "' has shape " + stored.at(name).dump() + " there and " + shape.dump() +
-                            " here. Its model section was:\n" + saved_model_config);
+                            " here. Its model section was: " + one_line_yaml(saved_model_config));
     }
   }
   if (stored.size() != expected.size()) {
     throw CheckpointError("checkpoint " + path + " was made with another model config (" + std::to_string(stored.size()) +
-                          " tensors there, " + std::to_string(expected.size()) + " here). Its model section was:\n" +
-                          saved_model_config);
+                          " tensors there, " + std::to_string(expected.size()) + " here). Its model section was: " +
+                          one_line_yaml(saved_model_config));
   }
   guarded(path, "its model tensors cannot be loaded", [&] {
     torch::serialize::InputArchive model_archive;
