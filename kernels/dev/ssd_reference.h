@@ -2,7 +2,7 @@
 // (SSD)"), forward and backward, for the kernel development harness
 // ssd_chunk_dev.cu. Plain C++, no CUDA: the definition the kernels are held to.
 //
-// Layouts (contiguous, as src/bla/ops/ssd.h): x, y (B, T, H, P); dt (B, T, H),
+// Layouts (contiguous, as src/bla/ops/mamba2/mamba2.h): x, y (B, T, H, P); dt (B, T, H),
 // already softplus'ed; A (H), negative; Bm, Cm (B, T, G, N), head h reads
 // group h / (H / G); D (H) or none; h0 and the final state (B, H, N, P).
 //
