@@ -56,7 +56,7 @@ const Schema& model_schema() {
                    "K > 0: a causal depthwise convolution of width K (with bias) on the normalised input of every "
                    "mixer, as in Zoology's MQAR models; its cache of K-1 inputs counts in the state"),
        choice_key("norm", "rmsnorm", {"rmsnorm"}, "pre-norm of every block"),
-       real_key("norm_eps", d.norm_eps, 0, 1, "RMSNorm epsilon"),
+       real_key("norm_eps", d.norm_eps, 0, 1, "RMSNorm epsilon, of the blocks' norms and the mixers' output norms (GLA, GSA, Mamba2-like)"),
        boolean_key("tie_embeddings", d.tie_embeddings, "the LM head shares the embedding matrix"),
        real_key("init_std", d.init_std, 0, 1, "N(0, std) initialisation of projections"),
        required(value_key("mixer", "name or list", "",
