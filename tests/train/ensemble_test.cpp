@@ -6,6 +6,7 @@
 #include "bla/train/checkpoint.h"
 #include "bla/train/ensemble_trainer.h"
 #include "bla/train/memory_estimate.h"
+#include "bla/train/task_and_model.h"
 #include "bla/train/trainer.h"
 #include "support/run_helpers.h"
 
@@ -269,10 +270,22 @@ TEST(EnsembleConfig, OtherListsAndMismatchedOutFoldersAreRefusedClearly) {
 
 TEST(EnsembleConfig, AnEnsembleThatCannotFitIsRefusedNamingTheSizeThatFits) {
   TempDir dir;
-  // About 3 GiB of parameters, gradients and moments per member: 16 members exceed this machine's memory.
-  auto members = members_of(dir, tiny_mqar_config(),
-                            {"model.d_model=2048", "model.layers=4", "model.heads=16",
-                             "run.seed=[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]"});
+  // About 3 GiB of parameters, gradients and moments per member. The ensemble is made one member larger than the
+  // run's device holds (24 GiB of host memory, or an H200's 141 GB), so the refusal must name exactly how many fit.
+  const std::vector<std::string> big = {"model.d_model=2048", "model.layers=4", "model.heads=16"};
+  auto one = members_of(dir, tiny_mqar_config(), big).configs.front();
+  const auto task = bla::tasks::make_task(*one.data, one.run.seed);
+  const auto estimate =
+      bla::train::estimate_training_memory(one, bla::train::model_vocabulary(one, *task), task->seq_len());
+  const double available = bla::train::memory_limit_bytes(one, bla::train::resolve_device(one.run.device));
+  ASSERT_GT(available, 0.0);
+  const int64_t fit = static_cast<int64_t>(available / estimate.total_bytes());
+  if (fit < 1 || fit > 256) GTEST_SKIP() << fit << " members of 3 GiB fit this machine; the test needs 1 to 256";
+  std::string seeds = "run.seed=[1";
+  for (int64_t seed = 2; seed <= fit + 1; ++seed) seeds += ", " + std::to_string(seed);
+  auto overrides = big;
+  overrides.push_back(seeds + "]");
+  auto members = members_of(dir, tiny_mqar_config(), overrides);
   std::vector<std::string> dirs;
   for (const auto& label : members.labels) dirs.push_back(dir / label);
   try {
@@ -280,10 +293,26 @@ TEST(EnsembleConfig, AnEnsembleThatCannotFitIsRefusedNamingTheSizeThatFits) {
     FAIL() << "expected DoesNotFitError";
   } catch (const bla::train::DoesNotFitError& error) {
     const std::string what = error.what();
-    EXPECT_EQ(what.rfind("an ensemble of 16 members needs at least ", 0), 0u) << what;
-    EXPECT_NE(what.find(" members fit: list fewer values"), std::string::npos) << what;
+    EXPECT_EQ(what.rfind("an ensemble of " + std::to_string(fit + 1) + " members needs at least ", 0), 0u) << what;
+    EXPECT_NE(what.find("; at most " + std::to_string(fit) + " members fit: list fewer values"), std::string::npos)
+        << what;
   }
   EXPECT_FALSE(bla::util::path_exists(dirs.front()));  // refused before anything was written
+}
+
+TEST(EnsembleConfig, AnEnsembleWhoseOneMemberCannotFitSaysToShrinkTheModel) {
+  TempDir dir;
+  // About 400 GB per member: more than any machine's memory this runs on.
+  auto members = members_of(dir, tiny_mqar_config(),
+                            {"model.d_model=16384", "model.layers=8", "model.heads=128", "run.seed=[1, 2]"});
+  try {
+    train_members(members, {dir / "a", dir / "b"});
+    FAIL() << "expected DoesNotFitError";
+  } catch (const bla::train::DoesNotFitError& error) {
+    const std::string what = error.what();
+    EXPECT_EQ(what.rfind("an ensemble of 2 members needs at least ", 0), 0u) << what;
+    EXPECT_NE(what.find(" MiB; not one member fits: make the model or the batch smaller"), std::string::npos) << what;
+  }
 }
 
 TEST(EnsembleConfig, RunMemoryLimitSizesTheEnsembleAndTheSizeItNamesTrains) {

@@ -138,8 +138,9 @@ std::vector<nlohmann::json> train_ensemble(std::vector<config::Config> configs, 
         throw DoesNotFitError("an ensemble of " + std::to_string(E) + " members needs at least " +
                               std::to_string(static_cast<int64_t>(one.total_bytes() * E / (1 << 20))) + " MiB; " +
                               memory_limit_name(m.config, device) + " offers " +
-                              std::to_string(static_cast<int64_t>(available / (1 << 20))) + " MiB; at most " +
-                              std::to_string(fit) + " members fit: list fewer values");
+                              std::to_string(static_cast<int64_t>(available / (1 << 20))) + " MiB; " +
+                              (fit > 0 ? "at most " + std::to_string(fit) + " members fit: list fewer values"
+                                       : std::string("not one member fits: make the model or the batch smaller")));
       }
     }
     solos.push_back(build_model(m.config, vocab, m.task->seq_len()));
