@@ -21,8 +21,13 @@ namespace {
 
 std::string tiny_cuda_config(const std::string& mixer) {
   std::string keys = mixer == "swa" ? "\n  mixers: {swa: {window: 16}}" : mixer == "bla" ? "\n  mixers: {bla: {window: 32, slots: 8}}" : "";
+  std::string heads = "2";
+  if (mixer == "gatedfwa") {  // one head of 64: the head dim the SWA kernel it runs on takes
+    keys = "\n  mixers: {gatedfwa: {window: 16}}";
+    heads = "1";
+  }
   return "run: {name: tiny, seed: 3, device: cuda}\n"
-         "model:\n  d_model: 64\n  layers: 2\n  heads: 2\n  mixer: " + mixer + keys + "\n"
+         "model:\n  d_model: 64\n  layers: 2\n  heads: " + heads + "\n  mixer: " + mixer + keys + "\n"
          "data: {task: mqar, vocab_size: 128, seq_len: 64, num_kv_pairs: 8, train_examples: 4000, test_examples: 64}\n"
          "train: {batch_size: 32, steps: 24, lr: 3.0e-3, warmup_steps: 2, log_every: 4, eval_examples: 64}\n";
 }
@@ -97,7 +102,8 @@ INSTANTIATE_TEST_SUITE_P(Mixers, TrainStepGraph,
                                          std::make_pair(std::string("attention"), std::string("fp32")),
                                          std::make_pair(std::string("swa"), std::string("bf16")),
                                          std::make_pair(std::string("bla"), std::string("bf16")),
-                                         std::make_pair(std::string("gla"), std::string("bf16"))),
+                                         std::make_pair(std::string("gla"), std::string("bf16")),
+                                         std::make_pair(std::string("gatedfwa"), std::string("bf16"))),
                          [](const auto& info) { return info.param.first + "_" + info.param.second; });
 
 TEST(TrainStepOptimizer, FusedAdamWMatchesLibTorchsAndSkipsOnTheFlag) {

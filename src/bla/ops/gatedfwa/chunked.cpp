@@ -1,4 +1,5 @@
-// The gatedfwa op's training form: queries in blocks, each block a masked
+// The gatedfwa op's blocked form (what gated_window_attention runs where the
+// kernel does not): queries in blocks, each block a masked
 // batched matmul against the keys its window reaches, with G_t - G_s from a
 // cumulative sum local to those keys.
 #include <torch/torch.h>
@@ -11,7 +12,7 @@
 #include "bla/ops/gatedfwa/gatedfwa.h"
 #include "bla/ops/gatedfwa/internal.h"
 
-namespace bla::ops {
+namespace bla::ops::gatedfwa_internal {
 namespace {
 
 constexpr double kMinusInfinity = -std::numeric_limits<double>::infinity();
@@ -27,10 +28,8 @@ at::Tensor pad_dim(const at::Tensor& t, int64_t dim, int64_t before, int64_t aft
 
 }  // namespace
 
-at::Tensor gated_window_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                  const at::Tensor& log_gate, const GatedWindowOptions& opt) {
-  gatedfwa_internal::check_options(opt);
-  gatedfwa_internal::check_sequence_inputs(q, k, v, log_gate);
+at::Tensor blocked_gated_window_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                          const at::Tensor& log_gate, const GatedWindowOptions& opt) {
   const int64_t B = q.size(0), T = q.size(1), H = q.size(2), Dk = q.size(3), Dv = v.size(3);
   if (T == 0) return at::zeros({B, 0, H, Dv}, v.options());
   const int64_t W = opt.window;
@@ -66,4 +65,4 @@ at::Tensor gated_window_attention(const at::Tensor& q, const at::Tensor& k, cons
   return out.reshape({B, H, Tp, Dv}).narrow(2, 0, T).permute({0, 2, 1, 3});
 }
 
-}  // namespace bla::ops
+}  // namespace bla::ops::gatedfwa_internal

@@ -3,15 +3,15 @@
 // per-token, per-head log gate g <= 0,
 //   logits_{t,s} = scale q_t.k_s + (G_t - G_s)   for t-W < s <= t,
 // so older keys inside the window are decayed. Tensors are (batch, seq,
-// heads, head_dim). The functions keep the name gated window. Three forms,
-// one file each in this folder:
-//   - chunked.cpp, gated_window_attention: the training form, queries in
-//     blocks;
+// heads, head_dim). The functions keep the name gated window. The forms, one
+// file each in this folder:
+//   - dispatch.cpp, gated_window_attention: the SWA CUDA kernel with G as its
+//     per-token bias on CUDA tensors, the blocked form elsewhere;
+//   - chunked.cpp: the blocked form, queries in blocks;
 //   - reference.cpp, gated_window_attention_reference: one query at a time;
 //   - decode.cpp, gated_window_prefill and gated_window_decode_step: ring
 //     buffers of the last W tokens.
-// No CUDA kernel: the blocked form runs on every device. Projections and the
-// gate's own projection belong to the layer.
+// Projections and the gate's own projection belong to the layer.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -40,10 +40,11 @@ struct GatedWindowState {
 };
 
 // q, k: (B, T, H, Dk); v: (B, T, H, Dv); log_gate g: (B, T, H), <= 0.
-// Returns (B, T, H, Dv). Fast form: queries in blocks of opt.block, each block
-// a masked batched matmul against its W + block - 1 keys, with G_t - G_s taken
-// from a cumsum of g local to that key window (bounded, so float32 keeps its
-// precision on long sequences).
+// Returns (B, T, H, Dv). On CUDA the SWA kernel (Dk = Dv in {64, 128}; G
+// summed in float64, passed as float32). Elsewhere queries in blocks of
+// opt.block, each block a masked batched matmul against its W + block - 1
+// keys, with G_t - G_s taken from a cumsum of g local to that key window
+// (bounded, so float32 keeps its precision on long sequences).
 at::Tensor gated_window_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                   const at::Tensor& log_gate, const GatedWindowOptions& opt);
 

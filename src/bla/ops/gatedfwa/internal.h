@@ -1,6 +1,7 @@
-// What the forms of the gatedfwa op (reference.cpp, chunked.cpp, decode.cpp)
-// share: their checks of options and inputs. Not part of the op's interface:
-// callers include gatedfwa.h.
+// What the forms of the gatedfwa op (reference.cpp, chunked.cpp, decode.cpp,
+// dispatch.cpp) share: their checks of options and inputs, and the blocked
+// form the dispatch falls back to. Not part of the op's interface: callers
+// include gatedfwa.h.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -14,5 +15,11 @@ void check_options(const GatedWindowOptions& opt);
 
 // q, k (B, T, H, Dk), v (B, T, H, Dv), log_gate (B, T, H).
 void check_sequence_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& log_gate);
+
+// chunked.cpp: queries in blocks of opt.block, each block a masked batched
+// matmul against its W + block - 1 keys, G_t - G_s from a cumsum local to that
+// key window. Inputs already checked.
+at::Tensor blocked_gated_window_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                          const at::Tensor& log_gate, const GatedWindowOptions& opt);
 
 }  // namespace bla::ops::gatedfwa_internal
