@@ -71,9 +71,8 @@ TEST_P(GatedfwaKernel, OpMatchesTheBlockedFormInFloat64) {
   opt.window = c.window;
 
   auto run = [&](const torch::Device& device, at::ScalarType dtype, at::ScalarType gate_dtype) {
-    std::vector<at::Tensor> leaves = {q.to(device, dtype).requires_grad_(true), k.to(device, dtype).requires_grad_(true),
-                                      v.to(device, dtype).requires_grad_(true),
-                                      g.to(device, gate_dtype).requires_grad_(true)};
+    auto leaf = [&](const at::Tensor& x, at::ScalarType type) { return x.to(device, type).detach().requires_grad_(true); };
+    std::vector<at::Tensor> leaves = {leaf(q, dtype), leaf(k, dtype), leaf(v, dtype), leaf(g, gate_dtype)};
     auto out = bla::ops::gated_window_attention(leaves[0], leaves[1], leaves[2], leaves[3], opt);
     out.backward(grad_out.to(device, dtype));
     return std::vector<at::Tensor>{out.detach(), leaves[0].grad(), leaves[1].grad(), leaves[2].grad(),
