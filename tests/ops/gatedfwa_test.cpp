@@ -3,12 +3,16 @@
 // plain sliding-window attention, gradients to central differences.
 #include "bla/ops/gatedfwa/gatedfwa.h"
 
+#include "bla/ops/attention/attention.h"
+#include "bla/ops/gatedfwa/internal.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "support/finite_difference.h"
 
 #include <cmath>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -157,6 +161,86 @@ TEST(GatedFwaOp, GradientsMatchFiniteDifferences) {
     return gated_window_attention(t[0], t[1], t[2], t[3], options_of(c));
   };
   EXPECT_TRUE(bla::testing::gradients_match(f, {in.q, in.k, in.v, in.g}));
+}
+
+// The kernel path's segments (segmented.cpp), run with the attention op's CPU
+// form as the biased attention: equal to the blocked form in float64, outputs
+// and every gradient, for one segment, several, a partial last one, a segment
+// as short as the window, and window 1.
+TEST(GatedFwaOp, SegmentedFormMatchesTheBlockedForm) {
+  struct SegmentCase {
+    WindowCase c;
+    int64_t segment;
+  };
+  const std::vector<SegmentCase> cases = {
+      {{1, 8, 2, 4, 4, 3, 64}, 8},    // T == segment: one call
+      {{2, 23, 2, 4, 3, 5, 64}, 6},   // four segments, the last partial; Dk != Dv
+      {{1, 16, 1, 3, 3, 4, 64}, 4},   // segment == window
+      {{1, 11, 2, 2, 2, 1, 64}, 3},   // window 1: no key repeated
+      {{2, 40, 2, 4, 4, 7, 64}, 16},  // 16 + 16 + 8
+  };
+  for (const auto& [c, segment] : cases) {
+    auto in = make_inputs(c, at::kDouble, 11, -0.5);
+    auto attend = [&](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias) {
+      EXPECT_LE(q.size(1), segment + c.window - 1) << describe(c);
+      WindowOptions window;
+      window.window = c.window;
+      return sliding_window_attention(q, k, v, window, bias);
+    };
+    auto run = [&](bool segmented) {
+      std::vector<at::Tensor> x = {in.q.clone().requires_grad_(true), in.k.clone().requires_grad_(true),
+                                   in.v.clone().requires_grad_(true), in.g.clone().requires_grad_(true)};
+      auto out = segmented ? gatedfwa_internal::segmented_gated_window_attention(x[0], x[1], x[2], x[3], c.window,
+                                                                                 segment, attend)
+                           : gated_window_attention(x[0], x[1], x[2], x[3], options_of(c));
+      torch::manual_seed(12);  // randn, not randn_like: the two forms' outputs have different strides
+      out.backward(torch::randn(out.sizes(), out.options()));
+      return std::vector<at::Tensor>{out.detach(), x[0].grad(), x[1].grad(), x[2].grad(), x[3].grad()};
+    };
+    const auto expected = run(false), got = run(true);
+    const char* names[] = {"out", "dq", "dk", "dv", "dg"};
+    for (size_t i = 0; i < expected.size(); ++i) {
+      EXPECT_LT(max_abs_diff(got[i], expected[i]), 1e-10) << names[i] << " " << describe(c) << " segment " << segment;
+    }
+  }
+  const auto in = make_inputs({1, 8, 1, 2, 2, 5, 64}, at::kDouble, 1);
+  expect_invalid_argument(
+      [&] { gatedfwa_internal::segmented_gated_window_attention(in.q, in.k, in.v, in.g, 5, 4, {}); },
+      "bla: gated window segment (4) must be >= the window (5) and the window >= 1");
+}
+
+// What the segments are for: with G as a float32 bias, a long sequence of
+// strong gates loses precision in one call (|G| grows to ~1e4) and keeps it
+// in segments (|G| bounded by a segment's decay), outputs and the gate's
+// gradient alike.
+TEST(GatedFwaOp, SegmentsKeepAFloat32BiasPrecise) {
+  const WindowCase c{1, 2048, 2, 8, 8, 32, 64};
+  auto in = make_inputs(c, at::kDouble, 13, -1.0);
+  in.g = in.g * 3;  // about -4 per token on average
+  const auto grad_out = torch::randn({1, 2048, 2, 8}, torch::TensorOptions().dtype(at::kDouble));
+  auto run = [&](at::ScalarType dtype, int64_t segment) {
+    auto leaf = [&](const at::Tensor& t) { return t.to(dtype).detach().requires_grad_(true); };
+    std::vector<at::Tensor> x = {leaf(in.q), leaf(in.k), leaf(in.v), leaf(in.g)};
+    auto attend = [&](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias) {
+      WindowOptions window;
+      window.window = c.window;
+      return sliding_window_attention(q, k, v, window, bias);
+    };
+    auto out = gatedfwa_internal::segmented_gated_window_attention(x[0], x[1], x[2], x[3], c.window, segment, attend);
+    out.backward(grad_out.to(dtype));
+    return std::pair<at::Tensor, at::Tensor>{out.detach().to(at::kDouble), x[3].grad().to(at::kDouble)};
+  };
+  const auto [out64, dg64] = run(at::kDouble, 2048);
+  auto relative = [](const at::Tensor& x, const at::Tensor& ref) {
+    return (x - ref).norm().item<double>() / ref.norm().item<double>();
+  };
+  const auto [whole_out, whole_dg] = run(at::kFloat, 2048);
+  const auto [seg_out, seg_dg] = run(at::kFloat, 128);
+  std::printf("float32 bias, one call: out %.2e dg %.2e; segments of 128: out %.2e dg %.2e\n",
+              relative(whole_out, out64), relative(whole_dg, dg64), relative(seg_out, out64), relative(seg_dg, dg64));
+  EXPECT_LT(relative(seg_out, out64), 1e-5);
+  EXPECT_LT(relative(seg_dg, dg64), 1e-4);
+  EXPECT_GT(relative(whole_out, out64), 5 * relative(seg_out, out64));
 }
 
 // Strong gates over a long sequence: G reaches about -1.7e4, where a global

@@ -3,13 +3,16 @@
 // GatedFWA's G = cumsum(g) as the bias, where the kernel supports the inputs
 // and BLA_KERNELS is not 0; everywhere else the blocked form (chunked.cpp).
 //
-// G is summed in float64 and stored as float32 for the kernel, so each G_t is
-// within half a float32 ulp of the exact sum and G_t - G_s within one ulp of
-// |G_t|: 1.2e-7 |G_t| (about 1e-3 at |G| = 1e4, the total decay of 8,192
-// tokens decaying by 1.2 each). The blocked form sums locally and has no such
-// term; the CUDA tests bound the difference (tests/cuda/gatedfwa_kernel_test.cpp).
+// The kernel runs over segments of max(2048, 4 W) queries, each with the
+// W - 1 keys before it and G rebased to its first key (segmented.cpp), so
+// neither |G| in float32 nor the rounding summed into the gate's gradient
+// grows past a segment's; a sequence that fits one segment is one call, and
+// longer ones compute (W - 1) / segment more. The CUDA tests bound what is
+// left against the blocked form in float64 (tests/cuda/gatedfwa_kernel_test.cpp).
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <string>
 
 #include "bla/ops/checks.h"
@@ -23,6 +26,14 @@
 
 namespace bla::ops {
 
+namespace {
+
+// Queries per segment of the kernel path (segmented.cpp): the W - 1 keys each
+// segment repeats cost at most a quarter more.
+[[maybe_unused]] int64_t kernel_segment(int64_t window) { return std::max<int64_t>(2048, 4 * window); }
+
+}  // namespace
+
 at::Tensor gated_window_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                   const at::Tensor& log_gate, const GatedWindowOptions& opt) {
   gatedfwa_internal::check_options(opt);
@@ -31,8 +42,13 @@ at::Tensor gated_window_attention(const at::Tensor& q, const at::Tensor& k, cons
 #ifdef BLA_HAVE_CUDA_KERNELS
     std::string why = "turned off by BLA_KERNELS=0";
     if (kernels_enabled() && kernels::swa_supported(q, k, v, opt.window, &why)) {
-      const auto G = log_gate.to(at::kDouble).cumsum(1).to(at::kFloat);  // (B, T, H)
-      return kernels::swa_forward_autograd(q, k, v, opt.window, resolve_scale(opt.scale, q.size(3)), G);
+      const double scale = resolve_scale(opt.scale, q.size(3));
+      const int64_t window = opt.window;
+      return gatedfwa_internal::segmented_gated_window_attention(
+          q, k, v, log_gate, window, kernel_segment(window),
+          [&](const at::Tensor& qs, const at::Tensor& ks, const at::Tensor& vs, const at::Tensor& bias) {
+            return kernels::swa_forward_autograd(qs, ks, vs, window, scale, bias);
+          });
     }
     note_kernel_fallback("gated_window_attention", why);
 #else

@@ -6,6 +6,9 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
+#include <functional>
+
 #include "bla/ops/gatedfwa/gatedfwa.h"
 
 namespace bla::ops::gatedfwa_internal {
@@ -21,5 +24,18 @@ void check_sequence_inputs(const at::Tensor& q, const at::Tensor& k, const at::T
 // key window. Inputs already checked.
 at::Tensor blocked_gated_window_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                           const at::Tensor& log_gate, const GatedWindowOptions& opt);
+
+// Attention with a per-token logit bias: scale q_t.k_s + bias_t - bias_s over
+// the op's window (the SWA kernel on CUDA). q, k, v (B, T, H, D); bias (B, T, H),
+// float32 (float64 for float64 inputs).
+using BiasedAttention =
+    std::function<at::Tensor(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias)>;
+
+// segmented.cpp: the op through `attend`, over segments of `segment` queries
+// (>= window), each with the window - 1 keys before it and its bias G minus G
+// at its first key, G = cumsum(g) summed in float64. Inputs already checked.
+at::Tensor segmented_gated_window_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                            const at::Tensor& log_gate, int64_t window, int64_t segment,
+                                            const BiasedAttention& attend);
 
 }  // namespace bla::ops::gatedfwa_internal

@@ -1,0 +1,80 @@
+// The gatedfwa op as attention with a per-token logit bias (what the SWA kernel
+// takes: scale q_t.k_s + bias_t - bias_s), run over segments of the sequence
+// so that the bias stays local: the bias of a segment is G = cumsum(g), summed
+// in float64, minus G at the segment's first key. Two errors would otherwise
+// grow with the sequence:
+//   - G_t - G_s from two float32 values of G is off by up to one ulp of |G_t|,
+//     and |G| grows with the total decay of the sequence;
+//   - the gate's gradient is the reverse cumulative sum of the bias gradient,
+//     whose per-token rounding adds up over every later token; rebased per
+//     segment, the terms of later segments cancel in float64.
+// Segment j holds queries j*L .. j*L+L-1 and the W-1 keys before them.
+#include <torch/torch.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "bla/ops/gatedfwa/internal.h"
+
+namespace bla::ops::gatedfwa_internal {
+namespace {
+
+// The overlapping windows of dimension 1 of x (B, T', ...): `count` windows of
+// `size` positions, `step` apart, from position `start`, padded at the end by
+// repeating the last position where they run past T'. Returns (B * count,
+// size, ...).
+at::Tensor windows(const at::Tensor& x, int64_t start, int64_t size, int64_t step, int64_t count) {
+  const int64_t needed = start + (count - 1) * step + size;
+  auto padded = x;
+  if (needed > x.size(1)) {
+    auto last = x.narrow(1, x.size(1) - 1, 1);
+    std::vector<int64_t> sizes(x.sizes().begin(), x.sizes().end());
+    sizes[1] = needed - x.size(1);
+    padded = at::cat({x, last.expand(sizes)}, 1);
+  }
+  std::vector<at::Tensor> parts;
+  parts.reserve(static_cast<size_t>(count));
+  for (int64_t j = 0; j < count; ++j) parts.push_back(padded.narrow(1, start + j * step, size));
+  auto stacked = at::stack(parts, 1);  // (B, count, size, ...)
+  std::vector<int64_t> flat = {x.size(0) * count, size};
+  for (int64_t d = 2; d < x.dim(); ++d) flat.push_back(x.size(d));
+  return stacked.reshape(flat);
+}
+
+// G (B, T', H) float64 -> the bias of each window: G minus its first value,
+// float32 (what the kernel reads) unless the inputs are float64.
+at::Tensor local_bias(const at::Tensor& G, at::ScalarType input) {
+  return (G - G.narrow(1, 0, 1)).to(input == at::kDouble ? at::kDouble : at::kFloat);
+}
+
+}  // namespace
+
+at::Tensor segmented_gated_window_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                            const at::Tensor& log_gate, int64_t window, int64_t segment,
+                                            const BiasedAttention& attend) {
+  const int64_t B = q.size(0), T = q.size(1), H = q.size(2), Dv = v.size(3);
+  const auto G = log_gate.to(at::kDouble).cumsum(1);  // (B, T, H)
+  const int64_t L = segment;
+  if (window < 1 || L < window) {
+    throw std::invalid_argument("bla: gated window segment (" + std::to_string(L) + ") must be >= the window (" +
+                                std::to_string(window) + ") and the window >= 1");
+  }
+  if (T <= L) return attend(q, k, v, local_bias(G, q.scalar_type()));
+  // The first segment has no keys before it; the others, (T - L) queries in
+  // segments of L, each see W - 1 earlier keys. The last is padded at its end
+  // (padded queries are cut off; padded keys are seen by padded queries only).
+  const auto dtype = q.scalar_type();
+  const auto first =
+      attend(q.narrow(1, 0, L), k.narrow(1, 0, L), v.narrow(1, 0, L), local_bias(G.narrow(1, 0, L), dtype));
+  const int64_t lead = window - 1;  // keys before a segment that its first query sees
+  const int64_t count = (T - L + L - 1) / L;
+  const int64_t size = lead + L;
+  const int64_t start = L - lead;
+  auto cut = [&](const at::Tensor& x) { return windows(x, start, size, L, count); };
+  const auto rest = attend(cut(q), cut(k), cut(v), local_bias(cut(G), dtype));
+  const auto queries = rest.reshape({B, count, size, H, Dv}).narrow(2, lead, L).reshape({B, count * L, H, Dv});
+  return at::cat({first, queries.narrow(1, 0, T - L)}, 1);
+}
+
+}  // namespace bla::ops::gatedfwa_internal
