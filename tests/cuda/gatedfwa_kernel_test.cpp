@@ -2,12 +2,15 @@
 // kernel with G = cumsum(g) as its bias, over segments) against the op's
 // blocked form in float64 on the CPU: the output and the gradients of q, k, v
 // and the log gate, in float32 and bfloat16, at odd lengths, T = 1, a window
-// past T, head dims 64 and 128, and a sequence of two segments. Decays are
+// past T, head dims 64 and 128, and a sequence of two segments (the gate's
+// gradient bounded as its rounding accumulates over a segment). Decays are
 // those of the layer's initial range (0.001 to 0.1 per token); far stronger
 // gates cost the gate's gradient precision (docs/mixers.md, "GatedFWA").
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <string>
 #include <tuple>
@@ -87,11 +90,16 @@ TEST_P(GatedfwaKernel, OpMatchesTheBlockedFormInFloat64) {
     EXPECT_EQ(got[i].device().type(), torch::kCUDA) << names[i];
     EXPECT_TRUE(got[i].isfinite().all().item<bool>()) << names[i];
     const double err = relative_error(got[i], expected[i]);
-    EXPECT_LT(err, mode.tolerance) << names[i] << ": relative error " << err;
+    // The gate's gradient is the reverse cumulative sum of the kernel's bias
+    // gradient over a segment, so the rounding of its per-token terms adds up
+    // like a random walk: its bound grows with the square root of the tokens
+    // summed (at least 128; at most a segment, 2,048 here).
+    const double summed = static_cast<double>(std::clamp<int64_t>(c.seq, 128, 2048));
+    const double tolerance = i == 4 ? mode.tolerance * std::sqrt(summed / 128.0) : mode.tolerance;
+    EXPECT_LT(err, tolerance) << names[i] << ": relative error " << err;
     std::printf("    %-3s rel err %.3e\n", names[i], err);
   }
   EXPECT_GT(-g.cumsum(1).min().item<double>(), c.decay * c.seq / 4);  // the case reaches the decay it is meant to
-
 }
 
 std::string case_name(const testing::TestParamInfo<std::tuple<Case, Mode>>& info) {
