@@ -30,7 +30,7 @@ __device__ __forceinline__ size_t bias_offset(const SwaShape& s, int b, int t, i
   return (static_cast<size_t>(b) * s.seq + t) * s.heads + h;
 }
 
-// Key s is visible from query t (shared/docs/BLA.md, SWA: t - W < s <= t).
+// Key s is visible from query t (docs/bla.md, "N = W": SWA sees t - W < s <= t).
 __device__ __forceinline__ bool in_window(int t, int s, int window) { return s <= t && t - s < window; }
 
 // ---- PTX wrappers (sm_80+) -------------------------------------------------

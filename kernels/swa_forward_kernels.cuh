@@ -1,4 +1,4 @@
-// Sliding-window attention forward kernels (shared/docs/BLA.md: SWA is BLA
+// Sliding-window attention forward kernels (docs/bla.md, "N = W": SWA is BLA
 // with N = W), as templates over their tiles. swa_forward.cu instantiates the
 // tiles production runs; kernels/dev/swa_forward_dev.cu times the others
 // against a reference.

@@ -298,7 +298,7 @@ inline bla::kernels::detail::SwaForwardArgs forward_args(const DeviceInputs& in,
 // ---- reference -----------------------------------------------------------------
 
 // Sliding-window attention in float64, straight from the definition
-// (shared/docs/BLA.md, SWA: query t sees keys t - W < s <= t; logits
+// (docs/bla.md, "N = W": query t sees keys t - W < s <= t; logits
 // scale <q_t, k_s> + bias[t] - bias[s]), one query row at a time.
 struct Reference {
   std::vector<double> out, lse, dq, dk, dv, dbias;

@@ -4,7 +4,7 @@
 //
 // Layout everywhere: q, k, v, out (B, T, H, D), contiguous or not (copied if
 // not); lse (B, H, T) float32 in natural-log units; bias (B, T, H) float.
-// Query t attends to keys s with t - window < s <= t (shared/docs/BLA.md: SWA
+// Query t attends to keys s with t - window < s <= t (docs/bla.md, "N = W": SWA
 // is BLA with N = W); window <= 0 or window >= T is full causal attention.
 // Logits: scale * <q_t, k_s> + bias[t] - bias[s] (GatedFWA's cumulative log
 // gate when bias is given).
