@@ -24,8 +24,11 @@
 #include "bla/ops/bla/modal.h"
 #include "bla_kernels/bla.h"
 #include "support/bla_kernel_algorithm.h"
+#include "support/tensor_checks.h"
 
 namespace {
+
+using bla::testing::relative_error;
 
 using bla::ops::BlaOptions;
 
@@ -60,11 +63,6 @@ const Mode kModes[] = {
 };
 
 const auto kCudaF32 = torch::TensorOptions().device(torch::kCUDA).dtype(at::kFloat);
-
-double relative_error(const at::Tensor& got, const at::Tensor& want) {
-  const at::Tensor g = got.to(at::kDouble), w = want.to(at::kDouble);
-  return ((g - w).norm() / w.norm().clamp_min(1e-300)).item<double>();
-}
 
 // Checks and prints (for docs/performance.md) one relative error.
 void expect_close(const char* name, const at::Tensor& got, const at::Tensor& want, double tolerance) {

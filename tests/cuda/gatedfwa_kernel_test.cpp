@@ -17,8 +17,11 @@
 #include <vector>
 
 #include "bla/ops/gatedfwa/gatedfwa.h"
+#include "support/tensor_checks.h"
 
 namespace {
+
+using bla::testing::relative_error;
 
 struct Case {
   const char* name;
@@ -45,12 +48,6 @@ const Mode kModes[] = {
     {"f32", at::kFloat, 1e-4},
     {"bf16", at::kBFloat16, 2e-2},
 };
-
-double relative_error(const at::Tensor& x, const at::Tensor& ref) {
-  const auto r = ref.to(at::kDouble).cpu();
-  const double denom = r.norm().item<double>();
-  return (x.to(at::kDouble).cpu() - r).norm().item<double>() / (denom > 0 ? denom : 1.0);
-}
 
 class GatedfwaKernel : public ::testing::TestWithParam<std::tuple<Case, Mode>> {
  protected:

@@ -27,8 +27,11 @@
 #include "bla/mixers/common/short_conv.h"
 #include "bla/model/lm.h"
 #include "bla_kernels/model.h"
+#include "support/tensor_checks.h"
 
 namespace {
+
+using bla::testing::relative_error;
 
 struct Mode {
   const char* name;
@@ -50,12 +53,6 @@ at::Tensor unaligned_copy(const at::Tensor& t) {
   auto view = storage.narrow(0, 1, t.numel()).view(t.sizes());
   view.copy_(t);
   return view;
-}
-
-double relative_error(const at::Tensor& x, const at::Tensor& ref) {
-  const auto r = ref.to(at::kDouble);
-  const double denom = r.norm().item<double>();
-  return (x.to(at::kDouble) - r).norm().item<double>() / (denom > 0 ? denom : 1.0);
 }
 
 void expect_close(const std::string& what, const at::Tensor& x, const at::Tensor& ref, double tolerance) {

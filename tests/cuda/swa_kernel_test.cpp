@@ -15,8 +15,11 @@
 #include <vector>
 
 #include "bla_kernels/swa.h"
+#include "support/tensor_checks.h"
 
 namespace {
+
+using bla::testing::relative_error;
 
 using bla::kernels::SwaPath;
 
@@ -111,11 +114,6 @@ Expected reference(const Inputs& in, int64_t window, double scale) {
   e.dv = v.grad();
   if (bias.defined()) e.dbias = bias.grad();
   return e;
-}
-
-double relative_error(const at::Tensor& x, const at::Tensor& ref) {
-  const double denom = ref.norm().item<double>();
-  return (x.to(at::kDouble) - ref).norm().item<double>() / (denom > 0 ? denom : 1.0);
 }
 
 // Every element finite (a NaN left from the poison means it was never written)
