@@ -27,6 +27,10 @@
 #include "bla/compat.h"
 #include "bla/ops/bla/bla.h"
 #include "bla/ops/bla/modal.h"
+#include "bla/ops/gatedfwa/gatedfwa.h"
+#include "bla/ops/gla/gla.h"
+#include "bla/ops/gsa/gsa.h"
+#include "bla/ops/mamba2/mamba2.h"
 #include "bla/util/exit_codes.h"
 
 #ifdef BLA_HAVE_CUDA_KERNELS  // bla-bench links bla_kernels (benchmarks/CMakeLists.txt)
@@ -41,14 +45,18 @@ namespace {
 const char* const kUsage = R"(usage: bla-bench [options]
 Times attention ops on a GPU: needs a CUDA build and a GPU.
   --op NAME        swa (sliding window) | attention (full causal) | bla |
-                   bla-chunk                                        [swa]
+                   bla-chunk | gla | gsa | ssd | gatedfwa           [swa]
                    bla times the BLA op as training calls it (the fused kernel
                    where it applies) against its LibTorch chunked form;
-                   bla-chunk times the fused chunk kernel alone (no carry scan)
+                   bla-chunk times the fused chunk kernel alone (no carry scan);
+                   gla, gsa (--slots slots), ssd (the Mamba2-like mixer's op,
+                   state N = --dim, one group per head) and gatedfwa (--window)
+                   time each op as training calls it; their gates are inputs
+                   without gradients (q, k, v get theirs)
   --batch N        [4]      --seq N      [8192]
   --heads N        [16]     --dim N      [64]
-  --window N       [512]    (swa, bla; attention uses the whole sequence)
-  --slots N        [64]     --chunk N    [64]    (bla)
+  --window N       [512]    (swa, bla, gatedfwa; attention uses the whole sequence)
+  --slots N        [64]     --chunk N    [64]    (bla, gsa; chunk also gla, ssd)
   --dtype T        bf16 | fp32                                      [bf16]
   --pass P         fwd | fwdbwd | both                              [both]
   --bias           add a per-token logit bias (GatedFWA); no reference then
@@ -109,9 +117,11 @@ Options parse(int argc, char** argv) {
       throw bla::util::ArgumentError("unknown option '" + a + "'; see --help");
     }
   }
-  if (o.op != "swa" && o.op != "attention" && o.op != "bla" && o.op != "bla-chunk")
-    throw bla::util::ArgumentError("--op must be swa, attention, bla or bla-chunk, got '" + o.op + "'");
-  if (o.op.rfind("bla", 0) == 0 && o.bias)
+  const std::vector<std::string> ops = {"swa", "attention", "bla", "bla-chunk", "gla", "gsa", "ssd", "gatedfwa"};
+  if (std::find(ops.begin(), ops.end(), o.op) == ops.end())
+    throw bla::util::ArgumentError("--op must be swa, attention, bla, bla-chunk, gla, gsa, ssd or gatedfwa, got '" +
+                                   o.op + "'");
+  if (o.bias && o.op != "swa" && o.op != "attention")
     throw bla::util::ArgumentError("--bias is for swa and attention, not " + o.op);
   if (o.dtype != "bf16" && o.dtype != "fp32")
     throw bla::util::ArgumentError("--dtype must be bf16 or fp32, got '" + o.dtype + "'");
@@ -123,6 +133,9 @@ Options parse(int argc, char** argv) {
   if (o.op == "attention") o.window = 0;
   return o;
 }
+
+// Whether --slots shapes the op: BLA's slots, GSA's.
+bool uses_slots(const std::string& op) { return op.rfind("bla", 0) == 0 || op == "gsa"; }
 
 // Visible (query, key) pairs per head: sum over t of min(t + 1, W).
 double visible_pairs(int64_t seq, int64_t window) {
@@ -205,6 +218,9 @@ Ceilings measure_ceilings() {
 
 struct InputSet {
   at::Tensor q, k, v, grad_out, bias;
+  at::Tensor gate;  // gla: log decay (B, T, H, D); gsa: log forget (B, T, H, slots); ssd: dt (B, T, H);
+                    // gatedfwa: log gate (B, T, H)
+  at::Tensor decay;  // ssd: A (H), negative
 };
 
 // --sets independent random inputs (B, T, H, D), and the per-token bias with --bias.
@@ -221,6 +237,15 @@ std::vector<InputSet> make_input_sets(const Options& o) {
     if (o.bias)
       s.bias = torch::cumsum(
           torch::log_sigmoid(torch::randn({o.batch, o.seq, o.heads}, opts.dtype(at::kFloat)) + 3.0), 1);
+    // Gates as the layers make them: log-sigmoid decays, GLA's over 16 (its normaliser) as FLA draws them.
+    const auto f32 = opts.dtype(at::kFloat);
+    if (o.op == "gla") s.gate = torch::log_sigmoid(torch::randn({o.batch, o.seq, o.heads, o.dim}, opts)) / 16;
+    if (o.op == "gsa") s.gate = torch::log_sigmoid(torch::randn({o.batch, o.seq, o.heads, o.slots}, opts));
+    if (o.op == "gatedfwa") s.gate = torch::log_sigmoid(torch::randn({o.batch, o.seq, o.heads}, f32) + 3.0);
+    if (o.op == "ssd") {
+      s.gate = torch::softplus(torch::randn({o.batch, o.seq, o.heads}, f32) - 2.0);  // dt > 0
+      s.decay = -torch::rand({o.heads}, f32) * 15.0 - 1.0;                        // A in (-16, -1)
+    }
   }
   return sets;
 }
@@ -335,12 +360,59 @@ Benchmark bla_chunk_benchmark(const Options& o, double scale, const InputSet& ex
           "", nullptr, bla_flops(o)};
 }
 
+// Multiply-adds per token and head of a chunked linear recurrence with an
+// a x b state per head: scores over the chunk (C a), their weighted sum
+// (C b), the state read and its update (2 a b). An estimate to rate rows by.
+double recurrence_flops(const Options& o, double a, double b) {
+  const double macs = o.chunk * a + o.chunk * b + 2.0 * a * b;
+  return 2.0 * macs * static_cast<double>(o.batch * o.seq * o.heads);
+}
+
+// --op gla, gsa, ssd, gatedfwa: each op as its layer calls it in training,
+// without a reference (the LibTorch forms are what runs where no kernel does).
+Benchmark mixer_op_benchmark(const Options& o, double scale) {
+  if (o.op == "gla") {
+    const bla::ops::GlaOptions opt{o.chunk, scale};
+    return {"gla-op",
+            [opt](const InputSet& s, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+              return bla::ops::gated_linear_attention(q, k, v, s.gate, opt);
+            },
+            "", nullptr, recurrence_flops(o, o.dim, o.dim)};
+  }
+  if (o.op == "gsa") {
+    const bla::ops::GsaOptions opt{o.chunk};
+    return {"gsa-op",
+            [opt](const InputSet& s, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+              return bla::ops::gated_slot_attention(q, k, v, s.gate, opt);
+            },
+            "", nullptr, recurrence_flops(o, o.dim, o.slots) + recurrence_flops(o, o.slots, o.dim)};
+  }
+  if (o.op == "ssd") {
+    const bla::ops::SsdOptions opt{o.chunk};
+    // x = v, B = k, C = q: state N = --dim, one group per head.
+    return {"ssd-op",
+            [opt](const InputSet& s, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+              return bla::ops::selective_state_space(v, s.gate, s.decay, k, q, at::Tensor(), opt);
+            },
+            "", nullptr, recurrence_flops(o, o.dim, o.dim)};
+  }
+  bla::ops::GatedWindowOptions opt;
+  opt.window = o.window;
+  opt.scale = scale;
+  return {"gatedfwa-op",
+          [opt](const InputSet& s, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+            return bla::ops::gated_window_attention(q, k, v, s.gate, opt);
+          },
+          "", nullptr, attention_flops(o)};
+}
+
 Benchmark make_benchmark(const Options& o, const std::vector<InputSet>& sets) {
   const double scale = 1.0 / std::sqrt(static_cast<double>(o.dim));
   if (o.op == "attention") return attention_benchmark(o, scale);
   if (o.op == "bla") return bla_benchmark(o, scale, sets[0]);
   if (o.op == "bla-chunk") return bla_chunk_benchmark(o, scale, sets[0]);
-  return swa_benchmark(o, scale);
+  if (o.op == "swa") return swa_benchmark(o, scale);
+  return mixer_op_benchmark(o, scale);
 }
 
 // The forward alone (no autograd) and forward + backward (torch::autograd::grad
@@ -401,7 +473,7 @@ void print_json(const Options& o, const std::string& device, const Ceilings& cei
                 const std::string& reference_name) {
   std::cout << "{\"op\":\"" << o.op << "\",\"device\":\"" << device << "\",\"batch\":" << o.batch
             << ",\"seq\":" << o.seq << ",\"heads\":" << o.heads << ",\"dim\":" << o.dim
-            << ",\"window\":" << o.window << ",\"slots\":" << (o.op.rfind("bla", 0) == 0 ? o.slots : 0)
+            << ",\"window\":" << o.window << ",\"slots\":" << (uses_slots(o.op) ? o.slots : 0)
             << ",\"dtype\":\"" << o.dtype << "\",\"bias\":" << (o.bias ? "true" : "false")
             << ",\"reps\":" << o.reps << ",\"sets\":" << o.sets << ",\"copy_gbps\":" << json_number(ceilings.copy_gbps)
             << ",\"matmul_tflops\":" << json_number(ceilings.matmul_tflops) << ",\"results\":[";
@@ -420,7 +492,7 @@ void print_json(const Options& o, const std::string& device, const Ceilings& cei
 void print_table(const Options& o, const std::string& device, const Ceilings& ceilings, const std::vector<Row>& rows,
                  const std::string& reference_name) {
   const std::string slots =
-      o.op.rfind("bla", 0) == 0 ? " slots=" + std::to_string(o.slots) + " chunk=" + std::to_string(o.chunk) : "";
+      uses_slots(o.op) ? " slots=" + std::to_string(o.slots) + " chunk=" + std::to_string(o.chunk) : "";
   std::printf("bla-bench: %s  B=%ld T=%ld H=%ld D=%ld window=%ld%s %s%s  on %s\n", o.op.c_str(),
               static_cast<long>(o.batch), static_cast<long>(o.seq), static_cast<long>(o.heads),
               static_cast<long>(o.dim), static_cast<long>(o.window), slots.c_str(), o.dtype.c_str(),

@@ -40,7 +40,7 @@ TEST(Programs, ArgumentErrorsAreExit2OnOneLine) {
   expect_one_line_error(program("bla-sweep"), 2, "bla-sweep: sweep is required");
   expect_one_line_error(program("bla-sweep") + " s.yaml --jobs 0", 2, "bla-sweep: --jobs: '0' is not an integer in [1, 1024]");
   expect_one_line_error(program("bla-launch") + " -- true", 2, "bla-launch: --nproc-per-node is required");
-  expect_one_line_error(program("bla-bench") + " --op nope", 2, "bla-bench: --op must be swa, attention, bla or bla-chunk");
+  expect_one_line_error(program("bla-bench") + " --op nope", 2, "bla-bench: --op must be swa, attention, bla, bla-chunk, gla, gsa, ssd or gatedfwa");
 }
 
 TEST(Programs, ARunThatCannotFitItsMemoryIsExit6) {

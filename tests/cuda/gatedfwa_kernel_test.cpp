@@ -72,7 +72,9 @@ TEST_P(GatedfwaKernel, OpMatchesTheBlockedFormInFloat64) {
   opt.window = c.window;
 
   auto run = [&](const torch::Device& device, at::ScalarType dtype, at::ScalarType gate_dtype) {
-    auto leaf = [&](const at::Tensor& x, at::ScalarType type) { return x.to(device, type).detach().requires_grad_(true); };
+    auto leaf = [&](const at::Tensor& x, at::ScalarType type) {
+      return x.to(device, type).detach().requires_grad_(true);
+    };
     std::vector<at::Tensor> leaves = {leaf(q, dtype), leaf(k, dtype), leaf(v, dtype), leaf(g, gate_dtype)};
     auto out = bla::ops::gated_window_attention(leaves[0], leaves[1], leaves[2], leaves[3], opt);
     out.backward(grad_out.to(device, dtype));
