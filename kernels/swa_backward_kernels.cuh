@@ -201,27 +201,11 @@ __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) swa_backward_dq_tc(Swa
   const size_t row_stride = static_cast<size_t>(sh.heads) * D;
   const size_t head0 = token_offset(sh, b, 0, h);
   const __nv_bfloat16* q_head = static_cast<const __nv_bfloat16*>(a.q) + head0;
-  const __nv_bfloat16* k_head = static_cast<const __nv_bfloat16*>(a.k) + head0;
-  const __nv_bfloat16* v_head = static_cast<const __nv_bfloat16*>(a.v) + head0;
   const __nv_bfloat16* g_head = static_cast<const __nv_bfloat16*>(a.grad_out) + head0;
-
-  const int key_first = max(0, m0 - W + 1);
-  const int key_last = min(T - 1, m0 + BM - 1);
-  const int block_first = key_first / BN, block_last = key_last / BN;
-
-  auto load_keys = [&](int block, int stage) {
-    load_tile_async<D, BN, kThreads>(k_tile + stage * BN * LD, k_head, row_stride, block * BN, T);
-    load_tile_async<D, BN, kThreads>(v_tile + stage * BN * LD, v_head, row_stride, block * BN, T);
-    if (a.bias != nullptr) {
-      for (int i = threadIdx.x; i < BN; i += kThreads) {
-        const int s = block * BN + i;
-        key_bias[stage * BN + i] = s < T ? a.bias[bias_offset(sh, b, s, h)] * kLog2e : 0.f;
-      }
-    }
-  };
+  const KeyBlockStream<D, BM, BN, kThreads> keys(sh, a.k, a.v, a.bias, m0, b, h, k_tile, v_tile, key_bias);
   load_tile_async<D, BM, kThreads>(q_tile, q_head, row_stride, m0, T);
   load_tile_async<D, BM, kThreads>(g_tile, g_head, row_stride, m0, T);
-  load_keys(block_first, 0);
+  keys.load(keys.first, 0);
   cp_async_commit();
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -248,17 +232,9 @@ __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) swa_backward_dq_tc(Swa
 #pragma unroll
     for (int i = 0; i < D / 8; ++i) dq_acc[mt][i][0] = dq_acc[mt][i][1] = dq_acc[mt][i][2] = dq_acc[mt][i][3] = 0.f;
 
-  for (int block = block_first; block <= block_last; ++block) {
-    const int stage = (block - block_first) & 1;
-    if (block < block_last) {
-      load_keys(block + 1, stage ^ 1);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
-    if (block == block_first) {
+  for (int block = keys.first; block <= keys.last; ++block) {
+    const int stage = keys.arrive(block);
+    if (block == keys.first) {
 #pragma unroll
       for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -314,27 +290,7 @@ __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) swa_backward_dq_tc(Swa
         }
       }
 
-#pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk) {
-      uint32_t dz_frag[MT][4];
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt) {
-        dz_frag[mt][0] = pack_bf16(s_acc[mt][2 * kk][0], s_acc[mt][2 * kk][1]);
-        dz_frag[mt][1] = pack_bf16(s_acc[mt][2 * kk][2], s_acc[mt][2 * kk][3]);
-        dz_frag[mt][2] = pack_bf16(s_acc[mt][2 * kk + 1][0], s_acc[mt][2 * kk + 1][1]);
-        dz_frag[mt][3] = pack_bf16(s_acc[mt][2 * kk + 1][2], s_acc[mt][2 * kk + 1][3]);
-      }
-#pragma unroll
-      for (int dp = 0; dp < D / 16; ++dp) {
-        uint32_t kf[4];
-        ldmatrix_x4_trans(kf, k_stage + (kk * 16 + ((lane >> 3) & 1) * 8 + (lane & 7)) * LD + dp * 16 + (lane >> 4) * 8);
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt) {
-          mma_16816(dq_acc[mt][2 * dp], dz_frag[mt], kf[0], kf[1]);
-          mma_16816(dq_acc[mt][2 * dp + 1], dz_frag[mt], kf[2], kf[3]);
-        }
-      }
-    }
+    accumulate_times_tile<D, MT, BN>(dq_acc, s_acc, k_stage, lane);  // dQ += dZ K
     __syncthreads();
   }
 

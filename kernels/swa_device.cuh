@@ -105,4 +105,100 @@ __device__ __forceinline__ void load_tile_async(__nv_bfloat16* tile, const __nv_
   }
 }
 
+// acc (MT tiles of 16 rows by D) += S (MT tiles of 16 rows by BN, in the mma
+// accumulator layout) times a [BN][D + 8] bf16 tile: S goes from the
+// accumulator layout straight to A fragments, rounded to bf16. O += P V in the
+// forward, dQ += dZ K in the backward.
+template <int D, int MT, int BN>
+__device__ __forceinline__ void accumulate_times_tile(float (&acc)[MT][D / 8][4], const float (&s)[MT][BN / 8][4],
+                                                      const __nv_bfloat16* tile, int lane) {
+  constexpr int LD = kRowStride<D>;
+#pragma unroll
+  for (int kk = 0; kk < BN / 16; ++kk) {
+    uint32_t a_frag[MT][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+      a_frag[mt][0] = pack_bf16(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+      a_frag[mt][1] = pack_bf16(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+      a_frag[mt][2] = pack_bf16(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+      a_frag[mt][3] = pack_bf16(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+    }
+#pragma unroll
+    for (int dp = 0; dp < D / 16; ++dp) {
+      uint32_t b_frag[4];
+      ldmatrix_x4_trans(b_frag, tile + (kk * 16 + ((lane >> 3) & 1) * 8 + (lane & 7)) * LD + dp * 16 + (lane >> 4) * 8);
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        mma_16816(acc[mt][2 * dp], a_frag[mt], b_frag[0], b_frag[1]);
+        mma_16816(acc[mt][2 * dp + 1], a_frag[mt], b_frag[2], b_frag[3]);
+      }
+    }
+  }
+}
+
+// The key blocks of BN keys that a tile of BM queries from m0 sees (t - W <
+// s <= t), streamed through two shared-memory stages past the tile: the
+// forward and the dQ pass. A block's K and V rows come by cp.async, the key
+// side of the bias (times log2(e)) by plain loads. The first block is loaded
+// when the stream is made (its copy group not yet committed).
+template <int D, int BM, int BN, int THREADS>
+struct KeyBlockStream {
+  const SwaShape& sh;
+  size_t row_stride;
+  const __nv_bfloat16* k_head;
+  const __nv_bfloat16* v_head;
+  int key_first, key_last;  // the keys the tile sees
+  int first, last;          // their blocks, first .. last
+  const float* bias;
+  int b, h;
+  __nv_bfloat16* k_tile;  // [2][BN][D + 8]
+  __nv_bfloat16* v_tile;  // [2][BN][D + 8]
+  float* key_bias;        // [2][BN]
+
+  __device__ __forceinline__ KeyBlockStream(const SwaShape& shape, const void* k, const void* v, const float* bias_,
+                                            int m0, int b_, int h_, __nv_bfloat16* k_tile_, __nv_bfloat16* v_tile_,
+                                            float* key_bias_)
+      : sh(shape),
+        row_stride(static_cast<size_t>(shape.heads) * D),
+        k_head(static_cast<const __nv_bfloat16*>(k) + token_offset(shape, b_, 0, h_)),
+        v_head(static_cast<const __nv_bfloat16*>(v) + token_offset(shape, b_, 0, h_)),
+        key_first(max(0, m0 - shape.window + 1)),
+        key_last(min(shape.seq - 1, m0 + BM - 1)),
+        first(key_first / BN),
+        last(key_last / BN),
+        bias(bias_),
+        b(b_),
+        h(h_),
+        k_tile(k_tile_),
+        v_tile(v_tile_),
+        key_bias(key_bias_) {}
+
+  __device__ __forceinline__ void load(int block, int stage) const {
+    constexpr int LD = kRowStride<D>;
+    load_tile_async<D, BN, THREADS>(k_tile + stage * BN * LD, k_head, row_stride, block * BN, sh.seq);
+    load_tile_async<D, BN, THREADS>(v_tile + stage * BN * LD, v_head, row_stride, block * BN, sh.seq);
+    if (bias != nullptr) {
+      for (int i = threadIdx.x; i < BN; i += THREADS) {
+        const int s = block * BN + i;
+        key_bias[stage * BN + i] = s < sh.seq ? bias[bias_offset(sh, b, s, h)] * kLog2e : 0.f;
+      }
+    }
+  }
+
+  // Before block `block`'s math: starts the next block's copy into the other
+  // stage, waits for this block's and returns its stage.
+  __device__ __forceinline__ int arrive(int block) const {
+    const int stage = (block - first) & 1;
+    if (block < last) {
+      load(block + 1, stage ^ 1);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    return stage;
+  }
+};
+
 }  // namespace bla::kernels::detail

@@ -116,26 +116,10 @@ __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) swa_forward_tc(SwaForw
   const size_t row_stride = static_cast<size_t>(sh.heads) * D;
   const size_t head0 = token_offset(sh, b, 0, h);
   const __nv_bfloat16* q_head = static_cast<const __nv_bfloat16*>(a.q) + head0;
-  const __nv_bfloat16* k_head = static_cast<const __nv_bfloat16*>(a.k) + head0;
-  const __nv_bfloat16* v_head = static_cast<const __nv_bfloat16*>(a.v) + head0;
-
-  const int key_first = max(0, m0 - W + 1);
-  const int key_last = min(T - 1, m0 + BM - 1);
-  const int block_first = key_first / BN, block_last = key_last / BN;
-
-  auto load_keys = [&](int block, int stage) {
-    load_tile_async<D, BN, kThreads>(k_tile + stage * BN * LD, k_head, row_stride, block * BN, T);
-    load_tile_async<D, BN, kThreads>(v_tile + stage * BN * LD, v_head, row_stride, block * BN, T);
-    if (a.bias != nullptr) {
-      for (int i = threadIdx.x; i < BN; i += kThreads) {
-        const int s = block * BN + i;
-        key_bias[stage * BN + i] = s < T ? a.bias[bias_offset(sh, b, s, h)] * kLog2e : 0.f;
-      }
-    }
-  };
+  const KeyBlockStream<D, BM, BN, kThreads> keys(sh, a.k, a.v, a.bias, m0, b, h, k_tile, v_tile, key_bias);
 
   load_tile_async<D, BM, kThreads>(q_tile, q_head, row_stride, m0, T);
-  load_keys(block_first, 0);
+  keys.load(keys.first, 0);
   cp_async_commit();
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -164,17 +148,9 @@ __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) swa_forward_tc(SwaForw
     row_sum[mt][0] = row_sum[mt][1] = 0.f;
   }
 
-  for (int block = block_first; block <= block_last; ++block) {
-    const int stage = (block - block_first) & 1;
-    if (block < block_last) {
-      load_keys(block + 1, stage ^ 1);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
-    if (block == block_first) {
+  for (int block = keys.first; block <= keys.last; ++block) {
+    const int stage = keys.arrive(block);
+    if (block == keys.first) {
 #pragma unroll
       for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -259,29 +235,8 @@ __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) swa_forward_tc(SwaForw
       }
     }
 
-    // O += P V; P goes from the accumulator layout straight to A fragments.
-    const __nv_bfloat16* v_stage = v_tile + stage * BN * LD;
-#pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk) {
-      uint32_t p_frag[MT][4];
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt) {
-        p_frag[mt][0] = pack_bf16(s_acc[mt][2 * kk][0], s_acc[mt][2 * kk][1]);
-        p_frag[mt][1] = pack_bf16(s_acc[mt][2 * kk][2], s_acc[mt][2 * kk][3]);
-        p_frag[mt][2] = pack_bf16(s_acc[mt][2 * kk + 1][0], s_acc[mt][2 * kk + 1][1]);
-        p_frag[mt][3] = pack_bf16(s_acc[mt][2 * kk + 1][2], s_acc[mt][2 * kk + 1][3]);
-      }
-#pragma unroll
-      for (int dp = 0; dp < D / 16; ++dp) {
-        uint32_t vf[4];
-        ldmatrix_x4_trans(vf, v_stage + (kk * 16 + ((lane >> 3) & 1) * 8 + (lane & 7)) * LD + dp * 16 + (lane >> 4) * 8);
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt) {
-          mma_16816(o_acc[mt][2 * dp], p_frag[mt], vf[0], vf[1]);
-          mma_16816(o_acc[mt][2 * dp + 1], p_frag[mt], vf[2], vf[3]);
-        }
-      }
-    }
+    // O += P V.
+    accumulate_times_tile<D, MT, BN>(o_acc, s_acc, v_tile + stage * BN * LD, lane);
     __syncthreads();  // the next iteration's prefetch overwrites this stage
   }
 
