@@ -50,6 +50,31 @@ __global__ void swa_backward_delta(SwaBackwardArgs a) {
 
 // ---- SIMT: one warp per query (dQ) or per key (dK, dV) ---------------------
 
+// The warp's own token: its rows of x (times x_scale) and y into shared rows
+// (q and dO for the dQ pass, k and v for the dK/dV pass).
+template <typename T, int D>
+__device__ __forceinline__ void stage_own_rows(float* x_row, float* y_row, const T* x, const T* y, size_t offset,
+                                               float x_scale, int lane) {
+  for (int d = lane; d < D; d += 32) {
+    x_row[d] = to_float(x[offset + d]) * x_scale;
+    y_row[d] = to_float(y[offset + d]);
+  }
+  __syncwarp();
+}
+
+// One (query, key) pair from the other side's rows: x . u (the logit) and
+// y . w (dP), x and y the warp's staged rows.
+template <typename T, int D>
+__device__ __forceinline__ void pair_dots(const float* x, const T* u, const float* y, const T* w, float& xu, float& yw) {
+  xu = 0.f;
+  yw = 0.f;
+#pragma unroll 8
+  for (int d = 0; d < D; ++d) {
+    xu += x[d] * to_float(u[d]);
+    yw += y[d] * to_float(w[d]);
+  }
+}
+
 template <typename T, int D>
 __global__ void __launch_bounds__(kSimtWarps * 32) swa_backward_dq_simt(SwaBackwardArgs a) {
   constexpr int kPerLane = D / 32;
@@ -65,11 +90,7 @@ __global__ void __launch_bounds__(kSimtWarps * 32) swa_backward_dq_simt(SwaBackw
   const T* v = static_cast<const T*>(a.v);
   const T* go = static_cast<const T*>(a.grad_out);
   const float logit_scale = sh.scale * kLog2e;
-  for (int d = lane; d < D; d += 32) {
-    q_shared[warp][d] = to_float(q[token_offset(sh, b, t, h) + d]) * logit_scale;
-    g_shared[warp][d] = to_float(go[token_offset(sh, b, t, h) + d]);
-  }
-  __syncwarp();
+  stage_own_rows<T, D>(q_shared[warp], g_shared[warp], q, go, token_offset(sh, b, t, h), logit_scale, lane);
   const float bias_t = a.bias != nullptr ? a.bias[bias_offset(sh, b, t, h)] * kLog2e : 0.f;
   const float lse2 = a.lse[stat_offset(sh, b, h, t)] * kLog2e;
   const float delta = a.delta[stat_offset(sh, b, h, t)];
@@ -84,12 +105,8 @@ __global__ void __launch_bounds__(kSimtWarps * 32) swa_backward_dq_simt(SwaBackw
     if (s <= t) {
       const T* k_row = k + token_offset(sh, b, s, h);
       const T* v_row = v + token_offset(sh, b, s, h);
-      float logit = 0.f, dp = 0.f;
-#pragma unroll 8
-      for (int d = 0; d < D; ++d) {
-        logit += q_shared[warp][d] * to_float(k_row[d]);
-        dp += g_shared[warp][d] * to_float(v_row[d]);
-      }
+      float logit, dp;
+      pair_dots<T, D>(q_shared[warp], k_row, g_shared[warp], v_row, logit, dp);
       if (a.bias != nullptr) logit += bias_t - a.bias[bias_offset(sh, b, s, h)] * kLog2e;
       dz = exp2f(logit - lse2) * (dp - delta);
     }
@@ -121,11 +138,7 @@ __global__ void __launch_bounds__(kSimtWarps * 32) swa_backward_dkdv_simt(SwaBac
   const T* v = static_cast<const T*>(a.v);
   const T* go = static_cast<const T*>(a.grad_out);
   const float logit_scale = sh.scale * kLog2e;
-  for (int d = lane; d < D; d += 32) {
-    k_shared[warp][d] = to_float(k[token_offset(sh, b, s, h) + d]) * logit_scale;
-    v_shared[warp][d] = to_float(v[token_offset(sh, b, s, h) + d]);
-  }
-  __syncwarp();
+  stage_own_rows<T, D>(k_shared[warp], v_shared[warp], k, v, token_offset(sh, b, s, h), logit_scale, lane);
   const float bias_s = a.bias != nullptr ? a.bias[bias_offset(sh, b, s, h)] * kLog2e : 0.f;
 
   float dk[kPerLane], dv[kPerLane];
@@ -139,12 +152,8 @@ __global__ void __launch_bounds__(kSimtWarps * 32) swa_backward_dkdv_simt(SwaBac
     if (t <= last) {
       const T* q_row = q + token_offset(sh, b, t, h);
       const T* g_row = go + token_offset(sh, b, t, h);
-      float logit = 0.f, dp = 0.f;
-#pragma unroll 8
-      for (int d = 0; d < D; ++d) {
-        logit += k_shared[warp][d] * to_float(q_row[d]);
-        dp += v_shared[warp][d] * to_float(g_row[d]);
-      }
+      float logit, dp;
+      pair_dots<T, D>(k_shared[warp], q_row, v_shared[warp], g_row, logit, dp);
       if (a.bias != nullptr) logit += a.bias[bias_offset(sh, b, t, h)] * kLog2e - bias_s;
       p = exp2f(logit - a.lse[stat_offset(sh, b, h, t)] * kLog2e);
       dz = p * (dp - a.delta[stat_offset(sh, b, h, t)]);
