@@ -9,6 +9,7 @@
 
 #include <string>
 
+using bla::testing::have_python;
 using bla::testing::run_command;
 using bla::testing::TempDir;
 namespace util = bla::util;
@@ -16,8 +17,6 @@ namespace util = bla::util;
 namespace {
 
 const std::string kScript = std::string(BLA_SOURCE_DIR) + "/scripts/check_tensorboard.py";
-
-bool have_python() { return run_command("python3 --version", 30).status == 0; }
 
 }  // namespace
 

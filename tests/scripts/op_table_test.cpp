@@ -8,6 +8,7 @@
 
 #include <string>
 
+using bla::testing::have_python;
 using bla::testing::run_command;
 using bla::testing::TempDir;
 namespace util = bla::util;
@@ -15,8 +16,6 @@ namespace util = bla::util;
 namespace {
 
 const std::string kScripts = std::string(BLA_SOURCE_DIR) + "/scripts/";
-
-bool have_python() { return run_command("python3 --version", 30).status == 0; }
 
 // Two bla-bench runs: SWA with both passes, GLA whose forward+backward failed
 // (ms null), then a line that is not JSON (bla-bench's stderr mixed in).

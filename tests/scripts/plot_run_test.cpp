@@ -7,6 +7,7 @@
 
 #include <string>
 
+using bla::testing::have_python;
 using bla::testing::run_command;
 using bla::testing::TempDir;
 namespace util = bla::util;
@@ -14,8 +15,6 @@ namespace util = bla::util;
 namespace {
 
 const std::string kScript = std::string(BLA_SOURCE_DIR) + "/scripts/plot_run.py";
-
-bool have_python() { return run_command("python3 --version", 30).status == 0; }
 
 // Two log steps and one evaluation, then a line cut short (a run still writing).
 const char* const kMetrics =

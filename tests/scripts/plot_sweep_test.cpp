@@ -11,6 +11,7 @@
 
 #include <string>
 
+using bla::testing::have_python;
 using bla::testing::run_command;
 using bla::testing::TempDir;
 namespace util = bla::util;
@@ -18,8 +19,6 @@ namespace util = bla::util;
 namespace {
 
 const std::string kScript = std::string(BLA_SOURCE_DIR) + "/scripts/plot_sweep.py";
-
-bool have_python() { return run_command("python3 --version", 30).status == 0; }
 
 // One state size, two learning rates, two seeds each: validation prefers 1e-3, the test metric 3e-3.
 const char* const kHeader =

@@ -108,4 +108,7 @@ inline CommandOutcome run_command(const std::string& command, int limit_s) {
   return out;
 }
 
+// Whether `python3` runs here (the tests of scripts/*.py skip without it).
+inline bool have_python() { return run_command("python3 --version", 30).status == 0; }
+
 }  // namespace bla::testing
