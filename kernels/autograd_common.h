@@ -21,6 +21,13 @@ inline std::string sizes_text(at::IntArrayRef sizes) {
 }
 inline std::string shape_text(const at::Tensor& t) { return sizes_text(t.sizes()); }
 
+// What a *_supported check returns where the kernel does not apply: false,
+// with the reason in *why where the caller asked for one.
+inline bool unsupported(std::string* why, const std::string& reason) {
+  if (why != nullptr) *why = reason;
+  return false;
+}
+
 inline void check_cuda(const std::string& who, cudaError_t err, const char* what) {
   if (err != cudaSuccess) throw std::runtime_error(who + what + " failed: " + cudaGetErrorString(err));
 }

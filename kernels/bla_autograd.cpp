@@ -24,6 +24,7 @@ using detail::check_buffer;
 using detail::check_cuda;
 using detail::shape_text;
 using detail::sizes_text;
+using detail::unsupported;
 
 int64_t padded_slots(int64_t slots) { return slots <= 64 ? 64 : 128; }
 
@@ -328,16 +329,14 @@ BlaChunkTables make_bla_chunk_tables(int64_t window, int64_t slots, const at::Te
 
 bool bla_chunk_supported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t slots,
                          std::string* why) {
-  auto fail = [&](const std::string& text) {
-    if (why != nullptr) *why = text;
-    return false;
-  };
-  if (const std::string problem = detail::qkv_problem(q, k, v); !problem.empty()) return fail(problem);
+  if (const std::string problem = detail::qkv_problem(q, k, v); !problem.empty()) return unsupported(why, problem);
   const int64_t d = q.size(3);
-  if (slots < 1 || slots > 128) return fail("slots " + std::to_string(slots) + " is not supported; use 1 to 128");
+  if (slots < 1 || slots > 128)
+    return unsupported(why, "slots " + std::to_string(slots) + " is not supported; use 1 to 128");
   if (!detail::bla_chunk_shape_supported(static_cast<int>(d), static_cast<int>(padded_slots(slots))))
-    return fail("head dim " + std::to_string(d) + " with " + std::to_string(slots) +
-                " slots is not compiled into the kernels (kernels/bla_chunk_device.cuh, for_compiled_shape)");
+    return unsupported(
+        why, "head dim " + std::to_string(d) + " with " + std::to_string(slots) +
+                 " slots is not compiled into the kernels (kernels/bla_chunk_device.cuh, for_compiled_shape)");
   return true;
 }
 

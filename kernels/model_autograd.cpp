@@ -25,6 +25,7 @@ using detail::check_cuda;
 using detail::ModelDtype;
 using detail::shape_text;
 using detail::sizes_text;
+using detail::unsupported;
 
 ModelDtype model_dtype(const at::Tensor& t) {
   return t.scalar_type() == at::kBFloat16 ? ModelDtype::kBFloat16 : ModelDtype::kFloat32;
@@ -355,24 +356,20 @@ struct RotaryPairFunction : public torch::autograd::Function<RotaryPairFunction>
 // ----------------------------------------------------------------- RMSNorm
 
 bool rms_norm_supported(const at::Tensor& x, const at::Tensor& weight, std::string* why) {
-  auto fail = [&](const std::string& text) {
-    if (why != nullptr) *why = text;
-    return false;
-  };
-  if (!x.defined() || !weight.defined()) return fail("x and weight must be defined");
-  if (!x.is_cuda() || !weight.is_cuda()) return fail("x and weight must be CUDA tensors");
-  if (weight.device() != x.device()) return fail("x and weight must be on one device");
-  if (!kernel_dtype(x.scalar_type())) return fail(dtype_problem("x", x));
+  if (!x.defined() || !weight.defined()) return unsupported(why, "x and weight must be defined");
+  if (!x.is_cuda() || !weight.is_cuda()) return unsupported(why, "x and weight must be CUDA tensors");
+  if (weight.device() != x.device()) return unsupported(why, "x and weight must be on one device");
+  if (!kernel_dtype(x.scalar_type())) return unsupported(why, dtype_problem("x", x));
   if (weight.scalar_type() != at::kFloat && weight.scalar_type() != x.scalar_type())
-    return fail(std::string("weight has dtype ") + c10::toString(weight.scalar_type()) +
-                "; the kernel takes float32 or x's dtype (" + c10::toString(x.scalar_type()) + ")");
-  if (x.dim() < 1) return fail("x must have at least one dim");
+    return unsupported(why, std::string("weight has dtype ") + c10::toString(weight.scalar_type()) +
+                                "; the kernel takes float32 or x's dtype (" + c10::toString(x.scalar_type()) + ")");
+  if (x.dim() < 1) return unsupported(why, "x must have at least one dim");
   const int64_t dim = x.size(-1);
   if (dim < 1 || dim > detail::kRmsNormMaxDim)
-    return fail("row width " + std::to_string(dim) + " is not supported; the kernel takes 1 to " +
-                std::to_string(detail::kRmsNormMaxDim));
+    return unsupported(why, "row width " + std::to_string(dim) + " is not supported; the kernel takes 1 to " +
+                                std::to_string(detail::kRmsNormMaxDim));
   if (weight.dim() != 1 || weight.size(0) != dim)
-    return fail("weight must be (" + std::to_string(dim) + "), got " + shape_text(weight));
+    return unsupported(why, "weight must be (" + std::to_string(dim) + "), got " + shape_text(weight));
   return true;
 }
 
@@ -443,16 +440,15 @@ void rms_norm_backward_out(const at::Tensor& x, const at::Tensor& weight, const 
 // -------------------------------------------------------- ensemble RMSNorm
 
 bool rms_norm_members_supported(const at::Tensor& x, const at::Tensor& weight, std::string* why) {
-  auto fail = [&](const std::string& text) {
-    if (why != nullptr) *why = text;
-    return false;
-  };
-  if (!x.defined() || !weight.defined()) return fail("x and weight must be defined");
-  if (weight.dim() != 2) return fail("an ensemble's weight must be (members, D), got " + shape_text(weight));
+  if (!x.defined() || !weight.defined()) return unsupported(why, "x and weight must be defined");
+  if (weight.dim() != 2)
+    return unsupported(why, "an ensemble's weight must be (members, D), got " + shape_text(weight));
   const int64_t members = weight.size(0);
-  if (members < 1 || members > 65535) return fail("members must be 1 to 65535, got " + std::to_string(members));
+  if (members < 1 || members > 65535)
+    return unsupported(why, "members must be 1 to 65535, got " + std::to_string(members));
   if (x.dim() < 2 || x.size(0) % members != 0)
-    return fail("x " + shape_text(x) + " does not split into " + std::to_string(members) + " members along dim 0");
+    return unsupported(
+        why, "x " + shape_text(x) + " does not split into " + std::to_string(members) + " members along dim 0");
   return rms_norm_supported(x, weight.select(0, 0), why);
 }
 
@@ -463,19 +459,15 @@ at::Tensor rms_norm_members_autograd(const at::Tensor& x, const at::Tensor& weig
 // ----------------------------------------------------------------- SwiGLU
 
 bool swiglu_supported(const at::Tensor& gate, const at::Tensor& up, std::string* why) {
-  auto fail = [&](const std::string& text) {
-    if (why != nullptr) *why = text;
-    return false;
-  };
-  if (!gate.defined() || !up.defined()) return fail("gate and up must be defined");
-  if (!gate.is_cuda() || !up.is_cuda()) return fail("gate and up must be CUDA tensors");
-  if (up.device() != gate.device()) return fail("gate and up must be on one device");
-  if (!kernel_dtype(gate.scalar_type())) return fail(dtype_problem("gate", gate));
+  if (!gate.defined() || !up.defined()) return unsupported(why, "gate and up must be defined");
+  if (!gate.is_cuda() || !up.is_cuda()) return unsupported(why, "gate and up must be CUDA tensors");
+  if (up.device() != gate.device()) return unsupported(why, "gate and up must be on one device");
+  if (!kernel_dtype(gate.scalar_type())) return unsupported(why, dtype_problem("gate", gate));
   if (up.scalar_type() != gate.scalar_type())
-    return fail(std::string("gate and up must share one dtype, got ") + c10::toString(gate.scalar_type()) + " and " +
-                c10::toString(up.scalar_type()));
+    return unsupported(why, std::string("gate and up must share one dtype, got ") + c10::toString(gate.scalar_type()) +
+                                " and " + c10::toString(up.scalar_type()));
   if (up.sizes() != gate.sizes())
-    return fail("gate and up must have one shape, got " + shape_text(gate) + " and " + shape_text(up));
+    return unsupported(why, "gate and up must have one shape, got " + shape_text(gate) + " and " + shape_text(up));
   return true;
 }
 
@@ -522,20 +514,17 @@ void swiglu_backward_out(const at::Tensor& gate, const at::Tensor& up, const at:
 // ----------------------------------------------------------------- rotary
 
 bool rotary_supported(const at::Tensor& x, std::string* why) {
-  auto fail = [&](const std::string& text) {
-    if (why != nullptr) *why = text;
-    return false;
-  };
-  if (!x.defined()) return fail("x must be defined");
-  if (!x.is_cuda()) return fail("x must be a CUDA tensor");
-  if (!kernel_dtype(x.scalar_type())) return fail(dtype_problem("x", x));
-  if (x.dim() != 4) return fail("x must be (B, T, H, D), got " + shape_text(x));
+  if (!x.defined()) return unsupported(why, "x must be defined");
+  if (!x.is_cuda()) return unsupported(why, "x must be a CUDA tensor");
+  if (!kernel_dtype(x.scalar_type())) return unsupported(why, dtype_problem("x", x));
+  if (x.dim() != 4) return unsupported(why, "x must be (B, T, H, D), got " + shape_text(x));
   const int64_t d = x.size(3);
   if (d < 2 || d % 2 != 0 || d > detail::kRotaryMaxDim)
-    return fail("head dim " + std::to_string(d) + " is not supported; the kernel takes an even one from 2 to " +
-                std::to_string(detail::kRotaryMaxDim));
+    return unsupported(why, "head dim " + std::to_string(d) +
+                                " is not supported; the kernel takes an even one from 2 to " +
+                                std::to_string(detail::kRotaryMaxDim));
   if (x.size(0) * x.size(1) > 0x7fffffffLL || x.size(2) > (1 << 20))
-    return fail("tensor too large for the kernel's grid: " + shape_text(x));
+    return unsupported(why, "tensor too large for the kernel's grid: " + shape_text(x));
   return true;
 }
 
@@ -601,31 +590,31 @@ namespace bla::kernels {
 // --------------------------------------------------------- short convolution
 
 bool short_conv_supported(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, std::string* why) {
-  auto fail = [&](const std::string& text) {
-    if (why != nullptr) *why = text;
-    return false;
-  };
-  if (!x.defined() || !weight.defined() || !bias.defined()) return fail("x, weight and bias must be defined");
-  if (!x.is_cuda() || !weight.is_cuda() || !bias.is_cuda()) return fail("x, weight and bias must be CUDA tensors");
-  if (weight.device() != x.device() || bias.device() != x.device()) return fail("x, weight and bias must be on one device");
-  if (!kernel_dtype(x.scalar_type())) return fail(dtype_problem("x", x));
+  if (!x.defined() || !weight.defined() || !bias.defined())
+    return unsupported(why, "x, weight and bias must be defined");
+  if (!x.is_cuda() || !weight.is_cuda() || !bias.is_cuda())
+    return unsupported(why, "x, weight and bias must be CUDA tensors");
+  if (weight.device() != x.device() || bias.device() != x.device())
+    return unsupported(why, "x, weight and bias must be on one device");
+  if (!kernel_dtype(x.scalar_type())) return unsupported(why, dtype_problem("x", x));
   if (weight.scalar_type() != at::kFloat || bias.scalar_type() != at::kFloat)
-    return fail("weight and bias must be float32, got " + std::string(c10::toString(weight.scalar_type())) + " and " +
-                c10::toString(bias.scalar_type()));
-  if (x.dim() != 3) return fail("x must be (sequences, T, C), got " + shape_text(x));
+    return unsupported(why, "weight and bias must be float32, got " + std::string(c10::toString(weight.scalar_type())) +
+                                " and " + c10::toString(bias.scalar_type()));
+  if (x.dim() != 3) return unsupported(why, "x must be (sequences, T, C), got " + shape_text(x));
   const int64_t C = x.size(2);
   if (x.size(1) < 1 || x.size(1) > 0x7fffffffLL || C < 1 || C > (1 << 20))
-    return fail("x " + shape_text(x) + " is empty or too large for the kernel");
+    return unsupported(why, "x " + shape_text(x) + " is empty or too large for the kernel");
   const bool members = weight.dim() == 3;
   if (!(weight.dim() == 2 || members) || weight.size(-2) != C || bias.dim() != weight.dim() - 1 || bias.size(-1) != C ||
       (members && (bias.size(0) != weight.size(0) || weight.size(0) < 1 || weight.size(0) > 65535 ||
                    x.size(0) % weight.size(0) != 0)))
-    return fail("weight " + shape_text(weight) + " and bias " + shape_text(bias) + " do not fit x " + shape_text(x) +
-                ": (C, K) and (C), or an ensemble's (E, C, K) and (E, C) with E dividing the sequences");
+    return unsupported(
+        why, "weight " + shape_text(weight) + " and bias " + shape_text(bias) + " do not fit x " + shape_text(x) +
+                 ": (C, K) and (C), or an ensemble's (E, C, K) and (E, C) with E dividing the sequences");
   const int64_t K = weight.size(-1);
   if (K < 1 || K > detail::kShortConvMaxKernel)
-    return fail("kernel width " + std::to_string(K) + " is not supported; the kernel takes 1 to " +
-                std::to_string(detail::kShortConvMaxKernel));
+    return unsupported(why, "kernel width " + std::to_string(K) + " is not supported; the kernel takes 1 to " +
+                                std::to_string(detail::kShortConvMaxKernel));
   return true;
 }
 
@@ -679,19 +668,15 @@ void short_conv_backward_out(const at::Tensor& x, const at::Tensor& weight, cons
 // ------------------------------------------------------------- head loss
 
 bool head_loss_supported(const at::Tensor& logits, const at::Tensor& targets, std::string* why) {
-  auto fail = [&](const std::string& text) {
-    if (why != nullptr) *why = text;
-    return false;
-  };
-  if (!logits.defined() || !targets.defined()) return fail("logits and targets must be defined");
+  if (!logits.defined() || !targets.defined()) return unsupported(why, "logits and targets must be defined");
   if (!logits.is_cuda() || !targets.is_cuda() || targets.device() != logits.device())
-    return fail("logits and targets must be CUDA tensors on one device");
-  if (!kernel_dtype(logits.scalar_type())) return fail(dtype_problem("logits", logits));
+    return unsupported(why, "logits and targets must be CUDA tensors on one device");
+  if (!kernel_dtype(logits.scalar_type())) return unsupported(why, dtype_problem("logits", logits));
   if (logits.dim() != 2 || logits.size(1) < 1 || logits.size(1) > 0x7fffffffLL)
-    return fail("logits must be (rows, vocab), got " + shape_text(logits));
+    return unsupported(why, "logits must be (rows, vocab), got " + shape_text(logits));
   if (targets.scalar_type() != at::kLong || targets.dim() != 1 || targets.size(0) != logits.size(0))
-    return fail("targets must be int64 (" + std::to_string(logits.size(0)) + "), got " + shape_text(targets) + " " +
-                c10::toString(targets.scalar_type()));
+    return unsupported(why, "targets must be int64 (" + std::to_string(logits.size(0)) + "), got " +
+                                shape_text(targets) + " " + c10::toString(targets.scalar_type()));
   return true;
 }
 

@@ -26,6 +26,7 @@ using detail::check_buffer;
 using detail::check_cuda;
 using detail::shape_text;
 using detail::sizes_text;
+using detail::unsupported;
 
 // Throws std::invalid_argument naming what is unsupported.
 void require_supported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t window) {
@@ -143,12 +144,8 @@ struct SwaBiased : public torch::autograd::Function<SwaBiased> {
 }  // namespace
 
 bool swa_supported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t window, std::string* why) {
-  auto fail = [&](const std::string& text) {
-    if (why != nullptr) *why = text;
-    return false;
-  };
-  if (const std::string problem = detail::qkv_problem(q, k, v); !problem.empty()) return fail(problem);
-  if (window < 0) return fail("window must be >= 0 (0 = full causal), got " + std::to_string(window));
+  if (const std::string problem = detail::qkv_problem(q, k, v); !problem.empty()) return unsupported(why, problem);
+  if (window < 0) return unsupported(why, "window must be >= 0 (0 = full causal), got " + std::to_string(window));
   return true;
 }
 
