@@ -16,6 +16,8 @@ files=("$@")
 [ ${#files[@]} -gt 0 ] || files=(kernels/swa_forward.cu kernels/swa_backward.cu kernels/bla_chunk_forward.cu
                                  kernels/bla_chunk_backward.cu kernels/dev/swa_forward_dev.cu kernels/dev/swa_backward_dev.cu)
 nvcc=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
+# The options kernels/CMakeLists.txt compiles with (BLA_CUDA_OPTIONS), minus -lineinfo.
+flags=(-std=c++17 -O3 -arch=sm_90 --use_fast_math --expt-relaxed-constexpr)
 out=${OUT:-/tmp/kernel-ptx-diff}
 rm -rf "$out" && mkdir -p "$out/base"
 git archive "$rev" kernels | tar -x -C "$out/base"
@@ -24,7 +26,7 @@ git archive "$rev" kernels | tar -x -C "$out/base"
 anonymous='s/_GLOBAL__N__[0-9a-f]+_/_GLOBAL__N__/g'
 normalise() { sed -E "s/%(r|rd|p|f|fd|rs|h|hh)[0-9]+/%\1/g; s/\\\$L__BB[0-9_]+/LBL/g; $anonymous" "$1" | grep -v '^\s*//'; }
 resources() {  # kernel name, registers, bytes spilled, from ptxas -v
-  "$nvcc" -std=c++17 -O3 -arch=sm_90 -I "$1/kernels" -I "$1/kernels/include" -I "$1/kernels/dev" -Xptxas -v \
+  "$nvcc" "${flags[@]}" -I "$1/kernels" -I "$1/kernels/include" -I "$1/kernels/dev" -Xptxas -v \
     -c "$1/$2" -o /dev/null 2>&1 |
     awk '/Compiling entry function/ {match($0, /_Z[^'"'"']*/); name = substr($0, RSTART, RLENGTH)}
          /spill stores/ {spill = $5}
@@ -37,7 +39,7 @@ for f in "${files[@]}"; do
   for side in base work; do
     root=$out/base
     [ $side = work ] && root=.
-    "$nvcc" -std=c++17 -O3 -arch=sm_90 -I "$root/kernels" -I "$root/kernels/include" -I "$root/kernels/dev" -ptx \
+    "$nvcc" "${flags[@]}" -I "$root/kernels" -I "$root/kernels/include" -I "$root/kernels/dev" -ptx \
       "$root/$f" -o "$out/$name.$side.ptx"
     normalise "$out/$name.$side.ptx" > "$out/$name.$side.norm"
     resources "$root" "$f" > "$out/$name.$side.resources"
