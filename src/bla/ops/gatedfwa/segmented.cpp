@@ -68,7 +68,7 @@ at::Tensor segmented_gated_window_attention(const at::Tensor& q, const at::Tenso
   const auto first =
       attend(q.narrow(1, 0, L), k.narrow(1, 0, L), v.narrow(1, 0, L), local_bias(G.narrow(1, 0, L), dtype));
   const int64_t lead = window - 1;  // keys before a segment that its first query sees
-  const int64_t count = (T - L + L - 1) / L;
+  const int64_t count = (T - 1) / L;  // ceil((T - L) / L) segments after the first
   const int64_t size = lead + L;
   const int64_t start = L - lead;
   auto cut = [&](const at::Tensor& x) { return windows(x, start, size, L, count); };
