@@ -7,8 +7,14 @@
 // dP = dO V^T and delta_t = sum_s P dP = <dO_t, O_t>:
 //   dZ = P * (dP - delta)          dV = P^T dO
 //   dQ = scale * dZ K              dK = scale * dZ^T Q
-//   d bias[j] = sum_s dZ[j, s] - sum_t dZ[t, j] = -sum_t dZ[t, j]
-// (each row of dZ sums to delta_t - delta_t = 0, so only the key side stays).
+//   d bias[j] = sum_s dZ[j, s] - sum_t dZ[t, j]
+// Each row of dZ sums to zero in exact arithmetic, but not in the kernel's:
+// delta comes from the stored (bf16) output, so a row misses by about the
+// output's rounding. GatedFWA's gate gradient is the reverse cumulative sum of
+// d(bias), which would add those misses up over the sequence; so the dQ pass
+// writes each row's sum (row_dz) and the dK pass subtracts the column's from
+// it: for every pair of tokens the same dZ enters once with each sign, and
+// the cumulative sum keeps only the pairs that straddle the position.
 //
 // Three passes: delta (one warp per row), dQ (per query block, streaming key
 // blocks, as the forward) and dK/dV/d(bias) (per key block, streaming the query
@@ -98,6 +104,7 @@ __global__ void __launch_bounds__(kSimtWarps * 32) swa_backward_dq_simt(SwaBackw
   float acc[kPerLane];
 #pragma unroll
   for (int i = 0; i < kPerLane; ++i) acc[i] = 0.f;
+  float row_dz = 0.f;
   const int first = max(0, t - sh.window + 1);
   for (int s0 = first; s0 <= t; s0 += 32) {
     const int s = s0 + lane;
@@ -110,6 +117,7 @@ __global__ void __launch_bounds__(kSimtWarps * 32) swa_backward_dq_simt(SwaBackw
       if (a.bias != nullptr) logit += bias_t - a.bias[bias_offset(sh, b, s, h)] * kLog2e;
       dz = exp2f(logit - lse2) * (dp - delta);
     }
+    row_dz += dz;
     const int count = min(32, t - s0 + 1);
     for (int j = 0; j < count; ++j) {
       const float dzj = __shfl_sync(kFullMask, dz, j);
@@ -121,6 +129,8 @@ __global__ void __launch_bounds__(kSimtWarps * 32) swa_backward_dq_simt(SwaBackw
   T* dq_row = static_cast<T*>(a.grad_q) + token_offset(sh, b, t, h);
 #pragma unroll
   for (int i = 0; i < kPerLane; ++i) dq_row[lane + 32 * i] = from_float<T>(acc[i] * sh.scale);
+  row_dz = warp_sum(row_dz);
+  if (lane == 0 && a.row_dz != nullptr) a.row_dz[stat_offset(sh, b, h, t)] = row_dz;
 }
 
 template <typename T, int D>
@@ -180,7 +190,10 @@ __global__ void __launch_bounds__(kSimtWarps * 32) swa_backward_dkdv_simt(SwaBac
     dv_row[lane + 32 * i] = from_float<T>(dv[i]);
   }
   bias_grad = warp_sum(bias_grad);
-  if (lane == 0 && a.grad_bias != nullptr) a.grad_bias[bias_offset(sh, b, s, h)] = -bias_grad;
+  if (lane == 0 && a.grad_bias != nullptr) {
+    const float row = a.row_dz != nullptr ? a.row_dz[stat_offset(sh, b, h, s)] : 0.f;
+    a.grad_bias[bias_offset(sh, b, s, h)] = row - bias_grad;
+  }
 }
 
 // ---- tensor cores ------------------------------------------------------------
@@ -236,10 +249,13 @@ __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) swa_backward_dq_tc(Swa
 
   uint32_t q_frag[MT][D / 16][4], g_frag[MT][D / 16][4];
   float dq_acc[MT][D / 8][4];
+  float row_dz[MT][2];  // this lane's part of each of its rows' sum of dZ
 #pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
+  for (int mt = 0; mt < MT; ++mt) {
+    row_dz[mt][0] = row_dz[mt][1] = 0.f;
 #pragma unroll
     for (int i = 0; i < D / 8; ++i) dq_acc[mt][i][0] = dq_acc[mt][i][1] = dq_acc[mt][i][2] = dq_acc[mt][i][3] = 0.f;
+  }
 
   for (int block = keys.first; block <= keys.last; ++block) {
     const int stage = keys.arrive(block);
@@ -296,6 +312,7 @@ __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) swa_backward_dq_tc(Swa
           float p = exp2f(x - lse2[mt][e >> 1]);
           if (!all_visible && !in_window(row[mt][e >> 1], key0 + col, W)) p = 0.f;
           s_acc[mt][nt][e] = p * (dp_acc[mt][nt][e] - delta[mt][e >> 1]);  // dZ
+          row_dz[mt][e >> 1] += s_acc[mt][nt][e];
         }
       }
 
@@ -304,6 +321,14 @@ __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) swa_backward_dq_tc(Swa
   }
 
   __nv_bfloat16* dq_head = static_cast<__nv_bfloat16*>(a.grad_q) + head0;
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {  // a row's four lanes (one quad) hold its columns
+      row_dz[mt][i] += __shfl_xor_sync(kFullMask, row_dz[mt][i], 1);
+      row_dz[mt][i] += __shfl_xor_sync(kFullMask, row_dz[mt][i], 2);
+      if (quad == 0 && a.row_dz != nullptr && row[mt][i] < T) a.row_dz[stat_offset(sh, b, h, row[mt][i])] = row_dz[mt][i];
+    }
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -502,8 +527,10 @@ __global__ void __launch_bounds__(WARPS * 32) swa_backward_dkdv_tc(SwaBackwardAr
     for (int i = 0; i < 2; ++i) {
       bias_grad[mt][i] += __shfl_xor_sync(kFullMask, bias_grad[mt][i], 1);
       bias_grad[mt][i] += __shfl_xor_sync(kFullMask, bias_grad[mt][i], 2);
-      if (quad == 0 && a.grad_bias != nullptr && key[mt][i] < T)
-        a.grad_bias[bias_offset(sh, b, key[mt][i], h)] = -bias_grad[mt][i];
+      if (quad == 0 && a.grad_bias != nullptr && key[mt][i] < T) {
+        const float row = a.row_dz != nullptr ? a.row_dz[stat_offset(sh, b, h, key[mt][i])] : 0.f;
+        a.grad_bias[bias_offset(sh, b, key[mt][i], h)] = row - bias_grad[mt][i];
+      }
     }
 #pragma unroll
     for (int dt = 0; dt < D / 8; ++dt) {

@@ -45,6 +45,9 @@ struct SwaBackwardArgs {
   const void* grad_out = nullptr;
   const float* lse = nullptr;
   float* delta = nullptr;  // workspace: rowsum(grad_out * out)
+  // Workspace (B, H, T), used with grad_bias: the dQ pass's sum over keys of
+  // dZ for each query, the query side of d(bias) (docs/mixers.md, "GatedFWA").
+  float* row_dz = nullptr;
   void* grad_q = nullptr;
   void* grad_k = nullptr;
   void* grad_v = nullptr;
