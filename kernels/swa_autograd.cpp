@@ -192,9 +192,9 @@ void swa_backward_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor
   }
 
   c10::cuda::CUDAGuard guard(q.device());
-  at::Tensor delta = at::empty({q.size(0), q.size(2), q.size(1)}, q.options().dtype(at::kFloat));
-  at::Tensor row_dz;  // the query side of d(bias), written by the dQ pass
-  if (grad_bias.defined()) row_dz = at::empty_like(delta);
+  // delta, and with a bias gradient each query's sum of dZ behind it (swa_launch.h).
+  at::Tensor delta = at::empty({grad_bias.defined() ? 2 : 1, q.size(0), q.size(2), q.size(1)},
+                               q.options().dtype(at::kFloat));
   detail::SwaBackwardArgs args;
   args.shape = make_shape(q, window, scale);
   args.dtype = q.scalar_type() == at::kBFloat16 ? SwaDtype::kBFloat16 : SwaDtype::kFloat32;
@@ -210,7 +210,6 @@ void swa_backward_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor
   args.grad_k = grad_k.data_ptr();
   args.grad_v = grad_v.data_ptr();
   args.grad_bias = grad_bias.defined() ? grad_bias.data_ptr<float>() : nullptr;
-  args.row_dz = row_dz.defined() ? row_dz.data_ptr<float>() : nullptr;
   check_cuda(kWho, detail::swa_backward_launch(args, family, at::cuda::getCurrentCUDAStream().stream()), "backward launch");
 }
 

@@ -12,7 +12,7 @@
 // delta comes from the stored (bf16) output, so a row misses by about the
 // output's rounding. GatedFWA's gate gradient is the reverse cumulative sum of
 // d(bias), which would add those misses up over the sequence; so the dQ pass
-// writes each row's sum (row_dz) and the dK pass subtracts the column's from
+// writes each row's sum (row_dz_sums) and the dK pass subtracts the column's from
 // it: for every pair of tokens the same dZ enters once with each sign, and
 // the cumulative sum keeps only the pairs that straddle the position.
 //
@@ -31,6 +31,12 @@
 #include "swa_launch.h"
 
 namespace bla::kernels::detail {
+
+// Where the dQ pass leaves each query's sum of dZ when there is a bias
+// gradient: behind delta in the same workspace (swa_launch.h).
+__device__ __forceinline__ float* row_dz_sums(const SwaBackwardArgs& a) {
+  return a.delta + static_cast<size_t>(a.shape.batch) * a.shape.heads * a.shape.seq;
+}
 
 // delta[b, h, t] = sum_d grad_out * out, one warp per (b, t, h) row.
 template <typename T, int D>
@@ -130,7 +136,7 @@ __global__ void __launch_bounds__(kSimtWarps * 32) swa_backward_dq_simt(SwaBackw
 #pragma unroll
   for (int i = 0; i < kPerLane; ++i) dq_row[lane + 32 * i] = from_float<T>(acc[i] * sh.scale);
   row_dz = warp_sum(row_dz);
-  if (lane == 0 && a.row_dz != nullptr) a.row_dz[stat_offset(sh, b, h, t)] = row_dz;
+  if (lane == 0 && a.grad_bias != nullptr) row_dz_sums(a)[stat_offset(sh, b, h, t)] = row_dz;
 }
 
 template <typename T, int D>
@@ -191,8 +197,7 @@ __global__ void __launch_bounds__(kSimtWarps * 32) swa_backward_dkdv_simt(SwaBac
   }
   bias_grad = warp_sum(bias_grad);
   if (lane == 0 && a.grad_bias != nullptr) {
-    const float row = a.row_dz != nullptr ? a.row_dz[stat_offset(sh, b, h, s)] : 0.f;
-    a.grad_bias[bias_offset(sh, b, s, h)] = row - bias_grad;
+    a.grad_bias[bias_offset(sh, b, s, h)] = row_dz_sums(a)[stat_offset(sh, b, h, s)] - bias_grad;
   }
 }
 
@@ -206,7 +211,9 @@ constexpr size_t dq_tc_smem_bytes() {
 // dQ for 16*MT*WARPS queries: the forward's loop over key blocks, with
 // dP = dO V^T beside S = Q K^T and dQ += dZ K in place of O += P V. Each warp
 // owns MT tiles of 16 queries (as in the forward).
-template <int D, int WARPS, int MT, int BN, int MIN_BLOCKS>
+// kRowSums: also write each query's sum of dZ (row_dz_sums), for the bias
+// gradient only: the sums cost registers the plain pass does not spend.
+template <int D, int WARPS, int MT, int BN, int MIN_BLOCKS, bool kRowSums = false>
 __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) swa_backward_dq_tc(SwaBackwardArgs a) {
   constexpr int BM = 16 * MT * WARPS, kThreads = WARPS * 32, LD = kRowStride<D>;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -249,13 +256,11 @@ __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) swa_backward_dq_tc(Swa
 
   uint32_t q_frag[MT][D / 16][4], g_frag[MT][D / 16][4];
   float dq_acc[MT][D / 8][4];
-  float row_dz[MT][2];  // this lane's part of each of its rows' sum of dZ
 #pragma unroll
-  for (int mt = 0; mt < MT; ++mt) {
-    row_dz[mt][0] = row_dz[mt][1] = 0.f;
+  for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
     for (int i = 0; i < D / 8; ++i) dq_acc[mt][i][0] = dq_acc[mt][i][1] = dq_acc[mt][i][2] = dq_acc[mt][i][3] = 0.f;
-  }
+  float row_dz[MT][2] = {};  // with kRowSums: this lane's part of each of its rows' sum of dZ
 
   for (int block = keys.first; block <= keys.last; ++block) {
     const int stage = keys.arrive(block);
@@ -312,7 +317,7 @@ __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) swa_backward_dq_tc(Swa
           float p = exp2f(x - lse2[mt][e >> 1]);
           if (!all_visible && !in_window(row[mt][e >> 1], key0 + col, W)) p = 0.f;
           s_acc[mt][nt][e] = p * (dp_acc[mt][nt][e] - delta[mt][e >> 1]);  // dZ
-          row_dz[mt][e >> 1] += s_acc[mt][nt][e];
+          if constexpr (kRowSums) row_dz[mt][e >> 1] += s_acc[mt][nt][e];
         }
       }
 
@@ -321,14 +326,16 @@ __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) swa_backward_dq_tc(Swa
   }
 
   __nv_bfloat16* dq_head = static_cast<__nv_bfloat16*>(a.grad_q) + head0;
+  if constexpr (kRowSums) {
 #pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
+    for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {  // a row's four lanes (one quad) hold its columns
-      row_dz[mt][i] += __shfl_xor_sync(kFullMask, row_dz[mt][i], 1);
-      row_dz[mt][i] += __shfl_xor_sync(kFullMask, row_dz[mt][i], 2);
-      if (quad == 0 && a.row_dz != nullptr && row[mt][i] < T) a.row_dz[stat_offset(sh, b, h, row[mt][i])] = row_dz[mt][i];
-    }
+      for (int i = 0; i < 2; ++i) {  // a row's four lanes (one quad) hold its columns
+        row_dz[mt][i] += __shfl_xor_sync(kFullMask, row_dz[mt][i], 1);
+        row_dz[mt][i] += __shfl_xor_sync(kFullMask, row_dz[mt][i], 2);
+        if (quad == 0 && row[mt][i] < T) row_dz_sums(a)[stat_offset(sh, b, h, row[mt][i])] = row_dz[mt][i];
+      }
+  }
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -528,7 +535,7 @@ __global__ void __launch_bounds__(WARPS * 32) swa_backward_dkdv_tc(SwaBackwardAr
       bias_grad[mt][i] += __shfl_xor_sync(kFullMask, bias_grad[mt][i], 1);
       bias_grad[mt][i] += __shfl_xor_sync(kFullMask, bias_grad[mt][i], 2);
       if (quad == 0 && a.grad_bias != nullptr && key[mt][i] < T) {
-        const float row = a.row_dz != nullptr ? a.row_dz[stat_offset(sh, b, h, key[mt][i])] : 0.f;
+        const float row = row_dz_sums(a)[stat_offset(sh, b, h, key[mt][i])];
         a.grad_bias[bias_offset(sh, b, key[mt][i], h)] = row - bias_grad[mt][i];
       }
     }
@@ -578,7 +585,8 @@ cudaError_t launch_backward_tc(const SwaBackwardArgs& a, cudaStream_t stream) {
   if (err != cudaSuccess) return err;
 
   constexpr size_t dq_smem = dq_tc_smem_bytes<D, DQ_WARPS, DQ_MT, DQ_BN>();
-  auto dq_kernel = swa_backward_dq_tc<D, DQ_WARPS, DQ_MT, DQ_BN, DQ_MIN_BLOCKS>;
+  auto dq_kernel = a.grad_bias != nullptr ? swa_backward_dq_tc<D, DQ_WARPS, DQ_MT, DQ_BN, DQ_MIN_BLOCKS, true>
+                                           : swa_backward_dq_tc<D, DQ_WARPS, DQ_MT, DQ_BN, DQ_MIN_BLOCKS, false>;
   err = cudaFuncSetAttribute(dq_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(dq_smem));
   if (err != cudaSuccess) return err;
   constexpr int kDqRows = 16 * DQ_MT * DQ_WARPS;

@@ -44,10 +44,12 @@ struct SwaBackwardArgs {
   const void* out = nullptr;
   const void* grad_out = nullptr;
   const float* lse = nullptr;
-  float* delta = nullptr;  // workspace: rowsum(grad_out * out)
-  // Workspace (B, H, T), used with grad_bias: the dQ pass's sum over keys of
-  // dZ for each query, the query side of d(bias) (docs/mixers.md, "GatedFWA").
-  float* row_dz = nullptr;
+  // Workspace, (B, H, T) floats: rowsum(grad_out * out). With grad_bias,
+  // twice that: then the dQ pass writes each query's sum of dZ behind it, the
+  // query side of d(bias) (swa_backward_kernels.cuh). (A field of its own
+  // would change the kernels' parameter block, and with it ptxas's register
+  // allocation of the plain dQ pass: 100 bytes of spills instead of 56.)
+  float* delta = nullptr;
   void* grad_q = nullptr;
   void* grad_k = nullptr;
   void* grad_v = nullptr;

@@ -70,16 +70,13 @@ std::vector<Variant> variants() {
 
 // The backward's outputs and workspace for one shape.
 struct Gradients {
-  DeviceBuffer dq, dk, dv, dbias, delta, row_dz;
+  DeviceBuffer dq, dk, dv, dbias, delta;  // delta: twice as long with a bias (the rows' sums of dZ)
   Gradients(const SwaShape& shape, bool bias)
-      : dq(numel(shape) * 2), dk(numel(shape) * 2), dv(numel(shape) * 2), delta(tokens(shape) * 4) {
-    if (bias) {
-      dbias = DeviceBuffer(tokens(shape) * 4);
-      row_dz = DeviceBuffer(tokens(shape) * 4);
-    }
+      : dq(numel(shape) * 2), dk(numel(shape) * 2), dv(numel(shape) * 2), delta(tokens(shape) * 4 * (bias ? 2 : 1)) {
+    if (bias) dbias = DeviceBuffer(tokens(shape) * 4);
   }
   void poison() const {
-    for (const DeviceBuffer* b : {&dq, &dk, &dv, &delta, &dbias, &row_dz})
+    for (const DeviceBuffer* b : {&dq, &dk, &dv, &delta, &dbias})
       if (b->get() != nullptr) b->poison();
   }
 };
@@ -96,7 +93,6 @@ SwaBackwardArgs backward_args(const DeviceInputs& in, const DeviceBuffer& out, c
   a.grad_k = g.dk.get();
   a.grad_v = g.dv.get();
   a.grad_bias = in.has_bias ? g.dbias.floats() : nullptr;
-  a.row_dz = in.has_bias ? g.row_dz.floats() : nullptr;
   return a;
 }
 
