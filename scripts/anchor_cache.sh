@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts that run the anchors' bench.py on the GPU machine: the
 # compile caches of Triton (FLA's and mamba_ssm's kernels) and of Inductor
 # (FlexAttention) kept between device calls, so that a call spends its

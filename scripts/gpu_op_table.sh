@@ -11,6 +11,8 @@
 #   ANCHORS=.anchors scripts/gpu_op_table.sh   # .anchors: bench.py, fla/, mamba/ (git-ignored; README "Benchmarks")
 #   DIMS=64 REPS=10 scripts/gpu_op_table.sh    # a shorter run
 #   ANCHOR_SECONDS=330 ANCHOR_WARM=200         # the anchors' time limit and their parallel compile phase's
+#   M125=1 scripts/gpu_op_table.sh             # then the 125M model's tokens/s with each mixer in every
+#                                              # layer (scripts/bench_train.py, bench_mixers.json)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 out=${OUT:-gpu-ops}
@@ -22,14 +24,17 @@ if [ -n "${ANCHORS:-}" ] && [ -f "$ANCHORS/bench.py" ]; then
   shapes=B4_T8192_H16_D64
   [ "${DIMS:-64 128}" != 64 ] && shapes=$shapes,B4_T8192_H16_D128
   limit=${ANCHOR_SECONDS:-330}
-  ANCHORS=$(realpath "$ANCHORS") PYTHONUNBUFFERED=1 timeout "$limit" python3 "$ANCHORS/bench.py" \
+  anchors_dir=$(realpath "$ANCHORS")
+  ANCHORS=$anchors_dir PYTHONUNBUFFERED=1 timeout "$limit" python3 "$anchors_dir/bench.py" \
     --out "$out/anchors" --deadline $((limit - 15)) --warm-limit "${ANCHOR_WARM:-200}" --shapes "$shapes" \
     --only sdpa_cudnn,fla_chunk_gla,fla_chunk_gsa_M64,mamba2_ssd_G=H_N=D,flex_swa_W512,flex_swa_W2048 \
     > "$out/anchors.log" 2>&1 &
   anchors_pid=$!
 fi
 source scripts/gpu_build.sh
-gpu_build "$out" bla-bench || exit 1
+targets=(bla-bench)
+[ -n "${M125:-}" ] && targets+=(bla-train bla-data)
+gpu_build "$out" "${targets[@]}" || exit 1
 if [ -n "$anchors_pid" ]; then
   wait "$anchors_pid"
   echo "anchors exit $?"
@@ -50,7 +55,22 @@ for dim in ${DIMS:-64 128}; do
   done
 done
 python3 scripts/op_table.py "$out/ours.jsonl" "$out/anchors/results.json" | tee "$out/table.md"
+if [ -n "${M125:-}" ]; then
+  # shellcheck source=scripts/bench_corpus.sh
+  source scripts/bench_corpus.sh
+  bench_corpus "$out"
+  lm=configs/bench/lm_125m.yaml
+  data=data.path=$BUILD_DIR/data/bench_text
+  PYTHONUNBUFFERED=1 timeout "${M125_SECONDS:-300}" python3 scripts/bench_train.py --build "$BUILD_DIR" \
+    --variants all --json "$out/bench_mixers.json" "$lm:none:$data" \
+    "$lm:none:$data,model.mixer=swa,model.mixers.swa.window=512" \
+    "$lm:none:$data,model.mixer=bla,model.mixers.bla.window=512,model.mixers.bla.slots=64" \
+    "$lm:none:$data,model.mixer=gatedfwa,model.mixers.gatedfwa.window=512" "$lm:none:$data,model.mixer=mamba2" \
+    "$lm:none:$data,model.mixer=gla" "$lm:none:$data,model.mixer=gsa" > "$out/bench_mixers.txt" 2>&1
+  echo "125M mixers exit $?"
+  cat "$out/bench_mixers.txt"
+fi
 # The device returns at most 8 files: the logs travel as one archive beside
 # the results (table.md, ours.jsonl, anchors/results.json, compile-cache.tgz).
 (cd "$out" && tar czf logs.tgz --remove-files --ignore-failed-read build.log ours.err anchors.log anchors/warm.log \
-  anchors/table.md 2>/dev/null)
+  anchors/table.md prepare.log bench_mixers.txt 2>/dev/null)

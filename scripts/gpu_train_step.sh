@@ -19,19 +19,9 @@ if [ -z "${SKIP_TESTS:-}" ]; then
 fi
 
 if [ -z "${SKIP_BENCH:-}" ]; then
-  # A synthetic byte-level corpus for configs/bench/lm_125m.yaml (every position scored).
-  if [ ! -f "$BUILD_DIR/data/bench_text/index.json" ]; then
-    python3 -c "
-import random
-r = random.Random(0)
-words = [''.join(r.choice('abcdefghijklmnopqrstuvwxyz') for _ in range(r.randint(2, 9))) for _ in range(5000)]
-with open('/tmp/bench_text.txt', 'w') as f:
-    for d in range(3000):
-        f.write(' '.join(r.choice(words) for _ in range(300)) + '\\nENDOFDOC\\n')
-"
-    "$BUILD_DIR/src/bla-data" prepare --input /tmp/bench_text.txt --out "$BUILD_DIR/data/bench_text" --separator=ENDOFDOC \
-      --val-fraction 0.02 > "$out/prepare.log" 2>&1 || { echo "bla-data prepare failed"; cat "$out/prepare.log"; }
-  fi
+  # shellcheck source=scripts/bench_corpus.sh
+  source scripts/bench_corpus.sh
+  bench_corpus "$out"
   anchors=()
   [ -n "${ANCHORS:-}" ] && anchors=(--anchors "$ANCHORS")
   zoology="--d,128,--layers,2,--heads,2,--vocab,8192,--seq,256,--batch,256,--steps,60,--warm,20"
