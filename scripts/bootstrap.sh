@@ -14,6 +14,7 @@ wanted=(
   libcli11-dev:/usr/include/CLI/CLI.hpp
   nlohmann-json3-dev:/usr/include/nlohmann/json.hpp
   libgtest-dev:/usr/include/gtest/gtest.h
+  xz-utils:xz  # the anchors' compile-cache archive (scripts/anchor_cache.sh and its test)
 )
 if ! scripts/pytorch_cmake_prefix.sh >/dev/null; then
   # Gloo's headers are needed by c10d's headers.

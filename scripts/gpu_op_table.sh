@@ -71,6 +71,6 @@ if [ -n "${M125:-}" ]; then
   cat "$out/bench_mixers.txt"
 fi
 # The device returns at most 8 files: the logs travel as one archive beside
-# the results (table.md, ours.jsonl, anchors/results.json, compile-cache.tgz).
+# the results (table.md, ours.jsonl, anchors/results.json, compile-cache.txz).
 (cd "$out" && tar czf logs.tgz --remove-files --ignore-failed-read build.log ours.err anchors.log anchors/warm.log \
   anchors/table.md prepare.log bench_mixers.txt 2>/dev/null)
