@@ -5,7 +5,7 @@
 # chunk_gsa, mamba_ssm's Triton SSD, FlexAttention SWA, cuDNN SDPA), then one
 # table of both (scripts/op_table.py). Logs and JSON go to ${OUT:-gpu-ops}/.
 # The anchors start first, compiling beside our build (their compile caches
-# come from and go back to compile-cache.tgz, scripts/anchor_cache.sh); ours
+# come from and go back to compile-cache.txz, scripts/anchor_cache.sh); ours
 # are timed after them, with the GPU to themselves.
 #   scripts/gpu_op_table.sh
 #   ANCHORS=.anchors scripts/gpu_op_table.sh   # .anchors: bench.py, fla/, mamba/ (git-ignored; README "Benchmarks")
