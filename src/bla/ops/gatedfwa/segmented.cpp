@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "bla/ops/gatedfwa/internal.h"
+#include "bla/ops/scan.h"
 
 namespace bla::ops::gatedfwa_internal {
 namespace {
@@ -54,7 +55,7 @@ at::Tensor segmented_gated_window_attention(const at::Tensor& q, const at::Tenso
                                             const at::Tensor& log_gate, int64_t window, int64_t segment,
                                             const BiasedAttention& attend) {
   const int64_t B = q.size(0), T = q.size(1), H = q.size(2), Dv = v.size(3);
-  const auto G = log_gate.to(at::kDouble).cumsum(1);  // (B, T, H)
+  const auto G = running_sum(log_gate.to(at::kDouble), 1);  // (B, T, H), T innermost on the GPU (scan.h)
   const int64_t L = segment;
   if (window < 1 || L < window) {
     throw std::invalid_argument("bla: gated window segment (" + std::to_string(L) + ") must be >= the window (" +
