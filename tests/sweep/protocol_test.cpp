@@ -1,7 +1,8 @@
-// The MQAR protocol's pipeline on the CPU, end to end (configs/sweeps/mqar_ci.yaml):
-// bla-sweep trains each state point's learning rates x seeds as one ensemble
-// with validation and early stopping, and plot_sweep.py chooses the rate on
-// validation and prints the curves with intervals over seeds and the headline.
+// The MQAR and RegBench protocols' pipelines on the CPU, end to end
+// (configs/sweeps/mqar_ci.yaml, regbench_ci.yaml): bla-sweep trains each state
+// point's learning rates x seeds as one ensemble with validation (and, for
+// MQAR, early stopping), and plot_sweep.py chooses the rate on validation and
+// prints the curves with intervals over seeds and the headline.
 #include "bla/util/files.h"
 #include "support/run_helpers.h"
 
@@ -43,4 +44,32 @@ TEST(SweepProtocol, TheMqarPipelineRunsEndToEndOnTheCpu) {
   EXPECT_NE(plot.output.find("3 seeds)"), std::string::npos) << plot.output;  // intervals over the three seeds
   EXPECT_NE(plot.output.find("| threshold | bla | swa | swa/bla |"), std::string::npos) << plot.output;
   EXPECT_NE(plot.output.find("| 0.99 |"), std::string::npos) << plot.output;
+}
+
+TEST(SweepProtocol, TheRegBenchPipelineRunsEndToEndOnTheCpu) {
+  if (run_command("python3 --version", 30).status != 0) GTEST_SKIP() << "python3 is not on PATH";
+  TempDir tmp;
+  const std::string source = BLA_SOURCE_DIR;
+  const std::string out = tmp / "sweep";
+  auto sweep =
+      run_command(std::string(BLA_BINARY_DIR) + "/src/bla-sweep " + source + "/configs/sweeps/regbench_ci.yaml --out " +
+                      out + " --jobs 2 --bla-train " + BLA_BINARY_DIR + "/src/bla-train",
+                  600);
+  ASSERT_EQ(sweep.status, 0) << sweep.output;
+  // Members of one ensemble draw batches of different lengths (rows pad to the longest in a batch).
+  EXPECT_NE(sweep.output.find("30 points: 0 done already (skipped), 0 to resume, 30 new; 5 processes (5 ensembles"),
+            std::string::npos)
+      << sweep.output;
+  EXPECT_NE(sweep.output.find("30 ran, 0 failed"), std::string::npos) << sweep.output;
+  const std::string header = bla::util::read_file(out + "/results.csv").substr(0, 2000);
+  for (const char* column : {"validation_accuracy", "test_accuracy", "test_tvd", "test_tvd_seq_icl"})
+    EXPECT_NE(header.find(column), std::string::npos) << column << " in " << header;
+
+  auto plot = run_command("python3 " + source + "/scripts/plot_sweep.py " + out + "/results.csv --no-plot", 120);
+  ASSERT_EQ(plot.status, 0) << plot.output;
+  EXPECT_NE(plot.output.find("(learning rate chosen on validation_accuracy; test_accuracy reported)"),
+            std::string::npos)
+      << plot.output;
+  EXPECT_NE(plot.output.find("| state (numbers) | bla | swa | attention |"), std::string::npos) << plot.output;
+  EXPECT_NE(plot.output.find("| threshold | bla | swa | attention | swa/bla |"), std::string::npos) << plot.output;
 }

@@ -165,6 +165,19 @@ TEST(EnsembleTraining, ZoologysBlockTrainsAsAnEnsembleLikeItsSoloRuns) {
                                  2, 1e-6);
 }
 
+TEST(EnsembleTraining, RegBenchMembersWhoseBatchesDifferInLengthTrainLikeTheirSoloRuns) {
+  // RegBench pads each batch to its longest row, so members with other seeds
+  // draw batches of other lengths; the joined batch pads them to the longest.
+  const std::string yaml =
+      "run: {name: tiny, seed: 3, threads: 1, device: cpu}\n"
+      "model: {d_model: 16, layers: 2, heads: 2, mixer: bla, mixers: {bla: {window: 64, slots: 4, chunk: 16}}}\n"
+      "data: {task: regbench, min_examples: 2, max_examples: 4, max_word_len: 8, train_automata: 64,\n"
+      "       test_automata: 16, validation_automata: 8}\n"
+      "train: {batch_size: 4, steps: 6, lr: 3.0e-3, warmup_steps: 1, log_every: 1, eval_examples: 0,\n"
+      "        checkpoint_every: 0}\n";
+  expect_members_equal_solo_runs(yaml, {"run.seed=[3, 4, 5]"}, 3, 1e-6);
+}
+
 // Resuming: the ensemble continues bit for bit from its members' checkpoints,
 // from the newest step all members have (here member a also holds step 10,
 // as a process killed while it saved could leave it); and a member's

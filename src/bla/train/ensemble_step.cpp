@@ -1,11 +1,12 @@
 #include "bla/train/ensemble_step.h"
 
-#include "bla/compat.h"
-#include "bla/model/head_loss.h"
-
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <stdexcept>
+
+#include "bla/compat.h"
+#include "bla/model/head_loss.h"
 
 namespace bla::train {
 
@@ -101,14 +102,23 @@ StepBatch join_member_batches(const std::vector<StepBatch>& members, bool pin_me
   StepBatch out;
   const size_t parts = members.front().micro.size();
   for (size_t i = 0; i < parts; ++i) {
+    // Tasks whose rows pad to the longest in their batch (RegBench) give the
+    // members different lengths: each is padded at its end to the longest,
+    // which no scored position sees (every mixer is causal), and its row
+    // indices b * T + t move to the new length.
+    int64_t length = 0;
+    for (const auto& member : members) length = std::max(length, member.micro.at(i).inputs.size(1));
     std::vector<torch::Tensor> inputs, rows, targets;
     int64_t offset = 0;
     for (const auto& member : members) {
       const auto& m = member.micro.at(i);
-      inputs.push_back(m.inputs);
-      rows.push_back(m.rows + offset);
+      const int64_t own = m.inputs.size(1);
+      const auto padded = own == length ? m.inputs : at::constant_pad_nd(m.inputs, {0, length - own}, 0);
+      const auto moved = own == length ? m.rows : m.rows.div(own, "floor") * length + m.rows.remainder(own);
+      inputs.push_back(padded);
+      rows.push_back(moved + offset);
       targets.push_back(m.targets);
-      offset += m.inputs.numel();
+      offset += padded.numel();
     }
     MicroBatch joined{torch::cat(inputs), torch::cat(rows), torch::cat(targets)};
     if (pin_memory) joined = {joined.inputs.pin_memory(), joined.rows.pin_memory(), joined.targets.pin_memory()};

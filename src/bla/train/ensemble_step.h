@@ -56,7 +56,8 @@ class EnsembleStepRunner {
 
 // Joins the members' batches of one step into the ensemble's: inputs stacked
 // member after member, each member's scored-row indices shifted to its
-// sequences. Every member's micro-batches must have the same shapes.
+// sequences. Every member's micro-batches must have the same number of
+// sequences; shorter ones are padded at their end to the longest.
 StepBatch join_member_batches(const std::vector<StepBatch>& members, bool pin_memory);
 
 }  // namespace bla::train
