@@ -15,14 +15,29 @@
 using bla::testing::run_command;
 using bla::testing::TempDir;
 
+namespace {
+
+const std::string kSource = BLA_SOURCE_DIR;
+
+// bla-sweep on configs/sweeps/<name> into `out`, two runs at a time.
+bla::testing::CommandOutcome run_sweep(const std::string& name, const std::string& out) {
+  return run_command(std::string(BLA_BINARY_DIR) + "/src/bla-sweep " + kSource + "/configs/sweeps/" + name +
+                         " --out " + out + " --jobs 2 --bla-train " + BLA_BINARY_DIR + "/src/bla-train",
+                     600);
+}
+
+// plot_sweep.py's tables and headline for a sweep's results.csv.
+bla::testing::CommandOutcome run_plot(const std::string& out) {
+  return run_command("python3 " + kSource + "/scripts/plot_sweep.py " + out + "/results.csv --no-plot", 120);
+}
+
+}  // namespace
+
 TEST(SweepProtocol, TheMqarPipelineRunsEndToEndOnTheCpu) {
   if (run_command("python3 --version", 30).status != 0) GTEST_SKIP() << "python3 is not on PATH";
   TempDir tmp;
-  const std::string source = BLA_SOURCE_DIR;
   const std::string out = tmp / "sweep";
-  auto sweep = run_command(std::string(BLA_BINARY_DIR) + "/src/bla-sweep " + source + "/configs/sweeps/mqar_ci.yaml --out " +
-                               out + " --jobs 2 --bla-train " + BLA_BINARY_DIR + "/src/bla-train",
-                           600);
+  auto sweep = run_sweep("mqar_ci.yaml", out);
   ASSERT_EQ(sweep.status, 0) << sweep.output;
   EXPECT_NE(sweep.output.find("36 points: 0 done already (skipped), 0 to resume, 36 new; 6 processes (6 ensembles"),
             std::string::npos)
@@ -37,7 +52,7 @@ TEST(SweepProtocol, TheMqarPipelineRunsEndToEndOnTheCpu) {
   EXPECT_EQ(rows, 36);
   EXPECT_NE(header.find("validation_accuracy"), std::string::npos) << header;
 
-  auto plot = run_command("python3 " + source + "/scripts/plot_sweep.py " + out + "/results.csv --no-plot", 120);
+  auto plot = run_plot(out);
   ASSERT_EQ(plot.status, 0) << plot.output;
   EXPECT_NE(plot.output.find("(learning rate chosen on validation_accuracy; test_accuracy reported)"), std::string::npos)
       << plot.output;
@@ -49,12 +64,8 @@ TEST(SweepProtocol, TheMqarPipelineRunsEndToEndOnTheCpu) {
 TEST(SweepProtocol, TheRegBenchPipelineRunsEndToEndOnTheCpu) {
   if (run_command("python3 --version", 30).status != 0) GTEST_SKIP() << "python3 is not on PATH";
   TempDir tmp;
-  const std::string source = BLA_SOURCE_DIR;
   const std::string out = tmp / "sweep";
-  auto sweep =
-      run_command(std::string(BLA_BINARY_DIR) + "/src/bla-sweep " + source + "/configs/sweeps/regbench_ci.yaml --out " +
-                      out + " --jobs 2 --bla-train " + BLA_BINARY_DIR + "/src/bla-train",
-                  600);
+  auto sweep = run_sweep("regbench_ci.yaml", out);
   ASSERT_EQ(sweep.status, 0) << sweep.output;
   // Members of one ensemble draw batches of different lengths (rows pad to the longest in a batch).
   EXPECT_NE(sweep.output.find("30 points: 0 done already (skipped), 0 to resume, 30 new; 5 processes (5 ensembles"),
@@ -65,7 +76,7 @@ TEST(SweepProtocol, TheRegBenchPipelineRunsEndToEndOnTheCpu) {
   for (const char* column : {"validation_accuracy", "test_accuracy", "test_tvd", "test_tvd_seq_icl"})
     EXPECT_NE(header.find(column), std::string::npos) << column << " in " << header;
 
-  auto plot = run_command("python3 " + source + "/scripts/plot_sweep.py " + out + "/results.csv --no-plot", 120);
+  auto plot = run_plot(out);
   ASSERT_EQ(plot.status, 0) << plot.output;
   EXPECT_NE(plot.output.find("(learning rate chosen on validation_accuracy; test_accuracy reported)"),
             std::string::npos)
