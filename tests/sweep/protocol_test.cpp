@@ -19,16 +19,30 @@ namespace {
 
 const std::string kSource = BLA_SOURCE_DIR;
 
-// bla-sweep on configs/sweeps/<name> into `out`, two runs at a time.
-bla::testing::CommandOutcome run_sweep(const std::string& name, const std::string& out) {
-  return run_command(std::string(BLA_BINARY_DIR) + "/src/bla-sweep " + kSource + "/configs/sweeps/" + name +
-                         " --out " + out + " --jobs 2 --bla-train " + BLA_BINARY_DIR + "/src/bla-train",
-                     600);
+// bla-sweep on configs/sweeps/<name> into `out`, two runs at a time: all
+// `points` points new, in `ensembles` processes, and every one finishes.
+void expect_sweep_runs(const std::string& name, const std::string& out, int points, int ensembles) {
+  auto sweep = run_command(std::string(BLA_BINARY_DIR) + "/src/bla-sweep " + kSource + "/configs/sweeps/" + name +
+                               " --out " + out + " --jobs 2 --bla-train " + BLA_BINARY_DIR + "/src/bla-train",
+                           600);
+  ASSERT_EQ(sweep.status, 0) << sweep.output;
+  const std::string n = std::to_string(points), e = std::to_string(ensembles);
+  EXPECT_NE(sweep.output.find(n + " points: 0 done already (skipped), 0 to resume, " + n + " new; " + e +
+                              " processes (" + e + " ensembles"),
+            std::string::npos)
+      << sweep.output;
+  EXPECT_NE(sweep.output.find(n + " ran, 0 failed"), std::string::npos) << sweep.output;
 }
 
-// plot_sweep.py's tables and headline for a sweep's results.csv.
-bla::testing::CommandOutcome run_plot(const std::string& out) {
-  return run_command("python3 " + kSource + "/scripts/plot_sweep.py " + out + "/results.csv --no-plot", 120);
+// plot_sweep.py's tables and headline for the sweep in `out`, the learning
+// rate chosen on validation.
+std::string plot_tables(const std::string& out) {
+  auto plot = run_command("python3 " + kSource + "/scripts/plot_sweep.py " + out + "/results.csv --no-plot", 120);
+  EXPECT_EQ(plot.status, 0) << plot.output;
+  EXPECT_NE(plot.output.find("(learning rate chosen on validation_accuracy; test_accuracy reported)"),
+            std::string::npos)
+      << plot.output;
+  return plot.output;
 }
 
 }  // namespace
@@ -37,12 +51,7 @@ TEST(SweepProtocol, TheMqarPipelineRunsEndToEndOnTheCpu) {
   if (run_command("python3 --version", 30).status != 0) GTEST_SKIP() << "python3 is not on PATH";
   TempDir tmp;
   const std::string out = tmp / "sweep";
-  auto sweep = run_sweep("mqar_ci.yaml", out);
-  ASSERT_EQ(sweep.status, 0) << sweep.output;
-  EXPECT_NE(sweep.output.find("36 points: 0 done already (skipped), 0 to resume, 36 new; 6 processes (6 ensembles"),
-            std::string::npos)
-      << sweep.output;
-  EXPECT_NE(sweep.output.find("36 ran, 0 failed"), std::string::npos) << sweep.output;
+  expect_sweep_runs("mqar_ci.yaml", out, 36, 6);
   // Every point's summary holds its final validation and test results.
   std::istringstream csv(bla::util::read_file(out + "/results.csv"));
   std::string header, row;
@@ -52,35 +61,23 @@ TEST(SweepProtocol, TheMqarPipelineRunsEndToEndOnTheCpu) {
   EXPECT_EQ(rows, 36);
   EXPECT_NE(header.find("validation_accuracy"), std::string::npos) << header;
 
-  auto plot = run_plot(out);
-  ASSERT_EQ(plot.status, 0) << plot.output;
-  EXPECT_NE(plot.output.find("(learning rate chosen on validation_accuracy; test_accuracy reported)"), std::string::npos)
-      << plot.output;
-  EXPECT_NE(plot.output.find("3 seeds)"), std::string::npos) << plot.output;  // intervals over the three seeds
-  EXPECT_NE(plot.output.find("| threshold | bla | swa | swa/bla |"), std::string::npos) << plot.output;
-  EXPECT_NE(plot.output.find("| 0.99 |"), std::string::npos) << plot.output;
+  const auto plot = plot_tables(out);
+  EXPECT_NE(plot.find("3 seeds)"), std::string::npos) << plot;  // intervals over the three seeds
+  EXPECT_NE(plot.find("| threshold | bla | swa | swa/bla |"), std::string::npos) << plot;
+  EXPECT_NE(plot.find("| 0.99 |"), std::string::npos) << plot;
 }
 
 TEST(SweepProtocol, TheRegBenchPipelineRunsEndToEndOnTheCpu) {
   if (run_command("python3 --version", 30).status != 0) GTEST_SKIP() << "python3 is not on PATH";
   TempDir tmp;
   const std::string out = tmp / "sweep";
-  auto sweep = run_sweep("regbench_ci.yaml", out);
-  ASSERT_EQ(sweep.status, 0) << sweep.output;
   // Members of one ensemble draw batches of different lengths (rows pad to the longest in a batch).
-  EXPECT_NE(sweep.output.find("30 points: 0 done already (skipped), 0 to resume, 30 new; 5 processes (5 ensembles"),
-            std::string::npos)
-      << sweep.output;
-  EXPECT_NE(sweep.output.find("30 ran, 0 failed"), std::string::npos) << sweep.output;
+  expect_sweep_runs("regbench_ci.yaml", out, 30, 5);
   const std::string header = bla::util::read_file(out + "/results.csv").substr(0, 2000);
   for (const char* column : {"validation_accuracy", "test_accuracy", "test_tvd", "test_tvd_seq_icl"})
     EXPECT_NE(header.find(column), std::string::npos) << column << " in " << header;
 
-  auto plot = run_plot(out);
-  ASSERT_EQ(plot.status, 0) << plot.output;
-  EXPECT_NE(plot.output.find("(learning rate chosen on validation_accuracy; test_accuracy reported)"),
-            std::string::npos)
-      << plot.output;
-  EXPECT_NE(plot.output.find("| state (numbers) | bla | swa | attention |"), std::string::npos) << plot.output;
-  EXPECT_NE(plot.output.find("| threshold | bla | swa | attention | swa/bla |"), std::string::npos) << plot.output;
+  const auto plot = plot_tables(out);
+  EXPECT_NE(plot.find("| state (numbers) | bla | swa | attention |"), std::string::npos) << plot;
+  EXPECT_NE(plot.find("| threshold | bla | swa | attention | swa/bla |"), std::string::npos) << plot;
 }
