@@ -39,10 +39,18 @@ output is deterministic, and a point's interval does not change when a sweep
 adds other points. A group whose points all have one seed gets no intervals;
 with fewer than 3 seeds anywhere, the output warns that intervals mean little.
 
+--reference FILE adds reference lines from a JSON file of bla-baseline's
+form ({"split": "test", "predictors": {name: {metric: value}}}, e.g.
+RegBench's in-context n-gram predictors): printed under every table, with
+the thresholds of the headline each one reaches, and drawn as dashed
+horizontal lines named in the legend. The plotted metric test_X reads X of each predictor; the
+file must be on the test split.
+
 Needs matplotlib only for the PNGs (--no-plot prints the tables without it).
 """
 import argparse
 import csv
+import json
 import math
 import os
 import random
@@ -257,7 +265,44 @@ def headline(groups, boot, metric, thresholds, ratio, replicates, seed):
     return "\n".join(lines)
 
 
-def plot(groups, boot, metric, title, path):
+def read_reference(path, metric):
+    """{predictor: value of the metric} from a bla-baseline JSON file, in the file's order; exits on a bad file."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError) as error:
+        sys.exit(f"plot_sweep: --reference {path}: {error}")
+    predictors = data.get("predictors") if isinstance(data, dict) else None
+    if not isinstance(predictors, dict) or not predictors:
+        sys.exit(f"plot_sweep: --reference {path} has no 'predictors' object; give a JSON file bla-baseline wrote")
+    split = data.get("split")
+    if split != "test":
+        sys.exit(f"plot_sweep: --reference {path} is on the '{split}' split; the sweep's metric is on the test split: "
+                 "run bla-baseline on the test split")
+    key = metric[len("test_"):] if metric.startswith("test_") else metric
+    values = {}
+    for name, scores in predictors.items():
+        if not isinstance(scores, dict) or not isinstance(scores.get(key), (int, float)):
+            known = ", ".join(sorted(scores)) if isinstance(scores, dict) else "none"
+            sys.exit(f"plot_sweep: --reference {path}: predictor '{name}' has no '{key}' (for --metric {metric}); "
+                     f"its metrics: {known}")
+        values[name] = float(scores[key])
+    return values
+
+
+def reference_lines(reference, path, thresholds, higher_is_better):
+    """The reference values as a line of text, each with the headline thresholds it reaches."""
+    cells = []
+    for name, value in reference.items():
+        cell = f"{name} {value:.3f}"
+        if higher_is_better:
+            reached = [f"{t:g}" for t in thresholds if value >= t]
+            cell += f" (reaches {', '.join(reached)})" if reached else ""
+        cells.append(cell)
+    return f"Reference lines ({path}, test split): " + "; ".join(cells)
+
+
+def plot(groups, boot, metric, title, path, reference=None):
     try:
         import matplotlib
     except ImportError:
@@ -277,6 +322,11 @@ def plot(groups, boot, metric, title, path):
         # A known group keeps its colour from plot to plot (C0 bla, C1 swa, ...).
         color = f"C{GROUP_ORDER.index(group) % 10}" if group in GROUP_ORDER else None
         ax.errorbar(states, values, yerr=errors, marker="o", capsize=3, label=group, color=color)
+    # Reference lines in greys and dash patterns of their own, named in the legend.
+    styles = ["--", ":", "-.", (0, (6, 2, 1, 2, 1, 2))]
+    for i, (name, value) in enumerate((reference or {}).items()):
+        ax.axhline(value, linestyle=styles[i % len(styles)], linewidth=1.1, color=str(0.2 + 0.15 * (i % 4)),
+                   label=f"{name} ({value:.3f})")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("state (numbers kept to decode, all layers, batch 1)")
     ax.set_ylabel(f"test {metric.replace('test_', '')}, mean over seeds\n(bars: 95% interval; lr chosen as printed)")
@@ -318,6 +368,8 @@ def main():
                         help="headline: A/B, the ratio of the state A needs to the state B needs (default swa/bla)")
     parser.add_argument("--bootstrap", default=2000, type=positive, help="bootstrap replicates (default 2000)")
     parser.add_argument("--bootstrap-seed", default=0, type=int, help="seed of the bootstrap (default 0)")
+    parser.add_argument("--reference", default=None, metavar="FILE",
+                        help="reference lines: a bla-baseline JSON file on the test split (e.g. n-gram predictors)")
     args = parser.parse_args()
 
     rows = read_rows(args.csv)
@@ -329,6 +381,7 @@ def main():
     not_done = [r["name"] for r in rows if r.get("status") != "done"]
     if not_done:
         print(f"(left out, not done: {', '.join(not_done)})\n")
+    reference = read_reference(args.reference, args.metric) if args.reference else None
     out = args.out or os.path.dirname(os.path.abspath(args.csv))
     select = selection_column(rows, args.metric)
     if select == args.metric:
@@ -343,13 +396,15 @@ def main():
         boot = bootstrap(facet, groups, args.bootstrap, args.bootstrap_seed)
         print(f"### {title}\n")
         print(markdown(groups, boot) + "\n")
+        if reference:
+            print(reference_lines(reference, args.reference, args.thresholds, not lower_is_better(args.metric)) + "\n")
         if not lower_is_better(args.metric):
             print(headline(groups, boot, args.metric, args.thresholds, args.ratio, args.bootstrap,
                            args.bootstrap_seed) + "\n")
         if not args.no_plot:
             os.makedirs(out, exist_ok=True)
             path = os.path.join(out, facet_file(facet) + ".png")
-            plot(groups, boot, args.metric, title, path)
+            plot(groups, boot, args.metric, title, path, reference)
             print(f"({path})\n")
 
 

@@ -3,7 +3,8 @@
 // test metric it reports), and the output says which; a point shows the
 // bootstrap interval over its seeds; the headline table gives the state at
 // which each group crosses a threshold and the ratio of two groups', with
-// intervals that widen when a seed fails.
+// intervals that widen when a seed fails; reference lines from a baseline
+// file, and the exact error for one that does not fit.
 #include "bla/util/files.h"
 #include "support/run_helpers.h"
 
@@ -177,5 +178,41 @@ TEST(PlotSweep, ARatioOfAGroupTheSweepLacksIsLeftOutAndSaid) {
   EXPECT_NE(result.output.find("| 0.9 | 1,024 [1,024, 1,024] | 4,096 [4,096, 4,096] |\n"), std::string::npos)
       << result.output;
   EXPECT_NE(result.output.find("(no gla/bla ratio: this table has no group gla)"), std::string::npos)
+      << result.output;
+}
+
+TEST(PlotSweep, ReferenceLinesFromABaselineFileArePrintedWithTheThresholdsTheyReach) {
+  if (!have_python()) GTEST_SKIP() << "python3 is not on PATH";
+  TempDir tmp;
+  const std::string file = tmp / "ngram.json";
+  util::write_file_atomically(file, R"({"split": "test", "predictors": {"ngram-1": {"accuracy": 0.47, "tvd": 0.6},)"
+                                    R"( "ngram-3": {"accuracy": 0.936, "tvd": 0.2}}})");
+  const auto result = plot_sweep(tmp, kSweep, "--reference " + file);
+  ASSERT_EQ(result.status, 0) << result.output;
+  EXPECT_NE(result.output.find("Reference lines (" + file +
+                               ", test split): ngram-1 0.470; ngram-3 0.936 (reaches 0.5, 0.9)\n"),
+            std::string::npos)
+      << result.output;
+}
+
+TEST(PlotSweep, AReferenceFileOnAnotherSplitOrWithoutTheMetricIsRefusedSayingWhy) {
+  if (!have_python()) GTEST_SKIP() << "python3 is not on PATH";
+  TempDir tmp;
+  const std::string file = tmp / "ngram.json";
+  util::write_file_atomically(file, R"({"split": "validation", "predictors": {"ngram-1": {"accuracy": 0.47}}})");
+  auto result = plot_sweep(tmp, kSweep, "--reference " + file);
+  EXPECT_NE(result.status, 0);
+  EXPECT_NE(result.output.find("plot_sweep: --reference " + file +
+                               " is on the 'validation' split; the sweep's metric is on the test split: run "
+                               "bla-baseline on the test split"),
+            std::string::npos)
+      << result.output;
+  util::write_file_atomically(file, R"({"split": "test", "predictors": {"ngram-1": {"tvd": 0.6}}})");
+  result = plot_sweep(tmp, kSweep, "--reference " + file);
+  EXPECT_NE(result.status, 0);
+  EXPECT_NE(
+      result.output.find("plot_sweep: --reference " + file +
+                         ": predictor 'ngram-1' has no 'accuracy' (for --metric test_accuracy); its metrics: tvd"),
+      std::string::npos)
       << result.output;
 }
