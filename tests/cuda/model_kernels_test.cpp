@@ -8,10 +8,10 @@
 // (the same bits). Then the dispatched modules against the LibTorch forms
 // (what BLA_KERNELS=0 runs), and one forward+backward through three kernels
 // captured in a CUDA graph and replayed on new inputs, against eager.
-#include <gtest/gtest.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#include <gtest/gtest.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
@@ -23,8 +23,10 @@
 #include <tuple>
 #include <vector>
 
+#include "bla/compat.h"
 #include "bla/mixers/common/heads.h"
 #include "bla/mixers/common/short_conv.h"
+#include "bla/model/head_loss.h"
 #include "bla/model/lm.h"
 #include "bla_kernels/model.h"
 #include "support/tensor_checks.h"
@@ -503,6 +505,38 @@ TEST(ModelKernelHeadLoss, LossHitsAndGradientMatchFloat64) {
       expect_close("grad_logits" + tag, la.grad(), ld.grad(), mode.dtype == at::kFloat ? 1e-5 : 1e-2);
       EXPECT_EQ(la.grad().index({targets.lt(0)}).abs().sum().item<double>(), 0.0) << "ignored rows get no gradient" << tag;
     }
+  }
+}
+
+// The plain head as training runs it on CUDA (head_cross_entropy_plain: the
+// kernel above over full logits) against head_cross_entropy_reference (LibTorch's
+// cross_entropy on float32 logits): loss, hits, count and both gradients, in
+// float32 and under bf16 autocast as the step runs it.
+TEST(ModelKernelHeadLoss, ThePlainHeadMatchesTheReference) {
+  SKIP_WITHOUT_CUDA();
+  for (const bool bf16 : {false, true}) {
+    const int64_t rows = 300, d = 64, vocab = 1003;
+    auto hidden = randn({rows, d}, at::kFloat);
+    auto weight = randn({vocab, d}, at::kFloat, 0.3);
+    auto targets = torch::randint(0, vocab, {rows}, torch::TensorOptions().device(torch::kCUDA).dtype(at::kLong));
+    targets.index_put_({torch::arange(0, rows, 5, targets.options())}, -100);
+    auto run = [&](bool plain) {
+      auto h = hidden.clone().requires_grad_(true), w = weight.clone().requires_grad_(true);
+      if (bf16) bla::compat::set_cuda_autocast(true, at::kBFloat16);
+      const auto out = plain ? bla::model::head_cross_entropy_plain(h, w, targets)
+                             : bla::model::head_cross_entropy_reference(h, w, targets);
+      if (bf16) bla::compat::set_cuda_autocast(false, at::kBFloat16);
+      out.loss.backward();
+      return std::vector<at::Tensor>{out.loss.detach(), out.correct, out.count, h.grad(), w.grad()};
+    };
+    const auto got = run(true), want = run(false);
+    const std::string tag = bf16 ? " (bf16 autocast)" : " (float32)";
+    expect_close("loss" + tag, got[0], want[0], 1e-5);
+    // bf16 products from mm and bmm may round apart, so a near tie may go the other way.
+    EXPECT_NEAR(got[1].item<double>(), want[1].item<double>(), bf16 ? 3.0 : 0.0) << "hits" << tag;
+    EXPECT_EQ(got[2].item<double>(), want[2].item<double>()) << "count" << tag;
+    expect_close("d hidden" + tag, got[3], want[3], bf16 ? 1e-2 : 1e-5);
+    expect_close("d weight" + tag, got[4], want[4], bf16 ? 1e-2 : 1e-5);
   }
 }
 

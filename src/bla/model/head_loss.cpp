@@ -115,6 +115,16 @@ HeadLoss head_cross_entropy_reference(const torch::Tensor& hidden, const torch::
   return out;
 }
 
+HeadLoss head_cross_entropy_plain(const torch::Tensor& hidden, const torch::Tensor& weight,
+                                  const torch::Tensor& targets) {
+  if (hidden.is_cuda() && ops::model_kernels_enabled()) {
+    // One member: the batched form's kernel path over (1, rows, vocab) logits.
+    const auto one = head_cross_entropy_members(hidden.unsqueeze(0), weight.unsqueeze(0), targets.unsqueeze(0));
+    return {one.loss.squeeze(0), one.correct.squeeze(0), one.count.squeeze(0)};
+  }
+  return head_cross_entropy_reference(hidden, weight, targets);
+}
+
 HeadLoss head_cross_entropy_members(const torch::Tensor& hidden, const torch::Tensor& weight,
                                     const torch::Tensor& targets) {
   TORCH_CHECK(hidden.dim() == 3 && weight.dim() == 3 && targets.dim() == 2 && hidden.size(0) == weight.size(0) &&

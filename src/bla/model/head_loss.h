@@ -41,6 +41,14 @@ inline bool head_fusion_pays(int64_t rows, int64_t vocab) { return rows * vocab 
 HeadLoss head_cross_entropy_reference(const torch::Tensor& hidden, const torch::Tensor& weight,
                                       const torch::Tensor& targets);
 
+// The plain head as training runs it: full logits, and on CUDA (model kernels
+// on) the cross-entropy as one kernel each way over the logits in the
+// product's dtype (kernels/model_head.cu, as head_cross_entropy_members runs
+// it) instead of LibTorch's float32 copy, log_softmax, gather and argmax and
+// their backwards; elsewhere head_cross_entropy_reference.
+HeadLoss head_cross_entropy_plain(const torch::Tensor& hidden, const torch::Tensor& weight,
+                                  const torch::Tensor& targets);
+
 // An ensemble's heads (model/ensemble.h), each member's rows against its own
 // matrix in one batched product: hidden (E, rows, d), weight (E, vocab, d),
 // targets (E, rows). Loss, correct and count are (E): member e's numbers are

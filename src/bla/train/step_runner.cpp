@@ -32,9 +32,8 @@ void StepRunner::body(const std::vector<MicroBatch>& micro) {
     const auto weight = model_.head_weight();
     const bool fuse = options_.fused_head == "on" ||
                       (options_.fused_head == "auto" && model::head_fusion_pays(rows.size(0), weight.size(0)));
-    auto head = fuse
-                    ? model::head_cross_entropy(rows, weight, m.targets)
-                    : model::head_cross_entropy_reference(rows, weight, m.targets);
+    auto head = fuse ? model::head_cross_entropy(rows, weight, m.targets)
+                     : model::head_cross_entropy_plain(rows, weight, m.targets);
     if (options_.bf16) compat::set_cuda_autocast(false, at::kBFloat16);
     dp_.begin_micro_step(i + 1 == micro.size());  // dist: only the last micro-step all-reduces
     (head.loss / parts).backward();
