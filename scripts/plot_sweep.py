@@ -43,8 +43,8 @@ with fewer than 3 seeds anywhere, the output warns that intervals mean little.
 form ({"split": "test", "predictors": {name: {metric: value}}}, e.g.
 RegBench's in-context n-gram predictors): printed under every table, with
 the thresholds of the headline each one reaches, and drawn as dashed
-horizontal lines named in the legend. The plotted metric test_X reads X of each predictor; the
-file must be on the test split.
+horizontal lines named in the legend. The plotted metric test_X reads X of
+each predictor; the file must be on the test split.
 
 Needs matplotlib only for the PNGs (--no-plot prints the tables without it).
 """

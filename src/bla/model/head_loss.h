@@ -31,8 +31,9 @@ inline constexpr int64_t kHeadChunkLogits = int64_t{1} << 25;
 // Whether fusing pays: when a batch's float32 logits would take more than
 // 8 GiB (2^31 numbers). The fused form saves their memory but runs slower
 // (on an H200, 125M model, 16,384 x 50,304 logits: 0.82x the plain head's
-// tokens/s at half the peak memory; docs/performance.md), so below that the
-// plain head is the better default.
+// tokens/s at half the peak memory, measured before the plain head ran the
+// loss kernel; docs/performance.md), so below that the plain head is the
+// better default.
 inline constexpr int64_t kHeadFusionLogits = int64_t{1} << 31;
 inline bool head_fusion_pays(int64_t rows, int64_t vocab) { return rows * vocab > kHeadFusionLogits; }
 
