@@ -160,6 +160,25 @@ groups:
   EXPECT_EQ(grid.points[8].group, "attention");  // an unlabelled group is named after its mixer
 }
 
+TEST(SweepGrid, AGroupsAxisOverTheFilesKeysReplacesItInPlace) {
+  auto spec = bla::sweep::parse_sweep(R"(
+base: ../mqar_bla.yaml
+grid: {train.lr: [1e-3, 3e-3], run.seed: [1, 2]}
+groups:
+  - label: bla
+    grid: {model.mixers.bla.slots: [4]}
+  - label: gsa
+    grid: {train.lr: [3e-2], model.mixers.gsa.slots: [8]}
+)",
+                                      "configs/sweeps/s.yaml");
+  const auto grid = bla::sweep::expand(spec);
+  // gsa's rates replace the file's; names keep the group's own axes first, then the file's in their order.
+  EXPECT_EQ(names_of(grid), (std::vector<std::string>{"bla_slots-4_lr-1e-3_seed-1", "bla_slots-4_lr-1e-3_seed-2",
+                                                      "bla_slots-4_lr-3e-3_seed-1", "bla_slots-4_lr-3e-3_seed-2",
+                                                      "gsa_slots-8_lr-3e-2_seed-1", "gsa_slots-8_lr-3e-2_seed-2"}));
+  EXPECT_EQ(grid.points[5].value("train.lr"), "3e-2");
+}
+
 TEST(SweepGrid, OnlyKeepsTheNamedGroupsAndRejectsAnUnknownLabel) {
   auto spec = bla::sweep::parse_sweep(R"(
 base: ../mqar_bla.yaml
@@ -207,7 +226,8 @@ TEST(SweepFile, ErrorsNameTheFileLineKeyAndFix) {
   EXPECT_EQ(parse_error("base: b.yaml\nzip: {model.mixers.gsa.slots: [8, 16], train.lr: [1e-3]}\n"),
             "sweeps/s.yaml, line 2: zip: the lists have different lengths (model.mixers.gsa.slots: 2, train.lr: 1); "
             "zipped keys take their i-th values together, so give them lists of one length");
-  EXPECT_EQ(parse_error("base: b.yaml\ngrid: {train.lr: [1e-3]}\ngroups:\n  - label: a\n    grid: {train.lr: [3e-3]}\n"),
+  EXPECT_EQ(parse_error("base: b.yaml\nzip: {train.lr: [1e-3], run.seed: [1]}\ngroups:\n  - label: a\n    grid: "
+                        "{train.lr: [3e-3]}\n"),
             "sweeps/s.yaml, line 5: 'train.lr' is already an axis (sweeps/s.yaml, line 2) of group 'a'; "
             "sweep a key once per group");
   EXPECT_EQ(parse_error("base: b.yaml\nset: {train lr: 1}\n"),

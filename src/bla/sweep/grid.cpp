@@ -112,13 +112,28 @@ Grid expand(const SweepSpec& spec) {
   Grid grid;
   std::map<std::string, std::string> where_named;  // point name -> group that made it
   for (const auto& group : spec.groups) {
-    std::vector<const Axis*> declared;  // in file order, for messages
-    for (const auto& axis : spec.axes) declared.push_back(&axis);
-    for (const auto& axis : group.axes) declared.push_back(&axis);
+    // The file's axes, each replaced by the group's axis over the same keys where it has one.
+    std::vector<const Axis*> file_axes;
+    std::vector<const Axis*> replacing;
+    for (const auto& axis : spec.axes) {
+      const Axis* chosen = &axis;
+      for (const auto& own : group.axes) {
+        if (own.keys == axis.keys) {
+          chosen = &own;
+          replacing.push_back(&own);
+        }
+      }
+      file_axes.push_back(chosen);
+    }
+    std::vector<const Axis*> own_axes;
+    for (const auto& axis : group.axes) {
+      if (std::find(replacing.begin(), replacing.end(), &axis) == replacing.end()) own_axes.push_back(&axis);
+    }
+    std::vector<const Axis*> declared = file_axes;  // in file order, for messages
+    declared.insert(declared.end(), own_axes.begin(), own_axes.end());
     const auto names = short_names(group, declared);
-    std::vector<const Axis*> axes;  // the group's own first: they name what the group is about
-    for (const auto& axis : group.axes) axes.push_back(&axis);
-    for (const auto& axis : spec.axes) axes.push_back(&axis);
+    std::vector<const Axis*> axes = own_axes;  // the group's own first: they name what the group is about
+    axes.insert(axes.end(), file_axes.begin(), file_axes.end());
     for (const auto& o : group.set) add_column(grid.columns, o.key);
     for (const Axis* axis : axes) {
       for (const auto& key : axis->keys) add_column(grid.columns, key);

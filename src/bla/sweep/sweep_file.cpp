@@ -45,7 +45,9 @@ const config::Schema& file_schema() {
 
 const config::Schema& group_schema() {
   static const config::Schema schema(
-      "sweep file: groups[i]", "One group of points, with its own label and axes; the top level's set applies too.",
+      "sweep file: groups[i]",
+      "One group of points, with its own label and axes; the top level's set and axes apply too (a group's grid "
+      "or zip over exactly the keys of one of the top level's axes replaces that axis in this group).",
       config::concat({config::computed_default(config::string_key("label", "", "names the group's points"),
                                                "its model.mixer, else group<i+1>")},
                      axis_keys()));

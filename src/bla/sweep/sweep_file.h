@@ -10,6 +10,7 @@
 //       grid: {model.mixers.bla.slots: [4, 8, 16]}
 //     - label: mamba2
 //       set: {model.mixer: mamba2}
+//       grid: {train.lr: [1e-2, 3e-2]}  # replaces the file's axis over the same keys
 //       zip:                            # values that advance together
 //         model.mixers.mamba2.d_state: [8, 16]
 //         model.mixers.mamba2.head_dim: [16, 32]
@@ -54,7 +55,8 @@ struct SweepSpec {
   std::string base_config;  // resolved against the sweep file's folder
   std::string out_dir;      // "" when the file names none
   std::vector<Override> set;
-  std::vector<Axis> axes;    // top-level grid and zip: shared by every group
+  std::vector<Axis>
+      axes;  // top-level grid and zip: shared by every group (a group's axis over the same keys replaces one)
   std::vector<Group> groups; // at least one (an unlabelled one when the file has none)
 };
 
