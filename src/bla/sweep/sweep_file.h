@@ -55,8 +55,7 @@ struct SweepSpec {
   std::string base_config;  // resolved against the sweep file's folder
   std::string out_dir;      // "" when the file names none
   std::vector<Override> set;
-  std::vector<Axis>
-      axes;  // top-level grid and zip: shared by every group (a group's axis over the same keys replaces one)
+  std::vector<Axis> axes;    // top-level grid and zip: every group's (unless it sweeps the same keys)
   std::vector<Group> groups; // at least one (an unlabelled one when the file has none)
 };
 
