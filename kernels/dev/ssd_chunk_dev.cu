@@ -280,16 +280,16 @@ std::string launch_v0(const SsdForwardArgs<T>& a) {
   g_stages.mark("recurrent");
   switch (s.d_state) {
     case 16:
-      SSD_LAUNCH(grid, s.head_dim, 0, ssd_v0_recurrent<T, 16>)(a);
+      DEV_LAUNCH(grid, s.head_dim, 0, ssd_v0_recurrent<T, 16>)(a);
       break;
     case 32:
-      SSD_LAUNCH(grid, s.head_dim, 0, ssd_v0_recurrent<T, 32>)(a);
+      DEV_LAUNCH(grid, s.head_dim, 0, ssd_v0_recurrent<T, 32>)(a);
       break;
     case 64:
-      SSD_LAUNCH(grid, s.head_dim, 0, ssd_v0_recurrent<T, 64>)(a);
+      DEV_LAUNCH(grid, s.head_dim, 0, ssd_v0_recurrent<T, 64>)(a);
       break;
     case 128:
-      SSD_LAUNCH(grid, s.head_dim, 0, ssd_v0_recurrent<T, 128>)(a);
+      DEV_LAUNCH(grid, s.head_dim, 0, ssd_v0_recurrent<T, 128>)(a);
       break;
     default:
       return "v0 is compiled for N in {16, 32, 64, 128}";
@@ -304,7 +304,7 @@ template <typename T>
 void launch_state_pass(const SsdForwardArgs<T>& a) {
   const SsdDims& s = a.s;
   g_stages.mark("state_pass");
-  SSD_LAUNCH(dim3(ceil_div(s.d_state * s.head_dim, kThreads), s.heads, s.batch), kThreads, 0, ssd_v1_state_pass)
+  DEV_LAUNCH(dim3(ceil_div(s.d_state * s.head_dim, kThreads), s.heads, s.batch), kThreads, 0, ssd_v1_state_pass)
   (a.states, a.totals, a.h0, a.final_state, s);
   check_launch();
 }
@@ -321,11 +321,11 @@ std::string launch_v1(const SsdForwardArgs<T>& a) {
   allow_smem(ssd_v1_chunk_output<T>, out_bytes);
   const dim3 chunks(s.nchunks, s.heads, s.batch);
   g_stages.mark("chunk_state");
-  SSD_LAUNCH(chunks, kThreads, state_bytes, ssd_v1_chunk_state<T, false>)(a.Bm, a.x, a.dt, a.A, a.states, a.totals, s);
+  DEV_LAUNCH(chunks, kThreads, state_bytes, ssd_v1_chunk_state<T, false>)(a.Bm, a.x, a.dt, a.A, a.states, a.totals, s);
   check_launch();
   launch_state_pass(a);
   g_stages.mark("chunk_output");
-  SSD_LAUNCH(chunks, kThreads, out_bytes, ssd_v1_chunk_output<T>)(a);
+  DEV_LAUNCH(chunks, kThreads, out_bytes, ssd_v1_chunk_output<T>)(a);
   check_launch();
   g_stages.mark("end");
   return "";
@@ -342,11 +342,11 @@ std::string launch_v2_shape(const SsdForwardArgs<T>& a) {
   const SsdDims& s = a.s;
   const dim3 chunks(s.nchunks, s.heads, s.batch);
   g_stages.mark("chunk_state_tc");
-  SSD_LAUNCH(chunks, kThreads, Lay::kStateBytes, ssd_v2_chunk_state<T, N, P>)(a);
+  DEV_LAUNCH(chunks, kThreads, Lay::kStateBytes, ssd_v2_chunk_state<T, N, P>)(a);
   check_launch();
   launch_state_pass(a);
   g_stages.mark("chunk_output_tc");
-  SSD_LAUNCH(chunks, kThreads, Lay::kOutBytes, ssd_v2_chunk_output<T, N, P>)(a);
+  DEV_LAUNCH(chunks, kThreads, Lay::kOutBytes, ssd_v2_chunk_output<T, N, P>)(a);
   check_launch();
   g_stages.mark("end");
   return "";
@@ -373,11 +373,11 @@ std::string launch_v3_shape(const SsdForwardArgs<T>& a) {
   allow_smem(ssd_v3_chunk_output<T, CHUNK, N, P>, Lay::kOutBytes);
   const SsdDims& s = a.s;
   g_stages.mark("chunk_state_tc");
-  SSD_LAUNCH(dim3(s.nchunks, s.heads, s.batch), kThreads, Lay::kStateBytes, ssd_v3_chunk_state<T, CHUNK, N, P>)(a);
+  DEV_LAUNCH(dim3(s.nchunks, s.heads, s.batch), kThreads, Lay::kStateBytes, ssd_v3_chunk_state<T, CHUNK, N, P>)(a);
   check_launch();
   launch_state_pass(a);
   g_stages.mark("chunk_output_tc");
-  SSD_LAUNCH(dim3(s.nchunks * (CHUNK / kTcChunk), s.heads, s.batch), kThreads, Lay::kOutBytes,
+  DEV_LAUNCH(dim3(s.nchunks * (CHUNK / kTcChunk), s.heads, s.batch), kThreads, Lay::kOutBytes,
              ssd_v3_chunk_output<T, CHUNK, N, P>)
   (a);
   check_launch();
@@ -485,16 +485,16 @@ std::string launch_v1_backward(const SsdForwardArgs<float>& a, DeviceGradients& 
   const dim3 elements(ceil_div(s.d_state * s.head_dim, kThreads), s.heads, s.batch);
   // Forward states again (entering states and chunk totals); y is not needed.
   g_stages.mark("chunk_state");
-  SSD_LAUNCH(chunks, kThreads, state_bytes, ssd_v1_chunk_state<float, false>)
+  DEV_LAUNCH(chunks, kThreads, state_bytes, ssd_v1_chunk_state<float, false>)
   (a.Bm, a.x, a.dt, a.A, a.states, a.totals, s);
   check_launch();
   launch_state_pass(a);
   g_stages.mark("chunk_dstate");
-  SSD_LAUNCH(chunks, kThreads, state_bytes, ssd_v1_chunk_state<float, true>)
+  DEV_LAUNCH(chunks, kThreads, state_bytes, ssd_v1_chunk_state<float, true>)
   (a.Cm, g.dy.get(), a.dt, a.A, g.dstates.get(), nullptr, s);
   check_launch();
   g_stages.mark("state_pass_reverse");
-  SSD_LAUNCH(elements, kThreads, 0, ssd_v1_state_pass_reverse)(g.dstates.get(), a.totals, g.dh0.get(), s);
+  DEV_LAUNCH(elements, kThreads, 0, ssd_v1_state_pass_reverse)(g.dstates.get(), a.totals, g.dh0.get(), s);
   check_launch();
   g_stages.mark("chunk_backward");
   const SsdBackwardArgs b{a.x,
@@ -512,20 +512,20 @@ std::string launch_v1_backward(const SsdForwardArgs<float>& a, DeviceGradients& 
                           g.ddt_direct.get(),
                           g.dlambda.get(),
                           s};
-  SSD_LAUNCH(chunks, kThreads, bwd_bytes, ssd_v1_chunk_backward)(b);
+  DEV_LAUNCH(chunks, kThreads, bwd_bytes, ssd_v1_chunk_backward)(b);
   check_launch();
   g_stages.mark("decay_backward");
-  SSD_LAUNCH(dim3(s.heads, s.batch), kThreads, 0, ssd_v1_decay_backward)
+  DEV_LAUNCH(dim3(s.heads, s.batch), kThreads, 0, ssd_v1_decay_backward)
   (a.dt, a.A, g.ddt_direct.get(), g.dlambda.get(), a.x, g.dy.get(), g.ddt.get(), g.dA_part.get(), g.dD_part.get(), s);
   check_launch();
   g_stages.mark("reductions");
   const size_t bc = static_cast<size_t>(s.batch) * s.seq * s.groups * s.d_state;
   const int blocks = static_cast<int>(std::min<size_t>((bc + kThreads - 1) / kThreads, 4096));
-  SSD_LAUNCH(blocks, kThreads, 0, ssd_group_sum)(g.dB_head.get(), g.dBm.get(), s);
-  SSD_LAUNCH(blocks, kThreads, 0, ssd_group_sum)(g.dC_head.get(), g.dCm.get(), s);
-  SSD_LAUNCH(ceil_div(s.heads, 128), 128, 0, ssd_batch_sum)(g.dA_part.get(), g.dA.get(), s.batch, s.heads);
+  DEV_LAUNCH(blocks, kThreads, 0, ssd_group_sum)(g.dB_head.get(), g.dBm.get(), s);
+  DEV_LAUNCH(blocks, kThreads, 0, ssd_group_sum)(g.dC_head.get(), g.dCm.get(), s);
+  DEV_LAUNCH(ceil_div(s.heads, 128), 128, 0, ssd_batch_sum)(g.dA_part.get(), g.dA.get(), s.batch, s.heads);
   if (a.D != nullptr)
-    SSD_LAUNCH(ceil_div(s.heads, 128), 128, 0, ssd_batch_sum)(g.dD_part.get(), g.dD.get(), s.batch, s.heads);
+    DEV_LAUNCH(ceil_div(s.heads, 128), 128, 0, ssd_batch_sum)(g.dD_part.get(), g.dD.get(), s.batch, s.heads);
   check_launch();
   g_stages.mark("end");
   return "";

@@ -29,15 +29,6 @@
 
 #include "../device_common.cuh"
 
-// Dynamic shared memory and kernel launches through macros, so that the CPU
-// emulation (ssd_cpu_emulation.h) can stand in for both.
-#ifndef SSD_EXTERN_SHARED
-#define SSD_EXTERN_SHARED(type, name) extern __shared__ __align__(128) type name[]
-#endif
-#ifndef SSD_LAUNCH
-#define SSD_LAUNCH(grid, block, smem, ...) __VA_ARGS__<<<grid, block, smem>>>
-#endif
-
 namespace ssd_dev {
 
 using bla::kernels::detail::from_float;
@@ -188,7 +179,7 @@ __device__ __forceinline__ void load_chunk_rows(float* tile, int ld, const T* U,
 template <typename T, bool kGradient>
 __global__ void __launch_bounds__(kThreads) ssd_v1_chunk_state(const T* U, const T* V, const float* dt, const float* A,
                                                                float* states, float* totals, SsdDims s) {
-  SSD_EXTERN_SHARED(float, smem);
+  DEV_EXTERN_SHARED(float, smem);
   const int L = s.chunk, N = s.d_state, P = s.head_dim;
   float* dts = smem;
   float* acum = dts + L;
@@ -268,7 +259,7 @@ inline size_t ssd_v1_state_smem(int L, int N, int P) {
 // (H_c the state entering the chunk, from the scan), plus D x_i.
 template <typename T>
 __global__ void __launch_bounds__(kThreads) ssd_v1_chunk_output(SsdForwardArgs<T> a) {
-  SSD_EXTERN_SHARED(float, smem);
+  DEV_EXTERN_SHARED(float, smem);
   const SsdDims& s = a.s;
   const int L = s.chunk, N = s.d_state, P = s.head_dim, ldN = N + 1;
   float* dts = smem;
@@ -347,7 +338,7 @@ inline size_t ssd_v1_backward_smem(int L, int N, int P) {
 // Block (chunk, head, batch); a warp per token row so that the sums over p
 // (for ddt) and over n (for dLambda) are warp reductions.
 __global__ void __launch_bounds__(kThreads) ssd_v1_chunk_backward(SsdBackwardArgs a) {
-  SSD_EXTERN_SHARED(float, smem);
+  DEV_EXTERN_SHARED(float, smem);
   const SsdDims& s = a.s;
   const int L = s.chunk, N = s.d_state, P = s.head_dim, ldN = N + 1, ldP = P + 1;
   float* dts = smem;
@@ -648,7 +639,7 @@ __global__ void __launch_bounds__(kThreads) ssd_v2_chunk_state(SsdForwardArgs<T>
   using Op = typename Tc::Op;
   using Lay = TcLayout<T, N, P>;
   constexpr int L = kTcChunk;
-  SSD_EXTERN_SHARED(unsigned char, smem_bytes);
+  DEV_EXTERN_SHARED(unsigned char, smem_bytes);
   float* dts = reinterpret_cast<float*>(smem_bytes);
   float* acum = dts + L;
   Op* Bw = reinterpret_cast<Op*>(smem_bytes + Lay::kStateB);
@@ -685,7 +676,7 @@ __global__ void __launch_bounds__(kThreads) ssd_v2_chunk_output(SsdForwardArgs<T
   using Op = typename Tc::Op;
   using Lay = TcLayout<T, N, P>;
   constexpr int L = kTcChunk;
-  SSD_EXTERN_SHARED(unsigned char, smem_bytes);
+  DEV_EXTERN_SHARED(unsigned char, smem_bytes);
   float* dts = reinterpret_cast<float*>(smem_bytes);
   float* acum = dts + L;
   Op* Cs = reinterpret_cast<Op*>(smem_bytes + Lay::kOutC);
@@ -802,7 +793,7 @@ __global__ void __launch_bounds__(kThreads) ssd_v3_chunk_state(SsdForwardArgs<T>
   using Op = typename Tc::Op;
   using Lay = TcLayout<T, N, P, CHUNK>;
   constexpr int R = kTcChunk;  // rows per tile
-  SSD_EXTERN_SHARED(unsigned char, smem_bytes);
+  DEV_EXTERN_SHARED(unsigned char, smem_bytes);
   float* dts = reinterpret_cast<float*>(smem_bytes);
   float* acum = dts + CHUNK;
   Op* Bw = reinterpret_cast<Op*>(smem_bytes + Lay::kStateB);
@@ -851,7 +842,7 @@ __global__ void __launch_bounds__(kThreads) ssd_v3_chunk_output(SsdForwardArgs<T
   using Op = typename Tc::Op;
   using Lay = TcLayout<T, N, P, CHUNK>;
   constexpr int R = kTcChunk, kRowTiles = CHUNK / R;
-  SSD_EXTERN_SHARED(unsigned char, smem_bytes);
+  DEV_EXTERN_SHARED(unsigned char, smem_bytes);
   float* dts = reinterpret_cast<float*>(smem_bytes);
   float* acum = dts + CHUNK;
   Op* Cs = reinterpret_cast<Op*>(smem_bytes + Lay::kOutC);
