@@ -136,22 +136,42 @@ __global__ void __launch_bounds__(kGlaThreads) gla_chunk_state(GlaArgs<T> a) {
 // The scan over chunks, one thread per state element (dk, dv) of one
 // (head, batch): the states entering each chunk replace the chunk states,
 //   S_0 = 0,  S_{c+1} = e^{b_last,c} * S_c + U_c  (on the gated axis),
-// and the last one is the final state.
+// and the last one is the final state. The chunk states and totals are read
+// kScanAhead chunks ahead of the one being written, so that each thread has
+// that many loads in flight instead of waiting on one per chunk.
+constexpr int kScanAhead = 4;
+
 template <typename T>
 __global__ void __launch_bounds__(kGlaThreads) gla_state_scan(GlaArgs<T> a) {
   const GlaDims& s = a.s;
   const int e = blockIdx.x * blockDim.x + threadIdx.x, h = blockIdx.y, b = blockIdx.z;
   if (e >= s.dk * s.dv) return;
-  const int gated = s.value_axis ? e % s.dv : e / s.dv;
+  const int gated = s.value_axis ? e % s.dv : e / s.dv, nc = s.nchunks, Dg = s.dg();
   const size_t NP = static_cast<size_t>(s.dk) * s.dv;
   T* col = a.states + chunk_state_offset(s, b, h, 0) + e;
   const T* total = a.totals + total_offset(s, b, h, 0) + gated;
+  T add[kScanAhead], log_decay[kScanAhead];
+#pragma unroll
+  for (int u = 0; u < kScanAhead; ++u) {
+    add[u] = u < nc ? col[u * NP] : T(0);
+    log_decay[u] = u < nc ? total[static_cast<size_t>(u) * Dg] : T(0);
+  }
   T run = 0;
-  for (int c = 0; c < s.nchunks; ++c) {
-    const T add = col[c * NP];
-    const T decay = exp_nonpositive(total[static_cast<size_t>(c) * s.dg()]);
-    col[c * NP] = run;
-    run = decay * run + add;
+  for (int c0 = 0; c0 < nc; c0 += kScanAhead) {
+#pragma unroll
+    for (int u = 0; u < kScanAhead; ++u) {
+      const int c = c0 + u;
+      if (c < nc) {
+        const T this_add = add[u], decay = exp_nonpositive(log_decay[u]);
+        const int next = c + kScanAhead;
+        if (next < nc) {
+          add[u] = col[next * NP];
+          log_decay[u] = total[static_cast<size_t>(next) * Dg];
+        }
+        col[c * NP] = run;
+        run = decay * run + this_add;
+      }
+    }
   }
   if (a.final_state != nullptr) a.final_state[(static_cast<size_t>(b) * s.heads + h) * NP + e] = run;
 }
