@@ -9,6 +9,7 @@
 # ${OUT:-gpu-gla}/.
 #   scripts/gpu_gla_kernel.sh
 #   SKIP_125M=1 scripts/gpu_gla_kernel.sh   # leave out the 125M runs
+#   SANITIZE=1 scripts/gpu_gla_kernel.sh    # also compute-sanitizer memcheck and racecheck on the harness's checks
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 out=${OUT:-gpu-gla}
@@ -21,6 +22,14 @@ nvcc "${flags[@]}" kernels/dev/gla_forward_dev.cu kernels/gla_kernels.cu -o buil
 timeout 300 build-kernel-dev/gla_forward_dev > "$out/gla_forward_dev.log" 2>&1
 echo "gla_forward_dev rc=$? ($(($(date +%s) - t0)) s)"
 grep -E "FAIL|skipped|^checks:|^\[time\]" "$out/gla_forward_dev.log"
+if [ -n "${SANITIZE:-}" ]; then
+  for tool in memcheck racecheck; do
+    timeout 300 compute-sanitizer --tool "$tool" build-kernel-dev/gla_forward_dev --no-bench --B 1 --H 2 --T 130 \
+      > "$out/sanitizer_$tool.log" 2>&1
+    echo "compute-sanitizer $tool rc=$?"
+    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|FAIL" "$out/sanitizer_$tool.log" | head -5
+  done
+fi
 
 # shellcheck source=scripts/gpu_build.sh
 source scripts/gpu_build.sh
