@@ -205,20 +205,41 @@ __global__ void __launch_bounds__(kThreads) ssd_v1_chunk_state(const T* U, const
 
 // The scan over chunks, block (element tile, head, batch), one thread per
 // state element: states[c] <- the state entering chunk c (h0 or 0 for c = 0),
-// final_state <- the state after the last chunk.
+// final_state <- the state after the last chunk. Each thread reads the chunk
+// states and totals kScanAhead chunks ahead of the one it writes, so that it
+// keeps that many loads in flight (run 1 of docs/data/kernel_dev read one
+// chunk at a time: 1.19 ms at B=4 T=8192 H=16 N=P=64, chunk 64, about 225 GB/s).
+constexpr int kScanAhead = 4;
+
 __global__ void __launch_bounds__(kThreads)
     ssd_v1_state_pass(float* states, const float* totals, const float* h0, float* final_state, SsdDims s) {
-  const int NP = s.d_state * s.head_dim;
+  const int NP = s.d_state * s.head_dim, nc = s.nchunks;
   const int e = blockIdx.x * blockDim.x + threadIdx.x, h = blockIdx.y, b = blockIdx.z;
   if (e >= NP) return;
   float run = h0 != nullptr ? h0[state_offset(s, b, h) + e] : 0.f;
   float* col = states + chunk_state_offset(s, b, h, 0) + e;
   const float* total = totals + total_offset(s, b, h, 0);
-#pragma unroll 4
-  for (int c = 0; c < s.nchunks; ++c) {
-    const float add = col[static_cast<size_t>(c) * NP];
-    col[static_cast<size_t>(c) * NP] = run;
-    run = fmaf(expf(total[c]), run, add);
+  float add[kScanAhead], log_decay[kScanAhead];
+#pragma unroll
+  for (int u = 0; u < kScanAhead; ++u) {
+    add[u] = u < nc ? col[static_cast<size_t>(u) * NP] : 0.f;
+    log_decay[u] = u < nc ? total[u] : 0.f;
+  }
+  for (int c0 = 0; c0 < nc; c0 += kScanAhead) {
+#pragma unroll
+    for (int u = 0; u < kScanAhead; ++u) {
+      const int c = c0 + u;
+      if (c < nc) {
+        const float this_add = add[u], decay = expf(log_decay[u]);
+        const int next = c + kScanAhead;
+        if (next < nc) {
+          add[u] = col[static_cast<size_t>(next) * NP];
+          log_decay[u] = total[next];
+        }
+        col[static_cast<size_t>(c) * NP] = run;
+        run = fmaf(decay, run, this_add);
+      }
+    }
   }
   final_state[state_offset(s, b, h) + e] = run;
 }
