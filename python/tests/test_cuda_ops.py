@@ -1,5 +1,5 @@
-"""The ops that run CUDA kernels (BLA, SWA with and without a bias, GatedFWA's gated window)
-called from Python on CUDA tensors, held to the same op on the CPU in float64: the output and
+"""The ops that run CUDA kernels (BLA, SWA with and without a bias, GatedFWA's gated window, GLA
+and GSA's gated recurrences) called from Python on CUDA tensors, held to the same op on the CPU in float64: the output and
 the gradients of q, k, v (and of the gate or bias). Skipped without a CUDA device, so they run
 on the GPU machine (scripts/gpu_python.sh), not in CI."""
 
@@ -28,6 +28,10 @@ OPS = {
     "swa_bias": (lambda q, k, v, bias: ops.sliding_window_attention(q, k, v, 64, 0.0, bias),
                  lambda: log_sigmoid_gate(B, T, H).cumsum(1)),
     "gatedfwa": (lambda q, k, v, gate: ops.gated_window_attention(q, k, v, gate, 64), lambda: log_sigmoid_gate(B, T, H)),
+    # GLA and GSA take their gates in the dtype of q (the layers cast them so).
+    "gla": (lambda q, k, v, gate: ops.gated_linear_attention(q, k, v, gate.to(q.dtype)),
+            lambda: log_sigmoid_gate(B, T, H, D) / 16),
+    "gsa": (lambda q, k, v, gate: ops.gated_slot_attention(q, k, v, gate.to(q.dtype)), lambda: log_sigmoid_gate(B, T, H, 32)),
 }
 
 
