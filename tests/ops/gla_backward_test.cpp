@@ -2,7 +2,10 @@
 // gradients of the gated recurrence from three forward passes, held to
 // autograd through the chunked form in float64, on both decay axes, with a
 // chunk that does not divide T, T shorter than a chunk, T = 1, Dk != Dv, a
-// scale, and strong decays; and the forward calls it makes (no graph).
+// scale, and strong decays; and the forward calls it makes (no graph). Then
+// GatedRecurrenceFunction, the autograd Function the CUDA path wraps around
+// the kernels, here around the LibTorch form: the same gradients, and a final
+// state without one.
 #include "bla/ops/gla/backward.h"
 
 #include <gtest/gtest.h>
@@ -11,6 +14,7 @@
 #include <vector>
 
 #include "bla/ops/gla/gla.h"
+#include "bla/ops/gla/internal.h"
 #include "support/tensor_checks.h"
 
 using bla::ops::DecayAxis;
@@ -79,4 +83,54 @@ TEST(GlaBackward, KeyAxisGradientsMatchAutogradThroughTheChunkedForm) {
 
 TEST(GlaBackward, ValueAxisGradientsMatchAutogradThroughTheChunkedForm) {
   for (const auto& c : kCases) check_case(c, DecayAxis::Value);
+}
+
+namespace {
+
+// The LibTorch form as the Function's forward pass (no graph).
+struct LibTorchPass {
+  static at::Tensor run(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
+                        DecayAxis axis, double scale, at::Tensor* final_state) {
+    torch::NoGradGuard no_grad;
+    auto result = bla::ops::gla_internal::chunked_gated_recurrence_libtorch(q, k, v, g, axis, at::Tensor(), 16, 16,
+                                                                            scale);
+    if (final_state != nullptr) *final_state = result.final_state;
+    return result.output;
+  }
+};
+
+}  // namespace
+
+TEST(GlaBackward, TheAutogradFunctionGivesAutogradsGradientsAndAFinalStateWithout) {
+  for (const DecayAxis axis : {DecayAxis::Key, DecayAxis::Value}) {
+    torch::manual_seed(axis == DecayAxis::Key ? 1 : 2);
+    const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+    const int64_t B = 2, H = 2, T = 45, Dk = 5, Dv = 4, Dg = axis == DecayAxis::Key ? Dk : Dv;
+    std::vector<at::Tensor> leaves = {torch::randn({B, H, T, Dk}, f64), torch::randn({B, H, T, Dk}, f64),
+                                      torch::randn({B, H, T, Dv}, f64), torch::rand({B, H, T, Dg}, f64) * -1.0};
+    for (auto& x : leaves) x.requires_grad_(true);
+    const auto grad_out = torch::randn({B, H, T, Dv}, f64);
+    const double scale = 0.3;
+
+    const auto outputs = bla::ops::GatedRecurrenceFunction<LibTorchPass>::apply(
+        leaves[0], leaves[1], leaves[2], leaves[3], axis == DecayAxis::Value, scale);
+    EXPECT_FALSE(outputs[1].requires_grad());
+    outputs[0].backward(grad_out);
+    std::vector<at::Tensor> got;
+    for (auto& x : leaves) {
+      got.push_back(x.grad().clone());
+      x.mutable_grad() = at::Tensor();
+    }
+    const auto expected = chunked_forward(leaves[0], leaves[1], leaves[2], leaves[3], axis, scale, 16);
+    expected.backward(grad_out);
+    EXPECT_LT(max_abs_diff(outputs[0], expected), 1e-12);
+    const auto state = bla::ops::chunked_gated_recurrence(leaves[0].detach(), leaves[1].detach(), leaves[2].detach(),
+                                                          leaves[3].detach(), axis, at::Tensor(), 16, 16, scale)
+                           .final_state;
+    EXPECT_LT(max_abs_diff(outputs[1], state), 1e-12);
+    const char* names[] = {"dq", "dk", "dv", "dg"};
+    for (size_t i = 0; i < leaves.size(); ++i)
+      EXPECT_LT(max_abs_diff(got[i], leaves[i].grad()), 1e-10 * (1.0 + leaves[i].grad().abs().max().item<double>()))
+          << names[i] << (axis == DecayAxis::Key ? " key" : " value");
+  }
 }

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <torch/torch.h>
 
 #include <functional>
 
@@ -44,5 +45,41 @@ struct GatedRecurrenceGrads {
 GatedRecurrenceGrads gated_recurrence_backward(const GatedForward& forward, const at::Tensor& q, const at::Tensor& k,
                                                const at::Tensor& v, const at::Tensor& g, const at::Tensor& out,
                                                const at::Tensor& grad_out, DecayAxis axis, double scale);
+
+// The recurrence as an autograd Function around a forward pass that records
+// no graph: Pass::run(q, k, v, g, axis, scale, final_state*) -> o, with the
+// final state into *final_state when it is not null. apply(q, k, v, g,
+// value_axis, scale) returns {o, final state}; o's gradient comes from
+// gated_recurrence_backward with Pass::run, the final state has none. The CUDA
+// path (dispatch.cpp) instantiates it with the kernels; the tests with the
+// LibTorch form too, to check the Function on any device.
+template <class Pass>
+class GatedRecurrenceFunction : public torch::autograd::Function<GatedRecurrenceFunction<Pass>> {
+ public:
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q,
+                                                const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
+                                                bool value_axis, double scale) {
+    at::Tensor final_state;
+    const auto out = Pass::run(q, k, v, g, value_axis ? DecayAxis::Value : DecayAxis::Key, scale, &final_state);
+    ctx->save_for_backward({q, k, v, g, out});
+    ctx->saved_data["value_axis"] = value_axis;
+    ctx->saved_data["scale"] = scale;
+    ctx->mark_non_differentiable({final_state});
+    return {out, final_state};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &q = saved[0], &k = saved[1], &v = saved[2], &g = saved[3], &out = saved[4];
+    const DecayAxis axis = ctx->saved_data["value_axis"].toBool() ? DecayAxis::Value : DecayAxis::Key;
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const auto grad_out = grads[0].defined() ? grads[0].to(out.scalar_type()) : at::zeros_like(out);
+    const GatedForward pass = [](const at::Tensor& fq, const at::Tensor& fk, const at::Tensor& fv, const at::Tensor& fg,
+                                 DecayAxis fa, double fs) { return Pass::run(fq, fk, fv, fg, fa, fs, nullptr); };
+    const auto r = gated_recurrence_backward(pass, q, k, v, g, out, grad_out, axis, scale);
+    return {r.dq, r.dk, r.dv, r.dg, at::Tensor(), at::Tensor()};
+  }
+};
 
 }  // namespace bla::ops

@@ -27,40 +27,11 @@ namespace bla::ops {
 namespace {
 
 #ifdef BLA_HAVE_CUDA_KERNELS
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
-
-at::Tensor kernel_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
-                          DecayAxis axis, double scale, at::Tensor* final_state) {
-  return kernels::gated_recurrence_forward(q, k, v, g, axis == DecayAxis::Value, scale, final_state);
-}
-
-// Outputs: o and the final state (not differentiable). Inputs already in the
-// compute dtype.
-class GatedRecurrenceKernel : public torch::autograd::Function<GatedRecurrenceKernel> {
- public:
-  static variable_list forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                               const at::Tensor& g, bool value_axis, double scale) {
-    const DecayAxis axis = value_axis ? DecayAxis::Value : DecayAxis::Key;
-    at::Tensor final_state;
-    const auto out = kernel_forward(q, k, v, g, axis, scale, &final_state);
-    ctx->save_for_backward({q, k, v, g, out});
-    ctx->saved_data["value_axis"] = value_axis;
-    ctx->saved_data["scale"] = scale;
-    ctx->mark_non_differentiable({final_state});
-    return {out, final_state};
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto saved = ctx->get_saved_variables();
-    const auto &q = saved[0], &k = saved[1], &v = saved[2], &g = saved[3], &out = saved[4];
-    const DecayAxis axis = ctx->saved_data["value_axis"].toBool() ? DecayAxis::Value : DecayAxis::Key;
-    const double scale = ctx->saved_data["scale"].toDouble();
-    const auto grad_out = grads[0].defined() ? grads[0].to(out.scalar_type()) : at::zeros_like(out);
-    const GatedForward pass = [](const at::Tensor& fq, const at::Tensor& fk, const at::Tensor& fv, const at::Tensor& fg,
-                                 DecayAxis fa, double fs) { return kernel_forward(fq, fk, fv, fg, fa, fs, nullptr); };
-    const auto r = gated_recurrence_backward(pass, q, k, v, g, out, grad_out, axis, scale);
-    return {r.dq, r.dk, r.dv, r.dg, at::Tensor(), at::Tensor()};
+// The kernels' forward pass (bla_kernels/gla.h) for GatedRecurrenceFunction.
+struct KernelPass {
+  static at::Tensor run(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
+                        DecayAxis axis, double scale, at::Tensor* final_state) {
+    return kernels::gated_recurrence_forward(q, k, v, g, axis == DecayAxis::Value, scale, final_state);
   }
 };
 #endif
@@ -78,7 +49,7 @@ GatedRecurrenceResult chunked_gated_recurrence(const at::Tensor& q, const at::Te
       const auto dtype = compute_dtype(q.scalar_type());
       const auto qc = q.to(dtype), kc = k.to(dtype), vc = v.to(dtype), gc = g.to(dtype);
       if (kernels::gated_recurrence_supported(qc, kc, vc, gc, axis == DecayAxis::Value, &why)) {
-        const auto outputs = GatedRecurrenceKernel::apply(qc, kc, vc, gc, axis == DecayAxis::Value, scale);
+        const auto outputs = GatedRecurrenceFunction<KernelPass>::apply(qc, kc, vc, gc, axis == DecayAxis::Value, scale);
         return {outputs[0].to(q.scalar_type()), outputs[1]};
       }
     }
