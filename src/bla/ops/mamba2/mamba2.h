@@ -7,9 +7,10 @@
 // - chunked.cpp, selective_state_space: the chunked training form;
 // - reference.cpp, selective_state_space_reference: a plain token loop, the
 //   definition;
-// - decode.cpp, ssd_decode_step: one token against a bounded state.
-// No CUDA kernel: the chunked form runs on every device. Projections,
-// convolution and gating belong to the layer, not here.
+// - decode.cpp, ssd_decode_step: one token against a bounded state;
+// and dispatch.cpp, which runs selective_state_space on the CUDA kernels
+// (bla_kernels/ssd.h, gradients by backward.h) where they take the inputs.
+// Projections, convolution and gating belong to the layer, not here.
 #pragma once
 
 #include <ATen/core/Tensor.h>
