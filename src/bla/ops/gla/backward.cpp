@@ -3,6 +3,8 @@
 
 #include <torch/torch.h>
 
+#include "bla/ops/scan.h"
+
 namespace bla::ops {
 
 namespace {
@@ -19,9 +21,10 @@ at::Tensor reversed_gates(const at::Tensor& g) {
   return reversed(shifted);
 }
 
-// The reverse running sum over time, dg_t = sum_{u >= t} db_u, in float64:
-// it adds up as many terms as the sequence has tokens.
-at::Tensor reverse_cumsum(const at::Tensor& x) { return reversed(reversed(x.to(at::kDouble)).cumsum(kTime)); }
+// The reverse running sum over time, dg_t = sum_{u >= t} db_u, in float64
+// (it adds up as many terms as the sequence has tokens), time innermost
+// (scan.h).
+at::Tensor reverse_cumsum(const at::Tensor& x) { return reverse_running_sum(x.to(at::kDouble), kTime); }
 
 }  // namespace
 

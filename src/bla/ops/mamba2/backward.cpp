@@ -3,6 +3,8 @@
 
 #include <torch/torch.h>
 
+#include "bla/ops/scan.h"
+
 #include "bla/ops/checks.h"
 #include "bla/ops/mamba2/internal.h"
 
@@ -21,9 +23,9 @@ at::Tensor reversed_decays(const at::Tensor& l) {
   return reversed(at::cat({l.narrow(kTime, 1, T - 1), at::zeros_like(l.narrow(kTime, 0, 1))}, kTime));
 }
 
-// The reverse running sum over time in float64: it adds up as many terms as
-// the sequence has tokens.
-at::Tensor reverse_cumsum(const at::Tensor& x) { return reversed(reversed(x.to(at::kDouble)).cumsum(kTime)); }
+// The reverse running sum over time in float64 (it adds up as many terms as
+// the sequence has tokens), time innermost (scan.h).
+at::Tensor reverse_cumsum(const at::Tensor& x) { return reverse_running_sum(x.to(at::kDouble), kTime); }
 
 // (B, T, H, N) per head -> (B, T, G, N): the sum over each group's heads.
 at::Tensor group_sum(const at::Tensor& t, int64_t groups) {
