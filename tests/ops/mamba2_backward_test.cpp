@@ -1,7 +1,8 @@
 // ssd_backward (src/bla/ops/mamba2/backward.h): the SSD recurrence's input
 // gradients from three forward passes, held to autograd through the chunked
 // form in float64, with groups (G = 1, G < H, G = H), a chunk that does not
-// divide T, T shorter than a chunk, T = 1, N != P and strong decays; and the
+// divide T, T shorter than a chunk, T = 1, N != P, strong decays and T past
+// one block of the reverse running sum (scan.h); and the
 // forward calls it makes. Then SsdFunction, the autograd Function the CUDA
 // path wraps around the kernels, here around the LibTorch form and composed
 // as dispatch.cpp composes it (log decay dt A, key scale dt, the D skip):
@@ -27,7 +28,7 @@ struct Case {
 
 const std::vector<Case> kCases = {
     {2, 37, 2, 3, 1, 5, 8, -1.0},  {1, 13, 4, 6, 2, 4, 64, -0.5},  {2, 1, 2, 4, 2, 3, 16, -0.3},
-    {1, 64, 3, 6, 3, 6, 16, -3.0}, {1, 50, 2, 5, 1, 4, 16, -20.0},
+    {1, 64, 3, 6, 3, 6, 16, -3.0}, {1, 50, 2, 5, 1, 4, 16, -20.0}, {1, 150, 2, 4, 1, 3, 32, -0.5},
 };
 
 // The chunked form from h = 0 as the forward the backward calls.
