@@ -3,10 +3,9 @@
 
 #include <torch/torch.h>
 
-#include "bla/ops/scan.h"
-
 #include "bla/ops/checks.h"
 #include "bla/ops/mamba2/internal.h"
+#include "bla/ops/scan.h"
 
 namespace bla::ops {
 
