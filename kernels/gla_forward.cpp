@@ -55,13 +55,10 @@ bool gated_recurrence_supported(const at::Tensor& q, const at::Tensor& k, const 
   if (q.size(2) < 1) return unsupported(why, "an empty sequence");
   if (dk < 1 || dv < 1 || dk > 128 || dv > 128)
     return unsupported(why, "head dims Dk " + std::to_string(dk) + ", Dv " + std::to_string(dv) + " (1 to 128)");
-  int limit = 0;
-  detail::check_cuda(
-      kWho,
-      cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, static_cast<int>(q.device().index())),
-      "cudaDeviceGetAttribute");
+  // PyTorch's cached device properties: no CUDA call, so the check can run inside a graph capture.
+  const size_t limit = at::cuda::getDeviceProperties(q.device().index())->sharedMemPerBlockOptin;
   const size_t need = detail::gla_smem_bytes(shape_of(q, v, value_axis), dtype_of(q));
-  if (need > static_cast<size_t>(limit))
+  if (need > limit)
     return unsupported(
         why, "a chunk needs " + std::to_string(need) + " bytes of shared memory, a block has " + std::to_string(limit));
   return true;

@@ -77,13 +77,10 @@ bool ssd_supported(const at::Tensor& x, const at::Tensor& log_decay, const at::T
     return unsupported(why, "head_dim P " + std::to_string(P) + ", d_state N " + std::to_string(N) + " (1 to 128)");
   if (x.size(0) * T * H * padded_width(P) > std::numeric_limits<int>::max())
     return unsupported(why, "more than 2^31 elements of x");
-  int limit = 0;
-  detail::check_cuda(
-      kWho,
-      cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, static_cast<int>(x.device().index())),
-      "cudaDeviceGetAttribute");
+  // PyTorch's cached device properties: no CUDA call, so the check can run inside a graph capture.
+  const size_t limit = at::cuda::getDeviceProperties(x.device().index())->sharedMemPerBlockOptin;
   const size_t need = detail::ssd_smem_bytes(shape_of(x, Bm), dtype_of(x));
-  if (need > static_cast<size_t>(limit))
+  if (need > limit)
     return unsupported(
         why, "a chunk needs " + std::to_string(need) + " bytes of shared memory, a block has " + std::to_string(limit));
   return true;
