@@ -6,7 +6,8 @@
 # then forward timings), the CUDA tests of the ops (GlaKernel*,
 # Mamba2Kernel*) and of the captured training step with GLA, GSA and
 # Mamba2-like layers, bla-bench --op gla, gsa and ssd with the kernels and
-# with BLA_KERNELS=0 (the LibTorch forms), and the 125M model's tokens/s with
+# with BLA_KERNELS=0 (the LibTorch forms), GatedFWA's op beside SWA's, the
+# plain head's kernel and every captured step, and the 125M model's tokens/s with
 # each of the three mixers in every layer, both ways. Logs go to
 # ${OUT:-gpu-mixer-kernels}/.
 #   scripts/gpu_mixer_kernels.sh
@@ -50,7 +51,7 @@ if [ -z "${SKIP_DEV:-}" ]; then
 fi
 
 timeout 300 "$BUILD_DIR/tests/bla_cuda_tests" \
-  --gtest_filter='*GlaKernel*:*Mamba2Kernel*:*TrainStepGraph*gla*:*TrainStepGraph*gsa*:*TrainStepGraph*mamba2*' \
+  --gtest_filter='*GlaKernel*:*Mamba2Kernel*:*TrainStepGraph*:ModelKernelHeadLoss*:*Gatedfwa*' \
   > "$out/cuda_tests.log" 2>&1
 echo "cuda tests rc=$? ($(($(date +%s) - t0)) s)"
 grep -E "^\[  (PASSED|FAILED) |FAILED  \]|Failure" "$out/cuda_tests.log" | head -30
@@ -66,7 +67,13 @@ for dim in 64 128; do
     done
   done
 done
-grep -E "^(gla|gsa|ssd)-op" "$out/bla_bench.log"
+# GatedFWA's op (its gate's running sums, ops/scan.h) beside SWA's kernel at the same window.
+for op in swa gatedfwa; do
+  timeout 120 "$BUILD_DIR/src/bla-bench" --op "$op" --window 512 --dim 64 "${shape[@]}" --no-reference --no-ceilings \
+    >> "$out/bla_bench.log" 2>&1
+  echo "bla-bench --op $op --window 512 --dim 64: rc=$?"
+done
+grep -E "^bla-bench:|^(gla|gsa|ssd|gatedfwa)-op|^kernel " "$out/bla_bench.log"
 
 if [ -z "${SKIP_125M:-}" ]; then
   # shellcheck source=scripts/bench_corpus.sh
