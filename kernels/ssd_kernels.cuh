@@ -253,6 +253,32 @@ struct TcLayout {
   static constexpr size_t kOutBytes = kOutS + align128(kSBytes > kYBytes ? kSBytes : kYBytes);
 };
 
+// The chunk output kernels' epilogue: each warp's accumulators (64 rows x P
+// in 16 x 16 tiles, tile = warp + k * kWarps) through the float tile Ys, plus
+// D x_i, stored to y for the rows inside the sequence. Ys may share memory
+// with what the last products read: the first barrier waits for every warp.
+template <typename T, typename Out, int N, int P, int kPerWarp>
+__device__ __forceinline__ void write_outputs(TcAccumulator<T> (&acc)[kPerWarp], float* Ys,
+                                              const typename TcOperand<T>::Op* Xs, float D, Out* y, const SsdDims& s,
+                                              int b, int h, int row_first) {
+  using Lay = TcLayout<T, N, P>;
+  constexpr int kColTiles = P / 16;
+  const int warp = threadIdx.x / 32;
+  __syncthreads();
+#pragma unroll
+  for (int k = 0; k < kPerWarp; ++k) {
+    const int tile = warp + k * kWarps, m0 = tile / kColTiles * 16, n0 = tile % kColTiles * 16;
+    wmma::store_matrix_sync(Ys + m0 * Lay::kLdPf + n0, acc[k], Lay::kLdPf, wmma::mem_row_major);
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < kTcChunk * P; idx += kThreads) {
+    const int i = idx / P, p = idx % P, t = row_first + i;
+    if (t >= s.seq) continue;
+    const float value = Ys[i * Lay::kLdPf + p] + D * to_float(Xs[i * Lay::kLdP + p]);
+    y[x_offset(s, b, t, h) + p] = from_float<Out>(value);
+  }
+}
+
 // ---------------------------------------------------------------------------
 // The chunk kernels: long chunks (CHUNK in {64, 128, 256}) on the tensor cores, in tiles of
 // 64 token rows: fewer chunks means less state traffic between the kernels
@@ -425,20 +451,7 @@ __global__ void __launch_bounds__(kThreads) ssd_chunk_output(SsdArgs<T, Out> a) 
     const int tile = warp + k * kWarps, m0 = tile / kColTiles * 16, n0 = tile % kColTiles * 16;
     warp_tile_product<T, wmma::row_major, wmma::row_major>(acc[k], Cs, Lay::kLdN, Ss, Lay::kLdP, m0, n0, N);
   }
-  __syncthreads();  // every warp is done with Ss before Ys overwrites it
-#pragma unroll
-  for (int k = 0; k < kPerWarp; ++k) {
-    const int tile = warp + k * kWarps, m0 = tile / kColTiles * 16, n0 = tile % kColTiles * 16;
-    wmma::store_matrix_sync(Ys + m0 * Lay::kLdPf + n0, acc[k], Lay::kLdPf, wmma::mem_row_major);
-  }
-  __syncthreads();
-  const float D = a.D != nullptr ? a.D[h] : 0.f;
-  for (int idx = threadIdx.x; idx < R * P; idx += kThreads) {
-    const int i = idx / P, p = idx % P, t = row_first + i;
-    if (t >= s.seq) continue;
-    const float y = Ys[i * Lay::kLdPf + p] + D * to_float(Xs[i * Lay::kLdP + p]);
-    a.y[x_offset(s, b, t, h) + p] = from_float<Out>(y);
-  }
+  write_outputs<T, Out, N, P>(acc, Ys, Xs, a.D != nullptr ? a.D[h] : 0.f, a.y, s, b, h, row_first);
 }
 
 }  // namespace bla::kernels::ssd

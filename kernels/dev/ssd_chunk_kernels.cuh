@@ -554,20 +554,7 @@ __global__ void __launch_bounds__(kThreads) ssd_v2_chunk_output(SsdForwardArgs<T
     warp_tile_product<T, wmma::row_major, wmma::row_major>(acc[k], G, Lay::kLdL, Xs, Lay::kLdP, m0, n0, m0 + 16);
     warp_tile_product<T, wmma::row_major, wmma::row_major>(acc[k], Cs, Lay::kLdN, Ss, Lay::kLdP, m0, n0, N);
   }
-  __syncthreads();  // every warp is done with Ss before Ys overwrites it
-#pragma unroll
-  for (int k = 0; k < kPerWarp; ++k) {
-    const int tile = warp + k * kWarps, m0 = tile / kColTiles * 16, n0 = tile % kColTiles * 16;
-    wmma::store_matrix_sync(Ys + m0 * Lay::kLdPf + n0, acc[k], Lay::kLdPf, wmma::mem_row_major);
-  }
-  __syncthreads();
-  const float D = a.D != nullptr ? a.D[h] : 0.f;
-  for (int idx = threadIdx.x; idx < L * P; idx += kThreads) {
-    const int i = idx / P, p = idx % P, t = first + i;
-    if (t >= s.seq) continue;
-    const float y = Ys[i * Lay::kLdPf + p] + D * to_float(Xs[i * Lay::kLdP + p]);
-    a.y[x_offset(s, b, t, h) + p] = from_float<T>(y);
-  }
+  write_outputs<T, T, N, P>(acc, Ys, Xs, a.D != nullptr ? a.D[h] : 0.f, a.y, s, b, h, first);
 }
 
 }  // namespace ssd_dev
