@@ -58,8 +58,9 @@ grep -E "^\[  (PASSED|FAILED) |FAILED  \]|Failure" "$out/cuda_tests.log" | head 
 
 shape=(--batch 4 --seq 8192 --heads 16 --dtype bf16 --reps 20 --sets 2 --warmup 5)
 for dim in 64 128; do
-  for op in gla "gsa --slots 64" ssd; do
+  for op in gla "gsa --slots 64" ssd "ssd --kernel-backward"; do
     for k in 1 0; do
+      [ "$k" = 0 ] && [ "$op" = "ssd --kernel-backward" ] && continue
       # shellcheck disable=SC2086
       BLA_KERNELS=$k timeout 120 "$BUILD_DIR/src/bla-bench" --op $op --dim "$dim" "${shape[@]}" --no-reference \
         --no-ceilings >> "$out/bla_bench.log" 2>&1

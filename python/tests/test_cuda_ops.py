@@ -32,7 +32,8 @@ OPS = {
     "gla": (lambda q, k, v, gate: ops.gated_linear_attention(q, k, v, gate.to(q.dtype)),
             lambda: log_sigmoid_gate(B, T, H, D) / 16),
     "gsa": (lambda q, k, v, gate: ops.gated_slot_attention(q, k, v, gate.to(q.dtype)), lambda: log_sigmoid_gate(B, T, H, 32)),
-    # SSD with x = v, B = k, C = q (one group per head), dt the extra input, A and D fixed.
+    # SSD with x = v, B = k, C = q (one group per head), dt the extra input, A and D fixed. With
+    # gradients it runs its LibTorch form on CUDA (faster than its kernels' backward; mamba2.h).
     "ssd": (lambda q, k, v, dt: ops.selective_state_space(
         v, dt, -torch.linspace(0.5, 4.0, H, dtype=dt.dtype, device=dt.device), k, q,
         torch.linspace(-1.0, 1.0, H, dtype=dt.dtype, device=dt.device)),

@@ -1,13 +1,14 @@
 // The SSD recurrence's CUDA kernels (kernels/ssd_*, bla_kernels/ssd.h) as
-// training calls them: selective_state_space on CUDA tensors routes to the
-// kernels, with the gradients from three more kernel passes
-// (src/bla/ops/mamba2/backward.h). Held to the LibTorch chunked form in
-// float64 on the CPU: the output and the gradients of x, dt, A, B, C and D,
-// in float32 (tf32 operands) and bfloat16, at T not a multiple of the
-// kernels' 256-token chunk, T < 64, T = 1, whole chunks, N and P of 64 and
-// 128, N != P, N and P padded to 64 (16, 32, 48), groups (G = 1, G < H,
-// G = H) and strong decays; the final state of one pass; and the exact
-// error for unsupported inputs.
+// selective_state_space calls them with SsdOptions::kernel_backward: on CUDA
+// tensors it routes to the kernels, with the gradients from three more kernel
+// passes (src/bla/ops/mamba2/backward.h). Held to the LibTorch chunked form
+// in float64 on the CPU: the output and the gradients of x, dt, A, B, C and
+// D, in float32 (tf32 operands) and bfloat16 (dA against the magnitudes it
+// sums), at T not a multiple of the kernels' 256-token chunk, T < 64, T = 1,
+// whole chunks, N and P of 64 and 128, N != P, N and P padded to 64 (16, 32,
+// 48), groups (G = 1, G < H, G = H) and strong decays; the final state of one
+// pass; the default dispatch (the kernel's forward without gradients, the
+// LibTorch form with them); and the exact error for unsupported inputs.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -87,7 +88,10 @@ TEST_P(Mamba2Kernel, OpMatchesTheChunkedFormInFloat64) {
     std::vector<at::Tensor> leaves = {x.to(device, activations),  dt.to(device, params),      A.to(device, params),
                                       Bm.to(device, activations), Cm.to(device, activations), D.to(device, params)};
     for (auto& t : leaves) t = t.detach().requires_grad_(true);
-    const auto y = bla::ops::selective_state_space(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], leaves[5]);
+    bla::ops::SsdOptions opt;
+    opt.kernel_backward = true;
+    const auto y =
+        bla::ops::selective_state_space(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], leaves[5], opt);
     y.backward(dy.to(device, y.scalar_type()));
     std::vector<at::Tensor> out = {y.detach()};
     for (auto& t : leaves) out.push_back(t.grad());
@@ -95,14 +99,26 @@ TEST_P(Mamba2Kernel, OpMatchesTheChunkedFormInFloat64) {
   };
   const auto expected = run(torch::kCPU, at::kDouble, at::kDouble);
   const auto got = run(torch::kCUDA, mode.dtype, at::kFloat);
+  // dA_h is a sum over batch and time of dl * dt, terms of both signs that
+  // largely cancel, so its error is measured against what was summed,
+  // sum |dl * dt| per head (float64 reference): the terms themselves are
+  // held by ddt's check. With tf32 or bf16 operands, |dA - ref| / |ref|
+  // alone reached 0.6-5% on the H200 while every other gradient was near 3e-4.
+  const auto dA_scale = [&] {
+    auto l = (dt * A.view({1, 1, -1})).detach().requires_grad_(true);
+    const auto y = bla::ops::mamba2_internal::ssd_chunked(x, l, dt, Bm, Cm, 64, at::Tensor()).first;
+    y.backward(dy);
+    return (l.grad() * dt).abs().sum(at::IntArrayRef{0, 1});
+  }();
   const char* names[] = {"y", "dx", "ddt", "dA", "dB", "dC", "dD"};
   for (size_t i = 0; i < expected.size(); ++i) {
     ASSERT_TRUE(got[i].defined()) << names[i];
     EXPECT_EQ(got[i].device().type(), torch::kCUDA) << names[i];
     EXPECT_TRUE(got[i].isfinite().all().item<bool>()) << names[i];
-    const double err = relative_error(got[i], expected[i]);
+    const double err = i == 3 ? ((got[i].cpu().to(at::kDouble) - expected[i]).abs() / dA_scale).max().item<double>()
+                              : relative_error(got[i], expected[i]);
     EXPECT_LT(err, mode.tolerance) << names[i] << ": relative error " << err;
-    std::printf("    %-4s rel err %.3e\n", names[i], err);
+    std::printf("    %-4s %s %.3e\n", names[i], i == 3 ? "err / sum |terms|" : "rel err", err);
   }
   EXPECT_EQ(got[0].scalar_type(), mode.dtype);
 }
@@ -135,6 +151,30 @@ TEST(Mamba2KernelPass, FloatOutputAndFinalStateMatchTheChunkedForm) {
   EXPECT_LT(relative_error(state, state_ref), 2e-2);
   std::printf("    y rel err %.3e, final state rel err %.3e\n", relative_error(y, y_ref),
               relative_error(state, state_ref));
+}
+
+// Without SsdOptions::kernel_backward: under no_grad the kernel's forward
+// (the output of ssd_forward itself), with gradients the LibTorch form
+// (bit for bit the chunked form run on CUDA with BLA_KERNELS' fallback path).
+TEST(Mamba2KernelDispatch, TheKernelRunsWithoutGradientsAndTheLibTorchFormWithThem) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  torch::manual_seed(9);
+  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+  const int64_t B = 1, T = 130, H = 2, P = 64, N = 64;
+  const auto x = torch::randn({B, T, H, P}, cuda), Bm = torch::randn({B, T, 1, N}, cuda),
+             Cm = torch::randn({B, T, 1, N}, cuda);
+  const auto dt = torch::softplus(torch::randn({B, T, H}, cuda) - 2), A = -torch::rand({H}, cuda) - 0.5;
+  const auto decay = bla::ops::mamba2_internal::ssd_decay(dt, A);
+  const auto kernel = bla::kernels::ssd_forward(x, decay.log_decay, decay.key_scale, Bm, Cm, false);
+  const auto libtorch = bla::ops::mamba2_internal::selective_state_space_libtorch(x, dt, A, Bm, Cm, at::Tensor(), 64);
+  {
+    const torch::NoGradGuard no_grad;
+    EXPECT_TRUE(torch::equal(bla::ops::selective_state_space(x, dt, A, Bm, Cm, at::Tensor()), kernel));
+  }
+  const auto x_leaf = x.detach().requires_grad_(true);
+  const auto y = bla::ops::selective_state_space(x_leaf, dt, A, Bm, Cm, at::Tensor());
+  EXPECT_TRUE(torch::equal(y.detach(), libtorch));
+  EXPECT_FALSE(torch::equal(kernel, libtorch));  // tf32 operands: the two forms differ in the low bits
 }
 
 TEST(Mamba2KernelChecks, UnsupportedInputsSayWhy) {

@@ -1,9 +1,11 @@
 // selective_state_space (mamba2.h): which form runs. On CUDA tensors, the
-// kernels (kernels/ssd_*: bla_kernels/ssd.h) where they support the inputs
-// and BLA_KERNELS is not 0, with the gradients from three more kernel passes
-// (backward.h); everywhere else the chunked LibTorch form (chunked.cpp), with
-// one log line on CUDA saying why. Prefill from a state
-// (selective_state_space_with_state) always runs the LibTorch form.
+// kernels (kernels/ssd_*: bla_kernels/ssd.h) where they support the inputs,
+// BLA_KERNELS is not 0 and no gradient is needed (evaluation, generation);
+// with gradients only if SsdOptions::kernel_backward asks, the gradients then
+// from three more kernel passes (backward.h). Everywhere else the chunked
+// LibTorch form (chunked.cpp), with one log line on CUDA saying why. Prefill
+// from a state (selective_state_space_with_state) always runs the LibTorch
+// form.
 #include <torch/torch.h>
 
 #include <string>
@@ -39,8 +41,15 @@ at::Tensor selective_state_space(const at::Tensor& x, const at::Tensor& dt, cons
   mamba2_internal::check_sequence_inputs(x, dt, A, Bm, Cm, D);
   if (x.is_cuda() && x.size(1) > 0) {
 #ifdef BLA_HAVE_CUDA_KERNELS
-    std::string why = "turned off by BLA_KERNELS=0";
-    if (kernels_enabled()) {
+    const bool needs_grad =
+        at::GradMode::is_enabled() && (x.requires_grad() || dt.requires_grad() || A.requires_grad() ||
+                                       Bm.requires_grad() || Cm.requires_grad() || (D.defined() && D.requires_grad()));
+    std::string why;
+    if (!kernels_enabled()) {
+      why = "turned off by BLA_KERNELS=0";
+    } else if (needs_grad && !opt.kernel_backward) {
+      why = "with gradients the LibTorch form is faster than the kernels' three-pass backward";
+    } else {
       const auto decay = mamba2_internal::ssd_decay(dt, A);
       const auto log_decay = decay.log_decay.to(at::kFloat), key_scale = decay.key_scale.to(at::kFloat);
       if (kernels::ssd_supported(x, log_decay, key_scale, Bm, Cm, &why)) {
