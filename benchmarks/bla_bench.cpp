@@ -60,6 +60,8 @@ Times attention ops on a GPU: needs a CUDA build and a GPU.
   --dtype T        bf16 | fp32                                      [bf16]
   --pass P         fwd | fwdbwd | both                              [both]
   --bias           add a per-token logit bias (GatedFWA); no reference then
+  --kernel-backward  ssd: the kernels' three-pass backward for fwd+bwd (by
+                   default training's choice, the LibTorch form's backward)
   --warmup N       [10]     --reps N     [50]     --sets N   [4]
   --no-reference   skip the reference implementation
   --no-ceilings    skip measuring copy bandwidth and matmul rate
@@ -72,6 +74,7 @@ struct Options {
   std::string dtype = "bf16";
   std::string pass = "both";
   bool bias = false;
+  bool kernel_backward = false;
   int warmup = 10, reps = 50, sets = 4;
   bool reference = true, ceilings = true, json = false;
 };
@@ -104,6 +107,8 @@ Options parse(int argc, char** argv) {
     else if (a == "--dtype") o.dtype = value(i);
     else if (a == "--pass") o.pass = value(i);
     else if (a == "--bias") o.bias = true;
+    else if (a == "--kernel-backward")
+      o.kernel_backward = true;
     else if (a == "--warmup") o.warmup = static_cast<int>(integer(i, 1 << 20));
     else if (a == "--reps") o.reps = static_cast<int>(integer(i, 1 << 20));
     else if (a == "--sets") o.sets = static_cast<int>(integer(i, 1 << 10));
@@ -123,6 +128,7 @@ Options parse(int argc, char** argv) {
                                    o.op + "'");
   if (o.bias && o.op != "swa" && o.op != "attention")
     throw bla::util::ArgumentError("--bias is for swa and attention, not " + o.op);
+  if (o.kernel_backward && o.op != "ssd") throw bla::util::ArgumentError("--kernel-backward is for ssd, not " + o.op);
   if (o.dtype != "bf16" && o.dtype != "fp32")
     throw bla::util::ArgumentError("--dtype must be bf16 or fp32, got '" + o.dtype + "'");
   if (o.pass != "fwd" && o.pass != "fwdbwd" && o.pass != "both")
@@ -388,7 +394,8 @@ Benchmark mixer_op_benchmark(const Options& o, double scale) {
             "", nullptr, recurrence_flops(o, o.dim, o.slots) + recurrence_flops(o, o.slots, o.dim)};
   }
   if (o.op == "ssd") {
-    const bla::ops::SsdOptions opt{o.chunk};
+    bla::ops::SsdOptions opt{o.chunk};
+    opt.kernel_backward = o.kernel_backward;
     // x = v, B = k, C = q: state N = --dim, one group per head.
     return {"ssd-op",
             [opt](const InputSet& s, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
@@ -472,10 +479,11 @@ double reference_ms(const std::vector<Row>& rows, const std::string& reference_n
 void print_json(const Options& o, const std::string& device, const Ceilings& ceilings, const std::vector<Row>& rows,
                 const std::string& reference_name) {
   std::cout << "{\"op\":\"" << o.op << "\",\"device\":\"" << device << "\",\"batch\":" << o.batch
-            << ",\"seq\":" << o.seq << ",\"heads\":" << o.heads << ",\"dim\":" << o.dim
-            << ",\"window\":" << o.window << ",\"slots\":" << (uses_slots(o.op) ? o.slots : 0)
-            << ",\"dtype\":\"" << o.dtype << "\",\"bias\":" << (o.bias ? "true" : "false")
-            << ",\"reps\":" << o.reps << ",\"sets\":" << o.sets << ",\"copy_gbps\":" << json_number(ceilings.copy_gbps)
+            << ",\"seq\":" << o.seq << ",\"heads\":" << o.heads << ",\"dim\":" << o.dim << ",\"window\":" << o.window
+            << ",\"slots\":" << (uses_slots(o.op) ? o.slots : 0) << ",\"dtype\":\"" << o.dtype
+            << "\",\"bias\":" << (o.bias ? "true" : "false")
+            << ",\"kernel_backward\":" << (o.kernel_backward ? "true" : "false") << ",\"reps\":" << o.reps
+            << ",\"sets\":" << o.sets << ",\"copy_gbps\":" << json_number(ceilings.copy_gbps)
             << ",\"matmul_tflops\":" << json_number(ceilings.matmul_tflops) << ",\"results\":[";
   for (size_t i = 0; i < rows.size(); ++i) {
     const auto& r = rows[i];

@@ -5,6 +5,17 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+// Dynamic shared memory and kernel launches through macros, so that the CPU
+// emulation of the development harnesses (dev/cpu_emulation.h) can stand in
+// for both.
+#ifndef DEV_EXTERN_SHARED
+#define DEV_EXTERN_SHARED(type, name) extern __shared__ __align__(128) type name[]
+#endif
+#ifndef DEV_LAUNCH
+#define DEV_LAUNCH(grid, block, smem, ...) __VA_ARGS__<<<grid, block, smem>>>
+#define DEV_LAUNCH_ON(grid, block, smem, stream, ...) __VA_ARGS__<<<grid, block, smem, stream>>>
+#endif
+
 namespace bla::kernels::detail {
 
 constexpr float kLog2e = 1.4426950408889634f;

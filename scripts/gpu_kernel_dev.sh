@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # On a CUDA machine: build the kernel development programs (kernels/dev,
-# README.md there) and run each: every SWA variant checked against the
-# float64 reference, then timed; then bla-bench once per op, briefly, as a
-# smoke test. Logs go to ${OUT:-gpu-kernel-dev}/.
+# README.md there) and run each: every SWA variant and the gated recurrence's
+# kernels checked against the float64 reference, then timed; then bla-bench
+# once per op, briefly, as a smoke test. Logs go to ${OUT:-gpu-kernel-dev}/.
 #   scripts/gpu_kernel_dev.sh               # CMake build of bla-kernel-dev and bla-bench in $BUILD_DIR (build-gpu)
 #   NVCC_ONLY=1 scripts/gpu_kernel_dev.sh   # the programs with nvcc alone (no LibTorch, no bla-bench); ARCH=sm_90
-#   DEV_ARGS="--dim 64 --reps 50" ...       # options for both programs (see --help)
+#   DEV_ARGS="--dim 64 --reps 50" ...       # options for both SWA programs (see --help)
+#   GLA_ARGS="--no-bench --T 130" ...       # options for gla_forward_dev (its header comment)
 #   SANITIZE=1 ...                          # also compute-sanitizer memcheck and racecheck over the checks
 #   SKIP_BENCH=1 ...                        # no bla-bench
 set -uo pipefail
@@ -23,7 +24,8 @@ if [ -n "${NVCC_ONLY:-}" ]; then
   {
     nvcc "${flags[@]}" kernels/dev/swa_forward_dev.cu kernels/swa_forward.cu -o "$bin/swa_forward_dev" &&
       nvcc "${flags[@]}" kernels/dev/swa_backward_dev.cu kernels/swa_backward.cu kernels/swa_forward.cu \
-        -o "$bin/swa_backward_dev"
+        -o "$bin/swa_backward_dev" &&
+      nvcc "${flags[@]}" kernels/dev/gla_forward_dev.cu kernels/gla_kernels.cu -o "$bin/gla_forward_dev"
   } > "$out/build.log" 2>&1 || { head -n 60 "$out/build.log"; exit 1; }
 else
   # shellcheck source=scripts/gpu_build.sh
@@ -36,9 +38,11 @@ fi
 echo "build: $(( $(date +%s) - t0 )) s"
 
 status=0
-for program in swa_forward_dev swa_backward_dev; do
-  # shellcheck disable=SC2086  # DEV_ARGS is a list of options
-  timeout 600 "$bin/$program" ${DEV_ARGS:-} > "$out/$program.log" 2>&1
+for program in swa_forward_dev swa_backward_dev gla_forward_dev; do
+  args=${DEV_ARGS:-}
+  [ "$program" = gla_forward_dev ] && args=${GLA_ARGS:-}  # its own options (its header comment)
+  # shellcheck disable=SC2086  # a list of options
+  timeout 600 "$bin/$program" $args > "$out/$program.log" 2>&1
   rc=$?
   echo "== $program rc=$rc"
   cat "$out/$program.log"
@@ -47,9 +51,11 @@ done
 
 if [ -n "${SANITIZE:-}" ]; then
   for tool in memcheck racecheck; do
-    for program in swa_forward_dev swa_backward_dev; do
+    for program in swa_forward_dev swa_backward_dev gla_forward_dev; do
+      args="--no-time ${DEV_ARGS:-}"
+      [ "$program" = gla_forward_dev ] && args="--no-bench --B 1 --H 2 --T 130"  # a small padded case
       # shellcheck disable=SC2086
-      timeout 600 compute-sanitizer --tool "$tool" "$bin/$program" --no-time ${DEV_ARGS:-} \
+      timeout 600 compute-sanitizer --tool "$tool" "$bin/$program" $args \
         > "$out/sanitizer_${tool}_$program.log" 2>&1
       rc=$?
       echo "== compute-sanitizer $tool $program rc=$rc"

@@ -47,7 +47,7 @@ for dim in ${DIMS:-64 128}; do
   shape=(--batch 4 --seq 8192 --heads 16 --dim "$dim" --dtype bf16 --reps "$reps" --sets 2 --warmup 5 --json)
   ceilings=()  # measured once, with the first op
   for run in "swa --window 512" "swa --window 2048" "attention" "bla --window 512 --slots 64" "gla" \
-             "gsa --slots 64" "ssd" "gatedfwa --window 512"; do
+             "gsa --slots 64" "ssd" "ssd --kernel-backward" "gatedfwa --window 512"; do
     # shellcheck disable=SC2086
     timeout 120 "$B" --op $run "${shape[@]}" --no-reference "${ceilings[@]}" >> "$out/ours.jsonl" 2>> "$out/ours.err"
     echo "bla-bench --op $run --dim $dim: exit $?"

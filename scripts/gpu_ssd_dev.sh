@@ -7,7 +7,7 @@
 #   export OUT; scripts/gpu_ssd_dev.sh
 #   SSD_ARGS="--reps 50" scripts/gpu_ssd_dev.sh   # extra harness options (ssd_chunk_dev.cu's header)
 #   SKIP_SANITIZER=1 scripts/gpu_ssd_dev.sh        # leave out memcheck and racecheck
-#   NCU=1 scripts/gpu_ssd_dev.sh                   # also Nsight Compute sections of the v3 kernels
+#   NCU=1 scripts/gpu_ssd_dev.sh                   # also Nsight Compute sections of the v3 (production) kernels
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 out=${OUT:-gpu-ssd-dev}
@@ -43,9 +43,9 @@ if [ -n "${NCU:-}" ]; then
   ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
   if [ -n "$ncu" ]; then
     timeout 240 "$ncu" --section SpeedOfLight --section Occupancy --section MemoryWorkloadAnalysis \
-      -k regex:ssd_v3 --launch-count 6 "$bin" --no-check --no-backward --reps 1 > "$out/ncu_v3.txt" 2>&1
+      -k regex:ssd_chunk --launch-count 6 "$bin" --no-check --no-backward --reps 1 > "$out/ncu_v3.txt" 2>&1
     echo "ncu rc=$?"
-    grep -E "ssd_v3_[a-z_]*|Duration|Memory Throughput|DRAM Throughput|Compute \(SM\) Throughput|Achieved Occupancy" \
+    grep -E "ssd_chunk_[a-z_]*|Duration|Memory Throughput|DRAM Throughput|Compute \(SM\) Throughput|Achieved Occupancy" \
       "$out/ncu_v3.txt" | cut -c1-160 | head -40
   fi
 fi

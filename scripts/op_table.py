@@ -10,7 +10,9 @@ Each of our ops is set against the public kernel that does its job: SWA
 against FlexAttention at the same window, full causal attention against
 cuDNN SDPA, GLA against FLA's chunk_gla, GSA (64 slots) against FLA's
 chunk_gsa, the SSD against mamba_ssm's Triton kernel (one group per head,
-N = D), BLA (64 slots, window 512) against chunk_gsa with 64 slots (the
+N = D; "ssd" is training's dispatch, the kernel's forward with the
+LibTorch form's backward, "ssd kernel-bwd" the kernels' three-pass
+backward), BLA (64 slots, window 512) against chunk_gsa with 64 slots (the
 other bounded softmax-over-slots mixer) and GatedFWA against FlexAttention
 SWA (no public GatedFWA kernel).
 """
@@ -30,6 +32,8 @@ def our_key(run):
         return f"gsa N{slots}"
     if op == "gatedfwa":
         return f"gatedfwa W{window}"
+    if op == "ssd" and run.get("kernel_backward"):
+        return "ssd kernel-bwd"
     return op
 
 
@@ -40,6 +44,7 @@ ANCHOR_OF = {
     "gla": "fla_chunk_gla",
     "gsa N64": "fla_chunk_gsa_M64",
     "ssd": "mamba2_ssd_G=H_N=D",
+    "ssd kernel-bwd": "mamba2_ssd_G=H_N=D",
     "bla N64 W512": "fla_chunk_gsa_M64",
     "gatedfwa W512": "flex_swa_W512",
 }

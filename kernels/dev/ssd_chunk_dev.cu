@@ -1,7 +1,9 @@
 // Development harness for the SSD (Mamba2-like) kernels, in the manner of
 // llm.c's dev/cuda: every version of ssd_chunk_kernels.cuh held to the CPU
 // float64 reference of ssd_reference.h on random inputs (fixed seed), then
-// timed at a large shape. Standalone CUDA, no LibTorch:
+// timed at a large shape; and production's launch (../ssd_kernels.cu,
+// included below: one translation unit) as training calls it, forward and
+// as a gradient pass. Standalone CUDA, no LibTorch:
 //   nvcc -std=c++17 -arch=sm_90 -O3 -o ssd_chunk_dev kernels/dev/ssd_chunk_dev.cu
 //   ./ssd_chunk_dev [--B 2 --T 1024 --H 8 --P 64 --N 64 --G 1 --chunk 64]
 //                   [--bench-B 4 --bench-T 8192 --bench-H 16] [--reps 20] [--seed 1234]
@@ -22,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "../ssd_kernels.cu"
 #include "ssd_chunk_kernels.cuh"
 #include "ssd_reference.h"
 
@@ -87,6 +90,15 @@ SsdInputsOf<Real> make_inputs(const SsdShape& s, uint64_t seed, bool has_D, bool
   if (has_D) fill(in.D, s.heads, -1, 1);
   if (has_h0) fill(in.h0, s.state_size(), -1, 1);
   return in;
+}
+
+// The per-token log decays dt A (B, T, H) that v2 and v3 read.
+std::vector<float> log_decays(const SsdShape& s, const SsdInputs& in) {
+  std::vector<float> out(s.dt_size());
+  for (int b = 0; b < s.batch; ++b)
+    for (int t = 0; t < s.seq; ++t)
+      for (int h = 0; h < s.heads; ++h) out[s.dt_at(b, t, h)] = in.dt[s.dt_at(b, t, h)] * in.A[h];
+  return out;
 }
 
 void round_inputs_bf16(SsdInputs& in) {
@@ -164,7 +176,7 @@ template <typename T>
 struct DeviceProblem {
   SsdShape shape;
   DeviceBuffer<T> x, Bm, Cm, y;
-  DeviceBuffer<float> dt, A, D, h0, final_state, states, totals;
+  DeviceBuffer<float> dt, A, log_decay, D, h0, final_state, states, totals;
 
   DeviceProblem(const SsdShape& s, const SsdInputs& in, int min_chunk) : shape(s) {
     upload(x, in.x);
@@ -172,6 +184,7 @@ struct DeviceProblem {
     upload(Cm, in.Cm);
     upload(dt, in.dt);
     upload(A, in.A);
+    upload(log_decay, log_decays(s, in));
     upload(D, in.D);
     upload(h0, in.h0);
     y.resize(s.x_size());
@@ -182,9 +195,19 @@ struct DeviceProblem {
   }
 
   SsdForwardArgs<T> args(int chunk) const {
-    return SsdForwardArgs<T>{x.get(),           dt.get(),     A.get(),      Bm.get(),
-                             Cm.get(),          D.get(),      h0.get(),     y.get(),
-                             final_state.get(), states.get(), totals.get(), make_dims(shape, chunk)};
+    return SsdForwardArgs<T>{x.get(),
+                             dt.get(),
+                             A.get(),
+                             log_decay.get(),
+                             Bm.get(),
+                             Cm.get(),
+                             D.get(),
+                             h0.get(),
+                             y.get(),
+                             final_state.get(),
+                             states.get(),
+                             totals.get(),
+                             make_dims(shape, chunk)};
   }
 
   void poison_outputs() {  // all-ones bytes are NaN in float and bf16: unwritten outputs fail the check
@@ -280,16 +303,16 @@ std::string launch_v0(const SsdForwardArgs<T>& a) {
   g_stages.mark("recurrent");
   switch (s.d_state) {
     case 16:
-      SSD_LAUNCH(grid, s.head_dim, 0, ssd_v0_recurrent<T, 16>)(a);
+      DEV_LAUNCH(grid, s.head_dim, 0, ssd_v0_recurrent<T, 16>)(a);
       break;
     case 32:
-      SSD_LAUNCH(grid, s.head_dim, 0, ssd_v0_recurrent<T, 32>)(a);
+      DEV_LAUNCH(grid, s.head_dim, 0, ssd_v0_recurrent<T, 32>)(a);
       break;
     case 64:
-      SSD_LAUNCH(grid, s.head_dim, 0, ssd_v0_recurrent<T, 64>)(a);
+      DEV_LAUNCH(grid, s.head_dim, 0, ssd_v0_recurrent<T, 64>)(a);
       break;
     case 128:
-      SSD_LAUNCH(grid, s.head_dim, 0, ssd_v0_recurrent<T, 128>)(a);
+      DEV_LAUNCH(grid, s.head_dim, 0, ssd_v0_recurrent<T, 128>)(a);
       break;
     default:
       return "v0 is compiled for N in {16, 32, 64, 128}";
@@ -299,12 +322,12 @@ std::string launch_v0(const SsdForwardArgs<T>& a) {
   return "";
 }
 
-// The forward scan shared by v1 and v2.
-template <typename T>
-void launch_state_pass(const SsdForwardArgs<T>& a) {
+// The forward scan every chunked version shares (SsdForwardArgs or SsdArgs).
+template <typename Args>
+void launch_state_pass(const Args& a) {
   const SsdDims& s = a.s;
   g_stages.mark("state_pass");
-  SSD_LAUNCH(dim3(ceil_div(s.d_state * s.head_dim, kThreads), s.heads, s.batch), kThreads, 0, ssd_v1_state_pass)
+  DEV_LAUNCH(dim3(ceil_div(s.d_state * s.head_dim, kThreads), s.heads, s.batch), kThreads, 0, ssd_state_scan)
   (a.states, a.totals, a.h0, a.final_state, s);
   check_launch();
 }
@@ -321,11 +344,11 @@ std::string launch_v1(const SsdForwardArgs<T>& a) {
   allow_smem(ssd_v1_chunk_output<T>, out_bytes);
   const dim3 chunks(s.nchunks, s.heads, s.batch);
   g_stages.mark("chunk_state");
-  SSD_LAUNCH(chunks, kThreads, state_bytes, ssd_v1_chunk_state<T, false>)(a.Bm, a.x, a.dt, a.A, a.states, a.totals, s);
+  DEV_LAUNCH(chunks, kThreads, state_bytes, ssd_v1_chunk_state<T, false>)(a.Bm, a.x, a.dt, a.A, a.states, a.totals, s);
   check_launch();
   launch_state_pass(a);
   g_stages.mark("chunk_output");
-  SSD_LAUNCH(chunks, kThreads, out_bytes, ssd_v1_chunk_output<T>)(a);
+  DEV_LAUNCH(chunks, kThreads, out_bytes, ssd_v1_chunk_output<T>)(a);
   check_launch();
   g_stages.mark("end");
   return "";
@@ -342,11 +365,11 @@ std::string launch_v2_shape(const SsdForwardArgs<T>& a) {
   const SsdDims& s = a.s;
   const dim3 chunks(s.nchunks, s.heads, s.batch);
   g_stages.mark("chunk_state_tc");
-  SSD_LAUNCH(chunks, kThreads, Lay::kStateBytes, ssd_v2_chunk_state<T, N, P>)(a);
+  DEV_LAUNCH(chunks, kThreads, Lay::kStateBytes, ssd_v2_chunk_state<T, N, P>)(a);
   check_launch();
   launch_state_pass(a);
   g_stages.mark("chunk_output_tc");
-  SSD_LAUNCH(chunks, kThreads, Lay::kOutBytes, ssd_v2_chunk_output<T, N, P>)(a);
+  DEV_LAUNCH(chunks, kThreads, Lay::kOutBytes, ssd_v2_chunk_output<T, N, P>)(a);
   check_launch();
   g_stages.mark("end");
   return "";
@@ -364,21 +387,23 @@ std::string launch_v2(const SsdForwardArgs<T>& a) {
 }
 
 template <typename T, int CHUNK, int N, int P>
-std::string launch_v3_shape(const SsdForwardArgs<T>& a) {
+std::string launch_v3_shape(const SsdForwardArgs<T>& d) {
   using Lay = TcLayout<T, N, P, CHUNK>;
+  // The production kernels' arguments: log decay dt A, key scale dt.
+  const SsdArgs<T> a{d.x, d.log_decay, d.dt, d.Bm, d.Cm, d.D, d.h0, d.y, d.final_state, d.states, d.totals, d.s};
   if (Lay::kOutBytes > g_smem_limit)
     return "v3 needs " + std::to_string(Lay::kOutBytes) + " bytes of shared memory; the device has " +
            std::to_string(g_smem_limit);
-  allow_smem(ssd_v3_chunk_state<T, CHUNK, N, P>, Lay::kStateBytes);
-  allow_smem(ssd_v3_chunk_output<T, CHUNK, N, P>, Lay::kOutBytes);
+  allow_smem(ssd_chunk_state<T, T, CHUNK, N, P>, Lay::kStateBytes);
+  allow_smem(ssd_chunk_output<T, T, CHUNK, N, P>, Lay::kOutBytes);
   const SsdDims& s = a.s;
   g_stages.mark("chunk_state_tc");
-  SSD_LAUNCH(dim3(s.nchunks, s.heads, s.batch), kThreads, Lay::kStateBytes, ssd_v3_chunk_state<T, CHUNK, N, P>)(a);
+  DEV_LAUNCH(dim3(s.nchunks, s.heads, s.batch), kThreads, Lay::kStateBytes, ssd_chunk_state<T, T, CHUNK, N, P>)(a);
   check_launch();
   launch_state_pass(a);
   g_stages.mark("chunk_output_tc");
-  SSD_LAUNCH(dim3(s.nchunks * (CHUNK / kTcChunk), s.heads, s.batch), kThreads, Lay::kOutBytes,
-             ssd_v3_chunk_output<T, CHUNK, N, P>)
+  DEV_LAUNCH(dim3(s.nchunks * (CHUNK / kTcChunk), s.heads, s.batch), kThreads, Lay::kOutBytes,
+             ssd_chunk_output<T, T, CHUNK, N, P>)
   (a);
   check_launch();
   g_stages.mark("end");
@@ -485,16 +510,16 @@ std::string launch_v1_backward(const SsdForwardArgs<float>& a, DeviceGradients& 
   const dim3 elements(ceil_div(s.d_state * s.head_dim, kThreads), s.heads, s.batch);
   // Forward states again (entering states and chunk totals); y is not needed.
   g_stages.mark("chunk_state");
-  SSD_LAUNCH(chunks, kThreads, state_bytes, ssd_v1_chunk_state<float, false>)
+  DEV_LAUNCH(chunks, kThreads, state_bytes, ssd_v1_chunk_state<float, false>)
   (a.Bm, a.x, a.dt, a.A, a.states, a.totals, s);
   check_launch();
   launch_state_pass(a);
   g_stages.mark("chunk_dstate");
-  SSD_LAUNCH(chunks, kThreads, state_bytes, ssd_v1_chunk_state<float, true>)
+  DEV_LAUNCH(chunks, kThreads, state_bytes, ssd_v1_chunk_state<float, true>)
   (a.Cm, g.dy.get(), a.dt, a.A, g.dstates.get(), nullptr, s);
   check_launch();
   g_stages.mark("state_pass_reverse");
-  SSD_LAUNCH(elements, kThreads, 0, ssd_v1_state_pass_reverse)(g.dstates.get(), a.totals, g.dh0.get(), s);
+  DEV_LAUNCH(elements, kThreads, 0, ssd_v1_state_pass_reverse)(g.dstates.get(), a.totals, g.dh0.get(), s);
   check_launch();
   g_stages.mark("chunk_backward");
   const SsdBackwardArgs b{a.x,
@@ -512,20 +537,20 @@ std::string launch_v1_backward(const SsdForwardArgs<float>& a, DeviceGradients& 
                           g.ddt_direct.get(),
                           g.dlambda.get(),
                           s};
-  SSD_LAUNCH(chunks, kThreads, bwd_bytes, ssd_v1_chunk_backward)(b);
+  DEV_LAUNCH(chunks, kThreads, bwd_bytes, ssd_v1_chunk_backward)(b);
   check_launch();
   g_stages.mark("decay_backward");
-  SSD_LAUNCH(dim3(s.heads, s.batch), kThreads, 0, ssd_v1_decay_backward)
+  DEV_LAUNCH(dim3(s.heads, s.batch), kThreads, 0, ssd_v1_decay_backward)
   (a.dt, a.A, g.ddt_direct.get(), g.dlambda.get(), a.x, g.dy.get(), g.ddt.get(), g.dA_part.get(), g.dD_part.get(), s);
   check_launch();
   g_stages.mark("reductions");
   const size_t bc = static_cast<size_t>(s.batch) * s.seq * s.groups * s.d_state;
   const int blocks = static_cast<int>(std::min<size_t>((bc + kThreads - 1) / kThreads, 4096));
-  SSD_LAUNCH(blocks, kThreads, 0, ssd_group_sum)(g.dB_head.get(), g.dBm.get(), s);
-  SSD_LAUNCH(blocks, kThreads, 0, ssd_group_sum)(g.dC_head.get(), g.dCm.get(), s);
-  SSD_LAUNCH(ceil_div(s.heads, 128), 128, 0, ssd_batch_sum)(g.dA_part.get(), g.dA.get(), s.batch, s.heads);
+  DEV_LAUNCH(blocks, kThreads, 0, ssd_group_sum)(g.dB_head.get(), g.dBm.get(), s);
+  DEV_LAUNCH(blocks, kThreads, 0, ssd_group_sum)(g.dC_head.get(), g.dCm.get(), s);
+  DEV_LAUNCH(ceil_div(s.heads, 128), 128, 0, ssd_batch_sum)(g.dA_part.get(), g.dA.get(), s.batch, s.heads);
   if (a.D != nullptr)
-    SSD_LAUNCH(ceil_div(s.heads, 128), 128, 0, ssd_batch_sum)(g.dD_part.get(), g.dD.get(), s.batch, s.heads);
+    DEV_LAUNCH(ceil_div(s.heads, 128), 128, 0, ssd_batch_sum)(g.dD_part.get(), g.dD.get(), s.batch, s.heads);
   check_launch();
   g_stages.mark("end");
   return "";
@@ -639,6 +664,82 @@ void check_backward_case(const Case& c, int chunk, uint64_t seed) {
   if (c.has_h0) errors.push_back({"dh0", compare(download(g.dh0), ref.dh0)});
   // fp32 sums over up to B T terms (dA, dD) and a reverse cumulative sum over T (ddt).
   report(head, errors, 1e-3);
+}
+
+// Production's launch (bla::kernels::detail::ssd_forward_launch, chunk 256,
+// no D, zero initial state) on the case's inputs, two ways: as the op's
+// forward (log decay dt A, key scale dt, B and C per group) and as its
+// gradient passes run (no key scale: B already times dt, B and C per head),
+// with T and with float outputs. Against the float64 reference without D
+// and h0.
+template <typename T>
+void check_production_case(const Case& c, uint64_t seed) {
+  namespace prod = bla::kernels::detail;
+  const char* dtype = std::is_same_v<T, float> ? "f32" : "bf16";
+  const SsdShape& s = c.shape;
+  SsdInputs in = make_inputs<float>(s, seed, false, false);
+  if (!std::is_same_v<T, float>) round_inputs_bf16(in);
+  const SsdForward ref = ssd_reference_forward(s, in);
+  // Per head: u = dt B, C (rounded to T like the op's passes do).
+  SsdShape per_head = s;
+  per_head.groups = s.heads;
+  std::vector<float> u(per_head.bc_size()), c_head(per_head.bc_size());
+  for (int b = 0; b < s.batch; ++b)
+    for (int t = 0; t < s.seq; ++t)
+      for (int h = 0; h < s.heads; ++h)
+        for (int n = 0; n < s.d_state; ++n) {
+          const size_t o = per_head.bc_at(b, t, h) + n, i = s.bc_at(b, t, h) + n;
+          const float v = in.dt[s.dt_at(b, t, h)] * in.Bm[i];
+          u[o] = std::is_same_v<T, float> ? v : round_bf16(v);
+          c_head[o] = in.Cm[i];
+        }
+  DeviceBuffer<T> x, Bm, Cm, Bh, Ch, y;
+  DeviceBuffer<float> dt, log_decay, y_float, states, totals, final_state;
+  upload(x, in.x);
+  upload(Bm, in.Bm);
+  upload(Cm, in.Cm);
+  upload(Bh, u);
+  upload(Ch, c_head);
+  upload(dt, in.dt);
+  upload(log_decay, log_decays(s, in));
+  y.resize(s.x_size());
+  y_float.resize(s.x_size());
+  final_state.resize(s.state_size());
+  const size_t chunks = static_cast<size_t>(prod::ssd_chunks(s.seq));
+  states.resize(static_cast<size_t>(s.batch) * s.heads * chunks * s.d_state * s.head_dim);
+  totals.resize(static_cast<size_t>(s.batch) * s.heads * chunks);
+  for (const bool grouped : {true, false})
+    for (const bool float_output : {false, true}) {
+      prod::SsdForwardArgs a;
+      a.shape = {s.batch, s.seq, s.heads, s.head_dim, grouped ? s.groups : s.heads, s.d_state};
+      a.dtype = std::is_same_v<T, float> ? prod::SsdDtype::kFloat32 : prod::SsdDtype::kBFloat16;
+      a.float_output = float_output;
+      a.x = x.get();
+      a.log_decay = log_decay.get();
+      a.key_scale = grouped ? dt.get() : nullptr;
+      a.Bm = grouped ? Bm.get() : Bh.get();
+      a.Cm = grouped ? Cm.get() : Ch.get();
+      a.y = float_output ? static_cast<void*>(y_float.get()) : static_cast<void*>(y.get());
+      a.states = states.get();
+      a.totals = totals.get();
+      a.final_state = final_state.get();
+      CUDA_CHECK(cudaMemset(y.ptr, 0xff, y.count * sizeof(T)));
+      CUDA_CHECK(cudaMemset(y_float.ptr, 0xff, y_float.count * sizeof(float)));
+      CUDA_CHECK(cudaMemset(final_state.ptr, 0xff, final_state.count * sizeof(float)));
+      char head[256];
+      std::snprintf(head, sizeof head, "[prod] %-10s %s | %-4s %s key scale, %s out", c.name.c_str(),
+                    shape_text(s).c_str(), dtype, grouped ? "grouped, dt as" : "per head, no",
+                    float_output ? "float" : dtype);
+      const cudaError_t err = prod::ssd_forward_launch(a, nullptr);
+      if (err != cudaSuccess) {
+        std::printf("%s | SKIP: %s\n", head, cudaGetErrorString(err));
+        continue;
+      }
+      CUDA_CHECK(cudaDeviceSynchronize());
+      const std::vector<float> got = float_output ? download(y_float) : download(y);
+      report(head, {{"y", compare(got, ref.y)}, {"state", compare(download(final_state), ref.final_state)}},
+             tolerance<T>(Version::kLongChunkTensorCore));
+    }
 }
 
 // The analytic CPU backward against central differences of the CPU forward,
@@ -886,6 +987,8 @@ int run(int argc, char** argv) {
       if (cases[i].name.find(o.only) == std::string::npos) continue;
       check_forward_case<float>(cases[i], L, o.seed + i);
       check_forward_case<__nv_bfloat16>(cases[i], L, o.seed + i);
+      check_production_case<float>(cases[i], o.seed + i);
+      check_production_case<__nv_bfloat16>(cases[i], o.seed + i);
     }
     if (o.backward) {
       const std::vector<Case> bwd = {

@@ -103,6 +103,8 @@ INSTANTIATE_TEST_SUITE_P(Mixers, TrainStepGraph,
                                          std::make_pair(std::string("swa"), std::string("bf16")),
                                          std::make_pair(std::string("bla"), std::string("bf16")),
                                          std::make_pair(std::string("gla"), std::string("bf16")),
+                                         std::make_pair(std::string("gsa"), std::string("bf16")),
+                                         std::make_pair(std::string("mamba2"), std::string("bf16")),
                                          std::make_pair(std::string("gatedfwa"), std::string("bf16"))),
                          [](const auto& info) { return info.param.first + "_" + info.param.second; });
 

@@ -149,9 +149,10 @@ std::string gla_chunk_problem(int64_t chunk) {
          std::to_string(sub) + "; use e.g. 64";
 }
 
-GatedRecurrenceResult chunked_gated_recurrence(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
-                                               const at::Tensor& g_in, DecayAxis axis, const at::Tensor& initial_state,
-                                               int64_t chunk, int64_t subchunk, double scale) {
+GatedRecurrenceResult gla_internal::chunked_gated_recurrence_libtorch(const at::Tensor& q_in, const at::Tensor& k_in,
+                                                                      const at::Tensor& v_in, const at::Tensor& g_in,
+                                                                      DecayAxis axis, const at::Tensor& initial_state,
+                                                                      int64_t chunk, int64_t subchunk, double scale) {
   const auto dtype = compute_dtype(q_in.scalar_type());
   const auto q = q_in.to(dtype) * scale;
   const auto k = k_in.to(dtype);

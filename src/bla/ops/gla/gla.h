@@ -4,9 +4,13 @@
 //   - reference.cpp, gated_linear_attention_reference: the recurrence token
 //     by token;
 //   - chunked.cpp, gated_linear_attention: the chunked form used for training;
+//   - dispatch.cpp, chunked_gated_recurrence: the chunked form's recurrence on
+//     the CUDA kernels or in LibTorch ops, and backward.cpp the kernels'
+//     gradients from forward passes;
 //   - decode.cpp, gla_decode_step: one token against a bounded state (d_k x
 //     d_v per head).
-// No CUDA kernel: the chunked form runs on every device.
+// On CUDA the chunked form's recurrence runs CUDA kernels from a zero state
+// (dispatch.cpp; the LibTorch chunked form everywhere else).
 // Per head and token t, with g_t <= 0 the log-decay per key channel (assumed,
 // not checked):
 //   S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T,   o_t = scale * S_t^T q_t.

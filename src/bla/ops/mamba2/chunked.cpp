@@ -1,7 +1,8 @@
-// The mamba2 op's chunked training form (mamba2.h has the algorithm in
-// brief): a masked attention-like product within each chunk, the states at
-// the chunk ends, one product for the scan over chunks, and the inter-chunk
-// term.
+// The mamba2 op's chunked form in LibTorch ops (mamba2.h has the algorithm
+// in brief): a masked attention-like product within each chunk, the states
+// at the chunk ends, one product for the scan over chunks, and the
+// inter-chunk term. Training on CPU, BLA_KERNELS=0 and inputs the kernels do
+// not take (dispatch.cpp), and every prefill from a given state.
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -16,14 +17,6 @@
 
 namespace bla::ops {
 namespace {
-
-using mamba2_internal::SsdDims;
-
-void check_chunk(const SsdOptions& opt) {
-  if (opt.chunk < 1) {
-    fail("ssd chunk (" + std::to_string(opt.chunk) + ") must be >= 1; use a positive chunk length such as 64");
-  }
-}
 
 // Pads dimension 1 (time) at the end with zeros up to `length`.
 at::Tensor pad_time(const at::Tensor& t, int64_t length) {
@@ -50,12 +43,20 @@ at::Tensor segment_sums(const at::Tensor& z) {
   return sums.masked_fill(lower.logical_not(), -std::numeric_limits<double>::infinity());
 }
 
-// The chunked form. initial: (B, H, N, P) or undefined for h = 0.
-// Returns y (B, T, H, P) and the state after the last token (B, H, N, P).
-std::pair<at::Tensor, at::Tensor> ssd_chunked(const at::Tensor& x, const at::Tensor& dt, const at::Tensor& A,
-                                              const at::Tensor& Bm, const at::Tensor& Cm, const at::Tensor& D,
-                                              int64_t chunk, const SsdDims& d, const at::Tensor& initial) {
-  const int64_t Bsz = d.batch, T = d.seq, H = d.heads, P = d.head_dim, G = d.groups, N = d.d_state;
+}  // namespace
+
+namespace mamba2_internal {
+
+SsdDecay ssd_decay(const at::Tensor& dt, const at::Tensor& A) {
+  const auto acc = compute_dtype(dt.scalar_type());
+  const auto dt_acc = dt.to(acc);
+  return {dt_acc * A.to(acc).view({1, 1, -1}), dt_acc};
+}
+
+std::pair<at::Tensor, at::Tensor> ssd_chunked(const at::Tensor& x, const at::Tensor& log_decay,
+                                              const at::Tensor& key_scale, const at::Tensor& Bm, const at::Tensor& Cm,
+                                              int64_t chunk, const at::Tensor& initial) {
+  const int64_t Bsz = x.size(0), T = x.size(1), H = x.size(2), P = x.size(3), G = Bm.size(2), N = Bm.size(3);
   const int64_t R = H / G;  // heads per group
   if (T == 0) {
     auto h0 = initial.defined() ? initial : at::zeros({Bsz, H, N, P}, x.options());
@@ -65,31 +66,36 @@ std::pair<at::Tensor, at::Tensor> ssd_chunked(const at::Tensor& x, const at::Ten
   const int64_t nc = (T + L - 1) / L;
   const int64_t Tp = nc * L;
   // Log decays are summed in at least float32 even for half inputs.
-  const auto acc = compute_dtype(dt.scalar_type());
+  const auto acc = compute_dtype(log_decay.scalar_type());
   const auto xt = x.scalar_type();
 
-  // Padded tokens have dt = 0: decay 1 and no input, so the state passes through unchanged.
+  // Padded tokens have log decay 0 and key scale 0 (and zero B and x): decay 1
+  // and no input, so the state passes through unchanged.
   // Layout: (B, G, R, chunk, pos, ...) so groups broadcast over their heads.
+  auto per_token = [&](const at::Tensor& t) {
+    return pad_time(t, Tp).view({Bsz, nc, L, G, R}).permute({0, 3, 4, 1, 2}).to(acc);
+  };
   auto xc = pad_time(x, Tp).view({Bsz, nc, L, G, R, P}).permute({0, 3, 4, 1, 2, 5});
-  auto dtc = pad_time(dt, Tp).view({Bsz, nc, L, G, R}).permute({0, 3, 4, 1, 2}).to(acc);
   auto Bc = pad_time(Bm, Tp).view({Bsz, nc, L, G, N}).permute({0, 3, 1, 2, 4}).unsqueeze(2);  // (B,G,1,nc,L,N)
   auto Cc = pad_time(Cm, Tp).view({Bsz, nc, L, G, N}).permute({0, 3, 1, 2, 4}).unsqueeze(2);
+  const at::Tensor scale = key_scale.defined() ? per_token(key_scale) : at::Tensor();  // (B,G,R,nc,L)
 
-  // Acum_i = sum_{k <= i} dt_k A over the chunk; the decay from token j to token i (j <= i)
+  // Acum_i = sum_{k <= i} l_k over the chunk; the decay from token j to token i (j <= i)
   // is exp(Acum_i - Acum_j) <= 1.
-  auto log_decay = dtc * A.to(acc).view({G, R, 1, 1});
-  auto Acum = log_decay.cumsum(-1);  // (B,G,R,nc,L)
+  auto Acum = per_token(log_decay).cumsum(-1);  // (B,G,R,nc,L)
 
-  // Intra-chunk: y_i = sum_{j <= i} (C_i . B_j) exp(Acum_i - Acum_j) dt_j x_j.
+  // Intra-chunk: y_i = sum_{j <= i} (C_i . B_j) exp(Acum_i - Acum_j) s_j x_j.
   auto causal = at::ones({L, L}, x.options().dtype(at::kBool)).tril();
   auto differences = Acum.unsqueeze(-1) - Acum.unsqueeze(-2);  // [i][j] = Acum_i - Acum_j
   auto decay = differences.masked_fill(causal.logical_not(), -std::numeric_limits<double>::infinity()).exp();
-  auto weights = Cc.matmul(Bc.transpose(-1, -2)) * (decay * dtc.unsqueeze(-2)).to(xt);  // (B,G,R,nc,L,L)
-  auto y = weights.matmul(xc);                                                           // (B,G,R,nc,L,P)
+  if (scale.defined()) decay = decay * scale.unsqueeze(-2);
+  auto weights = Cc.matmul(Bc.transpose(-1, -2)) * decay.to(xt);  // (B,G,R,nc,L,L)
+  auto y = weights.matmul(xc);                                    // (B,G,R,nc,L,P)
 
-  // State each chunk adds by its end: sum_j exp(Acum_last - Acum_j) dt_j B_j x_j^T.
+  // State each chunk adds by its end: sum_j exp(Acum_last - Acum_j) s_j B_j x_j^T.
   auto to_end = (Acum.narrow(-1, L - 1, 1) - Acum).exp();
-  auto chunk_states = (Bc * (to_end * dtc).unsqueeze(-1).to(xt)).transpose(-1, -2).matmul(xc);  // (B,G,R,nc,N,P)
+  if (scale.defined()) to_end = to_end * scale;
+  auto chunk_states = (Bc * to_end.unsqueeze(-1).to(xt)).transpose(-1, -2).matmul(xc);  // (B,G,R,nc,N,P)
 
   // Scan over chunks, as one product: with the initial state as "chunk -1" and the
   // chunk totals z = (0, Acum_last of chunk 0, ...), the state entering chunk c is
@@ -105,30 +111,34 @@ std::pair<at::Tensor, at::Tensor> ssd_chunked(const at::Tensor& x, const at::Ten
   y = y + Cc.matmul(entering.narrow(3, 0, nc)) * Acum.exp().unsqueeze(-1).to(xt);
 
   y = y.permute({0, 3, 4, 1, 2, 5}).reshape({Bsz, Tp, H, P}).narrow(1, 0, T);
-  if (D.defined()) y = y + D.to(xt).view({1, 1, H, 1}) * x;
   auto final_state = entering.select(3, nc).reshape({Bsz, H, N, P});
   return {y, final_state};
 }
 
-}  // namespace
-
-at::Tensor selective_state_space(const at::Tensor& x, const at::Tensor& dt, const at::Tensor& A, const at::Tensor& Bm,
-                                 const at::Tensor& Cm, const at::Tensor& D, const SsdOptions& opt) {
-  check_chunk(opt);
-  const auto d = mamba2_internal::check_sequence_inputs(x, dt, A, Bm, Cm, D);
-  return ssd_chunked(x, dt, A, Bm, Cm, D, opt.chunk, d, {}).first;
+at::Tensor add_skip(const at::Tensor& y, const at::Tensor& x, const at::Tensor& D) {
+  return D.defined() ? y + D.to(y.scalar_type()).view({1, 1, -1, 1}) * x : y;
 }
+
+at::Tensor selective_state_space_libtorch(const at::Tensor& x, const at::Tensor& dt, const at::Tensor& A,
+                                          const at::Tensor& Bm, const at::Tensor& Cm, const at::Tensor& D,
+                                          int64_t chunk) {
+  const auto [log_decay, key_scale] = ssd_decay(dt, A);
+  return add_skip(ssd_chunked(x, log_decay, key_scale, Bm, Cm, chunk, {}).first, x, D);
+}
+
+}  // namespace mamba2_internal
 
 at::Tensor selective_state_space_with_state(const at::Tensor& x, const at::Tensor& dt, const at::Tensor& A,
                                             const at::Tensor& Bm, const at::Tensor& Cm, const at::Tensor& D,
                                             const SsdOptions& opt, SsdState& state) {
-  check_chunk(opt);
+  mamba2_internal::check_chunk(opt);
   const auto d = mamba2_internal::check_sequence_inputs(x, dt, A, Bm, Cm, D);
   mamba2_internal::check_state(state, d);
-  auto [y, final_state] = ssd_chunked(x, dt, A, Bm, Cm, D, opt.chunk, d, state.state);
+  const auto [log_decay, key_scale] = mamba2_internal::ssd_decay(dt, A);
+  auto [y, final_state] = mamba2_internal::ssd_chunked(x, log_decay, key_scale, Bm, Cm, opt.chunk, state.state);
   state.state = final_state.to(state.state.scalar_type());
   state.position += d.seq;
-  return y;
+  return mamba2_internal::add_skip(y, x, D);
 }
 
 }  // namespace bla::ops

@@ -10,6 +10,12 @@
 
 namespace bla::ops::mamba2_internal {
 
+void check_chunk(const SsdOptions& opt) {
+  if (opt.chunk < 1) {
+    fail("ssd chunk (" + std::to_string(opt.chunk) + ") must be >= 1; use a positive chunk length such as 64");
+  }
+}
+
 void check_groups(int64_t heads, int64_t groups) {
   if (groups < 1 || heads % groups != 0) {
     fail("ssd heads (" + std::to_string(heads) + ") must be divisible by groups (" + std::to_string(groups) +

@@ -7,9 +7,11 @@
 // - chunked.cpp, selective_state_space: the chunked training form;
 // - reference.cpp, selective_state_space_reference: a plain token loop, the
 //   definition;
-// - decode.cpp, ssd_decode_step: one token against a bounded state.
-// No CUDA kernel: the chunked form runs on every device. Projections,
-// convolution and gating belong to the layer, not here.
+// - decode.cpp, ssd_decode_step: one token against a bounded state;
+// and dispatch.cpp, which runs selective_state_space on the CUDA kernels
+// (bla_kernels/ssd.h) where they take the inputs and no gradient is needed
+// (with SsdOptions::kernel_backward, also with gradients, by backward.h).
+// Projections, convolution and gating belong to the layer, not here.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -21,6 +23,11 @@ namespace bla::ops {
 
 struct SsdOptions {
   int64_t chunk = 64;  // tokens per chunk of the chunked form; any T works (the last chunk is padded)
+  // On CUDA, where gradients are needed: the kernels' forward with their
+  // three-pass backward (backward.h) instead of the LibTorch form. Off by
+  // default: that backward is slower than the LibTorch form's at every shape
+  // measured (docs/performance.md); the kernel tests and bla-bench use it.
+  bool kernel_backward = false;
 };
 
 // What decoding keeps per sequence: h of every head, and the tokens seen.

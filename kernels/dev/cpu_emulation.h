@@ -1,9 +1,12 @@
-// A CPU stand-in for the few CUDA features the SSD harness uses, so that
-// ssd_chunk_dev.cu can run on a machine without a GPU (slowly, at small
-// shapes) and catch indexing, synchronisation and layout mistakes before GPU
-// time is spent. Not a simulator of timing or of memory-model corner cases.
+// A CPU stand-in for the few CUDA features the development harnesses use
+// (ssd_chunk_dev.cu, gla_forward_dev.cu), so that they run on a machine
+// without a GPU (slowly, at small shapes) and catch indexing,
+// synchronisation and layout mistakes before GPU time is spent. Not a
+// simulator of timing or of memory-model corner cases. Kernels declare their
+// dynamic shared memory with DEV_EXTERN_SHARED and are launched with
+// DEV_LAUNCH (DEV_LAUNCH_ON with a stream), which this header redefines.
 //
-//   g++ -std=c++20 -O2 -fno-strict-aliasing -x c++ -include kernels/dev/ssd_cpu_emulation.h
+//   g++ -std=c++20 -O2 -fno-strict-aliasing -x c++ -include kernels/dev/cpu_emulation.h
 //       -I/usr/local/cuda/include kernels/dev/ssd_chunk_dev.cu -o ssd_emulated -lpthread
 //   ./ssd_emulated --B 1 --T 200 --H 2 --no-bench
 //
@@ -96,7 +99,7 @@ void launch(dim3 grid, dim3 block, size_t smem, Kernel kernel, Args... args) {
       }
 }
 
-// SSD_LAUNCH(grid, block, smem, kernel)(args...) in place of kernel<<<grid, block, smem>>>(args...).
+// DEV_LAUNCH(grid, block, smem, kernel)(args...) in place of kernel<<<grid, block, smem>>>(args...).
 template <typename Kernel>
 struct BoundLaunch {
   dim3 grid, block;
@@ -129,8 +132,9 @@ inline double now_ms() {
 #define blockIdx (emu::tls.block_idx)
 #define blockDim (emu::tls.block_dim)
 #define gridDim (emu::tls.grid_dim)
-#define SSD_EXTERN_SHARED(type, name) type* name = reinterpret_cast<type*>(emu::dynamic_shared)
-#define SSD_LAUNCH(grid, block, smem, ...) emu::bind(grid, block, smem, __VA_ARGS__)
+#define DEV_EXTERN_SHARED(type, name) type* name = reinterpret_cast<type*>(emu::dynamic_shared)
+#define DEV_LAUNCH(grid, block, smem, ...) emu::bind(grid, block, smem, __VA_ARGS__)
+#define DEV_LAUNCH_ON(grid, block, smem, stream, ...) emu::bind(grid, block, smem, __VA_ARGS__)
 
 inline void __syncthreads() { emu::sync_block(); }
 inline float __shfl_xor_sync(unsigned, float v, int mask, int = 32) {

@@ -1,0 +1,286 @@
+// The gated recurrence's kernels (kernels/gla_kernels.cuh, launched through
+// gla_forward_launch) against the recurrence token by token in float64 on
+// the CPU, then timed. Plain CUDA C++, no LibTorch; runs on the CPU under
+// cpu_emulation.h (small shapes) as well as on a GPU.
+//
+//   nvcc -std=c++17 -O3 -arch=sm_90 --use_fast_math --expt-relaxed-constexpr -Ikernels \
+//        kernels/dev/gla_forward_dev.cu kernels/gla_kernels.cu -o gla_forward_dev
+//   ./gla_forward_dev                       # checks, then timings at B=4 T=8192 H=16, D 64 and 128
+//   ./gla_forward_dev --no-bench --T 130    # checks only, at another length
+//   g++ -std=c++20 -O2 -fno-strict-aliasing -x c++ -include kernels/dev/cpu_emulation.h -I/usr/local/cuda/include \
+//       -Ikernels kernels/dev/gla_forward_dev.cu kernels/gla_kernels.cu -o gla_emulated -lpthread
+//   ./gla_emulated --no-bench --T 70 --dk 8 --dv 12   # on the CPU
+//
+// Checks: output and final state, both decay axes, float32 and float64, the
+// outputs filled with NaN first (anything unwritten fails); metric max |got -
+// ref| / max |ref|; tolerances 1e-10 (float64) and 1e-4 (float32). Exit
+// status 1 if a check failed.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "gla_launch.h"
+
+namespace {
+
+using bla::kernels::detail::GlaDtype;
+using bla::kernels::detail::GlaForwardArgs;
+using bla::kernels::detail::GlaShape;
+
+#define CHECK_CUDA(call)                                                                            \
+  do {                                                                                              \
+    const cudaError_t err_ = (call);                                                                \
+    if (err_ != cudaSuccess) {                                                                      \
+      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(err_)); \
+      std::exit(2);                                                                                 \
+    }                                                                                               \
+  } while (0)
+
+struct Rng {  // splitmix64: the same inputs on every machine for a seed
+  uint64_t s;
+  uint64_t next() {
+    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return (next() >> 11) * (1.0 / 9007199254740992.0); }
+  double normal() { return std::sqrt(-2.0 * std::log(uniform() + 1e-300)) * std::cos(6.283185307179586 * uniform()); }
+};
+
+struct Problem {
+  GlaShape shape;
+  double scale = 0.125;
+  std::vector<double> q, k, v, g;  // heads-first (B, H, T, D)
+  int dg() const { return shape.value_axis ? shape.dv : shape.dk; }
+};
+
+Problem make_problem(GlaShape shape, double g_low, uint64_t seed) {
+  Problem p;
+  p.shape = shape;
+  Rng rng{seed};
+  const size_t rows = static_cast<size_t>(shape.batch) * shape.heads * shape.seq;
+  auto fill = [&](std::vector<double>& x, int width) {
+    x.resize(rows * width);
+    for (auto& e : x) e = rng.normal();
+  };
+  fill(p.q, shape.dk);
+  fill(p.k, shape.dk);
+  fill(p.v, shape.dv);
+  p.g.resize(rows * p.dg());
+  for (auto& e : p.g) e = -0.01 + (g_low + 0.01) * rng.uniform();
+  return p;
+}
+
+// The recurrence token by token: S_t = decay(g_t) S_{t-1} + k_t v_t^T, o_t = s S_t^T q_t.
+void reference(const Problem& p, std::vector<double>& out, std::vector<double>& final_state) {
+  const GlaShape& s = p.shape;
+  const int Dk = s.dk, Dv = s.dv, Dg = p.dg();
+  out.assign(static_cast<size_t>(s.batch) * s.heads * s.seq * Dv, 0.0);
+  final_state.assign(static_cast<size_t>(s.batch) * s.heads * Dk * Dv, 0.0);
+  for (int bh = 0; bh < s.batch * s.heads; ++bh) {
+    double* S = &final_state[static_cast<size_t>(bh) * Dk * Dv];
+    for (int t = 0; t < s.seq; ++t) {
+      const size_t row = static_cast<size_t>(bh) * s.seq + t;
+      const double* q = &p.q[row * Dk];
+      const double* k = &p.k[row * Dk];
+      const double* v = &p.v[row * Dv];
+      const double* g = &p.g[row * Dg];
+      for (int a = 0; a < Dk; ++a)
+        for (int e = 0; e < Dv; ++e) {
+          const double decay = std::exp(g[s.value_axis ? e : a]);
+          S[a * Dv + e] = decay * S[a * Dv + e] + k[a] * v[e];
+        }
+      for (int e = 0; e < Dv; ++e) {
+        double acc = 0;
+        for (int a = 0; a < Dk; ++a) acc += q[a] * S[a * Dv + e];
+        out[row * Dv + e] = p.scale * acc;
+      }
+    }
+  }
+}
+
+template <typename T>
+struct Device {
+  T* ptr = nullptr;
+  size_t n = 0;
+  explicit Device(size_t count) : n(count) {
+    CHECK_CUDA(cudaMalloc(reinterpret_cast<void**>(&ptr), count * sizeof(T)));
+  }
+  ~Device() { cudaFree(ptr); }
+  Device(const Device&) = delete;
+  Device& operator=(const Device&) = delete;
+  void upload(const std::vector<double>& x) {
+    std::vector<T> host(x.begin(), x.end());
+    CHECK_CUDA(cudaMemcpy(ptr, host.data(), n * sizeof(T), cudaMemcpyHostToDevice));
+  }
+  void fill_nan() {
+    std::vector<T> host(n, std::numeric_limits<T>::quiet_NaN());
+    CHECK_CUDA(cudaMemcpy(ptr, host.data(), n * sizeof(T), cudaMemcpyHostToDevice));
+  }
+  std::vector<double> download() const {
+    std::vector<T> host(n);
+    CHECK_CUDA(cudaMemcpy(host.data(), ptr, n * sizeof(T), cudaMemcpyDeviceToHost));
+    return std::vector<double>(host.begin(), host.end());
+  }
+};
+
+// The inputs, outputs and workspace of one run, in T.
+template <typename T>
+struct Run {
+  const Problem& p;
+  Device<T> q, k, v, g, out, states, totals, final_state;
+  explicit Run(const Problem& pr)
+      : p(pr),
+        q(pr.q.size()),
+        k(pr.k.size()),
+        v(pr.v.size()),
+        g(pr.g.size()),
+        out(static_cast<size_t>(pr.shape.batch) * pr.shape.heads * pr.shape.seq * pr.shape.dv),
+        states(static_cast<size_t>(pr.shape.batch) * pr.shape.heads * bla::kernels::detail::gla_chunks(pr.shape.seq) *
+               pr.shape.dk * pr.shape.dv),
+        totals(static_cast<size_t>(pr.shape.batch) * pr.shape.heads * bla::kernels::detail::gla_chunks(pr.shape.seq) *
+               pr.dg()),
+        final_state(static_cast<size_t>(pr.shape.batch) * pr.shape.heads * pr.shape.dk * pr.shape.dv) {
+    q.upload(pr.q);
+    k.upload(pr.k);
+    v.upload(pr.v);
+    g.upload(pr.g);
+  }
+  cudaError_t launch() {
+    GlaForwardArgs a;
+    a.shape = p.shape;
+    a.dtype = sizeof(T) == 8 ? GlaDtype::kFloat64 : GlaDtype::kFloat32;
+    a.scale = p.scale;
+    a.q = q.ptr;
+    a.k = k.ptr;
+    a.v = v.ptr;
+    a.g = g.ptr;
+    a.out = out.ptr;
+    a.states = states.ptr;
+    a.totals = totals.ptr;
+    a.final_state = final_state.ptr;
+    return bla::kernels::detail::gla_forward_launch(a, nullptr);
+  }
+};
+
+double max_relative(const std::vector<double>& got, const std::vector<double>& ref) {
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    diff = std::isnan(got[i]) ? std::numeric_limits<double>::infinity() : std::max(diff, std::fabs(got[i] - ref[i]));
+    if (std::isinf(diff)) break;
+    scale = std::max(scale, std::fabs(ref[i]));
+  }
+  return diff / (scale > 0 ? scale : 1.0);
+}
+
+int failures = 0;
+
+template <typename T>
+void check(const Problem& p, const char* name) {
+  int limit = 0;
+  CHECK_CUDA(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0));
+  const size_t need =
+      bla::kernels::detail::gla_smem_bytes(p.shape, sizeof(T) == 8 ? GlaDtype::kFloat64 : GlaDtype::kFloat32);
+  if (need > static_cast<size_t>(limit)) {
+    std::printf("check %-28s %-7s skipped: %zu bytes of shared memory, a block has %d\n", name,
+                sizeof(T) == 8 ? "float64" : "float32", need, limit);
+    return;
+  }
+  std::vector<double> ref_out, ref_state;
+  reference(p, ref_out, ref_state);
+  Run<T> run(p);
+  run.out.fill_nan();
+  run.final_state.fill_nan();
+  CHECK_CUDA(run.launch());
+  CHECK_CUDA(cudaDeviceSynchronize());
+  const double tol = sizeof(T) == 8 ? 1e-10 : 1e-4;
+  const double e_out = max_relative(run.out.download(), ref_out);
+  const double e_state = max_relative(run.final_state.download(), ref_state);
+  const bool ok = e_out < tol && e_state < tol;
+  failures += ok ? 0 : 1;
+  std::printf("check %-28s %-7s %-5s T=%-5d Dk=%-3d Dv=%-3d | out %.2e state %.2e (tol %.0e) %s\n", name,
+              sizeof(T) == 8 ? "float64" : "float32", p.shape.value_axis ? "value" : "key", p.shape.seq, p.shape.dk,
+              p.shape.dv, e_out, e_state, tol, ok ? "pass" : "FAIL");
+}
+
+void time_forward(GlaShape shape, int reps) {
+  const Problem p = make_problem(shape, -0.5, 7);
+  Run<float> run(p);
+  for (int i = 0; i < 3; ++i) CHECK_CUDA(run.launch());
+  cudaEvent_t start, stop;
+  CHECK_CUDA(cudaEventCreate(&start));
+  CHECK_CUDA(cudaEventCreate(&stop));
+  CHECK_CUDA(cudaEventRecord(start, nullptr));
+  for (int i = 0; i < reps; ++i) CHECK_CUDA(run.launch());
+  CHECK_CUDA(cudaEventRecord(stop, nullptr));
+  CHECK_CUDA(cudaEventSynchronize(stop));
+  float ms = 0;
+  CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
+  std::printf("[time] fwd float32 %-5s B=%d T=%d H=%d Dk=%d Dv=%d | %.3f ms (mean of %d)\n",
+              shape.value_axis ? "value" : "key", shape.batch, shape.seq, shape.heads, shape.dk, shape.dv, ms / reps,
+              reps);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int B = 2, H = 2, T = 150, dk = 64, dv = 48, reps = 20;
+  bool bench = true;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() { return i + 1 < argc ? std::atoi(argv[++i]) : 0; };
+    if (arg == "--B")
+      B = value();
+    else if (arg == "--H")
+      H = value();
+    else if (arg == "--T")
+      T = value();
+    else if (arg == "--dk")
+      dk = value();
+    else if (arg == "--dv")
+      dv = value();
+    else if (arg == "--reps")
+      reps = value();
+    else if (arg == "--no-bench")
+      bench = false;
+    else {
+      std::fprintf(stderr, "usage: %s [--B n] [--H n] [--T n] [--dk n] [--dv n] [--reps n] [--no-bench]\n", argv[0]);
+      return 2;
+    }
+  }
+  for (const bool value_axis : {false, true}) {
+    struct Named {
+      const char* name;
+      GlaShape shape;
+      double g_low;
+    };
+    const Named cases[] = {
+        {"given shape", {B, H, T, dk, dv, value_axis}, -1.0},
+        {"T < chunk", {1, H, std::max(1, std::min(T, 37)), dk, dv, value_axis}, -0.5},
+        {"T = 1", {B, 1, 1, dk, dv, value_axis}, -0.3},
+        {"strong decay", {1, H, T, dk, dv, value_axis}, -20.0},
+    };
+    for (const auto& c : cases) {
+      const Problem p = make_problem(c.shape, c.g_low, 1 + c.shape.seq);
+      check<double>(p, c.name);
+      check<float>(p, c.name);
+    }
+  }
+  std::printf("checks: %s\n", failures == 0 ? "all passed" : (std::to_string(failures) + " FAILED").c_str());
+  if (bench) {
+    for (const int d : {64, 128})
+      for (const bool value_axis : {false, true}) time_forward({4, 16, 8192, d, d, value_axis}, reps);
+  }
+  return failures == 0 ? 0 : 1;
+}

@@ -1,0 +1,98 @@
+// bla_kernels/gla.h on tensors: the checks, the workspace and the launch of
+// the gated recurrence's kernels (gla_kernels.cu).
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/torch.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "autograd_common.h"
+#include "bla_kernels/gla.h"
+#include "gla_launch.h"
+
+namespace bla::kernels {
+
+namespace {
+
+const std::string kWho = "bla: gla kernel: ";
+
+detail::GlaShape shape_of(const at::Tensor& q, const at::Tensor& v, bool value_axis) {
+  detail::GlaShape s;
+  s.batch = static_cast<int>(q.size(0));
+  s.heads = static_cast<int>(q.size(1));
+  s.seq = static_cast<int>(q.size(2));
+  s.dk = static_cast<int>(q.size(3));
+  s.dv = static_cast<int>(v.size(3));
+  s.value_axis = value_axis;
+  return s;
+}
+
+detail::GlaDtype dtype_of(const at::Tensor& t) {
+  return t.scalar_type() == at::kDouble ? detail::GlaDtype::kFloat64 : detail::GlaDtype::kFloat32;
+}
+
+}  // namespace
+
+bool gated_recurrence_supported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
+                                bool value_axis, std::string* why) {
+  using detail::unsupported;
+  for (const at::Tensor* t : {&q, &k, &v, &g}) {
+    if (!t->defined() || !t->is_cuda()) return unsupported(why, "q, k, v and g must be CUDA tensors");
+    if (t->dim() != 4) return unsupported(why, "q, k, v and g must be 4-D (batch, heads, seq, dim)");
+    if (t->device() != q.device()) return unsupported(why, "q, k, v and g must be on one device");
+    if (t->scalar_type() != q.scalar_type()) return unsupported(why, "q, k, v and g must have one dtype");
+  }
+  if (q.scalar_type() != at::kFloat && q.scalar_type() != at::kDouble)
+    return unsupported(why, std::string("dtype ") + c10::toString(q.scalar_type()) + " (float32 or float64 only)");
+  const int64_t dk = q.size(3), dv = v.size(3), dg = value_axis ? dv : dk;
+  const std::vector<int64_t> gate_sizes = {q.size(0), q.size(1), q.size(2), dg};
+  if (k.sizes() != q.sizes() || v.size(0) != q.size(0) || v.size(1) != q.size(1) || v.size(2) != q.size(2) ||
+      g.sizes() != at::IntArrayRef(gate_sizes))
+    return unsupported(why, "shapes q " + detail::shape_text(q) + ", k " + detail::shape_text(k) + ", v " +
+                                detail::shape_text(v) + ", g " + detail::shape_text(g) + " do not match");
+  if (q.size(2) < 1) return unsupported(why, "an empty sequence");
+  if (dk < 1 || dv < 1 || dk > 128 || dv > 128)
+    return unsupported(why, "head dims Dk " + std::to_string(dk) + ", Dv " + std::to_string(dv) + " (1 to 128)");
+  // PyTorch's cached device properties: no CUDA call, so the check can run inside a graph capture.
+  const size_t limit = at::cuda::getDeviceProperties(q.device().index())->sharedMemPerBlockOptin;
+  const size_t need = detail::gla_smem_bytes(shape_of(q, v, value_axis), dtype_of(q));
+  if (need > limit)
+    return unsupported(
+        why, "a chunk needs " + std::to_string(need) + " bytes of shared memory, a block has " + std::to_string(limit));
+  return true;
+}
+
+at::Tensor gated_recurrence_forward(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
+                                    const at::Tensor& g_in, bool value_axis, double scale, at::Tensor* final_state) {
+  std::string why;
+  if (!gated_recurrence_supported(q_in, k_in, v_in, g_in, value_axis, &why))
+    throw std::invalid_argument(kWho + "unsupported inputs: " + why);
+  const c10::cuda::CUDAGuard guard(q_in.device());
+  const auto q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous(), g = g_in.contiguous();
+  detail::GlaForwardArgs a;
+  a.shape = shape_of(q, v, value_axis);
+  a.dtype = dtype_of(q);
+  a.scale = scale;
+  const int64_t B = a.shape.batch, H = a.shape.heads, T = a.shape.seq, Dk = a.shape.dk, Dv = a.shape.dv;
+  const int64_t chunks = detail::gla_chunks(a.shape.seq), Dg = value_axis ? Dv : Dk;
+  auto out = at::empty({B, H, T, Dv}, q.options());
+  auto states = at::empty({B, H, chunks, Dk, Dv}, q.options());
+  auto totals = at::empty({B, H, chunks, Dg}, q.options());
+  at::Tensor last;
+  if (final_state != nullptr) last = at::empty({B, H, Dk, Dv}, q.options());
+  a.q = q.data_ptr();
+  a.k = k.data_ptr();
+  a.v = v.data_ptr();
+  a.g = g.data_ptr();
+  a.out = out.data_ptr();
+  a.states = states.data_ptr();
+  a.totals = totals.data_ptr();
+  a.final_state = last.defined() ? last.data_ptr() : nullptr;
+  detail::check_cuda(kWho, detail::gla_forward_launch(a, at::cuda::getCurrentCUDAStream()), "gla_forward_launch");
+  if (final_state != nullptr) *final_state = last;
+  return out;
+}
+
+}  // namespace bla::kernels

@@ -1,0 +1,44 @@
+// Internal interface between gla_forward.cpp and gla_kernels.cu: raw
+// pointers and sizes only, so the .cu needs no LibTorch headers and the .cpp
+// no kernel code.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+
+namespace bla::kernels::detail {
+
+enum class GlaDtype { kFloat32, kFloat64 };
+
+struct GlaShape {
+  int batch = 0, heads = 0, seq = 0, dk = 0, dv = 0;
+  bool value_axis =
+      false;  // the gate multiplies the state's value axis (g has Dv columns) instead of its key axis (Dk)
+};
+
+// Contiguous heads-first tensors of dtype: q, k (B, H, T, Dk); v, out
+// (B, H, T, Dv); g (B, H, T, Dg). Workspace: states (B, H, chunks, Dk, Dv),
+// totals (B, H, chunks, Dg); final_state (B, H, Dk, Dv) or null.
+struct GlaForwardArgs {
+  GlaShape shape;
+  GlaDtype dtype = GlaDtype::kFloat32;
+  double scale = 1.0;
+  const void* q = nullptr;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  const void* g = nullptr;
+  void* out = nullptr;
+  void* states = nullptr;
+  void* totals = nullptr;
+  void* final_state = nullptr;
+};
+
+int gla_chunks(int seq);  // chunks of the kernels' length covering seq tokens
+// Dynamic shared memory the larger of the two chunk kernels needs, in bytes.
+size_t gla_smem_bytes(const GlaShape& shape, GlaDtype dtype);
+
+// Launch on `stream`; return the first CUDA error (launch or configuration).
+cudaError_t gla_forward_launch(const GlaForwardArgs& args, cudaStream_t stream);
+
+}  // namespace bla::kernels::detail

@@ -1,0 +1,38 @@
+// The gated recurrence of the GLA and GSA ops on CUDA (src/bla/ops/gla/gla.h,
+// chunked_gated_recurrence), from a zero state, forward only: the op's
+// autograd (src/bla/ops/gla/dispatch.cpp) takes every gradient from three
+// more forward passes (src/bla/ops/gla/backward.h).
+//
+// Per (batch, head) with b the running sum of the log gates g <= 0:
+//   key axis:   o_i = s sum_{j<=i} (sum_d q_i[d] k_j[d] e^{b_i[d] - b_j[d]}) v_j      g: Dk per token
+//   value axis: o_i[e] = s sum_{j<=i} (q_i . k_j) v_j[e] e^{b_i[e] - b_j[e]}           g: Dv per token
+// computed in chunks of 64 tokens by three kernels (gla_kernels.cuh): each
+// chunk's state update, a scan of the states over the chunks, and each
+// chunk's output (its own tokens exactly, pairwise decays included, plus the
+// state entering it). Every exponent is "later minus earlier", <= 0.
+//
+// This header carries no CUDA types: the library's dispatch includes it from
+// plain C++ files.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+
+namespace bla::kernels {
+
+// True when the kernels handle these tensors: CUDA tensors on one device,
+// all float32 or all float64, 4-D heads-first (B, H, T, D) with q, k
+// (.., Dk), v (.., Dv), g (.., Dk or Dv by the axis), 1 <= Dk, Dv <= 128, and
+// the chunk's working set in one block's shared memory (float64 up to 64).
+// Otherwise false, and *why (if given) says what is unsupported.
+bool gated_recurrence_supported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
+                                bool value_axis, std::string* why = nullptr);
+
+// o (B, H, T, Dv) in q's dtype; the state after the last token (B, H, Dk, Dv)
+// into *final_state when it is not null. Not differentiable. Throws
+// std::invalid_argument when !gated_recurrence_supported.
+at::Tensor gated_recurrence_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
+                                    bool value_axis, double scale, at::Tensor* final_state = nullptr);
+
+}  // namespace bla::kernels

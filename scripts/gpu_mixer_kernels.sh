@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# On a CUDA machine: the GLA, GSA and Mamba2-like (SSD) kernels
+# (bla_kernels/gla.h, bla_kernels/ssd.h) checked and timed in one call: the
+# development harnesses (kernels/dev/gla_forward_dev.cu and
+# kernels/dev/ssd_chunk_dev.cu: the kernels against token loops in float64,
+# then forward timings), the CUDA tests of the ops (GlaKernel*,
+# Mamba2Kernel*) and of the captured training step with GLA, GSA and
+# Mamba2-like layers, bla-bench --op gla, gsa and ssd with the kernels and
+# with BLA_KERNELS=0 (the LibTorch forms; ssd also with the kernels'
+# backward), GatedFWA's op beside SWA's, the plain head's kernel and every
+# captured step, and the 125M model's tokens/s with each mixer in every
+# layer (GLA and GSA also with BLA_KERNELS=0). Logs go to
+# ${OUT:-gpu-mixer-kernels}/.
+#   scripts/gpu_mixer_kernels.sh
+#   SKIP_DEV=1 scripts/gpu_mixer_kernels.sh    # leave out the development harnesses
+#   SKIP_125M=1 scripts/gpu_mixer_kernels.sh   # leave out the 125M runs (SKIP_125M_OFF=1: only those with kernels)
+#   SKIP_BENCH=1 scripts/gpu_mixer_kernels.sh  # leave out the bla-bench timings
+#   SANITIZE=1 scripts/gpu_mixer_kernels.sh    # also compute-sanitizer memcheck and racecheck on the harnesses' checks
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+out=${OUT:-gpu-mixer-kernels}
+mkdir -p "$out"
+t0=$(date +%s)
+flags=(-std=c++17 -O3 -arch="${ARCH:-sm_90}" --use_fast_math -lineinfo --expt-relaxed-constexpr -Ikernels)
+mkdir -p build-kernel-dev
+if [ -z "${SKIP_DEV:-}" ]; then
+  # The two harnesses build in the background while the library builds.
+  (nvcc "${flags[@]}" kernels/dev/gla_forward_dev.cu kernels/gla_kernels.cu -o build-kernel-dev/gla_forward_dev &&
+    nvcc "${flags[@]}" kernels/dev/ssd_chunk_dev.cu -o build-kernel-dev/ssd_chunk_dev) > "$out/dev_build.log" 2>&1 &
+  dev_build=$!
+fi
+
+# shellcheck source=scripts/gpu_build.sh
+source scripts/gpu_build.sh
+gpu_build "$out" bla_cuda_tests bla-bench bla-train bla-data || exit 1
+
+if [ -z "${SKIP_DEV:-}" ]; then
+  wait "$dev_build" || { head -n 40 "$out/dev_build.log"; exit 1; }
+  small=(--no-bench --B 1 --H 2)
+  for harness in gla_forward_dev ssd_chunk_dev; do
+    timeout 240 "build-kernel-dev/$harness" > "$out/$harness.log" 2>&1
+    echo "$harness rc=$? ($(($(date +%s) - t0)) s)"
+    grep -E "FAIL|skipped|SKIP|^checks:|^\[time\]" "$out/$harness.log" | cut -c1-200 | head -40
+    if [ -n "${SANITIZE:-}" ]; then
+      for tool in memcheck racecheck; do
+        timeout 240 compute-sanitizer --tool "$tool" "build-kernel-dev/$harness" "${small[@]}" --T 150 \
+          > "$out/sanitizer_${harness}_$tool.log" 2>&1
+        echo "compute-sanitizer $tool $harness rc=$?"
+        grep -E "ERROR SUMMARY|RACECHECK SUMMARY|FAIL" "$out/sanitizer_${harness}_$tool.log" | head -5
+      done
+    fi
+  done
+fi
+
+timeout 300 "$BUILD_DIR/tests/bla_cuda_tests" \
+  --gtest_filter='*GlaKernel*:*Mamba2Kernel*:*TrainStepGraph*:ModelKernelHeadLoss*:*Gatedfwa*' \
+  > "$out/cuda_tests.log" 2>&1
+echo "cuda tests rc=$? ($(($(date +%s) - t0)) s)"
+grep -E "^\[  (PASSED|FAILED) |FAILED  \]|Failure" "$out/cuda_tests.log" | head -30
+
+if [ -z "${SKIP_BENCH:-}" ]; then
+  shape=(--batch 4 --seq 8192 --heads 16 --dtype bf16 --reps 20 --sets 2 --warmup 5)
+  for dim in 64 128; do
+    for op in gla "gsa --slots 64" ssd "ssd --kernel-backward"; do
+      for k in 1 0; do
+        [ "$k" = 0 ] && [ "$op" = "ssd --kernel-backward" ] && continue
+        # shellcheck disable=SC2086
+        BLA_KERNELS=$k timeout 120 "$BUILD_DIR/src/bla-bench" --op $op --dim "$dim" "${shape[@]}" --no-reference \
+          --no-ceilings >> "$out/bla_bench.log" 2>&1
+        echo "bla-bench --op $op --dim $dim BLA_KERNELS=$k: rc=$?"
+      done
+    done
+  done
+  # GatedFWA's op (its gate's running sums, ops/scan.h) beside SWA's kernel at the same window.
+  for op in swa gatedfwa; do
+    timeout 120 "$BUILD_DIR/src/bla-bench" --op "$op" --window 512 --dim 64 "${shape[@]}" --no-reference --no-ceilings \
+      >> "$out/bla_bench.log" 2>&1
+    echo "bla-bench --op $op --window 512 --dim 64: rc=$?"
+  done
+  grep -E "^bla-bench:|^(gla|gsa|ssd|gatedfwa)-op|^kernel " "$out/bla_bench.log"
+fi
+
+if [ -z "${SKIP_125M:-}" ]; then
+  # shellcheck source=scripts/bench_corpus.sh
+  source scripts/bench_corpus.sh
+  bench_corpus "$out"
+  lm=configs/bench/lm_125m.yaml
+  data=data.path=$BUILD_DIR/data/bench_text
+  # Every mixer with every part on, then GLA and GSA with BLA_KERNELS=0 (their LibTorch forms).
+  PYTHONUNBUFFERED=1 timeout 330 python3 scripts/bench_train.py --build "$BUILD_DIR" --variants all \
+    --json "$out/bench_125m.json" "$lm:none:$data" "$lm:none:$data,model.mixer=swa,model.mixers.swa.window=512" \
+    "$lm:none:$data,model.mixer=bla,model.mixers.bla.window=512,model.mixers.bla.slots=64" \
+    "$lm:none:$data,model.mixer=gatedfwa,model.mixers.gatedfwa.window=512" "$lm:none:$data,model.mixer=mamba2" \
+    "$lm:none:$data,model.mixer=gla" "$lm:none:$data,model.mixer=gsa" > "$out/bench_125m.txt" 2>&1
+  echo "125M rc=$? ($(($(date +%s) - t0)) s)"
+  if [ -z "${SKIP_125M_OFF:-}" ]; then
+    PYTHONUNBUFFERED=1 timeout 200 python3 scripts/bench_train.py --build "$BUILD_DIR" --variants no_kernels \
+      --json "$out/bench_125m_off.json" "$lm:none:$data,model.mixer=gla" "$lm:none:$data,model.mixer=gsa" \
+      >> "$out/bench_125m.txt" 2>&1
+    echo "125M, kernels off, rc=$? ($(($(date +%s) - t0)) s)"
+  fi
+  cat "$out/bench_125m.txt"
+fi

@@ -1,0 +1,46 @@
+// gated_recurrence_backward: see backward.h for the identities it applies.
+#include "bla/ops/gla/backward.h"
+
+#include <torch/torch.h>
+
+#include "bla/ops/scan.h"
+
+namespace bla::ops {
+
+namespace {
+
+constexpr int64_t kTime = 2;  // heads-first layout (B, H, T, D)
+
+at::Tensor reversed(const at::Tensor& t) { return t.flip({kTime}); }
+
+// The gates of the reversed pass: position u of the reversed sequence gets
+// g_{T-u}, i.e. g moved one token earlier (the last gets 0), then reversed.
+at::Tensor reversed_gates(const at::Tensor& g) {
+  const int64_t T = g.size(kTime);
+  const auto shifted = at::cat({g.narrow(kTime, 1, T - 1), at::zeros_like(g.narrow(kTime, 0, 1))}, kTime);
+  return reversed(shifted);
+}
+
+// The reverse running sum over time, dg_t = sum_{u >= t} db_u, in float64
+// (it adds up as many terms as the sequence has tokens), time innermost
+// (scan.h).
+at::Tensor reverse_cumsum(const at::Tensor& x) { return reverse_running_sum(x.to(at::kDouble), kTime); }
+
+}  // namespace
+
+GatedRecurrenceGrads gated_recurrence_backward(const GatedForward& forward, const at::Tensor& q, const at::Tensor& k,
+                                               const at::Tensor& v, const at::Tensor& g, const at::Tensor& out,
+                                               const at::Tensor& grad_out, DecayAxis axis, double scale) {
+  const DecayAxis other = axis == DecayAxis::Key ? DecayAxis::Value : DecayAxis::Key;
+  const auto g_back = reversed_gates(g);
+  const auto do_back = reversed(grad_out);
+  // dq: forward in time on the other axis; dk: backward, other axis; dv: backward, same axis.
+  const auto dq = forward(grad_out, v, k, g, other, scale);
+  const auto dk = reversed(forward(reversed(v), do_back, reversed(q), g_back, other, scale));
+  const auto dv = reversed(forward(reversed(k), reversed(q), do_back, g_back, axis, scale));
+  const auto db = axis == DecayAxis::Key ? q.to(dq.scalar_type()) * dq - k.to(dk.scalar_type()) * dk
+                                         : out.to(grad_out.scalar_type()) * grad_out - v.to(dv.scalar_type()) * dv;
+  return {dq.to(q.scalar_type()), dk.to(k.scalar_type()), dv.to(v.scalar_type()), reverse_cumsum(db).to(g.scalar_type())};
+}
+
+}  // namespace bla::ops

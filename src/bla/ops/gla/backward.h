@@ -1,0 +1,85 @@
+// The gradient of the gated recurrence (gla.h, chunked_gated_recurrence)
+// from forward passes of the same recurrence alone, as the CUDA kernel path
+// computes it (dispatch.cpp): with no initial state and no gradient into the
+// final state, every input gradient is itself a gated recurrence, run
+// forward in time or backward, on the other decay axis or the same one.
+//
+// Key axis, o_i = s sum_{j<=i} (sum_d q_i[d] k_j[d] e^{b_i[d] - b_j[d]}) v_j,
+// with b the running sum of g:
+//   dq_i = s sum_{j<=i} (do_i . v_j) k_j e^{b_i - b_j}          value axis, forward:  (do, v, k)
+//   dk_j = s sum_{i>=j} (do_i . v_j) q_i e^{b_i - b_j}          value axis, backward: (v, do, q)
+//   dv_j = s sum_{i>=j} (sum_d q_i[d] k_j[d] e^{..}) do_i       key axis, backward:   (k, q, do)
+//   db_t = q_t * dq_t - k_t * dk_t, dg = its reverse running sum;
+// value axis, o_i[e] = s sum_{j<=i} (q_i . k_j) v_j[e] e^{b_i[e] - b_j[e]}:
+//   dq_i = s sum_{j<=i} (sum_e do_i[e] v_j[e] e^{..}) k_j       key axis, forward:    (do, v, k)
+//   dk_j = s sum_{i>=j} (sum_e do_i[e] v_j[e] e^{..}) q_i       key axis, backward:   (v, do, q)
+//   dv_j = s sum_{i>=j} (q_i . k_j) do_i e^{b_i - b_j}          value axis, backward: (k, q, do)
+//   db_t = o_t * do_t - v_t * dv_t.
+// "Backward" runs the recurrence on the sequence reversed in time with the
+// gates moved one token: reversed position u carries g_{T-u} (g_T = 0), so
+// that its running sums differ by b_i - b_j <= 0 again and nothing overflows.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <torch/torch.h>
+
+#include <functional>
+
+#include "bla/ops/gla/gla.h"
+
+namespace bla::ops {
+
+// One forward pass: q, k (B, H, T, Dk); v (B, H, T, Dv); g (B, H, T, Dk or
+// Dv by axis), no initial state -> o (B, H, T, Dv) = the recurrence's output
+// with scale s. Must not record an autograd graph.
+using GatedForward = std::function<at::Tensor(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                              const at::Tensor& g, DecayAxis axis, double scale)>;
+
+struct GatedRecurrenceGrads {
+  at::Tensor dq, dk, dv, dg;  // shaped and typed as q, k, v, g
+};
+
+// The input gradients of o = forward(q, k, v, g, axis, scale) for the
+// incoming gradient grad_out, from three calls of `forward`. `out` is o
+// itself (the value axis needs it for dg).
+GatedRecurrenceGrads gated_recurrence_backward(const GatedForward& forward, const at::Tensor& q, const at::Tensor& k,
+                                               const at::Tensor& v, const at::Tensor& g, const at::Tensor& out,
+                                               const at::Tensor& grad_out, DecayAxis axis, double scale);
+
+// The recurrence as an autograd Function around a forward pass that records
+// no graph: Pass::run(q, k, v, g, axis, scale, final_state*) -> o, with the
+// final state into *final_state when it is not null. apply(q, k, v, g,
+// value_axis, scale) returns {o, final state}; o's gradient comes from
+// gated_recurrence_backward with Pass::run, the final state has none. The CUDA
+// path (dispatch.cpp) instantiates it with the kernels; the tests with the
+// LibTorch form too, to check the Function on any device.
+template <class Pass>
+class GatedRecurrenceFunction : public torch::autograd::Function<GatedRecurrenceFunction<Pass>> {
+ public:
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q,
+                                                const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
+                                                bool value_axis, double scale) {
+    at::Tensor final_state;
+    const auto out = Pass::run(q, k, v, g, value_axis ? DecayAxis::Value : DecayAxis::Key, scale, &final_state);
+    ctx->save_for_backward({q, k, v, g, out});
+    ctx->saved_data["value_axis"] = value_axis;
+    ctx->saved_data["scale"] = scale;
+    ctx->mark_non_differentiable({final_state});
+    return {out, final_state};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &q = saved[0], &k = saved[1], &v = saved[2], &g = saved[3], &out = saved[4];
+    const DecayAxis axis = ctx->saved_data["value_axis"].toBool() ? DecayAxis::Value : DecayAxis::Key;
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const auto grad_out = grads[0].defined() ? grads[0].to(out.scalar_type()) : at::zeros_like(out);
+    const GatedForward pass = [](const at::Tensor& fq, const at::Tensor& fk, const at::Tensor& fv, const at::Tensor& fg,
+                                 DecayAxis fa, double fs) { return Pass::run(fq, fk, fv, fg, fa, fs, nullptr); };
+    const auto r = gated_recurrence_backward(pass, q, k, v, g, out, grad_out, axis, scale);
+    return {r.dq, r.dk, r.dv, r.dg, at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace bla::ops

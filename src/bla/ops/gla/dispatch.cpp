@@ -1,0 +1,64 @@
+// chunked_gated_recurrence (gla.h), the recurrence under GLA and both passes
+// of GSA: which form runs. On CUDA tensors from a zero state (training), the
+// kernels (kernels/gla_*: bla_kernels/gla.h) where they support the inputs
+// and BLA_KERNELS is not 0, with the gradients from three more forward passes
+// of the kernels (backward.h); everywhere else, and from a given state
+// (prefill), the chunked LibTorch form (chunked.cpp), with one log line on
+// CUDA saying why. The kernels compute in float32 for float32, half and
+// bfloat16 inputs, and in float64 for float64, as the LibTorch form does; on
+// their path the final state carries no gradient (it is only read after a
+// prefill, which runs the LibTorch form).
+#include <torch/torch.h>
+
+#include <string>
+
+#include "bla/ops/checks.h"
+#include "bla/ops/gla/backward.h"
+#include "bla/ops/gla/gla.h"
+#include "bla/ops/gla/internal.h"
+#include "bla/ops/kernel_switch.h"
+
+#ifdef BLA_HAVE_CUDA_KERNELS
+#include "bla_kernels/gla.h"
+#endif
+
+namespace bla::ops {
+
+namespace {
+
+#ifdef BLA_HAVE_CUDA_KERNELS
+// The kernels' forward pass (bla_kernels/gla.h) for GatedRecurrenceFunction.
+struct KernelPass {
+  static at::Tensor run(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
+                        DecayAxis axis, double scale, at::Tensor* final_state) {
+    return kernels::gated_recurrence_forward(q, k, v, g, axis == DecayAxis::Value, scale, final_state);
+  }
+};
+#endif
+
+}  // namespace
+
+GatedRecurrenceResult chunked_gated_recurrence(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                               const at::Tensor& g, DecayAxis axis, const at::Tensor& initial_state,
+                                               int64_t chunk, int64_t subchunk, double scale) {
+  if (q.is_cuda() && q.size(2) > 0) {
+#ifdef BLA_HAVE_CUDA_KERNELS
+    std::string why = "turned off by BLA_KERNELS=0";
+    if (initial_state.defined()) why = "it starts from a given state (prefill)";
+    if (kernels_enabled() && !initial_state.defined()) {
+      const auto dtype = compute_dtype(q.scalar_type());
+      const auto qc = q.to(dtype), kc = k.to(dtype), vc = v.to(dtype), gc = g.to(dtype);
+      if (kernels::gated_recurrence_supported(qc, kc, vc, gc, axis == DecayAxis::Value, &why)) {
+        const auto outputs = GatedRecurrenceFunction<KernelPass>::apply(qc, kc, vc, gc, axis == DecayAxis::Value, scale);
+        return {outputs[0].to(q.scalar_type()), outputs[1]};
+      }
+    }
+    note_kernel_fallback("gated recurrence (gla, gsa)", why);
+#else
+    note_kernel_fallback("gated recurrence (gla, gsa)", "bla-train was built without its CUDA kernels");
+#endif
+  }
+  return gla_internal::chunked_gated_recurrence_libtorch(q, k, v, g, axis, initial_state, chunk, subchunk, scale);
+}
+
+}  // namespace bla::ops

@@ -1,0 +1,182 @@
+// The gated recurrence's CUDA kernels (kernels/gla_*, bla_kernels/gla.h) as
+// training calls them: chunked_gated_recurrence on CUDA tensors from a zero
+// state routes to the kernels, with the gradients from three more kernel
+// passes (src/bla/ops/gla/backward.h). Held to the LibTorch chunked form in
+// float64 on the CPU: the output and the gradients of q, k, v and g, on both
+// decay axes, in float64, float32 and bfloat16, at T not a multiple of the
+// kernels' 64-token chunk, T < 64, T = 1, head dims 64 and 128, Dk != Dv,
+// dims that are not powers of two, and strong decays; the final state; the
+// GLA and GSA ops end to end; and the exact error for unsupported inputs.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "bla/ops/gla/gla.h"
+#include "bla/ops/gsa/gsa.h"
+#include "bla_kernels/gla.h"
+#include "support/tensor_checks.h"
+
+namespace {
+
+using bla::ops::DecayAxis;
+using bla::testing::expect_invalid_argument;
+using bla::testing::relative_error;
+
+struct Case {
+  const char* name;
+  int64_t batch, heads, seq, dk, dv;
+  double g_low;  // log gates uniform in [g_low, -0.01]
+};
+
+struct Mode {
+  const char* name;
+  at::ScalarType dtype;
+  double tolerance;  // on ||x - ref|| / ||ref||
+};
+
+const Case kCases[] = {
+    {"odd_seq", 2, 2, 150, 64, 64, -1.0},       {"short_seq", 1, 2, 37, 64, 32, -0.5},
+    {"single_token", 2, 1, 1, 64, 64, -0.3},    {"whole_chunks", 1, 2, 128, 32, 64, -0.2},
+    {"d128", 1, 2, 200, 128, 128, -0.1},        {"odd_dims", 1, 2, 90, 48, 80, -0.5},
+    {"strong_decay", 1, 2, 100, 64, 64, -20.0},
+};
+
+const Mode kModes[] = {
+    {"f64", at::kDouble, 1e-10},
+    {"f32", at::kFloat, 1e-4},
+    {"bf16", at::kBFloat16, 1e-2},
+};
+
+class GlaKernel : public ::testing::TestWithParam<std::tuple<Case, Mode, DecayAxis>> {
+ protected:
+  void SetUp() override {
+    if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  }
+};
+
+// Drawn in float64, rounded through the mode's dtype so both sides see the same numbers.
+at::Tensor draw(std::vector<int64_t> sizes, at::ScalarType dtype) {
+  return torch::randn(sizes, torch::kFloat64).to(dtype).to(torch::kFloat64);
+}
+
+TEST_P(GlaKernel, RecurrenceMatchesTheChunkedFormInFloat64) {
+  const auto& [c, mode, axis] = GetParam();
+  torch::manual_seed(5 + c.seq + c.dk);
+  const int64_t dg = axis == DecayAxis::Key ? c.dk : c.dv;
+  const auto q = draw({c.batch, c.heads, c.seq, c.dk}, mode.dtype),
+             k = draw({c.batch, c.heads, c.seq, c.dk}, mode.dtype),
+             v = draw({c.batch, c.heads, c.seq, c.dv}, mode.dtype),
+             grad_out = draw({c.batch, c.heads, c.seq, c.dv}, mode.dtype);
+  const auto g = (torch::rand({c.batch, c.heads, c.seq, dg}, torch::kFloat64) * (c.g_low + 0.01) - 0.01)
+                     .to(mode.dtype)
+                     .to(torch::kFloat64);
+  const double scale = 0.125;
+
+  // The kernels run where they support the inputs in the compute dtype; in
+  // float64 a chunk of head dim 128 needs more shared memory than a block has.
+  const auto compute = mode.dtype == at::kDouble ? at::kDouble : at::kFloat;
+  std::string why;
+  const bool supported = bla::kernels::gated_recurrence_supported(
+      q.to(torch::kCUDA, compute), k.to(torch::kCUDA, compute), v.to(torch::kCUDA, compute),
+      g.to(torch::kCUDA, compute), axis == DecayAxis::Value, &why);
+  if (mode.dtype == at::kDouble && std::max(c.dk, c.dv) == 128) {
+    ASSERT_FALSE(supported);
+    EXPECT_NE(why.find("bytes of shared memory"), std::string::npos) << why;
+    GTEST_SKIP() << "float64 at head dim 128: " << why;
+  }
+  ASSERT_TRUE(supported) << why;
+
+  auto run = [&](const torch::Device& device, at::ScalarType dtype) {
+    std::vector<at::Tensor> leaves;
+    for (const auto* x : {&q, &k, &v, &g}) leaves.push_back(x->to(device, dtype).detach().requires_grad_(true));
+    const auto result = bla::ops::chunked_gated_recurrence(leaves[0], leaves[1], leaves[2], leaves[3], axis,
+                                                           at::Tensor(), 64, 16, scale);
+    result.output.backward(grad_out.to(device, dtype));
+    return std::vector<at::Tensor>{result.output.detach(), leaves[0].grad(), leaves[1].grad(),
+                                   leaves[2].grad(),       leaves[3].grad(), result.final_state.detach()};
+  };
+  const auto expected = run(torch::kCPU, at::kDouble);
+  const auto got = run(torch::kCUDA, mode.dtype);
+  const char* names[] = {"out", "dq", "dk", "dv", "dg", "final state"};
+  for (size_t i = 0; i < expected.size(); ++i) {
+    ASSERT_TRUE(got[i].defined()) << names[i];
+    EXPECT_EQ(got[i].device().type(), torch::kCUDA) << names[i];
+    if (i < 5) EXPECT_EQ(got[i].scalar_type(), mode.dtype) << names[i];
+    EXPECT_TRUE(got[i].isfinite().all().item<bool>()) << names[i];
+    const double err = relative_error(got[i], expected[i]);
+    EXPECT_LT(err, mode.tolerance) << names[i] << ": relative error " << err;
+    std::printf("    %-11s rel err %.3e\n", names[i], err);
+  }
+}
+
+std::string case_name(const testing::TestParamInfo<std::tuple<Case, Mode, DecayAxis>>& info) {
+  return std::string(std::get<0>(info.param).name) + "_" + std::get<1>(info.param).name +
+         (std::get<2>(info.param) == DecayAxis::Key ? "_key" : "_value");
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, GlaKernel,
+                         testing::Combine(testing::ValuesIn(kCases), testing::ValuesIn(kModes),
+                                          testing::Values(DecayAxis::Key, DecayAxis::Value)),
+                         case_name);
+
+// The layers' ops, bf16 on CUDA against float64 on the CPU: GLA (one pass on
+// the key axis) and GSA (a value-axis pass, the slot softmax, a key-axis pass).
+TEST(GlaKernelOps, GlaAndGsaOnCudaMatchTheCpuInFloat64) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  torch::manual_seed(3);
+  const int64_t B = 2, T = 300, H = 2, D = 64, slots = 32;
+  auto bf16_values = [](std::vector<int64_t> sizes) { return draw(sizes, at::kBFloat16); };
+  const auto q = bf16_values({B, T, H, D}), k = bf16_values({B, T, H, D}), v = bf16_values({B, T, H, D});
+  // Log gates as the layers make them, rounded through bf16 like the other inputs.
+  const auto gla_gate = (at::log_sigmoid(bf16_values({B, T, H, D}) + 3.0) / 16.0).to(at::kBFloat16).to(at::kDouble);
+  const auto gsa_gate = at::log_sigmoid(bf16_values({B, T, H, slots}) + 3.0).to(at::kBFloat16).to(at::kDouble);
+  const auto grad_out = bf16_values({B, T, H, D});
+  using Op = std::function<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&)>;
+  const std::vector<std::pair<const char*, Op>> ops = {
+      {"gla", [](const at::Tensor& a, const at::Tensor& b, const at::Tensor& c,
+                 const at::Tensor& d) { return bla::ops::gated_linear_attention(a, b, c, d); }},
+      {"gsa", [](const at::Tensor& a, const at::Tensor& b, const at::Tensor& c, const at::Tensor& d) {
+         return bla::ops::gated_slot_attention(a, b, c, d);
+       }}};
+  for (const auto& [name, op] : ops) {
+    const auto& gate = std::string(name) == "gla" ? gla_gate : gsa_gate;
+    auto run = [&](const torch::Device& device, at::ScalarType dtype) {
+      std::vector<at::Tensor> leaves;
+      for (const auto* x : {&q, &k, &v, &gate}) leaves.push_back(x->to(device, dtype).detach().requires_grad_(true));
+      const auto out = op(leaves[0], leaves[1], leaves[2], leaves[3]);
+      out.backward(grad_out.to(device, dtype));
+      return std::vector<at::Tensor>{out.detach(), leaves[0].grad(), leaves[1].grad(), leaves[2].grad(),
+                                     leaves[3].grad()};
+    };
+    const auto expected = run(torch::kCPU, at::kDouble);
+    const auto got = run(torch::kCUDA, at::kBFloat16);
+    const char* names[] = {"out", "dq", "dk", "dv", "dgate"};
+    for (size_t i = 0; i < expected.size(); ++i) {
+      const double err = relative_error(got[i], expected[i]);
+      EXPECT_LT(err, 2e-2) << name << " " << names[i] << ": relative error " << err;
+      std::printf("    %s %-5s rel err %.3e\n", name, names[i], err);
+    }
+  }
+}
+
+TEST(GlaKernelChecks, UnsupportedInputsSayWhy) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+  const auto x = torch::zeros({1, 2, 10, 64}, cuda.dtype(torch::kBFloat16));
+  std::string why;
+  EXPECT_FALSE(bla::kernels::gated_recurrence_supported(x, x, x, x, false, &why));
+  EXPECT_EQ(why, "dtype BFloat16 (float32 or float64 only)");
+  const auto wide = torch::zeros({1, 2, 10, 192}, cuda.dtype(torch::kFloat));
+  EXPECT_FALSE(bla::kernels::gated_recurrence_supported(wide, wide, wide, wide, false, &why));
+  EXPECT_EQ(why, "head dims Dk 192, Dv 192 (1 to 128)");
+  expect_invalid_argument([&] { bla::kernels::gated_recurrence_forward(x, x, x, x, false, 1.0); },
+                          "bla: gla kernel: unsupported inputs: dtype BFloat16 (float32 or float64 only)");
+}
+
+}  // namespace

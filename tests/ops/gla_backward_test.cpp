@@ -1,0 +1,136 @@
+// gated_recurrence_backward (src/bla/ops/gla/backward.h): the input
+// gradients of the gated recurrence from three forward passes, held to
+// autograd through the chunked form in float64, on both decay axes, with a
+// chunk that does not divide T, T shorter than a chunk, T = 1, Dk != Dv, a
+// scale, and strong decays; and the forward calls it makes (no graph). Then
+// GatedRecurrenceFunction, the autograd Function the CUDA path wraps around
+// the kernels, here around the LibTorch form: the same gradients, and a final
+// state without one.
+#include "bla/ops/gla/backward.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "bla/ops/gla/gla.h"
+#include "bla/ops/gla/internal.h"
+#include "support/tensor_checks.h"
+
+using bla::ops::DecayAxis;
+using bla::testing::max_abs_diff;
+
+namespace {
+
+struct Case {
+  int64_t B, H, T, Dk, Dv, chunk;
+  double g_low;  // log-decays uniform in [g_low, -0.01]
+};
+
+const std::vector<Case> kCases = {
+    {2, 2, 37, 5, 3, 8, -1.0},  {1, 2, 13, 4, 6, 64, -0.5},  {2, 1, 1, 3, 4, 16, -0.3},
+    {1, 3, 64, 6, 6, 16, -3.0}, {1, 1, 50, 4, 5, 16, -20.0}, {1, 2, 150, 4, 3, 32, -0.5},
+};
+
+// The chunked form as the forward the backward calls.
+at::Tensor chunked_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
+                           DecayAxis axis, double scale, int64_t chunk) {
+  return bla::ops::chunked_gated_recurrence(q, k, v, g, axis, at::Tensor(), chunk, bla::ops::gla_subchunk(chunk), scale)
+      .output;
+}
+
+void check_case(const Case& c, DecayAxis axis) {
+  torch::manual_seed(11 + c.T + c.Dk);
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  const int64_t Dg = axis == DecayAxis::Key ? c.Dk : c.Dv;
+  auto q = torch::randn({c.B, c.H, c.T, c.Dk}, f64).requires_grad_(true);
+  auto k = torch::randn({c.B, c.H, c.T, c.Dk}, f64).requires_grad_(true);
+  auto v = torch::randn({c.B, c.H, c.T, c.Dv}, f64).requires_grad_(true);
+  auto g = (torch::rand({c.B, c.H, c.T, Dg}, f64) * (c.g_low + 0.01) - 0.01).requires_grad_(true);
+  const double scale = 0.7;
+  const auto out = chunked_forward(q, k, v, g, axis, scale, c.chunk);
+  const auto grad_out = torch::randn_like(out);
+  out.backward(grad_out);
+
+  int calls = 0;
+  const bla::ops::GatedForward forward = [&](const at::Tensor& fq, const at::Tensor& fk, const at::Tensor& fv,
+                                             const at::Tensor& fg, DecayAxis fa, double fs) {
+    ++calls;
+    torch::NoGradGuard no_grad;
+    return chunked_forward(fq, fk, fv, fg, fa, fs, c.chunk);
+  };
+  const auto grads = bla::ops::gated_recurrence_backward(forward, q.detach(), k.detach(), v.detach(), g.detach(),
+                                                         out.detach(), grad_out, axis, scale);
+  EXPECT_EQ(calls, 3);
+  const char* axis_name = axis == DecayAxis::Key ? "key" : "value";
+  const std::vector<std::pair<at::Tensor, at::Tensor>> pairs = {
+      {grads.dq, q.grad()}, {grads.dk, k.grad()}, {grads.dv, v.grad()}, {grads.dg, g.grad()}};
+  const char* names[] = {"dq", "dk", "dv", "dg"};
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    ASSERT_EQ(pairs[i].first.sizes(), pairs[i].second.sizes()) << names[i];
+    EXPECT_EQ(pairs[i].first.scalar_type(), torch::kFloat64) << names[i];
+    const double size = pairs[i].second.abs().max().item<double>();
+    EXPECT_LT(max_abs_diff(pairs[i].first, pairs[i].second), 1e-10 * (1.0 + size))
+        << names[i] << " axis " << axis_name << " T=" << c.T << " chunk=" << c.chunk << " g_low=" << c.g_low;
+  }
+}
+
+}  // namespace
+
+TEST(GlaBackward, KeyAxisGradientsMatchAutogradThroughTheChunkedForm) {
+  for (const auto& c : kCases) check_case(c, DecayAxis::Key);
+}
+
+TEST(GlaBackward, ValueAxisGradientsMatchAutogradThroughTheChunkedForm) {
+  for (const auto& c : kCases) check_case(c, DecayAxis::Value);
+}
+
+namespace {
+
+// The LibTorch form as the Function's forward pass (no graph).
+struct LibTorchPass {
+  static at::Tensor run(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
+                        DecayAxis axis, double scale, at::Tensor* final_state) {
+    torch::NoGradGuard no_grad;
+    auto result = bla::ops::gla_internal::chunked_gated_recurrence_libtorch(q, k, v, g, axis, at::Tensor(), 16, 16,
+                                                                            scale);
+    if (final_state != nullptr) *final_state = result.final_state;
+    return result.output;
+  }
+};
+
+}  // namespace
+
+TEST(GlaBackward, TheAutogradFunctionGivesAutogradsGradientsAndAFinalStateWithout) {
+  for (const DecayAxis axis : {DecayAxis::Key, DecayAxis::Value}) {
+    torch::manual_seed(axis == DecayAxis::Key ? 1 : 2);
+    const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+    const int64_t B = 2, H = 2, T = 45, Dk = 5, Dv = 4, Dg = axis == DecayAxis::Key ? Dk : Dv;
+    std::vector<at::Tensor> leaves = {torch::randn({B, H, T, Dk}, f64), torch::randn({B, H, T, Dk}, f64),
+                                      torch::randn({B, H, T, Dv}, f64), torch::rand({B, H, T, Dg}, f64) * -1.0};
+    for (auto& x : leaves) x.requires_grad_(true);
+    const auto grad_out = torch::randn({B, H, T, Dv}, f64);
+    const double scale = 0.3;
+
+    const auto outputs = bla::ops::GatedRecurrenceFunction<LibTorchPass>::apply(
+        leaves[0], leaves[1], leaves[2], leaves[3], axis == DecayAxis::Value, scale);
+    EXPECT_FALSE(outputs[1].requires_grad());
+    outputs[0].backward(grad_out);
+    std::vector<at::Tensor> got;
+    for (auto& x : leaves) {
+      got.push_back(x.grad().clone());
+      x.mutable_grad() = at::Tensor();
+    }
+    const auto expected = chunked_forward(leaves[0], leaves[1], leaves[2], leaves[3], axis, scale, 16);
+    expected.backward(grad_out);
+    EXPECT_LT(max_abs_diff(outputs[0], expected), 1e-12);
+    const auto state = bla::ops::chunked_gated_recurrence(leaves[0].detach(), leaves[1].detach(), leaves[2].detach(),
+                                                          leaves[3].detach(), axis, at::Tensor(), 16, 16, scale)
+                           .final_state;
+    EXPECT_LT(max_abs_diff(outputs[1], state), 1e-12);
+    const char* names[] = {"dq", "dk", "dv", "dg"};
+    for (size_t i = 0; i < leaves.size(); ++i)
+      EXPECT_LT(max_abs_diff(got[i], leaves[i].grad()), 1e-10 * (1.0 + leaves[i].grad().abs().max().item<double>()))
+          << names[i] << (axis == DecayAxis::Key ? " key" : " value");
+  }
+}
