@@ -13,7 +13,7 @@ void note_kernel_fallback(const std::string& op, const std::string& why) {
   static std::set<std::string> seen;
   std::lock_guard<std::mutex> lock(mutex);
   if (seen.insert(op + "\n" + why).second) {
-    spdlog::warn("{}: no CUDA kernel for these inputs ({}); using the LibTorch form", op, why);
+    spdlog::warn("{}: using the LibTorch form on CUDA ({})", op, why);
   }
 }
 
