@@ -25,6 +25,32 @@ TEST(Mqar, ExamplesAreDeterministicFromSeedSplitAndIndex) {
   EXPECT_NE(a.example(Split::kTrain, 5).inputs, c.example(Split::kTrain, 5).inputs);
 }
 
+// The examples are frozen: every version generates the ones earlier runs
+// trained and were scored on (150 examples of the three splits hashed, and
+// the first tokens of one, as the generator gave them at commit bacb31c).
+TEST(Mqar, ExamplesAreTheOnesEarlierVersionsGenerated) {
+  MqarOptions o;
+  o.vocab_size = 8192;
+  o.seq_len = 64;
+  o.num_kv_pairs = 8;
+  o.validation_examples = 10;
+  MqarGenerator gen(o, 42);
+  uint64_t hash = 1469598103934665603ull;  // FNV-1a over the tokens and targets
+  for (const Split split : {Split::kTrain, Split::kTest, Split::kValidation})
+    for (int64_t i = 0; i < 50; ++i) {
+      const auto ex = gen.example(split, i);
+      for (size_t t = 0; t < ex.inputs.size(); ++t) {
+        hash = (hash ^ static_cast<uint64_t>(ex.inputs[t] + 1)) * 1099511628211ull;
+        hash = (hash ^ static_cast<uint64_t>(ex.targets[t] + 2)) * 1099511628211ull;
+      }
+    }
+  EXPECT_EQ(hash, 6538694812370654412ull);
+  const auto ex = gen.example(Split::kTrain, 7);
+  const std::vector<int64_t> first(ex.inputs.begin(), ex.inputs.begin() + 20);
+  EXPECT_EQ(first, (std::vector<int64_t>{303,  8190, 1641, 4103, 909,  6099, 1676, 5891, 3898, 4246,
+                                         3486, 5711, 2721, 4517, 2567, 5020, 1641, 758,  840,  2094}));
+}
+
 TEST(Mqar, StructureFollowsTheDefinition) {
   auto o = small();
   MqarGenerator gen(o, 1);

@@ -14,16 +14,33 @@ namespace bla::tasks {
 
 namespace {
 
-// k distinct integers from [lo, hi], uniformly, in random order.
+// k distinct integers from [lo, hi], uniformly, in random order: a partial
+// Fisher-Yates shuffle of the pool lo..hi that keeps only the positions it
+// has moved (at most 2k), so an example costs O(k^2), not the pool's size.
 std::vector<int64_t> distinct(std::mt19937_64& rng, int64_t lo, int64_t hi, int64_t k) {
-  std::vector<int64_t> pool(static_cast<size_t>(hi - lo + 1));
-  std::iota(pool.begin(), pool.end(), lo);
-  for (int64_t i = 0; i < k; ++i) {  // partial Fisher-Yates
-    std::uniform_int_distribution<int64_t> pick(i, static_cast<int64_t>(pool.size()) - 1);
-    std::swap(pool[static_cast<size_t>(i)], pool[static_cast<size_t>(pick(rng))]);
+  std::vector<std::pair<int64_t, int64_t>> moved;  // (position, value) where the pool differs from lo + position
+  auto at = [&](int64_t pos) {
+    for (const auto& [p, v] : moved)
+      if (p == pos) return v;
+    return lo + pos;
+  };
+  auto set = [&](int64_t pos, int64_t value) {
+    for (auto& [p, v] : moved)
+      if (p == pos) {
+        v = value;
+        return;
+      }
+    moved.emplace_back(pos, value);
+  };
+  std::vector<int64_t> out(static_cast<size_t>(k));
+  for (int64_t i = 0; i < k; ++i) {
+    std::uniform_int_distribution<int64_t> pick(i, hi - lo);
+    const int64_t j = pick(rng), vi = at(i), vj = at(j);
+    set(i, vj);
+    set(j, vi);
+    out[static_cast<size_t>(i)] = vj;
   }
-  pool.resize(static_cast<size_t>(k));
-  return pool;
+  return out;
 }
 
 double uniform01(std::mt19937_64& rng) { return std::uniform_real_distribution<double>(0.0, 1.0)(rng); }
