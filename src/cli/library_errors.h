@@ -22,7 +22,8 @@ inline std::vector<util::ErrorKind> library_errors() {
           util::error_kind<config::ConfigError>(ExitCode::kUsage, "config error: "),
           util::error_kind<train::CheckpointError>(ExitCode::kCheckpoint),
           util::error_kind<train::NonFiniteError>(ExitCode::kNonFinite),
-          util::error_kind<train::InterruptedError>(ExitCode::kInterrupted, "interrupted: ")};
+          util::error_kind<train::InterruptedError>(ExitCode::kInterrupted, "interrupted: "),
+          util::error_kind<train::RegroupError>(ExitCode::kRegroup, "regroup: ")};
 }
 
 }  // namespace bla::cli

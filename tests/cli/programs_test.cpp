@@ -88,6 +88,9 @@ TEST(Programs, ConfigErrorsAreExit2OnOneLine) {
                         "model.mixer: entry 0: 'type' must be a mixer type name");
   expect_one_line_error(program("bla-train") + " " + (tmp / "good.yaml") + " --set run.device=cuda:-1", 2,
                         "run.device: 'cuda:-1' is not a device; accepted: auto, cpu, cuda, cuda:N");
+  expect_one_line_error(program("bla-train") + " " + (tmp / "good.yaml") + " --regroup --out " + (tmp / "run"), 2,
+                        "bla-train: config error: --regroup applies to ensembles (a member key holding a list, or "
+                        "--member) and this is one run");
 }
 
 TEST(Programs, WhatIsNotACheckpointIsNamedAsWhatItIs) {

@@ -436,10 +436,11 @@ groups:
   std::vector<const bla::sweep::Point*> points;
   for (size_t i : plan[0]) points.push_back(&grid.points[i]);
   auto args = bla::sweep::ensemble_arguments(spec, points, {"r0", "r1", "r2", "r3"});
-  EXPECT_EQ(bla::sweep::shell_command("bla-train", args),
-            "bla-train sweeps/b.yaml --set model.mixer=bla --set model.mixers.bla.slots=4 "
-            "--member 'train.lr=1e-3,run.seed=1' --member 'train.lr=1e-3,run.seed=2' --member 'train.lr=3e-3,run.seed=1' "
-            "--member 'train.lr=3e-3,run.seed=2' --out r0 --out r1 --out r2 --out r3 --resume auto");
+  EXPECT_EQ(
+      bla::sweep::shell_command("bla-train", args),
+      "bla-train sweeps/b.yaml --set model.mixer=bla --set model.mixers.bla.slots=4 "
+      "--member 'train.lr=1e-3,run.seed=1' --member 'train.lr=1e-3,run.seed=2' --member 'train.lr=3e-3,run.seed=1' "
+      "--member 'train.lr=3e-3,run.seed=2' --out r0 --out r1 --out r2 --out r3 --resume auto --regroup");
   EXPECT_EQ(bla::sweep::parse_ensemble("auto"), 16);
   EXPECT_EQ(bla::sweep::parse_ensemble("off"), 1);
   EXPECT_EQ(bla::sweep::parse_ensemble("8"), 8);
@@ -500,6 +501,39 @@ grid: {run.seed: [1, 2, 3, 4, 5, 6, 7, 8]}
   ASSERT_EQ(csv.size(), 9u);
   for (size_t row = 1; row <= 8; ++row) EXPECT_EQ(column(csv, row, "status"), "done") << row;
   EXPECT_NE(run.output.find("8 ran, 0 failed"), std::string::npos) << run.output;
+}
+
+// Members at a high rate stop early (validation loss at most 4.05 by step 6),
+// those at a tiny rate never do: once half the ensemble has finished,
+// bla-train --regroup exits 7 and bla-sweep runs the other two at once as an
+// ensemble of their own, resumed from their checkpoints, to the end.
+TEST(SweepEnsembles, MembersThatStopEarlyLeaveTheOthersToASmallerEnsemble) {
+  TempDir tmp;
+  write_file(tmp / "base.yaml", bla::testing::tiny_mqar_config());
+  const std::string sweep = write_file(tmp / "s.yaml", R"(base: base.yaml
+set: {train.checkpoint_every: 0, data.validation_examples: 32, train.validation_every: 2,
+      train.early_stop_metric: loss, train.early_stop_at: 4.05}
+grid: {run.seed: [5, 6], train.lr: [1e-6, 1e-2]}
+)");
+  const std::string out = tmp / "out";
+  auto run = run_command(kSweep + " " + sweep + " --out " + out + " --bla-train " + kTrain, 300);
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_NE(run.output.find("bla-sweep: 2 of an ensemble's 4 members finished early ("), std::string::npos)
+      << run.output;
+  EXPECT_NE(run.output.find("its other 2 continue as an ensemble of 2"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("start ensemble of 2: seed-5_lr-1e-6, seed-6_lr-1e-6"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("4 ran, 0 failed"), std::string::npos) << run.output;
+  auto csv = read_csv(out + "/results.csv");
+  ASSERT_EQ(csv.size(), 5u);
+  for (size_t row = 1; row <= 4; ++row) {
+    EXPECT_EQ(column(csv, row, "status"), "done") << row;
+    const bool slow = column(csv, row, "train.lr") == "1e-6";
+    const int steps = std::stoi(column(csv, row, "steps"));
+    if (slow) EXPECT_EQ(steps, 12) << row;
+    if (!slow) EXPECT_LE(steps, 6) << row;  // stopped early, the second of them at step 6 at the latest
+    const auto summary = nlohmann::json::parse(bla::util::read_file(column(csv, row, "run_dir") + "/summary.json"));
+    EXPECT_EQ(summary["ensemble"]["members"], slow ? 2 : 4) << row;
+  }
 }
 
 // A Ctrl-C reaches the terminal's whole process group. The runs bla-sweep

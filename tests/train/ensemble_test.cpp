@@ -38,11 +38,12 @@ bla::config::MemberConfigs members_of(const TempDir& dir, const std::string& yam
 }
 
 std::vector<nlohmann::json> train_members(bla::config::MemberConfigs members, const std::vector<std::string>& dirs,
-                                          const std::string& resume = "") {
+                                          const std::string& resume = "", bool regroup = false) {
   bla::train::EnsembleOptions options;
   options.run_dirs = dirs;
   options.labels = members.labels;
   options.resume = resume;
+  options.regroup = regroup;
   options.quiet = true;
   return bla::train::train_ensemble(std::move(members.configs), options);
 }
@@ -217,6 +218,71 @@ TEST(EnsembleTraining, AMembersCheckpointIsASoloCheckpointAndResumesTheEnsembleE
   auto a = train_losses(whole[1]), b = train_losses(solo_dir);
   ASSERT_EQ(b.size(), 5u);
   for (size_t i = 0; i < 5; ++i) EXPECT_NEAR(a[5 + i], b[i], 1e-6 * std::fabs(a[5 + i])) << "step " << 6 + i;
+}
+
+// Regrouping (EnsembleOptions::regroup, bla-train --regroup): members at a
+// high rate reach the validation-loss target early, those at a tiny rate
+// never do. Once half have finished the run saves the others' checkpoints
+// and stops; the others, continued as an ensemble of their own, log the
+// losses and end with the results of the ensemble that kept them all.
+TEST(EnsembleTraining, ARegroupingEnsembleStopsOnceHalfHaveFinishedAndTheRestContinueAsBefore) {
+  TempDir dir;
+  // Every combination, the last key fastest: members 1 and 3 train at 1e-2.
+  const std::vector<std::string> keys = {
+      "run.seed=[5, 6]",          "train.lr=[1.0e-6, 1.0e-2]",    "data.validation_examples=32",
+      "train.validation_every=2", "train.early_stop_metric=loss", "train.early_stop_at=4.05",
+      "train.log_every=1",        "train.checkpoint_every=0"};
+  auto members = members_of(dir, tiny_mqar_config(), keys);
+  ASSERT_EQ(members.configs.size(), 4u);
+  std::vector<std::string> kept, regrouped;
+  for (const auto& label : members.labels) {
+    kept.push_back(dir / ("kept-" + label));
+    regrouped.push_back(dir / ("regrouped-" + label));
+  }
+  const auto whole = train_members(members, kept);
+  int64_t stop_step = 0;
+  for (size_t e : {1u, 3u}) {
+    ASSERT_TRUE(whole[e].contains("early_stop")) << "the rate-1e-2 members must stop early: " << whole[e].dump();
+    stop_step = std::max(stop_step, whole[e]["early_stop"]["step"].get<int64_t>());  // the second stop makes half
+  }
+  for (size_t e : {0u, 2u}) EXPECT_FALSE(whole[e].contains("early_stop")) << whole[e].dump();
+  ASSERT_LT(stop_step, 12);
+
+  try {
+    train_members(members, regrouped, "", /*regroup=*/true);
+    FAIL() << "expected RegroupError";
+  } catch (const bla::train::RegroupError& error) {
+    EXPECT_EQ(std::string(error.what()), "2 of 4 members finished early by step " + std::to_string(stop_step) +
+                                             "; the other 2 saved their checkpoints: continue them as an ensemble of "
+                                             "their own (--resume auto)");
+  }
+  for (size_t e : {1u, 3u}) {
+    const auto summary = nlohmann::json::parse(bla::util::read_file(regrouped[e] + "/summary.json"));
+    EXPECT_EQ(summary["test"], whole[e]["test"]) << "member " << e;
+  }
+  for (size_t e : {0u, 2u}) {
+    EXPECT_FALSE(bla::util::path_exists(regrouped[e] + "/summary.json"));
+    const auto saved = bla::train::CheckpointDirectory(regrouped[e] + "/checkpoints", 100).list();
+    ASSERT_EQ(saved.size(), 1u);
+    EXPECT_NE(saved.front().find("step-" + std::string(8 - std::to_string(stop_step).size(), '0') +
+                                 std::to_string(stop_step) + ".ckpt"),
+              std::string::npos)
+        << saved.front();
+  }
+  // The two that go on, as an ensemble of their own.
+  auto rest = members_of(dir, tiny_mqar_config(), keys);
+  rest.configs = {rest.configs[0], rest.configs[2]};
+  rest.labels = {rest.labels[0], rest.labels[2]};
+  const auto finished = train_members(rest, {regrouped[0], regrouped[2]}, "auto", /*regroup=*/true);
+  ASSERT_EQ(finished.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    const size_t e = 2 * i;
+    EXPECT_EQ(finished[i]["steps"], 12);
+    EXPECT_NEAR(finished[i]["test"]["loss"].get<double>(), whole[e]["test"]["loss"].get<double>(),
+                1e-6 * whole[e]["test"]["loss"].get<double>())
+        << "member " << e;
+    expect_relatively_close(train_losses(regrouped[e]), train_losses(kept[e]), 1e-6, "member " + std::to_string(e));
+  }
 }
 
 TEST(EnsembleTraining, AMemberWhoseLossGoesNonFiniteStopsAloneAndTheOthersFinish) {

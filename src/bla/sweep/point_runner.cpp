@@ -113,7 +113,7 @@ std::vector<std::string> ensemble_arguments(const SweepSpec& spec, const std::ve
     args.push_back("--out");
     args.push_back(dir);
   }
-  args.insert(args.end(), {"--resume", "auto"});
+  args.insert(args.end(), {"--resume", "auto", "--regroup"});
   return args;
 }
 
@@ -168,6 +168,8 @@ std::string status_of_exit(int exit_code) {
     case 4: return "nonfinite";
     case 5: return "interrupted";  // stopped by a signal after a checkpoint: the next call resumes it
     case 6: return "does_not_fit";
+    case 7:
+      return "regrouped";  // an ensemble's unfinished members saved their checkpoints to go on as a smaller one
     default: return "failed";
   }
 }
@@ -301,11 +303,10 @@ std::string describe(const nlohmann::json& summary) {
   return out.str();
 }
 
-// The members of an ensemble that have no summary yet (marked pending again),
-// in two halves; members that finished keep their results.
-std::pair<std::vector<size_t>, std::vector<size_t>> split_unfinished(const SweepSpec& spec, const Grid& grid,
-                                                                     const std::vector<size_t>& members,
-                                                                     std::vector<PointOutcome>& outcomes) {
+// The members of an ensemble that have no summary yet (marked pending
+// again); members that finished keep their results.
+std::vector<size_t> take_unfinished(const SweepSpec& spec, const Grid& grid, const std::vector<size_t>& members,
+                                    std::vector<PointOutcome>& outcomes) {
   std::vector<size_t> unfinished;
   for (size_t index : members) {
     PointOutcome found = existing_outcome(spec, grid.points[index], outcomes[index].run_dir);
@@ -318,6 +319,14 @@ std::pair<std::vector<size_t>, std::vector<size_t>> split_unfinished(const Sweep
       unfinished.push_back(index);
     }
   }
+  return unfinished;
+}
+
+// take_unfinished in two halves.
+std::pair<std::vector<size_t>, std::vector<size_t>> split_unfinished(const SweepSpec& spec, const Grid& grid,
+                                                                     const std::vector<size_t>& members,
+                                                                     std::vector<PointOutcome>& outcomes) {
+  const std::vector<size_t> unfinished = take_unfinished(spec, grid, members, outcomes);
   const auto middle = unfinished.begin() + static_cast<std::ptrdiff_t>((unfinished.size() + 1) / 2);
   return {std::vector<size_t>(unfinished.begin(), middle), std::vector<size_t>(middle, unfinished.end())};
 }
@@ -431,6 +440,25 @@ SweepResult run_points(const SweepSpec& spec, const Grid& grid, const RunnerOpti
       for (auto* half : {&halves.second, &halves.first}) {
         if (!half->empty()) processes.insert(processes.begin() + static_cast<std::ptrdiff_t>(next), *half);
       }
+      write_csv();
+      continue;
+    }
+    if (run.points.size() > 1 && WIFEXITED(wait_status) &&
+        WEXITSTATUS(wait_status) == static_cast<int>(util::ExitCode::kRegroup) && g_stop_signal == 0) {
+      // Half the members or more finished early: the others, checkpointed at
+      // one step, go on next as an ensemble of their own (one process fewer
+      // members' worth of compute).
+      const auto unfinished = take_unfinished(spec, grid, run.points, result.outcomes);
+      for (size_t index : run.points) {
+        if (std::find(unfinished.begin(), unfinished.end(), index) != unfinished.end()) continue;
+        ++finished;
+        log << "bla-sweep: done " << grid.points[index].name << " in " << format_duration(seconds) << " | "
+            << describe(result.outcomes[index].summary) << " [" << finished << "/" << queue.size() << "]" << std::endl;
+      }
+      log << "bla-sweep: " << run.points.size() - unfinished.size() << " of an ensemble's " << run.points.size()
+          << " members finished early (" << run.log_path << "); its other " << unfinished.size()
+          << " continue as an ensemble of " << unfinished.size() << std::endl;
+      if (!unfinished.empty()) processes.insert(processes.begin() + static_cast<std::ptrdiff_t>(next), unfinished);
       write_csv();
       continue;
     }

@@ -402,8 +402,16 @@ std::vector<nlohmann::json> train_ensemble(std::vector<config::Config> configs, 
     const auto logs = [&](int64_t e) {
       return log_step || std::find(stopping.begin(), stopping.end(), e) != stopping.end();
     };
+    // Regroup (EnsembleOptions::regroup): once this step's early stops make at
+    // least half the members finished, with none failed and some still training.
+    int64_t finished_members = static_cast<int64_t>(stopping.size()), failed_members = 0;
+    for (const auto& m : members) {
+      if (!m.active) (m.failure.empty() ? finished_members : failed_members) += 1;
+    }
+    const bool regroup = options.regroup && !stopping.empty() && failed_members == 0 && 2 * finished_members >= E &&
+                         finished_members < E && step < total_steps;
     const bool checkpoint_step =
-        (t.checkpoint_every > 0 && step % t.checkpoint_every == 0) || step == total_steps || signal != 0;
+        (t.checkpoint_every > 0 && step % t.checkpoint_every == 0) || step == total_steps || signal != 0 || regroup;
     if (!log_step && !checkpoint_step && !read_every_step && stopping.empty()) continue;
 
     auto totals = step_metrics.read_members();  // one copy for every member
@@ -488,6 +496,19 @@ std::vector<nlohmann::json> train_ensemble(std::vector<config::Config> configs, 
                                ": every member's checkpoint saved; continue with --resume auto";
       both(what);
       throw InterruptedError(what);
+    }
+    if (regroup) {
+      int64_t training = 0;
+      for (const auto& m : members) training += m.active ? 1 : 0;
+      if (training > 0 &&
+          std::all_of(members.begin(), members.end(), [](const Member& m) { return m.failure.empty(); })) {
+        const std::string what = std::to_string(E - training) + " of " + std::to_string(E) +
+                                 " members finished early by step " + std::to_string(step) + "; the other " +
+                                 std::to_string(training) +
+                                 " saved their checkpoints: continue them as an ensemble of their own (--resume auto)";
+        both(what);
+        throw RegroupError(what);
+      }
     }
   }
 

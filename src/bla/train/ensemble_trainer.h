@@ -25,6 +25,11 @@ struct EnsembleOptions {
   bool overwrite = false;
   bool handle_signals = false;
   std::vector<std::string> labels;  // per member, for log lines ("" entries allowed)
+  // Once at least half the members have finished early (early stopping) and
+  // none has failed, checkpoint the others and throw RegroupError, so that a
+  // caller continues them as a smaller ensemble instead of computing the
+  // finished members' steps for nothing (bla-sweep passes --regroup).
+  bool regroup = false;
 };
 
 // The members' run directories: `outs` as given when there is one per
@@ -36,7 +41,8 @@ std::vector<std::string> member_run_directories(const config::Config& first, con
 
 // Trains the members (configs that differ only in member keys) and returns
 // their summaries. Throws NonFiniteError after the others finished when a
-// member failed, InterruptedError on a signal (every member checkpointed).
+// member failed, InterruptedError on a signal (every member checkpointed),
+// RegroupError as EnsembleOptions::regroup says.
 std::vector<nlohmann::json> train_ensemble(std::vector<config::Config> configs, const EnsembleOptions& options);
 
 }  // namespace bla::train

@@ -34,6 +34,14 @@ class InterruptedError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Raised by an ensemble run with EnsembleOptions::regroup once at least half
+// its members have finished early and the others' checkpoints are saved
+// (bla-train exits 7: continue those as a smaller ensemble, --resume auto).
+class RegroupError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // Raised when a loss or gradient is not finite and train.on_nonfinite is "stop".
 class NonFiniteError : public std::runtime_error {
  public:

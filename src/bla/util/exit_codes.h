@@ -18,12 +18,14 @@ namespace bla::util {
 
 enum class ExitCode : int {
   kDone = 0,
-  kError = 1,       // anything not below
-  kUsage = 2,       // a config or command-line argument error
-  kCheckpoint = 3,  // a checkpoint that cannot be read or does not fit the config
-  kNonFinite = 4,   // a non-finite loss or gradient stopped training
-  kInterrupted = 5, // SIGTERM, SIGINT or SIGHUP stopped training after a checkpoint
-  kOutOfMemory = 6, // the run does not fit the memory it may use (refused before training, or the device ran out)
+  kError = 1,        // anything not below
+  kUsage = 2,        // a config or command-line argument error
+  kCheckpoint = 3,   // a checkpoint that cannot be read or does not fit the config
+  kNonFinite = 4,    // a non-finite loss or gradient stopped training
+  kInterrupted = 5,  // SIGTERM, SIGINT or SIGHUP stopped training after a checkpoint
+  kOutOfMemory = 6,  // the run does not fit the memory it may use (refused before training, or the device ran out)
+  kRegroup = 7,      // an ensemble run with --regroup stopped once half its members had finished: the others'
+                     // checkpoints are saved, to continue as a smaller ensemble (bla-sweep does)
 };
 
 // A wrong command-line argument found after parsing: exit status 2.
