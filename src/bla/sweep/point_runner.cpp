@@ -446,8 +446,8 @@ SweepResult run_points(const SweepSpec& spec, const Grid& grid, const RunnerOpti
     if (run.points.size() > 1 && WIFEXITED(wait_status) &&
         WEXITSTATUS(wait_status) == static_cast<int>(util::ExitCode::kRegroup) && g_stop_signal == 0) {
       // Half the members or more finished early: the others, checkpointed at
-      // one step, go on next as an ensemble of their own (one process fewer
-      // members' worth of compute).
+      // one step, go on next as an ensemble of their own, so the finished
+      // ones are no longer computed.
       const auto unfinished = take_unfinished(spec, grid, run.points, result.outcomes);
       for (size_t index : run.points) {
         if (std::find(unfinished.begin(), unfinished.end(), index) != unfinished.end()) continue;
