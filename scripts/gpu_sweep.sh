@@ -7,17 +7,25 @@
 # time limit, and passes it on once: runs stop after a checkpoint.
 #   SWEEP=configs/sweeps/mqar_pilot.yaml GPUS=0,0 LIMIT=500 scripts/gpu_sweep.sh
 #   ONLY=bla,swa                      # bla-sweep --only
+#   ENSEMBLE=4                        # bla-sweep --ensemble (members per process; default auto)
+#   RESTORE="a/runs.tgz b/runs.tgz"   # earlier calls' runs.tgz, unpacked into the sweep's folder first:
+#                                     # the points they finished are skipped (checkpoints do not come
+#                                     # back from a call, so an unfinished point starts again)
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 out=${OUT:-gpu-sweep}
 source scripts/gpu_build.sh
 gpu_build "$out" bla-train bla-sweep || exit 1
 sweep=${SWEEP:-configs/sweeps/mqar_pilot.yaml}
 name=$(basename "$sweep" .yaml)
 dir=${SWEEP_DIR:-$BUILD_DIR/sweeps/$name}
+mkdir -p "$dir"
+for archive in ${RESTORE:-}; do
+  tar xzf "$archive" -C "$dir" || { echo "gpu_sweep.sh: cannot unpack RESTORE archive $archive" >&2; exit 1; }
+done
 t0=$(date +%s)
 timeout --foreground -s TERM -k 60 "${LIMIT:-500}" "$BUILD_DIR/src/bla-sweep" "$sweep" --out "$dir" --gpus "${GPUS:-0}" \
-  --bla-train "$BUILD_DIR/src/bla-train" ${ONLY:+--only "$ONLY"} > "$out/sweep.log" 2>&1
+  --bla-train "$BUILD_DIR/src/bla-train" ${ONLY:+--only "$ONLY"} ${ENSEMBLE:+--ensemble "$ENSEMBLE"} > "$out/sweep.log" 2>&1
 echo "bla-sweep rc=$? after $(( $(date +%s) - t0 )) s"
 grep -E "points:|did not fit|FAILED|finished in|interrupted in" "$out/sweep.log" | head -20
 mkdir -p "$out/$name"
