@@ -90,4 +90,15 @@ inline void fused_adamw_(at::TensorList params, at::TensorList grads, at::Tensor
 #endif
 }
 
+// A profiler event's duration in microseconds (torch::autograd::profiler::KinetoEvent:
+// durationUs() before LibTorch 2.1, durationNs() since).
+template <typename Event>
+double profiler_event_us(const Event& event) {
+#if BLA_TORCH_AT_LEAST(2, 1)
+  return static_cast<double>(event.durationNs()) / 1000.0;
+#else
+  return static_cast<double>(event.durationUs());
+#endif
+}
+
 }  // namespace bla::compat

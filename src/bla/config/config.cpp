@@ -318,6 +318,8 @@ Config build(YAML::Node root, std::shared_ptr<ConfigSource> source) {
   t.fused_head = train.choice(T["fused_head"]);
   t.prefetch = train.integer(T["prefetch"]);
   t.tensorboard = train.boolean(T["tensorboard"]);
+  t.profile_steps = train.integer(T["profile_steps"]);
+  t.profile_start = train.integer(T["profile_start"]);
   train.finish();
 
   top.finish();

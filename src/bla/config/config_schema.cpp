@@ -117,7 +117,13 @@ const Schema& train_schema() {
                   "the LM head fused with cross-entropy in row chunks: `auto` where a batch's float32 logits would "
                   "exceed 8 GiB, `on` always, `off` never"),
        integer_key("prefetch", d.prefetch, 0, 64, "steps of batches built ahead on the feeder thread (0: in the step)"),
-       boolean_key("tensorboard", d.tensorboard, "write a TensorBoard event file into the run directory")});
+       boolean_key("tensorboard", d.tensorboard, "write a TensorBoard event file into the run directory"),
+       integer_key("profile_steps", d.profile_steps, 0, 1000,
+                   "steps run under LibTorch's profiler: `profile.txt` in the run directory lists the GPU's kernels "
+                   "and the host's operators by time, `profile.json` is a Chrome trace where LibTorch has Kineto "
+                   "(0: none; docs/performance.md, \"Profiling a run\")"),
+       integer_key("profile_start", d.profile_start, 0, kMaxInt,
+                   "steps done before profiling starts (after the CUDA graph's capture, which follows step 3)")});
   return schema;
 }
 

@@ -13,6 +13,7 @@
 #include "bla/train/memory_estimate.h"
 #include "bla/train/member_optimizer.h"
 #include "bla/train/run_report.h"
+#include "bla/train/step_profiler.h"
 #include "bla/train/trainer.h"
 #include "bla/util/files.h"
 #include "bla/util/interrupt.h"
@@ -372,11 +373,15 @@ std::vector<nlohmann::json> train_ensemble(std::vector<config::Config> configs, 
   const char* sync_env = std::getenv("BLA_SYNC_EVERY_STEP");
   const bool read_every_step = !device.is_cuda() || (sync_env != nullptr && std::string(sync_env) == "1");
   std::vector<StepBatch> batches(static_cast<size_t>(E));
+  // The ensemble's step is profiled into the first member's run directory.
+  StepProfiler profiler({t.profile_start, t.profile_steps}, members.front().run_dir, device, both);
   while (step < total_steps && std::any_of(members.begin(), members.end(), [](const Member& m) { return m.active; })) {
     const auto lrs = optimizer.learning_rates(step, total_steps);
     for (int64_t e = 0; e < E; ++e) batches[e] = members[e].feeder->next();
+    profiler.before_step(step);
     runner.run(join_member_batches(batches, device.is_cuda()), lrs);
     step += 1;
+    profiler.after_step(step);
     for (int64_t e = 0; e < E; ++e) {
       members[e].progress.step = step;
       members[e].progress.data_position = batches[e].data_position;
@@ -511,6 +516,7 @@ std::vector<nlohmann::json> train_ensemble(std::vector<config::Config> configs, 
       }
     }
   }
+  profiler.finish();
 
   std::string failures;
   for (int64_t e = 0; e < E; ++e) {

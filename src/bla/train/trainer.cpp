@@ -15,6 +15,7 @@
 #include "bla/train/optimizer.h"
 #include "bla/train/run_report.h"
 #include "bla/train/step_metrics.h"
+#include "bla/train/step_profiler.h"
 #include "bla/train/step_runner.h"
 #include "bla/util/files.h"
 #include "bla/util/interrupt.h"
@@ -139,6 +140,9 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
   StepRunner runner(*model, optimizer, step_metrics, dp, device, step_options,
                     [&log](const std::string& line) { log->info("{}", line); });
 
+  StepProfiler profiler({t.profile_start, t.profile_steps}, dp.is_main() ? run_dir : "", device,
+                        [&log](const std::string& line) { log->info("{}", line); });
+
   std::optional<RunRecords> records;
   if (dp.is_main()) records.emplace(run_dir, progress.step, t.tensorboard);
   auto report = [&](const std::string& split, const nlohmann::json& record) {
@@ -207,8 +211,10 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
   while (progress.step < progress.total_steps) {
     const double lr = optimizer.learning_rate(progress.step, progress.total_steps);
     auto batch = feeder.next();
+    profiler.before_step(progress.step);
     runner.run(batch, lr);
     progress.step += 1;
+    profiler.after_step(progress.step);
     progress.data_position = batch.data_position;
 
     const int signal = options.handle_signals && progress.step < progress.total_steps ? interrupted() : 0;
@@ -291,6 +297,7 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
     if (stop_now) break;
   }
 
+  profiler.finish();
   // The validation results of the final weights (where the task has a validation split: what selection reads).
   if (task->num_examples(tasks::Split::kValidation) > 0 && last_validation_step != progress.step) {
     last_validation = run_eval(0, tasks::Split::kValidation);
