@@ -18,6 +18,7 @@
 #   SKIP_TESTS=1 scripts/gpu_mixer_kernels.sh  # leave out the CUDA tests
 #   MIXERS_125M="attention gla gsa" scripts/gpu_mixer_kernels.sh  # the 125M runs of these mixers only
 #   SANITIZE=1 scripts/gpu_mixer_kernels.sh    # also compute-sanitizer memcheck and racecheck on the harnesses' checks
+#                                              # (SANITIZE_TIMEOUT=s: each sanitizer run's limit, default 240)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 out=${OUT:-gpu-mixer-kernels}
@@ -45,7 +46,7 @@ if [ -z "${SKIP_DEV:-}" ]; then
     grep -E "FAIL|skipped|SKIP|^checks:|^\[time\]" "$out/$harness.log" | cut -c1-200 | head -40
     if [ -n "${SANITIZE:-}" ]; then
       for tool in memcheck racecheck; do
-        timeout 240 compute-sanitizer --tool "$tool" "build-kernel-dev/$harness" "${small[@]}" --T 150 \
+        timeout "${SANITIZE_TIMEOUT:-240}" compute-sanitizer --tool "$tool" "build-kernel-dev/$harness" "${small[@]}" --T 150 \
           > "$out/sanitizer_${harness}_$tool.log" 2>&1
         echo "compute-sanitizer $tool $harness rc=$?"
         grep -E "ERROR SUMMARY|RACECHECK SUMMARY|FAIL" "$out/sanitizer_${harness}_$tool.log" | head -5
