@@ -19,41 +19,65 @@
 #   MIXERS_125M="attention gla gsa" scripts/gpu_mixer_kernels.sh  # the 125M runs of these mixers only
 #   SANITIZE=1 scripts/gpu_mixer_kernels.sh    # also compute-sanitizer memcheck and racecheck on the harnesses' checks
 #                                              # (SANITIZE_TIMEOUT=s: each sanitizer run's limit, default 240)
+#   DEV_BIN=.devbin scripts/gpu_mixer_kernels.sh  # the harnesses as built beforehand, without a GPU, by
+#                                              # scripts/build_dev_harnesses.sh .devbin (carry the folder)
+#   HARNESSES_ONLY=1 scripts/gpu_mixer_kernels.sh  # only the harnesses (no library build): with DEV_BIN, a call
+#                                              # of a minute checks the kernels
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 out=${OUT:-gpu-mixer-kernels}
 mkdir -p "$out"
 t0=$(date +%s)
-flags=(-std=c++17 -O3 -arch="${ARCH:-sm_90}" --use_fast_math -lineinfo --expt-relaxed-constexpr -Ikernels)
-mkdir -p build-kernel-dev
+dev_bin=${DEV_BIN:-build-kernel-dev}
+failed=0
+if [ -n "${HARNESSES_ONLY:-}" ] && [ -n "${SKIP_DEV:-}" ]; then
+  echo "HARNESSES_ONLY=1 with SKIP_DEV=1 leaves nothing to run" >&2
+  exit 2
+fi
 if [ -z "${SKIP_DEV:-}" ]; then
-  # The two harnesses build in the background while the library builds.
-  (nvcc "${flags[@]}" kernels/dev/gla_forward_dev.cu kernels/gla_kernels.cu -o build-kernel-dev/gla_forward_dev &&
-    nvcc "${flags[@]}" kernels/dev/ssd_chunk_dev.cu -o build-kernel-dev/ssd_chunk_dev) > "$out/dev_build.log" 2>&1 &
-  dev_build=$!
+  if [ -n "${DEV_BIN:-}" ]; then
+    for harness in gla_forward_dev ssd_chunk_dev; do
+      [ -x "$dev_bin/$harness" ] || { echo "DEV_BIN=$dev_bin has no $harness: run scripts/build_dev_harnesses.sh $dev_bin" >&2; exit 2; }
+    done
+    dev_build=
+  else
+    # The two harnesses build in the background while the library builds.
+    scripts/build_dev_harnesses.sh "$dev_bin" > "$out/dev_build.log" 2>&1 &
+    dev_build=$!
+  fi
 fi
 
-# shellcheck source=scripts/gpu_build.sh
-source scripts/gpu_build.sh
-gpu_build "$out" bla_cuda_tests bla-bench bla-train bla-data || exit 1
+if [ -z "${HARNESSES_ONLY:-}" ]; then
+  # shellcheck source=scripts/gpu_build.sh
+  source scripts/gpu_build.sh
+  gpu_build "$out" bla_cuda_tests bla-bench bla-train bla-data || exit 1
+else
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+fi
 
 if [ -z "${SKIP_DEV:-}" ]; then
-  wait "$dev_build" || { head -n 40 "$out/dev_build.log"; exit 1; }
+  if [ -n "$dev_build" ]; then wait "$dev_build" || { head -n 40 "$out/dev_build.log"; exit 1; }; fi
   small=(--no-bench --B 1 --H 2)
   for harness in gla_forward_dev ssd_chunk_dev; do
-    timeout 240 "build-kernel-dev/$harness" > "$out/$harness.log" 2>&1
-    echo "$harness rc=$? ($(($(date +%s) - t0)) s)"
+    timeout 240 "$dev_bin/$harness" > "$out/$harness.log" 2>&1
+    rc=$?
+    [ "$rc" = 0 ] || failed=1
+    echo "$harness rc=$rc ($(($(date +%s) - t0)) s)"
     grep -E "FAIL|skipped|SKIP|^checks:|^\[time\]" "$out/$harness.log" | cut -c1-200 | head -40
     if [ -n "${SANITIZE:-}" ]; then
       for tool in memcheck racecheck; do
-        timeout "${SANITIZE_TIMEOUT:-240}" compute-sanitizer --tool "$tool" "build-kernel-dev/$harness" "${small[@]}" --T 150 \
+        timeout "${SANITIZE_TIMEOUT:-240}" compute-sanitizer --tool "$tool" "$dev_bin/$harness" "${small[@]}" --T 150 \
           > "$out/sanitizer_${harness}_$tool.log" 2>&1
-        echo "compute-sanitizer $tool $harness rc=$?"
+        rc=$?
+        [ "$rc" = 0 ] || failed=1
+        echo "compute-sanitizer $tool $harness rc=$rc"
         grep -E "ERROR SUMMARY|RACECHECK SUMMARY|FAIL" "$out/sanitizer_${harness}_$tool.log" | head -5
       done
     fi
   done
 fi
+
+[ -n "${HARNESSES_ONLY:-}" ] && exit "$failed"
 
 if [ -z "${SKIP_TESTS:-}" ]; then
   timeout 300 "$BUILD_DIR/tests/bla_cuda_tests" \
