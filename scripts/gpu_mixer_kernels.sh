@@ -21,8 +21,8 @@
 #                                              # (SANITIZE_TIMEOUT=s: each sanitizer run's limit, default 240)
 #   DEV_BIN=.devbin scripts/gpu_mixer_kernels.sh  # the harnesses as built beforehand, without a GPU, by
 #                                              # scripts/build_dev_harnesses.sh .devbin (carry the folder)
-#   HARNESSES_ONLY=1 scripts/gpu_mixer_kernels.sh  # only the harnesses (no library build): with DEV_BIN, a call
-#                                              # of a minute checks the kernels
+#   HARNESSES_ONLY=1 scripts/gpu_mixer_kernels.sh  # only the harnesses, without the library's build (with
+#                                              # DEV_BIN, nothing is compiled on the GPU machine)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 out=${OUT:-gpu-mixer-kernels}

@@ -141,12 +141,15 @@ TEST_F(DamagedCheckpoint, EveryReaderRefusesItInOneLineNamingTheFile) {
 std::vector<size_t> flip_positions(const std::string& payload) {
   const size_t pickle_name = payload.find("archive/data.pkl");
   const size_t end_record = payload.size() - 22;  // the zip's end-of-central-directory record
-  EXPECT_NE(pickle_name, std::string::npos);
-  EXPECT_EQ(payload.compare(end_record, 4, "PK\x05\x06"), 0);
   uint32_t directory = 0;
   std::memcpy(&directory, payload.data() + end_record + 16, sizeof(directory));
   const size_t records_end = pickle_name - 30;  // the local header before the name
-  EXPECT_LT(records_end, directory);
+  // Not laid out as this expects: no positions, and the test fails.
+  if (pickle_name == std::string::npos || pickle_name < 30 || payload.compare(end_record, 4, "PK\x05\x06") != 0 ||
+      records_end >= directory || directory >= payload.size()) {
+    ADD_FAILURE() << "the payload is not laid out as LibTorch's zip archive was when this test was written";
+    return {};
+  }
   std::vector<size_t> at;
   for (size_t i = 0; i < 64; ++i) at.push_back(i * records_end / 64);
   for (size_t i = 0; i < 48; ++i) at.push_back(directory + i * (payload.size() - directory) / 48);
