@@ -86,8 +86,8 @@ torch::Tensor stable_softmax(const torch::Tensor& x, int64_t dim) {
 HeadProjections project_heads(const torch::Tensor& x, torch::nn::Linear q_proj, torch::nn::Linear k_proj,
                               torch::nn::Linear v_proj, int64_t heads, bool rope, double rope_base,
                               int64_t start) {
-  HeadProjections p{split_heads(project(q_proj, x), heads), split_heads(project(k_proj, x), heads),
-                    split_heads(project(v_proj, x), heads)};
+  const auto qkv = project_stacked({q_proj, k_proj, v_proj}, x);
+  HeadProjections p{split_heads(qkv[0], heads), split_heads(qkv[1], heads), split_heads(qkv[2], heads)};
   if (rope) {
 #ifdef BLA_HAVE_CUDA_KERNELS
     // Queries and keys in one launch where the kernel takes them; else each

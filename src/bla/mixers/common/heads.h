@@ -49,7 +49,8 @@ torch::Tensor merge_heads(const torch::Tensor& x);
 // Queries, keys and values of x (B, T, d_model), each split into heads
 // (B, T, H, D), with rotary embeddings on q and k (first token at position
 // `start`) when `rope` is set: the input side of every softmax-attention
-// layer, for the full forward (start 0) and the decode step (T = 1).
+// layer, for the full forward (start 0) and the decode step (T = 1). The
+// three come out of one product (project_stacked), as views of its output.
 struct HeadProjections {
   torch::Tensor q, k, v;
 };

@@ -38,6 +38,20 @@ torch::Tensor project(const torch::nn::Linear& linear, const torch::Tensor& x) {
   return project(linear->weight, linear->bias, x);
 }
 
+std::vector<torch::Tensor> project_stacked(const std::vector<torch::nn::Linear>& linears, const torch::Tensor& x) {
+  TORCH_CHECK(!linears.empty(), "project_stacked: no projections");
+  std::vector<torch::Tensor> weights;
+  std::vector<int64_t> outs;
+  for (const auto& linear : linears) {
+    TORCH_CHECK(!linear->bias.defined(), "project_stacked: projections must have no bias");
+    weights.push_back(linear->weight);
+    outs.push_back(linear->weight.size(-2));
+  }
+  if (weights.size() == 1) return {project(weights[0], torch::Tensor(), x)};
+  const int64_t out_dim = weights[0].dim() - 2;  // 0 solo, 1 in an ensemble
+  return project(torch::cat(weights, out_dim), torch::Tensor(), x).split_with_sizes(outs, -1);
+}
+
 torch::Tensor embed(const torch::Tensor& weight, const torch::Tensor& tokens) {
   if (weight.dim() == 2) return torch::embedding(weight, tokens);
   const int64_t E = weight.size(0), V = weight.size(1);

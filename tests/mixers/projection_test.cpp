@@ -1,0 +1,94 @@
+// Stacked projections (mixers/common/members.h, project_stacked): several
+// bias-free projections of one input as one product give each projection's
+// own output and the same gradients for the input and every weight, solo
+// and in an ensemble (float64), and refuse what they cannot stack.
+#include "bla/mixers/common/heads.h"
+#include "bla/mixers/common/members.h"
+
+#include "support/tensor_checks.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <vector>
+
+namespace {
+
+using bla::mixers::make_projection;
+using bla::mixers::project;
+using bla::mixers::project_stacked;
+using bla::testing::max_abs_diff;
+
+std::vector<torch::nn::Linear> projections(const std::vector<int64_t>& outs, int64_t in, int64_t members) {
+  std::vector<torch::nn::Linear> linears;
+  for (int64_t out : outs) {
+    auto linear = make_projection(in, out, 0.3);
+    linear->to(torch::kDouble);
+    if (members > 0) {
+      torch::NoGradGuard no_grad;
+      linear->weight.set_data(torch::randn({members, out, in}, torch::kDouble) * 0.3);
+    }
+    linears.push_back(linear);
+  }
+  return linears;
+}
+
+// Outputs and every gradient of the stacked product against one product per
+// projection, for the same upstream gradients.
+void expect_stacked_matches_separate(int64_t members) {
+  torch::manual_seed(3);
+  const int64_t in = 12, rows = members > 0 ? 2 * members : 3;
+  auto linears = projections({8, 8, 5}, in, members);
+  auto x = torch::randn({rows, 7, in}, torch::kDouble).requires_grad_(true);
+  std::vector<torch::Tensor> grads;
+  for (const auto& linear : linears) grads.push_back(torch::randn({rows, 7, linear->weight.size(-2)}, torch::kDouble));
+
+  auto stacked = project_stacked(linears, x);
+  ASSERT_EQ(stacked.size(), linears.size());
+  torch::autograd::backward(stacked, grads);
+  const auto x_grad = x.grad().clone();
+  std::vector<torch::Tensor> weight_grads;
+  for (auto& linear : linears) {
+    weight_grads.push_back(linear->weight.grad().clone());
+    linear->weight.mutable_grad() = torch::Tensor();
+  }
+  x.mutable_grad() = torch::Tensor();
+
+  std::vector<torch::Tensor> separate;
+  for (const auto& linear : linears) separate.push_back(project(linear, x));
+  torch::autograd::backward(separate, grads);
+  for (size_t i = 0; i < linears.size(); ++i) {
+    EXPECT_EQ(stacked[i].sizes(), separate[i].sizes()) << "projection " << i;
+    EXPECT_LT(max_abs_diff(stacked[i], separate[i]), 1e-12) << "projection " << i;
+    EXPECT_LT(max_abs_diff(weight_grads[i], linears[i]->weight.grad()), 1e-12) << "projection " << i;
+  }
+  EXPECT_LT(max_abs_diff(x_grad, x.grad()), 1e-12);
+}
+
+TEST(ProjectStacked, GivesEachProjectionsOutputAndGradientsSolo) { expect_stacked_matches_separate(0); }
+
+TEST(ProjectStacked, GivesEachMembersProjectionsInAnEnsemble) { expect_stacked_matches_separate(3); }
+
+TEST(ProjectStacked, OneProjectionIsThatProjection) {
+  torch::manual_seed(4);
+  auto linears = projections({6}, 4, 0);
+  auto x = torch::randn({2, 3, 4}, torch::kDouble);
+  auto out = project_stacked(linears, x);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(torch::equal(out[0], project(linears[0], x)));
+}
+
+TEST(ProjectStacked, RefusesAProjectionWithABias) {
+  auto linears = projections({4, 4}, 4, 0);
+  linears[1] = torch::nn::Linear(torch::nn::LinearOptions(4, 4).bias(true));
+  linears[1]->to(torch::kDouble);
+  try {
+    project_stacked(linears, torch::randn({1, 2, 4}, torch::kDouble));
+    FAIL() << "a projection with a bias was stacked";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("project_stacked: projections must have no bias"), std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
