@@ -10,7 +10,10 @@ log scale), y = the test metric, one line per group label (a mixer, or a
 variant such as multi-resolution BLA). Seeds (run.seed) are averaged first;
 then, of the points of one group at one state size (different train.lr, or
 other swept keys that leave the state alone), one is kept and its learning
-rate shown: the best on the validation split when the CSV has the metric's
+rate shown: the best mean over the seeds every rate of that state has (all
+of them in a full grid; the first seeds after a sweep file's `select`, where
+the other seeds ran at the chosen rate only: bla-sweep's choice), on the
+validation split when the CSV has the metric's
 validation column (validation_accuracy for test_accuracy: runs with
 data.validation_examples), else the best on the plotted metric itself,
 which the output then says is a choice on the test set. Prints the table
@@ -105,30 +108,38 @@ def selection_column(rows, metric):
 
 
 def best_points(rows, metric, select=None):
-    """{facet: {group: {state: (values, lr)}}}: of the configs at one state, the one whose mean over seeds of
-    `select` (default `metric`) is best is kept, with its `metric` value of each seed."""
+    """{facet: {group: {state: (values, lr)}}}: of the configs at one state, the one whose mean of `select`
+    (default `metric`) over the seeds every config of that state has is best is kept, with its `metric` value
+    of each of its seeds. With a full grid those are all seeds; after a sweep file's `select` (the first seeds
+    try every rate, the others run at the chosen one) they are the first seeds, the choice bla-sweep made."""
     select = select or metric
     facets = facet_keys(rows)
     others = [k for k in axis_columns(rows) if k not in facets and k != SEED_KEY]
-    by_config = defaultdict(list)  # (facet, group, state, config) -> (value, selection value) over seeds
+    by_config = defaultdict(list)  # (facet, group, state, config) -> (seed, value, selection value)
     for r in rows:
         value, chosen_on, state = number(r.get(metric)), number(r.get(select)), number(r.get("state_total"))
         if r.get("status") != "done" or value is None or chosen_on is None or state is None:
             continue
         facet = tuple((k, r.get(k, "")) for k in facets)
         config = tuple(r.get(k, "") for k in others)
-        by_config[(facet, r["group"], state, config)].append((value, chosen_on))
+        by_config[(facet, r["group"], state, config)].append((r.get(SEED_KEY, ""), value, chosen_on))
+    common = {}  # (facet, group, state) -> the seeds every config there has
+    for (facet, group, state, _), runs in by_config.items():
+        seeds = {seed for seed, _, _ in runs}
+        key = (facet, group, state)
+        common[key] = common[key] & seeds if key in common else seeds
     lower = lower_is_better(select)
     lr_index = others.index(LR_KEY) if LR_KEY in others else None
     table = defaultdict(lambda: defaultdict(dict))
     chosen = {}
-    for (facet, group, state, config), pairs in by_config.items():
-        score = mean([c for _, c in pairs])
-        lr = config[lr_index] if lr_index is not None else ""
+    for (facet, group, state, config), runs in by_config.items():
         key = (facet, group, state)
+        scored = [c for seed, _, c in runs if seed in common[key]] or [c for _, _, c in runs]
+        score = mean(scored)
+        lr = config[lr_index] if lr_index is not None else ""
         if key not in chosen or (score < chosen[key] if lower else score > chosen[key]):
             chosen[key] = score
-            table[facet][group][state] = ([v for v, _ in pairs], lr)
+            table[facet][group][state] = ([v for _, v, _ in runs], lr)
     return table
 
 

@@ -2,12 +2,15 @@
 //
 // Runs every point of a sweep file (src/bla/sweep/sweep_file.h) with the
 // bla-train beside this program, skips finished points, resumes interrupted
-// ones, and writes DIR/results.csv. Needs neither LibTorch nor the library.
+// ones, and writes DIR/results.csv. With a sweep file's select, the trials run
+// first, then the other seeds at the value they chose (sweep/selection.h).
+// Needs neither LibTorch nor the library.
 // Exit codes: 0 every point done, 1 some point failed, 2 sweep file or usage
 // error, 130 interrupted.
 #include "bla/config/section.h"
 #include "bla/sweep/grid.h"
 #include "bla/sweep/point_runner.h"
+#include "bla/sweep/selection.h"
 #include "bla/sweep/sweep_file.h"
 #include "bla/util/exit_codes.h"
 #include "bla/util/files.h"
@@ -68,6 +71,16 @@ std::vector<std::string> split_gpus(const std::string& list) {
   return out;
 }
 
+// Every point as found on disk (done, stale or pending).
+std::vector<bla::sweep::PointOutcome> outcomes_on_disk(const bla::sweep::SweepSpec& spec,
+                                                       const bla::sweep::Grid& grid, const std::string& out_dir) {
+  std::vector<bla::sweep::PointOutcome> outcomes;
+  for (const auto& point : grid.points) {
+    outcomes.push_back(bla::sweep::existing_outcome(spec, point, bla::sweep::run_dir_of(out_dir, point)));
+  }
+  return outcomes;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -117,9 +130,17 @@ int main(int argc, char** argv) {
     options.out_dir = out.empty() ? default_out_dir(spec) : out;
     options.bla_train = bla_train.empty() ? bla::util::join_path(own_directory(), "bla-train") : bla_train;
     options.ensemble = bla::sweep::parse_ensemble(ensemble);
+    // With select: the trials, and the held points whose value was chosen (sweep/selection.h).
+    std::vector<bla::sweep::Stage> stages;
+    if (spec.select) stages = bla::sweep::stages_of(*spec.select, grid, sweep_path);
+    auto all_points = grid;
+    auto known = outcomes_on_disk(spec, all_points, options.out_dir);
+    grid = bla::sweep::runnable_points(spec.select, all_points, stages, known);
 
     if (dry_run) {
-      std::cout << grid.points.size() << " points; base " << spec.base_config << "; out " << options.out_dir << "\n";
+      std::cout << all_points.points.size() << " points; base " << spec.base_config << "; out " << options.out_dir
+                << "\n";
+      if (spec.select) bla::sweep::describe_choices(*spec.select, all_points, stages, known, std::cout);
       std::vector<size_t> queue;
       std::vector<bool> resumable;
       for (size_t i = 0; i < grid.points.size(); ++i) {
@@ -153,6 +174,22 @@ int main(int argc, char** argv) {
     }
     auto result = bla::sweep::run_points(spec, grid, options, std::cout);
     if (result.interrupted) return 130;
+    if (spec.select) {
+      // The trials that just ran settle their choices: the chosen held points run next.
+      for (size_t i = 0, j = 0; i < all_points.points.size() && j < grid.points.size(); ++i) {
+        if (all_points.points[i].name == grid.points[j].name) known[i] = result.outcomes[j++];
+      }
+      bla::sweep::describe_choices(*spec.select, all_points, stages, known, std::cout);
+      auto next = bla::sweep::runnable_points(spec.select, all_points, stages, known);
+      if (next.points.size() > grid.points.size()) {
+        for (size_t i = 0; i < all_points.points.size(); ++i) {
+          if (known[i].status != "done" && known[i].status != "pending" && known[i].status != "stale")
+            options.settled[all_points.points[i].name] = known[i];
+        }
+        result = bla::sweep::run_points(spec, next, options, std::cout);
+        if (result.interrupted) return 130;
+      }
+    }
     for (const auto& outcome : result.outcomes) {
       if (outcome.status != "done") return 1;
     }

@@ -96,6 +96,22 @@ TEST(PlotSweep, TheLearningRateIsChosenOnValidationAndTheTestMetricReported) {
       << result.output;
 }
 
+// After a sweep file's select (seed 1 tried both rates, seeds 2 and 3 ran at the one it chose): the choice is
+// made on seed 1, the seed both rates have, as bla-sweep made it, even though the chosen rate's other seeds
+// score lower on validation than the other rate's seed 1; its three seeds are reported.
+TEST(PlotSweep, AfterASelectTheRateIsChosenOnTheSeedsEveryRateHas) {
+  if (!have_python()) GTEST_SKIP() << "python3 is not on PATH";
+  TempDir tmp;
+  const auto result = plot_sweep(tmp, std::string(kHeader) +
+                                           "a,bla,done,ran,0,1e-3,1,mqar,10,0.70,0.90,100,512\n"
+                                           "b,bla,done,ran,0,1e-3,2,mqar,10,0.60,0.50,100,512\n"
+                                           "c,bla,done,ran,0,1e-3,3,mqar,10,0.62,0.50,100,512\n"
+                                           "d,bla,done,ran,0,3e-3,1,mqar,10,0.95,0.85,100,512\n");
+  ASSERT_EQ(result.status, 0) << result.output;
+  EXPECT_NE(result.output.find("| 512 | 0.640 [0.600, 0.700] (lr 1e-3, 3 seeds) |"), std::string::npos)
+      << result.output;
+}
+
 TEST(PlotSweep, WithoutAValidationColumnItSaysTheChoiceIsOnTheTestSet) {
   if (!have_python()) GTEST_SKIP() << "python3 is not on PATH";
   TempDir tmp;

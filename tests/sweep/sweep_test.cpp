@@ -15,6 +15,7 @@
 #include "bla/config/section.h"
 #include "bla/sweep/grid.h"
 #include "bla/sweep/point_runner.h"
+#include "bla/sweep/selection.h"
 #include "bla/sweep/sweep_file.h"
 #include "bla/train/task_and_model.h"
 #include "bla/util/exit_codes.h"
@@ -227,6 +228,7 @@ TEST(SweepFile, EveryShippedSweepFileExpandsIntoConfigsBlaTrainAccepts) {
     const auto spec = bla::sweep::load_sweep(bla::util::join_path(dir, name));
     const auto grid = bla::sweep::expand(spec);
     ASSERT_FALSE(grid.points.empty()) << name;
+    if (spec.select) EXPECT_NO_THROW(bla::sweep::stages_of(*spec.select, grid, spec.file)) << name;
     std::set<std::string> built;
     for (const auto& point : grid.points) {
       std::vector<std::string> overrides;
@@ -577,4 +579,115 @@ exit 5
   ASSERT_EQ(csv.size(), 2u);
   EXPECT_EQ(column(csv, 1, "status"), "interrupted");
   EXPECT_EQ(column(csv, 1, "exit_code"), "5");
+}
+
+namespace {
+
+// A stand-in for bla-train whose validation accuracy depends on the point:
+// 0.4 at lr 1e-3, 0.9 at 3e-3, 0.6 at 1e-2 (0.95 with slots 8, where 3e-3
+// gives 0.5), plus 0.01 x the seed; lr crash exits 1. Records its arguments
+// in <sweep>/calls.txt.
+std::string write_selecting_train(const TempDir& tmp) {
+  const std::string path = tmp / "selecting-train";
+  std::ofstream(path) << R"SH(#!/bin/sh
+out=""; prev=""; lr=""; seed=""; slots=""
+for a in "$@"; do
+  [ "$prev" = "--out" ] && out=$a
+  case "$a" in train.lr=*) lr=${a#train.lr=};; run.seed=*) seed=${a#run.seed=};; model.mixers.bla.slots=*) slots=${a#*=};; esac
+  prev=$a
+done
+echo "$*" >> "$(dirname "$(dirname "$out")")/calls.txt"
+case "$slots/$lr" in
+  */crash) exit 1;;
+  */1e-3) acc=0.4;;
+  8/3e-3) acc=0.5;;
+  */3e-3) acc=0.9;;
+  8/1e-2) acc=0.95;;
+  */1e-2) acc=0.6;;
+esac
+mkdir -p "$out"
+printf '{"task":"mqar","steps":12,"test":{"accuracy":%s},"validation":{"accuracy":%s%s},"state":{"total_numel":300}}\n' \
+  "$acc" "$acc" "$seed" > "$out/summary.json"
+)SH";
+  ::chmod(path.c_str(), 0755);
+  return path;
+}
+
+const char* kSelectingSweep = R"(base: base.yaml
+grid: {train.lr: [1e-3, 3e-3, 1e-2, crash], run.seed: [1, 2, 3]}
+select: {key: train.lr, seeds: [1]}
+groups:
+  - {label: bla, set: {model.mixer: bla}, grid: {model.mixers.bla.slots: [4, 8]}}
+)";
+
+}  // namespace
+
+// select: the first seed tries every rate; the other seeds run at the rate it
+// chose, per point of the other axes; a rate whose trial failed is not chosen.
+TEST(SweepSelect, TheFirstSeedTriesEveryValueAndTheOthersRunAtTheChosenOne) {
+  TempDir tmp;
+  const std::string fake = write_selecting_train(tmp);
+  write_file(tmp / "base.yaml", "run: {name: x}\n");
+  const std::string sweep = write_file(tmp / "s.yaml", kSelectingSweep);
+  const std::string out = tmp / "out";
+  auto dry = run_command(kSweep + " " + sweep + " --out " + out + " --dry-run --ensemble off --bla-train " + fake, 60);
+  ASSERT_EQ(dry.status, 0) << dry.output;
+  EXPECT_NE(dry.output.find("bla-sweep: select: bla_slots-4_lr-1e-3_seed-2 and its other seeds: held until its 4 "
+                            "trials (seeds 1) finish"),
+            std::string::npos) << dry.output;
+
+  auto run = run_command(kSweep + " " + sweep + " --out " + out + " --ensemble off --bla-train " + fake, 60);
+  EXPECT_EQ(run.status, 1) << run.output;  // the crash trials failed
+  EXPECT_NE(run.output.find("bla-sweep: select: bla_slots-4_lr-1e-3_seed-2 and its other seeds: train.lr = 3e-3 "
+                            "(validation_accuracy 0.91, mean over seeds 1)"),
+            std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("bla_slots-8_lr-1e-3_seed-2 and its other seeds: train.lr = 1e-2 (validation_accuracy "
+                            "0.951, mean over seeds 1)"),
+            std::string::npos) << run.output;
+  // 2 x 4 trials, then 2 x 2 replicates at the chosen rates.
+  EXPECT_EQ(count_lines(out + "/calls.txt"), 12);
+  auto csv = read_csv(out + "/results.csv");
+  std::set<std::string> done;
+  for (size_t row = 1; row < csv.size(); ++row) {
+    if (column(csv, row, "status") == "done") done.insert(column(csv, row, "name"));
+  }
+  EXPECT_EQ(done, (std::set<std::string>{"bla_slots-4_lr-1e-3_seed-1", "bla_slots-4_lr-3e-3_seed-1",
+                                         "bla_slots-4_lr-1e-2_seed-1", "bla_slots-4_lr-3e-3_seed-2",
+                                         "bla_slots-4_lr-3e-3_seed-3", "bla_slots-8_lr-1e-3_seed-1",
+                                         "bla_slots-8_lr-3e-3_seed-1", "bla_slots-8_lr-1e-2_seed-1",
+                                         "bla_slots-8_lr-1e-2_seed-2", "bla_slots-8_lr-1e-2_seed-3"}));
+  EXPECT_EQ(csv.size(), 1u + 10u + 2u);  // the header, 10 done, 2 failed trials; rates not chosen have no rows
+
+  // Again: the finished points are skipped and the choice is made from what is on disk; the failed trials rerun.
+  auto again = run_command(kSweep + " " + sweep + " --out " + out + " --ensemble off --bla-train " + fake, 60);
+  EXPECT_EQ(again.status, 1) << again.output;
+  EXPECT_EQ(count_lines(out + "/calls.txt"), 14);
+  EXPECT_NE(again.output.find("12 points: 10 done already (skipped), 0 to resume, 2 new"), std::string::npos) << again.output;
+}
+
+TEST(SweepSelect, ASelectThatCannotWorkIsRefusedWithTheFix) {
+  EXPECT_EQ(parse_error("base: b.yaml\ngrid: {train.lr: [1e-3], run.seed: [1]}\nselect: {key: train.lr, seeds: [1], "
+                        "on: test_accuracy}\n"),
+            "sweeps/s.yaml, line 3: select.on: 'test_accuracy' is not a validation number; the choice is made on "
+            "validation, e.g. on: validation_accuracy or on: validation_loss (never on a test number)");
+  EXPECT_EQ(parse_error("base: b.yaml\ngrid: {train.lr: [1e-3], run.seed: [1]}\nselect: {key: train.lr}\n"),
+            "sweeps/s.yaml, line 3: select.seeds: is required: the run.seed values that try every value, e.g. "
+            "seeds: [1]");
+  EXPECT_EQ(parse_error("base: b.yaml\nselect: {key: train.lr, seeds: [1], by: x}\n"),
+            "sweeps/s.yaml, line 2: unknown key 'select.by' (did you mean 'select.key'?)");
+  auto stages_error = [](const std::string& yaml) -> std::string {
+    const auto spec = bla::sweep::parse_sweep(yaml, "sweeps/s.yaml");
+    try {
+      bla::sweep::stages_of(*spec.select, bla::sweep::expand(spec), spec.file);
+    } catch (const bla::config::ConfigError& e) {
+      return e.what();
+    }
+    return "(no error)";
+  };
+  EXPECT_EQ(stages_error("base: b.yaml\ngrid: {train.lr: [1e-3, 3e-3]}\nselect: {key: train.lr, seeds: [1]}\n"),
+            "sweeps/s.yaml: select: point lr-1e-3 does not set run.seed; every point of a sweep with select needs "
+            "train.lr and run.seed as axes (e.g. grid: {train.lr: [...], run.seed: [1, 2, 3]})");
+  EXPECT_EQ(stages_error("base: b.yaml\ngrid: {train.lr: [1e-3], run.seed: [1, 2]}\nselect: {key: train.lr, seeds: "
+                         "[7]}\n"),
+            "sweeps/s.yaml, line 3: select.seeds: no point has run.seed 7; list seeds of the grid's run.seed axis");
 }

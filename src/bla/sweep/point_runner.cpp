@@ -337,9 +337,14 @@ SweepResult run_points(const SweepSpec& spec, const Grid& grid, const RunnerOpti
   SweepResult result;
   std::vector<size_t> queue;
   std::vector<bool> resumable;
-  size_t skipped = 0;
+  size_t skipped = 0, kept = 0;
   for (size_t i = 0; i < grid.points.size(); ++i) {
     const std::string run_dir = run_dir_of(options.out_dir, grid.points[i]);
+    if (auto it = options.settled.find(grid.points[i].name); it != options.settled.end()) {
+      result.outcomes.push_back(it->second);
+      ++kept;
+      continue;
+    }
     result.outcomes.push_back(existing_outcome(spec, grid.points[i], run_dir));
     if (result.outcomes.back().status == "done") {
       ++skipped;
@@ -359,8 +364,9 @@ SweepResult run_points(const SweepSpec& spec, const Grid& grid, const RunnerOpti
   util::create_directories(util::join_path(options.out_dir, "runs"));
   auto write_csv = [&] { util::write_file_atomically(csv_path, results_csv(grid, result.outcomes)); };
   write_csv();
-  const size_t stale = grid.points.size() - skipped - queue.size();
-  log << "bla-sweep: " << grid.points.size() << " points: " << skipped << " done already (skipped), " << to_resume
+  const size_t stale = grid.points.size() - skipped - kept - queue.size();
+  log << "bla-sweep: " << grid.points.size() << " points: " << skipped << " done already (skipped), "
+      << (kept ? std::to_string(kept) + " stopped earlier in this sweep (not run again), " : "") << to_resume
       << " to resume, " << queue.size() - to_resume << " new" << (stale ? ", " + std::to_string(stale) + " stale" : "")
       << "; " << processes.size() << " processes"
       << (ensembles ? " (" + std::to_string(ensembles) + " ensembles of points that differ only in member keys)" : "")

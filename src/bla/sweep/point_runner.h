@@ -12,6 +12,7 @@
 #include "bla/sweep/grid.h"
 #include "bla/sweep/results_csv.h"
 
+#include <map>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -29,6 +30,10 @@ struct RunnerOptions {
   // one ensemble of at most this many (one bla-train process, --member per
   // point); 1: one process per point.
   int ensemble = 1;
+  // Outcomes this bla-sweep already has for points that stopped for good
+  // earlier in the same invocation (a failed trial of a select, before its
+  // chosen points run): kept as they are, not run again.
+  std::map<std::string, PointOutcome> settled;
 };
 
 // "auto" (at most 16 points per ensemble; bla-train refuses, naming the size

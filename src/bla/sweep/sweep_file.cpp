@@ -37,9 +37,29 @@ const config::Schema& file_schema() {
                                                                        "relative to the sweep file")),
                       config::computed_default(config::string_key("out_dir", "", "where the sweep's runs go"),
                                                "runs/sweeps/<file name>")},
-                     config::concat(axis_keys(), {config::value_key("groups", "list", "one group: the file",
-                                                                    "a list of groups, each with the keys of "
-                                                                    "`sweep file: groups[i]`")})));
+                     config::concat(axis_keys(),
+                                    {config::value_key("groups", "list", "one group: the file",
+                                                       "a list of groups, each with the keys of "
+                                                       "`sweep file: groups[i]`"),
+                                     config::value_key("select", "mapping", "none",
+                                                       "choose one axis on validation with some seeds, then run "
+                                                       "the other seeds at the chosen value only; the keys of "
+                                                       "`sweep file: select`")})));
+  return schema;
+}
+
+const config::Schema& select_schema() {
+  static const config::Schema schema(
+      "sweep file: select",
+      "Two stages (README, Sweeps): the points of the first seeds try every value of `key`; the points of the "
+      "other seeds run only at the value those trials chose, the best mean of `on` over the first seeds, per "
+      "point of every other axis.",
+      {config::required(config::string_key("key", "", "the axis chosen, e.g. train.lr")),
+       config::required(config::value_key("seeds", "list", "required",
+                                          "the run.seed values whose points try every value of key, e.g. [1]")),
+       config::string_key("on", "validation_accuracy",
+                          "the number of each trial's summary.json the choice is made on: validation_<name> "
+                          "(highest wins; lowest for *loss and *tvd)")});
   return schema;
 }
 
@@ -195,6 +215,32 @@ std::string default_label(const std::vector<Override>& set, size_t index) {
   return "group" + std::to_string(index + 1);
 }
 
+Selection read_select(Section& top) {
+  const Source& source = top.source();
+  YAML::Node node = top.raw(file_schema()["select"]);
+  if (!node.IsMap()) {
+    fail_at(source, "select", node, "expected a mapping, e.g. select: {key: train.lr, seeds: [1], on: validation_accuracy}");
+  }
+  Section section(node, "select", source, YAML::Node(YAML::NodeType::Map));
+  Selection selection;
+  selection.where = source->where("select", node);
+  if (!section.has("key")) section.fail("key", "is required: the axis to choose, e.g. key: train.lr");
+  selection.key = section.string(select_schema()["key"]);
+  if (!is_config_key(selection.key)) {
+    section.fail("key", "'" + selection.key + "' is not a config key; write the dotted path of an axis, e.g. train.lr");
+  }
+  if (!section.has("seeds")) section.fail("seeds", "is required: the run.seed values that try every value, e.g. seeds: [1]");
+  YAML::Node seeds = section.raw(select_schema()["seeds"]);
+  selection.seeds = read_values(source, "select.seeds", seeds, seeds);
+  selection.on = section.string(select_schema()["on"]);
+  if (selection.on.rfind("validation_", 0) != 0 || selection.on.size() == std::string("validation_").size()) {
+    section.fail("on", "'" + selection.on + "' is not a validation number; the choice is made on validation, "
+                       "e.g. on: validation_accuracy or on: validation_loss (never on a test number)");
+  }
+  section.finish();
+  return selection;
+}
+
 }  // namespace
 
 SweepSpec parse_sweep(const std::string& yaml_text, const std::string& file) {
@@ -252,6 +298,7 @@ SweepSpec parse_sweep(const std::string& yaml_text, const std::string& file) {
     group.where = file;
     spec.groups.push_back(std::move(group));
   }
+  if (top.has("select")) spec.select = read_select(top);
   top.finish();
   return spec;
 }
@@ -269,6 +316,6 @@ SweepSpec load_sweep(const std::string& path) {
   return spec;
 }
 
-std::vector<const config::Schema*> sweep_schemas() { return {&file_schema(), &group_schema()}; }
+std::vector<const config::Schema*> sweep_schemas() { return {&file_schema(), &group_schema(), &select_schema()}; }
 
 }  // namespace bla::sweep

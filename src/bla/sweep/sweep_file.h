@@ -14,12 +14,17 @@
 //       zip:                            # values that advance together
 //         model.mixers.mamba2.d_state: [8, 16]
 //         model.mixers.mamba2.head_dim: [16, 32]
+//   select:                             # optional: choose train.lr on seed 1, then replicate
+//     key: train.lr                     # an axis every point has
+//     seeds: [1]                        # the run.seed values that try every value of key
+//     on: validation_accuracy           # the summary number the choice is made on
 //
 // Keys of the sweep file itself are checked like a config's (file, line,
 // closest known key); the config keys inside set/grid/zip are checked by
 // bla-train, per point. Parsing needs no LibTorch (bla-sweep links none).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,6 +55,17 @@ struct Group {
   std::string where;
 };
 
+// Two stages (sweep/selection.h): the points whose run.seed is one of
+// `seeds` try every value of `key`; the points of the other seeds run only at
+// the value those trials chose on `on` (a validation number of summary.json,
+// "validation_<name>": the highest wins, the lowest for *loss and *tvd).
+struct Selection {
+  std::string key;
+  std::vector<std::string> seeds;  // run.seed values, as the grid writes them
+  std::string on = "validation_accuracy";
+  std::string where;
+};
+
 struct SweepSpec {
   std::string file;         // the sweep file as given
   std::string base_config;  // resolved against the sweep file's folder
@@ -57,6 +73,7 @@ struct SweepSpec {
   std::vector<Override> set;
   std::vector<Axis> axes;    // top-level grid and zip: every group's (unless it sweeps the same keys)
   std::vector<Group> groups; // at least one (an unlabelled one when the file has none)
+  std::optional<Selection> select;
 };
 
 // Parses a sweep file's text; `file` names it in messages and anchors `base`.

@@ -1,0 +1,51 @@
+// A sweep in two stages (a sweep file's `select`, sweep_file.h): the trials,
+// the points whose run.seed is one of select.seeds, try every value of
+// select.key; the other seeds' points are held, and run only at the value the
+// trials chose. Points that differ in nothing but select.key and run.seed
+// form one choice; it is made once all of its trials are done (or have
+// stopped for good: failed, non-finite), from the finished ones: the value
+// whose trials' mean of select.on is best, ties to the earlier value in the
+// grid. A value some of whose trials did not finish is not chosen.
+//
+// Halves the runs of a 4-rate, 3-seed grid with seeds: [1] (4 trials + 2
+// replicates a point instead of 12). scripts/plot_sweep.py makes the same
+// choice from results.csv: on the seeds every rate of a point has.
+#pragma once
+
+#include "bla/sweep/grid.h"
+#include "bla/sweep/results_csv.h"
+
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace bla::sweep {
+
+// Where a point stands in the stages.
+enum class Stage { kTrial, kHeld };
+
+// The stage of every grid point. Throws config::ConfigError (naming the sweep
+// file's select) when a point does not set select.key or run.seed, or a seed
+// in select.seeds is no point's.
+std::vector<Stage> stages_of(const Selection& selection, const Grid& grid, const std::string& file);
+
+// The value each choice made, from its trials' outcomes (indexed as grid):
+// one entry per held point, nullopt while the choice cannot be made yet (a
+// trial pending or running) or when no value's trials all finished.
+std::vector<std::optional<std::string>> chosen_values(const Selection& selection, const Grid& grid,
+                                                      const std::vector<Stage>& stages,
+                                                      const std::vector<PointOutcome>& outcomes);
+
+// The points to run: every trial, each held point whose choice is made and
+// is its value, and every held point already done (skipped, but kept in
+// results.csv). Without a selection, the grid itself.
+Grid runnable_points(const std::optional<Selection>& selection, const Grid& grid, const std::vector<Stage>& stages,
+                     const std::vector<PointOutcome>& outcomes);
+
+// The choices made, one line each ("bla_slots-8: train.lr = 1e-2 (validation_accuracy 0.412 over seeds 1)"),
+// and the held points still waiting.
+void describe_choices(const Selection& selection, const Grid& grid, const std::vector<Stage>& stages,
+                      const std::vector<PointOutcome>& outcomes, std::ostream& out);
+
+}  // namespace bla::sweep
