@@ -6,7 +6,9 @@
 #   scripts/gpu_profile_step.sh zoology=configs/bench/mqar_zoology.yaml \
 #       zoology_eager=configs/bench/mqar_zoology.yaml,train.cuda_graph=off
 # STEPS (default 40) steps are run, PROFILE_STEPS (default 5) profiled after
-# step 10 (after the CUDA graph's capture). SKIP_BUILD=1 uses $BUILD_DIR as is.
+# step 10 (after the CUDA graph's capture). SKIP_BUILD=1 uses $BUILD_DIR as is
+# (on a CPU, with run.device=cpu in a run's keys, it lists host operators only).
+# Exit status 1 when a run failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-profile}
@@ -15,10 +17,15 @@ source scripts/gpu_build.sh
 if [ -z "${SKIP_BUILD:-}" ]; then
   gpu_build "$out" bla-train bla-data || exit 1
 fi
-if [ ! -d "$BUILD_DIR/data/bench_text" ]; then
-  source scripts/bench_corpus.sh
-  bench_corpus "$out"
-fi
+# The synthetic corpus of configs/bench/lm_125m.yaml, where a run reads text.
+for spec in "$@"; do
+  config=${spec#*=}
+  if grep -Eq '^[[:space:]]*task:[[:space:]]*text' "${config%%,*}" 2>/dev/null; then
+    source scripts/bench_corpus.sh
+    bench_corpus "$out" || exit 1
+    break
+  fi
+done
 status=0
 for spec in "$@"; do
   name=${spec%%=*}
