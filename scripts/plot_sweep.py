@@ -107,11 +107,12 @@ def selection_column(rows, metric):
     return metric
 
 
-def best_points(rows, metric, select=None):
+def best_points(rows, metric, select=None, narrowed=None):
     """{facet: {group: {state: (values, lr)}}}: of the configs at one state, the one whose mean of `select`
     (default `metric`) over the seeds every config of that state has is best is kept, with its `metric` value
     of each of its seeds. With a full grid those are all seeds; after a sweep file's `select` (the first seeds
-    try every rate, the others run at the chosen one) they are the first seeds, the choice bla-sweep made."""
+    try every rate, the others run at the chosen one) they are the first seeds, the choice bla-sweep made.
+    `narrowed`, a dict, receives {(facet, group, state): those seeds} where they are fewer than a config has."""
     select = select or metric
     facets = facet_keys(rows)
     others = [k for k in axis_columns(rows) if k not in facets and k != SEED_KEY]
@@ -128,6 +129,11 @@ def best_points(rows, metric, select=None):
         seeds = {seed for seed, _, _ in runs}
         key = (facet, group, state)
         common[key] = common[key] & seeds if key in common else seeds
+    if narrowed is not None:
+        for (facet, group, state, _), runs in by_config.items():
+            key = (facet, group, state)
+            if common[key] and common[key] != {seed for seed, _, _ in runs}:
+                narrowed[key] = common[key]
     lower = lower_is_better(select)
     lr_index = others.index(LR_KEY) if LR_KEY in others else None
     table = defaultdict(lambda: defaultdict(dict))
@@ -400,7 +406,12 @@ def main():
               "on the test set; set data.validation_examples in the sweep)\n")
     else:
         print(f"(learning rate chosen on {select}; {args.metric} reported)\n")
-    table = best_points(rows, args.metric, select)
+    narrowed = {}
+    table = best_points(rows, args.metric, select, narrowed)
+    if narrowed:
+        seeds = sorted({seed for chosen_on in narrowed.values() for seed in chosen_on}, key=lambda s: (len(s), s))
+        print(f"(at {len(narrowed)} state points the rate was chosen on seed(s) {', '.join(seeds)} alone, the seeds "
+              "every rate there has, as a sweep file's select chooses; the other seeds ran at the chosen rate)\n")
     for facet, groups in sorted(table.items()):
         groups = ordered(groups)
         title = facet_title(facet)

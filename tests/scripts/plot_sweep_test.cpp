@@ -110,6 +110,10 @@ TEST(PlotSweep, AfterASelectTheRateIsChosenOnTheSeedsEveryRateHas) {
   ASSERT_EQ(result.status, 0) << result.output;
   EXPECT_NE(result.output.find("| 512 | 0.640 [0.600, 0.700] (lr 1e-3, 3 seeds) |"), std::string::npos)
       << result.output;
+  EXPECT_NE(result.output.find("(at 1 state points the rate was chosen on seed(s) 1 alone, the seeds every rate "
+                               "there has, as a sweep file's select chooses; the other seeds ran at the chosen rate)"),
+            std::string::npos)
+      << result.output;
 }
 
 TEST(PlotSweep, WithoutAValidationColumnItSaysTheChoiceIsOnTheTestSet) {

@@ -69,6 +69,7 @@ TEST(SweepProtocol, TheMqarPipelineRunsEndToEndOnTheCpu) {
 
   const auto plot = plot_tables(out);
   EXPECT_NE(plot.find("3 seeds)"), std::string::npos) << plot;  // intervals over the three seeds
+  EXPECT_NE(plot.find("(at 6 state points the rate was chosen on seed(s) 1 alone"), std::string::npos) << plot;
   EXPECT_NE(plot.find("| threshold | bla | swa | swa/bla |"), std::string::npos) << plot;
   EXPECT_NE(plot.find("| 0.99 |"), std::string::npos) << plot;
 }
