@@ -56,7 +56,7 @@ struct Candidate {
 };
 
 struct Decision {
-  bool ready = false;                  // every trial settled
+  bool ready = true;                   // every trial settled
   std::optional<std::string> value;    // the choice, when one could be made
   double score = 0;
   size_t trials = 0;
@@ -73,21 +73,14 @@ std::map<std::string, Decision> decide(const Selection& selection, const Grid& g
     if (stages[i] != Stage::kTrial) continue;
     const PointOutcome& outcome = outcomes.at(i);
     const std::string value = point.value(selection.key);
-    auto [it, fresh] = candidates[choice].try_emplace(value, Candidate{value, i, {}, true});
-    (void)fresh;
-    Candidate& candidate = it->second;
+    Candidate& candidate = candidates[choice].try_emplace(value, Candidate{value, i, {}, true}).first->second;
     decision.trials += 1;
+    if (!settled(outcome)) decision.ready = false;
     const auto score = outcome.status == "done" ? score_of(selection, outcome.summary) : std::nullopt;
     if (score) candidate.scores.push_back(*score);
     else candidate.complete = false;
   }
   for (auto& [choice, decision] : decisions) {
-    decision.ready = true;
-    for (size_t i = 0; i < grid.points.size(); ++i) {
-      if (stages[i] == Stage::kTrial && choice_of(selection, grid, grid.points[i]) == choice &&
-          !settled(outcomes.at(i)))
-        decision.ready = false;
-    }
     if (!decision.ready) continue;
     const bool lower = lower_is_better(selection.on);
     const Candidate* best = nullptr;
