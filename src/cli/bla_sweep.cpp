@@ -134,8 +134,11 @@ int main(int argc, char** argv) {
     std::vector<bla::sweep::Stage> stages;
     if (spec.select) stages = bla::sweep::stages_of(*spec.select, grid, sweep_path);
     auto all_points = grid;
-    auto known = outcomes_on_disk(spec, all_points, options.out_dir);
-    grid = bla::sweep::runnable_points(spec.select, all_points, stages, known);
+    std::vector<bla::sweep::PointOutcome> known;  // read only where a select needs them (run_points reads its own)
+    if (spec.select) {
+      known = outcomes_on_disk(spec, all_points, options.out_dir);
+      grid = bla::sweep::runnable_points(spec.select, all_points, stages, known);
+    }
 
     if (dry_run) {
       std::cout << all_points.points.size() << " points; base " << spec.base_config << "; out " << options.out_dir

@@ -106,6 +106,20 @@ std::map<std::string, Decision> decide(const Selection& selection, const Grid& g
   return decisions;
 }
 
+// The value each held point's choice made; nullopt while a trial is pending
+// or running, or when no value's trials all finished.
+std::vector<std::optional<std::string>> chosen_values(const Selection& selection, const Grid& grid,
+                                                      const std::vector<Stage>& stages,
+                                                      const std::vector<PointOutcome>& outcomes) {
+  const auto decisions = decide(selection, grid, stages, outcomes);
+  std::vector<std::optional<std::string>> values;
+  for (size_t i = 0; i < grid.points.size(); ++i) {
+    if (stages[i] != Stage::kHeld) continue;
+    values.push_back(decisions.at(choice_of(selection, grid, grid.points[i])).value);
+  }
+  return values;
+}
+
 }  // namespace
 
 std::vector<Stage> stages_of(const Selection& selection, const Grid& grid, const std::string& file) {
@@ -131,18 +145,6 @@ std::vector<Stage> stages_of(const Selection& selection, const Grid& grid, const
     }
   }
   return stages;
-}
-
-std::vector<std::optional<std::string>> chosen_values(const Selection& selection, const Grid& grid,
-                                                      const std::vector<Stage>& stages,
-                                                      const std::vector<PointOutcome>& outcomes) {
-  const auto decisions = decide(selection, grid, stages, outcomes);
-  std::vector<std::optional<std::string>> values;
-  for (size_t i = 0; i < grid.points.size(); ++i) {
-    if (stages[i] != Stage::kHeld) continue;
-    values.push_back(decisions.at(choice_of(selection, grid, grid.points[i])).value);
-  }
-  return values;
 }
 
 Grid runnable_points(const std::optional<Selection>& selection, const Grid& grid, const std::vector<Stage>& stages,

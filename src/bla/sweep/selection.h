@@ -30,15 +30,9 @@ enum class Stage { kTrial, kHeld };
 // in select.seeds is no point's.
 std::vector<Stage> stages_of(const Selection& selection, const Grid& grid, const std::string& file);
 
-// The value each choice made, from its trials' outcomes (indexed as grid):
-// one entry per held point, nullopt while the choice cannot be made yet (a
-// trial pending or running) or when no value's trials all finished.
-std::vector<std::optional<std::string>> chosen_values(const Selection& selection, const Grid& grid,
-                                                      const std::vector<Stage>& stages,
-                                                      const std::vector<PointOutcome>& outcomes);
-
-// The points to run: every trial, each held point whose choice is made and
-// is its value, and every held point already done (skipped, but kept in
+// The points to run (outcomes indexed as grid): every trial, each held point
+// whose choice is made (all its trials done or stopped for good) and is its
+// value, and every held point already done (skipped, but kept in
 // results.csv). Without a selection, the grid itself.
 Grid runnable_points(const std::optional<Selection>& selection, const Grid& grid, const std::vector<Stage>& stages,
                      const std::vector<PointOutcome>& outcomes);
