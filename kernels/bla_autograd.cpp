@@ -26,7 +26,9 @@ using detail::shape_text;
 using detail::sizes_text;
 using detail::unsupported;
 
-int64_t padded_slots(int64_t slots) { return slots <= 64 ? 64 : 128; }
+// The compiled slot counts (kernels/bla_chunk_device.cuh, for_compiled_shape)
+// that hold N slots; the kernels run on N zero-padded to it.
+int64_t padded_slots(int64_t slots) { return slots <= 32 ? 32 : slots <= 64 ? 64 : 128; }
 
 void require_supported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t slots) {
   std::string why;

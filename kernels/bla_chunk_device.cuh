@@ -92,16 +92,19 @@ struct SimtProduct {
 };
 
 // The same on tensor cores: the M x N tile in 16 x 16 fragments, spread
-// evenly over the 8 warps. Operands must be 32-byte aligned with leading
-// dimensions that are multiples of 4 (BlaLayout's strides are). for_each goes
-// through a 16 x 16 scratch area per warp (the fragment layout is opaque).
+// evenly over the 8 warps (a tile of fewer than 8 fragments, the carry's
+// 32 x 32 at 32 slots, takes one warp per fragment and leaves the others
+// idle). Operands must be 32-byte aligned with leading dimensions that are
+// multiples of 4 (BlaLayout's strides are). for_each goes through a 16 x 16
+// scratch area per warp (the fragment layout is opaque).
 template <int M, int N>
 struct TensorCoreProduct {
   static_assert(M % 16 == 0 && N % 16 == 0, "tiles are multiples of 16");
   static constexpr int kTileCols = N / 16;
   static constexpr int kFragments = (M / 16) * kTileCols;
-  static_assert(kFragments % kBlaWarps == 0, "fragments spread evenly over the warps");
-  static constexpr int kPerWarp = kFragments / kBlaWarps;
+  static constexpr int kWarps = kFragments < kBlaWarps ? kFragments : kBlaWarps;  // warps holding fragments
+  static_assert(kFragments % kWarps == 0, "fragments spread evenly over the warps");
+  static constexpr int kPerWarp = kFragments / kWarps;
   using Accumulator = nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float>;
   Accumulator f[kPerWarp];
   float* scratch;  // this warp's 16 x 16 floats
@@ -111,8 +114,12 @@ struct TensorCoreProduct {
 
   __device__ __forceinline__ static int tile_row(int i) { return ((threadIdx.x / 32) * kPerWarp + i) / kTileCols; }
   __device__ __forceinline__ static int tile_col(int i) { return ((threadIdx.x / 32) * kPerWarp + i) % kTileCols; }
+  // Whether this warp holds fragments (warp-uniform, so the warp-wide
+  // fragment operations below stay whole-warp).
+  __device__ __forceinline__ static bool holds() { return kWarps == kBlaWarps || threadIdx.x / 32 < kWarps; }
 
   __device__ __forceinline__ void zero() {
+    if (!holds()) return;
 #pragma unroll
     for (int i = 0; i < kPerWarp; ++i) nvcuda::wmma::fill_fragment(f[i], 0.f);
   }
@@ -134,6 +141,7 @@ struct TensorCoreProduct {
     using namespace nvcuda;
     static_assert(K % 8 == 0, "K is a multiple of 8");
     static_assert(kTileCols % kPerWarp == 0, "a warp's tiles lie in one tile row");
+    if (!holds()) return;
     const int r = tile_row(0) * 16;
 #pragma unroll 2
     for (int k = 0; k < K; k += 8) {
@@ -173,6 +181,7 @@ struct TensorCoreProduct {
   }
 
   __device__ __forceinline__ void scale(float by) {
+    if (!holds()) return;
 #pragma unroll
     for (int i = 0; i < kPerWarp; ++i)
 #pragma unroll
@@ -182,6 +191,7 @@ struct TensorCoreProduct {
   // The tile into float memory (shared or global), row stride ld: 32-byte
   // aligned with ld a multiple of 4 (BlaLayout's tiles and the modal slots are).
   __device__ __forceinline__ void store(float* dst, int ld) const {
+    if (!holds()) return;
 #pragma unroll
     for (int i = 0; i < kPerWarp; ++i)
       nvcuda::wmma::store_matrix_sync(dst + tile_row(i) * 16 * ld + tile_col(i) * 16, f[i], ld,
@@ -190,6 +200,7 @@ struct TensorCoreProduct {
 
   template <typename F>
   __device__ __forceinline__ void for_each(F&& f_) const {
+    if (!holds()) return;
     const int lane = threadIdx.x % 32;
 #pragma unroll
     for (int i = 0; i < kPerWarp; ++i) {
@@ -336,10 +347,11 @@ struct BlaLayout {
   static constexpr int kScratch = kBlaWarps * 256;  // TensorCoreProduct's per-warp 16 x 16
 };
 
-// Blocks per SM the chunk kernels are compiled for: two at D = N = 64 (their
-// shared memory allows two; this caps registers at 128), else one.
+// Blocks per SM the chunk kernels are compiled for: two at D = 64 with 32 or
+// 64 slots (their shared memory allows two; this caps registers at 128),
+// else one.
 template <int D, int NP>
-constexpr int kChunkBlocksPerSm = D == 64 && NP == 64 ? 2 : 1;
+constexpr int kChunkBlocksPerSm = D == 64 && NP <= 64 ? 2 : 1;
 
 // One block of 256 threads per (chunk, head, batch).
 inline dim3 chunk_grid(const BlaChunkShape& s) { return dim3(s.chunks, s.heads, s.batch); }
@@ -357,14 +369,18 @@ cudaError_t launch_blocks(void (*kernel)(Args), size_t bytes, dim3 grid, cudaStr
 
 // The compiled (head dim, padded slots) pairs: calls f(Dim{}, Slots{}) with
 // std::integral_constant arguments, or returns cudaErrorInvalidValue.
-// Head dims 64 and 128 with 64 or 128 padded slots: all four fit one block
-// per SM (the largest, the backward's pass 1 at D = NP = 128, needs 194,560 B).
+// Head dims 64 and 128 with 32, 64 or 128 padded slots: all six fit one
+// block per SM (the largest, the backward's pass 1 at D = NP = 128, needs
+// 194,560 B).
 template <typename F>
 cudaError_t for_compiled_shape(int dim, int padded, F&& f) {
   using I64 = std::integral_constant<int, 64>;
   using I128 = std::integral_constant<int, 128>;
+  using I32 = std::integral_constant<int, 32>;
+  if (dim == 64 && padded == 32) return f(I64{}, I32{});
   if (dim == 64 && padded == 64) return f(I64{}, I64{});
   if (dim == 64 && padded == 128) return f(I64{}, I128{});
+  if (dim == 128 && padded == 32) return f(I128{}, I32{});
   if (dim == 128 && padded == 64) return f(I128{}, I64{});
   if (dim == 128 && padded == 128) return f(I128{}, I128{});
   return cudaErrorInvalidValue;
@@ -401,15 +417,15 @@ __device__ __forceinline__ void dense_to_tile(float* tile, int ld, const float* 
 }
 
 // A chunk's modal slots (NP x D) as a product operand: staged in shared
-// memory (row stride D + 4) where the block has room for them (D = N = 64),
-// else read from global memory (row stride D).
+// memory (row stride D + 4) where the block has room for them (D = 64 with
+// 32 or 64 slots), else read from global memory (row stride D).
 struct ModalOperand {
   const float* data;
   int ld;
 };
 
 template <int D, int NP>
-constexpr bool kStageModal = D == 64 && NP == 64;
+constexpr bool kStageModal = D == 64 && NP <= 64;
 
 // Floats a kernel sets aside for one staged modal tile (0 when not staged).
 template <int D, int NP>

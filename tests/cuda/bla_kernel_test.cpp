@@ -55,6 +55,10 @@ const Case kCases[] = {
     {"one_slot", 1, 90, 1, 128, 16, 1},
     {"d128_slots_128", 1, 200, 2, 128, 1024, 128},
     {"d128_slots_100_padded", 2, 130, 1, 128, 300, 100},
+    // N <= 32 runs the 32-slot kernels, 33 .. 64 the 64-slot ones.
+    {"slots_32", 2, 300, 2, 64, 256, 32},
+    {"slots_48_padded", 1, 200, 2, 64, 256, 48},
+    {"d128_slots_20_padded", 1, 150, 2, 128, 256, 20},
 };
 
 const Mode kModes[] = {
