@@ -3,6 +3,7 @@
 // (float64), the feeder against the data order, the optimizer's skip flag,
 // and the device-side step metrics.
 #include "bla/model/head_loss.h"
+#include "bla/tasks/mqar.h"
 #include "bla/tasks/task.h"
 #include "bla/train/data_order.h"
 #include "bla/train/feeder.h"
@@ -11,6 +12,11 @@
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+
+#include <chrono>
+#include <thread>
+#include <tuple>
+
 #include "support/tensor_checks.h"
 
 using bla::testing::max_abs_diff;
@@ -102,10 +108,25 @@ TEST(Feeder, ScoredRowsIndexTheTargetsAndPadWithIgnoredRows) {
   EXPECT_THROW(bla::train::scored_rows(batch, 3), std::logic_error);
 }
 
-TEST(Feeder, AheadOnAThreadGivesTheDataOrdersBatchesAndPositions) {
-  CountingTask task;
+// CountingTask whose batches may be built on several threads at once, each
+// taking longer the smaller its first index, so that steps built side by
+// side finish out of order.
+class ConcurrentCountingTask : public CountingTask {
+ public:
+  bool concurrent_batches() const override { return true; }
+  bla::tasks::Batch batch(bla::tasks::Split split, const std::vector<int64_t>& indices) const override {
+    std::this_thread::sleep_for(std::chrono::milliseconds(indices.empty() ? 0 : 9 - indices.front() % 10));
+    return CountingTask::batch(split, indices);
+  }
+};
+
+TEST(Feeder, AheadOnThreadsGivesTheDataOrdersBatchesAndPositions) {
+  CountingTask serial;
+  ConcurrentCountingTask concurrent;
   auto identity = [](const std::vector<int64_t>& g) { return g; };
-  for (int64_t ahead : {0, 1, 3}) {
+  const std::vector<std::tuple<int64_t, int64_t, const bla::tasks::Task*>> cases{
+      {0, 1, &serial}, {1, 1, &serial}, {3, 1, &serial}, {3, 3, &serial}, {3, 3, &concurrent}, {5, 4, &concurrent}};
+  for (const auto& [ahead, threads, task] : cases) {
     bla::train::DataOrder reference(10, 11);
     reference.set_position(4);
     bla::train::DataOrder order(10, 11);
@@ -114,16 +135,46 @@ TEST(Feeder, AheadOnAThreadGivesTheDataOrdersBatchesAndPositions) {
     options.micro_batch = 3;
     options.grad_accum = 2;
     options.ahead = ahead;
-    bla::train::BatchFeeder feeder(task, order, identity, options);
-    for (int step = 0; step < 5; ++step) {
+    options.threads = threads;
+    bla::train::BatchFeeder feeder(*task, order, identity, options);
+    for (int step = 0; step < 12; ++step) {
       auto batch = feeder.next();
       ASSERT_EQ(batch.micro.size(), 2u);
       for (const auto& micro : batch.micro) {
-        auto expected = task.batch(bla::tasks::Split::kTrain, reference.next(3));
-        EXPECT_TRUE(torch::equal(micro.inputs, expected.inputs)) << "ahead " << ahead << " step " << step;
+        auto expected = serial.batch(bla::tasks::Split::kTrain, reference.next(3));
+        EXPECT_TRUE(torch::equal(micro.inputs, expected.inputs))
+            << "ahead " << ahead << " threads " << threads << " step " << step;
       }
       EXPECT_EQ(batch.data_position, reference.position());
     }
+  }
+}
+
+TEST(Feeder, MqarBatchesBuiltOnFourThreadsAreTheOnesBuiltInline) {
+  bla::tasks::MqarOptions mqar;
+  mqar.vocab_size = 512;
+  mqar.seq_len = 64;
+  mqar.num_kv_pairs = 4;
+  mqar.train_examples = 300;
+  const bla::tasks::MqarTask task(mqar, 5);
+  ASSERT_TRUE(task.concurrent_batches());
+  auto identity = [](const std::vector<int64_t>& g) { return g; };
+  auto options = [](int64_t ahead, int64_t threads) {
+    bla::train::FeederOptions o;
+    o.micro_batch = 16;
+    o.pad_rows_to = 16 * 4;
+    o.ahead = ahead;
+    o.threads = threads;
+    return o;
+  };
+  bla::train::BatchFeeder inline_feeder(task, bla::train::DataOrder(300, 2), identity, options(0, 1));
+  bla::train::BatchFeeder threaded(task, bla::train::DataOrder(300, 2), identity, options(6, 4));
+  for (int step = 0; step < 40; ++step) {  // past an epoch: the order reshuffles
+    const auto want = inline_feeder.next(), got = threaded.next();
+    EXPECT_EQ(got.data_position, want.data_position);
+    EXPECT_TRUE(torch::equal(got.micro[0].inputs, want.micro[0].inputs)) << "step " << step;
+    EXPECT_TRUE(torch::equal(got.micro[0].rows, want.micro[0].rows)) << "step " << step;
+    EXPECT_TRUE(torch::equal(got.micro[0].targets, want.micro[0].targets)) << "step " << step;
   }
 }
 

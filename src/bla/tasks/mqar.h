@@ -47,6 +47,7 @@ class MqarTask : public Task {
   int64_t num_examples(Split split) const override;
   Batch batch(Split split, const std::vector<int64_t>& indices) const override;
   int64_t max_scored_per_example() const override { return generator_.options().num_kv_pairs; }
+  bool concurrent_batches() const override { return true; }  // each example is a function of its index alone
   const MqarGenerator& generator() const { return generator_; }
 
  private:

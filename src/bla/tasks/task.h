@@ -62,6 +62,9 @@ class Task {
   // Examples [first, first + count) of `split`, in the order of `indices`
   // when given (training shuffles), else consecutive.
   virtual Batch batch(Split split, const std::vector<int64_t>& indices) const = 0;
+  // Whether batch() may run on several threads at once (the data feeder then
+  // builds several steps' batches side by side). False unless a task says so.
+  virtual bool concurrent_batches() const { return false; }
   // At most this many positions of one example have a target (fixed-shape
   // training steps pad every batch's scored positions to it).
   virtual int64_t max_scored_per_example() const { return seq_len(); }

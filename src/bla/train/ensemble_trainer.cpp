@@ -244,6 +244,7 @@ std::vector<nlohmann::json> train_ensemble(std::vector<config::Config> configs, 
   // Every member's scored rows padded to one count: the batched head needs it, and so does a captured step.
   feed.pad_rows_to = micro_batch * members.front().task->max_scored_per_example();
   feed.ahead = t.prefetch;
+  feed.threads = device.is_cuda() ? 2 : 1;  // each member's feeder: two threads where the task allows
   StepMetrics step_metrics(device, E);
   step_metrics.set_step(step);
   for (int64_t e = 0; e < E; ++e) {

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -30,7 +31,9 @@ MicroBatch scored_rows(const tasks::Batch& batch, int64_t pad_rows_to) {
 
 BatchFeeder::BatchFeeder(const tasks::Task& task, DataOrder order, Shard shard, FeederOptions options)
     : task_(task), order_(std::move(order)), shard_(std::move(shard)), options_(options) {
-  if (options_.ahead > 0) thread_ = std::thread([this] { run(); });
+  if (options_.ahead <= 0) return;
+  const int64_t threads = task_.concurrent_batches() ? std::max<int64_t>(1, options_.threads) : 1;
+  for (int64_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
 }
 
 BatchFeeder::~BatchFeeder() {
@@ -39,14 +42,21 @@ BatchFeeder::~BatchFeeder() {
     stopping_ = true;
   }
   changed_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  for (auto& thread : threads_) thread.join();
 }
 
-StepBatch BatchFeeder::build() {
+BatchFeeder::StepIndices BatchFeeder::take() {
+  StepIndices step;
+  for (int64_t micro = 0; micro < options_.grad_accum; ++micro)
+    step.micro.push_back(shard_(order_.next(options_.micro_batch)));
+  step.data_position = order_.position();
+  return step;
+}
+
+StepBatch BatchFeeder::build(const StepIndices& indices) const {
   StepBatch step;
-  for (int64_t micro = 0; micro < options_.grad_accum; ++micro) {
-    auto batch = task_.batch(tasks::Split::kTrain, shard_(order_.next(options_.micro_batch)));
-    auto m = scored_rows(batch, options_.pad_rows_to);
+  for (const auto& micro : indices.micro) {
+    auto m = scored_rows(task_.batch(tasks::Split::kTrain, micro), options_.pad_rows_to);
     if (options_.pin_memory) {
       m.inputs = m.inputs.pin_memory();
       m.rows = m.rows.pin_memory();
@@ -54,24 +64,36 @@ StepBatch BatchFeeder::build() {
     }
     step.micro.push_back(std::move(m));
   }
-  step.data_position = order_.position();
+  step.data_position = indices.data_position;
   return step;
 }
 
 void BatchFeeder::run() {
   for (;;) {
+    StepIndices indices;
+    int64_t number = 0;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      changed_.wait(lock, [&] { return stopping_ || static_cast<int64_t>(ready_.size()) < options_.ahead; });
+      // At most `ahead` steps taken and not yet handed out.
+      changed_.wait(lock, [&] { return stopping_ || taken_ - handed_ < options_.ahead; });
       if (stopping_) return;
+      try {
+        indices = take();
+      } catch (...) {
+        error_ = std::current_exception();
+        stopping_ = true;
+        changed_.notify_all();
+        return;
+      }
+      number = taken_++;
     }
     try {
-      auto step = build();
+      auto step = build(indices);
       std::lock_guard<std::mutex> lock(mutex_);
-      ready_.push_back(std::move(step));
+      ready_.emplace(number, std::move(step));
     } catch (...) {
       std::lock_guard<std::mutex> lock(mutex_);
-      error_ = std::current_exception();
+      if (!error_) error_ = std::current_exception();
       stopping_ = true;
     }
     changed_.notify_all();
@@ -79,12 +101,14 @@ void BatchFeeder::run() {
 }
 
 StepBatch BatchFeeder::next() {
-  if (options_.ahead == 0) return build();
+  if (options_.ahead <= 0) return build(take());
   std::unique_lock<std::mutex> lock(mutex_);
-  changed_.wait(lock, [&] { return !ready_.empty() || error_ != nullptr; });
-  if (ready_.empty()) std::rethrow_exception(error_);
-  auto step = std::move(ready_.front());
-  ready_.pop_front();
+  changed_.wait(lock, [&] { return ready_.count(handed_) > 0 || error_ != nullptr; });
+  auto found = ready_.find(handed_);
+  if (found == ready_.end()) std::rethrow_exception(error_);
+  auto step = std::move(found->second);
+  ready_.erase(found);
+  ++handed_;
   lock.unlock();
   changed_.notify_all();
   return step;

@@ -14,9 +14,9 @@
 
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <exception>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -42,7 +42,11 @@ struct FeederOptions {
   // needs; 0: exactly the scored rows.
   int64_t pad_rows_to = 0;
   bool pin_memory = false;  // CUDA training: page-locked host tensors
-  int64_t ahead = 2;        // steps built ahead on the feeder's thread; 0: built in next()
+  int64_t ahead = 2;        // steps built ahead on the feeder's threads; 0: built in next()
+  // Threads building steps side by side (each takes the next step's example
+  // indices in the data order, builds its batches, and the steps come out in
+  // order), where the task allows it (Task::concurrent_batches), else 1.
+  int64_t threads = 1;
 };
 
 // Builds the scored-row index of one batch (exposed for tests).
@@ -61,7 +65,13 @@ class BatchFeeder {
   StepBatch next();
 
  private:
-  StepBatch build();
+  // One step's example indices, taken from the data order.
+  struct StepIndices {
+    std::vector<std::vector<int64_t>> micro;
+    int64_t data_position = 0;
+  };
+  StepIndices take();
+  StepBatch build(const StepIndices& indices) const;
   void run();
 
   const tasks::Task& task_;
@@ -70,10 +80,12 @@ class BatchFeeder {
   FeederOptions options_;
   std::mutex mutex_;
   std::condition_variable changed_;
-  std::deque<StepBatch> ready_;
+  std::map<int64_t, StepBatch> ready_;  // built steps by number, handed out in order
+  int64_t taken_ = 0;                   // steps whose indices a thread has taken
+  int64_t handed_ = 0;                  // steps next() has returned
   std::exception_ptr error_;
   bool stopping_ = false;
-  std::thread thread_;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace bla::train
