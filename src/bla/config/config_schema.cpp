@@ -116,7 +116,7 @@ const Schema& train_schema() {
        choice_key("fused_head", d.fused_head, {"auto", "on", "off"},
                   "the LM head fused with cross-entropy in row chunks: `auto` where a batch's float32 logits would "
                   "exceed 8 GiB, `on` always, `off` never"),
-       integer_key("prefetch", d.prefetch, 0, 64, "steps of batches built ahead on the feeder thread (0: in the step)"),
+       integer_key("prefetch", d.prefetch, 0, 64, "steps of batches built ahead on the feeder's threads (0: in the step)"),
        boolean_key("tensorboard", d.tensorboard, "write a TensorBoard event file into the run directory"),
        integer_key("profile_steps", d.profile_steps, 0, 1000,
                    "steps run under LibTorch's profiler: `profile.txt` in the run directory lists the GPU's kernels "
