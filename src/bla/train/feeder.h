@@ -45,7 +45,8 @@ struct FeederOptions {
   int64_t ahead = 2;        // steps built ahead on the feeder's threads; 0: built in next()
   // Threads building steps side by side (each takes the next step's example
   // indices in the data order, builds its batches, and the steps come out in
-  // order), where the task allows it (Task::concurrent_batches), else 1.
+  // order), where the task allows it (Task::concurrent_batches), else 1. At
+  // most `ahead` steps are in the making at once.
   int64_t threads = 1;
 };
 

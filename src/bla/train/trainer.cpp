@@ -123,8 +123,9 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
   feed.pin_memory = device.is_cuda();
   feed.ahead = t.prefetch;
   // On CUDA a small model's step can outrun one thread's batches (an MQAR
-  // batch of 256 x 256 tokens takes about 2 ms to generate): three build side by side.
-  feed.threads = device.is_cuda() ? 3 : 1;
+  // batch of 256 x 256 tokens takes about 2 ms to generate): two build side
+  // by side (at most train.prefetch steps are in the making at once).
+  feed.threads = device.is_cuda() ? 2 : 1;
   DataOrder order(train_examples, config.run.seed);
   order.set_position(progress.data_position);
   BatchFeeder feeder(*task, order, [&dp](const std::vector<int64_t>& g) { return dp.shard(g); }, feed);
