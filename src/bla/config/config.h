@@ -76,7 +76,7 @@ struct TrainConfig {
   std::string cuda_graph = "auto";       // auto | on | off: capture the whole step in a CUDA graph
   std::string fused_optimizer = "auto";  // auto | off: PyTorch's fused multi-tensor AdamW on CUDA
   std::string fused_head = "auto";       // auto | on | off: LM head fused with cross-entropy, in row chunks
-  int64_t prefetch = 2;                  // steps of batches built ahead on the feeder thread (0: in the step)
+  int64_t prefetch = 2;                  // steps of batches built ahead on the feeder's threads (0: in the step)
   bool tensorboard = true;               // TensorBoard event file in the run directory
   int64_t profile_steps = 0;             // steps profiled into profile.txt (0: none)
   int64_t profile_start = 10;            // steps done before profiling starts
