@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -55,34 +56,97 @@ void check_output(const std::string& who, const at::Tensor& t, const char* name,
 
 constexpr const char* kNormWho = "bla: rms_norm kernel: ";
 
-void require_norm(const at::Tensor& x, const at::Tensor& weight) {
-  std::string why;
-  if (!rms_norm_supported(x, weight, &why)) throw std::invalid_argument(kNormWho + why);
+// The output dtype a call asks for: x's, or bf16 for a float32 x.
+at::ScalarType norm_output_dtype(const at::Tensor& x, std::optional<at::ScalarType> out_dtype) {
+  const at::ScalarType dtype = out_dtype.value_or(x.scalar_type());
+  if (dtype != x.scalar_type() && !(dtype == at::kBFloat16 && x.scalar_type() == at::kFloat))
+    throw std::invalid_argument(std::string(kNormWho) + "the output dtype must be x's (" +
+                                c10::toString(x.scalar_type()) + ") or bfloat16 for a float32 x, got " +
+                                c10::toString(dtype));
+  return dtype;
 }
 
+// The output's gradient as the backward kernel reads it: bf16 as it comes, any
+// other dtype in x's; contiguous.
+at::Tensor norm_grad_input(const at::Tensor& grad_y, const at::Tensor& x) {
+  return (grad_y.scalar_type() == at::kBFloat16 ? grad_y : grad_y.to(x.scalar_type())).contiguous();
+}
+
+// One forward launch over `members` blocks of rows (x, y contiguous; w (D) or (members, D)).
+void norm_forward(const at::Tensor& x, const at::Tensor& w, double eps, int64_t members, at::Tensor& y,
+                  at::Tensor& rstd) {
+  const int64_t dim = x.size(-1), rows = x.numel() / dim;
+  c10::cuda::CUDAGuard guard(x.device());
+  detail::RmsNormForwardArgs args;
+  args.members = static_cast<int>(members);
+  args.rows = rows / members;
+  args.dim = static_cast<int>(dim);
+  args.x_dtype = model_dtype(x);
+  args.w_dtype = model_dtype(w);
+  args.y_dtype = model_dtype(y);
+  args.eps = static_cast<float>(eps);
+  args.x = x.data_ptr();
+  args.w = w.data_ptr();
+  args.y = y.data_ptr();
+  args.rstd = rstd.data_ptr<float>();
+  check_cuda(kNormWho, detail::rms_norm_forward_launch(args, sm_count(), at::cuda::getCurrentCUDAStream().stream()),
+             "forward launch");
+}
+
+// One backward launch; grad_w undefined skips the weight gradient.
+void norm_backward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& rstd, int64_t members,
+                   const at::Tensor& grad_y, at::Tensor& grad_x, at::Tensor& grad_w) {
+  const int64_t dim = x.size(-1), rows = x.numel() / dim;
+  c10::cuda::CUDAGuard guard(x.device());
+  const int sms = sm_count();
+  detail::RmsNormBackwardArgs args;
+  args.members = static_cast<int>(members);
+  args.rows = rows / members;
+  args.dim = static_cast<int>(dim);
+  args.x_dtype = model_dtype(x);
+  args.w_dtype = model_dtype(w);
+  args.y_dtype = model_dtype(grad_y);
+  args.x = x.data_ptr();
+  args.w = w.data_ptr();
+  args.rstd = rstd.data_ptr<float>();
+  args.grad_y = grad_y.data_ptr();
+  args.grad_x = grad_x.data_ptr();
+  at::Tensor partial;
+  if (grad_w.defined()) {
+    const int blocks = detail::rms_norm_backward_blocks(args.rows, args.dim, args.x_dtype, sms);
+    partial = at::empty({members * std::max(blocks, 1), dim}, x.options().dtype(at::kFloat));
+    args.grad_w_partial = partial.data_ptr<float>();
+    args.grad_w = grad_w.data_ptr();
+  }
+  check_cuda(kNormWho, detail::rms_norm_backward_launch(args, sms, at::cuda::getCurrentCUDAStream().stream()),
+             "backward launch");
+}
+
+// A solo RMSNorm (weight (D)) or an ensemble's (weight (E, D), x's rows in E blocks).
 struct RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
-                            double eps) {
-    require_norm(x, weight);
+                            double eps, at::ScalarType out_dtype) {
+    const int64_t members = weight.dim() == 2 ? weight.size(0) : 1;
     const at::Tensor xc = x.contiguous(), wc = weight.contiguous();
-    at::Tensor y = at::empty(xc.sizes(), xc.options());
+    at::Tensor y = at::empty(xc.sizes(), xc.options().dtype(out_dtype));
     at::Tensor rstd = at::empty({xc.numel() / xc.size(-1)}, xc.options().dtype(at::kFloat));
-    rms_norm_forward_out(xc, wc, eps, y, rstd);
+    norm_forward(xc, wc, eps, members, y, rstd);
     ctx->save_for_backward({xc, wc, rstd});
     return y;
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_outputs) {
-    if (!grad_outputs[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor()};
+    if (!grad_outputs[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
     auto saved = ctx->get_saved_variables();
     const at::Tensor &x = saved[0], &weight = saved[1], &rstd = saved[2];
-    const at::Tensor grad_y = grad_outputs[0].to(x.scalar_type()).contiguous();
+    const int64_t members = weight.dim() == 2 ? weight.size(0) : 1;
+    const at::Tensor grad_y = norm_grad_input(grad_outputs[0], x);
     at::Tensor grad_x = at::empty(x.sizes(), x.options());
     at::Tensor grad_w;
     if (ctx->needs_input_grad(1)) grad_w = at::empty(weight.sizes(), weight.options());
-    rms_norm_backward_out(x, weight, rstd, grad_y, grad_x, grad_w);
-    return {grad_x, grad_w, at::Tensor()};
+    norm_backward(x, weight, rstd, members, grad_y, grad_x, grad_w);
+    return {grad_x, grad_w, at::Tensor(), at::Tensor()};
   }
 };
 
@@ -98,74 +162,6 @@ void check_aligned(const std::string& who, const at::Tensor& t, const char* name
   if (reinterpret_cast<std::uintptr_t>(t.data_ptr()) % 16 != 0)
     throw std::invalid_argument(who + name + " must start on a 16-byte boundary (a fresh allocation)");
 }
-
-// -------------------------------------------------------- ensemble RMSNorm
-
-void require_norm_members(const at::Tensor& x, const at::Tensor& weight) {
-  std::string why;
-  if (!rms_norm_members_supported(x, weight, &why)) throw std::invalid_argument(kNormWho + why);
-}
-
-struct RmsNormMembersFunction : public torch::autograd::Function<RmsNormMembersFunction> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
-                            double eps) {
-    require_norm_members(x, weight);
-    const at::Tensor xc = x.contiguous(), wc = weight.contiguous();
-    const int64_t members = weight.size(0), dim = x.size(-1), rows = x.numel() / dim;
-    at::Tensor y = at::empty(xc.sizes(), xc.options());
-    at::Tensor rstd = at::empty({rows}, xc.options().dtype(at::kFloat));
-    c10::cuda::CUDAGuard guard(x.device());
-    detail::RmsNormForwardArgs args;
-    args.members = static_cast<int>(members);
-    args.rows = rows / members;
-    args.dim = static_cast<int>(dim);
-    args.x_dtype = model_dtype(x);
-    args.w_dtype = model_dtype(weight);
-    args.eps = static_cast<float>(eps);
-    args.x = xc.data_ptr();
-    args.w = wc.data_ptr();
-    args.y = y.data_ptr();
-    args.rstd = rstd.data_ptr<float>();
-    check_cuda(kNormWho, detail::rms_norm_forward_launch(args, sm_count(), at::cuda::getCurrentCUDAStream().stream()),
-               "members forward launch");
-    ctx->save_for_backward({xc, wc, rstd});
-    return y;
-  }
-
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grad_outputs) {
-    if (!grad_outputs[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor()};
-    auto saved = ctx->get_saved_variables();
-    const at::Tensor &x = saved[0], &weight = saved[1], &rstd = saved[2];
-    const at::Tensor grad_y = grad_outputs[0].to(x.scalar_type()).contiguous();
-    const int64_t members = weight.size(0), dim = x.size(-1), rows = x.numel() / dim;
-    at::Tensor grad_x = at::empty(x.sizes(), x.options());
-    at::Tensor grad_w, partial;
-    c10::cuda::CUDAGuard guard(x.device());
-    const int sms = sm_count();
-    detail::RmsNormBackwardArgs args;
-    args.members = static_cast<int>(members);
-    args.rows = rows / members;
-    args.dim = static_cast<int>(dim);
-    args.x_dtype = model_dtype(x);
-    args.w_dtype = model_dtype(weight);
-    args.x = x.data_ptr();
-    args.w = weight.data_ptr();
-    args.rstd = rstd.data_ptr<float>();
-    args.grad_y = grad_y.data_ptr();
-    args.grad_x = grad_x.data_ptr();
-    if (ctx->needs_input_grad(1)) {
-      grad_w = at::empty(weight.sizes(), weight.options());
-      const int blocks = detail::rms_norm_backward_blocks(args.rows, args.dim, args.x_dtype, sms);
-      partial = at::empty({members * std::max(blocks, 1), dim}, x.options().dtype(at::kFloat));
-      args.grad_w_partial = partial.data_ptr<float>();
-      args.grad_w = grad_w.data_ptr();
-    }
-    check_cuda(kNormWho, detail::rms_norm_backward_launch(args, sms, at::cuda::getCurrentCUDAStream().stream()),
-               "members backward launch");
-    return {grad_x, grad_w, at::Tensor()};
-  }
-};
 
 // ----------------------------------------------------------------- SwiGLU
 
@@ -196,6 +192,58 @@ struct SwigluFunction : public torch::autograd::Function<SwigluFunction> {
     at::Tensor grad_up = at::empty(up.sizes(), up.options());
     swiglu_backward_out(gate, up, grad_h, grad_gate, grad_up);
     return {grad_gate, grad_up};
+  }
+};
+
+// SwigluArgs over a joined (..., 2H) product and h (..., H): n elements of h in rows of H.
+detail::SwigluArgs joined_args(const at::Tensor& joined) {
+  detail::SwigluArgs args;
+  args.width = joined.size(-1) / 2;
+  args.in_stride = joined.size(-1);
+  args.n = joined.numel() / 2;
+  args.dtype = model_dtype(joined);
+  return args;
+}
+
+struct SwigluJoinedFunction : public torch::autograd::Function<SwigluJoinedFunction> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& joined) {
+    std::string why;
+    if (!swiglu_joined_supported(joined, &why)) throw std::invalid_argument(kSwigluWho + why);
+    const at::Tensor jc = joined.contiguous();
+    auto sizes = jc.sizes().vec();
+    sizes.back() /= 2;
+    at::Tensor h = at::empty(sizes, jc.options());
+    c10::cuda::CUDAGuard guard(jc.device());
+    detail::SwigluArgs args = joined_args(jc);
+    const auto* base = static_cast<const char*>(jc.data_ptr());
+    args.gate = base;
+    args.up = base + args.width * jc.element_size();
+    args.h = h.data_ptr();
+    check_cuda(kSwigluWho, detail::swiglu_forward_launch(args, sm_count(), at::cuda::getCurrentCUDAStream().stream()),
+               "joined forward launch");
+    ctx->save_for_backward({jc});
+    return h;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    if (!grad_outputs[0].defined()) return {at::Tensor()};
+    const at::Tensor joined = ctx->get_saved_variables()[0];
+    const at::Tensor grad_h = grad_outputs[0].to(joined.scalar_type()).contiguous();
+    at::Tensor grad_joined = at::empty(joined.sizes(), joined.options());
+    c10::cuda::CUDAGuard guard(joined.device());
+    detail::SwigluArgs args = joined_args(joined);
+    const auto* base = static_cast<const char*>(joined.data_ptr());
+    auto* grad_base = static_cast<char*>(grad_joined.data_ptr());
+    const int64_t half = args.width * joined.element_size();
+    args.gate = base;
+    args.up = base + half;
+    args.grad_h = grad_h.data_ptr();
+    args.grad_gate = grad_base;
+    args.grad_up = grad_base + half;
+    check_cuda(kSwigluWho, detail::swiglu_backward_launch(args, sm_count(), at::cuda::getCurrentCUDAStream().stream()),
+               "joined backward launch");
+    return {grad_joined};
   }
 };
 
@@ -373,36 +421,29 @@ bool rms_norm_supported(const at::Tensor& x, const at::Tensor& weight, std::stri
   return true;
 }
 
-at::Tensor rms_norm_autograd(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  return RmsNormFunction::apply(x, weight, eps);
+at::Tensor rms_norm_autograd(const at::Tensor& x, const at::Tensor& weight, double eps,
+                             std::optional<at::ScalarType> out_dtype) {
+  std::string why;
+  if (!rms_norm_supported(x, weight, &why)) throw std::invalid_argument(kNormWho + why);
+  return RmsNormFunction::apply(x, weight, eps, norm_output_dtype(x, out_dtype));
 }
 
 void rms_norm_forward_out(const at::Tensor& x, const at::Tensor& weight, double eps, at::Tensor& y, at::Tensor& rstd) {
-  require_norm(x, weight);
+  std::string why;
+  if (!rms_norm_supported(x, weight, &why)) throw std::invalid_argument(kNormWho + why);
   const at::Tensor xc = x.contiguous(), wc = weight.contiguous();
   const int64_t dim = x.size(-1), rows = x.numel() / dim;
-  check_output(kNormWho, y, "y", x.sizes(), x.scalar_type(), x);
+  check_output(kNormWho, y, "y", x.sizes(), y.defined() ? norm_output_dtype(x, y.scalar_type()) : x.scalar_type(), x);
   check_output(kNormWho, rstd, "rstd", {rows}, at::kFloat, x);
-  c10::cuda::CUDAGuard guard(x.device());
-  detail::RmsNormForwardArgs args;
-  args.rows = rows;
-  args.dim = static_cast<int>(dim);
-  args.x_dtype = model_dtype(x);
-  args.w_dtype = model_dtype(weight);
-  args.eps = static_cast<float>(eps);
-  args.x = xc.data_ptr();
-  args.w = wc.data_ptr();
-  args.y = y.data_ptr();
-  args.rstd = rstd.data_ptr<float>();
-  check_cuda(kNormWho, detail::rms_norm_forward_launch(args, sm_count(), at::cuda::getCurrentCUDAStream().stream()),
-             "forward launch");
+  norm_forward(xc, wc, eps, 1, y, rstd);
 }
 
 void rms_norm_backward_out(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& rstd,
                            const at::Tensor& grad_y, at::Tensor& grad_x, at::Tensor& grad_weight) {
-  require_norm(x, weight);
+  std::string why;
+  if (!rms_norm_supported(x, weight, &why)) throw std::invalid_argument(kNormWho + why);
   const at::Tensor xc = x.contiguous(), wc = weight.contiguous();
-  const at::Tensor gc = grad_y.to(x.scalar_type()).contiguous();
+  const at::Tensor gc = norm_grad_input(grad_y, x);
   const int64_t dim = x.size(-1), rows = x.numel() / dim;
   if (gc.sizes() != x.sizes())
     throw std::invalid_argument(std::string(kNormWho) + "grad_y must be shaped like x " + shape_text(x) + ", got " +
@@ -413,28 +454,7 @@ void rms_norm_backward_out(const at::Tensor& x, const at::Tensor& weight, const 
                                 std::to_string(rows) + ") tensor");
   check_output(kNormWho, grad_x, "grad_x", x.sizes(), x.scalar_type(), x);
   if (grad_weight.defined()) check_output(kNormWho, grad_weight, "grad_weight", {dim}, weight.scalar_type(), x);
-
-  c10::cuda::CUDAGuard guard(x.device());
-  const int sms = sm_count();
-  detail::RmsNormBackwardArgs args;
-  args.rows = rows;
-  args.dim = static_cast<int>(dim);
-  args.x_dtype = model_dtype(x);
-  args.w_dtype = model_dtype(weight);
-  args.x = xc.data_ptr();
-  args.w = wc.data_ptr();
-  args.rstd = rstd.data_ptr<float>();
-  args.grad_y = gc.data_ptr();
-  args.grad_x = grad_x.data_ptr();
-  at::Tensor partial;
-  if (grad_weight.defined()) {
-    const int blocks = detail::rms_norm_backward_blocks(rows, args.dim, args.x_dtype, sms);
-    partial = at::empty({std::max(blocks, 1), dim}, x.options().dtype(at::kFloat));
-    args.grad_w_partial = partial.data_ptr<float>();
-    args.grad_w = grad_weight.data_ptr();
-  }
-  check_cuda(kNormWho, detail::rms_norm_backward_launch(args, sms, at::cuda::getCurrentCUDAStream().stream()),
-             "backward launch");
+  norm_backward(xc, wc, rstd, 1, gc, grad_x, grad_weight);
 }
 
 // -------------------------------------------------------- ensemble RMSNorm
@@ -452,8 +472,11 @@ bool rms_norm_members_supported(const at::Tensor& x, const at::Tensor& weight, s
   return rms_norm_supported(x, weight.select(0, 0), why);
 }
 
-at::Tensor rms_norm_members_autograd(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  return RmsNormMembersFunction::apply(x, weight, eps);
+at::Tensor rms_norm_members_autograd(const at::Tensor& x, const at::Tensor& weight, double eps,
+                                     std::optional<at::ScalarType> out_dtype) {
+  std::string why;
+  if (!rms_norm_members_supported(x, weight, &why)) throw std::invalid_argument(kNormWho + why);
+  return RmsNormFunction::apply(x, weight, eps, norm_output_dtype(x, out_dtype));
 }
 
 // ----------------------------------------------------------------- SwiGLU
@@ -479,7 +502,7 @@ void swiglu_forward_out(const at::Tensor& gate, const at::Tensor& up, at::Tensor
   check_output(kSwigluWho, h, "h", gate.sizes(), gate.scalar_type(), gate);
   c10::cuda::CUDAGuard guard(gate.device());
   detail::SwigluArgs args;
-  args.n = gate.numel();
+  args.n = args.width = args.in_stride = gate.numel();
   args.dtype = model_dtype(gate);
   args.gate = gc.data_ptr();
   args.up = uc.data_ptr();
@@ -500,7 +523,7 @@ void swiglu_backward_out(const at::Tensor& gate, const at::Tensor& up, const at:
   check_output(kSwigluWho, grad_up, "grad_up", gate.sizes(), gate.scalar_type(), gate);
   c10::cuda::CUDAGuard guard(gate.device());
   detail::SwigluArgs args;
-  args.n = gate.numel();
+  args.n = args.width = args.in_stride = gate.numel();
   args.dtype = model_dtype(gate);
   args.gate = gc.data_ptr();
   args.up = uc.data_ptr();
@@ -510,6 +533,17 @@ void swiglu_backward_out(const at::Tensor& gate, const at::Tensor& up, const at:
   check_cuda(kSwigluWho, detail::swiglu_backward_launch(args, sm_count(), at::cuda::getCurrentCUDAStream().stream()),
              "backward launch");
 }
+
+bool swiglu_joined_supported(const at::Tensor& joined, std::string* why) {
+  if (!joined.defined()) return unsupported(why, "the joined product must be defined");
+  if (!joined.is_cuda()) return unsupported(why, "the joined product must be a CUDA tensor");
+  if (!kernel_dtype(joined.scalar_type())) return unsupported(why, dtype_problem("the joined product", joined));
+  if (joined.dim() < 1 || joined.size(-1) % 2 != 0)
+    return unsupported(why, "the joined product's last dim must be even (gate then up), got " + shape_text(joined));
+  return true;
+}
+
+at::Tensor swiglu_joined_autograd(const at::Tensor& joined) { return SwigluJoinedFunction::apply(joined); }
 
 // ----------------------------------------------------------------- rotary
 

@@ -13,19 +13,23 @@ namespace bla::kernels::detail {
 
 enum class ModelDtype { kFloat32, kBFloat16 };
 
-// ---- RMSNorm: y = cast(cast(x * r) * cast(w)), r = rsqrt(mean(x^2) + eps) in float32.
-// x, y, grad_y, grad_x: (rows, dim) contiguous of x_dtype; w, grad_w: (dim) of
-// w_dtype (float32, or x_dtype); rstd: (rows) float32. With members = E > 1
-// (an ensemble, src/bla/mixers/common/members.h) every one of them holds E
-// such blocks one after another: x (E, rows, dim), w (E, dim), rstd (E, rows),
-// and member e's rows are normalised with its weight exactly as a solo call
-// on them would be (the same blocks, rows and order: the same bits).
+// ---- RMSNorm: y = cast_y(cast(x * r) * cast(w)), r = rsqrt(mean(x^2) + eps) in float32,
+// cast = rounding to x_dtype, cast_y to y_dtype (x_dtype, or bf16 for a float32
+// x: the input of a bf16 product, rounded once here instead of by a cast after).
+// x, grad_x: (rows, dim) contiguous of x_dtype; y, grad_y: (rows, dim) of
+// y_dtype; w, grad_w: (dim) of w_dtype (float32, or x_dtype); rstd: (rows)
+// float32. With members = E > 1 (an ensemble, src/bla/mixers/common/members.h)
+// every one of them holds E such blocks one after another: x (E, rows, dim), w
+// (E, dim), rstd (E, rows), and member e's rows are normalised with its weight
+// exactly as a solo call on them would be (the same blocks, rows and order:
+// the same bits).
 struct RmsNormForwardArgs {
   int members = 1;
   int64_t rows = 0;  // per member
   int dim = 0;
   ModelDtype x_dtype = ModelDtype::kFloat32;
   ModelDtype w_dtype = ModelDtype::kFloat32;
+  ModelDtype y_dtype = ModelDtype::kFloat32;
   float eps = 0.f;
   const void* x = nullptr;
   const void* w = nullptr;
@@ -39,6 +43,7 @@ struct RmsNormBackwardArgs {
   int dim = 0;
   ModelDtype x_dtype = ModelDtype::kFloat32;
   ModelDtype w_dtype = ModelDtype::kFloat32;
+  ModelDtype y_dtype = ModelDtype::kFloat32;  // grad_y's
   const void* x = nullptr;
   const void* w = nullptr;
   const float* rstd = nullptr;
@@ -50,7 +55,6 @@ struct RmsNormBackwardArgs {
   void* grad_w = nullptr;
 };
 
-// Largest row width the kernels take (any dim up to this, odd ones too).
 constexpr int kRmsNormMaxDim = 8192;
 // Blocks of the backward launch (rows of its weight-gradient workspace): a
 // function of the shape and the device only, so results are deterministic.
@@ -58,9 +62,15 @@ int rms_norm_backward_blocks(int64_t rows, int dim, ModelDtype x_dtype, int sm_c
 cudaError_t rms_norm_forward_launch(const RmsNormForwardArgs& args, int sm_count, cudaStream_t stream);
 cudaError_t rms_norm_backward_launch(const RmsNormBackwardArgs& args, int sm_count, cudaStream_t stream);
 
-// ---- SwiGLU activation: h = silu(g) * u, elementwise over n elements.
+// ---- SwiGLU activation: h = silu(g) * u, elementwise over n elements of h,
+// in rows of `width` (0: one row of n). Row r's gate and up (and their
+// gradients) start at r * in_stride elements from their pointers: in_stride =
+// width for separate tensors, 2 * width for one joined (rows, 2 * width)
+// product whose up half starts `width` elements after its gate half.
 struct SwigluArgs {
   int64_t n = 0;
+  int64_t width = 0;
+  int64_t in_stride = 0;
   ModelDtype dtype = ModelDtype::kFloat32;
   const void* gate = nullptr;
   const void* up = nullptr;

@@ -1,15 +1,20 @@
 // RMSNorm forward and backward (src/bla/model/lm.cpp, RMSNormImpl):
-//   r = rsqrt(mean(x^2) + eps) in float32, y = cast(cast(x * r) * cast(w)),
-// cast = rounding to x's dtype, as the LibTorch form does.
+//   r = rsqrt(mean(x^2) + eps) in float32, y = cast_y(cast(x * r) * cast(w)),
+// cast = rounding to x's dtype, as the LibTorch form does; cast_y rounds to y's
+// dtype (x's, or bf16 where a float32 x feeds a bf16 product).
 //
-// One block owns whole rows, one at a time, and each thread the same columns
-// of every row (up to 16 elements, in 16-byte words when the row allows): the
-// weight stays in registers, a row's sum is one block reduction, and in the
-// backward each thread sums its columns' weight gradient over the block's
-// rows in registers. The (blocks, dim) float32 partials are then summed in a
-// fixed order by a second small kernel: no atomics, the same bits every run.
-// An ensemble's members (RmsNorm*Args::members) are the grid's y dimension:
-// each member's blocks do exactly what a solo launch on its rows does.
+// A group of threads (one warp or more) owns whole rows, one at a time, and
+// each of its threads the same columns of every row (up to 16 elements, in
+// 16- or 8-byte words when the row allows): the weight stays in registers, a
+// row's sum is one group reduction, and in the backward each thread sums its
+// columns' weight gradient over its group's rows in registers. A block holds
+// several groups when rows are narrow (a 128-wide float32 row is one warp's
+// work, and a block of one warp would leave most of an SM idle). The groups'
+// sums meet in shared memory, and the blocks' (blocks, dim) float32 partials
+// are then summed in a fixed order by a second small kernel: no atomics, the
+// same bits every run. An ensemble's members (RmsNorm*Args::members) are the
+// grid's y dimension: each member's blocks do exactly what a solo launch on
+// its rows does.
 //
 // Backward, with dn = dy * w (float32):
 //   dx = r * dn - x * r^3 * mean(dn * x),   dw = sum over rows of dy * cast(x * r).
@@ -28,24 +33,28 @@ namespace {
 
 constexpr int kMaxThreads = 512;
 constexpr int kMaxElementsPerThread = 16;
+constexpr int kBlockThreads = 256;  // groups of narrow rows fill a block of this many threads
 
-// The columns thread `tid` owns: words tid, tid + threads, ... of VEC elements.
-template <typename T, typename W, int VEC>
-__global__ void __launch_bounds__(kMaxThreads) rms_norm_forward_kernel(RmsNormForwardArgs a) {
-  constexpr int kChunks = kMaxElementsPerThread / VEC;
+// The columns thread t of its group owns: words t, t + group, ... of VEC
+// elements, up to CHUNKS of them (1 where a row is at most one word a thread).
+// T: x's type, W: the weight's, Y: y's (and grad_y's).
+template <typename T, typename W, typename Y, int VEC, int CHUNKS>
+__global__ void __launch_bounds__(kMaxThreads) rms_norm_forward_kernel(RmsNormForwardArgs a, int group) {
+  constexpr int kChunks = CHUNKS;
   __shared__ float scratch[32];
   const int nvec = a.dim / VEC;
   const float inv_dim = __frcp_rn(static_cast<float>(a.dim));
+  const int groups = blockDim.x / group, g = threadIdx.x / group, t = threadIdx.x % group;
   const int64_t member = blockIdx.y;
   const T* x = static_cast<const T*>(a.x) + member * a.rows * a.dim;
-  T* y = static_cast<T*>(a.y) + member * a.rows * a.dim;
+  Y* y = static_cast<Y*>(a.y) + member * a.rows * a.dim;
   const W* wp = static_cast<const W*>(a.w) + member * a.dim;
   float* rstd = a.rstd + member * a.rows;
 
   float w[kChunks][VEC];
 #pragma unroll
   for (int c = 0; c < kChunks; ++c) {
-    const int vi = threadIdx.x + c * blockDim.x;
+    const int vi = t + c * group;
     if (vi < nvec) {
       load_floats<W, VEC>(wp + vi * VEC, w[c]);
 #pragma unroll
@@ -53,44 +62,53 @@ __global__ void __launch_bounds__(kMaxThreads) rms_norm_forward_kernel(RmsNormFo
     }
   }
 
-  for (int64_t row = blockIdx.x; row < a.rows; row += gridDim.x) {
+  // Every thread runs the same iterations (group_sum synchronises the block).
+  for (int64_t first = static_cast<int64_t>(blockIdx.x) * groups; first < a.rows;
+       first += static_cast<int64_t>(gridDim.x) * groups) {
+    const int64_t row = first + g;
+    const bool live = row < a.rows;
     const T* xr = x + row * a.dim;
     float xv[kChunks][VEC];
     float squares = 0.f;
 #pragma unroll
     for (int c = 0; c < kChunks; ++c) {
-      const int vi = threadIdx.x + c * blockDim.x;
-      if (vi < nvec) {
+      const int vi = t + c * group;
+      if (live && vi < nvec) {
         load_floats<T, VEC>(xr + vi * VEC, xv[c]);
 #pragma unroll
         for (int j = 0; j < VEC; ++j) squares += xv[c][j] * xv[c][j];
       }
     }
-    const float r = rsqrtf(block_sum(squares, scratch) * inv_dim + a.eps);
-    T* yr = y + row * a.dim;
+    const float r = rsqrtf(group_sum(squares, group, scratch) * inv_dim + a.eps);
+    if (!live) continue;
+    Y* yr = y + row * a.dim;
 #pragma unroll
     for (int c = 0; c < kChunks; ++c) {
-      const int vi = threadIdx.x + c * blockDim.x;
+      const int vi = t + c * group;
       if (vi < nvec) {
         float out[VEC];
 #pragma unroll
         for (int j = 0; j < VEC; ++j) out[j] = round_to<T>(xv[c][j] * r) * w[c][j];
-        store_floats<T, VEC>(yr + vi * VEC, out);
+        store_floats<Y, VEC>(yr + vi * VEC, out);
       }
     }
-    if (threadIdx.x == 0) rstd[row] = r;
+    if (t == 0) rstd[row] = r;
   }
 }
 
-template <typename T, typename W, int VEC>
-__global__ void __launch_bounds__(kMaxThreads) rms_norm_backward_kernel(RmsNormBackwardArgs a) {
-  constexpr int kChunks = kMaxElementsPerThread / VEC;
+// Dynamic shared memory: groups * dim floats when a block holds several groups
+// (their weight-gradient sums meet there), else none.
+template <typename T, typename W, typename Y, int VEC, int CHUNKS>
+__global__ void __launch_bounds__(kMaxThreads) rms_norm_backward_kernel(RmsNormBackwardArgs a, int group) {
+  constexpr int kChunks = CHUNKS;
   __shared__ float scratch[32];
+  extern __shared__ float group_acc[];
   const int nvec = a.dim / VEC;
   const float inv_dim = __frcp_rn(static_cast<float>(a.dim));
+  const int groups = blockDim.x / group, g = threadIdx.x / group, t = threadIdx.x % group;
   const int64_t member = blockIdx.y;
   const T* x = static_cast<const T*>(a.x) + member * a.rows * a.dim;
-  const T* gy = static_cast<const T*>(a.grad_y) + member * a.rows * a.dim;
+  const Y* gy = static_cast<const Y*>(a.grad_y) + member * a.rows * a.dim;
   T* gx = static_cast<T*>(a.grad_x) + member * a.rows * a.dim;
   const W* wp = static_cast<const W*>(a.w) + member * a.dim;
   const float* rstd = a.rstd + member * a.rows;
@@ -99,45 +117,47 @@ __global__ void __launch_bounds__(kMaxThreads) rms_norm_backward_kernel(RmsNormB
   float w[kChunks][VEC], acc[kChunks][VEC];
 #pragma unroll
   for (int c = 0; c < kChunks; ++c) {
-    const int vi = threadIdx.x + c * blockDim.x;
+    const int vi = t + c * group;
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) acc[c][j] = 0.f;
     if (vi < nvec) {
       load_floats<W, VEC>(wp + vi * VEC, w[c]);
 #pragma unroll
-      for (int j = 0; j < VEC; ++j) {
-        w[c][j] = round_to<T>(w[c][j]);
-        acc[c][j] = 0.f;
-      }
+      for (int j = 0; j < VEC; ++j) w[c][j] = round_to<T>(w[c][j]);
     }
   }
 
-  for (int64_t row = blockIdx.x; row < a.rows; row += gridDim.x) {
+  for (int64_t first = static_cast<int64_t>(blockIdx.x) * groups; first < a.rows;
+       first += static_cast<int64_t>(gridDim.x) * groups) {
+    const int64_t row = first + g;
+    const bool live = row < a.rows;
     const int64_t offset = row * a.dim;
+    const float r = live ? rstd[row] : 0.f;
     float xv[kChunks][VEC], dn[kChunks][VEC];
     float dot = 0.f;
 #pragma unroll
     for (int c = 0; c < kChunks; ++c) {
-      const int vi = threadIdx.x + c * blockDim.x;
-      if (vi < nvec) {
+      const int vi = t + c * group;
+      if (live && vi < nvec) {
         float dy[VEC];
         load_floats<T, VEC>(x + offset + vi * VEC, xv[c]);
-        load_floats<T, VEC>(gy + offset + vi * VEC, dy);
+        load_floats<Y, VEC>(gy + offset + vi * VEC, dy);
 #pragma unroll
         for (int j = 0; j < VEC; ++j) {
           dn[c][j] = dy[j] * w[c][j];
           dot += dn[c][j] * xv[c][j];
         }
         if (weight_grad) {
-          const float r_row = rstd[row];
 #pragma unroll
-          for (int j = 0; j < VEC; ++j) acc[c][j] += dy[j] * round_to<T>(xv[c][j] * r_row);
+          for (int j = 0; j < VEC; ++j) acc[c][j] += dy[j] * round_to<T>(xv[c][j] * r);
         }
       }
     }
-    const float r = rstd[row];
-    const float coef = r * r * r * block_sum(dot, scratch) * inv_dim;
+    const float coef = r * r * r * group_sum(dot, group, scratch) * inv_dim;
+    if (!live) continue;
 #pragma unroll
     for (int c = 0; c < kChunks; ++c) {
-      const int vi = threadIdx.x + c * blockDim.x;
+      const int vi = t + c * group;
       if (vi < nvec) {
         float out[VEC];
 #pragma unroll
@@ -147,19 +167,35 @@ __global__ void __launch_bounds__(kMaxThreads) rms_norm_backward_kernel(RmsNormB
     }
   }
 
-  if (weight_grad) {
-    float* partial = a.grad_w_partial + (member * gridDim.x + blockIdx.x) * a.dim;
+  if (!weight_grad) return;
+  float* partial = a.grad_w_partial + (member * gridDim.x + blockIdx.x) * a.dim;
+  if (groups == 1) {
 #pragma unroll
     for (int c = 0; c < kChunks; ++c) {
-      const int vi = threadIdx.x + c * blockDim.x;
+      const int vi = t + c * group;
       if (vi < nvec) store_floats<float, VEC>(partial + vi * VEC, acc[c]);
     }
+    return;
+  }
+  // The groups' sums, added in group order.
+#pragma unroll
+  for (int c = 0; c < kChunks; ++c) {
+    const int vi = t + c * group;
+    if (vi < nvec)
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) group_acc[g * a.dim + vi * VEC + j] = acc[c][j];
+  }
+  __syncthreads();
+  for (int col = threadIdx.x; col < nvec * VEC; col += blockDim.x) {
+    float sum = 0.f;
+    for (int k = 0; k < groups; ++k) sum += group_acc[k * a.dim + col];
+    partial[col] = sum;
   }
 }
 
 // grad_w[col] = sum over b of partial[b, col], b in a fixed order per column;
 // member blockIdx.y's partials and gradient follow the ones before it.
-constexpr int kReduceCols = 32, kReduceRows = 8;
+constexpr int kReduceCols = 32, kReduceRows = 32;
 template <typename W>
 __global__ void __launch_bounds__(kReduceCols* kReduceRows)
     rms_norm_weight_grad_reduce(const float* __restrict__ partial, int blocks, int dim, W* __restrict__ grad_w) {
@@ -192,45 +228,75 @@ int vector_width(int dim, ModelDtype x_dtype, std::initializer_list<const void*>
   return vec;
 }
 
-int block_threads(int dim, int vec) {
+// The threads of a row's group (whole warps, a word each, up to kMaxThreads)
+// and of a block (as many groups as fill kBlockThreads, at least one).
+struct Layout {
+  int group;
+  int threads;
+  int groups() const { return threads / group; }
+};
+
+Layout layout(int dim, int vec) {
   const int words = dim / vec;
-  return std::min(kMaxThreads, (words + 31) / 32 * 32);
+  const int group = std::min(kMaxThreads, (words + 31) / 32 * 32);
+  return {group, group * std::max(1, kBlockThreads / group)};
 }
 
-int grid_blocks(int64_t rows, int threads, int sm_count) {
-  const int per_sm = std::max(1, std::min(32, 2048 / threads));
-  return static_cast<int>(std::min<int64_t>(rows, static_cast<int64_t>(std::max(1, sm_count)) * per_sm));
+int grid_blocks(int64_t rows, Layout l, int sm_count) {
+  const int per_sm = std::max(1, std::min(32, 2048 / l.threads));
+  const int64_t needed = (rows + l.groups() - 1) / l.groups();
+  return static_cast<int>(std::min<int64_t>(needed, static_cast<int64_t>(std::max(1, sm_count)) * per_sm));
 }
 
-// Calls f(T{}, W{}, VEC constant) for the dtypes and width; false if unsupported.
+// Calls f(T{}, W{}, Y{}, VEC constant) for the dtypes and width; false if unsupported.
 template <typename F>
-bool dispatch_norm(ModelDtype x_dtype, ModelDtype w_dtype, int vec, F&& f) {
+bool dispatch_types(ModelDtype x_dtype, ModelDtype w_dtype, ModelDtype y_dtype, int vec, F&& f) {
   using bf16 = __nv_bfloat16;
   if (x_dtype == ModelDtype::kFloat32 && w_dtype == ModelDtype::kFloat32) {
-    if (vec == 4) f(float{}, float{}, std::integral_constant<int, 4>{});
-    else f(float{}, float{}, std::integral_constant<int, 1>{});
+    if (y_dtype == ModelDtype::kFloat32) {
+      if (vec == 4) f(float{}, float{}, float{}, std::integral_constant<int, 4>{});
+      else f(float{}, float{}, float{}, std::integral_constant<int, 1>{});
+    } else {
+      if (vec == 4) f(float{}, float{}, bf16{}, std::integral_constant<int, 4>{});
+      else f(float{}, float{}, bf16{}, std::integral_constant<int, 1>{});
+    }
     return true;
   }
-  if (x_dtype == ModelDtype::kBFloat16 && w_dtype == ModelDtype::kFloat32) {
-    if (vec == 8) f(bf16{}, float{}, std::integral_constant<int, 8>{});
-    else f(bf16{}, float{}, std::integral_constant<int, 1>{});
-    return true;
+  if (y_dtype != ModelDtype::kBFloat16 || x_dtype != ModelDtype::kBFloat16) return false;
+  if (w_dtype == ModelDtype::kFloat32) {
+    if (vec == 8) f(bf16{}, float{}, bf16{}, std::integral_constant<int, 8>{});
+    else f(bf16{}, float{}, bf16{}, std::integral_constant<int, 1>{});
+  } else {
+    if (vec == 8) f(bf16{}, bf16{}, bf16{}, std::integral_constant<int, 8>{});
+    else f(bf16{}, bf16{}, bf16{}, std::integral_constant<int, 1>{});
   }
-  if (x_dtype == ModelDtype::kBFloat16 && w_dtype == ModelDtype::kBFloat16) {
-    if (vec == 8) f(bf16{}, bf16{}, std::integral_constant<int, 8>{});
-    else f(bf16{}, bf16{}, std::integral_constant<int, 1>{});
-    return true;
-  }
-  return false;
+  return true;
+}
+
+// dispatch_types, with f's fifth argument the CHUNKS constant the row needs:
+// 1 where its words fit a group, else the most a thread may hold.
+template <typename F>
+bool dispatch_norm(ModelDtype x_dtype, ModelDtype w_dtype, ModelDtype y_dtype, int dim, int vec, Layout l, F&& f) {
+  const bool one = dim / vec <= l.group;
+  return dispatch_types(x_dtype, w_dtype, y_dtype, vec, [&](auto t, auto w, auto y, auto v) {
+    constexpr int kMost = kMaxElementsPerThread / decltype(v)::value;
+    if (one) f(t, w, y, v, std::integral_constant<int, 1>{});
+    else f(t, w, y, v, std::integral_constant<int, kMost>{});
+  });
+}
+
+// The widest word x's rows allow, whatever the pointers' alignment.
+int widest_vector(int dim, ModelDtype x_dtype) {
+  const int vec = 16 / element_bytes(x_dtype);
+  return dim % vec == 0 ? vec : 1;
 }
 
 }  // namespace
 
 int rms_norm_backward_blocks(int64_t rows, int dim, ModelDtype x_dtype, int sm_count) {
-  // The widest word the rows allow; an unaligned call falls back to single
-  // elements but keeps this count, so the workspace is always big enough.
-  const int vec = dim % (16 / element_bytes(x_dtype)) == 0 ? 16 / element_bytes(x_dtype) : 1;
-  return grid_blocks(rows, block_threads(dim, vec), sm_count);
+  // An unaligned call falls back to single elements but keeps this count, so
+  // the workspace is always big enough.
+  return grid_blocks(rows, layout(dim, widest_vector(dim, x_dtype)), sm_count);
 }
 
 cudaError_t rms_norm_forward_launch(const RmsNormForwardArgs& a, int sm_count, cudaStream_t stream) {
@@ -239,10 +305,11 @@ cudaError_t rms_norm_forward_launch(const RmsNormForwardArgs& a, int sm_count, c
   if (a.dim < 1 || a.dim > kRmsNormMaxDim) return cudaErrorInvalidValue;
   // Every member's block must start as aligned as member 0's for its words.
   const int vec = vector_width(a.dim, a.x_dtype, {a.x, a.w, a.y});
-  const int threads = block_threads(a.dim, vec);
-  const dim3 blocks(grid_blocks(a.rows, threads, sm_count), a.members);
-  const bool known = dispatch_norm(a.x_dtype, a.w_dtype, vec, [&](auto t, auto w, auto v) {
-    rms_norm_forward_kernel<decltype(t), decltype(w), decltype(v)::value><<<blocks, threads, 0, stream>>>(a);
+  const Layout l = layout(a.dim, vec);
+  const dim3 blocks(grid_blocks(a.rows, l, sm_count), a.members);
+  const bool known = dispatch_norm(a.x_dtype, a.w_dtype, a.y_dtype, a.dim, vec, l, [&](auto t, auto w, auto y, auto v, auto c) {
+    rms_norm_forward_kernel<decltype(t), decltype(w), decltype(y), decltype(v)::value, decltype(c)::value>
+        <<<blocks, l.threads, 0, stream>>>(a, l.group);
   });
   if (!known) return cudaErrorInvalidValue;
   return cudaGetLastError();
@@ -262,9 +329,11 @@ cudaError_t rms_norm_backward_launch(const RmsNormBackwardArgs& a, int sm_count,
   // whatever the pointers' alignment: the caller sized the workspace by it.
   const int vec = vector_width(a.dim, a.x_dtype, {a.x, a.w, a.grad_y, a.grad_x, a.grad_w_partial});
   const int blocks = rms_norm_backward_blocks(a.rows, a.dim, a.x_dtype, sm_count);
-  const int threads = block_threads(a.dim, vec);
-  const bool known = dispatch_norm(a.x_dtype, a.w_dtype, vec, [&](auto t, auto w, auto v) {
-    rms_norm_backward_kernel<decltype(t), decltype(w), decltype(v)::value><<<dim3(blocks, a.members), threads, 0, stream>>>(a);
+  const Layout l = layout(a.dim, vec);
+  const size_t shared = l.groups() > 1 ? static_cast<size_t>(l.groups()) * a.dim * sizeof(float) : 0;
+  const bool known = dispatch_norm(a.x_dtype, a.w_dtype, a.y_dtype, a.dim, vec, l, [&](auto t, auto w, auto y, auto v, auto c) {
+    rms_norm_backward_kernel<decltype(t), decltype(w), decltype(y), decltype(v)::value, decltype(c)::value>
+        <<<dim3(blocks, a.members), l.threads, shared, stream>>>(a, l.group);
   });
   if (!known) return cudaErrorInvalidValue;
   if (cudaError_t err = cudaGetLastError(); err != cudaSuccess) return err;

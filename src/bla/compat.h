@@ -49,6 +49,15 @@ inline bool cuda_autocast_enabled() {
 #endif
 }
 
+// The dtype CUDA autocast casts to.
+inline at::ScalarType cuda_autocast_dtype() {
+#if BLA_TORCH_AT_LEAST(2, 4)
+  return at::autocast::get_autocast_dtype(at::kCUDA);
+#else
+  return at::autocast::get_autocast_gpu_dtype();
+#endif
+}
+
 // Autocast keeps casts of weights for the rest of an autocast region; a
 // captured CUDA graph must not hold on to them (they would be freed after
 // capture), so capture turns the cache off.

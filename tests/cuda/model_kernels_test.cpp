@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -87,6 +88,7 @@ const NormCase kNormCases[] = {
     {"one_row_d64", 1, 1, 64},
     {"odd_rows_d100", 3, 37, 100},
     {"d128", 2, 129, 128},
+    {"many_rows_d128", 64, 300, 128},  // more rows than the grid's groups hold at once
     {"d768", 2, 300, 768},
     {"d1024_bf16_weight", 1, 257, 1024, true},
     {"odd_d7", 5, 3, 7},
@@ -153,6 +155,70 @@ INSTANTIATE_TEST_SUITE_P(Shapes, ModelKernelRmsNorm, ::testing::Combine(::testin
                            return std::string(std::get<0>(info.param).name) + "_" + std::get<1>(info.param).name;
                          });
 
+// A float32 x with a bf16 output (the input of bf16 products): the bits of the
+// float32 output rounded to bf16, and from a bf16 gradient the bits the float32
+// kernel gives on that gradient's values; solo and ensemble, vector and
+// single-element paths, one warp's rows and wider ones.
+TEST(ModelKernelRmsNormBf16Output, IsTheFloat32OutputRoundedAndReadsItsGradientAsIs) {
+  SKIP_WITHOUT_CUDA();
+  const double eps = 1e-5;
+  for (int64_t dim : {128, 100, 768, 7, 4096}) {
+    for (bool unaligned : {false, true}) {
+      const std::string tag = "dim " + std::to_string(dim) + (unaligned ? " unaligned" : "");
+      at::Tensor x = randn({3, 67, dim}, at::kFloat, 1.3);
+      if (unaligned) x = unaligned_copy(x);
+      const at::Tensor w = 1.0 + 0.5 * torch::randn({dim}, cuda_f32());
+      const at::Tensor gy = randn({3, 67, dim}, at::kBFloat16);
+      const int64_t rows = 3 * 67;
+
+      at::Tensor y32 = poisoned(x.sizes(), at::kFloat), r32 = poisoned({rows}, at::kFloat);
+      bla::kernels::rms_norm_forward_out(x, w, eps, y32, r32);
+      at::Tensor y16 = poisoned(x.sizes(), at::kBFloat16), r16 = poisoned({rows}, at::kFloat);
+      bla::kernels::rms_norm_forward_out(x, w, eps, y16, r16);
+      EXPECT_TRUE(torch::equal(y16, y32.to(at::kBFloat16))) << tag << ": y";
+      EXPECT_TRUE(torch::equal(r16, r32)) << tag << ": rstd";
+
+      at::Tensor gx32 = poisoned(x.sizes(), at::kFloat), gw32 = poisoned({dim}, at::kFloat);
+      bla::kernels::rms_norm_backward_out(x, w, r32, gy.to(at::kFloat), gx32, gw32);
+      at::Tensor gx16 = poisoned(x.sizes(), at::kFloat), gw16 = poisoned({dim}, at::kFloat);
+      bla::kernels::rms_norm_backward_out(x, w, r32, gy, gx16, gw16);
+      EXPECT_TRUE(torch::equal(gx16, gx32)) << tag << ": grad_x";
+      EXPECT_TRUE(torch::equal(gw16, gw32)) << tag << ": grad_weight";
+
+      // Through autograd, solo and as member 1 of 3.
+      auto xa = x.detach().clone().requires_grad_(true);
+      auto wa = w.detach().clone().requires_grad_(true);
+      auto ya = bla::kernels::rms_norm_autograd(xa, wa, eps, at::kBFloat16);
+      ASSERT_EQ(ya.scalar_type(), at::kBFloat16) << tag;
+      ya.backward(gy);
+      EXPECT_TRUE(torch::equal(ya, y16)) << tag << ": autograd y";
+      EXPECT_TRUE(torch::equal(xa.grad(), gx32)) << tag << ": autograd grad_x";
+      EXPECT_TRUE(torch::equal(wa.grad(), gw32)) << tag << ": autograd grad_weight";
+      if (unaligned) continue;
+      auto xm = torch::cat({randn({3, 67, dim}, at::kFloat), x, randn({3, 67, dim}, at::kFloat)}).requires_grad_(true);
+      auto wm = torch::stack({w, w, w}).requires_grad_(true);
+      auto ym = bla::kernels::rms_norm_members_autograd(xm, wm, eps, at::kBFloat16);
+      ym.backward(torch::cat({gy, gy, gy}));
+      EXPECT_TRUE(torch::equal(ym.detach().narrow(0, 3, 3), y16)) << tag << ": member y";
+      EXPECT_TRUE(torch::equal(xm.grad().narrow(0, 3, 3), gx32)) << tag << ": member grad_x";
+      EXPECT_TRUE(torch::equal(wm.grad()[1], gw32)) << tag << ": member grad_weight";
+    }
+  }
+}
+
+TEST(ModelKernelRmsNormBf16Output, RejectsAnyOtherOutputDtype) {
+  SKIP_WITHOUT_CUDA();
+  const auto x = randn({2, 5, 64}, at::kBFloat16);
+  const auto w = torch::ones({64}, cuda_f32());
+  try {
+    bla::kernels::rms_norm_autograd(x, w, 1e-5, at::kFloat);
+    FAIL() << "a float32 output of a bf16 x was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(),
+                 "bla: rms_norm kernel: the output dtype must be x's (BFloat16) or bfloat16 for a float32 x, got Float");
+  }
+}
+
 // ------------------------------------------------------------------ SwiGLU
 
 struct SwigluCase {
@@ -208,6 +274,35 @@ INSTANTIATE_TEST_SUITE_P(Shapes, ModelKernelSwiglu, ::testing::Combine(::testing
                          [](const auto& info) {
                            return std::string(std::get<0>(info.param).name) + "_" + std::get<1>(info.param).name;
                          });
+
+// One joined (..., 2H) product of gate and up: the separate kernel's bits on
+// its halves, forward and both halves of the gradient; H in whole 16-byte words
+// and not, aligned and not.
+TEST(ModelKernelSwigluJoined, HasTheSeparateKernelsBitsOnItsHalves) {
+  SKIP_WITHOUT_CUDA();
+  for (const auto& mode : kModes) {
+    for (int64_t H : {344, 100, 7, 1024}) {
+      for (bool unaligned : {false, true}) {
+        const std::string tag = std::string(mode.name) + " H " + std::to_string(H) + (unaligned ? " unaligned" : "");
+        at::Tensor joined = randn({3, 37, 2 * H}, mode.dtype, 2.0);
+        if (unaligned) joined = unaligned_copy(joined);
+        const at::Tensor gh = randn({3, 37, H}, mode.dtype);
+        auto j = joined.detach().clone();
+        if (unaligned) j = unaligned_copy(j);
+        j.requires_grad_(true);
+        auto h = bla::kernels::swiglu_joined_autograd(j);
+        h.backward(gh);
+        auto g = joined.narrow(-1, 0, H).contiguous().requires_grad_(true);
+        auto u = joined.narrow(-1, H, H).contiguous().requires_grad_(true);
+        auto h2 = bla::kernels::swiglu_autograd(g, u);
+        h2.backward(gh);
+        EXPECT_TRUE(torch::equal(h, h2)) << tag << ": h";
+        EXPECT_TRUE(torch::equal(j.grad().narrow(-1, 0, H), g.grad())) << tag << ": grad of the gate half";
+        EXPECT_TRUE(torch::equal(j.grad().narrow(-1, H, H), u.grad())) << tag << ": grad of the up half";
+      }
+    }
+  }
+}
 
 // ------------------------------------------------------------------ rotary
 
@@ -570,6 +665,43 @@ TEST(ModelKernelDispatch, RmsNormModuleMatchesLibTorchForm) {
   }
 }
 
+// Under bf16 autocast a norm into products gives the bf16 cast of the plain
+// norm's output, and the same input and weight gradients (the cast's backward
+// reads the bf16 gradient exactly); outside autocast it is the plain norm.
+TEST(ModelKernelDispatch, NormIntoProductsIsThePlainNormCastUnderAutocast) {
+  SKIP_WITHOUT_CUDA();
+  bla::model::RMSNorm norm(128, 1e-5);
+  norm->to(torch::kCUDA);
+  auto weight = norm->named_parameters()["weight"];
+  {
+    torch::NoGradGuard no_grad;
+    weight.copy_(1.0 + 0.3 * torch::randn({128}, cuda_f32()));
+  }
+  const auto x0 = randn({4, 33, 128}, at::kFloat, 2.0);
+  const auto gy = randn({4, 33, 128}, at::kBFloat16);
+  auto run = [&](bool into_products, bool autocast) {
+    auto x = x0.clone().requires_grad_(true);
+    weight.mutable_grad().reset();
+    if (autocast) bla::compat::set_cuda_autocast(true, at::kBFloat16);
+    auto y = into_products ? norm->into_products(x) : norm->forward(x).to(autocast ? at::kBFloat16 : at::kFloat);
+    if (autocast) bla::compat::set_cuda_autocast(false, at::kBFloat16);
+    y.backward(gy.to(y.scalar_type()));
+    return std::make_tuple(y.detach(), x.grad().clone(), weight.grad().clone());
+  };
+  const auto [y1, gx1, gw1] = run(true, true);
+  const auto [y2, gx2, gw2] = run(false, true);
+  EXPECT_EQ(y1.scalar_type(), at::kBFloat16);
+  EXPECT_TRUE(torch::equal(y1, y2));
+  EXPECT_TRUE(torch::equal(gx1, gx2));
+  EXPECT_TRUE(torch::equal(gw1, gw2));
+  const auto [y3, gx3, gw3] = run(true, false);
+  const auto [y4, gx4, gw4] = run(false, false);
+  EXPECT_EQ(y3.scalar_type(), at::kFloat);
+  EXPECT_TRUE(torch::equal(y3, y4));
+  EXPECT_TRUE(torch::equal(gx3, gx4));
+  EXPECT_TRUE(torch::equal(gw3, gw4));
+}
+
 TEST(ModelKernelDispatch, SwigluModuleMatchesLibTorchForm) {
   SKIP_WITHOUT_CUDA();
   for (const auto& mode : kModes) {
@@ -590,6 +722,31 @@ TEST(ModelKernelDispatch, SwigluModuleMatchesLibTorchForm) {
     expect_close("module y" + tag, y, y_ref, mode.tolerance);
     expect_close("module grad_x" + tag, gx, x.grad(), mode.tolerance);
   }
+}
+
+// The SwiGLU module on CUDA (gate and up joined into one product, the joined
+// kernel) against the CPU's form (two products, LibTorch's silu) on the same
+// weights, in float32: output and every gradient.
+TEST(ModelKernelDispatch, SwigluModuleJoinedMatchesTheTwoProductForm) {
+  SKIP_WITHOUT_CUDA();
+  bla::model::SwiGLU mlp(96, 256, 0.05);
+  mlp->to(torch::kCUDA);
+  const auto x0 = randn({2, 29, 96}, at::kFloat);
+  const auto gy = randn({2, 29, 96}, at::kFloat);
+  auto x = x0.clone().requires_grad_(true);
+  mlp->forward(x).backward(gy);
+  auto params = mlp->named_parameters();
+  auto xr = x0.clone().requires_grad_(true);
+  auto wg = params["gate.weight"].detach().clone().requires_grad_(true);
+  auto wu = params["up.weight"].detach().clone().requires_grad_(true);
+  auto wd = params["down.weight"].detach().clone().requires_grad_(true);
+  auto yr = torch::matmul(torch::silu(torch::matmul(xr, wg.t())) * torch::matmul(xr, wu.t()), wd.t());
+  yr.backward(gy);
+  expect_close("swiglu joined y", mlp->forward(x0), yr.detach(), 1e-5);
+  expect_close("swiglu joined grad_x", x.grad(), xr.grad(), 1e-5);
+  expect_close("swiglu joined grad gate", params["gate.weight"].grad(), wg.grad(), 1e-5);
+  expect_close("swiglu joined grad up", params["up.weight"].grad(), wu.grad(), 1e-5);
+  expect_close("swiglu joined grad down", params["down.weight"].grad(), wd.grad(), 1e-5);
 }
 
 TEST(ModelKernelDispatch, ProjectHeadsRotaryMatchesLibTorchForm) {

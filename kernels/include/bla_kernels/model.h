@@ -18,23 +18,29 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 
 namespace bla::kernels {
 
-// ---- RMSNorm over the last dim: y = cast(cast(x * r) * cast(w)) with
-// r = rsqrt(mean(x^2) + eps) in float32, cast = rounding to x's dtype.
+// ---- RMSNorm over the last dim: y = cast_y(cast(x * r) * cast(w)) with
+// r = rsqrt(mean(x^2) + eps) in float32, cast = rounding to x's dtype, cast_y
+// to the output's: x's, or bf16 for a float32 x (out_dtype; the input of a
+// bf16 product gets the values a cast after the norm would give, without that
+// pass over memory, and its gradient is read in bf16 as it comes).
 // Supported: x a CUDA tensor (..., D), bf16 or float32, 1 <= D <= 8192;
 // weight (D) on x's device, float32 or x's dtype.
 bool rms_norm_supported(const at::Tensor& x, const at::Tensor& weight, std::string* why = nullptr);
 // Differentiable in x and weight (the weight gradient is summed in float32 in
 // a fixed order: the same bits every run). Throws std::invalid_argument when
 // !rms_norm_supported.
-at::Tensor rms_norm_autograd(const at::Tensor& x, const at::Tensor& weight, double eps);
-// The raw passes into caller-provided buffers (tests poison them): y like x
-// (contiguous), rstd (rows) float32 with rows = x.numel() / D; grad_x like x;
-// grad_weight (D) of weight's dtype, or undefined to skip it.
+at::Tensor rms_norm_autograd(const at::Tensor& x, const at::Tensor& weight, double eps,
+                             std::optional<at::ScalarType> out_dtype = std::nullopt);
+// The raw passes into caller-provided buffers (tests poison them): y shaped
+// like x (contiguous), of x's dtype or bf16, rstd (rows) float32 with rows =
+// x.numel() / D; grad_y of x's dtype or bf16 (any other is cast to x's);
+// grad_x like x; grad_weight (D) of weight's dtype, or undefined to skip it.
 void rms_norm_forward_out(const at::Tensor& x, const at::Tensor& weight, double eps, at::Tensor& y, at::Tensor& rstd);
 void rms_norm_backward_out(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& rstd,
                            const at::Tensor& grad_y, at::Tensor& grad_x, at::Tensor& grad_weight);
@@ -44,7 +50,8 @@ void rms_norm_backward_out(const at::Tensor& x, const at::Tensor& weight, const 
 // of weight (E, D), one launch for all members, each member's rows exactly as
 // rms_norm_autograd on them alone (the same bits, its weight gradient too).
 bool rms_norm_members_supported(const at::Tensor& x, const at::Tensor& weight, std::string* why = nullptr);
-at::Tensor rms_norm_members_autograd(const at::Tensor& x, const at::Tensor& weight, double eps);
+at::Tensor rms_norm_members_autograd(const at::Tensor& x, const at::Tensor& weight, double eps,
+                                     std::optional<at::ScalarType> out_dtype = std::nullopt);
 
 // ---- SwiGLU activation: h = silu(gate) * up, elementwise.
 // Supported: gate and up CUDA tensors of one shape, device and dtype (bf16 or
@@ -54,6 +61,12 @@ at::Tensor swiglu_autograd(const at::Tensor& gate, const at::Tensor& up);
 void swiglu_forward_out(const at::Tensor& gate, const at::Tensor& up, at::Tensor& h);
 void swiglu_backward_out(const at::Tensor& gate, const at::Tensor& up, const at::Tensor& grad_h, at::Tensor& grad_gate,
                          at::Tensor& grad_up);
+// The same on one joined product (..., 2H) of the gate and up projections
+// (gate in its first H columns, up in the last): h (..., H), and the gradient
+// of the joined product in one (..., 2H) tensor. Supported: a CUDA tensor,
+// bf16 or float32, with an even last dim.
+bool swiglu_joined_supported(const at::Tensor& joined, std::string* why = nullptr);
+at::Tensor swiglu_joined_autograd(const at::Tensor& joined);
 
 // ---- Rotary embedding (rotate-half) of x (B, T, H, D), first token at
 // position `start`, inv_freq_i = base^(-2i/D).

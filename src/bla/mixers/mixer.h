@@ -41,6 +41,11 @@ class MixerImpl : public torch::nn::Module {
   virtual int64_t state_numel(int64_t context) const = 0;
   // One line for logs, e.g. "bla(window=64, slots=8, heads=4)".
   virtual std::string describe() const = 0;
+  // Whether forward reads x in one product alone (one projection for all it
+  // needs), so that under bf16 autocast the block may hand it x's norm in bf16
+  // (common/norm.h, rms_norm_into_products): the values that product's cast
+  // would make. Several products would sum their gradients in bf16: false.
+  virtual bool reads_input_in_one_product() const { return false; }
 };
 
 // What a mixer factory knows about its place in the model.

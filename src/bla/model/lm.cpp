@@ -46,10 +46,27 @@ torch::Tensor swiglu_activation(const torch::Tensor& gate, const torch::Tensor& 
   return swiglu_activation_libtorch(gate, up);
 }
 
+// The same on one joined product (..., 2H): gate in the first H columns, up in the last.
+torch::Tensor swiglu_activation_joined(const torch::Tensor& joined) {
+#ifdef BLA_HAVE_CUDA_KERNELS
+  std::string why = "turned off by BLA_KERNELS=0";
+  if (ops::model_kernels_enabled() && kernels::swiglu_joined_supported(joined, &why))
+    return kernels::swiglu_joined_autograd(joined);
+  ops::note_kernel_fallback("swiglu", why);
+#else
+  ops::note_kernel_fallback("swiglu", "bla-train was built without its CUDA kernels");
+#endif
+  const auto halves = joined.chunk(2, -1);
+  return swiglu_activation_libtorch(halves[0], halves[1]);
+}
+
 }  // namespace
 
 torch::Tensor SwiGLUImpl::forward(const torch::Tensor& x) {
   using mixers::project;
+  // On CUDA gate and up are one product (x read once, its gradient out of one
+  // product); the CPU keeps the two products its tests were written against.
+  if (x.is_cuda()) return project(down_, swiglu_activation_joined(mixers::project_joined({gate_, up_}, x)));
   return project(down_, swiglu_activation(project(gate_, x), project(up_, x)));
 }
 
@@ -66,11 +83,16 @@ BlockImpl::BlockImpl(const config::ModelConfig& cfg, std::shared_ptr<mixers::Mix
   }
 }
 
-torch::Tensor BlockImpl::mlp(const torch::Tensor& x) { return mlp_ ? x + mlp_(mlp_norm_(x)) : x; }
+// On CUDA the MLP reads its input in one product (SwiGLUImpl::forward).
+torch::Tensor BlockImpl::mlp(const torch::Tensor& x) {
+  if (!mlp_) return x;
+  return x + mlp_(x.is_cuda() ? mlp_norm_->into_products(x) : mlp_norm_(x));
+}
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
-  auto h = mixer_norm_(x);
-  if (short_conv_) h = short_conv_(h);
+  torch::Tensor h;
+  if (short_conv_) h = short_conv_(mixer_norm_(x));
+  else h = mixer_->reads_input_in_one_product() ? mixer_norm_->into_products(x) : mixer_norm_(x);
   return mlp(x + mixer_->forward(h));
 }
 
@@ -120,7 +142,7 @@ LanguageModelImpl::LanguageModelImpl(const config::ModelConfig& cfg, int64_t voc
 torch::Tensor LanguageModelImpl::hidden(const torch::Tensor& tokens) {
   auto x = mixers::members_of(embedding_->weight, 2) > 0 ? mixers::embed(embedding_->weight, tokens) : embedding_(tokens);
   for (auto& block : blocks_) x = block->forward(x);
-  return final_norm_(x);
+  return final_norm_->into_products(x);  // read by the LM head's product alone
 }
 
 torch::Tensor LanguageModelImpl::logits(const torch::Tensor& hidden) {

@@ -67,7 +67,8 @@ class LanguageModelImpl : public torch::nn::Module {
   // Builds the mixers from cfg.mixers (reading their parameter sections).
   LanguageModelImpl(const config::ModelConfig& cfg, int64_t vocab_size, int64_t max_seq_len);
 
-  // tokens (B, T) int64 -> final hidden states (B, T, d_model), normalised.
+  // tokens (B, T) int64 -> final hidden states (B, T, d_model), normalised
+  // (bf16 under CUDA bf16 autocast: only the LM head's product reads them).
   torch::Tensor hidden(const torch::Tensor& tokens);
   // hidden (..., d_model) -> logits (..., vocab).
   torch::Tensor logits(const torch::Tensor& hidden);

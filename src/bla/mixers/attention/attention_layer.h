@@ -19,6 +19,7 @@ class AttentionLayer : public MixerImpl {
   torch::Tensor step(const torch::Tensor& x, MixerState& state) override;
   int64_t state_numel(int64_t context) const override;
   std::string describe() const override;
+  bool reads_input_in_one_product() const override { return true; }
 
  private:
   HeadLayout layout_;

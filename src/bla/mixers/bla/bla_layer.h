@@ -30,6 +30,7 @@ class BlaLayer : public MixerImpl {
   torch::Tensor step(const torch::Tensor& x, MixerState& state) override;
   int64_t state_numel(int64_t context) const override;
   std::string describe() const override;
+  bool reads_input_in_one_product() const override { return true; }
 
   const std::vector<int64_t>& windows() const { return windows_; }
 

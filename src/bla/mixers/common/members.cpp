@@ -2,6 +2,9 @@
 
 #include <torch/torch.h>
 
+#include <utility>
+#include <vector>
+
 namespace bla::mixers {
 
 int64_t members_of(const torch::Tensor& param, int64_t solo_rank) {
@@ -38,7 +41,10 @@ torch::Tensor project(const torch::nn::Linear& linear, const torch::Tensor& x) {
   return project(linear->weight, linear->bias, x);
 }
 
-std::vector<torch::Tensor> project_stacked(const std::vector<torch::nn::Linear>& linears, const torch::Tensor& x) {
+namespace {
+
+// The projections' weights side by side along `out` (one product's), and each one's `out`.
+std::pair<torch::Tensor, std::vector<int64_t>> joined_weight(const std::vector<torch::nn::Linear>& linears) {
   TORCH_CHECK(!linears.empty(), "project_stacked: no projections");
   std::vector<torch::Tensor> weights;
   std::vector<int64_t> outs;
@@ -47,9 +53,21 @@ std::vector<torch::Tensor> project_stacked(const std::vector<torch::nn::Linear>&
     weights.push_back(linear->weight);
     outs.push_back(linear->weight.size(-2));
   }
-  if (weights.size() == 1) return {project(weights[0], torch::Tensor(), x)};
+  if (weights.size() == 1) return {weights[0], outs};
   const int64_t out_dim = weights[0].dim() - 2;  // 0 solo, 1 in an ensemble
-  return project(torch::cat(weights, out_dim), torch::Tensor(), x).split_with_sizes(outs, -1);
+  return {torch::cat(weights, out_dim), outs};
+}
+
+}  // namespace
+
+std::vector<torch::Tensor> project_stacked(const std::vector<torch::nn::Linear>& linears, const torch::Tensor& x) {
+  const auto [weight, outs] = joined_weight(linears);
+  if (outs.size() == 1) return {project(weight, torch::Tensor(), x)};
+  return project(weight, torch::Tensor(), x).split_with_sizes(outs, -1);
+}
+
+torch::Tensor project_joined(const std::vector<torch::nn::Linear>& linears, const torch::Tensor& x) {
+  return project(joined_weight(linears).first, torch::Tensor(), x);
 }
 
 torch::Tensor embed(const torch::Tensor& weight, const torch::Tensor& tokens) {

@@ -38,6 +38,9 @@ torch::Tensor project(const torch::nn::Linear& linear, const torch::Tensor& x);
 // once and its gradient comes out of one product, where separate projections
 // read it, cast it under autocast, and sum their gradients, once each.
 std::vector<torch::Tensor> project_stacked(const std::vector<torch::nn::Linear>& linears, const torch::Tensor& x);
+// The same product before the split: (..., sum of outs), the projections'
+// outputs side by side in order.
+torch::Tensor project_joined(const std::vector<torch::nn::Linear>& linears, const torch::Tensor& x);
 
 // Rows of an embedding table for tokens (E*B, ...): weight (V, d) or (E, V, d).
 torch::Tensor embed(const torch::Tensor& weight, const torch::Tensor& tokens);

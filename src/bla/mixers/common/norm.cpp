@@ -1,5 +1,6 @@
 #include "bla/mixers/common/norm.h"
 
+#include "bla/compat.h"
 #include "bla/mixers/common/members.h"
 #include "bla/ops/kernel_switch.h"
 
@@ -30,23 +31,40 @@ torch::Tensor rms_norm_libtorch(const torch::Tensor& x, const torch::Tensor& wei
   return normed.to(x.scalar_type()) * weight.to(x.scalar_type());
 }
 
-torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps, int64_t groups) {
-  const bool members = members_of(weight, 1) > 0;
+namespace {
+
+// rms_norm, its output in out_dtype (x's, or bf16 for a float32 x).
+torch::Tensor rms_norm_to(const torch::Tensor& x, const torch::Tensor& weight, double eps, int64_t groups,
+                          torch::ScalarType out_dtype) {
   if (x.is_cuda() && groups == 1) {
 #ifdef BLA_HAVE_CUDA_KERNELS
+    const bool members = members_of(weight, 1) > 0;
     std::string why = "turned off by BLA_KERNELS=0";
     if (ops::model_kernels_enabled()) {
       // An ensemble: one launch for every member, each member's rows with its weight.
       if (members && kernels::rms_norm_members_supported(x, weight, &why))
-        return kernels::rms_norm_members_autograd(x, weight, eps);
-      if (!members && kernels::rms_norm_supported(x, weight, &why)) return kernels::rms_norm_autograd(x, weight, eps);
+        return kernels::rms_norm_members_autograd(x, weight, eps, out_dtype);
+      if (!members && kernels::rms_norm_supported(x, weight, &why))
+        return kernels::rms_norm_autograd(x, weight, eps, out_dtype);
     }
     ops::note_kernel_fallback("rms_norm", why);
 #else
     ops::note_kernel_fallback("rms_norm", "bla-train was built without its CUDA kernels");
 #endif
   }
-  return rms_norm_libtorch(x, per_member(weight, 1, x), eps, groups);
+  return rms_norm_libtorch(x, per_member(weight, 1, x), eps, groups).to(out_dtype);
+}
+
+}  // namespace
+
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps, int64_t groups) {
+  return rms_norm_to(x, weight, eps, groups, x.scalar_type());
+}
+
+torch::Tensor rms_norm_into_products(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  const bool to_bf16 = x.is_cuda() && x.scalar_type() == torch::kFloat && compat::cuda_autocast_enabled() &&
+                       compat::cuda_autocast_dtype() == torch::kBFloat16;
+  return rms_norm_to(x, weight, eps, 1, to_bf16 ? torch::kBFloat16 : x.scalar_type());
 }
 
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {

@@ -28,11 +28,19 @@ torch::Tensor rms_norm_libtorch(const torch::Tensor& x, const torch::Tensor& wei
 // x (..., D); weight (D), or (E, D) in an ensemble whose x is (E*B, ...).
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps, int64_t groups = 1);
 
+// rms_norm of an input to bf16 products (projections) alone: under CUDA
+// autocast a float32 x gives a bf16 result, the values the products' own cast
+// would give, without that cast's pass over memory (nor its gradient's back);
+// elsewhere rms_norm itself.
+torch::Tensor rms_norm_into_products(const torch::Tensor& x, const torch::Tensor& weight, double eps);
+
 // RMSNorm over the last dimension with a learned weight (initialised to 1).
 class RMSNormImpl : public torch::nn::Module {
  public:
   RMSNormImpl(int64_t dim, double eps);
   torch::Tensor forward(const torch::Tensor& x) { return rms_norm(x, weight_, eps_); }
+  // For an x whose norm only bf16 products read (rms_norm_into_products).
+  torch::Tensor into_products(const torch::Tensor& x) { return rms_norm_into_products(x, weight_, eps_); }
 
  private:
   torch::Tensor weight_;

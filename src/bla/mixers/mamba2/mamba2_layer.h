@@ -34,6 +34,7 @@ class Mamba2Layer : public MixerImpl {
   // H * P * d_state + (conv_kernel - 1) * (d_inner + 2 * ngroups * d_state).
   int64_t state_numel(int64_t context) const override;
   std::string describe() const override;
+  bool reads_input_in_one_product() const override { return true; }
 
   int64_t d_inner() const { return d_inner_; }
   int64_t heads() const { return heads_; }
