@@ -348,11 +348,25 @@ struct HeadLossFunction : public torch::autograd::Function<HeadLossFunction> {
   }
 };
 
-// Rotates the defined ones of a and b (at least a) into fresh tensors.
+// Elements between one token's heads and the next's in x (B, T, H, D) whose
+// heads lie side by side (a view of a joined q, k, v product), or 0 where its
+// tokens are not evenly spaced so (the kernel then takes a contiguous copy).
+int64_t token_stride(const at::Tensor& x) {
+  const int64_t T = x.size(1), H = x.size(2), D = x.size(3);
+  if (x.stride(3) != 1 || (H > 1 && x.stride(2) != D)) return 0;
+  const int64_t s = T > 1 ? x.stride(1) : (x.size(0) > 1 ? x.stride(0) : H * D);
+  if (s < H * D || (x.size(0) > 1 && x.stride(0) != T * s)) return 0;
+  return s;
+}
+
+// x itself where its tokens are evenly spaced (token_stride), else a contiguous copy.
+at::Tensor token_spaced(const at::Tensor& x) { return token_stride(x) > 0 ? x : x.contiguous(); }
+
+// Rotates the defined ones of a and b (at least a) into fresh contiguous tensors.
 std::pair<at::Tensor, at::Tensor> rotate(const at::Tensor& a, const at::Tensor& b, int64_t start, double base,
                                          bool inverse) {
-  const at::Tensor ac = a.contiguous();
-  const at::Tensor bc = b.defined() ? b.contiguous() : at::Tensor();
+  const at::Tensor ac = token_spaced(a);
+  const at::Tensor bc = b.defined() ? token_spaced(b) : at::Tensor();
   at::Tensor out_a = at::empty(ac.sizes(), ac.options());
   at::Tensor out_b = bc.defined() ? at::empty(bc.sizes(), bc.options()) : at::Tensor();
   rotary_out(ac, bc, start, base, inverse, out_a, out_b);
@@ -593,8 +607,8 @@ void rotary_out(const at::Tensor& q, const at::Tensor& k, int64_t start, double 
   std::string why;
   if (k.defined() ? !rotary_pair_supported(q, k, &why) : !rotary_supported(q, &why))
     throw std::invalid_argument(kRotaryWho + why);
-  const at::Tensor qc = q.contiguous();
-  const at::Tensor kc = k.defined() ? k.contiguous() : at::Tensor();
+  const at::Tensor qc = token_spaced(q);
+  const at::Tensor kc = k.defined() ? token_spaced(k) : at::Tensor();
   check_output(kRotaryWho, q_out, "q_out", q.sizes(), q.scalar_type(), q);
   if (kc.defined()) check_output(kRotaryWho, k_out, "k_out", k.sizes(), k.scalar_type(), q);
   c10::cuda::CUDAGuard guard(q.device());
@@ -609,11 +623,15 @@ void rotary_out(const at::Tensor& q, const at::Tensor& k, int64_t start, double 
   args.inverse = inverse;
   args.dtype = model_dtype(q);
   args.a = qc.data_ptr();
+  args.stride_a = token_stride(qc);
   args.out_a = q_out.data_ptr();
   if (kc.defined()) {
     args.b = kc.data_ptr();
+    args.stride_b = token_stride(kc);
     args.out_b = k_out.data_ptr();
   }
+  const at::Tensor table = at::empty({detail::rotary_table_floats(args.seq, args.dim)}, q.options().dtype(at::kFloat));
+  args.table = table.data_ptr<float>();
   check_cuda(kRotaryWho, detail::rotary_launch(args, at::cuda::getCurrentCUDAStream().stream()), "launch");
 }
 

@@ -85,7 +85,9 @@ cudaError_t swiglu_backward_launch(const SwigluArgs& args, int sm_count, cudaStr
 // ---- Rotary embedding (rotate-half) of up to two tensors in one launch:
 // a (tokens, heads_a, dim) and b (tokens, heads_b, dim), tokens = B*T, token
 // index b*T + t at position start + t. inverse rotates by -angle (the
-// backward). b may be null with heads_b = 0. out_a/out_b: like a/b.
+// backward). b may be null with heads_b = 0. out_a/out_b: contiguous, shaped
+// like a/b. Two kernels: the (seq, dim) table of cos and sin, then the
+// rotation of every token's heads reading it.
 struct RotaryArgs {
   int64_t tokens = 0;
   int seq = 0;
@@ -96,12 +98,19 @@ struct RotaryArgs {
   float base = 0.f;
   bool inverse = false;
   ModelDtype dtype = ModelDtype::kFloat32;
+  // Elements between one token's heads and the next's in a and b (their heads
+  // side by side: views of a joined q, k, v product qualify); outputs are
+  // contiguous (tokens, heads, dim).
+  int64_t stride_a = 0;
+  int64_t stride_b = 0;
   const void* a = nullptr;
   const void* b = nullptr;
   void* out_a = nullptr;
   void* out_b = nullptr;
+  float* table = nullptr;  // workspace: rotary_table_floats(seq, dim) floats
 };
 constexpr int kRotaryMaxDim = 4096;
+inline int64_t rotary_table_floats(int seq, int dim) { return static_cast<int64_t>(seq) * dim; }
 cudaError_t rotary_launch(const RotaryArgs& args, cudaStream_t stream);
 
 // ---- Short causal depthwise convolution (src/bla/mixers/common/short_conv.h)

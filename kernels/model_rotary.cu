@@ -6,12 +6,14 @@
 //   out[i] = x[i] cos - x[i + D/2] sin,  out[i + D/2] = x[i + D/2] cos + x[i] sin.
 // The backward is the rotation by -angle (inverse = true).
 //
-// One block per token: it computes the D/2 angles' cos and sin once into
-// shared memory, then rotates every head of both tensors. The angle's sine
-// and cosine are taken in double precision: the library builds with
-// --use_fast_math, which would turn sincosf into the approximate __sincosf,
-// far off for the angles of late positions (8192 rad and more); the cost is
-// D/2 evaluations per token, shared by all heads.
+// A first kernel computes the (seq, D/2) angles' cos and sin once into a
+// table (the same for every sequence of the batch); the second rotates every
+// head of every token in 16-byte words, reading its row of the table. The
+// angle's sine and cosine are taken in double precision: the library builds
+// with --use_fast_math, which would turn sincosf into the approximate
+// __sincosf, far off for the angles of late positions (8192 rad and more).
+// Inputs may be views whose tokens are evenly spaced with their heads side by
+// side (queries and keys as views of one joined q, k, v product): no copy.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -23,81 +25,100 @@
 namespace bla::kernels::detail {
 namespace {
 
-constexpr int kThreads = 128;
+constexpr int kThreads = 256;
 
-template <typename T, int VEC>
-__global__ void __launch_bounds__(kThreads) rotary_kernel(RotaryArgs a) {
-  extern __shared__ float table[];  // cos of pair i at [i], (signed) sin at [half + i]
+// Row t of the table: cos of pair i at [t * dim + i], (signed) sin at [t * dim + half + i].
+__global__ void __launch_bounds__(kThreads) rotary_table_kernel(RotaryArgs a) {
   const int half = a.dim / 2;
-  const int64_t token = blockIdx.x;
-  const int64_t t = token % a.seq;
-  const float position = static_cast<float>(a.start + t);
-  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+  const int64_t entries = static_cast<int64_t>(a.seq) * half;
+  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < entries;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t t = e / half;
+    const int i = static_cast<int>(e - t * half);
+    const float position = static_cast<float>(a.start + t);
     // The LibTorch form: -arange(0, D, 2) / D, then pow(base, .), in float32.
     const float exponent = __fdiv_rn(-static_cast<float>(2 * i), static_cast<float>(a.dim));
     const float inv_freq = static_cast<float>(pow(static_cast<double>(a.base), static_cast<double>(exponent)));
     const float angle = __fmul_rn(position, inv_freq);
     double s, c;
     sincos(static_cast<double>(angle), &s, &c);
-    table[i] = static_cast<float>(c);
-    table[half + i] = a.inverse ? -static_cast<float>(s) : static_cast<float>(s);
+    a.table[t * a.dim + i] = static_cast<float>(c);
+    a.table[t * a.dim + half + i] = a.inverse ? -static_cast<float>(s) : static_cast<float>(s);
   }
-  __syncthreads();
+}
 
+// One item: a word of VEC pairs of one head of one token.
+template <typename T, int VEC>
+__global__ void __launch_bounds__(kThreads) rotary_kernel(RotaryArgs a) {
+  const int half = a.dim / 2;
   const int words = half / VEC;
-  const int items = (a.heads_a + a.heads_b) * words;
-  for (int item = threadIdx.x; item < items; item += blockDim.x) {
-    int head = item / words;
-    const int word = item - head * words;
+  const int heads = a.heads_a + a.heads_b;
+  const int64_t items = a.tokens * heads * words;
+  for (int64_t item = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; item < items;
+       item += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t rest = item / words;
+    const int word = static_cast<int>(item - rest * words);
+    const int64_t token = rest / heads;
+    int head = static_cast<int>(rest - token * heads);
     const T* src;
     T* dst;
     if (head < a.heads_a) {
-      const int64_t offset = (token * a.heads_a + head) * a.dim;
-      src = static_cast<const T*>(a.a) + offset;
-      dst = static_cast<T*>(a.out_a) + offset;
+      src = static_cast<const T*>(a.a) + token * a.stride_a + static_cast<int64_t>(head) * a.dim;
+      dst = static_cast<T*>(a.out_a) + (token * a.heads_a + head) * a.dim;
     } else {
       head -= a.heads_a;
-      const int64_t offset = (token * a.heads_b + head) * a.dim;
-      src = static_cast<const T*>(a.b) + offset;
-      dst = static_cast<T*>(a.out_b) + offset;
+      src = static_cast<const T*>(a.b) + token * a.stride_b + static_cast<int64_t>(head) * a.dim;
+      dst = static_cast<T*>(a.out_b) + (token * a.heads_b + head) * a.dim;
     }
+    const float* row = a.table + (token % a.seq) * a.dim;
     const int i0 = word * VEC;
-    float lo[VEC], hi[VEC], out_lo[VEC], out_hi[VEC];
+    float lo[VEC], hi[VEC], c[VEC], s[VEC], out_lo[VEC], out_hi[VEC];
     load_floats<T, VEC>(src + i0, lo);
     load_floats<T, VEC>(src + half + i0, hi);
 #pragma unroll
     for (int j = 0; j < VEC; ++j) {
-      const float c = table[i0 + j], s = table[half + i0 + j];
-      out_lo[j] = lo[j] * c - hi[j] * s;
-      out_hi[j] = hi[j] * c + lo[j] * s;
+      c[j] = row[i0 + j];
+      s[j] = row[half + i0 + j];
+    }
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) {
+      out_lo[j] = lo[j] * c[j] - hi[j] * s[j];
+      out_hi[j] = hi[j] * c[j] + lo[j] * s[j];
     }
     store_floats<T, VEC>(dst + i0, out_lo);
     store_floats<T, VEC>(dst + half + i0, out_hi);
   }
 }
 
+int grid_for(int64_t items) {
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>((items + kThreads - 1) / kThreads, 1 << 16)));
+}
+
 }  // namespace
 
 cudaError_t rotary_launch(const RotaryArgs& a, cudaStream_t stream) {
   if (a.tokens <= 0 || a.heads_a + a.heads_b <= 0) return cudaSuccess;
-  if (a.dim < 2 || a.dim % 2 != 0 || a.dim > kRotaryMaxDim || a.seq < 1 || a.tokens > 0x7fffffffLL)
+  if (a.dim < 2 || a.dim % 2 != 0 || a.dim > kRotaryMaxDim || a.seq < 1 || a.table == nullptr)
     return cudaErrorInvalidValue;
-  if (a.heads_b > 0 && (a.b == nullptr || a.out_b == nullptr)) return cudaErrorInvalidValue;
+  if (a.stride_a < static_cast<int64_t>(a.heads_a) * a.dim) return cudaErrorInvalidValue;
+  if (a.heads_b > 0 && (a.b == nullptr || a.out_b == nullptr || a.stride_b < static_cast<int64_t>(a.heads_b) * a.dim))
+    return cudaErrorInvalidValue;
   const bool bf16 = a.dtype == ModelDtype::kBFloat16;
   const int word = bf16 ? 8 : 4;
-  bool vector = (a.dim / 2) % word == 0 && aligned_16(a.a) && aligned_16(a.out_a);
-  if (a.heads_b > 0) vector = vector && aligned_16(a.b) && aligned_16(a.out_b);
+  const int bytes = bf16 ? 2 : 4;
+  bool vector = (a.dim / 2) % word == 0 && aligned_16(a.a) && aligned_16(a.out_a) && (a.stride_a * bytes) % 16 == 0;
+  if (a.heads_b > 0) vector = vector && aligned_16(a.b) && aligned_16(a.out_b) && (a.stride_b * bytes) % 16 == 0;
   const int half = a.dim / 2;
-  const int items = (a.heads_a + a.heads_b) * (vector ? half / word : half);
-  const int threads = std::min(kThreads, std::max(32, (items + 31) / 32 * 32));
-  const dim3 grid(static_cast<unsigned>(a.tokens));
-  const size_t shared = static_cast<size_t>(a.dim) * sizeof(float);
+  rotary_table_kernel<<<grid_for(static_cast<int64_t>(a.seq) * half), kThreads, 0, stream>>>(a);
+  if (cudaError_t err = cudaGetLastError(); err != cudaSuccess) return err;
+  const int64_t items = a.tokens * (a.heads_a + a.heads_b) * (vector ? half / word : half);
+  const int grid = grid_for(items);
   if (bf16) {
-    if (vector) rotary_kernel<__nv_bfloat16, 8><<<grid, threads, shared, stream>>>(a);
-    else rotary_kernel<__nv_bfloat16, 1><<<grid, threads, shared, stream>>>(a);
+    if (vector) rotary_kernel<__nv_bfloat16, 8><<<grid, kThreads, 0, stream>>>(a);
+    else rotary_kernel<__nv_bfloat16, 1><<<grid, kThreads, 0, stream>>>(a);
   } else {
-    if (vector) rotary_kernel<float, 4><<<grid, threads, shared, stream>>>(a);
-    else rotary_kernel<float, 1><<<grid, threads, shared, stream>>>(a);
+    if (vector) rotary_kernel<float, 4><<<grid, kThreads, 0, stream>>>(a);
+    else rotary_kernel<float, 1><<<grid, kThreads, 0, stream>>>(a);
   }
   return cudaGetLastError();
 }

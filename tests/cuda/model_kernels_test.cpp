@@ -412,6 +412,37 @@ INSTANTIATE_TEST_SUITE_P(Shapes, ModelKernelRotary, ::testing::Combine(::testing
 // GPU: at early positions they agree to float32 rounding; late positions
 // (8192) amplify one-ulp differences of inv_freq (powf against the kernel's
 // pow in double), hence the looser bound there.
+// Queries and keys as views of one joined (B, T, (Hq + Hk + Hv) * D) product
+// (their tokens evenly spaced, not contiguous) are read in place: the bits of
+// the same rotation of contiguous copies, forward and backward; also for a
+// single token (T = 1) and a single sequence.
+TEST(ModelKernelRotaryViews, ViewsOfAJoinedProductGiveTheContiguousBits) {
+  SKIP_WITHOUT_CUDA();
+  for (const auto& mode : kModes) {
+    for (const auto& shape : std::vector<std::vector<int64_t>>{{3, 45, 4, 2, 64}, {5, 1, 2, 2, 128}, {1, 33, 3, 1, 100}}) {
+      const int64_t B = shape[0], T = shape[1], Hq = shape[2], Hk = shape[3], D = shape[4];
+      const std::string tag = std::string(mode.name) + " B" + std::to_string(B) + " T" + std::to_string(T) + " D" +
+                              std::to_string(D);
+      const auto joined = randn({B, T, (Hq + 2 * Hk) * D}, mode.dtype);
+      const auto gq = randn({B, T, Hq, D}, mode.dtype), gk = randn({B, T, Hk, D}, mode.dtype);
+      auto jv = joined.clone().requires_grad_(true);
+      auto q = jv.narrow(-1, 0, Hq * D).view({B, T, Hq, D});
+      auto k = jv.narrow(-1, Hq * D, Hk * D).view({B, T, Hk, D});
+      ASSERT_FALSE(q.is_contiguous());
+      auto [qr, kr] = bla::kernels::rotary_pair_autograd(q, k, 3, 10000.0);
+      torch::autograd::backward({qr, kr}, {gq, gk});
+      auto qc = q.detach().contiguous().requires_grad_(true), kc = k.detach().contiguous().requires_grad_(true);
+      auto [qr2, kr2] = bla::kernels::rotary_pair_autograd(qc, kc, 3, 10000.0);
+      torch::autograd::backward({qr2, kr2}, {gq, gk});
+      EXPECT_TRUE(torch::equal(qr, qr2)) << tag << ": q";
+      EXPECT_TRUE(torch::equal(kr, kr2)) << tag << ": k";
+      EXPECT_TRUE(torch::equal(jv.grad().narrow(-1, 0, Hq * D).reshape({B, T, Hq, D}), qc.grad())) << tag << ": grad q";
+      EXPECT_TRUE(torch::equal(jv.grad().narrow(-1, Hq * D, Hk * D).reshape({B, T, Hk, D}), kc.grad()))
+          << tag << ": grad k";
+    }
+  }
+}
+
 TEST(ModelKernelRotaryForm, MatchesLibTorchForm) {
   SKIP_WITHOUT_CUDA();
   for (const int64_t start : {int64_t{0}, int64_t{8192}}) {

@@ -78,8 +78,10 @@ bool rotary_pair_supported(const at::Tensor& q, const at::Tensor& k, std::string
 at::Tensor rotary_autograd(const at::Tensor& x, int64_t start, double base);
 std::pair<at::Tensor, at::Tensor> rotary_pair_autograd(const at::Tensor& q, const at::Tensor& k, int64_t start,
                                                        double base);
-// The raw pass: q_out (and k_out when k is defined) like q (k), contiguous.
-// inverse = true rotates by -angle (the backward).
+// The raw pass: q_out (and k_out when k is defined) shaped like q (k),
+// contiguous. q and k may be views whose tokens are evenly spaced with their
+// heads side by side (of one joined q, k, v product): read in place, not
+// copied. inverse = true rotates by -angle (the backward).
 void rotary_out(const at::Tensor& q, const at::Tensor& k, int64_t start, double base, bool inverse, at::Tensor& q_out,
                 at::Tensor& k_out);
 
