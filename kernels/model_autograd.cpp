@@ -72,9 +72,10 @@ at::Tensor norm_grad_input(const at::Tensor& grad_y, const at::Tensor& x) {
   return (grad_y.scalar_type() == at::kBFloat16 ? grad_y : grad_y.to(x.scalar_type())).contiguous();
 }
 
-// One forward launch over `members` blocks of rows (x, y contiguous; w (D) or (members, D)).
+// One forward launch over `members` blocks of rows (x, y contiguous; w (D) or
+// (members, D)); with res defined, of s = x + res, written to x_out.
 void norm_forward(const at::Tensor& x, const at::Tensor& w, double eps, int64_t members, at::Tensor& y,
-                  at::Tensor& rstd) {
+                  at::Tensor& rstd, const at::Tensor& res = at::Tensor(), at::Tensor x_out = at::Tensor()) {
   const int64_t dim = x.size(-1), rows = x.numel() / dim;
   c10::cuda::CUDAGuard guard(x.device());
   detail::RmsNormForwardArgs args;
@@ -89,13 +90,21 @@ void norm_forward(const at::Tensor& x, const at::Tensor& w, double eps, int64_t 
   args.w = w.data_ptr();
   args.y = y.data_ptr();
   args.rstd = rstd.data_ptr<float>();
+  if (res.defined()) {
+    args.res = res.data_ptr();
+    args.res_dtype = model_dtype(res);
+    args.x_out = x_out.data_ptr();
+  }
   check_cuda(kNormWho, detail::rms_norm_forward_launch(args, sm_count(), at::cuda::getCurrentCUDAStream().stream()),
              "forward launch");
 }
 
-// One backward launch; grad_w undefined skips the weight gradient.
+// One backward launch; grad_w undefined skips the weight gradient. With
+// grad_x_out defined it is added to grad_x; with grad_res defined, grad_x is
+// also written there in its dtype (a residual norm's branch gradient).
 void norm_backward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& rstd, int64_t members,
-                   const at::Tensor& grad_y, at::Tensor& grad_x, at::Tensor& grad_w) {
+                   const at::Tensor& grad_y, at::Tensor& grad_x, at::Tensor& grad_w,
+                   const at::Tensor& grad_x_out = at::Tensor(), at::Tensor grad_res = at::Tensor()) {
   const int64_t dim = x.size(-1), rows = x.numel() / dim;
   c10::cuda::CUDAGuard guard(x.device());
   const int sms = sm_count();
@@ -111,6 +120,11 @@ void norm_backward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& r
   args.rstd = rstd.data_ptr<float>();
   args.grad_y = grad_y.data_ptr();
   args.grad_x = grad_x.data_ptr();
+  if (grad_x_out.defined()) args.grad_x_out = grad_x_out.data_ptr();
+  if (grad_res.defined()) {
+    args.grad_res = grad_res.data_ptr();
+    args.res_dtype = model_dtype(grad_res);
+  }
   at::Tensor partial;
   if (grad_w.defined()) {
     const int blocks = detail::rms_norm_backward_blocks(args.rows, args.dim, args.x_dtype, sms);
@@ -147,6 +161,46 @@ struct RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     if (ctx->needs_input_grad(1)) grad_w = at::empty(weight.sizes(), weight.options());
     norm_backward(x, weight, rstd, members, grad_y, grad_x, grad_w);
     return {grad_x, grad_w, at::Tensor(), at::Tensor()};
+  }
+};
+
+// s = x + res and rms_norm(s) (solo or an ensemble's), in one pass each way.
+struct RmsNormAfterAddFunction : public torch::autograd::Function<RmsNormAfterAddFunction> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                                                const at::Tensor& res, const at::Tensor& weight, double eps,
+                                                at::ScalarType out_dtype) {
+    const int64_t members = weight.dim() == 2 ? weight.size(0) : 1;
+    const at::Tensor xc = x.contiguous(), rc = res.contiguous(), wc = weight.contiguous();
+    at::Tensor s = at::empty(xc.sizes(), xc.options());
+    at::Tensor y = at::empty(xc.sizes(), xc.options().dtype(out_dtype));
+    at::Tensor rstd = at::empty({xc.numel() / xc.size(-1)}, xc.options().dtype(at::kFloat));
+    norm_forward(xc, wc, eps, members, y, rstd, rc, s);
+    ctx->save_for_backward({s, wc, rstd});
+    ctx->saved_data["res_dtype"] = static_cast<int64_t>(res.scalar_type());
+    return {s, y};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &s = saved[0], &weight = saved[1], &rstd = saved[2];
+    const auto res_dtype = static_cast<at::ScalarType>(ctx->saved_data["res_dtype"].toInt());
+    const at::Tensor& g_s = grad_outputs[0];
+    const at::Tensor& g_y = grad_outputs[1];
+    if (!g_y.defined()) {
+      // Only s was read on: the residual add's gradient alone.
+      if (!g_s.defined()) return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+      return {g_s, g_s.to(res_dtype), at::Tensor(), at::Tensor(), at::Tensor()};
+    }
+    const int64_t members = weight.dim() == 2 ? weight.size(0) : 1;
+    const at::Tensor grad_y = norm_grad_input(g_y, s);
+    const at::Tensor grad_x_out = g_s.defined() ? g_s.to(s.scalar_type()).contiguous() : at::Tensor();
+    at::Tensor grad_x = at::empty(s.sizes(), s.options());
+    at::Tensor grad_res = at::empty(s.sizes(), s.options().dtype(res_dtype));
+    at::Tensor grad_w;
+    if (ctx->needs_input_grad(2)) grad_w = at::empty(weight.sizes(), weight.options());
+    norm_backward(s, weight, rstd, members, grad_y, grad_x, grad_w, grad_x_out, grad_res);
+    return {grad_x, grad_res, grad_w, at::Tensor(), at::Tensor()};
   }
 };
 
@@ -491,6 +545,31 @@ at::Tensor rms_norm_members_autograd(const at::Tensor& x, const at::Tensor& weig
   std::string why;
   if (!rms_norm_members_supported(x, weight, &why)) throw std::invalid_argument(kNormWho + why);
   return RmsNormFunction::apply(x, weight, eps, norm_output_dtype(x, out_dtype));
+}
+
+// ------------------------------------------------- RMSNorm after a residual add
+
+bool rms_norm_after_add_supported(const at::Tensor& x, const at::Tensor& res, const at::Tensor& weight,
+                                  std::string* why) {
+  if (!res.defined()) return unsupported(why, "res must be defined");
+  if (!(weight.defined() && weight.dim() == 2 ? rms_norm_members_supported(x, weight, why)
+                                              : rms_norm_supported(x, weight, why)))
+    return false;
+  if (res.device() != x.device() || res.sizes() != x.sizes())
+    return unsupported(why, "res must be shaped like x " + shape_text(x) + " on its device, got " + shape_text(res));
+  if (res.scalar_type() != x.scalar_type() && !(res.scalar_type() == at::kBFloat16 && x.scalar_type() == at::kFloat))
+    return unsupported(why, std::string("res has dtype ") + c10::toString(res.scalar_type()) + "; the kernel takes x's (" +
+                                c10::toString(x.scalar_type()) + ") or bfloat16 for a float32 x");
+  return true;
+}
+
+std::pair<at::Tensor, at::Tensor> rms_norm_after_add_autograd(const at::Tensor& x, const at::Tensor& res,
+                                                              const at::Tensor& weight, double eps,
+                                                              std::optional<at::ScalarType> out_dtype) {
+  std::string why;
+  if (!rms_norm_after_add_supported(x, res, weight, &why)) throw std::invalid_argument(kNormWho + why);
+  auto outputs = RmsNormAfterAddFunction::apply(x, res, weight, eps, norm_output_dtype(x, out_dtype));
+  return {outputs[0], outputs[1]};
 }
 
 // ----------------------------------------------------------------- SwiGLU

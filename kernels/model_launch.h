@@ -23,6 +23,14 @@ enum class ModelDtype { kFloat32, kBFloat16 };
 // (E, dim), rstd (E, rows), and member e's rows are normalised with its weight
 // exactly as a solo call on them would be (the same blocks, rows and order:
 // the same bits).
+//
+// With a residual (res not null): the norm is of s = cast(x + res), a branch's
+// output res (res_dtype: x's, or bf16 for a float32 x) added to the residual
+// stream x first, and s is written to x_out (like x). Its backward then takes
+// grad_x_out (like x; null for none), the gradient s has from its other
+// readers: grad_x = cast(norm's gradient) + grad_x_out, rounded to x's dtype,
+// and grad_res = that rounded to res_dtype. So the residual add, its gradient's
+// sum and cast run inside the norm's two passes.
 struct RmsNormForwardArgs {
   int members = 1;
   int64_t rows = 0;  // per member
@@ -30,8 +38,11 @@ struct RmsNormForwardArgs {
   ModelDtype x_dtype = ModelDtype::kFloat32;
   ModelDtype w_dtype = ModelDtype::kFloat32;
   ModelDtype y_dtype = ModelDtype::kFloat32;
+  ModelDtype res_dtype = ModelDtype::kFloat32;
   float eps = 0.f;
   const void* x = nullptr;
+  const void* res = nullptr;  // optional
+  void* x_out = nullptr;      // with res
   const void* w = nullptr;
   void* y = nullptr;
   float* rstd = nullptr;
@@ -44,11 +55,14 @@ struct RmsNormBackwardArgs {
   ModelDtype x_dtype = ModelDtype::kFloat32;
   ModelDtype w_dtype = ModelDtype::kFloat32;
   ModelDtype y_dtype = ModelDtype::kFloat32;  // grad_y's
-  const void* x = nullptr;
+  ModelDtype res_dtype = ModelDtype::kFloat32;
+  const void* x = nullptr;  // the normalised input: s where the forward had a residual
   const void* w = nullptr;
   const float* rstd = nullptr;
   const void* grad_y = nullptr;
+  const void* grad_x_out = nullptr;  // optional
   void* grad_x = nullptr;
+  void* grad_res = nullptr;  // optional
   // Both null to skip the weight gradient; else grad_w_partial is a
   // (members * rms_norm_backward_blocks(rows, dim, ...), dim) float32 workspace.
   float* grad_w_partial = nullptr;

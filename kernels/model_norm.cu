@@ -37,8 +37,8 @@ constexpr int kBlockThreads = 256;  // groups of narrow rows fill a block of thi
 
 // The columns thread t of its group owns: words t, t + group, ... of VEC
 // elements, up to CHUNKS of them (1 where a row is at most one word a thread).
-// T: x's type, W: the weight's, Y: y's (and grad_y's).
-template <typename T, typename W, typename Y, int VEC, int CHUNKS>
+// T: x's type, W: the weight's, Y: y's (and grad_y's), R: the residual's.
+template <typename T, typename W, typename Y, typename R, int VEC, int CHUNKS>
 __global__ void __launch_bounds__(kMaxThreads) rms_norm_forward_kernel(RmsNormForwardArgs a, int group) {
   constexpr int kChunks = CHUNKS;
   __shared__ float scratch[32];
@@ -50,6 +50,9 @@ __global__ void __launch_bounds__(kMaxThreads) rms_norm_forward_kernel(RmsNormFo
   Y* y = static_cast<Y*>(a.y) + member * a.rows * a.dim;
   const W* wp = static_cast<const W*>(a.w) + member * a.dim;
   float* rstd = a.rstd + member * a.rows;
+  const bool residual = a.res != nullptr;
+  const R* res = static_cast<const R*>(a.res) + member * a.rows * a.dim;
+  T* x_out = static_cast<T*>(a.x_out) + member * a.rows * a.dim;
 
   float w[kChunks][VEC];
 #pragma unroll
@@ -75,6 +78,13 @@ __global__ void __launch_bounds__(kMaxThreads) rms_norm_forward_kernel(RmsNormFo
       const int vi = t + c * group;
       if (live && vi < nvec) {
         load_floats<T, VEC>(xr + vi * VEC, xv[c]);
+        if (residual) {
+          float rv[VEC];
+          load_floats<R, VEC>(res + row * a.dim + vi * VEC, rv);
+#pragma unroll
+          for (int j = 0; j < VEC; ++j) xv[c][j] = round_to<T>(xv[c][j] + rv[j]);
+          store_floats<T, VEC>(x_out + row * a.dim + vi * VEC, xv[c]);
+        }
 #pragma unroll
         for (int j = 0; j < VEC; ++j) squares += xv[c][j] * xv[c][j];
       }
@@ -98,7 +108,7 @@ __global__ void __launch_bounds__(kMaxThreads) rms_norm_forward_kernel(RmsNormFo
 
 // Dynamic shared memory: groups * dim floats when a block holds several groups
 // (their weight-gradient sums meet there), else none.
-template <typename T, typename W, typename Y, int VEC, int CHUNKS>
+template <typename T, typename W, typename Y, typename R, int VEC, int CHUNKS>
 __global__ void __launch_bounds__(kMaxThreads) rms_norm_backward_kernel(RmsNormBackwardArgs a, int group) {
   constexpr int kChunks = CHUNKS;
   __shared__ float scratch[32];
@@ -113,6 +123,8 @@ __global__ void __launch_bounds__(kMaxThreads) rms_norm_backward_kernel(RmsNormB
   const W* wp = static_cast<const W*>(a.w) + member * a.dim;
   const float* rstd = a.rstd + member * a.rows;
   const bool weight_grad = a.grad_w_partial != nullptr;
+  const T* gxo = a.grad_x_out == nullptr ? nullptr : static_cast<const T*>(a.grad_x_out) + member * a.rows * a.dim;
+  R* grad_res = a.grad_res == nullptr ? nullptr : static_cast<R*>(a.grad_res) + member * a.rows * a.dim;
 
   float w[kChunks][VEC], acc[kChunks][VEC];
 #pragma unroll
@@ -162,7 +174,19 @@ __global__ void __launch_bounds__(kMaxThreads) rms_norm_backward_kernel(RmsNormB
         float out[VEC];
 #pragma unroll
         for (int j = 0; j < VEC; ++j) out[j] = r * dn[c][j] - xv[c][j] * coef;
+        if (gxo != nullptr) {
+          // The sum autograd would form: the norm's gradient rounded to T, plus the other readers'.
+          float other[VEC];
+          load_floats<T, VEC>(gxo + offset + vi * VEC, other);
+#pragma unroll
+          for (int j = 0; j < VEC; ++j) out[j] = round_to<T>(round_to<T>(out[j]) + other[j]);
+        }
         store_floats<T, VEC>(gx + offset + vi * VEC, out);
+        if (grad_res != nullptr) {
+#pragma unroll
+          for (int j = 0; j < VEC; ++j) out[j] = round_to<T>(out[j]);
+          store_floats<R, VEC>(grad_res + offset + vi * VEC, out);
+        }
       }
     }
   }
@@ -248,40 +272,41 @@ int grid_blocks(int64_t rows, Layout l, int sm_count) {
   return static_cast<int>(std::min<int64_t>(needed, static_cast<int64_t>(std::max(1, sm_count)) * per_sm));
 }
 
-// Calls f(T{}, W{}, Y{}, VEC constant) for the dtypes and width; false if unsupported.
+// Calls f(T{}, W{}, Y{}, R{}, VEC constant) for the dtypes and width; false if unsupported.
 template <typename F>
-bool dispatch_types(ModelDtype x_dtype, ModelDtype w_dtype, ModelDtype y_dtype, int vec, F&& f) {
+bool dispatch_types(ModelDtype x_dtype, ModelDtype w_dtype, ModelDtype y_dtype, ModelDtype res_dtype, int vec, F&& f) {
   using bf16 = __nv_bfloat16;
+  const auto with_vec = [&](auto t, auto w, auto y, auto r, auto wide) {
+    if (vec == decltype(wide)::value) f(t, w, y, r, wide);
+    else f(t, w, y, r, std::integral_constant<int, 1>{});
+  };
   if (x_dtype == ModelDtype::kFloat32 && w_dtype == ModelDtype::kFloat32) {
-    if (y_dtype == ModelDtype::kFloat32) {
-      if (vec == 4) f(float{}, float{}, float{}, std::integral_constant<int, 4>{});
-      else f(float{}, float{}, float{}, std::integral_constant<int, 1>{});
-    } else {
-      if (vec == 4) f(float{}, float{}, bf16{}, std::integral_constant<int, 4>{});
-      else f(float{}, float{}, bf16{}, std::integral_constant<int, 1>{});
-    }
+    const auto wide = std::integral_constant<int, 4>{};
+    const bool bf16_y = y_dtype == ModelDtype::kBFloat16, bf16_res = res_dtype == ModelDtype::kBFloat16;
+    if (!bf16_y && !bf16_res) with_vec(float{}, float{}, float{}, float{}, wide);
+    else if (!bf16_y) with_vec(float{}, float{}, float{}, bf16{}, wide);
+    else if (!bf16_res) with_vec(float{}, float{}, bf16{}, float{}, wide);
+    else with_vec(float{}, float{}, bf16{}, bf16{}, wide);
     return true;
   }
-  if (y_dtype != ModelDtype::kBFloat16 || x_dtype != ModelDtype::kBFloat16) return false;
-  if (w_dtype == ModelDtype::kFloat32) {
-    if (vec == 8) f(bf16{}, float{}, bf16{}, std::integral_constant<int, 8>{});
-    else f(bf16{}, float{}, bf16{}, std::integral_constant<int, 1>{});
-  } else {
-    if (vec == 8) f(bf16{}, bf16{}, bf16{}, std::integral_constant<int, 8>{});
-    else f(bf16{}, bf16{}, bf16{}, std::integral_constant<int, 1>{});
-  }
+  if (x_dtype != ModelDtype::kBFloat16 || y_dtype != ModelDtype::kBFloat16 || res_dtype != ModelDtype::kBFloat16)
+    return false;
+  const auto wide = std::integral_constant<int, 8>{};
+  if (w_dtype == ModelDtype::kFloat32) with_vec(bf16{}, float{}, bf16{}, bf16{}, wide);
+  else with_vec(bf16{}, bf16{}, bf16{}, bf16{}, wide);
   return true;
 }
 
-// dispatch_types, with f's fifth argument the CHUNKS constant the row needs:
+// dispatch_types, with f's sixth argument the CHUNKS constant the row needs:
 // 1 where its words fit a group, else the most a thread may hold.
 template <typename F>
-bool dispatch_norm(ModelDtype x_dtype, ModelDtype w_dtype, ModelDtype y_dtype, int dim, int vec, Layout l, F&& f) {
+bool dispatch_norm(ModelDtype x_dtype, ModelDtype w_dtype, ModelDtype y_dtype, ModelDtype res_dtype, int dim, int vec,
+                   Layout l, F&& f) {
   const bool one = dim / vec <= l.group;
-  return dispatch_types(x_dtype, w_dtype, y_dtype, vec, [&](auto t, auto w, auto y, auto v) {
+  return dispatch_types(x_dtype, w_dtype, y_dtype, res_dtype, vec, [&](auto t, auto w, auto y, auto r, auto v) {
     constexpr int kMost = kMaxElementsPerThread / decltype(v)::value;
-    if (one) f(t, w, y, v, std::integral_constant<int, 1>{});
-    else f(t, w, y, v, std::integral_constant<int, kMost>{});
+    if (one) f(t, w, y, r, v, std::integral_constant<int, 1>{});
+    else f(t, w, y, r, v, std::integral_constant<int, kMost>{});
   });
 }
 
@@ -303,14 +328,18 @@ cudaError_t rms_norm_forward_launch(const RmsNormForwardArgs& a, int sm_count, c
   if (a.members < 1 || a.members > 65535) return cudaErrorInvalidValue;
   if (a.rows <= 0) return cudaSuccess;
   if (a.dim < 1 || a.dim > kRmsNormMaxDim) return cudaErrorInvalidValue;
+  if ((a.res == nullptr) != (a.x_out == nullptr)) return cudaErrorInvalidValue;
   // Every member's block must start as aligned as member 0's for its words.
-  const int vec = vector_width(a.dim, a.x_dtype, {a.x, a.w, a.y});
+  const int vec = vector_width(a.dim, a.x_dtype, {a.x, a.w, a.y, a.res, a.x_out});
   const Layout l = layout(a.dim, vec);
   const dim3 blocks(grid_blocks(a.rows, l, sm_count), a.members);
-  const bool known = dispatch_norm(a.x_dtype, a.w_dtype, a.y_dtype, a.dim, vec, l, [&](auto t, auto w, auto y, auto v, auto c) {
-    rms_norm_forward_kernel<decltype(t), decltype(w), decltype(y), decltype(v)::value, decltype(c)::value>
-        <<<blocks, l.threads, 0, stream>>>(a, l.group);
-  });
+  const ModelDtype res_dtype = a.res == nullptr ? a.x_dtype : a.res_dtype;
+  const bool known = dispatch_norm(a.x_dtype, a.w_dtype, a.y_dtype, res_dtype, a.dim, vec, l,
+                                   [&](auto t, auto w, auto y, auto r, auto v, auto c) {
+                                     rms_norm_forward_kernel<decltype(t), decltype(w), decltype(y), decltype(r),
+                                                             decltype(v)::value, decltype(c)::value>
+                                         <<<blocks, l.threads, 0, stream>>>(a, l.group);
+                                   });
   if (!known) return cudaErrorInvalidValue;
   return cudaGetLastError();
 }
@@ -327,14 +356,18 @@ cudaError_t rms_norm_backward_launch(const RmsNormBackwardArgs& a, int sm_count,
   }
   // Blocks follow the widest word the shape allows (rms_norm_backward_blocks),
   // whatever the pointers' alignment: the caller sized the workspace by it.
-  const int vec = vector_width(a.dim, a.x_dtype, {a.x, a.w, a.grad_y, a.grad_x, a.grad_w_partial});
+  const int vec =
+      vector_width(a.dim, a.x_dtype, {a.x, a.w, a.grad_y, a.grad_x, a.grad_w_partial, a.grad_x_out, a.grad_res});
   const int blocks = rms_norm_backward_blocks(a.rows, a.dim, a.x_dtype, sm_count);
   const Layout l = layout(a.dim, vec);
   const size_t shared = l.groups() > 1 ? static_cast<size_t>(l.groups()) * a.dim * sizeof(float) : 0;
-  const bool known = dispatch_norm(a.x_dtype, a.w_dtype, a.y_dtype, a.dim, vec, l, [&](auto t, auto w, auto y, auto v, auto c) {
-    rms_norm_backward_kernel<decltype(t), decltype(w), decltype(y), decltype(v)::value, decltype(c)::value>
-        <<<dim3(blocks, a.members), l.threads, shared, stream>>>(a, l.group);
-  });
+  const ModelDtype res_dtype = a.grad_res == nullptr ? a.x_dtype : a.res_dtype;
+  const bool known = dispatch_norm(a.x_dtype, a.w_dtype, a.y_dtype, res_dtype, a.dim, vec, l,
+                                   [&](auto t, auto w, auto y, auto r, auto v, auto c) {
+                                     rms_norm_backward_kernel<decltype(t), decltype(w), decltype(y), decltype(r),
+                                                              decltype(v)::value, decltype(c)::value>
+                                         <<<dim3(blocks, a.members), l.threads, shared, stream>>>(a, l.group);
+                                   });
   if (!known) return cudaErrorInvalidValue;
   if (cudaError_t err = cudaGetLastError(); err != cudaSuccess) return err;
   if (a.grad_w == nullptr) return cudaSuccess;

@@ -219,6 +219,59 @@ TEST(ModelKernelRmsNormBf16Output, RejectsAnyOtherOutputDtype) {
   }
 }
 
+// The residual add fused into the norm: s = x + res and y = norm(s), forward
+// and every gradient, have the bits of the two ops run apart (the add, then the
+// norm kernel), whether s is read on or only y; float32 stream with a bf16 or
+// float32 branch, a bf16 stream; bf16 output; solo and ensemble; rows of
+// single elements (dim 7). (An unaligned x would take the single-element path
+// where the unfused norm's fresh sum takes words: other bits, not compared.)
+TEST(ModelKernelRmsNormAfterAdd, HasTheBitsOfTheAddThenTheNorm) {
+  SKIP_WITHOUT_CUDA();
+  struct Case {
+    at::ScalarType x, res, out;
+    int64_t dim, members;
+  };
+  const Case cases[] = {
+      {at::kFloat, at::kBFloat16, at::kBFloat16, 128, 0}, {at::kFloat, at::kBFloat16, at::kFloat, 100, 0},
+      {at::kFloat, at::kFloat, at::kFloat, 768, 0},       {at::kBFloat16, at::kBFloat16, at::kBFloat16, 128, 0},
+      {at::kFloat, at::kBFloat16, at::kBFloat16, 128, 3}, {at::kFloat, at::kBFloat16, at::kBFloat16, 7, 0},
+      {at::kFloat, at::kBFloat16, at::kFloat, 4096, 0},
+  };
+  for (const auto& c : cases) {
+    for (bool read_on : {true, false}) {
+      const std::string tag = std::string(c10::toString(c.x)) + "+" + c10::toString(c.res) + "->" +
+                              c10::toString(c.out) + " dim " + std::to_string(c.dim) + " members " +
+                              std::to_string(c.members) +
+                              (read_on ? " s read on" : " only y read");
+      const int64_t B = c.members > 0 ? 2 * c.members : 3;
+      const at::Tensor x0 = randn({B, 41, c.dim}, c.x, 1.5), r0 = randn({B, 41, c.dim}, c.res);
+      const at::Tensor w0 = c.members > 0 ? 1.0 + 0.4 * torch::randn({c.members, c.dim}, cuda_f32())
+                                          : 1.0 + 0.4 * torch::randn({c.dim}, cuda_f32());
+      const at::Tensor gs = randn({B, 41, c.dim}, c.x), gy = randn({B, 41, c.dim}, c.out);
+      auto leaf = [](const at::Tensor& t) { return t.detach().clone().requires_grad_(true); };
+      auto x1 = leaf(x0), r1 = leaf(r0), w1 = leaf(w0);
+      auto [s1, y1] = bla::kernels::rms_norm_after_add_autograd(x1, r1, w1, 1e-5, c.out);
+      auto x2 = leaf(x0), r2 = leaf(r0), w2 = leaf(w0);
+      auto s2 = x2 + r2;
+      auto y2 = c.members > 0 ? bla::kernels::rms_norm_members_autograd(s2, w2, 1e-5, c.out)
+                              : bla::kernels::rms_norm_autograd(s2, w2, 1e-5, c.out);
+      if (read_on) {
+        torch::autograd::backward({s1, y1}, {gs, gy});
+        torch::autograd::backward({s2, y2}, {gs, gy});
+      } else {
+        y1.backward(gy);
+        y2.backward(gy);
+      }
+      EXPECT_TRUE(torch::equal(s1, s2)) << tag << ": s";
+      EXPECT_TRUE(torch::equal(y1, y2)) << tag << ": y";
+      EXPECT_TRUE(torch::equal(x1.grad(), x2.grad())) << tag << ": grad_x";
+      EXPECT_TRUE(torch::equal(r1.grad(), r2.grad())) << tag << ": grad_res";
+      EXPECT_EQ(r1.grad().scalar_type(), c.res) << tag;
+      EXPECT_TRUE(torch::equal(w1.grad(), w2.grad())) << tag << ": grad_weight";
+    }
+  }
+}
+
 // ------------------------------------------------------------------ SwiGLU
 
 struct SwigluCase {

@@ -53,6 +53,17 @@ bool rms_norm_members_supported(const at::Tensor& x, const at::Tensor& weight, s
 at::Tensor rms_norm_members_autograd(const at::Tensor& x, const at::Tensor& weight, double eps,
                                      std::optional<at::ScalarType> out_dtype = std::nullopt);
 
+// ---- RMSNorm after a residual add: s = cast(x + res) (res a branch's output,
+// x's dtype or bf16 for a float32 x) and y = RMSNorm(s) as above, weight (D)
+// or an ensemble's (E, D), in one pass each way: the add, the sum of s's two
+// gradients and their cast to res's dtype run inside the norm's kernels.
+// Returns {s, y}; the gradients are the bits of the unfused add and norm.
+bool rms_norm_after_add_supported(const at::Tensor& x, const at::Tensor& res, const at::Tensor& weight,
+                                  std::string* why = nullptr);
+std::pair<at::Tensor, at::Tensor> rms_norm_after_add_autograd(
+    const at::Tensor& x, const at::Tensor& res, const at::Tensor& weight, double eps,
+    std::optional<at::ScalarType> out_dtype = std::nullopt);
+
 // ---- SwiGLU activation: h = silu(gate) * up, elementwise.
 // Supported: gate and up CUDA tensors of one shape, device and dtype (bf16 or
 // float32).

@@ -11,6 +11,8 @@
 
 #include <cmath>
 #include <string>
+#include <tuple>
+#include <utility>
 
 namespace bla::model {
 namespace {
@@ -83,23 +85,22 @@ BlockImpl::BlockImpl(const config::ModelConfig& cfg, std::shared_ptr<mixers::Mix
   }
 }
 
-// On CUDA the MLP reads its input in one product (SwiGLUImpl::forward).
-torch::Tensor BlockImpl::mlp(const torch::Tensor& x) {
-  if (!mlp_) return x;
-  return x + mlp_(x.is_cuda() ? mlp_norm_->into_products(x) : mlp_norm_(x));
-}
-
-torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
-  torch::Tensor h;
-  if (short_conv_) h = short_conv_(mixer_norm_(x));
-  else h = mixer_->reads_input_in_one_product() ? mixer_norm_->into_products(x) : mixer_norm_(x);
-  return mlp(x + mixer_->forward(h));
+std::pair<torch::Tensor, torch::Tensor> BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& pending) {
+  const bool one_product = !short_conv_ && mixer_->reads_input_in_one_product();
+  auto [stream, h] = mixer_norm_->after_add(x, pending, one_product);
+  if (short_conv_) h = short_conv_(h);
+  auto out = mixer_->forward(h);
+  if (!mlp_) return {stream, out};
+  // On CUDA the MLP reads its input in one product (SwiGLUImpl::forward).
+  auto [stream2, h2] = mlp_norm_->after_add(stream, out, stream.is_cuda());
+  return {stream2, mlp_(h2)};
 }
 
 torch::Tensor BlockImpl::step(const torch::Tensor& x, mixers::MixerState& state) {
   auto h = mixer_norm_(x);
   if (short_conv_) h = short_conv_->step(h, state.tensors.at(kShortConvCache));
-  return mlp(x + mixer_->step(h, state));
+  const auto stream = x + mixer_->step(h, state);
+  return mlp_ ? stream + mlp_(mlp_norm_(stream)) : stream;
 }
 
 mixers::MixerState BlockImpl::initial_state(int64_t batch, const torch::TensorOptions& options) const {
@@ -141,8 +142,9 @@ LanguageModelImpl::LanguageModelImpl(const config::ModelConfig& cfg, int64_t voc
 
 torch::Tensor LanguageModelImpl::hidden(const torch::Tensor& tokens) {
   auto x = mixers::members_of(embedding_->weight, 2) > 0 ? mixers::embed(embedding_->weight, tokens) : embedding_(tokens);
-  for (auto& block : blocks_) x = block->forward(x);
-  return final_norm_->into_products(x);  // read by the LM head's product alone
+  torch::Tensor pending;  // the last branch output, added by the next norm
+  for (auto& block : blocks_) std::tie(x, pending) = block->forward(x, pending);
+  return final_norm_->after_add(x, pending, /*into_products=*/true).second;  // read by the LM head's product alone
 }
 
 torch::Tensor LanguageModelImpl::logits(const torch::Tensor& hidden) {

@@ -38,7 +38,12 @@ TORCH_MODULE(SwiGLU);
 class BlockImpl : public torch::nn::Module {
  public:
   BlockImpl(const config::ModelConfig& cfg, std::shared_ptr<mixers::MixerImpl> mixer);
-  torch::Tensor forward(const torch::Tensor& x);
+  // The block on the residual stream x, whose last branch output `pending`
+  // (the block before's; undefined for the first) is not yet added: its first
+  // norm adds it (RMSNormImpl::after_add, one kernel on CUDA). Returns the
+  // stream with this block's branches but the last added, and that last one's
+  // output, which the next norm adds.
+  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x, const torch::Tensor& pending);
   torch::Tensor step(const torch::Tensor& x, mixers::MixerState& state);
   mixers::MixerImpl& mixer() { return *mixer_; }
   const mixers::MixerImpl& mixer() const { return *mixer_; }
@@ -48,7 +53,6 @@ class BlockImpl : public torch::nn::Module {
   int64_t state_numel(int64_t context) const;
 
  private:
-  torch::Tensor mlp(const torch::Tensor& x);
   RMSNorm mixer_norm_{nullptr}, mlp_norm_{nullptr};
   mixers::ShortConv short_conv_{nullptr};  // null without model.short_conv
   std::shared_ptr<mixers::MixerImpl> mixer_;

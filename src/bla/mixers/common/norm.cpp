@@ -12,6 +12,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace bla::mixers {
 
@@ -55,6 +56,12 @@ torch::Tensor rms_norm_to(const torch::Tensor& x, const torch::Tensor& weight, d
   return rms_norm_libtorch(x, per_member(weight, 1, x), eps, groups).to(out_dtype);
 }
 
+// Whether a product would cast x to bf16: CUDA bf16 autocast on, x float32 on CUDA.
+bool autocast_to_bf16(const torch::Tensor& x) {
+  return x.is_cuda() && x.scalar_type() == torch::kFloat && compat::cuda_autocast_enabled() &&
+         compat::cuda_autocast_dtype() == torch::kBFloat16;
+}
+
 }  // namespace
 
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps, int64_t groups) {
@@ -62,9 +69,31 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
 }
 
 torch::Tensor rms_norm_into_products(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
-  const bool to_bf16 = x.is_cuda() && x.scalar_type() == torch::kFloat && compat::cuda_autocast_enabled() &&
-                       compat::cuda_autocast_dtype() == torch::kBFloat16;
-  return rms_norm_to(x, weight, eps, 1, to_bf16 ? torch::kBFloat16 : x.scalar_type());
+  return rms_norm_to(x, weight, eps, 1, autocast_to_bf16(x) ? torch::kBFloat16 : x.scalar_type());
+}
+
+std::pair<torch::Tensor, torch::Tensor> rms_norm_after_add(const torch::Tensor& x, const torch::Tensor& res,
+                                                           const torch::Tensor& weight, double eps,
+                                                           bool into_products) {
+  const auto out_dtype = into_products && autocast_to_bf16(x) ? torch::kBFloat16 : x.scalar_type();
+  if (x.is_cuda()) {
+#ifdef BLA_HAVE_CUDA_KERNELS
+    std::string why = "turned off by BLA_KERNELS=0";
+    if (ops::model_kernels_enabled() && kernels::rms_norm_after_add_supported(x, res, weight, &why))
+      return kernels::rms_norm_after_add_autograd(x, res, weight, eps, out_dtype);
+    ops::note_kernel_fallback("rms_norm_after_add", why);
+#else
+    ops::note_kernel_fallback("rms_norm_after_add", "bla-train was built without its CUDA kernels");
+#endif
+  }
+  auto s = x + res;
+  return {s, rms_norm_to(s, weight, eps, 1, out_dtype)};
+}
+
+std::pair<torch::Tensor, torch::Tensor> RMSNormImpl::after_add(const torch::Tensor& x, const torch::Tensor& res,
+                                                               bool to_products) {
+  if (!res.defined()) return {x, to_products ? into_products(x) : forward(x)};
+  return rms_norm_after_add(x, res, weight_, eps_, to_products);
 }
 
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {

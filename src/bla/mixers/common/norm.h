@@ -18,6 +18,7 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <utility>
 
 namespace bla::mixers {
 
@@ -34,6 +35,15 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
 // elsewhere rms_norm itself.
 torch::Tensor rms_norm_into_products(const torch::Tensor& x, const torch::Tensor& weight, double eps);
 
+// A branch's output res added to the residual stream x, and the norm of the
+// sum for the next branch: {s = x + res, rms_norm(s)} (rms_norm_into_products
+// with into_products). On CUDA one kernel each way (kernels/model_norm.cu):
+// the add, and in the backward the sum of s's two gradients and their cast to
+// res's dtype, inside the norm's passes; the same values as the two ops.
+std::pair<torch::Tensor, torch::Tensor> rms_norm_after_add(const torch::Tensor& x, const torch::Tensor& res,
+                                                           const torch::Tensor& weight, double eps,
+                                                           bool into_products);
+
 // RMSNorm over the last dimension with a learned weight (initialised to 1).
 class RMSNormImpl : public torch::nn::Module {
  public:
@@ -41,6 +51,9 @@ class RMSNormImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x) { return rms_norm(x, weight_, eps_); }
   // For an x whose norm only bf16 products read (rms_norm_into_products).
   torch::Tensor into_products(const torch::Tensor& x) { return rms_norm_into_products(x, weight_, eps_); }
+  // {x + res, its norm} (rms_norm_after_add); with res undefined {x, x's norm}.
+  std::pair<torch::Tensor, torch::Tensor> after_add(const torch::Tensor& x, const torch::Tensor& res,
+                                                    bool into_products);
 
  private:
   torch::Tensor weight_;
