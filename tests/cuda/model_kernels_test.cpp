@@ -185,8 +185,9 @@ TEST(ModelKernelRmsNormBf16Output, IsTheFloat32OutputRoundedAndReadsItsGradientA
       EXPECT_TRUE(torch::equal(gx16, gx32)) << tag << ": grad_x";
       EXPECT_TRUE(torch::equal(gw16, gw32)) << tag << ": grad_weight";
 
-      // Through autograd, solo and as member 1 of 3.
-      auto xa = x.detach().clone().requires_grad_(true);
+      // Through autograd, solo and as member 1 of 3, on an x as (un)aligned as
+      // the raw passes': the word and single-element paths sum in other orders.
+      auto xa = (unaligned ? unaligned_copy(x.detach()) : x.detach().clone()).requires_grad_(true);
       auto wa = w.detach().clone().requires_grad_(true);
       auto ya = bla::kernels::rms_norm_autograd(xa, wa, eps, at::kBFloat16);
       ASSERT_EQ(ya.scalar_type(), at::kBFloat16) << tag;
