@@ -7,7 +7,9 @@
 #   BASE=DIR   another source tree (`git archive` of the commit before) is
 #              built beside this one and timed in the same call, point by
 #              point, alternating with this one (its bla-train, this tree's
-#              config and scripts)
+#              config and scripts). Archive the whole tree (`git archive
+#              COMMIT | gzip > .devbin/base.tgz`, unpacked into DIR there): a
+#              tree without benchmarks/ or tests/ stops at CMake
 #   NCU=1      ncu times every kernel of a few eager steps of each point
 #              (this tree's bla-train), summed per step by
 #              scripts/ncu_kernel_times.py --steps-by
