@@ -144,7 +144,7 @@ torch::Tensor LanguageModelImpl::hidden(const torch::Tensor& tokens) {
   auto x = mixers::members_of(embedding_->weight, 2) > 0 ? mixers::embed(embedding_->weight, tokens) : embedding_(tokens);
   torch::Tensor pending;  // the last branch output, added by the next norm
   for (auto& block : blocks_) std::tie(x, pending) = block->forward(x, pending);
-  return final_norm_->after_add(x, pending, /*into_products=*/true).second;  // read by the LM head's product alone
+  return final_norm_->after_add(x, pending, /*to_products=*/true).second;  // read by the LM head's product alone
 }
 
 torch::Tensor LanguageModelImpl::logits(const torch::Tensor& hidden) {

@@ -51,9 +51,10 @@ class RMSNormImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x) { return rms_norm(x, weight_, eps_); }
   // For an x whose norm only bf16 products read (rms_norm_into_products).
   torch::Tensor into_products(const torch::Tensor& x) { return rms_norm_into_products(x, weight_, eps_); }
-  // {x + res, its norm} (rms_norm_after_add); with res undefined {x, x's norm}.
+  // {x + res, its norm} (rms_norm_after_add; into_products's output where
+  // to_products); with res undefined {x, x's norm}.
   std::pair<torch::Tensor, torch::Tensor> after_add(const torch::Tensor& x, const torch::Tensor& res,
-                                                    bool into_products);
+                                                    bool to_products);
 
  private:
   torch::Tensor weight_;
