@@ -1,4 +1,4 @@
-// Device helpers the model kernels (model_*.cu) share: 16-byte vector loads
+// Device helpers the model kernels (model_*.cu) share: 16- and 8-byte vector loads
 // and stores converted to and from float, and a deterministic group sum.
 #pragma once
 
