@@ -9,11 +9,7 @@
 //
 // Inside a chunk the gates are summed from its first token (b_i), so every
 // decay is exp(b_i - b_j) for i later than j, or exp(b_last - b_j), or
-// exp(b_i): exponents <= 0, clamped at 0 against rounding. The output
-// kernel's pairs split the chunk into sub-chunks of kGlaSub tokens: across
-// two of them the decay factors through the gate sum just before the later
-// one (both factors <= 1), so those pairs take a product of rescaled rows
-// rather than an exponential per term.
+// exp(b_i): exponents <= 0, clamped at 0 against rounding.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -180,110 +176,6 @@ __global__ void __launch_bounds__(kGlaThreads) gla_state_scan(GlaArgs<T> a) {
   if (a.final_state != nullptr) a.final_state[(static_cast<size_t>(b) * s.heads + h) * NP + e] = run;
 }
 
-// Sub-chunks of the output kernel's pairs: within one, A_ij takes an
-// exponential per term; across them it is a product of rescaled rows.
-constexpr int kGlaSub = 16;
-
-// r_I, the summed log gate (column d) just before sub-chunk I starts: b at
-// its previous row, 0 for the first. For i in sub-chunk I and j before it,
-// b_i - r_I <= 0 and r_I - b_j <= 0, so both factors of
-// e^{b_i - b_j} = e^{b_i - r_I} e^{r_I - b_j} stay in [0, 1].
-template <typename T>
-__device__ __forceinline__ T sub_reference(const T* bs, int ldb, int I, int d) {
-  return I == 0 ? T(0) : bs[(I * kGlaSub - 1) * ldb + d];
-}
-
-// The key axis' pairs of one chunk, A_ij = sum_d q_i[d] k_j[d] e^{b_i[d] - b_j[d]}
-// for j <= i (0 above the diagonal). Within a sub-chunk each term takes its
-// own exponential; for j in an earlier sub-chunk than i's (I),
-// A_ij = sum_d (q_i[d] e^{b_i[d] - r_I[d]}) (k_j[d] e^{r_I[d] - b_j[d]}), so a
-// chunk takes C*Dk exponentials for those pairs instead of C*C*Dk/2. qs ends
-// as q_i * e^{b_i - r_I}; ks is rescaled in place (the caller reads k no more).
-template <typename T>
-__device__ void key_axis_pairs(T* qs, T* ks, const T* bs, T* A, int Dk, int ldk, int ldb, int lda) {
-  constexpr int C = kGlaChunk, S = kGlaSub, kSubs = C / S;
-  // Pairs within a sub-chunk, and zeros above the diagonal.
-  for (int idx = threadIdx.x; idx < C * C; idx += blockDim.x) {
-    const int i = idx / C, j = idx % C;
-    if (j > i) {
-      A[i * lda + j] = T(0);
-    } else if (j / S == i / S) {
-      const T* qi = qs + i * ldk;
-      const T* kj = ks + j * ldk;
-      const T* bi = bs + i * ldb;
-      const T* bj = bs + j * ldb;
-      T acc = 0;
-      for (int d = 0; d < Dk; ++d) acc += qi[d] * kj[d] * exp_nonpositive(bi[d] - bj[d]);
-      A[i * lda + j] = acc;
-    }
-  }
-  __syncthreads();
-  // q_i * e^{b_i - r_I}.
-  for (int idx = threadIdx.x; idx < C * Dk; idx += blockDim.x) {
-    const int i = idx / Dk, d = idx % Dk;
-    qs[i * ldk + d] *= exp_nonpositive(bs[i * ldb + d] - sub_reference(bs, ldb, i / S, d));
-  }
-  // Sub-chunk by sub-chunk: the rows before it rescaled to k_j * e^{r_I - b_j}
-  // (rows already at r_{I-1} by e^{r_I - r_{I-1}}, sub-chunk I-1's own from
-  // b_j), then its rows' pairs with them.
-  for (int I = 1; I < kSubs; ++I) {
-    for (int idx = threadIdx.x; idx < I * S * Dk; idx += blockDim.x) {
-      const int j = idx / Dk, d = idx % Dk;
-      const T r = sub_reference(bs, ldb, I, d);
-      const T from = j / S == I - 1 ? bs[j * ldb + d] : sub_reference(bs, ldb, I - 1, d);
-      ks[j * ldk + d] *= exp_nonpositive(r - from);
-    }
-    __syncthreads();
-    for (int idx = threadIdx.x; idx < S * I * S; idx += blockDim.x) {
-      const int i = I * S + idx / (I * S), j = idx % (I * S);
-      const T* qi = qs + i * ldk;
-      const T* kj = ks + j * ldk;
-      T acc = 0;
-      for (int d = 0; d < Dk; ++d) acc += qi[d] * kj[d];
-      A[i * lda + j] = acc;
-    }
-    __syncthreads();
-  }
-}
-
-// The value axis' outputs of one chunk,
-//   o_i[e] = s (sum_{j<=i} A_ij v_j[e] e^{b_i[e] - b_j[e]} + e^{b_i[e]} (q_i^T S)[e]),
-// sub-chunk by sub-chunk as in key_axis_pairs: within sub-chunk I an
-// exponential per term; for j before it, e^{b_i[e] - r_I[e]} times the sum
-// over v_j[e] e^{r_I[e] - b_j[e]}, the rows before I rescaled in place (the
-// caller reads v no more).
-template <typename T>
-__device__ void value_axis_outputs(const GlaArgs<T>& a, const T* qs, T* vs, const T* bs, const T* S, const T* A,
-                                   int ldk, int ldb, int lda, int b, int h, int first) {
-  constexpr int Sub = kGlaSub, kSubs = kGlaChunk / kGlaSub;
-  const GlaDims& s = a.s;
-  const int Dk = s.dk, Dv = s.dv;
-  for (int I = 0; I < kSubs; ++I) {
-    if (I > 0) {
-      for (int idx = threadIdx.x; idx < I * Sub * Dv; idx += blockDim.x) {
-        const int j = idx / Dv, e = idx % Dv;
-        const T from = j / Sub == I - 1 ? bs[j * ldb + e] : sub_reference(bs, ldb, I - 1, e);
-        vs[j * Dv + e] *= exp_nonpositive(sub_reference(bs, ldb, I, e) - from);
-      }
-      __syncthreads();
-    }
-    for (int idx = threadIdx.x; idx < Sub * Dv; idx += blockDim.x) {
-      const int i = I * Sub + idx / Dv, e = idx % Dv, t = first + i;
-      if (t >= s.seq) continue;
-      const T* Ai = A + i * lda;
-      const T* qi = qs + i * ldk;
-      const T bie = bs[i * ldb + e];
-      T within = 0, before = 0, from_state = 0;
-      for (int j = I * Sub; j <= i; ++j) within += Ai[j] * vs[j * Dv + e] * exp_nonpositive(bie - bs[j * ldb + e]);
-      for (int j = 0; j < I * Sub; ++j) before += Ai[j] * vs[j * Dv + e];
-      for (int d = 0; d < Dk; ++d) from_state += qi[d] * S[d * Dv + e];
-      const T own = within + before * exp_nonpositive(bie - sub_reference(bs, ldb, I, e));
-      a.out[row_offset(s, b, h, t, Dv) + e] = a.scale * (own + from_state * exp_nonpositive(bie));
-    }
-    __syncthreads();  // the next sub-chunk rescales rows this one read
-  }
-}
-
 // Shared elements of gla_chunk_output.
 inline size_t gla_output_smem_elements(const GlaDims& s) {
   const size_t C = kGlaChunk;
@@ -317,33 +209,32 @@ __global__ void __launch_bounds__(kGlaThreads) gla_chunk_output(GlaArgs<T> a) {
   running_sum_rows(bs, ldb, Dg);
   __syncthreads();
 
-  if (s.value_axis) {
-    // The chunk's own pairs (i, j <= i): q_i . k_j (the decay is on the value axis, below).
-    for (int idx = threadIdx.x; idx < C * C; idx += blockDim.x) {
-      const int i = idx / C, j = idx % C;
-      T acc = 0;
-      if (j <= i) {
-        const T* qi = qs + i * ldk;
-        const T* kj = ks + j * ldk;
+  // The chunk's own pairs (i, j <= i).
+  for (int idx = threadIdx.x; idx < C * C; idx += blockDim.x) {
+    const int i = idx / C, j = idx % C;
+    T acc = 0;
+    if (j <= i) {
+      const T* qi = qs + i * ldk;
+      const T* kj = ks + j * ldk;
+      if (s.value_axis) {
         for (int d = 0; d < Dk; ++d) acc += qi[d] * kj[d];
+      } else {
+        const T* bi = bs + i * ldb;
+        const T* bj = bs + j * ldb;
+        for (int d = 0; d < Dk; ++d) acc += qi[d] * kj[d] * exp_nonpositive(bi[d] - bj[d]);
       }
-      A[i * lda + j] = acc;
     }
-    __syncthreads();
-  } else {
-    key_axis_pairs(qs, ks, bs, A, Dk, ldk, ldb, lda);
-    // q_i * e^{b_i} for the state's term: key_axis_pairs left q_i * e^{b_i - r_I}.
+    A[i * lda + j] = acc;
+  }
+  __syncthreads();
+  if (!s.value_axis) {  // q_i * e^{b_i} for the state's term
     for (int idx = threadIdx.x; idx < C * Dk; idx += blockDim.x) {
       const int i = idx / Dk, d = idx % Dk;
-      qs[i * ldk + d] *= exp_nonpositive(sub_reference(bs, ldb, i / kGlaSub, d));
+      qs[i * ldk + d] *= exp_nonpositive(bs[i * ldb + d]);
     }
     __syncthreads();
   }
 
-  if (s.value_axis) {
-    value_axis_outputs(a, qs, vs, bs, S, A, ldk, ldb, lda, b, h, first);
-    return;
-  }
   for (int idx = threadIdx.x; idx < C * Dv; idx += blockDim.x) {
     const int i = idx / Dv, e = idx % Dv, t = first + i;
     if (t >= s.seq) continue;
@@ -351,7 +242,13 @@ __global__ void __launch_bounds__(kGlaThreads) gla_chunk_output(GlaArgs<T> a) {
     const T* qi = qs + i * ldk;
     T own = 0, from_state = 0;
     for (int d = 0; d < Dk; ++d) from_state += qi[d] * S[d * Dv + e];
-    for (int j = 0; j <= i; ++j) own += Ai[j] * vs[j * Dv + e];
+    if (s.value_axis) {
+      const T bie = bs[i * ldb + e];
+      for (int j = 0; j <= i; ++j) own += Ai[j] * vs[j * Dv + e] * exp_nonpositive(bie - bs[j * ldb + e]);
+      from_state *= exp_nonpositive(bie);
+    } else {
+      for (int j = 0; j <= i; ++j) own += Ai[j] * vs[j * Dv + e];
+    }
     a.out[row_offset(s, b, h, t, Dv) + e] = a.scale * (own + from_state);
   }
 }
