@@ -1,9 +1,12 @@
 // The gated recurrence's launches (gla_launch.h): the chunk states, the scan
-// over chunks, the chunk outputs (gla_kernels.cuh), in float or double.
+// over chunks, the chunk outputs, in float or double (gla_kernels.cuh) or on
+// tensor cores (gla_tensor_core_kernels.cuh).
 #include <algorithm>
+#include <type_traits>
 
 #include "gla_kernels.cuh"
 #include "gla_launch.h"
+#include "gla_tensor_core_kernels.cuh"
 
 namespace bla::kernels::detail {
 
@@ -18,21 +21,30 @@ cudaError_t launch(const GlaForwardArgs& raw, cudaStream_t stream) {
                static_cast<T*>(raw.totals),  static_cast<T*>(raw.final_state),
                static_cast<T>(raw.scale),    dims_of(raw.shape)};
   const GlaDims& s = a.s;
-  const int state_smem = static_cast<int>(sizeof(T) * gla_state_smem_elements(s));
-  const int output_smem = static_cast<int>(sizeof(T) * gla_output_smem_elements(s));
-  cudaError_t err = cudaFuncSetAttribute(reinterpret_cast<const void*>(&gla_chunk_state<T>),
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, state_smem);
+  using Kernel = void (*)(GlaArgs<T>);
+  Kernel state_kernel = &gla_chunk_state<T>, output_kernel = &gla_chunk_output<T>;
+  size_t state_smem = sizeof(T) * gla_state_smem_elements(s), output_smem = sizeof(T) * gla_output_smem_elements(s);
+  if constexpr (std::is_same_v<T, float>) {
+    if (raw.tensor_cores && tensor_cores_fit(s)) {
+      state_kernel = &gla_chunk_state_tc;
+      output_kernel = &gla_chunk_output_tc;
+      state_smem = sizeof(float) * gla_tc_state_smem_elements();
+      output_smem = sizeof(float) * gla_tc_output_smem_elements();
+    }
+  }
+  cudaError_t err = cudaFuncSetAttribute(reinterpret_cast<const void*>(state_kernel),
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(state_smem));
   if (err != cudaSuccess) return err;
-  err = cudaFuncSetAttribute(reinterpret_cast<const void*>(&gla_chunk_output<T>),
-                             cudaFuncAttributeMaxDynamicSharedMemorySize, output_smem);
+  err = cudaFuncSetAttribute(reinterpret_cast<const void*>(output_kernel), cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(output_smem));
   if (err != cudaSuccess) return err;
   const dim3 chunks(s.nchunks, s.heads, s.batch);
-  DEV_LAUNCH_ON(chunks, kGlaThreads, state_smem, stream, gla_chunk_state<T>)(a);
+  DEV_LAUNCH_ON(chunks, kGlaThreads, state_smem, stream, state_kernel)(a);
   if ((err = cudaGetLastError()) != cudaSuccess) return err;
   const dim3 scan((s.dk * s.dv + kGlaThreads - 1) / kGlaThreads, s.heads, s.batch);
   DEV_LAUNCH_ON(scan, kGlaThreads, 0, stream, gla_state_scan<T>)(a);
   if ((err = cudaGetLastError()) != cudaSuccess) return err;
-  DEV_LAUNCH_ON(chunks, kGlaThreads, output_smem, stream, gla_chunk_output<T>)(a);
+  DEV_LAUNCH_ON(chunks, kGlaThreads, output_smem, stream, output_kernel)(a);
   return cudaGetLastError();
 }
 
@@ -43,7 +55,10 @@ int gla_chunks(int seq) { return (seq + gla::kGlaChunk - 1) / gla::kGlaChunk; }
 size_t gla_smem_bytes(const GlaShape& shape, GlaDtype dtype) {
   const gla::GlaDims s = gla::dims_of(shape);
   const size_t element = dtype == GlaDtype::kFloat64 ? sizeof(double) : sizeof(float);
-  return element * std::max(gla::gla_state_smem_elements(s), gla::gla_output_smem_elements(s));
+  size_t bytes = element * std::max(gla::gla_state_smem_elements(s), gla::gla_output_smem_elements(s));
+  if (dtype == GlaDtype::kFloat32 && gla::tensor_cores_fit(s))
+    bytes = std::max(bytes, sizeof(float) * gla::gla_tc_output_smem_elements());
+  return bytes;
 }
 
 cudaError_t gla_forward_launch(const GlaForwardArgs& args, cudaStream_t stream) {

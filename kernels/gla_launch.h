@@ -23,6 +23,10 @@ struct GlaShape {
 struct GlaForwardArgs {
   GlaShape shape;
   GlaDtype dtype = GlaDtype::kFloat32;
+  // float32 only: products on tensor cores with tf32 operands where the head
+  // dims allow (<= 64; gla_tensor_core_kernels.cuh), for inputs that came
+  // from bf16 or half. Otherwise, and for float64, fp32/fp64 FMA.
+  bool tensor_cores = false;
   double scale = 1.0;
   const void* q = nullptr;
   const void* k = nullptr;
@@ -35,7 +39,7 @@ struct GlaForwardArgs {
 };
 
 int gla_chunks(int seq);  // chunks of the kernels' length covering seq tokens
-// Dynamic shared memory the larger of the two chunk kernels needs, in bytes.
+// Dynamic shared memory the largest chunk kernel of either form needs, in bytes.
 size_t gla_smem_bytes(const GlaShape& shape, GlaDtype dtype);
 
 // Launch on `stream`; return the first CUDA error (launch or configuration).

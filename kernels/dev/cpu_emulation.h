@@ -137,6 +137,7 @@ inline double now_ms() {
 #define DEV_LAUNCH_ON(grid, block, smem, stream, ...) emu::bind(grid, block, smem, __VA_ARGS__)
 
 inline void __syncthreads() { emu::sync_block(); }
+inline void __syncwarp(unsigned = 0xffffffffu) { emu::tls.warp_barrier->arrive_and_wait(); }
 inline float __shfl_xor_sync(unsigned, float v, int mask, int = 32) {
   return emu::shuffle(v, static_cast<int>(emu::tls.thread_idx.x % 32) ^ mask);
 }
@@ -180,9 +181,21 @@ inline float __float_to_tf32(float v) {  // round to nearest (ties away) at 10 m
 inline float as_float(float v) { return v; }
 inline float as_float(__nv_bfloat16 v) { return __bfloat162float(v); }
 
+// WMMA's rules on the GPU (a 256-bit aligned pointer; ldm a multiple of 16
+// bytes): broken ones stop the emulation rather than pass silently.
+template <typename P>
+void check_wmma_operand(const P* p, unsigned ldm) {
+  if (reinterpret_cast<uintptr_t>(p) % 32 != 0 || (ldm * sizeof(P)) % 16 != 0) {
+    std::fprintf(stderr, "emulation: WMMA operand %p with ldm %u breaks the alignment rules\n",
+                 static_cast<const void*>(p), ldm);
+    std::exit(3);
+  }
+}
+
 template <typename Use, int M, int N, int K, typename T, typename Layout, typename P>
 void load_matrix_sync(fragment<Use, M, N, K, T, Layout>& f, const P* p, unsigned ldm) {
   using F = fragment<Use, M, N, K, T, Layout>;
+  check_wmma_operand(p, ldm);
   for (int r = 0; r < F::kRows; ++r)
     for (int c = 0; c < F::kCols; ++c)
       f.x[r * F::kCols + c] = std::is_same_v<Layout, row_major> ? p[r * ldm + c] : p[c * ldm + r];
@@ -209,6 +222,7 @@ void mma_sync(fragment<accumulator, M, N, K, float>& d, const fragment<matrix_a,
 
 template <int M, int N, int K>
 void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float>& f, unsigned ldm, layout_t layout) {
+  check_wmma_operand(p, ldm);
   emu::tls.warp_barrier->arrive_and_wait();
   if (emu::tls.thread_idx.x % 32 == 0)
     for (int r = 0; r < M; ++r)

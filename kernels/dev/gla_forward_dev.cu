@@ -1,4 +1,5 @@
-// The gated recurrence's kernels (kernels/gla_kernels.cuh, launched through
+// The gated recurrence's kernels (kernels/gla_kernels.cuh and, for float32
+// with tensor cores, gla_tensor_core_kernels.cuh, launched through
 // gla_forward_launch) against the recurrence token by token in float64 on
 // the CPU, then timed. Plain CUDA C++, no LibTorch; runs on the CPU under
 // cpu_emulation.h (small shapes) as well as on a GPU.
@@ -11,10 +12,12 @@
 //       -Ikernels kernels/dev/gla_forward_dev.cu kernels/gla_kernels.cu -o gla_emulated -lpthread
 //   ./gla_emulated --no-bench --T 70 --dk 8 --dv 12   # on the CPU
 //
-// Checks: output and final state, both decay axes, float32 and float64, the
-// outputs filled with NaN first (anything unwritten fails); metric max |got -
-// ref| / max |ref|; tolerances 1e-10 (float64) and 1e-4 (float32). Exit
-// status 1 if a check failed.
+// Checks: output and final state, both decay axes, float32, float64 and
+// float32 on tensor cores ("tf32"; head dims up to 64), the outputs filled
+// with NaN first (anything unwritten fails); metric max |got - ref| / max
+// |ref| (tf32: / the largest output of the recurrence over |q|, |k|, |v|);
+// tolerances 1e-10 (float64), 1e-4 (float32) and 2e-3 (tf32). Exit status 1
+// if a check failed.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -155,10 +158,11 @@ struct Run {
     v.upload(pr.v);
     g.upload(pr.g);
   }
-  cudaError_t launch() {
+  cudaError_t launch(bool tensor_cores = false) {
     GlaForwardArgs a;
     a.shape = p.shape;
     a.dtype = sizeof(T) == 8 ? GlaDtype::kFloat64 : GlaDtype::kFloat32;
+    a.tensor_cores = tensor_cores;
     a.scale = p.scale;
     a.q = q.ptr;
     a.k = k.ptr;
@@ -172,12 +176,16 @@ struct Run {
   }
 };
 
-double max_relative(const std::vector<double>& got, const std::vector<double>& ref) {
+// max |got - ref| / max |magnitude| (magnitude: ref itself, or the same
+// recurrence over |q|, |k|, |v|, which bounds what rounding each term can
+// cost where the terms cancel).
+double max_relative(const std::vector<double>& got, const std::vector<double>& ref,
+                    const std::vector<double>& magnitude) {
   double diff = 0, scale = 0;
   for (size_t i = 0; i < ref.size(); ++i) {
     diff = std::isnan(got[i]) ? std::numeric_limits<double>::infinity() : std::max(diff, std::fabs(got[i] - ref[i]));
     if (std::isinf(diff)) break;
-    scale = std::max(scale, std::fabs(ref[i]));
+    scale = std::max(scale, std::fabs(magnitude[i]));
   }
   return diff / (scale > 0 ? scale : 1.0);
 }
@@ -185,7 +193,7 @@ double max_relative(const std::vector<double>& got, const std::vector<double>& r
 int failures = 0;
 
 template <typename T>
-void check(const Problem& p, const char* name) {
+void check(const Problem& p, const char* name, bool tensor_cores = false) {
   int limit = 0;
   CHECK_CUDA(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0));
   const size_t need =
@@ -200,33 +208,44 @@ void check(const Problem& p, const char* name) {
   Run<T> run(p);
   run.out.fill_nan();
   run.final_state.fill_nan();
-  CHECK_CUDA(run.launch());
+  CHECK_CUDA(run.launch(tensor_cores));
   CHECK_CUDA(cudaDeviceSynchronize());
-  const double tol = sizeof(T) == 8 ? 1e-10 : 1e-4;
-  const double e_out = max_relative(run.out.download(), ref_out);
-  const double e_state = max_relative(run.final_state.download(), ref_state);
+  const double tol = sizeof(T) == 8 ? 1e-10 : tensor_cores ? 2e-3 : 1e-4;
+  // tf32 rounds every operand to 10 bits: its error is measured against the
+  // terms' magnitudes (a single token's q . k can cancel to near 0).
+  std::vector<double> mag_out = ref_out, mag_state = ref_state;
+  if (tensor_cores) {
+    Problem magnitudes = p;
+    for (auto* x : {&magnitudes.q, &magnitudes.k, &magnitudes.v})
+      for (auto& e : *x) e = std::fabs(e);
+    reference(magnitudes, mag_out, mag_state);
+  }
+  const double e_out = max_relative(run.out.download(), ref_out, mag_out);
+  const double e_state = max_relative(run.final_state.download(), ref_state, mag_state);
   const bool ok = e_out < tol && e_state < tol;
   failures += ok ? 0 : 1;
   std::printf("check %-28s %-7s %-5s T=%-5d Dk=%-3d Dv=%-3d | out %.2e state %.2e (tol %.0e) %s\n", name,
-              sizeof(T) == 8 ? "float64" : "float32", p.shape.value_axis ? "value" : "key", p.shape.seq, p.shape.dk,
+              sizeof(T) == 8 ? "float64" : tensor_cores ? "tf32" : "float32", p.shape.value_axis ? "value" : "key",
+              p.shape.seq, p.shape.dk,
               p.shape.dv, e_out, e_state, tol, ok ? "pass" : "FAIL");
 }
 
-void time_forward(GlaShape shape, int reps) {
+void time_forward(GlaShape shape, int reps, bool tensor_cores) {
   const Problem p = make_problem(shape, -0.5, 7);
   Run<float> run(p);
-  for (int i = 0; i < 3; ++i) CHECK_CUDA(run.launch());
+  for (int i = 0; i < 3; ++i) CHECK_CUDA(run.launch(tensor_cores));
   cudaEvent_t start, stop;
   CHECK_CUDA(cudaEventCreate(&start));
   CHECK_CUDA(cudaEventCreate(&stop));
   CHECK_CUDA(cudaEventRecord(start, nullptr));
-  for (int i = 0; i < reps; ++i) CHECK_CUDA(run.launch());
+  for (int i = 0; i < reps; ++i) CHECK_CUDA(run.launch(tensor_cores));
   CHECK_CUDA(cudaEventRecord(stop, nullptr));
   CHECK_CUDA(cudaEventSynchronize(stop));
   float ms = 0;
   CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
-  std::printf("[time] fwd float32 %-5s B=%d T=%d H=%d Dk=%d Dv=%d | %.3f ms (mean of %d)\n",
-              shape.value_axis ? "value" : "key", shape.batch, shape.seq, shape.heads, shape.dk, shape.dv, ms / reps,
+  std::printf("[time] fwd %-7s %-5s B=%d T=%d H=%d Dk=%d Dv=%d | %.3f ms (mean of %d)\n",
+              tensor_cores && shape.dk <= 64 && shape.dv <= 64 ? "tf32" : "float32", shape.value_axis ? "value" : "key",
+              shape.batch, shape.seq, shape.heads, shape.dk, shape.dv, ms / reps,
               reps);
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
@@ -275,12 +294,15 @@ int main(int argc, char** argv) {
       const Problem p = make_problem(c.shape, c.g_low, 1 + c.shape.seq);
       check<double>(p, c.name);
       check<float>(p, c.name);
+      if (c.shape.dk <= 64 && c.shape.dv <= 64) check<float>(p, c.name, true);
     }
   }
   std::printf("checks: %s\n", failures == 0 ? "all passed" : (std::to_string(failures) + " FAILED").c_str());
   if (bench) {
     for (const int d : {64, 128})
-      for (const bool value_axis : {false, true}) time_forward({4, 16, 8192, d, d, value_axis}, reps);
+      for (const bool value_axis : {false, true})
+        for (const bool tensor_cores : {false, true})
+          if (!tensor_cores || d <= 64) time_forward({4, 16, 8192, d, d, value_axis}, reps, tensor_cores);
   }
   return failures == 0 ? 0 : 1;
 }

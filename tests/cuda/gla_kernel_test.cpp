@@ -5,8 +5,10 @@
 // float64 on the CPU: the output and the gradients of q, k, v and g, on both
 // decay axes, in float64, float32 and bfloat16, at T not a multiple of the
 // kernels' 64-token chunk, T < 64, T = 1, head dims 64 and 128, Dk != Dv,
-// dims that are not powers of two, and strong decays; the final state; the
-// GLA and GSA ops end to end; and the exact error for unsupported inputs.
+// dims that are not powers of two, and strong decays (bfloat16 inputs take
+// the tensor-core kernels where the head dims are at most 64); the final
+// state; the tensor-core switch itself; the GLA and GSA ops end to end; and
+// the exact error for unsupported inputs.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -161,6 +163,44 @@ TEST(GlaKernelOps, GlaAndGsaOnCudaMatchTheCpuInFloat64) {
       const double err = relative_error(got[i], expected[i]);
       EXPECT_LT(err, 2e-2) << name << " " << names[i] << ": relative error " << err;
       std::printf("    %s %-5s rel err %.3e\n", name, names[i], err);
+    }
+  }
+}
+
+// tensor_cores = true on float32 inputs: tf32 products where the head dims
+// are at most 64 (outputs within tf32's rounding of the fp32 kernels', and
+// not identical to them), the fp32 kernels above (identical bits).
+TEST(GlaKernelChecks, TensorCoresRoundToTf32WhereTheHeadDimsAllow) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  struct Shape {
+    int64_t seq, dk, dv;
+    bool tensor_cores_fit;
+  };
+  for (const Shape shape : {Shape{150, 64, 64, true}, Shape{37, 16, 40, true}, Shape{90, 48, 80, false}}) {
+    for (const bool value_axis : {false, true}) {
+      torch::manual_seed(11 + shape.seq);
+      const auto cuda = torch::TensorOptions().device(torch::kCUDA).dtype(torch::kFloat);
+      const int64_t dg = value_axis ? shape.dv : shape.dk;
+      const auto q = torch::randn({2, 2, shape.seq, shape.dk}, cuda);
+      const auto k = torch::randn({2, 2, shape.seq, shape.dk}, cuda);
+      const auto v = torch::randn({2, 2, shape.seq, shape.dv}, cuda);
+      const auto g = torch::rand({2, 2, shape.seq, dg}, cuda) * -0.5 - 0.01;
+      at::Tensor state_fp32, state_tc;
+      const auto fp32 = bla::kernels::gated_recurrence_forward(q, k, v, g, value_axis, 0.125, &state_fp32, false);
+      const auto tc = bla::kernels::gated_recurrence_forward(q, k, v, g, value_axis, 0.125, &state_tc, true);
+      const double err = relative_error(tc, fp32), state_err = relative_error(state_tc, state_fp32);
+      std::printf("    T %ld Dk %ld Dv %ld %s axis: tensor cores vs fp32 rel err %.3e, state %.3e\n",
+                  static_cast<long>(shape.seq), static_cast<long>(shape.dk), static_cast<long>(shape.dv),
+                  value_axis ? "value" : "key", err, state_err);
+      if (shape.tensor_cores_fit) {
+        EXPECT_GT(err, 0.0) << "the tensor-core kernels did not run";
+        EXPECT_LT(err, 2e-3);
+        EXPECT_GT(state_err, 0.0);
+        EXPECT_LT(state_err, 2e-3);
+      } else {
+        EXPECT_TRUE(tc.equal(fp32)) << "head dims over 64 keep the fp32 kernels";
+        EXPECT_TRUE(state_tc.equal(state_fp32));
+      }
     }
   }
 }

@@ -6,7 +6,8 @@
 // Per (batch, head) with b the running sum of the log gates g <= 0:
 //   key axis:   o_i = s sum_{j<=i} (sum_d q_i[d] k_j[d] e^{b_i[d] - b_j[d]}) v_j      g: Dk per token
 //   value axis: o_i[e] = s sum_{j<=i} (q_i . k_j) v_j[e] e^{b_i[e] - b_j[e]}           g: Dv per token
-// computed in chunks of 64 tokens by three kernels (gla_kernels.cuh): each
+// computed in chunks of 64 tokens by three kernels (gla_kernels.cuh; on
+// tensor cores gla_tensor_core_kernels.cuh): each
 // chunk's state update, a scan of the states over the chunks, and each
 // chunk's output (its own tokens exactly, pairwise decays included, plus the
 // state entering it). Every exponent is "later minus earlier", <= 0.
@@ -31,8 +32,12 @@ bool gated_recurrence_supported(const at::Tensor& q, const at::Tensor& k, const 
 
 // o (B, H, T, Dv) in q's dtype; the state after the last token (B, H, Dk, Dv)
 // into *final_state when it is not null. Not differentiable. Throws
-// std::invalid_argument when !gated_recurrence_supported.
+// std::invalid_argument when !gated_recurrence_supported. tensor_cores:
+// float32 inputs that came from bf16 or half may take tensor-core products
+// with tf32 operands (head dims up to 64; about 1e-3 of the terms'
+// magnitude), otherwise fp32 FMA.
 at::Tensor gated_recurrence_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
-                                    bool value_axis, double scale, at::Tensor* final_state = nullptr);
+                                    bool value_axis, double scale, at::Tensor* final_state = nullptr,
+                                    bool tensor_cores = false);
 
 }  // namespace bla::kernels

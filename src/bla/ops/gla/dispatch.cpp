@@ -5,7 +5,9 @@
 // of the kernels (backward.h); everywhere else, and from a given state
 // (prefill), the chunked LibTorch form (chunked.cpp), with one log line on
 // CUDA saying why. The kernels compute in float32 for float32, half and
-// bfloat16 inputs, and in float64 for float64, as the LibTorch form does; on
+// bfloat16 inputs (for half and bfloat16 with tensor-core products of tf32
+// operands where the head dims allow), and in float64 for float64, as the
+// LibTorch form does; on
 // their path the final state carries no gradient (it is only read after a
 // prefill, which runs the LibTorch form).
 #include <torch/torch.h>
@@ -27,11 +29,13 @@ namespace bla::ops {
 namespace {
 
 #ifdef BLA_HAVE_CUDA_KERNELS
-// The kernels' forward pass (bla_kernels/gla.h) for GatedRecurrenceFunction.
+// The kernels' forward pass (bla_kernels/gla.h) for GatedRecurrenceFunction;
+// kTensorCores for inputs that came from bf16 or half.
+template <bool kTensorCores>
 struct KernelPass {
   static at::Tensor run(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
                         DecayAxis axis, double scale, at::Tensor* final_state) {
-    return kernels::gated_recurrence_forward(q, k, v, g, axis == DecayAxis::Value, scale, final_state);
+    return kernels::gated_recurrence_forward(q, k, v, g, axis == DecayAxis::Value, scale, final_state, kTensorCores);
   }
 };
 #endif
@@ -49,7 +53,11 @@ GatedRecurrenceResult chunked_gated_recurrence(const at::Tensor& q, const at::Te
       const auto dtype = compute_dtype(q.scalar_type());
       const auto qc = q.to(dtype), kc = k.to(dtype), vc = v.to(dtype), gc = g.to(dtype);
       if (kernels::gated_recurrence_supported(qc, kc, vc, gc, axis == DecayAxis::Value, &why)) {
-        const auto outputs = GatedRecurrenceFunction<KernelPass>::apply(qc, kc, vc, gc, axis == DecayAxis::Value, scale);
+        const bool value_axis = axis == DecayAxis::Value;
+        const bool half_inputs = q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf;
+        const auto outputs = half_inputs
+                                 ? GatedRecurrenceFunction<KernelPass<true>>::apply(qc, kc, vc, gc, value_axis, scale)
+                                 : GatedRecurrenceFunction<KernelPass<false>>::apply(qc, kc, vc, gc, value_axis, scale);
         return {outputs[0].to(q.scalar_type()), outputs[1]};
       }
     }

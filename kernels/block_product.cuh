@@ -1,0 +1,218 @@
+// Block-wide matrix products over float32 operands in shared or global
+// memory (row- or column-major, so transposes cost nothing), for kernels of
+// kBlockThreads threads: the BLA chunk kernels and the gated recurrence's
+// (GLA, GSA).
+//
+// Two products with one interface: SimtProduct (fp32 FMA; float32 inputs,
+// the 1e-4 path) and TensorCoreProduct (WMMA m16n16k8 with tf32 operands and
+// fp32 accumulation; bf16 inputs, whose 1e-2 budget tf32's 10-bit mantissa
+// fits). Product<T, M, N> picks by input type.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <mma.h>
+
+#include <type_traits>
+
+namespace bla::kernels::detail {
+
+constexpr int kBlockThreads = 256;
+constexpr int kBlockWarps = kBlockThreads / 32;
+
+// What a product's operand holds, for the tensor cores' tf32: kRound (any
+// float32, rounded to tf32 as it is loaded) or kFromBf16 (values loaded from
+// bf16 inputs, exact in tf32, so rounding would change nothing).
+constexpr bool kRound = false;
+constexpr bool kFromBf16 = true;
+
+// Accumulators of an M x N product tile, spread over the block: thread
+// (ty, tx) = (tid / 16, tid % 16) owns rows ty + 16 i and columns tx + 16 j.
+template <int M, int N>
+struct SimtProduct {
+  static_assert(M % 16 == 0 && N % 16 == 0, "tiles are multiples of 16");
+  static constexpr int kRows = M / 16;
+  static constexpr int kCols = N / 16;
+  float v[kRows][kCols];
+
+  __device__ __forceinline__ explicit SimtProduct(float* /*scratch*/) {}
+
+  __device__ __forceinline__ void zero() {
+#pragma unroll
+    for (int i = 0; i < kRows; ++i)
+#pragma unroll
+      for (int j = 0; j < kCols; ++j) v[i][j] = 0.f;
+  }
+
+  // acc += A B, A (M x K) with element (m, k) at a[m * a_row + k * a_col],
+  // B (K x N) with element (k, n) at b[k * b_row + n * b_col]. (The exact-
+  // operand flags only matter on tensor cores.)
+  template <int K, bool kExactA = kRound, bool kExactB = kRound>
+  __device__ __forceinline__ void add_product(const float* a, int a_row, int a_col, const float* b, int b_row,
+                                              int b_col) {
+    const int ty = threadIdx.x / 16, tx = threadIdx.x % 16;
+#pragma unroll 4
+    for (int k = 0; k < K; ++k) {
+      float av[kRows], bv[kCols];
+#pragma unroll
+      for (int i = 0; i < kRows; ++i) av[i] = a[(ty + 16 * i) * a_row + k * a_col];
+#pragma unroll
+      for (int j = 0; j < kCols; ++j) bv[j] = b[k * b_row + (tx + 16 * j) * b_col];
+#pragma unroll
+      for (int i = 0; i < kRows; ++i)
+#pragma unroll
+        for (int j = 0; j < kCols; ++j) v[i][j] = fmaf(av[i], bv[j], v[i][j]);
+    }
+  }
+
+  __device__ __forceinline__ void scale(float by) {
+#pragma unroll
+    for (int i = 0; i < kRows; ++i)
+#pragma unroll
+      for (int j = 0; j < kCols; ++j) v[i][j] *= by;
+  }
+
+  // The tile into float memory (shared or global), row stride ld.
+  __device__ __forceinline__ void store(float* dst, int ld) const {
+    for_each([&](int r, int c, float x) { dst[r * ld + c] = x; });
+  }
+
+  // f(row, col, value) for every element this thread owns.
+  template <typename F>
+  __device__ __forceinline__ void for_each(F&& f) const {
+    const int ty = threadIdx.x / 16, tx = threadIdx.x % 16;
+#pragma unroll
+    for (int i = 0; i < kRows; ++i)
+#pragma unroll
+      for (int j = 0; j < kCols; ++j) f(ty + 16 * i, tx + 16 * j, v[i][j]);
+  }
+};
+
+// The same on tensor cores: the M x N tile in 16 x 16 fragments, spread
+// evenly over the 8 warps (a tile of fewer than 8 fragments, the carry's
+// 32 x 32 at 32 slots, takes one warp per fragment and leaves the others
+// idle). Operands must be 32-byte aligned with leading dimensions that are
+// multiples of 4 (the BLA and GLA layouts' strides are). for_each goes through a 16 x 16
+// scratch area per warp (the fragment layout is opaque).
+template <int M, int N>
+struct TensorCoreProduct {
+  static_assert(M % 16 == 0 && N % 16 == 0, "tiles are multiples of 16");
+  static constexpr int kTileCols = N / 16;
+  static constexpr int kFragments = (M / 16) * kTileCols;
+  static constexpr int kWarps = kFragments < kBlockWarps ? kFragments : kBlockWarps;  // warps holding fragments
+  static_assert(kFragments % kWarps == 0, "fragments spread evenly over the warps");
+  static constexpr int kPerWarp = kFragments / kWarps;
+  using Accumulator = nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float>;
+  Accumulator f[kPerWarp];
+  float* scratch;  // this warp's 16 x 16 floats
+
+  __device__ __forceinline__ explicit TensorCoreProduct(float* scratch_base)
+      : scratch(scratch_base + (threadIdx.x / 32) * 256) {}
+
+  __device__ __forceinline__ static int tile_row(int i) { return ((threadIdx.x / 32) * kPerWarp + i) / kTileCols; }
+  __device__ __forceinline__ static int tile_col(int i) { return ((threadIdx.x / 32) * kPerWarp + i) % kTileCols; }
+  // Whether this warp holds fragments (warp-uniform, so the warp-wide
+  // fragment operations below stay whole-warp).
+  __device__ __forceinline__ static bool holds() { return kWarps == kBlockWarps || threadIdx.x / 32 < kWarps; }
+
+  __device__ __forceinline__ void zero() {
+    if (!holds()) return;
+#pragma unroll
+    for (int i = 0; i < kPerWarp; ++i) nvcuda::wmma::fill_fragment(f[i], 0.f);
+  }
+
+  template <typename Fragment>
+  __device__ __forceinline__ static void to_tf32(Fragment& frag) {
+#pragma unroll
+    for (int e = 0; e < frag.num_elements; ++e) frag.x[e] = nvcuda::wmma::__float_to_tf32(frag.x[e]);
+  }
+
+  // acc += A B with SimtProduct's addressing; each operand is row-major
+  // (column stride 1) or column-major (row stride 1). A warp's tiles share
+  // one tile row (every shape used here), so each k step loads the A
+  // fragment once and one B fragment per tile. Operands flagged kFromBf16
+  // skip the tf32 rounding.
+  template <int K, bool kExactA = kRound, bool kExactB = kRound>
+  __device__ __forceinline__ void add_product(const float* a, int a_row, int a_col, const float* b, int b_row,
+                                              int b_col) {
+    using namespace nvcuda;
+    static_assert(K % 8 == 0, "K is a multiple of 8");
+    static_assert(kTileCols % kPerWarp == 0, "a warp's tiles lie in one tile row");
+    if (!holds()) return;
+    const int r = tile_row(0) * 16;
+#pragma unroll 2
+    for (int k = 0; k < K; k += 8) {
+      if (a_col == 1) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa;
+        wmma::load_matrix_sync(fa, a + r * a_row + k, a_row);
+        if constexpr (!kExactA) to_tf32(fa);
+        mma_row<kExactB>(fa, b, b_row, b_col, k);
+      } else {
+        wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major> fa;
+        wmma::load_matrix_sync(fa, a + r + k * a_col, a_col);
+        if constexpr (!kExactA) to_tf32(fa);
+        mma_row<kExactB>(fa, b, b_row, b_col, k);
+      }
+    }
+  }
+
+  // f[i] += fa B[k .. k + 8, tile i's columns] for each of this warp's tiles.
+  template <bool kExactB, typename FragmentA>
+  __device__ __forceinline__ void mma_row(const FragmentA& fa, const float* b, int b_row, int b_col, int k) {
+    using namespace nvcuda;
+#pragma unroll
+    for (int i = 0; i < kPerWarp; ++i) {
+      const int c = tile_col(i) * 16;
+      if (b_col == 1) {
+        wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fb;
+        wmma::load_matrix_sync(fb, b + k * b_row + c, b_row);
+        if constexpr (!kExactB) to_tf32(fb);
+        wmma::mma_sync(f[i], fa, fb, f[i]);
+      } else {
+        wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major> fb;
+        wmma::load_matrix_sync(fb, b + k + c * b_col, b_col);
+        if constexpr (!kExactB) to_tf32(fb);
+        wmma::mma_sync(f[i], fa, fb, f[i]);
+      }
+    }
+  }
+
+  __device__ __forceinline__ void scale(float by) {
+    if (!holds()) return;
+#pragma unroll
+    for (int i = 0; i < kPerWarp; ++i)
+#pragma unroll
+      for (int e = 0; e < f[i].num_elements; ++e) f[i].x[e] *= by;
+  }
+
+  // The tile into float memory (shared or global), row stride ld: 32-byte
+  // aligned with ld a multiple of 4.
+  __device__ __forceinline__ void store(float* dst, int ld) const {
+    if (!holds()) return;
+#pragma unroll
+    for (int i = 0; i < kPerWarp; ++i)
+      nvcuda::wmma::store_matrix_sync(dst + tile_row(i) * 16 * ld + tile_col(i) * 16, f[i], ld,
+                                      nvcuda::wmma::mem_row_major);
+  }
+
+  template <typename F>
+  __device__ __forceinline__ void for_each(F&& f_) const {
+    if (!holds()) return;
+    const int lane = threadIdx.x % 32;
+#pragma unroll
+    for (int i = 0; i < kPerWarp; ++i) {
+      nvcuda::wmma::store_matrix_sync(scratch, f[i], 16, nvcuda::wmma::mem_row_major);
+      __syncwarp();
+      const int r = tile_row(i) * 16, c = tile_col(i) * 16;
+#pragma unroll
+      for (int e = lane; e < 256; e += 32) f_(r + e / 16, c + e % 16, scratch[e]);
+      __syncwarp();
+    }
+  }
+};
+
+// bf16 inputs take the tensor cores; float32 inputs keep fp32 arithmetic.
+template <typename T, int M, int N>
+using Product = std::conditional_t<std::is_same_v<T, __nv_bfloat16>, TensorCoreProduct<M, N>, SimtProduct<M, N>>;
+
+}  // namespace bla::kernels::detail
