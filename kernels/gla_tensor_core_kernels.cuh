@@ -72,6 +72,19 @@ __device__ inline void load_matrix_padded(float* dst, const float* __restrict__ 
   }
 }
 
+// Two operands' rows of the chunk (widths w1, w2) and its gates' running
+// sums b (bs), each a padded tile.
+__device__ inline void load_with_gate_sums(float* x1, const float* __restrict__ src1, int w1, float* x2,
+                                           const float* __restrict__ src2, int w2, float* bs, const GlaArgs<float>& a,
+                                           int b, int h, int first) {
+  load_rows_padded(x1, src1, a.s, b, h, first, w1);
+  load_rows_padded(x2, src2, a.s, b, h, first, w2);
+  load_rows_padded(bs, a.g, a.s, b, h, first, a.s.dg());
+  __syncthreads();
+  running_sum_rows(bs, kGlaTcLd, a.s.dg());
+  __syncthreads();
+}
+
 // r_I[d]: the summed log gate just before sub-chunk I (0 before the first).
 __device__ __forceinline__ float gate_before(const float* bs, int I, int d) {
   return I == 0 ? 0.f : bs[(I * kGlaSub - 1) * kGlaTcLd + d];
@@ -122,12 +135,7 @@ __global__ void __launch_bounds__(kGlaThreads) gla_chunk_state_tc(GlaArgs<float>
   float* bs = vs + kGlaTcTile;
   float* U = bs + kGlaTcTile;  // (Dk padded, LD)
   const int c = blockIdx.x, h = blockIdx.y, b = blockIdx.z, first = c * C;
-  load_rows_padded(ks, a.k, s, b, h, first, Dk);
-  load_rows_padded(vs, a.v, s, b, h, first, Dv);
-  load_rows_padded(bs, a.g, s, b, h, first, Dg);
-  __syncthreads();
-  running_sum_rows(bs, LD, Dg);
-  __syncthreads();
+  load_with_gate_sums(ks, a.k, Dk, vs, a.v, Dv, bs, a, b, h, first);
   const float* last = bs + (C - 1) * LD;
   float* weighted = s.value_axis ? vs : ks;
   for (int idx = threadIdx.x; idx < C * Dg; idx += blockDim.x) {
@@ -161,12 +169,7 @@ __global__ void __launch_bounds__(kGlaThreads) gla_chunk_output_tc(GlaArgs<float
   const int c = blockIdx.x, h = blockIdx.y, b = blockIdx.z, first = c * C;
   const int warp = threadIdx.x / 32;
   const float* state = a.states + chunk_state_offset(s, b, h, c);
-  load_rows_padded(qs, a.q, s, b, h, first, Dk);
-  load_rows_padded(ks, a.k, s, b, h, first, Dk);
-  load_rows_padded(bs, a.g, s, b, h, first, Dg);
-  __syncthreads();
-  running_sum_rows(bs, LD, Dg);
-  __syncthreads();
+  load_with_gate_sums(qs, a.q, Dk, ks, a.k, Dk, bs, a, b, h, first);
 
   if (!s.value_axis) {
     // Rescaled operands of the cross pairs: X rows 16 (I - 1) .. hold
