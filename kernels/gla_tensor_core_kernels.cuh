@@ -160,7 +160,7 @@ __global__ void __launch_bounds__(kGlaThreads) gla_chunk_output_tc(GlaArgs<float
   DEV_EXTERN_SHARED(unsigned char, gla_smem);
   constexpr int C = kGlaChunk, LD = kGlaTcLd, SUB = kGlaSub;
   const GlaDims& s = a.s;
-  const int Dk = s.dk, Dv = s.dv, Dg = s.dg();
+  const int Dk = s.dk, Dv = s.dv;
   float* qs = reinterpret_cast<float*>(gla_smem);  // (C, LD): q
   float* ks = qs + kGlaTcTile;                     // (C, LD): k, later v (value axis) or the output (key axis)
   float* bs = ks + kGlaTcTile;                     // (C, LD): the running gate sums b
