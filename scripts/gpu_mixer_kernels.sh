@@ -23,6 +23,9 @@
 #                                              # scripts/build_dev_harnesses.sh .devbin (carry the folder)
 #   HARNESSES_ONLY=1 scripts/gpu_mixer_kernels.sh  # only the harnesses, without the library's build (with
 #                                              # DEV_BIN, nothing is compiled on the GPU machine)
+#   NCU=1 scripts/gpu_mixer_kernels.sh         # also every kernel of two forward+backward passes of bla-bench
+#                                              # --op gla and gsa at D 64, timed by Nsight Compute and summed
+#                                              # by kernel (scripts/ncu_kernel_times.py): where the op's time goes
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 out=${OUT:-gpu-mixer-kernels}
@@ -107,6 +110,19 @@ if [ -z "${SKIP_BENCH:-}" ]; then
     echo "bla-bench --op $op --window 512 --dim 64: rc=$?"
   done
   grep -E "^bla-bench:|^(gla|gsa|ssd|gatedfwa)-op|^kernel " "$out/bla_bench.log"
+fi
+
+ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+if [ -n "${NCU:-}" ] && [ -n "$ncu" ]; then
+  for op in gla "gsa --slots 64"; do
+    name=${op%% *}
+    # shellcheck disable=SC2086
+    timeout 240 "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv --log-file "$out/ncu_$name.csv" \
+      "$BUILD_DIR/src/bla-bench" --op $op --dim 64 --batch 4 --seq 8192 --heads 16 --dtype bf16 --pass fwdbwd \
+      --warmup 1 --reps 1 --sets 1 --no-ceilings --no-reference > /dev/null 2>&1
+    echo "ncu --op $name rc=$? ($(($(date +%s) - t0)) s)"
+    python3 scripts/ncu_kernel_times.py "$out/ncu_$name.csv" --per 2 | head -30 | tee "$out/ncu_$name.txt"
+  done
 fi
 
 if [ -z "${SKIP_125M:-}" ]; then
