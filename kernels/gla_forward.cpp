@@ -65,8 +65,9 @@ bool gated_recurrence_supported(const at::Tensor& q, const at::Tensor& k, const 
 }
 
 at::Tensor gated_recurrence_forward(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
-                                    const at::Tensor& g_in, bool value_axis, double scale, at::Tensor* final_state,
-                                    bool tensor_cores) {
+                                    const at::Tensor& g_in, const GatedRecurrenceKernelOptions& options,
+                                    at::Tensor* final_state) {
+  const bool value_axis = options.value_axis;
   std::string why;
   if (!gated_recurrence_supported(q_in, k_in, v_in, g_in, value_axis, &why))
     throw std::invalid_argument(kWho + "unsupported inputs: " + why);
@@ -74,9 +75,10 @@ at::Tensor gated_recurrence_forward(const at::Tensor& q_in, const at::Tensor& k_
   const auto q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous(), g = g_in.contiguous();
   detail::GlaForwardArgs a;
   a.shape = shape_of(q, v, value_axis);
+  a.shape.reversed = options.reversed;
   a.dtype = dtype_of(q);
-  a.tensor_cores = tensor_cores;
-  a.scale = scale;
+  a.tensor_cores = options.tensor_cores;
+  a.scale = options.scale;
   const int64_t B = a.shape.batch, H = a.shape.heads, T = a.shape.seq, Dk = a.shape.dk, Dv = a.shape.dv;
   const int64_t chunks = detail::gla_chunks(a.shape.seq), Dg = value_axis ? Dv : Dk;
   auto out = at::empty({B, H, T, Dv}, q.options());

@@ -28,12 +28,13 @@ struct GlaDims {
   int batch, heads, seq, dk, dv;
   int nchunks;      // ceil(seq / kGlaChunk)
   bool value_axis;  // the gate multiplies the state's value axis (Dg = Dv) instead of its key axis (Dg = Dk)
+  bool reversed;    // backward in time: token t is row T - 1 - t, its gate row T - t (none for t = 0)
   __host__ __device__ int dg() const { return value_axis ? dv : dk; }
 };
 
 inline GlaDims dims_of(const detail::GlaShape& shape) {
-  return {shape.batch,     shape.heads, shape.seq, shape.dk, shape.dv, (shape.seq + kGlaChunk - 1) / kGlaChunk,
-          shape.value_axis};
+  return {shape.batch,      shape.heads,   shape.seq, shape.dk, shape.dv, (shape.seq + kGlaChunk - 1) / kGlaChunk,
+          shape.value_axis, shape.reversed};
 }
 
 template <typename T>
@@ -53,8 +54,18 @@ struct GlaArgs {
 __device__ __forceinline__ float exp_nonpositive(float x) { return expf(fminf(x, 0.f)); }  // __expf: --use_fast_math
 __device__ __forceinline__ double exp_nonpositive(double x) { return exp(fmin(x, 0.0)); }
 
+// Where token t's row of q, k, v or o starts (reversed: row T - 1 - t).
 __device__ __forceinline__ size_t row_offset(const GlaDims& s, int b, int h, int t, int width) {
-  return ((static_cast<size_t>(b) * s.heads + h) * s.seq + t) * width;
+  return ((static_cast<size_t>(b) * s.heads + h) * s.seq + (s.reversed ? s.seq - 1 - t : t)) * width;
+}
+// Token t's log gate in column d: g_t, or reversed g_{T-t} with g_T = 0 (the
+// backward passes' gates move one token, src/bla/ops/gla/backward.h); 0 past
+// the sequence.
+template <typename T>
+__device__ __forceinline__ T gate_at(const T* __restrict__ g, const GlaDims& s, int b, int h, int t, int d) {
+  const int row = s.reversed ? s.seq - t : t;
+  if (t >= s.seq || row >= s.seq) return T(0);
+  return g[((static_cast<size_t>(b) * s.heads + h) * s.seq + row) * s.dg() + d];
 }
 __device__ __forceinline__ size_t chunk_state_offset(const GlaDims& s, int b, int h, int c) {
   return ((static_cast<size_t>(b) * s.heads + h) * s.nchunks + c) * s.dk * s.dv;
@@ -75,6 +86,15 @@ __device__ void load_rows(T* dst, int ld, const T* __restrict__ src, const GlaDi
   for (int idx = threadIdx.x; idx < kGlaChunk * width; idx += blockDim.x) {
     const int i = idx / width, d = idx % width, t = first + i;
     dst[i * ld + d] = t < s.seq ? src[row_offset(s, b, h, t, width) + d] : T(0);
+  }
+}
+// The same for the chunk's log gates (gate_at).
+template <typename T>
+__device__ void load_gates(T* dst, int ld, const T* __restrict__ g, const GlaDims& s, int b, int h, int first) {
+  const int width = s.dg();
+  for (int idx = threadIdx.x; idx < kGlaChunk * width; idx += blockDim.x) {
+    const int i = idx / width, d = idx % width;
+    dst[i * ld + d] = gate_at(g, s, b, h, first + i, d);
   }
 }
 
@@ -109,7 +129,7 @@ __global__ void __launch_bounds__(kGlaThreads) gla_chunk_state(GlaArgs<T> a) {
   const int c = blockIdx.x, h = blockIdx.y, b = blockIdx.z, first = c * kGlaChunk;
   load_rows(ks, Dk, a.k, s, b, h, first, Dk);
   load_rows(vs, Dv, a.v, s, b, h, first, Dv);
-  load_rows(bs, ldb, a.g, s, b, h, first, Dg);
+  load_gates(bs, ldb, a.g, s, b, h, first);
   __syncthreads();
   running_sum_rows(bs, ldb, Dg);
   __syncthreads();
@@ -202,7 +222,7 @@ __global__ void __launch_bounds__(kGlaThreads) gla_chunk_output(GlaArgs<T> a) {
   load_rows(qs, ldk, a.q, s, b, h, first, Dk);
   load_rows(ks, ldk, a.k, s, b, h, first, Dk);
   load_rows(vs, Dv, a.v, s, b, h, first, Dv);
-  load_rows(bs, ldb, a.g, s, b, h, first, Dg);
+  load_gates(bs, ldb, a.g, s, b, h, first);
   const T* state = a.states + chunk_state_offset(s, b, h, c);
   for (int idx = threadIdx.x; idx < Dk * Dv; idx += blockDim.x) S[idx] = state[idx];
   __syncthreads();

@@ -15,6 +15,10 @@ struct GlaShape {
   int batch = 0, heads = 0, seq = 0, dk = 0, dv = 0;
   bool value_axis =
       false;  // the gate multiplies the state's value axis (g has Dv columns) instead of its key axis (Dk)
+  // Backward in time: the recurrence over the rows in reverse order, token t
+  // (row T - 1 - t) decayed by g's row T - t (none for t = 0); o in the rows'
+  // own order. The gradients' passes (src/bla/ops/gla/backward.h).
+  bool reversed = false;
 };
 
 // Contiguous heads-first tensors of dtype: q, k (B, H, T, Dk); v, out

@@ -63,6 +63,15 @@ __device__ inline void load_rows_padded(float* dst, const float* __restrict__ sr
   }
 }
 
+// The chunk's log gates (gate_at) into a padded tile, 0 in columns Dg ...
+__device__ inline void load_gates_padded(float* dst, const float* __restrict__ g, const GlaDims& s, int b, int h,
+                                         int first) {
+  for (int idx = threadIdx.x; idx < kGlaChunk * kGlaTcDim; idx += blockDim.x) {
+    const int i = idx / kGlaTcDim, d = idx % kGlaTcDim;
+    dst[i * kGlaTcLd + d] = d < s.dg() ? gate_at(g, s, b, h, first + i, d) : 0.f;
+  }
+}
+
 // A (rows, cols) row-major global matrix into a tile padded with zeros to
 // kGlaTcDim columns, rows .. kGlaTcDim - 1.
 __device__ inline void load_matrix_padded(float* dst, const float* __restrict__ src, int rows, int cols) {
@@ -79,7 +88,7 @@ __device__ inline void load_with_gate_sums(float* x1, const float* __restrict__ 
                                            int b, int h, int first) {
   load_rows_padded(x1, src1, a.s, b, h, first, w1);
   load_rows_padded(x2, src2, a.s, b, h, first, w2);
-  load_rows_padded(bs, a.g, a.s, b, h, first, a.s.dg());
+  load_gates_padded(bs, a.g, a.s, b, h, first);
   __syncthreads();
   running_sum_rows(bs, kGlaTcLd, a.s.dg());
   __syncthreads();

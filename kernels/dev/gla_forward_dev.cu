@@ -12,7 +12,8 @@
 //       -Ikernels kernels/dev/gla_forward_dev.cu kernels/gla_kernels.cu -o gla_emulated -lpthread
 //   ./gla_emulated --no-bench --T 70 --dk 8 --dv 12   # on the CPU
 //
-// Checks: output and final state, both decay axes, float32, float64 and
+// Checks: output and final state, both decay axes, forward and reversed in
+// time (the gradients' passes), float32, float64 and
 // float32 on tensor cores ("tf32"; head dims up to 64), the outputs filled
 // with NaN first (anything unwritten fails); metric max |got - ref| / max
 // |ref| (tf32: / the largest output of the recurrence over |q|, |k|, |v|);
@@ -83,7 +84,8 @@ Problem make_problem(GlaShape shape, double g_low, uint64_t seed) {
   return p;
 }
 
-// The recurrence token by token: S_t = decay(g_t) S_{t-1} + k_t v_t^T, o_t = s S_t^T q_t.
+// The recurrence token by token: S_t = decay(g_t) S_{t-1} + k_t v_t^T, o_t = s S_t^T q_t;
+// reversed (shape.reversed): over the rows T - 1 .. 0, row r decayed by g_{r+1} (g_T = 0).
 void reference(const Problem& p, std::vector<double>& out, std::vector<double>& final_state) {
   const GlaShape& s = p.shape;
   const int Dk = s.dk, Dv = s.dv, Dg = p.dg();
@@ -92,14 +94,16 @@ void reference(const Problem& p, std::vector<double>& out, std::vector<double>& 
   for (int bh = 0; bh < s.batch * s.heads; ++bh) {
     double* S = &final_state[static_cast<size_t>(bh) * Dk * Dv];
     for (int t = 0; t < s.seq; ++t) {
-      const size_t row = static_cast<size_t>(bh) * s.seq + t;
+      const int r = s.reversed ? s.seq - 1 - t : t;
+      const size_t row = static_cast<size_t>(bh) * s.seq + r;
       const double* q = &p.q[row * Dk];
       const double* k = &p.k[row * Dk];
       const double* v = &p.v[row * Dv];
-      const double* g = &p.g[row * Dg];
+      const bool gated = !s.reversed || r + 1 < s.seq;
+      const double* g = gated ? &p.g[(s.reversed ? row + 1 : row) * Dg] : nullptr;
       for (int a = 0; a < Dk; ++a)
         for (int e = 0; e < Dv; ++e) {
-          const double decay = std::exp(g[s.value_axis ? e : a]);
+          const double decay = gated ? std::exp(g[s.value_axis ? e : a]) : 1.0;
           S[a * Dv + e] = decay * S[a * Dv + e] + k[a] * v[e];
         }
       for (int e = 0; e < Dv; ++e) {
@@ -289,6 +293,9 @@ int main(int argc, char** argv) {
         {"T < chunk", {1, H, std::max(1, std::min(T, 37)), dk, dv, value_axis}, -0.5},
         {"T = 1", {B, 1, 1, dk, dv, value_axis}, -0.3},
         {"strong decay", {1, H, T, dk, dv, value_axis}, -20.0},
+        {"reversed", {B, H, T, dk, dv, value_axis, true}, -1.0},
+        {"reversed, T < chunk", {1, H, std::max(1, std::min(T, 37)), dk, dv, value_axis, true}, -0.5},
+        {"reversed, T = 1", {B, 1, 1, dk, dv, value_axis, true}, -0.3},
     };
     for (const auto& c : cases) {
       const Problem p = make_problem(c.shape, c.g_low, 1 + c.shape.seq);

@@ -7,8 +7,9 @@
 // kernels' 64-token chunk, T < 64, T = 1, head dims 64 and 128, Dk != Dv,
 // dims that are not powers of two, and strong decays (bfloat16 inputs take
 // the tensor-core kernels where the head dims are at most 64); the final
-// state; the tensor-core switch itself; the GLA and GSA ops end to end; and
-// the exact error for unsupported inputs.
+// state; the tensor-core switch itself; reversed passes against flipped
+// copies; the GLA and GSA ops end to end; and the exact error for
+// unsupported inputs.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -19,6 +20,7 @@
 #include <tuple>
 #include <vector>
 
+#include "bla/ops/gla/backward.h"
 #include "bla/ops/gla/gla.h"
 #include "bla/ops/gsa/gsa.h"
 #include "bla_kernels/gla.h"
@@ -186,8 +188,12 @@ TEST(GlaKernelChecks, TensorCoresRoundToTf32WhereTheHeadDimsAllow) {
       const auto v = torch::randn({2, 2, shape.seq, shape.dv}, cuda);
       const auto g = torch::rand({2, 2, shape.seq, dg}, cuda) * -0.5 - 0.01;
       at::Tensor state_fp32, state_tc;
-      const auto fp32 = bla::kernels::gated_recurrence_forward(q, k, v, g, value_axis, 0.125, &state_fp32, false);
-      const auto tc = bla::kernels::gated_recurrence_forward(q, k, v, g, value_axis, 0.125, &state_tc, true);
+      bla::kernels::GatedRecurrenceKernelOptions options;
+      options.value_axis = value_axis;
+      options.scale = 0.125;
+      const auto fp32 = bla::kernels::gated_recurrence_forward(q, k, v, g, options, &state_fp32);
+      options.tensor_cores = true;
+      const auto tc = bla::kernels::gated_recurrence_forward(q, k, v, g, options, &state_tc);
       const double err = relative_error(tc, fp32), state_err = relative_error(state_tc, state_fp32);
       std::printf("    T %ld Dk %ld Dv %ld %s axis: tensor cores vs fp32 rel err %.3e, state %.3e\n",
                   static_cast<long>(shape.seq), static_cast<long>(shape.dk), static_cast<long>(shape.dv),
@@ -205,6 +211,47 @@ TEST(GlaKernelChecks, TensorCoresRoundToTf32WhereTheHeadDimsAllow) {
   }
 }
 
+// A reversed pass (the gradients' passes) reads the rows in reverse order:
+// the same bits as the forward pass over copies flipped in time with the
+// gates moved one token, its output flipped back (reversed_by_flipping), in
+// float64, float32 and on tensor cores, on both axes.
+TEST(GlaKernelChecks, AReversedPassIsTheForwardPassOverFlippedCopies) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  for (const int64_t seq : {150, 37, 1}) {
+    for (const auto dtype : {at::kDouble, at::kFloat}) {
+      for (const bool tensor_cores : {false, true}) {
+        if (tensor_cores && dtype == at::kDouble) continue;
+        for (const bool value_axis : {false, true}) {
+          torch::manual_seed(17 + seq);
+          const auto cuda = torch::TensorOptions().device(torch::kCUDA).dtype(dtype);
+          const int64_t dk = 64, dv = 48, dg = value_axis ? dv : dk;
+          const auto q = torch::randn({2, 3, seq, dk}, cuda), k = torch::randn({2, 3, seq, dk}, cuda);
+          const auto v = torch::randn({2, 3, seq, dv}, cuda);
+          const auto g = torch::rand({2, 3, seq, dg}, cuda) * -0.5 - 0.01;
+          const DecayAxis axis = value_axis ? DecayAxis::Value : DecayAxis::Key;
+          const bla::ops::GatedForward kernel_pass = [&](const at::Tensor& fq, const at::Tensor& fk,
+                                                         const at::Tensor& fv, const at::Tensor& fg, DecayAxis fa,
+                                                         double fs, bool reversed) {
+            bla::kernels::GatedRecurrenceKernelOptions options;
+            options.value_axis = fa == DecayAxis::Value;
+            options.scale = fs;
+            options.tensor_cores = tensor_cores;
+            options.reversed = reversed;
+            return bla::kernels::gated_recurrence_forward(fq.contiguous(), fk.contiguous(), fv.contiguous(),
+                                                          fg.contiguous(), options);
+          };
+          const auto in_place = kernel_pass(q, k, v, g, axis, 0.3, true);
+          const auto flipped = bla::ops::reversed_by_flipping(kernel_pass, q, k, v, g, axis, 0.3);
+          EXPECT_TRUE(in_place.equal(flipped))
+              << "T " << seq << " " << c10::toString(dtype) << (tensor_cores ? " tensor cores" : "")
+              << (value_axis ? " value axis" : " key axis") << ": max diff "
+              << (in_place - flipped).abs().max().item<double>();
+        }
+      }
+    }
+  }
+}
+
 TEST(GlaKernelChecks, UnsupportedInputsSayWhy) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   const auto cuda = torch::TensorOptions().device(torch::kCUDA);
@@ -215,7 +262,7 @@ TEST(GlaKernelChecks, UnsupportedInputsSayWhy) {
   const auto wide = torch::zeros({1, 2, 10, 192}, cuda.dtype(torch::kFloat));
   EXPECT_FALSE(bla::kernels::gated_recurrence_supported(wide, wide, wide, wide, false, &why));
   EXPECT_EQ(why, "head dims Dk 192, Dv 192 (1 to 128)");
-  expect_invalid_argument([&] { bla::kernels::gated_recurrence_forward(x, x, x, x, false, 1.0); },
+  expect_invalid_argument([&] { bla::kernels::gated_recurrence_forward(x, x, x, x, {}); },
                           "bla: gla kernel: unsupported inputs: dtype BFloat16 (float32 or float64 only)");
 }
 

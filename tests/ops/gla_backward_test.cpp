@@ -53,8 +53,10 @@ void check_case(const Case& c, DecayAxis axis) {
   out.backward(grad_out);
 
   int calls = 0;
-  const bla::ops::GatedForward forward = [&](const at::Tensor& fq, const at::Tensor& fk, const at::Tensor& fv,
-                                             const at::Tensor& fg, DecayAxis fa, double fs) {
+  bla::ops::GatedForward forward;
+  forward = [&](const at::Tensor& fq, const at::Tensor& fk, const at::Tensor& fv, const at::Tensor& fg, DecayAxis fa,
+                double fs, bool reversed) {
+    if (reversed) return bla::ops::reversed_by_flipping(forward, fq, fk, fv, fg, fa, fs);
     ++calls;
     torch::NoGradGuard no_grad;
     return chunked_forward(fq, fk, fv, fg, fa, fs, c.chunk);
@@ -90,7 +92,14 @@ namespace {
 // The LibTorch form as the Function's forward pass (no graph).
 struct LibTorchPass {
   static at::Tensor run(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
-                        DecayAxis axis, double scale, at::Tensor* final_state) {
+                        DecayAxis axis, double scale, at::Tensor* final_state, bool reversed) {
+    if (reversed) {
+      const bla::ops::GatedForward forward = [](const at::Tensor& fq, const at::Tensor& fk, const at::Tensor& fv,
+                                                const at::Tensor& fg, DecayAxis fa, double fs, bool) {
+        return run(fq, fk, fv, fg, fa, fs, nullptr, false);
+      };
+      return bla::ops::reversed_by_flipping(forward, q, k, v, g, axis, scale);
+    }
     torch::NoGradGuard no_grad;
     auto result = bla::ops::gla_internal::chunked_gated_recurrence_libtorch(q, k, v, g, axis, at::Tensor(), 16, 16,
                                                                             scale);

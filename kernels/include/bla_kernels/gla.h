@@ -30,14 +30,25 @@ namespace bla::kernels {
 bool gated_recurrence_supported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
                                 bool value_axis, std::string* why = nullptr);
 
+struct GatedRecurrenceKernelOptions {
+  bool value_axis = false;  // the gate on the state's value axis (g: Dv per token) instead of its key axis (Dk)
+  double scale = 1.0;       // s
+  // float32 inputs that came from bf16 or half may take tensor-core products
+  // with tf32 operands (head dims up to 64; about 1e-3 of the terms'
+  // magnitude), otherwise fp32 FMA.
+  bool tensor_cores = false;
+  // Backward in time (the gradients' passes, src/bla/ops/gla/backward.h):
+  // the recurrence over the tokens in reverse order, token t decayed by
+  // g_{t+1} (g_T = 0), o in the tokens' own order. The same as the forward
+  // pass over the inputs flipped in time with the gates moved one token,
+  // its output flipped back, without the copies.
+  bool reversed = false;
+};
+
 // o (B, H, T, Dv) in q's dtype; the state after the last token (B, H, Dk, Dv)
 // into *final_state when it is not null. Not differentiable. Throws
-// std::invalid_argument when !gated_recurrence_supported. tensor_cores:
-// float32 inputs that came from bf16 or half may take tensor-core products
-// with tf32 operands (head dims up to 64; about 1e-3 of the terms'
-// magnitude), otherwise fp32 FMA.
+// std::invalid_argument when !gated_recurrence_supported.
 at::Tensor gated_recurrence_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
-                                    bool value_axis, double scale, at::Tensor* final_state = nullptr,
-                                    bool tensor_cores = false);
+                                    const GatedRecurrenceKernelOptions& options, at::Tensor* final_state = nullptr);
 
 }  // namespace bla::kernels

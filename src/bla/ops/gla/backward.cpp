@@ -28,16 +28,19 @@ at::Tensor reverse_cumsum(const at::Tensor& x) { return reverse_running_sum(x.to
 
 }  // namespace
 
+at::Tensor reversed_by_flipping(const GatedForward& forward, const at::Tensor& q, const at::Tensor& k,
+                                const at::Tensor& v, const at::Tensor& g, DecayAxis axis, double scale) {
+  return reversed(forward(reversed(q), reversed(k), reversed(v), reversed_gates(g), axis, scale, false));
+}
+
 GatedRecurrenceGrads gated_recurrence_backward(const GatedForward& forward, const at::Tensor& q, const at::Tensor& k,
                                                const at::Tensor& v, const at::Tensor& g, const at::Tensor& out,
                                                const at::Tensor& grad_out, DecayAxis axis, double scale) {
   const DecayAxis other = axis == DecayAxis::Key ? DecayAxis::Value : DecayAxis::Key;
-  const auto g_back = reversed_gates(g);
-  const auto do_back = reversed(grad_out);
   // dq: forward in time on the other axis; dk: backward, other axis; dv: backward, same axis.
-  const auto dq = forward(grad_out, v, k, g, other, scale);
-  const auto dk = reversed(forward(reversed(v), do_back, reversed(q), g_back, other, scale));
-  const auto dv = reversed(forward(reversed(k), reversed(q), do_back, g_back, axis, scale));
+  const auto dq = forward(grad_out, v, k, g, other, scale, false);
+  const auto dk = forward(v, grad_out, q, g, other, scale, true);
+  const auto dv = forward(k, q, grad_out, g, axis, scale, true);
   const auto db = axis == DecayAxis::Key ? q.to(dq.scalar_type()) * dq - k.to(dk.scalar_type()) * dk
                                          : out.to(grad_out.scalar_type()) * grad_out - v.to(dv.scalar_type()) * dv;
   return {dq.to(q.scalar_type()), dk.to(k.scalar_type()), dv.to(v.scalar_type()), reverse_cumsum(db).to(g.scalar_type())};

@@ -18,6 +18,8 @@
 // "Backward" runs the recurrence on the sequence reversed in time with the
 // gates moved one token: reversed position u carries g_{T-u} (g_T = 0), so
 // that its running sums differ by b_i - b_j <= 0 again and nothing overflows.
+// The kernels run such a pass in place (reading the rows in reverse order);
+// other passes flip copies (reversed_by_flipping).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -29,11 +31,18 @@
 
 namespace bla::ops {
 
-// One forward pass: q, k (B, H, T, Dk); v (B, H, T, Dv); g (B, H, T, Dk or
-// Dv by axis), no initial state -> o (B, H, T, Dv) = the recurrence's output
-// with scale s. Must not record an autograd graph.
+// One pass: q, k (B, H, T, Dk); v (B, H, T, Dv); g (B, H, T, Dk or Dv by
+// axis), no initial state -> o (B, H, T, Dv) = the recurrence's output with
+// scale s; `reversed`: the recurrence run backward in time (the pass over
+// the inputs flipped in time with the gates moved one token, its output
+// flipped back: reversed_by_flipping). Must not record an autograd graph.
 using GatedForward = std::function<at::Tensor(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                              const at::Tensor& g, DecayAxis axis, double scale)>;
+                                              const at::Tensor& g, DecayAxis axis, double scale, bool reversed)>;
+
+// A reversed pass made of a forward one (forward(.., false)) and copies:
+// the inputs flipped in time, g moved one token, the output flipped back.
+at::Tensor reversed_by_flipping(const GatedForward& forward, const at::Tensor& q, const at::Tensor& k,
+                                const at::Tensor& v, const at::Tensor& g, DecayAxis axis, double scale);
 
 struct GatedRecurrenceGrads {
   at::Tensor dq, dk, dv, dg;  // shaped and typed as q, k, v, g
@@ -46,9 +55,10 @@ GatedRecurrenceGrads gated_recurrence_backward(const GatedForward& forward, cons
                                                const at::Tensor& v, const at::Tensor& g, const at::Tensor& out,
                                                const at::Tensor& grad_out, DecayAxis axis, double scale);
 
-// The recurrence as an autograd Function around a forward pass that records
-// no graph: Pass::run(q, k, v, g, axis, scale, final_state*) -> o, with the
-// final state into *final_state when it is not null. apply(q, k, v, g,
+// The recurrence as an autograd Function around a pass that records no
+// graph: Pass::run(q, k, v, g, axis, scale, final_state*, reversed) -> o
+// (GatedForward's pass), with the final state into *final_state when it is
+// not null. apply(q, k, v, g,
 // value_axis, scale) returns {o, final state}; o's gradient comes from
 // gated_recurrence_backward with Pass::run, the final state has none. The CUDA
 // path (dispatch.cpp) instantiates it with the kernels; the tests with the
@@ -60,7 +70,7 @@ class GatedRecurrenceFunction : public torch::autograd::Function<GatedRecurrence
                                                 const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
                                                 bool value_axis, double scale) {
     at::Tensor final_state;
-    const auto out = Pass::run(q, k, v, g, value_axis ? DecayAxis::Value : DecayAxis::Key, scale, &final_state);
+    const auto out = Pass::run(q, k, v, g, value_axis ? DecayAxis::Value : DecayAxis::Key, scale, &final_state, false);
     ctx->save_for_backward({q, k, v, g, out});
     ctx->saved_data["value_axis"] = value_axis;
     ctx->saved_data["scale"] = scale;
@@ -76,7 +86,9 @@ class GatedRecurrenceFunction : public torch::autograd::Function<GatedRecurrence
     const double scale = ctx->saved_data["scale"].toDouble();
     const auto grad_out = grads[0].defined() ? grads[0].to(out.scalar_type()) : at::zeros_like(out);
     const GatedForward pass = [](const at::Tensor& fq, const at::Tensor& fk, const at::Tensor& fv, const at::Tensor& fg,
-                                 DecayAxis fa, double fs) { return Pass::run(fq, fk, fv, fg, fa, fs, nullptr); };
+                                 DecayAxis fa, double fs, bool reversed) {
+      return Pass::run(fq, fk, fv, fg, fa, fs, nullptr, reversed);
+    };
     const auto r = gated_recurrence_backward(pass, q, k, v, g, out, grad_out, axis, scale);
     return {r.dq, r.dk, r.dv, r.dg, at::Tensor(), at::Tensor()};
   }

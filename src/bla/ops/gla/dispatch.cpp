@@ -34,8 +34,13 @@ namespace {
 template <bool kTensorCores>
 struct KernelPass {
   static at::Tensor run(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
-                        DecayAxis axis, double scale, at::Tensor* final_state) {
-    return kernels::gated_recurrence_forward(q, k, v, g, axis == DecayAxis::Value, scale, final_state, kTensorCores);
+                        DecayAxis axis, double scale, at::Tensor* final_state, bool reversed) {
+    kernels::GatedRecurrenceKernelOptions options;
+    options.value_axis = axis == DecayAxis::Value;
+    options.scale = scale;
+    options.tensor_cores = kTensorCores;
+    options.reversed = reversed;
+    return kernels::gated_recurrence_forward(q, k, v, g, options, final_state);
   }
 };
 #endif
