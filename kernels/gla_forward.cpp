@@ -29,6 +29,11 @@ detail::GlaShape shape_of(const at::Tensor& q, const at::Tensor& v, bool value_a
   return s;
 }
 
+// The tensor itself where its last axis has stride 1 (the kernels read any
+// other strides), else a contiguous copy; and its batch, head, token strides.
+at::Tensor rows_of(const at::Tensor& t) { return t.stride(3) == 1 ? t : t.contiguous(); }
+detail::GlaStrides strides_of(const at::Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2)}; }
+
 detail::GlaDtype dtype_of(const at::Tensor& t) {
   return t.scalar_type() == at::kDouble ? detail::GlaDtype::kFloat64 : detail::GlaDtype::kFloat32;
 }
@@ -72,7 +77,7 @@ at::Tensor gated_recurrence_forward(const at::Tensor& q_in, const at::Tensor& k_
   if (!gated_recurrence_supported(q_in, k_in, v_in, g_in, value_axis, &why))
     throw std::invalid_argument(kWho + "unsupported inputs: " + why);
   const c10::cuda::CUDAGuard guard(q_in.device());
-  const auto q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous(), g = g_in.contiguous();
+  const auto q = rows_of(q_in), k = rows_of(k_in), v = rows_of(v_in), g = rows_of(g_in);
   detail::GlaForwardArgs a;
   a.shape = shape_of(q, v, value_axis);
   a.shape.reversed = options.reversed;
@@ -81,7 +86,11 @@ at::Tensor gated_recurrence_forward(const at::Tensor& q_in, const at::Tensor& k_
   a.scale = options.scale;
   const int64_t B = a.shape.batch, H = a.shape.heads, T = a.shape.seq, Dk = a.shape.dk, Dv = a.shape.dv;
   const int64_t chunks = detail::gla_chunks(a.shape.seq), Dg = value_axis ? Dv : Dk;
-  auto out = at::empty({B, H, T, Dv}, q.options());
+  // o in q's memory order: token-major (the layers' (B, T, H, D), so that
+  // their transpose back is free) where q is, heads-first otherwise.
+  const bool tokens_first = q.stride(2) > q.stride(1);
+  auto out = tokens_first ? at::empty({B, T, H, Dv}, q.options()).transpose(1, 2)
+                          : at::empty({B, H, T, Dv}, q.options());
   auto states = at::empty({B, H, chunks, Dk, Dv}, q.options());
   auto totals = at::empty({B, H, chunks, Dg}, q.options());
   at::Tensor last;
@@ -94,6 +103,11 @@ at::Tensor gated_recurrence_forward(const at::Tensor& q_in, const at::Tensor& k_
   a.states = states.data_ptr();
   a.totals = totals.data_ptr();
   a.final_state = last.defined() ? last.data_ptr() : nullptr;
+  a.q_strides = strides_of(q);
+  a.k_strides = strides_of(k);
+  a.v_strides = strides_of(v);
+  a.g_strides = strides_of(g);
+  a.out_strides = strides_of(out);
   detail::check_cuda(kWho, detail::gla_forward_launch(a, at::cuda::getCurrentCUDAStream()), "gla_forward_launch");
   if (final_state != nullptr) *final_state = last;
   return out;

@@ -15,11 +15,24 @@ namespace {
 template <typename T>
 cudaError_t launch(const GlaForwardArgs& raw, cudaStream_t stream) {
   using namespace gla;
-  GlaArgs<T> a{static_cast<const T*>(raw.q), static_cast<const T*>(raw.k),
-               static_cast<const T*>(raw.v), static_cast<const T*>(raw.g),
-               static_cast<T*>(raw.out),     static_cast<T*>(raw.states),
-               static_cast<T*>(raw.totals),  static_cast<T*>(raw.final_state),
-               static_cast<T>(raw.scale),    dims_of(raw.shape)};
+  const GlaShape& shape = raw.shape;
+  // An operand's strides, contiguous heads-first where all are 0.
+  auto operand = [&](auto* ptr, GlaStrides st, int width) {
+    if (st.batch == 0 && st.head == 0 && st.token == 0)
+      st = {static_cast<long long>(shape.heads) * shape.seq * width, static_cast<long long>(shape.seq) * width, width};
+    return GlaOperand<std::remove_pointer_t<decltype(ptr)>>{ptr, st.batch, st.head, st.token};
+  };
+  const int dg = shape.value_axis ? shape.dv : shape.dk;
+  GlaArgs<T> a{operand(static_cast<const T*>(raw.q), raw.q_strides, shape.dk),
+               operand(static_cast<const T*>(raw.k), raw.k_strides, shape.dk),
+               operand(static_cast<const T*>(raw.v), raw.v_strides, shape.dv),
+               operand(static_cast<const T*>(raw.g), raw.g_strides, dg),
+               operand(static_cast<T*>(raw.out), raw.out_strides, shape.dv),
+               static_cast<T*>(raw.states),
+               static_cast<T*>(raw.totals),
+               static_cast<T*>(raw.final_state),
+               static_cast<T>(raw.scale),
+               dims_of(shape)};
   const GlaDims& s = a.s;
   using Kernel = void (*)(GlaArgs<T>);
   Kernel state_kernel = &gla_chunk_state<T>, output_kernel = &gla_chunk_output<T>;

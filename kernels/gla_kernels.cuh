@@ -37,13 +37,18 @@ inline GlaDims dims_of(const detail::GlaShape& shape) {
           shape.value_axis, shape.reversed};
 }
 
+// A (B, H, T, width) operand: element (b, h, t, d) at
+// ptr[b * batch + h * head + t * token + d].
+template <typename P>
+struct GlaOperand {
+  P* __restrict__ ptr;
+  long long batch, head, token;
+};
+
 template <typename T>
 struct GlaArgs {
-  const T* __restrict__ q;
-  const T* __restrict__ k;
-  const T* __restrict__ v;
-  const T* __restrict__ g;
-  T* __restrict__ out;
+  GlaOperand<const T> q, k, v, g;
+  GlaOperand<T> out;
   T* __restrict__ states;       // (B, H, nchunks, Dk, Dv)
   T* __restrict__ totals;       // (B, H, nchunks, Dg)
   T* __restrict__ final_state;  // (B, H, Dk, Dv) or null
@@ -55,17 +60,18 @@ __device__ __forceinline__ float exp_nonpositive(float x) { return expf(fminf(x,
 __device__ __forceinline__ double exp_nonpositive(double x) { return exp(fmin(x, 0.0)); }
 
 // Where token t's row of q, k, v or o starts (reversed: row T - 1 - t).
-__device__ __forceinline__ size_t row_offset(const GlaDims& s, int b, int h, int t, int width) {
-  return ((static_cast<size_t>(b) * s.heads + h) * s.seq + (s.reversed ? s.seq - 1 - t : t)) * width;
+template <typename P>
+__device__ __forceinline__ long long row_offset(const GlaOperand<P>& x, const GlaDims& s, int b, int h, int t) {
+  return b * x.batch + h * x.head + (s.reversed ? s.seq - 1 - t : t) * x.token;
 }
 // Token t's log gate in column d: g_t, or reversed g_{T-t} with g_T = 0 (the
 // backward passes' gates move one token, src/bla/ops/gla/backward.h); 0 past
 // the sequence.
 template <typename T>
-__device__ __forceinline__ T gate_at(const T* __restrict__ g, const GlaDims& s, int b, int h, int t, int d) {
+__device__ __forceinline__ T gate_at(const GlaOperand<const T>& g, const GlaDims& s, int b, int h, int t, int d) {
   const int row = s.reversed ? s.seq - t : t;
   if (t >= s.seq || row >= s.seq) return T(0);
-  return g[((static_cast<size_t>(b) * s.heads + h) * s.seq + row) * s.dg() + d];
+  return g.ptr[b * g.batch + h * g.head + row * g.token + d];
 }
 __device__ __forceinline__ size_t chunk_state_offset(const GlaDims& s, int b, int h, int c) {
   return ((static_cast<size_t>(b) * s.heads + h) * s.nchunks + c) * s.dk * s.dv;
@@ -81,16 +87,16 @@ __host__ __device__ inline int padded(int width) { return width + 1; }
 // Loads `width` columns of the chunk's rows into dst (row stride ld); rows
 // past the sequence are 0 (no key, no value, no decay).
 template <typename T>
-__device__ void load_rows(T* dst, int ld, const T* __restrict__ src, const GlaDims& s, int b, int h, int first,
+__device__ void load_rows(T* dst, int ld, const GlaOperand<const T>& src, const GlaDims& s, int b, int h, int first,
                           int width) {
   for (int idx = threadIdx.x; idx < kGlaChunk * width; idx += blockDim.x) {
     const int i = idx / width, d = idx % width, t = first + i;
-    dst[i * ld + d] = t < s.seq ? src[row_offset(s, b, h, t, width) + d] : T(0);
+    dst[i * ld + d] = t < s.seq ? src.ptr[row_offset(src, s, b, h, t) + d] : T(0);
   }
 }
 // The same for the chunk's log gates (gate_at).
 template <typename T>
-__device__ void load_gates(T* dst, int ld, const T* __restrict__ g, const GlaDims& s, int b, int h, int first) {
+__device__ void load_gates(T* dst, int ld, const GlaOperand<const T>& g, const GlaDims& s, int b, int h, int first) {
   const int width = s.dg();
   for (int idx = threadIdx.x; idx < kGlaChunk * width; idx += blockDim.x) {
     const int i = idx / width, d = idx % width;
@@ -269,7 +275,7 @@ __global__ void __launch_bounds__(kGlaThreads) gla_chunk_output(GlaArgs<T> a) {
     } else {
       for (int j = 0; j <= i; ++j) own += Ai[j] * vs[j * Dv + e];
     }
-    a.out[row_offset(s, b, h, t, Dv) + e] = a.scale * (own + from_state);
+    a.out.ptr[row_offset(a.out, s, b, h, t) + e] = a.scale * (own + from_state);
   }
 }
 

@@ -21,9 +21,16 @@ struct GlaShape {
   bool reversed = false;
 };
 
-// Contiguous heads-first tensors of dtype: q, k (B, H, T, Dk); v, out
-// (B, H, T, Dv); g (B, H, T, Dg). Workspace: states (B, H, chunks, Dk, Dv),
-// totals (B, H, chunks, Dg); final_state (B, H, Dk, Dv) or null.
+// Element strides of a (B, H, T, width) operand's batch, head and token axes
+// (its width axis has stride 1). All 0: contiguous heads-first.
+struct GlaStrides {
+  long long batch = 0, head = 0, token = 0;
+};
+
+// Tensors of dtype, heads-first in their indexing (their memory may be
+// token-major: the strides say): q, k (B, H, T, Dk); v, out (B, H, T, Dv);
+// g (B, H, T, Dg). Workspace: states (B, H, chunks, Dk, Dv), totals (B, H,
+// chunks, Dg); final_state (B, H, Dk, Dv) or null; all three contiguous.
 struct GlaForwardArgs {
   GlaShape shape;
   GlaDtype dtype = GlaDtype::kFloat32;
@@ -40,6 +47,7 @@ struct GlaForwardArgs {
   void* states = nullptr;
   void* totals = nullptr;
   void* final_state = nullptr;
+  GlaStrides q_strides, k_strides, v_strides, g_strides, out_strides;
 };
 
 int gla_chunks(int seq);  // chunks of the kernels' length covering seq tokens

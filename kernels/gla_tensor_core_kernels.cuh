@@ -55,16 +55,16 @@ inline size_t gla_tc_output_smem_elements() { return 4 * kGlaTcTile + kGlaTcScra
 
 // `width` columns of the chunk's rows into a (kGlaChunk, kGlaTcLd) tile;
 // columns width .. kGlaTcDim - 1 and rows past the sequence are 0.
-__device__ inline void load_rows_padded(float* dst, const float* __restrict__ src, const GlaDims& s, int b, int h,
+__device__ inline void load_rows_padded(float* dst, const GlaOperand<const float>& src, const GlaDims& s, int b, int h,
                                         int first, int width) {
   for (int idx = threadIdx.x; idx < kGlaChunk * kGlaTcDim; idx += blockDim.x) {
     const int i = idx / kGlaTcDim, d = idx % kGlaTcDim, t = first + i;
-    dst[i * kGlaTcLd + d] = d < width && t < s.seq ? src[row_offset(s, b, h, t, width) + d] : 0.f;
+    dst[i * kGlaTcLd + d] = d < width && t < s.seq ? src.ptr[row_offset(src, s, b, h, t) + d] : 0.f;
   }
 }
 
 // The chunk's log gates (gate_at) into a padded tile, 0 in columns Dg ...
-__device__ inline void load_gates_padded(float* dst, const float* __restrict__ g, const GlaDims& s, int b, int h,
+__device__ inline void load_gates_padded(float* dst, const GlaOperand<const float>& g, const GlaDims& s, int b, int h,
                                          int first) {
   for (int idx = threadIdx.x; idx < kGlaChunk * kGlaTcDim; idx += blockDim.x) {
     const int i = idx / kGlaTcDim, d = idx % kGlaTcDim;
@@ -83,9 +83,9 @@ __device__ inline void load_matrix_padded(float* dst, const float* __restrict__ 
 
 // Two operands' rows of the chunk (widths w1, w2) and its gates' running
 // sums b (bs), each a padded tile.
-__device__ inline void load_with_gate_sums(float* x1, const float* __restrict__ src1, int w1, float* x2,
-                                           const float* __restrict__ src2, int w2, float* bs, const GlaArgs<float>& a,
-                                           int b, int h, int first) {
+__device__ inline void load_with_gate_sums(float* x1, const GlaOperand<const float>& src1, int w1, float* x2,
+                                           const GlaOperand<const float>& src2, int w2, float* bs,
+                                           const GlaArgs<float>& a, int b, int h, int first) {
   load_rows_padded(x1, src1, a.s, b, h, first, w1);
   load_rows_padded(x2, src2, a.s, b, h, first, w2);
   load_gates_padded(bs, a.g, a.s, b, h, first);
@@ -234,7 +234,7 @@ __global__ void __launch_bounds__(kGlaThreads) gla_chunk_output_tc(GlaArgs<float
     __syncthreads();
     for (int idx = threadIdx.x; idx < C * Dv; idx += blockDim.x) {
       const int i = idx / Dv, e = idx % Dv, t = first + i;
-      if (t < s.seq) a.out[row_offset(s, b, h, t, Dv) + e] = a.scale * ks[i * LD + e];
+      if (t < s.seq) a.out.ptr[row_offset(a.out, s, b, h, t) + e] = a.scale * ks[i * LD + e];
     }
     return;
   }
@@ -284,7 +284,7 @@ __global__ void __launch_bounds__(kGlaThreads) gla_chunk_output_tc(GlaArgs<float
     float own = 0.f;
     for (int j = I * SUB; j <= i; ++j) own += A[i * LD + j] * vs[j * LD + e] * exp_nonpositive(bie - bs[j * LD + e]);
     if (I > 0) own += cross[(i - SUB) * LD + e] * exp_nonpositive(bie - gate_before(bs, I, e));
-    a.out[row_offset(s, b, h, t, Dv) + e] = a.scale * (own + exp_nonpositive(bie) * qs[i * LD + e]);
+    a.out.ptr[row_offset(a.out, s, b, h, t) + e] = a.scale * (own + exp_nonpositive(bie) * qs[i * LD + e]);
   }
 }
 

@@ -13,7 +13,8 @@
 //   ./gla_emulated --no-bench --T 70 --dk 8 --dv 12   # on the CPU
 //
 // Checks: output and final state, both decay axes, forward and reversed in
-// time (the gradients' passes), float32, float64 and
+// time (the gradients' passes), heads-first and token-major memory (through
+// strides), float32, float64 and
 // float32 on tensor cores ("tf32"; head dims up to 64), the outputs filled
 // with NaN first (anything unwritten fails); metric max |got - ref| / max
 // |ref| (tf32: / the largest output of the recurrence over |q|, |k|, |v|);
@@ -140,13 +141,31 @@ struct Device {
   }
 };
 
-// The inputs, outputs and workspace of one run, in T.
+// Heads-first (B, H, T, w) values in token-major order (B, T, H, w), or back.
+std::vector<double> token_major(const std::vector<double>& x, const GlaShape& s, int w, bool back = false) {
+  std::vector<double> y(x.size());
+  for (int b = 0; b < s.batch; ++b)
+    for (int h = 0; h < s.heads; ++h)
+      for (int t = 0; t < s.seq; ++t)
+        for (int d = 0; d < w; ++d) {
+          const size_t heads_first = ((static_cast<size_t>(b) * s.heads + h) * s.seq + t) * w + d;
+          const size_t tokens_first = ((static_cast<size_t>(b) * s.seq + t) * s.heads + h) * w + d;
+          (back ? y[heads_first] : y[tokens_first]) = back ? x[tokens_first] : x[heads_first];
+        }
+  return y;
+}
+
+// The inputs, outputs and workspace of one run, in T; with layout_tokens,
+// q, k, v, g and out lie token-major in memory (the layers' (B, T, H, D)),
+// read and written through their strides.
 template <typename T>
 struct Run {
   const Problem& p;
+  bool tokens_first;
   Device<T> q, k, v, g, out, states, totals, final_state;
-  explicit Run(const Problem& pr)
+  explicit Run(const Problem& pr, bool layout_tokens = false)
       : p(pr),
+        tokens_first(layout_tokens),
         q(pr.q.size()),
         k(pr.k.size()),
         v(pr.v.size()),
@@ -157,10 +176,14 @@ struct Run {
         totals(static_cast<size_t>(pr.shape.batch) * pr.shape.heads * bla::kernels::detail::gla_chunks(pr.shape.seq) *
                pr.dg()),
         final_state(static_cast<size_t>(pr.shape.batch) * pr.shape.heads * pr.shape.dk * pr.shape.dv) {
-    q.upload(pr.q);
-    k.upload(pr.k);
-    v.upload(pr.v);
-    g.upload(pr.g);
+    const auto& s = pr.shape;
+    q.upload(tokens_first ? token_major(pr.q, s, s.dk) : pr.q);
+    k.upload(tokens_first ? token_major(pr.k, s, s.dk) : pr.k);
+    v.upload(tokens_first ? token_major(pr.v, s, s.dv) : pr.v);
+    g.upload(tokens_first ? token_major(pr.g, s, pr.dg()) : pr.g);
+  }
+  std::vector<double> output() const {
+    return tokens_first ? token_major(out.download(), p.shape, p.shape.dv, true) : out.download();
   }
   cudaError_t launch(bool tensor_cores = false) {
     GlaForwardArgs a;
@@ -176,6 +199,16 @@ struct Run {
     a.states = states.ptr;
     a.totals = totals.ptr;
     a.final_state = final_state.ptr;
+    if (tokens_first) {
+      const auto& s = p.shape;
+      auto strides = [&](int w) {
+        return bla::kernels::detail::GlaStrides{static_cast<long long>(s.seq) * s.heads * w, w,
+                                                static_cast<long long>(s.heads) * w};
+      };
+      a.q_strides = a.k_strides = strides(s.dk);
+      a.v_strides = a.out_strides = strides(s.dv);
+      a.g_strides = strides(p.dg());
+    }
     return bla::kernels::detail::gla_forward_launch(a, nullptr);
   }
 };
@@ -197,7 +230,7 @@ double max_relative(const std::vector<double>& got, const std::vector<double>& r
 int failures = 0;
 
 template <typename T>
-void check(const Problem& p, const char* name, bool tensor_cores = false) {
+void check(const Problem& p, const char* name, bool tensor_cores = false, bool tokens_first = false) {
   int limit = 0;
   CHECK_CUDA(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0));
   const size_t need =
@@ -209,7 +242,7 @@ void check(const Problem& p, const char* name, bool tensor_cores = false) {
   }
   std::vector<double> ref_out, ref_state;
   reference(p, ref_out, ref_state);
-  Run<T> run(p);
+  Run<T> run(p, tokens_first);
   run.out.fill_nan();
   run.final_state.fill_nan();
   CHECK_CUDA(run.launch(tensor_cores));
@@ -224,7 +257,7 @@ void check(const Problem& p, const char* name, bool tensor_cores = false) {
       for (auto& e : *x) e = std::fabs(e);
     reference(magnitudes, mag_out, mag_state);
   }
-  const double e_out = max_relative(run.out.download(), ref_out, mag_out);
+  const double e_out = max_relative(run.output(), ref_out, mag_out);
   const double e_state = max_relative(run.final_state.download(), ref_state, mag_state);
   const bool ok = e_out < tol && e_state < tol;
   failures += ok ? 0 : 1;
@@ -287,6 +320,7 @@ int main(int argc, char** argv) {
       const char* name;
       GlaShape shape;
       double g_low;
+      bool tokens_first = false;  // q, k, v, g, o token-major in memory, through strides
     };
     const Named cases[] = {
         {"given shape", {B, H, T, dk, dv, value_axis}, -1.0},
@@ -296,12 +330,14 @@ int main(int argc, char** argv) {
         {"reversed", {B, H, T, dk, dv, value_axis, true}, -1.0},
         {"reversed, T < chunk", {1, H, std::max(1, std::min(T, 37)), dk, dv, value_axis, true}, -0.5},
         {"reversed, T = 1", {B, 1, 1, dk, dv, value_axis, true}, -0.3},
+        {"token-major", {B, H, T, dk, dv, value_axis}, -1.0, true},
+        {"token-major, reversed", {B, H, T, dk, dv, value_axis, true}, -1.0, true},
     };
     for (const auto& c : cases) {
       const Problem p = make_problem(c.shape, c.g_low, 1 + c.shape.seq);
-      check<double>(p, c.name);
-      check<float>(p, c.name);
-      if (c.shape.dk <= 64 && c.shape.dv <= 64) check<float>(p, c.name, true);
+      check<double>(p, c.name, false, c.tokens_first);
+      check<float>(p, c.name, false, c.tokens_first);
+      if (c.shape.dk <= 64 && c.shape.dv <= 64) check<float>(p, c.name, true, c.tokens_first);
     }
   }
   std::printf("checks: %s\n", failures == 0 ? "all passed" : (std::to_string(failures) + " FAILED").c_str());

@@ -8,8 +8,8 @@
 // dims that are not powers of two, and strong decays (bfloat16 inputs take
 // the tensor-core kernels where the head dims are at most 64); the final
 // state; the tensor-core switch itself; reversed passes against flipped
-// copies; the GLA and GSA ops end to end; and the exact error for
-// unsupported inputs.
+// copies; token-major inputs read through their strides; the GLA and GSA
+// ops end to end; and the exact error for unsupported inputs.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -248,6 +248,40 @@ TEST(GlaKernelChecks, AReversedPassIsTheForwardPassOverFlippedCopies) {
               << (in_place - flipped).abs().max().item<double>();
         }
       }
+    }
+  }
+}
+
+// Inputs that are transposed views of (B, T, H, D) tensors (the layers'
+// layout) are read through their strides: the bits of their heads-first
+// contiguous copies, and an output in the same token-major memory order
+// (its transpose back is contiguous). A last axis of stride 2 is copied.
+TEST(GlaKernelChecks, TokenMajorViewsGiveTheBitsOfContiguousCopies) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  for (const bool tensor_cores : {false, true}) {
+    for (const bool value_axis : {false, true}) {
+      torch::manual_seed(23);
+      const auto cuda = torch::TensorOptions().device(torch::kCUDA).dtype(torch::kFloat);
+      const int64_t B = 2, T = 100, H = 3, Dk = 32, Dv = 40, Dg = value_axis ? Dv : Dk;
+      auto heads_first = [](const at::Tensor& t) { return t.transpose(1, 2); };
+      const auto q = heads_first(torch::randn({B, T, H, Dk}, cuda));
+      const auto k = heads_first(torch::randn({B, T, H, Dk}, cuda));
+      const auto v = heads_first(torch::randn({B, T, H, 2 * Dv}, cuda)).narrow(3, 0, Dv);  // rows of stride 2 Dv
+      const auto g = heads_first(torch::rand({B, T, H, Dg}, cuda) * -0.5 - 0.01);
+      const auto strided_last = heads_first(torch::randn({B, T, H, 2 * Dk}, cuda)).slice(3, 0, 2 * Dk, 2);
+      bla::kernels::GatedRecurrenceKernelOptions options;
+      options.value_axis = value_axis;
+      options.scale = 0.25;
+      options.tensor_cores = tensor_cores;
+      const auto got = bla::kernels::gated_recurrence_forward(q, k, v, g, options);
+      const auto expected = bla::kernels::gated_recurrence_forward(q.contiguous(), k.contiguous(), v.contiguous(),
+                                                                   g.contiguous(), options);
+      EXPECT_TRUE(got.equal(expected)) << "max diff " << (got - expected).abs().max().item<double>();
+      EXPECT_TRUE(got.transpose(1, 2).is_contiguous()) << "o is token-major, as q";
+      EXPECT_TRUE(expected.is_contiguous()) << "o is heads-first, as q";
+      const auto with_copy = bla::kernels::gated_recurrence_forward(strided_last, k, v, g, options);
+      const auto from_copy = bla::kernels::gated_recurrence_forward(strided_last.contiguous(), k, v, g, options);
+      EXPECT_TRUE(with_copy.equal(from_copy));
     }
   }
 }

@@ -45,8 +45,10 @@ struct GatedRecurrenceKernelOptions {
   bool reversed = false;
 };
 
-// o (B, H, T, Dv) in q's dtype; the state after the last token (B, H, Dk, Dv)
-// into *final_state when it is not null. Not differentiable. Throws
+// o (B, H, T, Dv) in q's dtype, in q's memory order (token-major where q
+// is a (B, T, H, D) tensor's transposed view: the inputs are read through
+// their strides, only a last axis of stride != 1 is copied); the state after
+// the last token (B, H, Dk, Dv) into *final_state when it is not null. Not differentiable. Throws
 // std::invalid_argument when !gated_recurrence_supported.
 at::Tensor gated_recurrence_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
                                     const GatedRecurrenceKernelOptions& options, at::Tensor* final_state = nullptr);
