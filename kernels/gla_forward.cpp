@@ -34,9 +34,21 @@ detail::GlaShape shape_of(const at::Tensor& q, const at::Tensor& v, bool value_a
 at::Tensor rows_of(const at::Tensor& t) { return t.stride(3) == 1 ? t : t.contiguous(); }
 detail::GlaStrides strides_of(const at::Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2)}; }
 
+// The compute dtype (and the output's): float64 for float64 inputs, else float32.
 detail::GlaDtype dtype_of(const at::Tensor& t) {
   return t.scalar_type() == at::kDouble ? detail::GlaDtype::kFloat64 : detail::GlaDtype::kFloat32;
 }
+
+detail::GlaElement element_of(const at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kDouble: return detail::GlaElement::kFloat64;
+    case at::kBFloat16: return detail::GlaElement::kBFloat16;
+    case at::kHalf: return detail::GlaElement::kHalf;
+    default: return detail::GlaElement::kFloat32;
+  }
+}
+
+bool single_precision_or_less(at::ScalarType t) { return t == at::kFloat || t == at::kBFloat16 || t == at::kHalf; }
 
 }  // namespace
 
@@ -47,10 +59,13 @@ bool gated_recurrence_supported(const at::Tensor& q, const at::Tensor& k, const 
     if (!t->defined() || !t->is_cuda()) return unsupported(why, "q, k, v and g must be CUDA tensors");
     if (t->dim() != 4) return unsupported(why, "q, k, v and g must be 4-D (batch, heads, seq, dim)");
     if (t->device() != q.device()) return unsupported(why, "q, k, v and g must be on one device");
-    if (t->scalar_type() != q.scalar_type()) return unsupported(why, "q, k, v and g must have one dtype");
+    const auto dtype = t->scalar_type();
+    if (dtype != at::kDouble && !single_precision_or_less(dtype))
+      return unsupported(why, std::string("dtype ") + c10::toString(dtype) +
+                                  " (float32, bfloat16, half or float64 only)");
+    if ((dtype == at::kDouble) != (q.scalar_type() == at::kDouble))
+      return unsupported(why, "q, k, v and g must be all float64 or none");
   }
-  if (q.scalar_type() != at::kFloat && q.scalar_type() != at::kDouble)
-    return unsupported(why, std::string("dtype ") + c10::toString(q.scalar_type()) + " (float32 or float64 only)");
   const int64_t dk = q.size(3), dv = v.size(3), dg = value_axis ? dv : dk;
   const std::vector<int64_t> gate_sizes = {q.size(0), q.size(1), q.size(2), dg};
   if (k.sizes() != q.sizes() || v.size(0) != q.size(0) || v.size(1) != q.size(1) || v.size(2) != q.size(2) ||
@@ -89,25 +104,22 @@ at::Tensor gated_recurrence_forward(const at::Tensor& q_in, const at::Tensor& k_
   // o in q's memory order: token-major (the layers' (B, T, H, D), so that
   // their transpose back is free) where q is, heads-first otherwise.
   const bool tokens_first = q.stride(2) > q.stride(1);
-  auto out = tokens_first ? at::empty({B, T, H, Dv}, q.options()).transpose(1, 2)
-                          : at::empty({B, H, T, Dv}, q.options());
-  auto states = at::empty({B, H, chunks, Dk, Dv}, q.options());
-  auto totals = at::empty({B, H, chunks, Dg}, q.options());
+  const auto compute = q.options().dtype(a.dtype == detail::GlaDtype::kFloat64 ? at::kDouble : at::kFloat);
+  auto out = tokens_first ? at::empty({B, T, H, Dv}, compute).transpose(1, 2) : at::empty({B, H, T, Dv}, compute);
+  auto states = at::empty({B, H, chunks, Dk, Dv}, compute);
+  auto totals = at::empty({B, H, chunks, Dg}, compute);
   at::Tensor last;
-  if (final_state != nullptr) last = at::empty({B, H, Dk, Dv}, q.options());
-  a.q = q.data_ptr();
-  a.k = k.data_ptr();
-  a.v = v.data_ptr();
-  a.g = g.data_ptr();
+  if (final_state != nullptr) last = at::empty({B, H, Dk, Dv}, compute);
+  auto input = [](const at::Tensor& t) { return detail::GlaInput{t.data_ptr(), strides_of(t), element_of(t)}; };
+  a.q = input(q);
+  a.k = input(k);
+  a.v = input(v);
+  a.g = input(g);
   a.out = out.data_ptr();
+  a.out_strides = strides_of(out);
   a.states = states.data_ptr();
   a.totals = totals.data_ptr();
   a.final_state = last.defined() ? last.data_ptr() : nullptr;
-  a.q_strides = strides_of(q);
-  a.k_strides = strides_of(k);
-  a.v_strides = strides_of(v);
-  a.g_strides = strides_of(g);
-  a.out_strides = strides_of(out);
   detail::check_cuda(kWho, detail::gla_forward_launch(a, at::cuda::getCurrentCUDAStream()), "gla_forward_launch");
   if (final_state != nullptr) *final_state = last;
   return out;

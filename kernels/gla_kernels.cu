@@ -16,18 +16,23 @@ template <typename T>
 cudaError_t launch(const GlaForwardArgs& raw, cudaStream_t stream) {
   using namespace gla;
   const GlaShape& shape = raw.shape;
-  // An operand's strides, contiguous heads-first where all are 0.
-  auto operand = [&](auto* ptr, GlaStrides st, int width) {
+  // Strides, contiguous heads-first where all are 0.
+  auto resolved = [&](GlaStrides st, int width) {
     if (st.batch == 0 && st.head == 0 && st.token == 0)
       st = {static_cast<long long>(shape.heads) * shape.seq * width, static_cast<long long>(shape.seq) * width, width};
-    return GlaOperand<std::remove_pointer_t<decltype(ptr)>>{ptr, st.batch, st.head, st.token};
+    return st;
+  };
+  auto input = [&](const GlaInput& x, int width) {
+    const GlaStrides st = resolved(x.strides, width);
+    return GlaIn{{x.data, st.batch, st.head, st.token}, x.element};
   };
   const int dg = shape.value_axis ? shape.dv : shape.dk;
-  GlaArgs<T> a{operand(static_cast<const T*>(raw.q), raw.q_strides, shape.dk),
-               operand(static_cast<const T*>(raw.k), raw.k_strides, shape.dk),
-               operand(static_cast<const T*>(raw.v), raw.v_strides, shape.dv),
-               operand(static_cast<const T*>(raw.g), raw.g_strides, dg),
-               operand(static_cast<T*>(raw.out), raw.out_strides, shape.dv),
+  const GlaStrides out = resolved(raw.out_strides, shape.dv);
+  GlaArgs<T> a{input(raw.q, shape.dk),
+               input(raw.k, shape.dk),
+               input(raw.v, shape.dv),
+               input(raw.g, dg),
+               {static_cast<T*>(raw.out), out.batch, out.head, out.token},
                static_cast<T*>(raw.states),
                static_cast<T*>(raw.totals),
                static_cast<T*>(raw.final_state),

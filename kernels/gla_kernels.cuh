@@ -12,9 +12,12 @@
 // exp(b_i): exponents <= 0, clamped at 0 against rounding.
 #pragma once
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <type_traits>
 
 #include "device_common.cuh"
 #include "gla_launch.h"
@@ -45,9 +48,26 @@ struct GlaOperand {
   long long batch, head, token;
 };
 
+// An input operand of any element type (gla_launch.h); read as T.
+struct GlaIn : GlaOperand<const void> {
+  detail::GlaElement element;
+  template <typename T>
+  __device__ __forceinline__ T read(long long i) const {
+    if constexpr (std::is_same_v<T, double>) {
+      return static_cast<const double*>(ptr)[i];
+    } else {
+      switch (element) {
+        case detail::GlaElement::kBFloat16: return __bfloat162float(static_cast<const __nv_bfloat16*>(ptr)[i]);
+        case detail::GlaElement::kHalf: return __half2float(static_cast<const __half*>(ptr)[i]);
+        default: return static_cast<const float*>(ptr)[i];
+      }
+    }
+  }
+};
+
 template <typename T>
 struct GlaArgs {
-  GlaOperand<const T> q, k, v, g;
+  GlaIn q, k, v, g;
   GlaOperand<T> out;
   T* __restrict__ states;       // (B, H, nchunks, Dk, Dv)
   T* __restrict__ totals;       // (B, H, nchunks, Dg)
@@ -68,10 +88,10 @@ __device__ __forceinline__ long long row_offset(const GlaOperand<P>& x, const Gl
 // backward passes' gates move one token, src/bla/ops/gla/backward.h); 0 past
 // the sequence.
 template <typename T>
-__device__ __forceinline__ T gate_at(const GlaOperand<const T>& g, const GlaDims& s, int b, int h, int t, int d) {
+__device__ __forceinline__ T gate_at(const GlaIn& g, const GlaDims& s, int b, int h, int t, int d) {
   const int row = s.reversed ? s.seq - t : t;
   if (t >= s.seq || row >= s.seq) return T(0);
-  return g.ptr[b * g.batch + h * g.head + row * g.token + d];
+  return g.read<T>(b * g.batch + h * g.head + row * g.token + d);
 }
 __device__ __forceinline__ size_t chunk_state_offset(const GlaDims& s, int b, int h, int c) {
   return ((static_cast<size_t>(b) * s.heads + h) * s.nchunks + c) * s.dk * s.dv;
@@ -87,20 +107,19 @@ __host__ __device__ inline int padded(int width) { return width + 1; }
 // Loads `width` columns of the chunk's rows into dst (row stride ld); rows
 // past the sequence are 0 (no key, no value, no decay).
 template <typename T>
-__device__ void load_rows(T* dst, int ld, const GlaOperand<const T>& src, const GlaDims& s, int b, int h, int first,
-                          int width) {
+__device__ void load_rows(T* dst, int ld, const GlaIn& src, const GlaDims& s, int b, int h, int first, int width) {
   for (int idx = threadIdx.x; idx < kGlaChunk * width; idx += blockDim.x) {
     const int i = idx / width, d = idx % width, t = first + i;
-    dst[i * ld + d] = t < s.seq ? src.ptr[row_offset(src, s, b, h, t) + d] : T(0);
+    dst[i * ld + d] = t < s.seq ? src.read<T>(row_offset(src, s, b, h, t) + d) : T(0);
   }
 }
 // The same for the chunk's log gates (gate_at).
 template <typename T>
-__device__ void load_gates(T* dst, int ld, const GlaOperand<const T>& g, const GlaDims& s, int b, int h, int first) {
+__device__ void load_gates(T* dst, int ld, const GlaIn& g, const GlaDims& s, int b, int h, int first) {
   const int width = s.dg();
   for (int idx = threadIdx.x; idx < kGlaChunk * width; idx += blockDim.x) {
     const int i = idx / width, d = idx % width;
-    dst[i * ld + d] = gate_at(g, s, b, h, first + i, d);
+    dst[i * ld + d] = gate_at<T>(g, s, b, h, first + i, d);
   }
 }
 

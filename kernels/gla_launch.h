@@ -9,7 +9,7 @@
 
 namespace bla::kernels::detail {
 
-enum class GlaDtype { kFloat32, kFloat64 };
+enum class GlaDtype { kFloat32, kFloat64 };  // the compute dtype (and the output's)
 
 struct GlaShape {
   int batch = 0, heads = 0, seq = 0, dk = 0, dv = 0;
@@ -27,10 +27,23 @@ struct GlaStrides {
   long long batch = 0, head = 0, token = 0;
 };
 
-// Tensors of dtype, heads-first in their indexing (their memory may be
-// token-major: the strides say): q, k (B, H, T, Dk); v, out (B, H, T, Dv);
-// g (B, H, T, Dg). Workspace: states (B, H, chunks, Dk, Dv), totals (B, H,
-// chunks, Dg); final_state (B, H, Dk, Dv) or null; all three contiguous.
+// An input's element type: each of q, k, v, g may be float32, bfloat16 or
+// half (read as float32) where the compute dtype is float32; all float64
+// where it is float64.
+enum class GlaElement { kFloat32, kFloat64, kBFloat16, kHalf };
+
+// One input: heads-first in its indexing (B, H, T, width), its memory in
+// any order of the first three axes (the strides say).
+struct GlaInput {
+  const void* data = nullptr;
+  GlaStrides strides;
+  GlaElement element = GlaElement::kFloat32;
+};
+
+// q, k (B, H, T, Dk); v (B, H, T, Dv); g (B, H, T, Dg); out (B, H, T, Dv)
+// in the compute dtype, through out_strides. Workspace in the compute dtype:
+// states (B, H, chunks, Dk, Dv), totals (B, H, chunks, Dg); final_state
+// (B, H, Dk, Dv) or null; all three contiguous.
 struct GlaForwardArgs {
   GlaShape shape;
   GlaDtype dtype = GlaDtype::kFloat32;
@@ -39,15 +52,12 @@ struct GlaForwardArgs {
   // from bf16 or half. Otherwise, and for float64, fp32/fp64 FMA.
   bool tensor_cores = false;
   double scale = 1.0;
-  const void* q = nullptr;
-  const void* k = nullptr;
-  const void* v = nullptr;
-  const void* g = nullptr;
+  GlaInput q, k, v, g;
   void* out = nullptr;
+  GlaStrides out_strides;
   void* states = nullptr;
   void* totals = nullptr;
   void* final_state = nullptr;
-  GlaStrides q_strides, k_strides, v_strides, g_strides, out_strides;
 };
 
 int gla_chunks(int seq);  // chunks of the kernels' length covering seq tokens

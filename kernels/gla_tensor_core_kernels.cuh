@@ -55,20 +55,20 @@ inline size_t gla_tc_output_smem_elements() { return 4 * kGlaTcTile + kGlaTcScra
 
 // `width` columns of the chunk's rows into a (kGlaChunk, kGlaTcLd) tile;
 // columns width .. kGlaTcDim - 1 and rows past the sequence are 0.
-__device__ inline void load_rows_padded(float* dst, const GlaOperand<const float>& src, const GlaDims& s, int b, int h,
+__device__ inline void load_rows_padded(float* dst, const GlaIn& src, const GlaDims& s, int b, int h,
                                         int first, int width) {
   for (int idx = threadIdx.x; idx < kGlaChunk * kGlaTcDim; idx += blockDim.x) {
     const int i = idx / kGlaTcDim, d = idx % kGlaTcDim, t = first + i;
-    dst[i * kGlaTcLd + d] = d < width && t < s.seq ? src.ptr[row_offset(src, s, b, h, t) + d] : 0.f;
+    dst[i * kGlaTcLd + d] = d < width && t < s.seq ? src.read<float>(row_offset(src, s, b, h, t) + d) : 0.f;
   }
 }
 
 // The chunk's log gates (gate_at) into a padded tile, 0 in columns Dg ...
-__device__ inline void load_gates_padded(float* dst, const GlaOperand<const float>& g, const GlaDims& s, int b, int h,
+__device__ inline void load_gates_padded(float* dst, const GlaIn& g, const GlaDims& s, int b, int h,
                                          int first) {
   for (int idx = threadIdx.x; idx < kGlaChunk * kGlaTcDim; idx += blockDim.x) {
     const int i = idx / kGlaTcDim, d = idx % kGlaTcDim;
-    dst[i * kGlaTcLd + d] = d < s.dg() ? gate_at(g, s, b, h, first + i, d) : 0.f;
+    dst[i * kGlaTcLd + d] = d < s.dg() ? gate_at<float>(g, s, b, h, first + i, d) : 0.f;
   }
 }
 
@@ -83,9 +83,8 @@ __device__ inline void load_matrix_padded(float* dst, const float* __restrict__ 
 
 // Two operands' rows of the chunk (widths w1, w2) and its gates' running
 // sums b (bs), each a padded tile.
-__device__ inline void load_with_gate_sums(float* x1, const GlaOperand<const float>& src1, int w1, float* x2,
-                                           const GlaOperand<const float>& src2, int w2, float* bs,
-                                           const GlaArgs<float>& a, int b, int h, int first) {
+__device__ inline void load_with_gate_sums(float* x1, const GlaIn& src1, int w1, float* x2, const GlaIn& src2, int w2,
+                                           float* bs, const GlaArgs<float>& a, int b, int h, int first) {
   load_rows_padded(x1, src1, a.s, b, h, first, w1);
   load_rows_padded(x2, src2, a.s, b, h, first, w2);
   load_gates_padded(bs, a.g, a.s, b, h, first);

@@ -14,12 +14,13 @@
 //
 // Checks: output and final state, both decay axes, forward and reversed in
 // time (the gradients' passes), heads-first and token-major memory (through
-// strides), float32, float64 and
+// strides), float32 and bf16 inputs, float32, float64 and
 // float32 on tensor cores ("tf32"; head dims up to 64), the outputs filled
 // with NaN first (anything unwritten fails); metric max |got - ref| / max
 // |ref| (tf32: / the largest output of the recurrence over |q|, |k|, |v|);
 // tolerances 1e-10 (float64), 1e-4 (float32) and 2e-3 (tf32). Exit status 1
 // if a check failed.
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -29,6 +30,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -37,6 +39,8 @@
 namespace {
 
 using bla::kernels::detail::GlaDtype;
+using bla::kernels::detail::GlaElement;
+using bla::kernels::detail::GlaStrides;
 using bla::kernels::detail::GlaForwardArgs;
 using bla::kernels::detail::GlaShape;
 
@@ -163,7 +167,8 @@ struct Run {
   const Problem& p;
   bool tokens_first;
   Device<T> q, k, v, g, out, states, totals, final_state;
-  explicit Run(const Problem& pr, bool layout_tokens = false)
+  std::vector<std::unique_ptr<Device<__nv_bfloat16>>> bf16;  // q, k, v, g as bf16, where the run reads those
+  explicit Run(const Problem& pr, bool layout_tokens = false, bool bf16_inputs = false)
       : p(pr),
         tokens_first(layout_tokens),
         q(pr.q.size()),
@@ -181,6 +186,11 @@ struct Run {
     k.upload(tokens_first ? token_major(pr.k, s, s.dk) : pr.k);
     v.upload(tokens_first ? token_major(pr.v, s, s.dv) : pr.v);
     g.upload(tokens_first ? token_major(pr.g, s, pr.dg()) : pr.g);
+    if (bf16_inputs)
+      for (const auto* x : {&pr.q, &pr.k, &pr.v, &pr.g}) {
+        bf16.push_back(std::make_unique<Device<__nv_bfloat16>>(x->size()));
+        bf16.back()->upload(*x);
+      }
   }
   std::vector<double> output() const {
     return tokens_first ? token_major(out.download(), p.shape, p.shape.dv, true) : out.download();
@@ -191,24 +201,27 @@ struct Run {
     a.dtype = sizeof(T) == 8 ? GlaDtype::kFloat64 : GlaDtype::kFloat32;
     a.tensor_cores = tensor_cores;
     a.scale = p.scale;
-    a.q = q.ptr;
-    a.k = k.ptr;
-    a.v = v.ptr;
-    a.g = g.ptr;
+    const auto element = sizeof(T) == 8 ? GlaElement::kFloat64 : GlaElement::kFloat32;
+    const auto& s = p.shape;
+    auto strides = [&](int w) {  // all 0: contiguous heads-first
+      const long long row = static_cast<long long>(s.heads) * w;
+      return tokens_first ? GlaStrides{row * s.seq, w, row} : GlaStrides{};
+    };
+    a.q = {q.ptr, strides(s.dk), element};
+    a.k = {k.ptr, strides(s.dk), element};
+    a.v = {v.ptr, strides(s.dv), element};
+    a.g = {g.ptr, strides(p.dg()), element};
+    if (!bf16.empty()) {  // heads-first bf16 copies
+      a.q = {bf16[0]->ptr, {}, GlaElement::kBFloat16};
+      a.k = {bf16[1]->ptr, {}, GlaElement::kBFloat16};
+      a.v = {bf16[2]->ptr, {}, GlaElement::kBFloat16};
+      a.g = {bf16[3]->ptr, {}, GlaElement::kBFloat16};
+    }
     a.out = out.ptr;
+    a.out_strides = strides(s.dv);
     a.states = states.ptr;
     a.totals = totals.ptr;
     a.final_state = final_state.ptr;
-    if (tokens_first) {
-      const auto& s = p.shape;
-      auto strides = [&](int w) {
-        return bla::kernels::detail::GlaStrides{static_cast<long long>(s.seq) * s.heads * w, w,
-                                                static_cast<long long>(s.heads) * w};
-      };
-      a.q_strides = a.k_strides = strides(s.dk);
-      a.v_strides = a.out_strides = strides(s.dv);
-      a.g_strides = strides(p.dg());
-    }
     return bla::kernels::detail::gla_forward_launch(a, nullptr);
   }
 };
@@ -230,7 +243,8 @@ double max_relative(const std::vector<double>& got, const std::vector<double>& r
 int failures = 0;
 
 template <typename T>
-void check(const Problem& p, const char* name, bool tensor_cores = false, bool tokens_first = false) {
+void check(const Problem& p, const char* name, bool tensor_cores = false, bool tokens_first = false,
+           bool bf16_inputs = false) {
   int limit = 0;
   CHECK_CUDA(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0));
   const size_t need =
@@ -242,7 +256,7 @@ void check(const Problem& p, const char* name, bool tensor_cores = false, bool t
   }
   std::vector<double> ref_out, ref_state;
   reference(p, ref_out, ref_state);
-  Run<T> run(p, tokens_first);
+  Run<T> run(p, tokens_first, bf16_inputs);
   run.out.fill_nan();
   run.final_state.fill_nan();
   CHECK_CUDA(run.launch(tensor_cores));
@@ -321,6 +335,7 @@ int main(int argc, char** argv) {
       GlaShape shape;
       double g_low;
       bool tokens_first = false;  // q, k, v, g, o token-major in memory, through strides
+      bool bf16_inputs = false;   // q, k, v, g read as bf16 (the values rounded to bf16 first)
     };
     const Named cases[] = {
         {"given shape", {B, H, T, dk, dv, value_axis}, -1.0},
@@ -332,12 +347,18 @@ int main(int argc, char** argv) {
         {"reversed, T = 1", {B, 1, 1, dk, dv, value_axis, true}, -0.3},
         {"token-major", {B, H, T, dk, dv, value_axis}, -1.0, true},
         {"token-major, reversed", {B, H, T, dk, dv, value_axis, true}, -1.0, true},
+        {"bf16 inputs", {B, H, T, dk, dv, value_axis}, -1.0, false, true},
     };
     for (const auto& c : cases) {
-      const Problem p = make_problem(c.shape, c.g_low, 1 + c.shape.seq);
-      check<double>(p, c.name, false, c.tokens_first);
-      check<float>(p, c.name, false, c.tokens_first);
-      if (c.shape.dk <= 64 && c.shape.dv <= 64) check<float>(p, c.name, true, c.tokens_first);
+      Problem p = make_problem(c.shape, c.g_low, 1 + c.shape.seq);
+      if (c.bf16_inputs) {  // the reference sees the values the kernels read
+        for (auto* x : {&p.q, &p.k, &p.v, &p.g})
+          for (auto& e : *x) e = static_cast<double>(__bfloat162float(__float2bfloat16(static_cast<float>(e))));
+      } else {
+        check<double>(p, c.name, false, c.tokens_first);
+      }
+      check<float>(p, c.name, false, c.tokens_first, c.bf16_inputs);
+      if (c.shape.dk <= 64 && c.shape.dv <= 64) check<float>(p, c.name, true, c.tokens_first, c.bf16_inputs);
     }
   }
   std::printf("checks: %s\n", failures == 0 ? "all passed" : (std::to_string(failures) + " FAILED").c_str());

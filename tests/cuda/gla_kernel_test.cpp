@@ -8,8 +8,9 @@
 // dims that are not powers of two, and strong decays (bfloat16 inputs take
 // the tensor-core kernels where the head dims are at most 64); the final
 // state; the tensor-core switch itself; reversed passes against flipped
-// copies; token-major inputs read through their strides; the GLA and GSA
-// ops end to end; and the exact error for unsupported inputs.
+// copies; token-major inputs read through their strides; bf16 and half
+// inputs read as they are; the GLA and GSA ops end to end; and the exact
+// error for unsupported inputs.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -286,18 +287,47 @@ TEST(GlaKernelChecks, TokenMajorViewsGiveTheBitsOfContiguousCopies) {
   }
 }
 
+// bf16 and half inputs are read as they are, in float32: the bits of their
+// float32 copies, with or without tensor cores, a mix of dtypes included.
+TEST(GlaKernelChecks, HalfInputsGiveTheBitsOfTheirFloat32Copies) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  torch::manual_seed(29);
+  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+  const auto q = torch::randn({2, 2, 90, 64}, cuda.dtype(torch::kBFloat16));
+  const auto k = torch::randn({2, 2, 90, 64}, cuda.dtype(torch::kHalf));
+  const auto v = torch::randn({2, 2, 90, 48}, cuda.dtype(torch::kBFloat16));
+  const auto g = (torch::rand({2, 2, 90, 64}, cuda) * -0.5 - 0.01).to(torch::kBFloat16);
+  for (const bool tensor_cores : {false, true}) {
+    bla::kernels::GatedRecurrenceKernelOptions options;
+    options.scale = 0.125;
+    options.tensor_cores = tensor_cores;
+    const auto got = bla::kernels::gated_recurrence_forward(q, k, v, g, options);
+    const auto expected = bla::kernels::gated_recurrence_forward(q.to(torch::kFloat), k.to(torch::kFloat),
+                                                                 v.to(torch::kFloat), g.to(torch::kFloat), options);
+    EXPECT_EQ(got.scalar_type(), torch::kFloat);
+    EXPECT_TRUE(got.equal(expected)) << (tensor_cores ? "tensor cores" : "fp32");
+  }
+}
+
 TEST(GlaKernelChecks, UnsupportedInputsSayWhy) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   const auto cuda = torch::TensorOptions().device(torch::kCUDA);
-  const auto x = torch::zeros({1, 2, 10, 64}, cuda.dtype(torch::kBFloat16));
+  const auto x = torch::zeros({1, 2, 10, 64}, cuda.dtype(torch::kInt));
   std::string why;
   EXPECT_FALSE(bla::kernels::gated_recurrence_supported(x, x, x, x, false, &why));
-  EXPECT_EQ(why, "dtype BFloat16 (float32 or float64 only)");
+  EXPECT_EQ(why, "dtype Int (float32, bfloat16, half or float64 only)");
+  const auto f64 = torch::zeros({1, 2, 10, 64}, cuda.dtype(torch::kDouble));
+  const auto bf16 = torch::zeros({1, 2, 10, 64}, cuda.dtype(torch::kBFloat16));
+  EXPECT_FALSE(bla::kernels::gated_recurrence_supported(f64, bf16, f64, f64, false, &why));
+  EXPECT_EQ(why, "q, k, v and g must be all float64 or none");
+  EXPECT_TRUE(bla::kernels::gated_recurrence_supported(bf16, bf16.to(torch::kFloat), bf16.to(torch::kHalf), bf16,
+                                                       false, &why))
+      << why;
   const auto wide = torch::zeros({1, 2, 10, 192}, cuda.dtype(torch::kFloat));
   EXPECT_FALSE(bla::kernels::gated_recurrence_supported(wide, wide, wide, wide, false, &why));
   EXPECT_EQ(why, "head dims Dk 192, Dv 192 (1 to 128)");
   expect_invalid_argument([&] { bla::kernels::gated_recurrence_forward(x, x, x, x, {}); },
-                          "bla: gla kernel: unsupported inputs: dtype BFloat16 (float32 or float64 only)");
+                          "bla: gla kernel: unsupported inputs: dtype Int (float32, bfloat16, half or float64 only)");
 }
 
 }  // namespace

@@ -23,9 +23,10 @@
 namespace bla::kernels {
 
 // True when the kernels handle these tensors: CUDA tensors on one device,
-// all float32 or all float64, 4-D heads-first (B, H, T, D) with q, k
-// (.., Dk), v (.., Dv), g (.., Dk or Dv by the axis), 1 <= Dk, Dv <= 128, and
-// the chunk's working set in one block's shared memory (float64 up to 64).
+// each float32, bfloat16 or half (computed in float32) or all float64, 4-D
+// heads-first (B, H, T, D) with q, k (.., Dk), v (.., Dv), g (.., Dk or Dv
+// by the axis), 1 <= Dk, Dv <= 128, and the chunk's working set in one
+// block's shared memory (float64 up to 64).
 // Otherwise false, and *why (if given) says what is unsupported.
 bool gated_recurrence_supported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
                                 bool value_axis, std::string* why = nullptr);
@@ -33,9 +34,9 @@ bool gated_recurrence_supported(const at::Tensor& q, const at::Tensor& k, const 
 struct GatedRecurrenceKernelOptions {
   bool value_axis = false;  // the gate on the state's value axis (g: Dv per token) instead of its key axis (Dk)
   double scale = 1.0;       // s
-  // float32 inputs that came from bf16 or half may take tensor-core products
-  // with tf32 operands (head dims up to 64; about 1e-3 of the terms'
-  // magnitude), otherwise fp32 FMA.
+  // Inputs that are (or came from) bf16 or half may take tensor-core
+  // products with tf32 operands (head dims up to 64; about 1e-3 of the
+  // terms' magnitude), otherwise fp32 FMA.
   bool tensor_cores = false;
   // Backward in time (the gradients' passes, src/bla/ops/gla/backward.h):
   // the recurrence over the tokens in reverse order, token t decayed by
@@ -45,7 +46,8 @@ struct GatedRecurrenceKernelOptions {
   bool reversed = false;
 };
 
-// o (B, H, T, Dv) in q's dtype, in q's memory order (token-major where q
+// o (B, H, T, Dv) in the compute dtype (float64 for float64 inputs, else
+// float32), in q's memory order (token-major where q
 // is a (B, T, H, D) tensor's transposed view: the inputs are read through
 // their strides, only a last axis of stride != 1 is copied); the state after
 // the last token (B, H, Dk, Dv) into *final_state when it is not null. Not differentiable. Throws

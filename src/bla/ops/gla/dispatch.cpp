@@ -5,9 +5,9 @@
 // of the kernels (backward.h); everywhere else, and from a given state
 // (prefill), the chunked LibTorch form (chunked.cpp), with one log line on
 // CUDA saying why. The kernels compute in float32 for float32, half and
-// bfloat16 inputs (for half and bfloat16 with tensor-core products of tf32
-// operands where the head dims allow), and in float64 for float64, as the
-// LibTorch form does; on
+// bfloat16 inputs, which they read as they are (for half and bfloat16 with
+// tensor-core products of tf32 operands where the head dims allow), and in
+// float64 for float64, as the LibTorch form does; on
 // their path the final state carries no gradient (it is only read after a
 // prefill, which runs the LibTorch form).
 #include <torch/torch.h>
@@ -55,8 +55,12 @@ GatedRecurrenceResult chunked_gated_recurrence(const at::Tensor& q, const at::Te
     std::string why = "turned off by BLA_KERNELS=0";
     if (initial_state.defined()) why = "it starts from a given state (prefill)";
     if (kernels_enabled() && !initial_state.defined()) {
+      // The kernels read bf16, half and float32 inputs as they are (in float32) and float64 in float64.
       const auto dtype = compute_dtype(q.scalar_type());
-      const auto qc = q.to(dtype), kc = k.to(dtype), vc = v.to(dtype), gc = g.to(dtype);
+      const auto as_computed = [&](const at::Tensor& t) {
+        return dtype == at::kDouble || t.scalar_type() == at::kDouble ? t.to(dtype) : t;
+      };
+      const auto qc = as_computed(q), kc = as_computed(k), vc = as_computed(v), gc = as_computed(g);
       if (kernels::gated_recurrence_supported(qc, kc, vc, gc, axis == DecayAxis::Value, &why)) {
         const bool value_axis = axis == DecayAxis::Value;
         const bool half_inputs = q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf;
