@@ -125,4 +125,42 @@ at::Tensor gated_recurrence_forward(const at::Tensor& q_in, const at::Tensor& k_
   return out;
 }
 
+at::Tensor gated_recurrence_gate_gradient(const at::Tensor& a_in, const at::Tensor& da_in, const at::Tensor& c_in,
+                                          const at::Tensor& dc_in, const at::Tensor& g) {
+  const bool f64 = a_in.scalar_type() == at::kDouble;
+  for (const at::Tensor* t : {&a_in, &da_in, &c_in, &dc_in}) {
+    if (!t->is_cuda() || t->device() != g.device() || t->sizes() != g.sizes() || t->dim() != 4)
+      throw std::invalid_argument(kWho + "gate gradient: a, da, c, dc must be CUDA tensors shaped as g " +
+                                  detail::shape_text(g) + ", got " + detail::shape_text(*t));
+    const auto dtype = t->scalar_type();
+    if ((dtype == at::kDouble) != f64 || (!f64 && !single_precision_or_less(dtype)))
+      throw std::invalid_argument(kWho + "gate gradient: dtype " + c10::toString(dtype) +
+                                  " (float32, bfloat16 and half, or all float64)");
+  }
+  const c10::cuda::CUDAGuard guard(g.device());
+  const auto a = rows_of(a_in), da = rows_of(da_in), c = rows_of(c_in), dc = rows_of(dc_in);
+  // dg in g's memory order (token-major where g is a (B, T, H, W) tensor's transposed view).
+  const bool tokens_first = g.stride(2) > g.stride(1);
+  const int64_t B = g.size(0), H = g.size(1), T = g.size(2), W = g.size(3);
+  auto dg = tokens_first ? at::empty({B, T, H, W}, g.options()).transpose(1, 2) : at::empty({B, H, T, W}, g.options());
+  auto input = [](const at::Tensor& t) { return detail::GlaInput{t.data_ptr(), strides_of(t), element_of(t)}; };
+  detail::GlaGateGradientArgs args;
+  args.batch = static_cast<int>(B);
+  args.heads = static_cast<int>(H);
+  args.seq = static_cast<int>(T);
+  args.width = static_cast<int>(W);
+  args.dtype = f64 ? detail::GlaDtype::kFloat64 : detail::GlaDtype::kFloat32;
+  args.a = input(a);
+  args.da = input(da);
+  args.c = input(c);
+  args.dc = input(dc);
+  args.dg = dg.data_ptr();
+  args.dg_strides = strides_of(dg);
+  args.dg_element = element_of(dg);
+  if (T > 0 && W > 0)
+    detail::check_cuda(kWho, detail::gla_gate_gradient_launch(args, at::cuda::getCurrentCUDAStream()),
+                       "gla_gate_gradient_launch");
+  return dg;
+}
+
 }  // namespace bla::kernels

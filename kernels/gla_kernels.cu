@@ -1,9 +1,11 @@
 // The gated recurrence's launches (gla_launch.h): the chunk states, the scan
 // over chunks, the chunk outputs, in float or double (gla_kernels.cuh) or on
-// tensor cores (gla_tensor_core_kernels.cuh).
+// tensor cores (gla_tensor_core_kernels.cuh); and the log gates' gradient
+// (gla_gate_gradient.cuh).
 #include <algorithm>
 #include <type_traits>
 
+#include "gla_gate_gradient.cuh"
 #include "gla_kernels.cuh"
 #include "gla_launch.h"
 #include "gla_tensor_core_kernels.cuh"
@@ -12,26 +14,46 @@ namespace bla::kernels::detail {
 
 namespace {
 
+// Strides, contiguous heads-first (B, H, T, width) where all are 0.
+GlaStrides resolved(GlaStrides st, int heads, int seq, int width) {
+  if (st.batch == 0 && st.head == 0 && st.token == 0)
+    st = {static_cast<long long>(heads) * seq * width, static_cast<long long>(seq) * width, width};
+  return st;
+}
+gla::GlaIn input(const GlaInput& x, int heads, int seq, int width) {
+  const GlaStrides st = resolved(x.strides, heads, seq, width);
+  return gla::GlaIn{{x.data, st.batch, st.head, st.token}, x.element};
+}
+
+template <typename T>
+cudaError_t launch_gate_gradient(const GlaGateGradientArgs& raw, cudaStream_t stream) {
+  using namespace gla;
+  const int H = raw.heads, L = raw.seq, W = raw.width;
+  const GlaStrides dg = resolved(raw.dg_strides, H, L, W);
+  GlaGateArgs<T> a{input(raw.a, H, L, W),
+                   input(raw.da, H, L, W),
+                   input(raw.c, H, L, W),
+                   input(raw.dc, H, L, W),
+                   {{raw.dg, dg.batch, dg.head, dg.token}, raw.dg_element},
+                   raw.batch,
+                   H,
+                   L,
+                   W};
+  const dim3 grid((W + 31) / 32, H, raw.batch);
+  DEV_LAUNCH_ON(grid, kGateThreads, 0, stream, gla_gate_gradient<T>)(a);
+  return cudaGetLastError();
+}
+
 template <typename T>
 cudaError_t launch(const GlaForwardArgs& raw, cudaStream_t stream) {
   using namespace gla;
   const GlaShape& shape = raw.shape;
-  // Strides, contiguous heads-first where all are 0.
-  auto resolved = [&](GlaStrides st, int width) {
-    if (st.batch == 0 && st.head == 0 && st.token == 0)
-      st = {static_cast<long long>(shape.heads) * shape.seq * width, static_cast<long long>(shape.seq) * width, width};
-    return st;
-  };
-  auto input = [&](const GlaInput& x, int width) {
-    const GlaStrides st = resolved(x.strides, width);
-    return GlaIn{{x.data, st.batch, st.head, st.token}, x.element};
-  };
-  const int dg = shape.value_axis ? shape.dv : shape.dk;
-  const GlaStrides out = resolved(raw.out_strides, shape.dv);
-  GlaArgs<T> a{input(raw.q, shape.dk),
-               input(raw.k, shape.dk),
-               input(raw.v, shape.dv),
-               input(raw.g, dg),
+  const int dg = shape.value_axis ? shape.dv : shape.dk, H = shape.heads, L = shape.seq;
+  const GlaStrides out = resolved(raw.out_strides, H, L, shape.dv);
+  GlaArgs<T> a{input(raw.q, H, L, shape.dk),
+               input(raw.k, H, L, shape.dk),
+               input(raw.v, H, L, shape.dv),
+               input(raw.g, H, L, dg),
                {static_cast<T*>(raw.out), out.batch, out.head, out.token},
                static_cast<T*>(raw.states),
                static_cast<T*>(raw.totals),
@@ -77,6 +99,12 @@ size_t gla_smem_bytes(const GlaShape& shape, GlaDtype dtype) {
   if (dtype == GlaDtype::kFloat32 && gla::tensor_cores_fit(s))
     bytes = std::max(bytes, sizeof(float) * gla::gla_tc_output_smem_elements());
   return bytes;
+}
+
+cudaError_t gla_gate_gradient_launch(const GlaGateGradientArgs& args, cudaStream_t stream) {
+  if (args.seq < 1 || args.width < 1) return cudaErrorInvalidValue;
+  return args.dtype == GlaDtype::kFloat64 ? launch_gate_gradient<double>(args, stream)
+                                          : launch_gate_gradient<float>(args, stream);
 }
 
 cudaError_t gla_forward_launch(const GlaForwardArgs& args, cudaStream_t stream) {

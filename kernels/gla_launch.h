@@ -60,11 +60,25 @@ struct GlaForwardArgs {
   void* final_state = nullptr;
 };
 
+// The log gates' gradient, dg_t = sum_{u >= t} (a_u da_u - c_u dc_u)
+// summed in float64 (gla_gate_gradient.cuh): a, da, c, dc and dg are
+// (B, H, T, width), each through its strides (all 0: contiguous
+// heads-first); dg in its own element type.
+struct GlaGateGradientArgs {
+  int batch = 0, heads = 0, seq = 0, width = 0;
+  GlaDtype dtype = GlaDtype::kFloat32;  // float64 iff the inputs are
+  GlaInput a, da, c, dc;
+  void* dg = nullptr;
+  GlaStrides dg_strides;
+  GlaElement dg_element = GlaElement::kFloat32;
+};
+
 int gla_chunks(int seq);  // chunks of the kernels' length covering seq tokens
 // Dynamic shared memory the largest chunk kernel of either form needs, in bytes.
 size_t gla_smem_bytes(const GlaShape& shape, GlaDtype dtype);
 
 // Launch on `stream`; return the first CUDA error (launch or configuration).
 cudaError_t gla_forward_launch(const GlaForwardArgs& args, cudaStream_t stream);
+cudaError_t gla_gate_gradient_launch(const GlaGateGradientArgs& args, cudaStream_t stream);
 
 }  // namespace bla::kernels::detail

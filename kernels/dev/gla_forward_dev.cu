@@ -281,6 +281,81 @@ void check(const Problem& p, const char* name, bool tensor_cores = false, bool t
               p.shape.dv, e_out, e_state, tol, ok ? "pass" : "FAIL");
 }
 
+// The log gates' gradient (gla_gate_gradient_launch): dg_t = sum_{u >= t}
+// (a_u da_u - c_u dc_u) against the same sum in float64 on the CPU, for
+// float64 and float32 inputs (a token-major da among them), dg written as
+// float64, float32 or bf16; tolerances 1e-12, 1e-6 and 1e-2 of max |dg|.
+template <typename T>
+void check_gate_gradient(int B, int H, int T_len, int W, GlaElement dg_element) {
+  Rng rng{99 + static_cast<uint64_t>(T_len)};
+  const size_t n = static_cast<size_t>(B) * H * T_len * W;
+  std::vector<double> x[4];
+  for (auto& e : x) {
+    e.resize(n);
+    for (auto& v : e) v = static_cast<T>(rng.normal());  // the values the kernel reads
+  }
+  const GlaShape shape{B, H, T_len, W, W};
+  std::vector<double> ref(n);
+  for (int bh = 0; bh < B * H; ++bh)
+    for (int d = 0; d < W; ++d) {
+      double run = 0;
+      for (int t = T_len - 1; t >= 0; --t) {
+        const size_t i = (static_cast<size_t>(bh) * T_len + t) * W + d;
+        run += x[0][i] * x[1][i] - x[2][i] * x[3][i];
+        ref[i] = run;
+      }
+    }
+  Device<T> a(n), da(n), c(n), dc(n);
+  a.upload(x[0]);
+  da.upload(token_major(x[1], shape, W));
+  c.upload(x[2]);
+  dc.upload(x[3]);
+  const long long row = static_cast<long long>(H) * W;
+  const auto element = sizeof(T) == 8 ? GlaElement::kFloat64 : GlaElement::kFloat32;
+  bla::kernels::detail::GlaGateGradientArgs args;
+  args.batch = B;
+  args.heads = H;
+  args.seq = T_len;
+  args.width = W;
+  args.dtype = sizeof(T) == 8 ? GlaDtype::kFloat64 : GlaDtype::kFloat32;
+  args.a = {a.ptr, {}, element};
+  args.da = {da.ptr, {row * T_len, W, row}, element};
+  args.c = {c.ptr, {}, element};
+  args.dc = {dc.ptr, {}, element};
+  args.dg_element = dg_element;
+  std::vector<double> got;
+  const char* out_name = dg_element == GlaElement::kFloat64    ? "float64"
+                         : dg_element == GlaElement::kBFloat16 ? "bf16"
+                                                               : "float32";
+  if (dg_element == GlaElement::kBFloat16) {
+    Device<__nv_bfloat16> dg(n);
+    args.dg = dg.ptr;
+    CHECK_CUDA(bla::kernels::detail::gla_gate_gradient_launch(args, nullptr));
+    CHECK_CUDA(cudaDeviceSynchronize());
+    got = dg.download();
+  } else if (dg_element == GlaElement::kFloat64) {
+    Device<double> dg(n);
+    dg.fill_nan();
+    args.dg = dg.ptr;
+    CHECK_CUDA(bla::kernels::detail::gla_gate_gradient_launch(args, nullptr));
+    CHECK_CUDA(cudaDeviceSynchronize());
+    got = dg.download();
+  } else {
+    Device<float> dg(n);
+    dg.fill_nan();
+    args.dg = dg.ptr;
+    CHECK_CUDA(bla::kernels::detail::gla_gate_gradient_launch(args, nullptr));
+    CHECK_CUDA(cudaDeviceSynchronize());
+    got = dg.download();
+  }
+  const double err = max_relative(got, ref, ref);
+  const double tol = dg_element == GlaElement::kBFloat16 ? 1e-2 : dg_element == GlaElement::kFloat64 ? 1e-12 : 1e-6;
+  const bool ok = err < tol;
+  failures += ok ? 0 : 1;
+  std::printf("check gate gradient, in %-7s dg %-7s B=%d H=%d T=%-5d W=%-3d | %.2e (tol %.0e) %s\n",
+              sizeof(T) == 8 ? "float64" : "float32", out_name, B, H, T_len, W, err, tol, ok ? "pass" : "FAIL");
+}
+
 void time_forward(GlaShape shape, int reps, bool tensor_cores) {
   const Problem p = make_problem(shape, -0.5, 7);
   Run<float> run(p);
@@ -360,6 +435,11 @@ int main(int argc, char** argv) {
       check<float>(p, c.name, false, c.tokens_first, c.bf16_inputs);
       if (c.shape.dk <= 64 && c.shape.dv <= 64) check<float>(p, c.name, true, c.tokens_first, c.bf16_inputs);
     }
+  }
+  for (const int len : {T, 1, 64}) {
+    check_gate_gradient<double>(B, H, len, dk, GlaElement::kFloat64);
+    check_gate_gradient<float>(B, H, len, dk, GlaElement::kFloat32);
+    check_gate_gradient<float>(B, H, len, dv, GlaElement::kBFloat16);
   }
   std::printf("checks: %s\n", failures == 0 ? "all passed" : (std::to_string(failures) + " FAILED").c_str());
   if (bench) {

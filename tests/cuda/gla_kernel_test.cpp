@@ -9,8 +9,8 @@
 // the tensor-core kernels where the head dims are at most 64); the final
 // state; the tensor-core switch itself; reversed passes against flipped
 // copies; token-major inputs read through their strides; bf16 and half
-// inputs read as they are; the GLA and GSA ops end to end; and the exact
-// error for unsupported inputs.
+// inputs read as they are; the log gates' gradient kernel; the GLA and GSA
+// ops end to end; and the exact error for unsupported inputs.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -306,6 +306,31 @@ TEST(GlaKernelChecks, HalfInputsGiveTheBitsOfTheirFloat32Copies) {
                                                                  v.to(torch::kFloat), g.to(torch::kFloat), options);
     EXPECT_EQ(got.scalar_type(), torch::kFloat);
     EXPECT_TRUE(got.equal(expected)) << (tensor_cores ? "tensor cores" : "fp32");
+  }
+}
+
+// The log gates' gradient kernel against the LibTorch scan in float64:
+// bf16, half and float32 inputs (one a token-major view), dg in g's dtype
+// and memory order; all float64 to 1e-12.
+TEST(GlaKernelChecks, GateGradientMatchesTheScanInFloat64) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  torch::manual_seed(31);
+  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+  const int64_t B = 2, H = 3, T = 300, W = 40;
+  for (const bool f64 : {false, true}) {
+    const auto a = torch::randn({B, H, T, W}, cuda.dtype(f64 ? torch::kDouble : torch::kBFloat16));
+    const auto da = torch::randn({B, T, H, W}, cuda.dtype(f64 ? torch::kDouble : torch::kFloat)).transpose(1, 2);
+    const auto c = torch::randn({B, H, T, W}, cuda.dtype(f64 ? torch::kDouble : torch::kHalf));
+    const auto dc = torch::randn({B, H, T, W}, cuda.dtype(f64 ? torch::kDouble : torch::kFloat));
+    const auto g = torch::zeros({B, T, H, W}, cuda.dtype(f64 ? torch::kDouble : torch::kBFloat16)).transpose(1, 2);
+    const auto got = bla::kernels::gated_recurrence_gate_gradient(a, da, c, dc, g);
+    EXPECT_EQ(got.scalar_type(), g.scalar_type());
+    EXPECT_TRUE(got.transpose(1, 2).is_contiguous()) << "dg in g's token-major order";
+    auto cpu64 = [](const at::Tensor& t) { return t.to(torch::kCPU, torch::kDouble); };
+    const auto expected = bla::ops::gate_gradient_by_scan(cpu64(a), cpu64(da), cpu64(c), cpu64(dc), cpu64(g));
+    const double err = relative_error(cpu64(got), expected);
+    EXPECT_LT(err, f64 ? 1e-12 : 1e-2) << (f64 ? "float64" : "bf16 output");
+    std::printf("    gate gradient %s: rel err %.3e\n", f64 ? "float64" : "bf16", err);
   }
 }
 

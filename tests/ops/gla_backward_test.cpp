@@ -106,6 +106,10 @@ struct LibTorchPass {
     if (final_state != nullptr) *final_state = result.final_state;
     return result.output;
   }
+  static at::Tensor gate_gradient(const at::Tensor& a, const at::Tensor& da, const at::Tensor& c, const at::Tensor& dc,
+                                  const at::Tensor& g) {
+    return bla::ops::gate_gradient_by_scan(a, da, c, dc, g);
+  }
 };
 
 }  // namespace

@@ -55,4 +55,12 @@ struct GatedRecurrenceKernelOptions {
 at::Tensor gated_recurrence_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
                                     const GatedRecurrenceKernelOptions& options, at::Tensor* final_state = nullptr);
 
+// The log gates' gradient (src/bla/ops/gla/backward.h, GateGradient):
+// dg_t = sum_{u >= t} (a_u da_u - c_u dc_u) over time, summed in float64,
+// in g's dtype and memory order, for CUDA tensors (B, H, T, W) of g's
+// shape: a, da, c, dc each float32, bfloat16 or half, or all float64, read
+// through their strides. Throws std::invalid_argument otherwise.
+at::Tensor gated_recurrence_gate_gradient(const at::Tensor& a, const at::Tensor& da, const at::Tensor& c,
+                                          const at::Tensor& dc, const at::Tensor& g);
+
 }  // namespace bla::kernels

@@ -33,17 +33,23 @@ at::Tensor reversed_by_flipping(const GatedForward& forward, const at::Tensor& q
   return reversed(forward(reversed(q), reversed(k), reversed(v), reversed_gates(g), axis, scale, false));
 }
 
+at::Tensor gate_gradient_by_scan(const at::Tensor& a, const at::Tensor& da, const at::Tensor& c, const at::Tensor& dc,
+                                 const at::Tensor& g) {
+  const auto db = a.to(da.scalar_type()) * da - c.to(dc.scalar_type()) * dc;
+  return reverse_cumsum(db).to(g.scalar_type());
+}
+
 GatedRecurrenceGrads gated_recurrence_backward(const GatedForward& forward, const at::Tensor& q, const at::Tensor& k,
                                                const at::Tensor& v, const at::Tensor& g, const at::Tensor& out,
-                                               const at::Tensor& grad_out, DecayAxis axis, double scale) {
+                                               const at::Tensor& grad_out, DecayAxis axis, double scale,
+                                               const GateGradient& gate_gradient) {
   const DecayAxis other = axis == DecayAxis::Key ? DecayAxis::Value : DecayAxis::Key;
   // dq: forward in time on the other axis; dk: backward, other axis; dv: backward, same axis.
   const auto dq = forward(grad_out, v, k, g, other, scale, false);
   const auto dk = forward(v, grad_out, q, g, other, scale, true);
   const auto dv = forward(k, q, grad_out, g, axis, scale, true);
-  const auto db = axis == DecayAxis::Key ? q.to(dq.scalar_type()) * dq - k.to(dk.scalar_type()) * dk
-                                         : out.to(grad_out.scalar_type()) * grad_out - v.to(dv.scalar_type()) * dv;
-  return {dq.to(q.scalar_type()), dk.to(k.scalar_type()), dv.to(v.scalar_type()), reverse_cumsum(db).to(g.scalar_type())};
+  const auto dg = axis == DecayAxis::Key ? gate_gradient(q, dq, k, dk, g) : gate_gradient(out, grad_out, v, dv, g);
+  return {dq.to(q.scalar_type()), dk.to(k.scalar_type()), dv.to(v.scalar_type()), dg};
 }
 
 }  // namespace bla::ops

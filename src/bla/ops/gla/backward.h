@@ -48,17 +48,28 @@ struct GatedRecurrenceGrads {
   at::Tensor dq, dk, dv, dg;  // shaped and typed as q, k, v, g
 };
 
+// The log gates' gradient from the passes' results: dg_t = sum_{u >= t}
+// (a_u da_u - c_u dc_u) over time (axis 2), summed in float64, in g's dtype;
+// (a, da, c, dc) = (q, dq, k, dk) on the key axis, (o, do, v, dv) on the
+// value axis. gate_gradient_by_scan: in LibTorch ops (ops/scan.h); the CUDA
+// path's Pass gives the kernel's.
+using GateGradient = std::function<at::Tensor(const at::Tensor& a, const at::Tensor& da, const at::Tensor& c,
+                                              const at::Tensor& dc, const at::Tensor& g)>;
+at::Tensor gate_gradient_by_scan(const at::Tensor& a, const at::Tensor& da, const at::Tensor& c, const at::Tensor& dc,
+                                 const at::Tensor& g);
+
 // The input gradients of o = forward(q, k, v, g, axis, scale) for the
-// incoming gradient grad_out, from three calls of `forward`. `out` is o
-// itself (the value axis needs it for dg).
+// incoming gradient grad_out, from three calls of `forward` and one of
+// `gate_gradient`. `out` is o itself (the value axis needs it for dg).
 GatedRecurrenceGrads gated_recurrence_backward(const GatedForward& forward, const at::Tensor& q, const at::Tensor& k,
                                                const at::Tensor& v, const at::Tensor& g, const at::Tensor& out,
-                                               const at::Tensor& grad_out, DecayAxis axis, double scale);
+                                               const at::Tensor& grad_out, DecayAxis axis, double scale,
+                                               const GateGradient& gate_gradient = gate_gradient_by_scan);
 
 // The recurrence as an autograd Function around a pass that records no
 // graph: Pass::run(q, k, v, g, axis, scale, final_state*, reversed) -> o
 // (GatedForward's pass), with the final state into *final_state when it is
-// not null. apply(q, k, v, g,
+// not null, and Pass::gate_gradient (GateGradient's). apply(q, k, v, g,
 // value_axis, scale) returns {o, final state}; o's gradient comes from
 // gated_recurrence_backward with Pass::run, the final state has none. The CUDA
 // path (dispatch.cpp) instantiates it with the kernels; the tests with the
@@ -89,7 +100,7 @@ class GatedRecurrenceFunction : public torch::autograd::Function<GatedRecurrence
                                  DecayAxis fa, double fs, bool reversed) {
       return Pass::run(fq, fk, fv, fg, fa, fs, nullptr, reversed);
     };
-    const auto r = gated_recurrence_backward(pass, q, k, v, g, out, grad_out, axis, scale);
+    const auto r = gated_recurrence_backward(pass, q, k, v, g, out, grad_out, axis, scale, &Pass::gate_gradient);
     return {r.dq, r.dk, r.dv, r.dg, at::Tensor(), at::Tensor()};
   }
 };

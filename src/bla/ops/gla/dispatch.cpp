@@ -29,8 +29,9 @@ namespace bla::ops {
 namespace {
 
 #ifdef BLA_HAVE_CUDA_KERNELS
-// The kernels' forward pass (bla_kernels/gla.h) for GatedRecurrenceFunction;
-// kTensorCores for inputs that came from bf16 or half.
+// The kernels' passes and gate gradient (bla_kernels/gla.h) for
+// GatedRecurrenceFunction; kTensorCores for inputs that came from bf16 or
+// half.
 template <bool kTensorCores>
 struct KernelPass {
   static at::Tensor run(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
@@ -41,6 +42,10 @@ struct KernelPass {
     options.tensor_cores = kTensorCores;
     options.reversed = reversed;
     return kernels::gated_recurrence_forward(q, k, v, g, options, final_state);
+  }
+  static at::Tensor gate_gradient(const at::Tensor& a, const at::Tensor& da, const at::Tensor& c, const at::Tensor& dc,
+                                  const at::Tensor& g) {
+    return kernels::gated_recurrence_gate_gradient(a, da, c, dc, g);
   }
 };
 #endif
