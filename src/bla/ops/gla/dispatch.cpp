@@ -5,10 +5,10 @@
 // of the kernels (backward.h); everywhere else, and from a given state
 // (prefill), the chunked LibTorch form (chunked.cpp), with one log line on
 // CUDA saying why. The kernels compute in float32 for float32, half and
-// bfloat16 inputs, which they read as they are (for half and bfloat16 with
-// tensor-core products of tf32 operands where the head dims allow), and in
-// float64 for float64, as the LibTorch form does; on
-// their path the final state carries no gradient (it is only read after a
+// bfloat16 inputs, which they read as they are (where any input is half or
+// bfloat16, with tensor-core products of tf32 operands where the head dims
+// allow), and in float64 for float64, as the LibTorch form does; on their
+// path the final state carries no gradient (it is only read after a
 // prefill, which runs the LibTorch form).
 #include <torch/torch.h>
 
@@ -30,8 +30,7 @@ namespace {
 
 #ifdef BLA_HAVE_CUDA_KERNELS
 // The kernels' passes and gate gradient (bla_kernels/gla.h) for
-// GatedRecurrenceFunction; kTensorCores for inputs that came from bf16 or
-// half.
+// GatedRecurrenceFunction; kTensorCores where an input is bf16 or half.
 template <bool kTensorCores>
 struct KernelPass {
   static at::Tensor run(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
@@ -68,7 +67,12 @@ GatedRecurrenceResult chunked_gated_recurrence(const at::Tensor& q, const at::Te
       const auto qc = as_computed(q), kc = as_computed(k), vc = as_computed(v), gc = as_computed(g);
       if (kernels::gated_recurrence_supported(qc, kc, vc, gc, axis == DecayAxis::Value, &why)) {
         const bool value_axis = axis == DecayAxis::Value;
-        const bool half_inputs = q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf;
+        // Any input in bf16 or half puts the recurrence in that precision's budget (GSA's passes
+        // take float32 queries and slot weights beside bf16 keys or values).
+        const auto half = [](const at::Tensor& t) {
+          return t.scalar_type() == at::kBFloat16 || t.scalar_type() == at::kHalf;
+        };
+        const bool half_inputs = half(q) || half(k) || half(v) || half(g);
         const auto outputs = half_inputs
                                  ? GatedRecurrenceFunction<KernelPass<true>>::apply(qc, kc, vc, gc, value_axis, scale)
                                  : GatedRecurrenceFunction<KernelPass<false>>::apply(qc, kc, vc, gc, value_axis, scale);
