@@ -15,6 +15,9 @@
 #   SKIP_DEV=1 scripts/gpu_mixer_kernels.sh    # leave out the development harnesses
 #   SKIP_125M=1 scripts/gpu_mixer_kernels.sh   # leave out the 125M runs (SKIP_125M_OFF=1: only those with kernels)
 #   SKIP_BENCH=1 scripts/gpu_mixer_kernels.sh  # leave out the bla-bench timings
+#   BENCH_DIMS=64 BENCH_KERNELS=1 BENCH_OPS="gla,gsa --slots 64" scripts/gpu_mixer_kernels.sh
+#                                              # fewer timings: these head dims, ops (comma-separated)
+#                                              # and BLA_KERNELS values only
 #   SKIP_TESTS=1 scripts/gpu_mixer_kernels.sh  # leave out the CUDA tests
 #   MIXERS_125M="attention gla gsa" scripts/gpu_mixer_kernels.sh  # the 125M runs of these mixers only
 #   SANITIZE=1 scripts/gpu_mixer_kernels.sh    # also compute-sanitizer memcheck and racecheck on the harnesses' checks
@@ -92,9 +95,10 @@ fi
 
 if [ -z "${SKIP_BENCH:-}" ]; then
   shape=(--batch 4 --seq 8192 --heads 16 --dtype bf16 --reps 20 --sets 2 --warmup 5)
-  for dim in 64 128; do
-    for op in gla "gsa --slots 64" ssd "ssd --kernel-backward"; do
-      for k in 1 0; do
+  IFS=, read -r -a bench_ops <<< "${BENCH_OPS:-gla,gsa --slots 64,ssd,ssd --kernel-backward}"
+  for dim in ${BENCH_DIMS:-64 128}; do
+    for op in "${bench_ops[@]}"; do
+      for k in ${BENCH_KERNELS:-1 0}; do
         [ "$k" = 0 ] && [ "$op" = "ssd --kernel-backward" ] && continue
         # shellcheck disable=SC2086
         BLA_KERNELS=$k timeout 120 "$BUILD_DIR/src/bla-bench" --op $op --dim "$dim" "${shape[@]}" --no-reference \
@@ -103,8 +107,8 @@ if [ -z "${SKIP_BENCH:-}" ]; then
       done
     done
   done
-  # GatedFWA's op (its gate's running sums, ops/scan.h) beside SWA's kernel at the same window.
-  for op in swa gatedfwa; do
+  # GatedFWA's op (its gate's running sums, ops/scan.h) beside SWA's kernel at the same window (not with BENCH_OPS).
+  for op in $([ -z "${BENCH_OPS:-}" ] && echo swa gatedfwa); do
     timeout 120 "$BUILD_DIR/src/bla-bench" --op "$op" --window 512 --dim 64 "${shape[@]}" --no-reference --no-ceilings \
       >> "$out/bla_bench.log" 2>&1
     echo "bla-bench --op $op --window 512 --dim 64: rc=$?"
