@@ -50,6 +50,17 @@ detail::GlaElement element_of(const at::Tensor& t) {
 
 bool single_precision_or_less(at::ScalarType t) { return t == at::kFloat || t == at::kBFloat16 || t == at::kHalf; }
 
+detail::GlaInput input_of(const at::Tensor& t) { return {t.data_ptr(), strides_of(t), element_of(t)}; }
+
+// An empty (B, H, T, width) tensor in like's memory order: token-major where
+// like is a (B, T, H, D) tensor's transposed view (so that the layers'
+// transpose back is free), heads-first otherwise.
+at::Tensor empty_ordered_as(const at::Tensor& like, int64_t width, const at::TensorOptions& options) {
+  const int64_t B = like.size(0), H = like.size(1), T = like.size(2);
+  return like.stride(2) > like.stride(1) ? at::empty({B, T, H, width}, options).transpose(1, 2)
+                                         : at::empty({B, H, T, width}, options);
+}
+
 }  // namespace
 
 bool gated_recurrence_supported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
@@ -99,22 +110,18 @@ at::Tensor gated_recurrence_forward(const at::Tensor& q_in, const at::Tensor& k_
   a.dtype = dtype_of(q);
   a.tensor_cores = options.tensor_cores;
   a.scale = options.scale;
-  const int64_t B = a.shape.batch, H = a.shape.heads, T = a.shape.seq, Dk = a.shape.dk, Dv = a.shape.dv;
+  const int64_t B = a.shape.batch, H = a.shape.heads, Dk = a.shape.dk, Dv = a.shape.dv;
   const int64_t chunks = detail::gla_chunks(a.shape.seq), Dg = value_axis ? Dv : Dk;
-  // o in q's memory order: token-major (the layers' (B, T, H, D), so that
-  // their transpose back is free) where q is, heads-first otherwise.
-  const bool tokens_first = q.stride(2) > q.stride(1);
   const auto compute = q.options().dtype(a.dtype == detail::GlaDtype::kFloat64 ? at::kDouble : at::kFloat);
-  auto out = tokens_first ? at::empty({B, T, H, Dv}, compute).transpose(1, 2) : at::empty({B, H, T, Dv}, compute);
+  auto out = empty_ordered_as(q, Dv, compute);
   auto states = at::empty({B, H, chunks, Dk, Dv}, compute);
   auto totals = at::empty({B, H, chunks, Dg}, compute);
   at::Tensor last;
   if (final_state != nullptr) last = at::empty({B, H, Dk, Dv}, compute);
-  auto input = [](const at::Tensor& t) { return detail::GlaInput{t.data_ptr(), strides_of(t), element_of(t)}; };
-  a.q = input(q);
-  a.k = input(k);
-  a.v = input(v);
-  a.g = input(g);
+  a.q = input_of(q);
+  a.k = input_of(k);
+  a.v = input_of(v);
+  a.g = input_of(g);
   a.out = out.data_ptr();
   a.out_strides = strides_of(out);
   a.states = states.data_ptr();
@@ -139,21 +146,18 @@ at::Tensor gated_recurrence_gate_gradient(const at::Tensor& a_in, const at::Tens
   }
   const c10::cuda::CUDAGuard guard(g.device());
   const auto a = rows_of(a_in), da = rows_of(da_in), c = rows_of(c_in), dc = rows_of(dc_in);
-  // dg in g's memory order (token-major where g is a (B, T, H, W) tensor's transposed view).
-  const bool tokens_first = g.stride(2) > g.stride(1);
   const int64_t B = g.size(0), H = g.size(1), T = g.size(2), W = g.size(3);
-  auto dg = tokens_first ? at::empty({B, T, H, W}, g.options()).transpose(1, 2) : at::empty({B, H, T, W}, g.options());
-  auto input = [](const at::Tensor& t) { return detail::GlaInput{t.data_ptr(), strides_of(t), element_of(t)}; };
+  auto dg = empty_ordered_as(g, W, g.options());
   detail::GlaGateGradientArgs args;
   args.batch = static_cast<int>(B);
   args.heads = static_cast<int>(H);
   args.seq = static_cast<int>(T);
   args.width = static_cast<int>(W);
   args.dtype = f64 ? detail::GlaDtype::kFloat64 : detail::GlaDtype::kFloat32;
-  args.a = input(a);
-  args.da = input(da);
-  args.c = input(c);
-  args.dc = input(dc);
+  args.a = input_of(a);
+  args.da = input_of(da);
+  args.c = input_of(c);
+  args.dc = input_of(dc);
   args.dg = dg.data_ptr();
   args.dg_strides = strides_of(dg);
   args.dg_element = element_of(dg);

@@ -32,6 +32,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "gla_launch.h"
@@ -323,31 +324,21 @@ void check_gate_gradient(int B, int H, int T_len, int W, GlaElement dg_element) 
   args.c = {c.ptr, {}, element};
   args.dc = {dc.ptr, {}, element};
   args.dg_element = dg_element;
-  std::vector<double> got;
   const char* out_name = dg_element == GlaElement::kFloat64    ? "float64"
                          : dg_element == GlaElement::kBFloat16 ? "bf16"
                                                                : "float32";
-  if (dg_element == GlaElement::kBFloat16) {
-    Device<__nv_bfloat16> dg(n);
+  auto run = [&](auto* element_type) {  // dg in that element type, NaN first where it has one
+    using E = std::remove_pointer_t<decltype(element_type)>;
+    Device<E> dg(n);
+    if constexpr (!std::is_same_v<E, __nv_bfloat16>) dg.fill_nan();
     args.dg = dg.ptr;
     CHECK_CUDA(bla::kernels::detail::gla_gate_gradient_launch(args, nullptr));
     CHECK_CUDA(cudaDeviceSynchronize());
-    got = dg.download();
-  } else if (dg_element == GlaElement::kFloat64) {
-    Device<double> dg(n);
-    dg.fill_nan();
-    args.dg = dg.ptr;
-    CHECK_CUDA(bla::kernels::detail::gla_gate_gradient_launch(args, nullptr));
-    CHECK_CUDA(cudaDeviceSynchronize());
-    got = dg.download();
-  } else {
-    Device<float> dg(n);
-    dg.fill_nan();
-    args.dg = dg.ptr;
-    CHECK_CUDA(bla::kernels::detail::gla_gate_gradient_launch(args, nullptr));
-    CHECK_CUDA(cudaDeviceSynchronize());
-    got = dg.download();
-  }
+    return dg.download();
+  };
+  const std::vector<double> got = dg_element == GlaElement::kBFloat16  ? run(static_cast<__nv_bfloat16*>(nullptr))
+                                  : dg_element == GlaElement::kFloat64 ? run(static_cast<double*>(nullptr))
+                                                                       : run(static_cast<float*>(nullptr));
   const double err = max_relative(got, ref, ref);
   const double tol = dg_element == GlaElement::kBFloat16 ? 1e-2 : dg_element == GlaElement::kFloat64 ? 1e-12 : 1e-6;
   const bool ok = err < tol;
