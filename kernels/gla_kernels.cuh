@@ -65,6 +65,61 @@ struct GlaIn : GlaOperand<const void> {
   }
 };
 
+// An element as the compute type T (float or double).
+template <typename T, typename E>
+__device__ __forceinline__ T convert(E x) {
+  if constexpr (std::is_same_v<E, __nv_bfloat16>) {
+    return static_cast<T>(__bfloat162float(x));
+  } else if constexpr (std::is_same_v<E, __half>) {
+    return static_cast<T>(__half2float(x));
+  } else {
+    return static_cast<T>(x);
+  }
+}
+
+// A tile's loads with many in flight: each thread issues kGatherLoads<T>
+// loads before it stores any, so it waits for memory once per group instead of
+// once per element, and the element type is fixed for the whole tile (one
+// branch, not one per element). offset(idx) is element idx's place in src,
+// or -1 for a 0 (padding, rows past the sequence); put(idx, x) stores it.
+template <typename T>
+constexpr int kGatherLoads = sizeof(T) > 4 ? 8 : 16;  // (16 doubles spill in the float64 state kernel)
+
+template <typename T, typename E, typename Offset, typename Put>
+__device__ __forceinline__ void gather_as(const E* __restrict__ src, int count, Offset offset, Put put) {
+  constexpr int n = kGatherLoads<T>;
+  for (int first = threadIdx.x; first < count; first += n * blockDim.x) {
+    T x[n];
+#pragma unroll
+    for (int u = 0; u < n; ++u) {
+      const int idx = first + u * blockDim.x;
+      const long long at = idx < count ? offset(idx) : -1;
+      x[u] = at >= 0 ? convert<T>(src[at]) : T(0);
+    }
+#pragma unroll
+    for (int u = 0; u < n; ++u) {
+      const int idx = first + u * blockDim.x;
+      if (idx < count) put(idx, x[u]);
+    }
+  }
+}
+
+// gather_as over an input of any element type (read as GlaIn::read does).
+template <typename T, typename Offset, typename Put>
+__device__ __forceinline__ void gather(const GlaIn& src, int count, Offset offset, Put put) {
+  if constexpr (std::is_same_v<T, double>) {
+    gather_as<T>(static_cast<const double*>(src.ptr), count, offset, put);
+  } else {
+    switch (src.element) {
+      case detail::GlaElement::kBFloat16:
+        gather_as<T>(static_cast<const __nv_bfloat16*>(src.ptr), count, offset, put);
+        break;
+      case detail::GlaElement::kHalf: gather_as<T>(static_cast<const __half*>(src.ptr), count, offset, put); break;
+      default: gather_as<T>(static_cast<const float*>(src.ptr), count, offset, put);
+    }
+  }
+}
+
 template <typename T>
 struct GlaArgs {
   GlaIn q, k, v, g;
@@ -86,12 +141,11 @@ __device__ __forceinline__ long long row_offset(const GlaOperand<P>& x, const Gl
 }
 // Token t's log gate in column d: g_t, or reversed g_{T-t} with g_T = 0 (the
 // backward passes' gates move one token, src/bla/ops/gla/backward.h); 0 past
-// the sequence.
-template <typename T>
-__device__ __forceinline__ T gate_at(const GlaIn& g, const GlaDims& s, int b, int h, int t, int d) {
+// the sequence. gate_offset is where that gate lies in g, or -1 where it is 0.
+__device__ __forceinline__ long long gate_offset(const GlaIn& g, const GlaDims& s, int b, int h, int t, int d) {
   const int row = s.reversed ? s.seq - t : t;
-  if (t >= s.seq || row >= s.seq) return T(0);
-  return g.read<T>(b * g.batch + h * g.head + row * g.token + d);
+  if (t >= s.seq || row >= s.seq) return -1;
+  return b * g.batch + h * g.head + row * g.token + d;
 }
 __device__ __forceinline__ size_t chunk_state_offset(const GlaDims& s, int b, int h, int c) {
   return ((static_cast<size_t>(b) * s.heads + h) * s.nchunks + c) * s.dk * s.dv;
@@ -108,19 +162,21 @@ __host__ __device__ inline int padded(int width) { return width + 1; }
 // past the sequence are 0 (no key, no value, no decay).
 template <typename T>
 __device__ void load_rows(T* dst, int ld, const GlaIn& src, const GlaDims& s, int b, int h, int first, int width) {
-  for (int idx = threadIdx.x; idx < kGlaChunk * width; idx += blockDim.x) {
-    const int i = idx / width, d = idx % width, t = first + i;
-    dst[i * ld + d] = t < s.seq ? src.read<T>(row_offset(src, s, b, h, t) + d) : T(0);
-  }
+  gather<T>(
+      src, kGlaChunk * width,
+      [=](int idx) {
+        const int t = first + idx / width;
+        return t < s.seq ? row_offset(src, s, b, h, t) + idx % width : -1LL;
+      },
+      [=](int idx, T x) { dst[idx / width * ld + idx % width] = x; });
 }
-// The same for the chunk's log gates (gate_at).
+// The same for the chunk's log gates (gate_offset).
 template <typename T>
 __device__ void load_gates(T* dst, int ld, const GlaIn& g, const GlaDims& s, int b, int h, int first) {
   const int width = s.dg();
-  for (int idx = threadIdx.x; idx < kGlaChunk * width; idx += blockDim.x) {
-    const int i = idx / width, d = idx % width;
-    dst[i * ld + d] = gate_at<T>(g, s, b, h, first + i, d);
-  }
+  gather<T>(
+      g, kGlaChunk * width, [=](int idx) { return gate_offset(g, s, b, h, first + idx / width, idx % width); },
+      [=](int idx, T x) { dst[idx / width * ld + idx % width] = x; });
 }
 
 // b_i = g_0 + ... + g_i within the chunk, in place, one thread per column.
@@ -249,7 +305,7 @@ __global__ void __launch_bounds__(kGlaThreads) gla_chunk_output(GlaArgs<T> a) {
   load_rows(vs, Dv, a.v, s, b, h, first, Dv);
   load_gates(bs, ldb, a.g, s, b, h, first);
   const T* state = a.states + chunk_state_offset(s, b, h, c);
-  for (int idx = threadIdx.x; idx < Dk * Dv; idx += blockDim.x) S[idx] = state[idx];
+  gather_as<T>(state, Dk * Dv, [](int idx) { return static_cast<long long>(idx); }, [=](int idx, T x) { S[idx] = x; });
   __syncthreads();
   running_sum_rows(bs, ldb, Dg);
   __syncthreads();

@@ -55,30 +55,43 @@ inline size_t gla_tc_output_smem_elements() { return 4 * kGlaTcTile + kGlaTcScra
 
 // `width` columns of the chunk's rows into a (kGlaChunk, kGlaTcLd) tile;
 // columns width .. kGlaTcDim - 1 and rows past the sequence are 0.
+// (The loads go through gather: gla_kernels.cuh.)
+__device__ __forceinline__ void put_padded(float* dst, int idx, float x) {
+  dst[idx / kGlaTcDim * kGlaTcLd + idx % kGlaTcDim] = x;
+}
 __device__ inline void load_rows_padded(float* dst, const GlaIn& src, const GlaDims& s, int b, int h,
                                         int first, int width) {
-  for (int idx = threadIdx.x; idx < kGlaChunk * kGlaTcDim; idx += blockDim.x) {
-    const int i = idx / kGlaTcDim, d = idx % kGlaTcDim, t = first + i;
-    dst[i * kGlaTcLd + d] = d < width && t < s.seq ? src.read<float>(row_offset(src, s, b, h, t) + d) : 0.f;
-  }
+  gather<float>(
+      src, kGlaChunk * kGlaTcDim,
+      [=](int idx) {
+        const int t = first + idx / kGlaTcDim, d = idx % kGlaTcDim;
+        return d < width && t < s.seq ? row_offset(src, s, b, h, t) + d : -1LL;
+      },
+      [=](int idx, float x) { put_padded(dst, idx, x); });
 }
 
-// The chunk's log gates (gate_at) into a padded tile, 0 in columns Dg ...
+// The chunk's log gates (gate_offset) into a padded tile, 0 in columns Dg ...
 __device__ inline void load_gates_padded(float* dst, const GlaIn& g, const GlaDims& s, int b, int h,
                                          int first) {
-  for (int idx = threadIdx.x; idx < kGlaChunk * kGlaTcDim; idx += blockDim.x) {
-    const int i = idx / kGlaTcDim, d = idx % kGlaTcDim;
-    dst[i * kGlaTcLd + d] = d < s.dg() ? gate_at<float>(g, s, b, h, first + i, d) : 0.f;
-  }
+  gather<float>(
+      g, kGlaChunk * kGlaTcDim,
+      [=](int idx) {
+        const int d = idx % kGlaTcDim;
+        return d < s.dg() ? gate_offset(g, s, b, h, first + idx / kGlaTcDim, d) : -1LL;
+      },
+      [=](int idx, float x) { put_padded(dst, idx, x); });
 }
 
 // A (rows, cols) row-major global matrix into a tile padded with zeros to
 // kGlaTcDim columns, rows .. kGlaTcDim - 1.
 __device__ inline void load_matrix_padded(float* dst, const float* __restrict__ src, int rows, int cols) {
-  for (int idx = threadIdx.x; idx < kGlaTcDim * kGlaTcDim; idx += blockDim.x) {
-    const int r = idx / kGlaTcDim, c = idx % kGlaTcDim;
-    dst[r * kGlaTcLd + c] = r < rows && c < cols ? src[r * cols + c] : 0.f;
-  }
+  gather_as<float>(
+      src, kGlaTcDim * kGlaTcDim,
+      [=](int idx) {
+        const int r = idx / kGlaTcDim, c = idx % kGlaTcDim;
+        return r < rows && c < cols ? static_cast<long long>(r) * cols + c : -1LL;
+      },
+      [=](int idx, float x) { put_padded(dst, idx, x); });
 }
 
 // Two operands' rows of the chunk (widths w1, w2) and its gates' running
@@ -133,7 +146,9 @@ struct WarpTile {
 
 // gla_chunk_state on tensor cores: U = (k * decay)^T v (key axis) or
 // k^T (v * decay) (value axis), decay = e^{b_last - b_j}.
-__global__ void __launch_bounds__(kGlaThreads) gla_chunk_state_tc(GlaArgs<float> a) {
+// (Its shared memory allows 3 blocks an SM: the bound lets ptxas use the
+// registers that leaves instead of spilling at its default.)
+__global__ void __launch_bounds__(kGlaThreads, 3) gla_chunk_state_tc(GlaArgs<float> a) {
   DEV_EXTERN_SHARED(unsigned char, gla_smem);
   constexpr int C = kGlaChunk, LD = kGlaTcLd;
   const GlaDims& s = a.s;
@@ -164,7 +179,9 @@ __global__ void __launch_bounds__(kGlaThreads) gla_chunk_state_tc(GlaArgs<float>
 
 // gla_chunk_output on tensor cores (the same outputs; the header comment
 // says how the pairs split).
-__global__ void __launch_bounds__(kGlaThreads) gla_chunk_output_tc(GlaArgs<float> a) {
+// (Its shared memory allows 2 blocks an SM; the bound, as the state
+// kernel's.)
+__global__ void __launch_bounds__(kGlaThreads, 2) gla_chunk_output_tc(GlaArgs<float> a) {
   DEV_EXTERN_SHARED(unsigned char, gla_smem);
   constexpr int C = kGlaChunk, LD = kGlaTcLd, SUB = kGlaSub;
   const GlaDims& s = a.s;
@@ -196,17 +213,19 @@ __global__ void __launch_bounds__(kGlaThreads) gla_chunk_output_tc(GlaArgs<float
       const int j = (p - cross_pair(I, 0)) * SUB + row;
       kx[(p * SUB + row) * LD + d] = ks[j * LD + d] * exp_nonpositive(gate_before(bs, I, d) - bs[j * LD + d]);
     }
-    // Pairs inside a sub-chunk, one exponential per term; pairs above the
-    // diagonal sub-chunks are 0.
-    for (int idx = threadIdx.x; idx < C * C; idx += blockDim.x) {
-      const int i = idx / C, j = idx % C, I = i / SUB, J = j / SUB;
-      if (J < I) continue;
+    // Pairs inside a sub-chunk, one exponential per term (each thread's
+    // pairs in one sub-chunk, so that no warp walks rows without any);
+    // pairs above the diagonal sub-chunks are 0.
+    for (int idx = threadIdx.x; idx < kGlaSubs * SUB * SUB; idx += blockDim.x) {
+      const int I = idx / (SUB * SUB), i = I * SUB + idx / SUB % SUB, j = I * SUB + idx % SUB;
       float acc = 0.f;
-      if (J == I && j <= i)
+      if (j <= i)
         for (int d = 0; d < Dk; ++d)
           acc += qs[i * LD + d] * ks[j * LD + d] * exp_nonpositive(bs[i * LD + d] - bs[j * LD + d]);
       A[i * LD + j] = acc;
     }
+    for (int idx = threadIdx.x; idx < C * C; idx += blockDim.x)
+      if (idx % C / SUB > idx / C / SUB) A[(idx / C) * LD + idx % C] = 0.f;
     __syncthreads();
     if (warp < kGlaCrossPairs) {  // one cross pair per warp: A_IJ = qx_I kx_(I,J)^T
       const int I = later_of_pair(warp), J = warp - cross_pair(I, 0);
