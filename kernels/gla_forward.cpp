@@ -161,6 +161,10 @@ at::Tensor gated_recurrence_gate_gradient(const at::Tensor& a_in, const at::Tens
   args.dg = dg.data_ptr();
   args.dg_strides = strides_of(dg);
   args.dg_element = element_of(dg);
+  const auto totals = at::empty(
+      {static_cast<int64_t>(detail::gla_gate_workspace_elements(args.batch, args.heads, args.seq, args.width))},
+      g.options().dtype(at::kDouble));
+  args.totals = totals.data_ptr();
   if (T > 0 && W > 0)
     detail::check_cuda(kWho, detail::gla_gate_gradient_launch(args, at::cuda::getCurrentCUDAStream()),
                        "gla_gate_gradient_launch");

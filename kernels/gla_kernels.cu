@@ -35,11 +35,14 @@ cudaError_t launch_gate_gradient(const GlaGateGradientArgs& raw, cudaStream_t st
                    input(raw.c, H, L, W),
                    input(raw.dc, H, L, W),
                    {{raw.dg, dg.batch, dg.head, dg.token}, raw.dg_element},
+                   static_cast<double*>(raw.totals),
                    raw.batch,
                    H,
                    L,
-                   W};
-  const dim3 grid((W + 31) / 32, H, raw.batch);
+                   W,
+                   gate_segments(L)};
+  const dim3 grid(static_cast<unsigned>((W + 31) / 32 * a.segments), H, raw.batch);
+  DEV_LAUNCH_ON(grid, kGateThreads, 0, stream, gla_gate_segment_totals<T>)(a);
   DEV_LAUNCH_ON(grid, kGateThreads, 0, stream, gla_gate_gradient<T>)(a);
   return cudaGetLastError();
 }
@@ -91,6 +94,10 @@ cudaError_t launch(const GlaForwardArgs& raw, cudaStream_t stream) {
 }  // namespace
 
 int gla_chunks(int seq) { return (seq + gla::kGlaChunk - 1) / gla::kGlaChunk; }
+
+size_t gla_gate_workspace_elements(int batch, int heads, int seq, int width) {
+  return static_cast<size_t>(batch) * heads * gla::gate_segments(seq) * width;
+}
 
 size_t gla_smem_bytes(const GlaShape& shape, GlaDtype dtype) {
   const gla::GlaDims s = gla::dims_of(shape);

@@ -71,9 +71,12 @@ struct GlaGateGradientArgs {
   void* dg = nullptr;
   GlaStrides dg_strides;
   GlaElement dg_element = GlaElement::kFloat32;
+  void* totals = nullptr;  // workspace: gla_gate_workspace_elements(...) float64 numbers
 };
 
 int gla_chunks(int seq);  // chunks of the kernels' length covering seq tokens
+// Float64 numbers of the gate gradient's workspace (a sum per token segment and column).
+size_t gla_gate_workspace_elements(int batch, int heads, int seq, int width);
 // Dynamic shared memory the largest chunk kernel of either form needs, in bytes.
 size_t gla_smem_bytes(const GlaShape& shape, GlaDtype dtype);
 

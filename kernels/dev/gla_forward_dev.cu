@@ -324,6 +324,9 @@ void check_gate_gradient(int B, int H, int T_len, int W, GlaElement dg_element) 
   args.c = {c.ptr, {}, element};
   args.dc = {dc.ptr, {}, element};
   args.dg_element = dg_element;
+  Device<double> totals(bla::kernels::detail::gla_gate_workspace_elements(B, H, T_len, W));
+  totals.fill_nan();
+  args.totals = totals.ptr;
   const char* out_name = dg_element == GlaElement::kFloat64    ? "float64"
                          : dg_element == GlaElement::kBFloat16 ? "bf16"
                                                                : "float32";
@@ -427,7 +430,7 @@ int main(int argc, char** argv) {
       if (c.shape.dk <= 64 && c.shape.dv <= 64) check<float>(p, c.name, true, c.tokens_first, c.bf16_inputs);
     }
   }
-  for (const int len : {T, 1, 64}) {
+  for (const int len : {T, 1, 64, 700}) {  // 700: three segments of the gate gradient's kernels, the last one cut
     check_gate_gradient<double>(B, H, len, dk, GlaElement::kFloat64);
     check_gate_gradient<float>(B, H, len, dk, GlaElement::kFloat32);
     check_gate_gradient<float>(B, H, len, dv, GlaElement::kBFloat16);
