@@ -13,6 +13,7 @@
 # ${OUT:-gpu-mixer-kernels}/.
 #   scripts/gpu_mixer_kernels.sh
 #   SKIP_DEV=1 scripts/gpu_mixer_kernels.sh    # leave out the development harnesses
+#   HARNESSES=gla_forward_dev scripts/gpu_mixer_kernels.sh  # run only this one of the two
 #   SKIP_125M=1 scripts/gpu_mixer_kernels.sh   # leave out the 125M runs (SKIP_125M_OFF=1: only those with kernels)
 #   SKIP_BENCH=1 scripts/gpu_mixer_kernels.sh  # leave out the bla-bench timings
 #   BENCH_DIMS=64 BENCH_KERNELS=1 BENCH_OPS="gla,gsa --slots 64" scripts/gpu_mixer_kernels.sh
@@ -64,7 +65,7 @@ fi
 if [ -z "${SKIP_DEV:-}" ]; then
   if [ -n "$dev_build" ]; then wait "$dev_build" || { head -n 40 "$out/dev_build.log"; exit 1; }; fi
   small=(--no-bench --B 1 --H 2)
-  for harness in gla_forward_dev ssd_chunk_dev; do
+  for harness in ${HARNESSES:-gla_forward_dev ssd_chunk_dev}; do
     timeout 240 "$dev_bin/$harness" > "$out/$harness.log" 2>&1
     rc=$?
     [ "$rc" = 0 ] || failed=1
