@@ -48,11 +48,7 @@ void MemberOptimizer::set_learning_rates(const std::vector<double>& lrs) {
 }
 
 void MemberOptimizer::zero_grad() {
-  std::vector<torch::Tensor> grads;
-  for (auto& p : parameters_) {
-    if (p.grad().defined()) grads.push_back(p.grad());
-  }
-  if (!grads.empty()) at::_foreach_zero_(grads);
+  for (auto& p : parameters_) p.mutable_grad() = torch::Tensor();
 }
 
 void MemberOptimizer::step(const torch::Tensor& skip) {

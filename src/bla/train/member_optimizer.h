@@ -31,7 +31,7 @@ class MemberOptimizer {
   std::vector<double> learning_rates(int64_t step, int64_t total) const;
   // The rates of the next update (fused: fills the device tensor; call outside a captured graph).
   void set_learning_rates(const std::vector<double>& lrs);
-  void zero_grad();
+  void zero_grad();  // every gradient to none, as Optimizer::zero_grad
   // One update of every member whose `skip` entry ((E) float32 on the
   // parameters' device) is 0; the others are left as they are, moments and
   // step counts included. The CPU form reads `skip` on the host.

@@ -89,11 +89,7 @@ void Optimizer::set_learning_rate(double lr) {
 }
 
 void Optimizer::zero_grad() {
-  std::vector<torch::Tensor> grads;
-  for (auto& p : parameters_) {
-    if (p.grad().defined()) grads.push_back(p.grad());
-  }
-  if (!grads.empty()) at::_foreach_zero_(grads);
+  for (auto& p : parameters_) p.mutable_grad() = torch::Tensor();
 }
 
 void Optimizer::step(const torch::Tensor& skip) {
