@@ -30,6 +30,9 @@
 #   NCU=1 scripts/gpu_mixer_kernels.sh         # also every kernel of two forward+backward passes of bla-bench
 #                                              # --op gla and gsa at D 64, timed by Nsight Compute and summed
 #                                              # by kernel (scripts/ncu_kernel_times.py): where the op's time goes
+#   NCU_DETAIL="gla_chunk_output_tc bla_chunk_forward" scripts/gpu_mixer_kernels.sh
+#                                              # ncu's analysis sections (throughput, occupancy, warp stalls,
+#                                              # memory) for one launch of each kernel named (a regex), as text
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 out=${OUT:-gpu-mixer-kernels}
@@ -127,6 +130,20 @@ if [ -n "${NCU:-}" ] && [ -n "$ncu" ]; then
       --warmup 1 --reps 1 --sets 1 --no-ceilings --no-reference > /dev/null 2>&1
     echo "ncu --op $name rc=$? ($(($(date +%s) - t0)) s)"
     python3 scripts/ncu_kernel_times.py "$out/ncu_$name.csv" --per 2 | head -30 | tee "$out/ncu_$name.txt"
+  done
+fi
+if [ -n "${NCU_DETAIL:-}" ] && [ -n "$ncu" ]; then
+  # What limits one launch of each named kernel: throughput against the peaks, occupancy, where warps
+  # stall, the memory traffic (ncu's sections, as text).
+  for kernel in $NCU_DETAIL; do
+    op=gla
+    case $kernel in bla_*) op="bla --slots 64 --window 512" ;; esac
+    # shellcheck disable=SC2086
+    timeout 240 "$ncu" --kernel-name "regex:$kernel" --launch-count 1 --section SpeedOfLight --section Occupancy \
+      --section LaunchStats --section WarpStateStats --section SchedulerStats --section MemoryWorkloadAnalysis \
+      "$BUILD_DIR/src/bla-bench" --op $op --dim 64 --batch 4 --seq 8192 --heads 16 --dtype bf16 --pass fwdbwd \
+      --warmup 1 --reps 1 --sets 1 --no-ceilings --no-reference > "$out/ncu_detail_$kernel.txt" 2>&1
+    echo "ncu detail $kernel rc=$? ($(($(date +%s) - t0)) s)"
   done
 fi
 
