@@ -5,10 +5,12 @@
 // as many terms as the sequence has tokens), written in g's element type.
 // Two passes over segments of kGateSegment tokens, one block per 32 columns
 // of a segment of a (batch, head): the first sums each segment (the
-// workspace `totals`); the second walks its segment from the end in tiles of
-// 64 tokens, starting from the sum of the segments after it: each warp sums
-// 8 rows of a tile from the last, the warps' totals give each warp what the
-// later rows of the tile add, and a carry holds the sum of the tiles after.
+// workspace `totals`); the second walks its segment from the end in tiles,
+// starting from the sum of the segments after it: each warp sums its rows of
+// a tile from the last, the warps' totals give each warp what the later rows
+// of the tile add, and a carry holds the sum of the tiles after. Both passes
+// first gather a tile's four operands into shared memory (gla_kernels.cuh's
+// gather: many loads in flight, one element-type branch an operand).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -19,9 +21,13 @@ namespace bla::kernels::gla {
 
 constexpr int kGateThreads = 256;
 constexpr int kGateWarps = kGateThreads / 32;
-constexpr int kGateTile = 64;                        // tokens a block sums per step
-constexpr int kGateRows = kGateTile / kGateWarps;    // 8 rows per warp
-constexpr int kGateSegment = 4 * kGateTile;          // tokens of one block
+constexpr int kGateSegment = 256;  // tokens of one block
+// Tokens of a tile: its four (rows x 32) operands take 33.8 KB of shared memory in either compute type.
+template <typename T>
+constexpr int kGateTile = sizeof(T) > 4 ? 32 : 64;
+template <typename T>
+constexpr int kGateRows = kGateTile<T> / kGateWarps;  // rows of a tile per warp
+static_assert(kGateSegment % 64 == 0, "whole tiles a segment");
 
 inline int gate_segments(int seq) { return (seq + kGateSegment - 1) / kGateSegment; }
 
@@ -53,43 +59,67 @@ __device__ __forceinline__ long long element_offset(const GlaOperand<P>& x, int 
   return b * x.batch + h * x.head + t * x.token + d;
 }
 
-// a_t da_t - c_t dc_t in column d.
-template <typename T>
-__device__ __forceinline__ double gate_term(const GlaGateArgs<T>& a, int b, int h, int t, int d) {
-  return static_cast<double>(a.a.template read<T>(element_offset(a.a, b, h, t, d))) *
-             static_cast<double>(a.da.template read<T>(element_offset(a.da, b, h, t, d))) -
-         static_cast<double>(a.c.template read<T>(element_offset(a.c, b, h, t, d))) *
-             static_cast<double>(a.dc.template read<T>(element_offset(a.dc, b, h, t, d)));
-}
-
-// A block's place: grid (column blocks x segments, heads, batch).
+// A block's place: grid (column blocks x segments, heads, batch); this
+// thread's column d = d0 + lane.
 struct GateBlock {
-  int d, segment, h, b;
+  int d0, d, segment, h, b;
   bool column;  // d is one of the columns
 };
 template <typename T>
 __device__ __forceinline__ GateBlock gate_block(const GlaGateArgs<T>& a) {
   const int column_blocks = (a.width + 31) / 32;
-  const int d = static_cast<int>(blockIdx.x % column_blocks) * 32 + static_cast<int>(threadIdx.x % 32);
-  return {d, static_cast<int>(blockIdx.x / column_blocks), static_cast<int>(blockIdx.y), static_cast<int>(blockIdx.z),
-          d < a.width};
+  const int d0 = static_cast<int>(blockIdx.x % column_blocks) * 32, d = d0 + static_cast<int>(threadIdx.x % 32);
+  return {d0, d, static_cast<int>(blockIdx.x / column_blocks), static_cast<int>(blockIdx.y),
+          static_cast<int>(blockIdx.z), d < a.width};
 }
 template <typename T>
 __device__ __forceinline__ size_t segment_total_offset(const GlaGateArgs<T>& a, int b, int h, int segment, int d) {
   return ((static_cast<size_t>(b) * a.heads + h) * a.segments + segment) * a.width + d;
 }
 
+// A tile's four operands, rows first .. first + kGateTile - 1 of the block's
+// 32 columns (0 past the sequence or the width), into x[operand][row][column].
+template <typename T>
+struct GateTile {
+  T x[4][kGateTile<T>][33];
+
+  __device__ __forceinline__ void load(const GlaGateArgs<T>& a, const GateBlock& k, int first) {
+    const GlaIn* operands[4] = {&a.a, &a.da, &a.c, &a.dc};
+#pragma unroll
+    for (int o = 0; o < 4; ++o) {
+      const GlaIn& in = *operands[o];
+      T(*dst)[33] = x[o];
+      gather<T>(
+          in, kGateTile<T> * 32,
+          [=](int idx) {
+            const int t = first + idx / 32, d = k.d0 + idx % 32;
+            return t < a.seq && d < a.width ? element_offset(in, k.b, k.h, t, d) : -1LL;
+          },
+          [=](int idx, T v) { dst[idx / 32][idx % 32] = v; });
+    }
+  }
+  // a da - c dc of row r in this thread's column.
+  __device__ __forceinline__ double term(int r, int lane) const {
+    return static_cast<double>(x[0][r][lane]) * static_cast<double>(x[1][r][lane]) -
+           static_cast<double>(x[2][r][lane]) * static_cast<double>(x[3][r][lane]);
+  }
+};
+
 // Pass 1: each segment's sum, per column.
 template <typename T>
 __global__ void __launch_bounds__(kGateThreads) gla_gate_segment_totals(GlaGateArgs<T> a) {
+  __shared__ GateTile<T> tile;
   __shared__ double warp_totals[kGateWarps][32];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const GateBlock k = gate_block(a);
   const int first = k.segment * kGateSegment, end = min(first + kGateSegment, a.seq);
   double sum = 0;
-  if (k.column) {
-#pragma unroll 8
-    for (int t = first + warp; t < end; t += kGateWarps) sum += gate_term(a, k.b, k.h, t, k.d);
+  for (int t0 = first; t0 < end; t0 += kGateTile<T>) {
+    tile.load(a, k, t0);
+    __syncthreads();
+#pragma unroll
+    for (int r = 0; r < kGateRows<T>; ++r) sum += tile.term(warp * kGateRows<T> + r, lane);  // 0 past the end
+    __syncthreads();  // every warp has read the tile before the next one lands
   }
   warp_totals[warp][lane] = sum;
   __syncthreads();
@@ -104,23 +134,24 @@ __global__ void __launch_bounds__(kGateThreads) gla_gate_segment_totals(GlaGateA
 // Pass 2: dg over the segment, from the sum of the segments after it.
 template <typename T>
 __global__ void __launch_bounds__(kGateThreads) gla_gate_gradient(GlaGateArgs<T> a) {
+  constexpr int R = kGateRows<T>;
+  __shared__ GateTile<T> tile;
   __shared__ double warp_totals[kGateWarps][32];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const GateBlock k = gate_block(a);
-  double carry = 0;  // the sum over the tiles after this one
+  double carry = 0;  // the sum over the rows after the current tile
   if (k.column)
     for (int later = k.segment + 1; later < a.segments; ++later)
       carry += a.totals[segment_total_offset(a, k.b, k.h, later, k.d)];
-  const int first_tile = k.segment * (kGateSegment / kGateTile);
-  const int last_tile = min(first_tile + kGateSegment / kGateTile, (a.seq + kGateTile - 1) / kGateTile) - 1;
-  for (int tile = last_tile; tile >= first_tile; --tile) {
-    const int first = tile * kGateTile + warp * kGateRows;
-    double sums[kGateRows];  // sum over this warp's rows from r to its last
+  const int first = k.segment * kGateSegment, end = min(first + kGateSegment, a.seq);
+  for (int t0 = first + (end - 1 - first) / kGateTile<T> * kGateTile<T>; t0 >= first; t0 -= kGateTile<T>) {
+    tile.load(a, k, t0);
+    __syncthreads();
+    double sums[R];  // sum over this warp's rows from r to its last
     double run = 0;
 #pragma unroll
-    for (int r = kGateRows - 1; r >= 0; --r) {
-      const int t = first + r;
-      if (k.column && t < a.seq) run += gate_term(a, k.b, k.h, t, k.d);
+    for (int r = R - 1; r >= 0; --r) {
+      run += tile.term(warp * R + r, lane);  // 0 past the end
       sums[r] = run;
     }
     warp_totals[warp][lane] = run;
@@ -132,12 +163,12 @@ __global__ void __launch_bounds__(kGateThreads) gla_gate_gradient(GlaGateArgs<T>
       tile_total += warp_totals[w][lane];
     }
 #pragma unroll
-    for (int r = 0; r < kGateRows; ++r) {
-      const int t = first + r;
+    for (int r = 0; r < R; ++r) {
+      const int t = t0 + warp * R + r;
       if (k.column && t < a.seq) a.dg.write(element_offset(a.dg, k.b, k.h, t, k.d), sums[r] + later);
     }
     carry += tile_total;
-    __syncthreads();  // every warp has read the totals before the next tile writes them
+    __syncthreads();  // every warp has read the totals and the tile before the next tile writes them
   }
 }
 
