@@ -4,7 +4,10 @@
 # leaves checkpoints that a later call resumes), then copy what the docs need
 # (results.csv, the logs, each point's summary, metrics and config; no
 # checkpoints; runs.tgz) to ${OUT:-gpu-sweep}/. Only bla-sweep hears the
-# time limit, and passes it on once: runs stop after a checkpoint.
+# time limit, and passes it on once: runs stop after a checkpoint. Inside a
+# device call, leave LIMIT about 60 s short of the call's own limit: the
+# runs' stop, the archive and the tables come after it, and a call cut
+# before the archive brings back no runs.tgz.
 #   SWEEP=configs/sweeps/mqar_pilot.yaml GPUS=0,0 LIMIT=500 scripts/gpu_sweep.sh
 #   ONLY=bla,swa                      # bla-sweep --only
 #   ENSEMBLE=4                        # bla-sweep --ensemble (members per process; default auto)
