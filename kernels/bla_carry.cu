@@ -105,7 +105,7 @@ template <typename T, int D, int NP>
 __global__ void __launch_bounds__(kBlaThreads) bla_carry_forward_kernel(BlaCarryArgs args) {
   using Tables = CarryTables<NP>;
   constexpr int C = kBlaChunk;
-  extern __shared__ __align__(128) float smem[];
+  DEV_EXTERN_SHARED(float, smem);
   const Tables tables(smem, args.tables, args.tables.beta);
   float* xs = smem + Tables::kFloats;    // (C, 32) this chunk's tokens
   float* states = xs + C * kLdS;          // U_c and U_{c+1}, each (NP, 32)
@@ -147,7 +147,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_carry_backward_kernel(BlaCarr
   using Tables = CarryTables<NP>;
   using Share = ModalShare<NP>;
   constexpr int C = kBlaChunk;
-  extern __shared__ __align__(128) float smem[];
+  DEV_EXTERN_SHARED(float, smem);
   const Tables tables(smem, args.tables, args.tables.beta_t);
   float* dxs = smem + Tables::kFloats;  // (C, 32) this chunk's dX
   float* states = dxs + C * kLdS;  // E_{c+1} and E_c, each (NP, 32)

@@ -36,7 +36,7 @@ template <typename T, int D, int NP>
 __global__ void __launch_bounds__(kBlaThreads, (kChunkBlocksPerSm<D, NP>)) bla_chunk_backward_scores_kernel(BlaChunkArgs args) {
   using L = BlaLayout<D, NP>;
   constexpr int C = kBlaChunk;
-  extern __shared__ __align__(128) float smem[];
+  DEV_EXTERN_SHARED(float, smem);
   float* qd = smem;                 // (C, D) queries, then output grads
   float* kvs = qd + L::kTileD;      // (C, D) keys, then values
   float* lag = kvs + L::kTileD;     // (C, C) skewed scores, token weights, skewed grads of token weights
@@ -117,7 +117,7 @@ template <typename T, int D, int NP>
 __global__ void __launch_bounds__(kBlaThreads, (kChunkBlocksPerSm<D, NP>)) bla_chunk_backward_inputs_kernel(BlaChunkArgs args) {
   using L = BlaLayout<D, NP>;
   constexpr int C = kBlaChunk;
-  extern __shared__ __align__(128) float smem[];
+  DEV_EXTERN_SHARED(float, smem);
   float* qs = smem;                 // (C, D) queries
   float* ks = qs + L::kTileD;       // (C, D) keys
   float* gs = ks + L::kTileD;       // (C, C) grads of the scores [i, s]

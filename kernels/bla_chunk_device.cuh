@@ -47,7 +47,7 @@ __device__ __forceinline__ void load_rows(float* tile, const T* x, const BlaChun
 __device__ __forceinline__ void prefetch_span(const void* p, size_t bytes) {
   const char* base = static_cast<const char*>(p);
   for (size_t at = static_cast<size_t>(threadIdx.x) * 128; at < bytes; at += static_cast<size_t>(kBlaThreads) * 128)
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(base + at));
+    prefetch_l2(base + at);
 }
 
 // The same for the chunk's rows of a (B, T, H, D) tensor.
@@ -58,7 +58,7 @@ __device__ __forceinline__ void prefetch_rows(const T* x, const BlaChunkShape& s
     const int t = first + idx / kLines;
     if (t >= s.seq) continue;
     const char* row = reinterpret_cast<const char*>(x + ((static_cast<size_t>(b) * s.seq + t) * s.heads + h) * D);
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(row + (idx % kLines) * 128));
+    prefetch_l2(row + (idx % kLines) * 128);
   }
 }
 
@@ -160,9 +160,10 @@ inline dim3 chunk_grid(const BlaChunkShape& s) { return dim3(s.chunks, s.heads, 
 template <typename Args>
 cudaError_t launch_blocks(void (*kernel)(Args), size_t bytes, dim3 grid, cudaStream_t stream, const Args& args) {
   const cudaError_t err =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+      cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel), cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           static_cast<int>(bytes));
   if (err != cudaSuccess) return err;
-  kernel<<<grid, kBlaThreads, bytes, stream>>>(args);
+  DEV_LAUNCH_ON(grid, kBlaThreads, bytes, stream, kernel)(args);
   return cudaGetLastError();
 }
 

@@ -10,7 +10,7 @@ template <typename T, int D, int NP>
 __global__ void __launch_bounds__(kBlaThreads, (kChunkBlocksPerSm<D, NP>)) bla_chunk_forward_kernel(BlaChunkArgs args) {
   using L = BlaLayout<D, NP>;
   constexpr int C = kBlaChunk;
-  extern __shared__ __align__(128) float smem[];
+  DEV_EXTERN_SHARED(float, smem);
   float* qs = smem;                // (C, D) queries
   float* kvs = qs + L::kTileD;     // (C, D) keys, then values
   float* lag = kvs + L::kTileD;    // (C, C) skewed scores, then token weights

@@ -20,6 +20,8 @@
 // 0 only); tf32 rounding is emulated. Memory calls act on host memory.
 #pragma once
 
+#define BLA_CPU_EMULATION 1  // kernels leave out what has no CPU form (prefetch_l2 in device_common.cuh)
+
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
