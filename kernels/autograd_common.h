@@ -7,12 +7,36 @@
 #include <c10/core/ScalarType.h>
 #include <cuda_runtime_api.h>
 
+#ifndef BLA_CPU_EMULATION
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#endif
+
 #include <cstdint>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 
 namespace bla::kernels::detail {
+
+// The device the kernels run on: CUDA, or under the CPU emulation of the
+// development harnesses (BLA_CPU_EMULATION, kernels/dev/cpu_emulation.h)
+// the CPU, whose tensors the emulated kernels read and write in place.
+#ifndef BLA_CPU_EMULATION
+inline constexpr const char* kKernelDeviceName = "CUDA";
+inline bool on_kernel_device(const at::Tensor& t) { return t.is_cuda(); }
+using KernelDeviceGuard = c10::cuda::CUDAGuard;
+inline cudaStream_t kernel_stream(const at::Tensor& t) {
+  return at::cuda::getCurrentCUDAStream(t.device().index()).stream();
+}
+#else
+inline constexpr const char* kKernelDeviceName = "CPU (emulated kernels)";
+inline bool on_kernel_device(const at::Tensor& t) { return t.is_cpu(); }
+struct KernelDeviceGuard {
+  explicit KernelDeviceGuard(c10::Device) {}
+};
+inline cudaStream_t kernel_stream(const at::Tensor&) { return nullptr; }
+#endif
 
 inline std::string sizes_text(at::IntArrayRef sizes) {
   std::ostringstream out;
@@ -29,7 +53,11 @@ inline bool unsupported(std::string* why, const std::string& reason) {
 }
 
 inline void check_cuda(const std::string& who, cudaError_t err, const char* what) {
+#ifndef BLA_CPU_EMULATION
   if (err != cudaSuccess) throw std::runtime_error(who + what + " failed: " + cudaGetErrorString(err));
+#else
+  if (err != cudaSuccess) throw std::runtime_error(who + what + " failed: error " + std::to_string(err));
+#endif
 }
 
 // Whether t's data starts on a 32-byte boundary, as the tensor cores'
@@ -52,7 +80,8 @@ inline void check_buffer(const std::string& who, const at::Tensor& t, const char
 // {64, 128} and 32-bit token indices. Returns the first problem, or "".
 inline std::string qkv_problem(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   if (!q.defined() || !k.defined() || !v.defined()) return "q, k and v must be defined";
-  if (!q.is_cuda() || !k.is_cuda() || !v.is_cuda()) return "q, k and v must be CUDA tensors";
+  if (!on_kernel_device(q) || !on_kernel_device(k) || !on_kernel_device(v))
+    return std::string("q, k and v must be ") + kKernelDeviceName + " tensors";
   if (k.device() != q.device() || v.device() != q.device()) return "q, k and v must be on one device";
   const auto dtype = q.scalar_type();
   if (dtype != at::kBFloat16 && dtype != at::kFloat)

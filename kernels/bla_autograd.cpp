@@ -3,8 +3,6 @@
 // BlaFunction) and the chunk step alone on given modal slots.
 #include "bla_kernels/bla.h"
 
-#include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAGuard.h>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -89,9 +87,7 @@ detail::BlaDtype dtype_of(const at::Tensor& q) {
   return q.scalar_type() == at::kBFloat16 ? detail::BlaDtype::kBFloat16 : detail::BlaDtype::kFloat32;
 }
 
-cudaStream_t stream_of(const at::Tensor& q) {
-  return at::cuda::getCurrentCUDAStream(q.device().index()).stream();
-}
+cudaStream_t stream_of(const at::Tensor& q) { return detail::kernel_stream(q); }
 
 // The launches, on checked contiguous inputs; modal slots padded to NP.
 detail::BlaChunkArgs chunk_args(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mk,
@@ -219,7 +215,7 @@ struct BlaChunkFunction : public torch::autograd::Function<BlaChunkFunction> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k,
                             const at::Tensor& v, const at::Tensor& modal_keys, const at::Tensor& modal_values,
                             const BlaChunkTables& tables, double scale) {
-    const c10::cuda::CUDAGuard guard(q.device());
+    const detail::KernelDeviceGuard guard(q.device());
     const at::Tensor qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
     const at::Tensor mk = padded_modal(modal_keys, q, tables, "modal_keys");
     const at::Tensor mv = padded_modal(modal_values, q, tables, "modal_values");
@@ -238,7 +234,7 @@ struct BlaChunkFunction : public torch::autograd::Function<BlaChunkFunction> {
                                                  torch::autograd::variable_list grad_outputs) {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &modal_keys = saved[3], &modal_values = saved[4];
-    const c10::cuda::CUDAGuard guard(q.device());
+    const detail::KernelDeviceGuard guard(q.device());
     const BlaChunkTables t = load_tables(ctx);
     const double scale = ctx->saved_data["scale"].toDouble();
     const at::Tensor grad_out =
@@ -259,7 +255,7 @@ struct BlaChunkFunction : public torch::autograd::Function<BlaChunkFunction> {
 struct BlaFunction : public torch::autograd::Function<BlaFunction> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k,
                             const at::Tensor& v, const BlaChunkTables& tables, double scale) {
-    const c10::cuda::CUDAGuard guard(q.device());
+    const detail::KernelDeviceGuard guard(q.device());
     const at::Tensor qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
     const auto [mk, mv] = run_carry_forward(kc, vc, tables);
     const at::Tensor probabilities =
@@ -275,7 +271,7 @@ struct BlaFunction : public torch::autograd::Function<BlaFunction> {
                                                  torch::autograd::variable_list grad_outputs) {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &mk = saved[3], &mv = saved[4];
-    const c10::cuda::CUDAGuard guard(q.device());
+    const detail::KernelDeviceGuard guard(q.device());
     const BlaChunkTables t = load_tables(ctx);
     const double scale = ctx->saved_data["scale"].toDouble();
     const at::Tensor grad_out =
@@ -352,7 +348,7 @@ void bla_chunk_forward_out(const at::Tensor& q, const at::Tensor& k, const at::T
   const at::Tensor mv = padded_modal(modal_values, q, tables, "modal_values");
   check_buffer(kWho, out, "out", q.sizes(), q.scalar_type(), q);
 
-  const c10::cuda::CUDAGuard guard(q.device());
+  const detail::KernelDeviceGuard guard(q.device());
   run_chunk_forward(qc, kc, vc, mk, mv, tables, scale, out);
 }
 
@@ -376,7 +372,7 @@ void bla_chunk_backward_out(const at::Tensor& q, const at::Tensor& k, const at::
   check_buffer(kWho, grad_modal_keys, "grad_modal_keys", modal_shape, at::kFloat, q);
   check_buffer(kWho, grad_modal_values, "grad_modal_values", modal_shape, at::kFloat, q);
 
-  const c10::cuda::CUDAGuard guard(q.device());
+  const detail::KernelDeviceGuard guard(q.device());
   const bool padded = tables.padded != tables.slots;
   std::vector<int64_t> padded_shape = modal_shape;
   padded_shape[3] = tables.padded;

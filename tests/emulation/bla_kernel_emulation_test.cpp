@@ -1,0 +1,82 @@
+// The fused BLA kernels (kernels/bla_*.cu) and their LibTorch side
+// (kernels/bla_autograd.cpp) on the CPU, under kernels/dev/cpu_emulation.h:
+// bla_attention on CPU tensors, forward and backward through its autograd
+// Function, against the LibTorch chunked form in float64, as
+// tests/cuda/bla_kernel_test.cpp checks them on a GPU (same tolerances:
+// 1e-4 for float32 inputs, 1e-2 for bf16). Small shapes (the emulation runs
+// each block's 256 threads as OS threads): one case per compiled slot count
+// and head dim, odd lengths. Finds indexing, layout and synchronisation
+// mistakes in the kernels without a GPU; says nothing about their speed.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <ostream>
+#include <string>
+#include <tuple>
+
+#include "bla/ops/bla/bla.h"
+#include "bla/ops/bla/modal.h"
+#include "bla_kernels/bla.h"
+#include "support/tensor_checks.h"
+
+namespace {
+
+struct Case {
+  const char* name;
+  int64_t batch, seq, heads, dim, window, slots;
+};
+struct Mode {
+  const char* name;
+  at::ScalarType dtype;
+  double tolerance;
+};
+
+const Case kCases[] = {
+    {"slots_8_in_32", 1, 100, 2, 64, 40, 8},          // two chunks, the second cut short
+    {"slots_48_in_64", 1, 70, 1, 64, 256, 48},        // T above one chunk, below the window
+    {"slots_100_in_128", 1, 65, 1, 64, 300, 100},
+    {"d128_slots_20", 1, 66, 1, 128, 64, 20},
+};
+const Mode kModes[] = {{"f32", at::kFloat, 1e-4}, {"bf16", at::kBFloat16, 1e-2}};
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const Mode& m, std::ostream* os) { *os << m.name; }
+
+class BlaKernelEmulated : public ::testing::TestWithParam<std::tuple<Case, Mode>> {};
+
+TEST_P(BlaKernelEmulated, OutputAndGradientsMatchTheChunkedFormInFloat64) {
+  const auto& [c, mode] = GetParam();
+  torch::manual_seed(3);
+  const auto modal = bla::ops::make_bla_modal_operators(c.window, c.slots, 64);
+  const auto ops = bla::ops::make_bla_operators(c.window, c.slots, 64);
+  const auto tables = bla::kernels::make_bla_chunk_tables(c.window, c.slots, ops.kernel, modal.basis,
+                                                          modal.basis_inverse, modal.alpha, modal.beta,
+                                                          modal.beta_t, modal.partner, torch::kCPU);
+  auto draw = [&] { return torch::randn({c.batch, c.seq, c.heads, c.dim}).to(mode.dtype).requires_grad_(true); };
+  const at::Tensor q = draw(), k = draw(), v = draw();
+  const at::Tensor out = bla::kernels::bla_attention(q, k, v, tables, 0.0);
+  const at::Tensor grad_out = torch::randn(out.sizes()).to(mode.dtype);
+  const auto grads = torch::autograd::grad({out}, {q, k, v}, {grad_out});
+
+  const auto to64 = [](const at::Tensor& x) { return x.detach().to(at::kDouble).requires_grad_(true); };
+  const at::Tensor q64 = to64(q), k64 = to64(k), v64 = to64(v);
+  const bla::ops::BlaOptions opt{c.window, c.slots, 64};
+  const at::Tensor want = bla::ops::blurry_window_attention_chunked(q64, k64, v64, opt);
+  const auto want_grads = torch::autograd::grad({want}, {q64, k64, v64}, {grad_out.to(at::kDouble)});
+
+  const char* names[] = {"out", "dq", "dk", "dv"};
+  const at::Tensor got[] = {out, grads[0], grads[1], grads[2]};
+  const at::Tensor expected[] = {want, want_grads[0], want_grads[1], want_grads[2]};
+  for (int i = 0; i < 4; ++i) {
+    const double error = bla::testing::relative_error(got[i], expected[i]);
+    std::printf("    %-4s rel err %.3e\n", names[i], error);
+    EXPECT_LT(error, mode.tolerance) << names[i];
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, BlaKernelEmulated, ::testing::Combine(::testing::ValuesIn(kCases), ::testing::ValuesIn(kModes)),
+                         [](const ::testing::TestParamInfo<BlaKernelEmulated::ParamType>& info) {
+                           return std::string(std::get<0>(info.param).name) + "_" + std::get<1>(info.param).name;
+                         });
+
+}  // namespace
