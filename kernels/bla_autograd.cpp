@@ -35,6 +35,17 @@ void require_supported(const at::Tensor& q, const at::Tensor& k, const at::Tenso
 
 int64_t chunk_count(const at::Tensor& q) { return (q.size(1) + kBlaKernelChunk - 1) / kBlaKernelChunk; }
 
+// q, k or v as the kernels read it: as it lies where its rows of H heads
+// are each D contiguous elements, its tokens a fixed stride apart and its
+// batches T tokens apart (a view of the stacked projection's output, whose
+// tokens lie 3 H D apart, among them), else a contiguous copy.
+at::Tensor token_rows(const at::Tensor& x) {
+  const bool rows = x.stride(3) == 1 && x.stride(2) == x.size(3) && x.size(1) > 1 &&
+                    x.stride(1) >= x.size(2) * x.size(3) &&
+                    (x.size(0) == 1 || x.stride(0) == x.size(1) * x.stride(1));
+  return rows ? x : x.contiguous();
+}
+
 // Modal slots (B, H, nc, N, D) as contiguous float32 padded to NP slots.
 at::Tensor padded_modal(const at::Tensor& modal, const at::Tensor& q, const BlaChunkTables& tables,
                         const char* name) {
@@ -99,6 +110,9 @@ detail::BlaChunkArgs chunk_args(const at::Tensor& q, const at::Tensor& k, const 
   a.q = q.data_ptr();
   a.k = k.data_ptr();
   a.v = v.data_ptr();
+  a.q_row = q.stride(1);
+  a.k_row = k.stride(1);
+  a.v_row = v.stride(1);
   a.modal_keys = mk.data_ptr<float>();
   a.modal_values = mv.data_ptr<float>();
   return a;
@@ -154,8 +168,10 @@ std::pair<at::Tensor, at::Tensor> run_carry_forward(const at::Tensor& k, const a
   a.dtype = dtype_of(k);
   a.tables = table_view(t);
   a.tensors[0].x = k.data_ptr();
+  a.tensors[0].x_row = k.stride(1);
   a.tensors[0].modal = out.first.data_ptr<float>();
   a.tensors[1].x = v.data_ptr();
+  a.tensors[1].x_row = v.stride(1);
   a.tensors[1].modal = out.second.data_ptr<float>();
   check_cuda(kWho, detail::bla_carry_forward_launch(a, stream_of(k)), "carry forward launch");
   return out;
@@ -216,14 +232,14 @@ struct BlaChunkFunction : public torch::autograd::Function<BlaChunkFunction> {
                             const at::Tensor& v, const at::Tensor& modal_keys, const at::Tensor& modal_values,
                             const BlaChunkTables& tables, double scale) {
     const detail::KernelDeviceGuard guard(q.device());
-    const at::Tensor qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
+    const at::Tensor qc = token_rows(q), kc = token_rows(k), vc = token_rows(v);
     const at::Tensor mk = padded_modal(modal_keys, q, tables, "modal_keys");
     const at::Tensor mv = padded_modal(modal_values, q, tables, "modal_values");
     const at::Tensor probabilities = probabilities_for_backward(
         qc, kc, vc, tables,
         q.requires_grad() || k.requires_grad() || modal_keys.requires_grad() || v.requires_grad() ||
             modal_values.requires_grad());
-    at::Tensor out = at::empty_like(qc);
+    at::Tensor out = at::empty(q.sizes(), q.options());
     run_chunk_forward(qc, kc, vc, mk, mv, tables, scale, out, probabilities);
     ctx->save_for_backward({qc, kc, vc, modal_keys, modal_values, probabilities});
     save_tables(ctx, tables, scale);
@@ -238,10 +254,12 @@ struct BlaChunkFunction : public torch::autograd::Function<BlaChunkFunction> {
     const BlaChunkTables t = load_tables(ctx);
     const double scale = ctx->saved_data["scale"].toDouble();
     const at::Tensor grad_out =
-        grad_outputs[0].defined() ? grad_outputs[0].to(q.scalar_type()).contiguous() : at::zeros_like(q);
+        grad_outputs[0].defined() ? grad_outputs[0].to(q.scalar_type()).contiguous()
+                                  : at::zeros(q.sizes(), q.options());
     const at::Tensor mk = padded_modal(modal_keys, q, t, "modal_keys");
     const at::Tensor mv = padded_modal(modal_values, q, t, "modal_values");
-    at::Tensor dq = at::empty_like(q), dk = at::empty_like(k), dv = at::empty_like(v);
+    at::Tensor dq = at::empty(q.sizes(), q.options()), dk = at::empty(k.sizes(), k.options()),
+               dv = at::empty(v.sizes(), v.options());
     at::Tensor dmk = at::empty_like(mk), dmv = at::empty_like(mv);
     run_chunk_backward(q, k, v, mk, mv, t, scale, grad_out, dq, dk, dv, dmk, dmv, saved[5]);
     const auto unpad = [&](const at::Tensor& grad, const at::Tensor& like) {
@@ -256,11 +274,11 @@ struct BlaFunction : public torch::autograd::Function<BlaFunction> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k,
                             const at::Tensor& v, const BlaChunkTables& tables, double scale) {
     const detail::KernelDeviceGuard guard(q.device());
-    const at::Tensor qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
+    const at::Tensor qc = token_rows(q), kc = token_rows(k), vc = token_rows(v);
     const auto [mk, mv] = run_carry_forward(kc, vc, tables);
     const at::Tensor probabilities =
         probabilities_for_backward(qc, kc, vc, tables, q.requires_grad() || k.requires_grad() || v.requires_grad());
-    at::Tensor out = at::empty_like(qc);
+    at::Tensor out = at::empty(q.sizes(), q.options());
     run_chunk_forward(qc, kc, vc, mk, mv, tables, scale, out, probabilities);
     ctx->save_for_backward({qc, kc, vc, mk, mv, probabilities});
     save_tables(ctx, tables, scale);
@@ -275,8 +293,10 @@ struct BlaFunction : public torch::autograd::Function<BlaFunction> {
     const BlaChunkTables t = load_tables(ctx);
     const double scale = ctx->saved_data["scale"].toDouble();
     const at::Tensor grad_out =
-        grad_outputs[0].defined() ? grad_outputs[0].to(q.scalar_type()).contiguous() : at::zeros_like(q);
-    at::Tensor dq = at::empty_like(q), dk = at::empty_like(k), dv = at::empty_like(v);
+        grad_outputs[0].defined() ? grad_outputs[0].to(q.scalar_type()).contiguous()
+                                  : at::zeros(q.sizes(), q.options());
+    at::Tensor dq = at::empty(q.sizes(), q.options()), dk = at::empty(k.sizes(), k.options()),
+               dv = at::empty(v.sizes(), v.options());
     at::Tensor dmk = at::empty_like(mk), dmv = at::empty_like(mv);
     run_chunk_backward(q, k, v, mk, mv, t, scale, grad_out, dq, dk, dv, dmk, dmv, saved[5]);
     const auto [grad_k, grad_v] = run_carry_backward(dmk, dmv, dk, dv, t);
@@ -343,7 +363,7 @@ void bla_chunk_forward_out(const at::Tensor& q, const at::Tensor& k, const at::T
                            double scale, at::Tensor& out) {
   require_supported(q, k, v, tables.slots);
   check_tables(tables, q);
-  const at::Tensor qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
+  const at::Tensor qc = token_rows(q), kc = token_rows(k), vc = token_rows(v);
   const at::Tensor mk = padded_modal(modal_keys, q, tables, "modal_keys");
   const at::Tensor mv = padded_modal(modal_values, q, tables, "modal_values");
   check_buffer(kWho, out, "out", q.sizes(), q.scalar_type(), q);
@@ -359,7 +379,7 @@ void bla_chunk_backward_out(const at::Tensor& q, const at::Tensor& k, const at::
                             at::Tensor& grad_modal_values) {
   require_supported(q, k, v, tables.slots);
   check_tables(tables, q);
-  const at::Tensor qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
+  const at::Tensor qc = token_rows(q), kc = token_rows(k), vc = token_rows(v);
   const at::Tensor gc = grad_out.to(q.scalar_type()).contiguous();
   if (gc.sizes() != q.sizes())
     throw std::invalid_argument(std::string(kWho) + "grad_out must be shaped like q " + shape_text(q));

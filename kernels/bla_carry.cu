@@ -63,18 +63,18 @@ struct Piece {
   V v[kPerThread];
 };
 
-// The thread's share of one chunk's rows of a (B, T, H, D) tensor, column
-// col0 + share_col(); rows past the sequence read as zero.
+// The thread's share of one chunk's rows of a (B, T, H, D) tensor whose
+// tokens lie `row` elements apart (token_stride), column col0 + share_col();
+// rows past the sequence read as zero.
 template <typename T, int D>
 struct TokenRows {
   const BlaChunkShape* s;
   int b, h, col;
+  size_t row;
 
   // Element (token t, column col) and the step between a thread's rows.
-  __device__ __forceinline__ size_t at(int t) const {
-    return ((static_cast<size_t>(b) * s->seq + t) * s->heads + h) * D + col;
-  }
-  __device__ __forceinline__ size_t share_step() const { return static_cast<size_t>(kBlaWarps) * s->heads * D; }
+  __device__ __forceinline__ size_t at(int t) const { return token_offset<D>(*s, row, b, h, t) + col; }
+  __device__ __forceinline__ size_t share_step() const { return static_cast<size_t>(kBlaWarps) * row; }
 
   __device__ __forceinline__ void load(const T* x, int chunk, Piece<T>& out) const {
     const int t0 = chunk * kBlaChunk + share_row(0);
@@ -114,7 +114,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_carry_forward_kernel(BlaCarry
   const BlaChunkShape& s = args.shape;
   const int col0 = blockIdx.x * kSlice, h = blockIdx.y, b = blockIdx.z % s.batch;
   const BlaCarryTensor& io = args.tensors[blockIdx.z / s.batch];
-  const TokenRows<T, D> rows{&s, b, h, col0 + share_col()};
+  const TokenRows<T, D> rows{&s, b, h, col0 + share_col(), token_stride(io.x_row, s)};
   const T* x = static_cast<const T*>(io.x);
 
   Piece<T> now_x, next_x;  // chunks c and c + 1, loaded two chunks ahead
@@ -156,7 +156,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_carry_backward_kernel(BlaCarr
   const BlaChunkShape& s = args.shape;
   const int col0 = blockIdx.x * kSlice, h = blockIdx.y, b = blockIdx.z % s.batch;
   const BlaCarryTensor& io = args.tensors[blockIdx.z / s.batch];
-  const TokenRows<T, D> rows{&s, b, h, col0 + share_col()};
+  const TokenRows<T, D> rows{&s, b, h, col0 + share_col(), token_stride(0, s)};  // dX and its addend: contiguous
   const T* add = static_cast<const T*>(io.grad_add);
   T* grad_x = static_cast<T*>(io.grad_x);
   const auto load_modal = [&](int c, Share& out) {

@@ -59,14 +59,14 @@ __global__ void __launch_bounds__(kBlaThreads, (kChunkBlocksPerSm<D, NP>)) bla_c
     dense_to_tile<C, NP>(zs, L::kLdN, args.probabilities + score_offset(s, b, h, c));
   } else {
     prefetch_span(modal_keys, sizeof(float) * NP * D);
-    prefetch_rows<T, D>(static_cast<const T*>(args.grad_out), s, b, h, first);
-    prefetch_rows<T, D>(static_cast<const T*>(args.v), s, b, h, first);
+    prefetch_rows<T, D>(static_cast<const T*>(args.grad_out), token_stride(0, s), s, b, h, first);
+    prefetch_rows<T, D>(static_cast<const T*>(args.v), token_stride(args.v_row, s), s, b, h, first);
     load_and_score<T, D, NP>(args, modal_operand<D, NP>(gz, modal_keys), qd, kvs, lag, zs, ys, scratch, b, h,
                              first);
   }
   zero_tile(lag, C, C, L::kLdC);
-  load_rows<T, D>(qd, static_cast<const T*>(args.grad_out), s, b, h, first);  // queries are done
-  load_rows<T, D>(kvs, static_cast<const T*>(args.v), s, b, h, first);        // keys are done
+  load_rows<T, D>(qd, static_cast<const T*>(args.grad_out), token_stride(0, s), s, b, h, first);  // queries are done
+  load_rows<T, D>(kvs, static_cast<const T*>(args.v), token_stride(args.v_row, s), s, b, h, first);  // keys are done
   const ModalOperand values = modal_operand<D, NP>(gz, modal_values);         // so are the modal keys
   __syncthreads();
   chunk_output_weights<T, D, NP>(tb, zs, ys, lag, scratch);
@@ -135,8 +135,8 @@ __global__ void __launch_bounds__(kBlaThreads, (kChunkBlocksPerSm<D, NP>)) bla_c
   prefetch_span(args.modal_keys + modal, sizeof(float) * NP * D);
   dense_to_tile<C, NP>(gz, L::kLdN, args.grad_scores + score_offset(s, b, h, c));
   const ModalOperand keys = modal_operand<D, NP>(us, args.modal_keys + modal);
-  load_rows<T, D>(qs, static_cast<const T*>(args.q), s, b, h, first);
-  load_rows<T, D>(ks, static_cast<const T*>(args.k), s, b, h, first);
+  load_rows<T, D>(qs, static_cast<const T*>(args.q), token_stride(args.q_row, s), s, b, h, first);
+  load_rows<T, D>(ks, static_cast<const T*>(args.k), token_stride(args.k_row, s), s, b, h, first);
   zero_tile(gs, C, C, L::kLdC);
   __syncthreads();
   {

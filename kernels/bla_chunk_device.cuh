@@ -22,23 +22,35 @@ __device__ __forceinline__ void zero_tile(float* tile, int rows, int cols, int l
   for (int idx = threadIdx.x; idx < rows * cols; idx += kBlaThreads) tile[(idx / cols) * ld + idx % cols] = 0.f;
 }
 
-// The chunk's 64 rows of a (B, T, H, D) tensor into a float tile of row
-// stride D + 4; rows past the sequence are zero. A thread issues all its
-// loads before converting any, so they are in flight together.
+// Elements between consecutive tokens of a (B, T, H, D) operand: `row`
+// (BlaChunkArgs::q_row ...), or H * D, a contiguous tensor's, where it is 0.
+__device__ __forceinline__ size_t token_stride(long long row, const BlaChunkShape& s) {
+  return row > 0 ? static_cast<size_t>(row) : static_cast<size_t>(s.heads) * s.dim;
+}
+
+// Where token t's row of head h starts in a (B, T, H, D) operand whose
+// tokens lie `row` elements apart.
+template <int D>
+__device__ __forceinline__ size_t token_offset(const BlaChunkShape& s, size_t row, int b, int h, int t) {
+  return (static_cast<size_t>(b) * s.seq + t) * row + static_cast<size_t>(h) * D;
+}
+
+// The chunk's 64 rows of a (B, T, H, D) operand (tokens `row` elements
+// apart) into a float tile of row stride D + 4; rows past the sequence are
+// zero. A thread issues all its loads before converting any, so they are in
+// flight together.
 template <typename T, int D>
-__device__ __forceinline__ void load_rows(float* tile, const T* x, const BlaChunkShape& s, int b, int h, int first) {
-  constexpr int kPer = kBlaChunk * D / kBlaThreads;
+__device__ __forceinline__ void load_rows(float* tile, const T* x, size_t row, const BlaChunkShape& s, int b, int h,
+                                          int first) {
+  constexpr int kPer = kBlaChunk * D / kBlaThreads, kRowsPerStep = kBlaThreads / D;
+  const int r0 = threadIdx.x / D, c = threadIdx.x % D;  // the thread's rows r0 + u kRowsPerStep, column c
+  const T* p = x + token_offset<D>(s, row, b, h, first + r0) + c;
+  const size_t step = kRowsPerStep * row;
   T raw[kPer];
 #pragma unroll
-  for (int u = 0; u < kPer; ++u) {
-    const int idx = threadIdx.x + u * kBlaThreads, r = idx / D, c = idx % D, t = first + r;
-    raw[u] = t < s.seq ? x[((static_cast<size_t>(b) * s.seq + t) * s.heads + h) * D + c] : from_float<T>(0.f);
-  }
+  for (int u = 0; u < kPer; ++u) raw[u] = first + r0 + u * kRowsPerStep < s.seq ? p[u * step] : from_float<T>(0.f);
 #pragma unroll
-  for (int u = 0; u < kPer; ++u) {
-    const int idx = threadIdx.x + u * kBlaThreads;
-    tile[(idx / D) * (D + 4) + idx % D] = to_float(raw[u]);
-  }
+  for (int u = 0; u < kPer; ++u) tile[(r0 + u * kRowsPerStep) * (D + 4) + c] = to_float(raw[u]);
 }
 
 // Ask L2 for every 128-byte line of [p, p + bytes), spread over the block:
@@ -50,15 +62,16 @@ __device__ __forceinline__ void prefetch_span(const void* p, size_t bytes) {
     prefetch_l2(base + at);
 }
 
-// The same for the chunk's rows of a (B, T, H, D) tensor.
+// The same for the chunk's rows of a (B, T, H, D) operand (tokens `row` elements apart).
 template <typename T, int D>
-__device__ __forceinline__ void prefetch_rows(const T* x, const BlaChunkShape& s, int b, int h, int first) {
+__device__ __forceinline__ void prefetch_rows(const T* x, size_t row, const BlaChunkShape& s, int b, int h,
+                                              int first) {
   constexpr int kLines = (D * static_cast<int>(sizeof(T)) + 127) / 128;
   for (int idx = threadIdx.x; idx < kBlaChunk * kLines; idx += kBlaThreads) {
     const int t = first + idx / kLines;
     if (t >= s.seq) continue;
-    const char* row = reinterpret_cast<const char*>(x + ((static_cast<size_t>(b) * s.seq + t) * s.heads + h) * D);
-    prefetch_l2(row + (idx % kLines) * 128);
+    const char* line = reinterpret_cast<const char*>(x + token_offset<D>(s, row, b, h, t));
+    prefetch_l2(line + (idx % kLines) * 128);
   }
 }
 
@@ -287,8 +300,8 @@ template <typename T, int D, int NP>
 __device__ __forceinline__ void load_and_score(const BlaChunkArgs& args, ModalOperand modal_keys, float* qs,
                                                float* ks, float* lag, float* zs, float* ys, float* scratch, int b,
                                                int h, int first) {
-  load_rows<T, D>(qs, static_cast<const T*>(args.q), args.shape, b, h, first);
-  load_rows<T, D>(ks, static_cast<const T*>(args.k), args.shape, b, h, first);
+  load_rows<T, D>(qs, static_cast<const T*>(args.q), token_stride(args.q_row, args.shape), args.shape, b, h, first);
+  load_rows<T, D>(ks, static_cast<const T*>(args.k), token_stride(args.k_row, args.shape), args.shape, b, h, first);
   zero_tile(lag, kBlaChunk, kBlaChunk, BlaLayout<D, NP>::kLdC);
   __syncthreads();
   chunk_probabilities<T, D, NP>(args.shape, args.tables, modal_keys, qs, ks, lag, zs, ys, scratch, first);

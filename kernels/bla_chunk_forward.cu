@@ -28,12 +28,13 @@ __global__ void __launch_bounds__(kBlaThreads, (kChunkBlocksPerSm<D, NP>)) bla_c
 
   prefetch_span(modal_keys, sizeof(float) * NP * D);
   prefetch_span(modal_values, sizeof(float) * NP * D);
-  prefetch_rows<T, D>(static_cast<const T*>(args.v), s, b, h, first);
+  const size_t v_row = token_stride(args.v_row, s);
+  prefetch_rows<T, D>(static_cast<const T*>(args.v), v_row, s, b, h, first);
   load_and_score<T, D, NP>(args, modal_operand<D, NP>(us, modal_keys), qs, kvs, lag, zs, ys, scratch, b, h, first);
   if (args.probabilities != nullptr)
     tile_to_dense<C, NP>(args.probabilities + score_offset(s, b, h, c), zs, L::kLdN);
   zero_tile(lag, C, C, L::kLdC);
-  load_rows<T, D>(kvs, static_cast<const T*>(args.v), s, b, h, first);  // keys are done
+  load_rows<T, D>(kvs, static_cast<const T*>(args.v), v_row, s, b, h, first);  // keys are done
   const ModalOperand values = modal_operand<D, NP>(us, modal_values);   // so are the modal keys
   __syncthreads();
   chunk_output_weights<T, D, NP>(tb, zs, ys, lag, scratch);

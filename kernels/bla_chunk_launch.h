@@ -77,6 +77,10 @@ struct BlaChunkArgs {
   // probabilities there, and the backward then reads them instead of
   // recomputing them (and needs no q, k in its first pass).
   float* probabilities = nullptr;
+  // Elements between consecutive tokens of q, k and v (their stride over T;
+  // 0: H * D, as a contiguous (B, T, H, D) tensor lies). Their batch stride is
+  // T times it, their head stride D; outputs and grad_out are contiguous.
+  long long q_row = 0, k_row = 0, v_row = 0;
 };
 
 // The carry between chunks in the modal basis (bla_carry.cu):
@@ -90,6 +94,7 @@ struct BlaChunkArgs {
 // float32.
 struct BlaCarryTensor {
   const void* x = nullptr;
+  long long x_row = 0;                // forward: elements between x's tokens (0: H * D), as BlaChunkArgs::q_row
   float* modal = nullptr;             // forward: U_c out
   const float* grad_modal = nullptr;  // backward: dU_c in
   const void* grad_add = nullptr;     // backward: added to dX (the chunk step's own grad of x), or null

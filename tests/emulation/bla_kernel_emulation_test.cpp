@@ -14,6 +14,7 @@
 #include <ostream>
 #include <string>
 #include <tuple>
+#include <utility>
 
 #include "bla/ops/bla/bla.h"
 #include "bla/ops/bla/modal.h"
@@ -72,6 +73,40 @@ TEST_P(BlaKernelEmulated, OutputAndGradientsMatchTheChunkedFormInFloat64) {
     std::printf("    %-4s rel err %.3e\n", names[i], error);
     EXPECT_LT(error, mode.tolerance) << names[i];
   }
+}
+
+// q, k and v as views of one (B, T, 3 H D) tensor, as the stacked
+// projection makes them (mixers::project_stacked): the kernels read them
+// where they lie and give the bits of contiguous copies, output and
+// gradients.
+TEST_P(BlaKernelEmulated, StackedProjectionViewsGiveTheBitsOfContiguousCopies) {
+  const auto& [c0, mode] = GetParam();
+  Case c = c0;
+  c.batch = 2;  // a batch stride of T tokens
+  torch::manual_seed(4);
+  const auto modal = bla::ops::make_bla_modal_operators(c.window, c.slots, 64);
+  const auto ops = bla::ops::make_bla_operators(c.window, c.slots, 64);
+  const auto tables = bla::kernels::make_bla_chunk_tables(c.window, c.slots, ops.kernel, modal.basis,
+                                                          modal.basis_inverse, modal.alpha, modal.beta,
+                                                          modal.beta_t, modal.partner, torch::kCPU);
+  const at::Tensor qkv = torch::randn({c.batch, c.seq, 3 * c.heads * c.dim}).to(mode.dtype);
+  const at::Tensor grad_out = torch::randn({c.batch, c.seq, c.heads, c.dim}).to(mode.dtype);
+  auto run = [&](bool views) {
+    const at::Tensor x = qkv.clone().requires_grad_(true);
+    auto part = [&](int64_t i) {
+      const at::Tensor view = x.narrow(2, i * c.heads * c.dim, c.heads * c.dim).view({c.batch, c.seq, c.heads, c.dim});
+      return views ? view : view.contiguous();
+    };
+    const at::Tensor q = part(0), k = part(1), v = part(2);
+    EXPECT_EQ(q.is_contiguous(), !views);
+    const at::Tensor out = bla::kernels::bla_attention(q, k, v, tables, 0.0);
+    const at::Tensor grad = torch::autograd::grad({out}, {x}, {grad_out})[0];
+    return std::make_pair(out, grad);
+  };
+  const auto [out_views, grad_views] = run(true);
+  const auto [out_copies, grad_copies] = run(false);
+  EXPECT_TRUE(torch::equal(out_views, out_copies));
+  EXPECT_TRUE(torch::equal(grad_views, grad_copies));
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, BlaKernelEmulated, ::testing::Combine(::testing::ValuesIn(kCases), ::testing::ValuesIn(kModes)),
