@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "bla/ops/attention/attention.h"
@@ -213,6 +214,32 @@ TEST_P(BlaKernel, ChunkAutogradAgreesWithTheRawPasses) {
     ASSERT_EQ(grads[i].sizes(), wants[i].sizes()) << names[i];
     expect_close((std::string("saved.d") + names[i]).c_str(), grads[i], wants[i], tolerance);
   }
+}
+
+// q, k and v as views of one (B, T, 3 H D) tensor, as the stacked
+// projection makes them (mixers::project_stacked): the kernels read them
+// through their token stride and give the bits of contiguous copies, output
+// and every gradient (the op as training calls it).
+TEST_P(BlaKernel, StackedProjectionViewsGiveTheBitsOfContiguousCopies) {
+  const auto& [c, mode] = GetParam();
+  torch::manual_seed(5);
+  const BlaOptions opt{c.window, c.slots, 64};
+  const at::Tensor qkv = torch::randn({c.batch, c.seq, 3 * c.heads * c.dim}, kCudaF32).to(mode.dtype);
+  const at::Tensor grad_out = torch::randn({c.batch, c.seq, c.heads, c.dim}, kCudaF32).to(mode.dtype);
+  auto run = [&](bool views) {
+    const at::Tensor x = qkv.clone().requires_grad_(true);
+    auto part = [&](int64_t i) {
+      const at::Tensor view = x.narrow(2, i * c.heads * c.dim, c.heads * c.dim).view({c.batch, c.seq, c.heads, c.dim});
+      return views ? view : view.contiguous();
+    };
+    const at::Tensor q = part(0), k = part(1), v = part(2);
+    const at::Tensor out = bla::ops::blurry_window_attention(q, k, v, opt);
+    return std::make_pair(out, torch::autograd::grad({out}, {x}, {grad_out})[0]);
+  };
+  const auto [out_views, grad_views] = run(true);
+  const auto [out_copies, grad_copies] = run(false);
+  EXPECT_TRUE(torch::equal(out_views, out_copies));
+  EXPECT_TRUE(torch::equal(grad_views, grad_copies));
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, BlaKernel, ::testing::Combine(::testing::ValuesIn(kCases), ::testing::ValuesIn(kModes)),
