@@ -17,7 +17,6 @@
 #include <cstdio>
 #include <string>
 #include <tuple>
-#include <utility>
 #include <vector>
 
 #include "bla/ops/attention/attention.h"
@@ -25,6 +24,7 @@
 #include "bla/ops/bla/modal.h"
 #include "bla_kernels/bla.h"
 #include "support/bla_kernel_algorithm.h"
+#include "support/bla_kernel_cases.h"
 #include "support/tensor_checks.h"
 
 namespace {
@@ -33,16 +33,8 @@ using bla::testing::relative_error;
 
 using bla::ops::BlaOptions;
 
-struct Case {
-  const char* name;
-  int64_t batch, seq, heads, dim, window, slots;
-};
-
-struct Mode {
-  const char* name;
-  at::ScalarType dtype;
-  double tolerance;
-};
+using Case = bla::testing::BlaKernelCase;
+using Mode = bla::testing::BlaKernelMode;
 
 const Case kCases[] = {
     {"odd_seq", 2, 100, 3, 64, 40, 8},
@@ -99,10 +91,7 @@ ChunkStepInputs random_chunk_step_inputs(const Case& c, const Mode& mode, uint64
 }
 
 bla::kernels::BlaChunkTables kernel_tables(const Case& c, c10::Device device) {
-  const auto modal = bla::ops::make_bla_modal_operators(c.window, c.slots, 64);
-  const auto ops = bla::ops::make_bla_operators(c.window, c.slots, 64);
-  return bla::kernels::make_bla_chunk_tables(c.window, c.slots, ops.kernel, modal.basis, modal.basis_inverse,
-                                             modal.alpha, modal.beta, modal.beta_t, modal.partner, device);
+  return bla::testing::bla_kernel_tables(c.window, c.slots, device);
 }
 
 class BlaKernel : public ::testing::TestWithParam<std::tuple<Case, Mode>> {
@@ -226,20 +215,14 @@ TEST_P(BlaKernel, StackedProjectionViewsGiveTheBitsOfContiguousCopies) {
   const BlaOptions opt{c.window, c.slots, 64};
   const at::Tensor qkv = torch::randn({c.batch, c.seq, 3 * c.heads * c.dim}, kCudaF32).to(mode.dtype);
   const at::Tensor grad_out = torch::randn({c.batch, c.seq, c.heads, c.dim}, kCudaF32).to(mode.dtype);
-  auto run = [&](bool views) {
-    const at::Tensor x = qkv.clone().requires_grad_(true);
-    auto part = [&](int64_t i) {
-      const at::Tensor view = x.narrow(2, i * c.heads * c.dim, c.heads * c.dim).view({c.batch, c.seq, c.heads, c.dim});
-      return views ? view : view.contiguous();
-    };
-    const at::Tensor q = part(0), k = part(1), v = part(2);
-    const at::Tensor out = bla::ops::blurry_window_attention(q, k, v, opt);
-    return std::make_pair(out, torch::autograd::grad({out}, {x}, {grad_out})[0]);
-  };
-  const auto [out_views, grad_views] = run(true);
-  const auto [out_copies, grad_copies] = run(false);
-  EXPECT_TRUE(torch::equal(out_views, out_copies));
-  EXPECT_TRUE(torch::equal(grad_views, grad_copies));
+  at::Tensor outs[2], grads[2];
+  for (const bool views : {true, false}) {
+    const auto s = bla::testing::stacked_qkv(qkv, c.heads, c.dim, views);
+    outs[views] = bla::ops::blurry_window_attention(s.q, s.k, s.v, opt);
+    grads[views] = torch::autograd::grad({outs[views]}, {s.x}, {grad_out})[0];
+  }
+  EXPECT_TRUE(torch::equal(outs[1], outs[0]));
+  EXPECT_TRUE(torch::equal(grads[1], grads[0]));
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, BlaKernel, ::testing::Combine(::testing::ValuesIn(kCases), ::testing::ValuesIn(kModes)),

@@ -11,48 +11,32 @@
 #include <torch/torch.h>
 
 #include <cstdio>
-#include <ostream>
 #include <string>
 #include <tuple>
-#include <utility>
 
 #include "bla/ops/bla/bla.h"
-#include "bla/ops/bla/modal.h"
-#include "bla_kernels/bla.h"
+#include "support/bla_kernel_cases.h"
 #include "support/tensor_checks.h"
 
 namespace {
 
-struct Case {
-  const char* name;
-  int64_t batch, seq, heads, dim, window, slots;
-};
-struct Mode {
-  const char* name;
-  at::ScalarType dtype;
-  double tolerance;
-};
+using bla::testing::BlaKernelCase;
+using bla::testing::BlaKernelMode;
 
-const Case kCases[] = {
-    {"slots_8_in_32", 1, 100, 2, 64, 40, 8},          // two chunks, the second cut short
-    {"slots_48_in_64", 1, 70, 1, 64, 256, 48},        // T above one chunk, below the window
+const BlaKernelCase kCases[] = {
+    {"slots_8_in_32", 1, 100, 2, 64, 40, 8},    // two chunks, the second cut short
+    {"slots_48_in_64", 1, 70, 1, 64, 256, 48},  // T above one chunk, below the window
     {"slots_100_in_128", 1, 65, 1, 64, 300, 100},
     {"d128_slots_20", 1, 66, 1, 128, 64, 20},
 };
-const Mode kModes[] = {{"f32", at::kFloat, 1e-4}, {"bf16", at::kBFloat16, 1e-2}};
-void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
-void PrintTo(const Mode& m, std::ostream* os) { *os << m.name; }
+const BlaKernelMode kModes[] = {{"f32", at::kFloat, 1e-4}, {"bf16", at::kBFloat16, 1e-2}};
 
-class BlaKernelEmulated : public ::testing::TestWithParam<std::tuple<Case, Mode>> {};
+class BlaKernelEmulated : public ::testing::TestWithParam<std::tuple<BlaKernelCase, BlaKernelMode>> {};
 
 TEST_P(BlaKernelEmulated, OutputAndGradientsMatchTheChunkedFormInFloat64) {
   const auto& [c, mode] = GetParam();
   torch::manual_seed(3);
-  const auto modal = bla::ops::make_bla_modal_operators(c.window, c.slots, 64);
-  const auto ops = bla::ops::make_bla_operators(c.window, c.slots, 64);
-  const auto tables = bla::kernels::make_bla_chunk_tables(c.window, c.slots, ops.kernel, modal.basis,
-                                                          modal.basis_inverse, modal.alpha, modal.beta,
-                                                          modal.beta_t, modal.partner, torch::kCPU);
+  const auto tables = bla::testing::bla_kernel_tables(c.window, c.slots, torch::kCPU);
   auto draw = [&] { return torch::randn({c.batch, c.seq, c.heads, c.dim}).to(mode.dtype).requires_grad_(true); };
   const at::Tensor q = draw(), k = draw(), v = draw();
   const at::Tensor out = bla::kernels::bla_attention(q, k, v, tables, 0.0);
@@ -75,41 +59,28 @@ TEST_P(BlaKernelEmulated, OutputAndGradientsMatchTheChunkedFormInFloat64) {
   }
 }
 
-// q, k and v as views of one (B, T, 3 H D) tensor, as the stacked
-// projection makes them (mixers::project_stacked): the kernels read them
-// where they lie and give the bits of contiguous copies, output and
-// gradients.
+// q, k and v as views of one (B, T, 3 H D) tensor (mixers::project_stacked):
+// the kernels read them where they lie and give the bits of contiguous
+// copies, output and gradients; two sequences, for the batch stride.
 TEST_P(BlaKernelEmulated, StackedProjectionViewsGiveTheBitsOfContiguousCopies) {
-  const auto& [c0, mode] = GetParam();
-  Case c = c0;
-  c.batch = 2;  // a batch stride of T tokens
+  const auto& [c, mode] = GetParam();
   torch::manual_seed(4);
-  const auto modal = bla::ops::make_bla_modal_operators(c.window, c.slots, 64);
-  const auto ops = bla::ops::make_bla_operators(c.window, c.slots, 64);
-  const auto tables = bla::kernels::make_bla_chunk_tables(c.window, c.slots, ops.kernel, modal.basis,
-                                                          modal.basis_inverse, modal.alpha, modal.beta,
-                                                          modal.beta_t, modal.partner, torch::kCPU);
-  const at::Tensor qkv = torch::randn({c.batch, c.seq, 3 * c.heads * c.dim}).to(mode.dtype);
-  const at::Tensor grad_out = torch::randn({c.batch, c.seq, c.heads, c.dim}).to(mode.dtype);
-  auto run = [&](bool views) {
-    const at::Tensor x = qkv.clone().requires_grad_(true);
-    auto part = [&](int64_t i) {
-      const at::Tensor view = x.narrow(2, i * c.heads * c.dim, c.heads * c.dim).view({c.batch, c.seq, c.heads, c.dim});
-      return views ? view : view.contiguous();
-    };
-    const at::Tensor q = part(0), k = part(1), v = part(2);
-    EXPECT_EQ(q.is_contiguous(), !views);
-    const at::Tensor out = bla::kernels::bla_attention(q, k, v, tables, 0.0);
-    const at::Tensor grad = torch::autograd::grad({out}, {x}, {grad_out})[0];
-    return std::make_pair(out, grad);
-  };
-  const auto [out_views, grad_views] = run(true);
-  const auto [out_copies, grad_copies] = run(false);
-  EXPECT_TRUE(torch::equal(out_views, out_copies));
-  EXPECT_TRUE(torch::equal(grad_views, grad_copies));
+  const auto tables = bla::testing::bla_kernel_tables(c.window, c.slots, torch::kCPU);
+  const at::Tensor qkv = torch::randn({2, c.seq, 3 * c.heads * c.dim}).to(mode.dtype);
+  const at::Tensor grad_out = torch::randn({2, c.seq, c.heads, c.dim}).to(mode.dtype);
+  at::Tensor outs[2], grads[2];
+  for (const bool views : {true, false}) {
+    const auto s = bla::testing::stacked_qkv(qkv, c.heads, c.dim, views);
+    EXPECT_EQ(s.q.is_contiguous(), !views);
+    outs[views] = bla::kernels::bla_attention(s.q, s.k, s.v, tables, 0.0);
+    grads[views] = torch::autograd::grad({outs[views]}, {s.x}, {grad_out})[0];
+  }
+  EXPECT_TRUE(torch::equal(outs[1], outs[0]));
+  EXPECT_TRUE(torch::equal(grads[1], grads[0]));
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, BlaKernelEmulated, ::testing::Combine(::testing::ValuesIn(kCases), ::testing::ValuesIn(kModes)),
+INSTANTIATE_TEST_SUITE_P(Shapes, BlaKernelEmulated,
+                         ::testing::Combine(::testing::ValuesIn(kCases), ::testing::ValuesIn(kModes)),
                          [](const ::testing::TestParamInfo<BlaKernelEmulated::ParamType>& info) {
                            return std::string(std::get<0>(info.param).name) + "_" + std::get<1>(info.param).name;
                          });
