@@ -98,9 +98,8 @@ detail::BlaDtype dtype_of(const at::Tensor& q) {
   return q.scalar_type() == at::kBFloat16 ? detail::BlaDtype::kBFloat16 : detail::BlaDtype::kFloat32;
 }
 
-cudaStream_t stream_of(const at::Tensor& q) { return detail::kernel_stream(q); }
-
-// The launches, on checked contiguous inputs; modal slots padded to NP.
+// The launches, on checked inputs (q, k, v read through their token stride,
+// token_rows); modal slots padded to NP.
 detail::BlaChunkArgs chunk_args(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mk,
                                 const at::Tensor& mv, const BlaChunkTables& t, double scale) {
   detail::BlaChunkArgs a;
@@ -134,7 +133,7 @@ void run_chunk_forward(const at::Tensor& q, const at::Tensor& k, const at::Tenso
   detail::BlaChunkArgs a = chunk_args(q, k, v, mk, mv, t, scale);
   a.out = out.data_ptr();
   a.probabilities = optional_data(probabilities);
-  check_cuda(kWho, detail::bla_chunk_forward_launch(a, stream_of(q)), "forward launch");
+  check_cuda(kWho, detail::bla_chunk_forward_launch(a, detail::kernel_stream(q)), "forward launch");
 }
 
 void run_chunk_backward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mk,
@@ -152,7 +151,7 @@ void run_chunk_backward(const at::Tensor& q, const at::Tensor& k, const at::Tens
   const at::Tensor grad_scores =
       at::empty({q.size(0), q.size(2), chunk_count(q), kBlaKernelChunk, t.padded}, q.options().dtype(at::kFloat));
   a.grad_scores = grad_scores.data_ptr<float>();
-  check_cuda(kWho, detail::bla_chunk_backward_launch(a, stream_of(q)), "backward launch");
+  check_cuda(kWho, detail::bla_chunk_backward_launch(a, detail::kernel_stream(q)), "backward launch");
 }
 
 // Keys and values (B, T, H, D) -> their modal slots before every chunk
@@ -173,7 +172,7 @@ std::pair<at::Tensor, at::Tensor> run_carry_forward(const at::Tensor& k, const a
   a.tensors[1].x = v.data_ptr();
   a.tensors[1].x_row = v.stride(1);
   a.tensors[1].modal = out.second.data_ptr<float>();
-  check_cuda(kWho, detail::bla_carry_forward_launch(a, stream_of(k)), "carry forward launch");
+  check_cuda(kWho, detail::bla_carry_forward_launch(a, detail::kernel_stream(k)), "carry forward launch");
   return out;
 }
 
@@ -193,7 +192,7 @@ std::pair<at::Tensor, at::Tensor> run_carry_backward(const at::Tensor& grad_moda
   a.tensors[1].grad_modal = grad_modal_values.data_ptr<float>();
   a.tensors[1].grad_add = dv.data_ptr();
   a.tensors[1].grad_x = out.second.data_ptr();
-  check_cuda(kWho, detail::bla_carry_backward_launch(a, stream_of(dk)), "carry backward launch");
+  check_cuda(kWho, detail::bla_carry_backward_launch(a, detail::kernel_stream(dk)), "carry backward launch");
   return out;
 }
 

@@ -50,19 +50,7 @@ struct GlaOperand {
 
 // An input operand of any element type (gla_launch.h); read as T.
 struct GlaIn : GlaOperand<const void> {
-  detail::GlaElement element;
-  template <typename T>
-  __device__ __forceinline__ T read(long long i) const {
-    if constexpr (std::is_same_v<T, double>) {
-      return static_cast<const double*>(ptr)[i];
-    } else {
-      switch (element) {
-        case detail::GlaElement::kBFloat16: return __bfloat162float(static_cast<const __nv_bfloat16*>(ptr)[i]);
-        case detail::GlaElement::kHalf: return __half2float(static_cast<const __half*>(ptr)[i]);
-        default: return static_cast<const float*>(ptr)[i];
-      }
-    }
-  }
+  detail::GlaElement element;  // read through gather (below): float64 inputs come with T = double only
 };
 
 // An element as the compute type T (float or double).
@@ -104,7 +92,7 @@ __device__ __forceinline__ void gather_as(const E* __restrict__ src, int count, 
   }
 }
 
-// gather_as over an input of any element type (read as GlaIn::read does).
+// gather_as over an input of any element type (float64 with T = double).
 template <typename T, typename Offset, typename Put>
 __device__ __forceinline__ void gather(const GlaIn& src, int count, Offset offset, Put put) {
   if constexpr (std::is_same_v<T, double>) {
