@@ -8,7 +8,9 @@
 // bla_attention runs both (bla::ops::blurry_window_attention calls it on
 // CUDA); bla_chunk_attention runs the chunk step alone on given slots.
 //
-// Layout: q, k, v, out (B, T, H, D) with D in {64, 128}; modal slots
+// Layout: q, k, v, out (B, T, H, D) with D in {64, 128}, out contiguous;
+// q, k, v are read where their heads' rows are contiguous and their tokens a
+// fixed stride apart (views of the stacked projection), else copied; modal slots
 // (B, H, nc, N, D) float32 with nc = ceil(T / 64). bf16 or float32 inputs,
 // float32 arithmetic throughout (like the LibTorch form).
 //
