@@ -434,6 +434,17 @@ groups:
   auto mixed = fresh;
   mixed[0] = true;
   EXPECT_EQ(sizes(bla::sweep::plan_processes(grid, queue, mixed, 16)), (std::vector<size_t>{1, 3, 4, 4}));
+  // Processes that resume run before new ones, whatever their grid order:
+  // here the last ensemble (SWA's) and one point of the first.
+  auto late = fresh;
+  for (size_t i : plan[2]) late[i] = true;
+  late[plan[0][3]] = true;
+  const auto resumed_first = bla::sweep::plan_processes(grid, queue, late, 16);
+  ASSERT_EQ(sizes(resumed_first), (std::vector<size_t>{1, 4, 3, 4}));
+  EXPECT_EQ(resumed_first[0], (std::vector<size_t>{plan[0][3]}));
+  EXPECT_EQ(resumed_first[1], plan[2]);
+  EXPECT_EQ(resumed_first[2], (std::vector<size_t>(plan[0].begin(), plan[0].begin() + 3)));
+  EXPECT_EQ(resumed_first[3], plan[1]);
 
   std::vector<const bla::sweep::Point*> points;
   for (size_t i : plan[0]) points.push_back(&grid.points[i]);

@@ -77,12 +77,14 @@ std::pair<std::vector<Override>, std::string> split_member_keys(const Point& poi
 std::vector<std::vector<size_t>> plan_processes(const Grid& grid, const std::vector<size_t>& queue,
                                                 const std::vector<bool>& resumable, int most) {
   std::vector<std::vector<size_t>> processes;
+  std::vector<bool> resumes;  // per process: its points have checkpoints
   std::map<std::string, size_t> open;  // shared settings -> the process still taking members
   for (size_t q = 0; q < queue.size(); ++q) {
     const Point& point = grid.points[queue[q]];
     auto [shared, member] = split_member_keys(point);
     if (most <= 1 || member.empty()) {
       processes.push_back({queue[q]});
+      resumes.push_back(resumable[q]);
       continue;
     }
     std::string key = point.group + "\n" + (resumable[q] ? "resume" : "new");
@@ -93,9 +95,18 @@ std::vector<std::vector<size_t>> plan_processes(const Grid& grid, const std::vec
     } else {
       open[key] = processes.size();
       processes.push_back({queue[q]});
+      resumes.push_back(resumable[q]);
     }
   }
-  return processes;
+  // Resumed processes first: their progress is only safe until a time limit
+  // or a lost machine takes the checkpoints with it.
+  std::vector<std::vector<size_t>> ordered;
+  for (bool first : {true, false}) {
+    for (size_t p = 0; p < processes.size(); ++p) {
+      if (resumes[p] == first) ordered.push_back(std::move(processes[p]));
+    }
+  }
+  return ordered;
 }
 
 std::vector<std::string> ensemble_arguments(const SweepSpec& spec, const std::vector<const Point*>& points,

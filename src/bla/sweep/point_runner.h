@@ -50,8 +50,9 @@ std::vector<std::string> train_arguments(const SweepSpec& spec, const Point& poi
 
 // The points of `queue` (indices into grid.points) as the processes that run
 // them: points that differ only in member keys and are alike in having a
-// checkpoint to resume (or not) form ensembles of at most `most`, in the
-// order of their first point; the rest run one per process.
+// checkpoint to resume (or not) form ensembles of at most `most`; the rest
+// run one per process. Processes that resume checkpoints come first, then
+// the new ones, each in the order of their first point.
 std::vector<std::vector<size_t>> plan_processes(const Grid& grid, const std::vector<size_t>& queue,
                                                 const std::vector<bool>& resumable, int most);
 
