@@ -2,8 +2,9 @@
 # On a CUDA machine: build bla-train and bla-sweep, run a sweep file for at
 # most LIMIT seconds (bla-sweep groups its points into ensembles; a stop
 # leaves checkpoints that a later call resumes), then copy what the docs need
-# (results.csv, the logs, each point's summary, metrics and config; no
-# checkpoints; runs.tgz) to ${OUT:-gpu-sweep}/. Only bla-sweep hears the
+# (results.csv, the logs, each point's summary, metrics and config in
+# runs.tgz) and the newest checkpoints of a few unfinished runs to
+# ${OUT:-gpu-sweep}/. Only bla-sweep hears the
 # time limit, and passes it on once: runs stop after a checkpoint. Inside a
 # device call, leave LIMIT about 60 s short of the call's own limit: the
 # runs' stop, the archive and the tables come after it, and a call cut
@@ -11,9 +12,14 @@
 #   SWEEP=configs/sweeps/mqar_pilot.yaml GPUS=0,0 LIMIT=500 scripts/gpu_sweep.sh
 #   ONLY=bla,swa                      # bla-sweep --only
 #   ENSEMBLE=4                        # bla-sweep --ensemble (members per process; default auto)
-#   RESTORE="a/runs.tgz b/runs.tgz"   # earlier calls' runs.tgz, unpacked into the sweep's folder first:
-#                                     # the points they finished are skipped (checkpoints do not come
-#                                     # back from a call, so an unfinished point starts again)
+#   RESTORE="a/runs.tgz a/ckpt_*.tgz" # an earlier call's archives, unpacked into the sweep's folder first
+#                                     # (runs.tgz first): the points it finished are skipped, those whose
+#                                     # checkpoint came back resume from it, the others start again
+#   CHECKPOINTS=3                     # unfinished runs whose newest checkpoint comes back (default 3),
+#                                     # one ckpt_<run>.tgz each (scripts/sweep_archive.sh): with the
+#                                     # five other files that is a device call's 8; a member of the
+#                                     # MQAR protocol's model is 13 MB, so ensembles of 2 or 3
+#                                     # (ENSEMBLE=2) come back whole
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 out=${OUT:-gpu-sweep}
@@ -33,6 +39,5 @@ echo "bla-sweep rc=$? after $(( $(date +%s) - t0 )) s"
 grep -E "points:|did not fit|FAILED|finished in|interrupted in" "$out/sweep.log" | head -20
 mkdir -p "$out/$name"
 cp "$dir/results.csv" "$out/$name/" 2>/dev/null
-(cd "$dir" && find logs runs -name '*.log' -o -name summary.json -o -name metrics.jsonl -o -name config.yaml \
-  -o -name sweep_point.json | tar czf - -T -) > "$out/$name/runs.tgz"
+scripts/sweep_archive.sh "$dir" "$out/$name" "${CHECKPOINTS:-3}"
 python3 scripts/plot_sweep.py "$dir/results.csv" --no-plot > "$out/$name/tables.md" 2>&1 && cat "$out/$name/tables.md"

@@ -702,3 +702,42 @@ TEST(SweepSelect, ASelectThatCannotWorkIsRefusedWithTheFix) {
                          "[7]}\n"),
             "sweeps/s.yaml, line 3: select.seeds: no point has run.seed 7; list seeds of the grid's run.seed axis");
 }
+
+// A machine that goes away between calls: the interrupted point's newest
+// checkpoint, archived by scripts/sweep_archive.sh with the runs' records
+// and unpacked into a fresh folder (as gpu_sweep.sh's RESTORE does), resumes
+// there and ends as the uninterrupted run did.
+TEST(SweepRun, AnInterruptedPointArchivedWithItsCheckpointResumesInAFreshFolder) {
+  TempDir tmp;
+  write_file(tmp / "tiny.yaml", bla::testing::tiny_mqar_config("bla", "  mixers: {bla: {window: 32, slots: 4}}\n"));
+  const std::string sweep =
+      write_file(tmp / "s.yaml", "base: tiny.yaml\ngroups:\n  - {label: bla, grid: {model.mixers.bla.slots: [4]}}\n");
+  const std::string out = tmp / "out";
+  auto first = run_command(kSweep + " " + sweep + " --out " + out + " --bla-train " + kTrain, 300);
+  ASSERT_EQ(first.status, 0) << first.output;
+  const std::string accuracy = column(read_csv(out + "/results.csv"), 1, "test_accuracy");
+
+  // Cut after step 6 (as the existing resume test does), then archive it.
+  const std::string run_dir = out + "/runs/bla_slots-4";
+  ASSERT_TRUE(bla::util::remove_file(run_dir + "/summary.json"));
+  for (const char* step : {"00000009", "00000012"}) {
+    ASSERT_TRUE(bla::util::remove_file(run_dir + "/checkpoints/step-" + std::string(step) + ".ckpt"));
+  }
+  const std::string back = tmp / "back";
+  auto archive = run_command(std::string(BLA_SOURCE_DIR) + "/scripts/sweep_archive.sh " + out + " " + back + " 3", 60);
+  ASSERT_EQ(archive.status, 0) << archive.output;
+  EXPECT_NE(archive.output.find("kept runs/bla_slots-4/checkpoints/step-00000006.ckpt (step 6,"), std::string::npos)
+      << archive.output;
+
+  const std::string fresh = tmp / "fresh";
+  bla::util::create_directories(fresh);
+  for (const char* file : {"runs.tgz", "ckpt_bla_slots-4.tgz"}) {
+    ASSERT_EQ(run_command("tar xzf " + back + "/" + file + " -C " + fresh, 60).status, 0) << file;
+  }
+  auto resumed = run_command(kSweep + " " + sweep + " --out " + fresh + " --bla-train " + kTrain, 300);
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("start bla_slots-4 (resuming)"), std::string::npos) << resumed.output;
+  const auto csv = read_csv(fresh + "/results.csv");
+  EXPECT_EQ(column(csv, 1, "action"), "resumed");
+  EXPECT_EQ(column(csv, 1, "test_accuracy"), accuracy);  // CPU resume is exact
+}
