@@ -649,6 +649,33 @@ TEST(ModelKernelShortConvModule, DecodeStepsReproduceTheForward) {
   }
 }
 
+// The free function as the Mamba2-like mixer calls it, on its slice of the
+// input projection (a view with the projection's row stride), bf16 as under
+// autocast, kernel 4: the kernel's forward has the LibTorch form's bits, and
+// the gradient reaches the projection inside the slice only.
+TEST(ModelKernelShortConvModule, TheFunctionTakesAProjectionsSliceAsMamba2PassesIt) {
+  SKIP_WITHOUT_CUDA();
+  const int64_t B = 3, T = 37, width = 200, offset = 40, C = 96, K = 4;
+  const auto projection = randn({B, T, width}, at::kBFloat16).requires_grad_(true);
+  const at::Tensor w = 0.6 * torch::randn({C, K}, cuda_f32()), b = 0.3 * torch::randn({C}, cuda_f32());
+  const auto slice = projection.narrow(-1, offset, C);
+  ASSERT_FALSE(slice.is_contiguous());
+  const auto y = bla::mixers::short_conv(slice, w, b);
+  const auto gy = randn({B, T, C}, at::kBFloat16);
+  y.backward(gy);
+  const auto grad = projection.grad().clone();
+
+  const auto leaf = projection.detach().requires_grad_(true);
+  const auto padded = at::constant_pad_nd(leaf.narrow(-1, offset, C), {0, 0, K - 1, 0}, 0);
+  const auto y_ref = bla::mixers::causal_depthwise_conv(padded, 1, T, w, b);
+  EXPECT_TRUE(torch::equal(y.detach(), y_ref.detach())) << "forward differs from the LibTorch form's bits";
+  y_ref.backward(gy);
+  EXPECT_TRUE(torch::equal(grad.narrow(-1, 0, offset), torch::zeros_like(grad.narrow(-1, 0, offset))));
+  EXPECT_TRUE(torch::equal(grad.narrow(-1, offset + C, width - offset - C),
+                           torch::zeros_like(grad.narrow(-1, offset + C, width - offset - C))));
+  expect_close("grad in the slice", grad.narrow(-1, offset, C), leaf.grad().narrow(-1, offset, C).to(at::kDouble), 2e-2);
+}
+
 // ------------------------------------------------------------------ head cross-entropy
 
 TEST(ModelKernelHeadLoss, LossHitsAndGradientMatchFloat64) {

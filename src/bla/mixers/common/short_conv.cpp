@@ -30,22 +30,22 @@ ShortConvImpl::ShortConvImpl(int64_t channels, int64_t kernel) : channels_(chann
   bias_ = register_parameter("bias", torch::empty({channels}).uniform_(-bound, bound));
 }
 
-// On CUDA one fused kernel each way (kernels/model_conv.cu: the forward has
-// this form's bits, so decoding still reproduces it); else the LibTorch form.
-torch::Tensor ShortConvImpl::forward(const torch::Tensor& x) {
+torch::Tensor short_conv(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
   if (x.is_cuda()) {
 #ifdef BLA_HAVE_CUDA_KERNELS
     std::string why = "turned off by BLA_KERNELS=0";
-    if (ops::model_kernels_enabled() && kernels::short_conv_supported(x, weight_, bias_, &why))
-      return kernels::short_conv_autograd(x, weight_, bias_);
+    if (ops::model_kernels_enabled() && kernels::short_conv_supported(x, weight, bias, &why))
+      return kernels::short_conv_autograd(x, weight, bias);
     ops::note_kernel_fallback("short_conv", why);
 #else
     ops::note_kernel_fallback("short_conv", "bla-train was built without its CUDA kernels");
 #endif
   }
-  auto padded = at::constant_pad_nd(x, {0, 0, kernel_ - 1, 0}, 0);  // K-1 zeros before the first token
-  return causal_depthwise_conv(padded, 1, x.size(1), weight_, bias_);
+  auto padded = at::constant_pad_nd(x, {0, 0, weight.size(-1) - 1, 0}, 0);  // K-1 zeros before the first token
+  return causal_depthwise_conv(padded, 1, x.size(1), weight, bias);
 }
+
+torch::Tensor ShortConvImpl::forward(const torch::Tensor& x) { return short_conv(x, weight_, bias_); }
 
 torch::Tensor ShortConvImpl::initial_cache(int64_t batch, const torch::TensorOptions& options) const {
   return torch::zeros({batch, kernel_ - 1, channels_}, options);

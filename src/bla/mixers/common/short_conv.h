@@ -21,6 +21,14 @@ namespace bla::mixers {
 torch::Tensor causal_depthwise_conv(const torch::Tensor& window, int64_t dim, int64_t length,
                                     const torch::Tensor& weight, const torch::Tensor& bias);
 
+// The convolution of x (B, T, C) with zeros before the first token, as a
+// training forward: on CUDA one fused kernel each way (kernels/model_conv.cu;
+// its forward has the LibTorch form's bits, so decoding still reproduces it;
+// x may be a view, such as Mamba2's slice of its input projection), else
+// causal_depthwise_conv. The ShortConv module and the Mamba2-like mixer's
+// x/B/C path run it.
+torch::Tensor short_conv(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
+
 // The same convolution as a layer with its own parameters (initialised like
 // torch.nn.Conv1d: uniform in +-1/sqrt(K)) and its decode cache.
 class ShortConvImpl : public torch::nn::Module {

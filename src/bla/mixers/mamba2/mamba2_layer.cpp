@@ -107,12 +107,11 @@ torch::Tensor Mamba2Layer::gated_output(const torch::Tensor& y, const torch::Ten
 }
 
 torch::Tensor Mamba2Layer::forward(const torch::Tensor& x) {
-  const int64_t B = x.size(0), T = x.size(1), K = options_.conv_kernel;
+  const int64_t B = x.size(0), T = x.size(1);
   const int64_t G = options_.ngroups, N = options_.d_state, P = options_.head_dim;
   auto parts = split_projection(project(in_proj_, x));
-  // Causal: K-1 zeros before the first token (the decode state starts as those zeros).
-  auto padded = at::constant_pad_nd(parts[1], {0, 0, K - 1, 0}, 0);
-  auto xBC = torch::silu(causal_depthwise_conv(padded, 1, T, conv_weight_, conv_bias_));
+  // Causal: zeros before the first token (the decode state starts as those zeros).
+  auto xBC = torch::silu(short_conv(parts[1], conv_weight_, conv_bias_));
   auto pieces = xBC.split_with_sizes({d_inner_, G * N, G * N}, -1);
   auto dt = torch::softplus(parts[2] + per_member(dt_bias_, 1, parts[2]));  // (B, T, H)
   auto A = -torch::exp(A_log_);
