@@ -15,11 +15,11 @@
 #   RESTORE="a/runs.tgz a/ckpt_*.tgz" # an earlier call's archives, unpacked into the sweep's folder first
 #                                     # (runs.tgz first): the points it finished are skipped, those whose
 #                                     # checkpoint came back resume from it, the others start again
-#   CHECKPOINTS=3                     # unfinished runs whose newest checkpoint comes back (default 3),
+#   CHECKPOINTS=2                     # unfinished runs whose newest checkpoint comes back (default 2),
 #                                     # one ckpt_<run>.tgz each (scripts/sweep_archive.sh): with the
-#                                     # five other files that is a device call's 8; a member of the
-#                                     # MQAR protocol's model is 13 MB, so ensembles of 2 or 3
-#                                     # (ENSEMBLE=2) come back whole
+#                                     # five other files that is 7 of a device call's 8, one left for
+#                                     # the caller; a member of the MQAR protocol's model is 13 MB, so
+#                                     # an ensemble of 2 (ENSEMBLE=2) comes back whole
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 out=${OUT:-gpu-sweep}
@@ -39,5 +39,5 @@ echo "bla-sweep rc=$? after $(( $(date +%s) - t0 )) s"
 grep -E "points:|did not fit|FAILED|finished in|interrupted in" "$out/sweep.log" | head -20
 mkdir -p "$out/$name"
 cp "$dir/results.csv" "$out/$name/" 2>/dev/null
-scripts/sweep_archive.sh "$dir" "$out/$name" "${CHECKPOINTS:-3}"
+scripts/sweep_archive.sh "$dir" "$out/$name" "${CHECKPOINTS:-2}"
 python3 scripts/plot_sweep.py "$dir/results.csv" --no-plot > "$out/$name/tables.md" 2>&1 && cat "$out/$name/tables.md"
