@@ -29,7 +29,9 @@ monotone; "not reached" when no state is), and the ratio of two groups'
 crossing states (--ratio swa/bla: the state swa needs over the state bla
 needs, i.e. bla needs that many times less state; "> x" when swa does not
 reach the threshold: its largest state over bla's crossing, "< x" when bla
-does not). Intervals are the 2.5% and 97.5% percentiles (nearest rank) of
+does not). A crossing at a group's smallest state reads "<= N": nothing below
+it ran, so it may cross lower, and a ratio with it is a bound (">= x" when
+the denominator's is, "<= x" when the numerator's is). Intervals are the 2.5% and 97.5% percentiles (nearest rank) of
 --bootstrap replicates: each replicate resamples the seeds of every (group,
 state) point with replacement, independently per point, recomputes the means
 and finds the crossing states and their ratio in it. A replicate that does
@@ -215,21 +217,31 @@ def crossing(means, threshold):
     return min((s for s, m in means.items() if m >= threshold), default=math.inf)
 
 
-def crossing_cell(point, replicates, largest, several):
+def state_text(state, smallest):
+    """A crossing state; "<= N" at the group's smallest state N (nothing below it ran, so it may cross lower)."""
+    return f"<= {int(state):,}" if state == smallest else f"{int(state):,}"
+
+
+def crossing_cell(point, replicates, smallest, largest, several):
     """A group's crossing state and its interval (over seeds: only when some point of the group has several)."""
-    cell = f"{int(point):,}" if point < math.inf else "not reached"
+    cell = state_text(point, smallest) if point < math.inf else "not reached"
     lo, hi = interval(replicates)
-    if several and not lo == hi == point == math.inf:
-        ends = [f"{int(e):,}" if e < math.inf else f"> {int(largest):,}" for e in (lo, hi)]
+    if several and not lo == hi == point == math.inf and not lo == hi == point == smallest:
+        ends = [state_text(e, smallest) if e < math.inf else f"> {int(largest):,}" for e in (lo, hi)]
         cell += f" [{ends[0]}, {ends[1]}]"
     return cell
 
 
-def ratio_cell(num, den, num_replicates, den_replicates, num_largest, den_largest, several):
-    """num/den: a bound where one group does not reach the threshold; the interval over the replicates where one
-    does at least (inf where num does not, 0 where den does not), and how many replicates neither does."""
+def ratio_cell(num, den, num_replicates, den_replicates, num_smallest, den_smallest, num_largest, den_largest,
+               several):
+    """num/den: a bound where one group does not reach the threshold or crosses at its smallest state (">=" when
+    den does, "<=" when num does); the interval over the replicates where one reaches it at least (inf where num
+    does not, 0 where den does not), and how many replicates neither does."""
     if num < math.inf and den < math.inf:
-        cell = f"{num / den:.2f}"
+        low_num, low_den = num == num_smallest, den == den_smallest
+        if low_num and low_den:
+            return "unknown (both cross at their smallest states)"
+        cell = ("<= " if low_num else ">= " if low_den else "") + f"{num / den:.2f}"
     elif den < math.inf:
         cell = f"> {num_largest / den:.2f}"
     elif num < math.inf:
@@ -255,10 +267,12 @@ def headline(groups, boot, metric, thresholds, ratio, replicates, seed):
     missing = [g for g in ratio if g not in groups]
     several = {g: any(len(v) > 1 for v, _ in points.values()) for g, points in groups.items()}
     largest = {g: max(points) for g, points in groups.items()}
+    smallest = {g: min(points) for g, points in groups.items()}
     names = list(groups) + ([] if missing else [f"{num}/{den}"])
     lines = [f"Headline: the smallest state whose mean {metric} over seeds is >= the threshold (the curve is not "
              f"assumed monotone), [95% bootstrap interval over seeds, {replicates} replicates, seed {seed}; "
-             f"> N: not reached up to the group's largest state N]"
+             f"> N: not reached up to the group's largest state N; <= N: reached at the group's smallest state N, "
+             f"so it may be reached below it, and a ratio with it is a bound]"
              + ("" if missing else f"; {num}/{den}: the state {num} needs over the state {den} needs "
                                    f"(inf: {num} does not reach it, 0: {den} does not)") + ".",
              "", "| threshold | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
@@ -266,10 +280,10 @@ def headline(groups, boot, metric, thresholds, ratio, replicates, seed):
         point = {g: crossing({s: mean(v) for s, (v, _) in points.items()}, t) for g, points in groups.items()}
         reps = {g: [crossing({s: boot[g][s][b] for s in points}, t) for b in range(replicates)]
                 for g, points in groups.items()}
-        cells = [crossing_cell(point[g], reps[g], largest[g], several[g]) for g in groups]
+        cells = [crossing_cell(point[g], reps[g], smallest[g], largest[g], several[g]) for g in groups]
         if not missing:
-            cells.append(ratio_cell(point[num], point[den], reps[num], reps[den], largest[num], largest[den],
-                                    several[num] or several[den]))
+            cells.append(ratio_cell(point[num], point[den], reps[num], reps[den], smallest[num], smallest[den],
+                                    largest[num], largest[den], several[num] or several[den]))
         lines.append(f"| {t:g} | " + " | ".join(cells) + " |")
     if missing:
         lines += ["", f"(no {num}/{den} ratio: this table has no group {' or '.join(missing)})"]

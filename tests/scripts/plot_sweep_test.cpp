@@ -189,6 +189,48 @@ TEST(PlotSweep, AGroupThatNeverReachesAThresholdIsNotReached) {
       << result.output;
 }
 
+// Drops the rows of a group's states below `below` from a results.csv text.
+std::string without_states_below(const std::string& csv, const std::string& group, int below) {
+  std::string out;
+  size_t start = 0;
+  while (start < csv.size()) {
+    const size_t end = csv.find('\n', start);
+    const std::string line = csv.substr(start, end - start + 1);
+    start = end + 1;
+    const bool row_of_group = line.rfind(group + "-", 0) == 0;
+    const int state = row_of_group ? std::stoi(line.substr(line.rfind(',') + 1)) : 0;
+    if (!(row_of_group && state < below)) out += line;
+  }
+  return out;
+}
+
+TEST(PlotSweep, ACrossingAtAGroupsSmallestStateIsAnUpperBoundAndItsRatioABound) {
+  if (!have_python()) GTEST_SKIP() << "python3 is not on PATH";
+  TempDir tmp;
+  // bla without its state 256: it crosses 0.5 at 512, now its smallest state, so it may cross lower and swa's
+  // 1024 over it is a lower bound; at 0.9 (1024) nothing changes.
+  auto result = plot_sweep(tmp, without_states_below(kSweep, "bla", 512));
+  ASSERT_EQ(result.status, 0) << result.output;
+  EXPECT_NE(result.output.find("| 0.5 | <= 512 | 1,024 [1,024, 1,024] | >= 2.00 [2.00, 2.00] |\n"
+                               "| 0.9 | 1,024 [1,024, 1,024] | 4,096 [4,096, 4,096] | 4.00 [4.00, 4.00] |"),
+            std::string::npos)
+      << result.output;
+  EXPECT_NE(result.output.find("<= N: reached at the group's smallest state N, so it may be reached below it"),
+            std::string::npos)
+      << result.output;
+  // swa from 1024 up: its crossing of 0.5 is the bound, so the ratio is an upper bound.
+  result = plot_sweep(tmp, without_states_below(kSweep, "swa", 1024));
+  ASSERT_EQ(result.status, 0) << result.output;
+  EXPECT_NE(result.output.find("| 0.5 | 512 [512, 512] | <= 1,024 | <= 2.00 [2.00, 2.00] |"), std::string::npos)
+      << result.output;
+  // Both: nothing can be said of the ratio.
+  result = plot_sweep(tmp, without_states_below(without_states_below(kSweep, "swa", 1024), "bla", 512));
+  ASSERT_EQ(result.status, 0) << result.output;
+  EXPECT_NE(result.output.find("| 0.5 | <= 512 | <= 1,024 | unknown (both cross at their smallest states) |"),
+            std::string::npos)
+      << result.output;
+}
+
 TEST(PlotSweep, ARatioOfAGroupTheSweepLacksIsLeftOutAndSaid) {
   if (!have_python()) GTEST_SKIP() << "python3 is not on PATH";
   TempDir tmp;
