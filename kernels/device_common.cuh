@@ -10,6 +10,7 @@
 // for both.
 #ifndef DEV_EXTERN_SHARED
 #define DEV_EXTERN_SHARED(type, name) extern __shared__ __align__(128) type name[]
+#define DEV_EXTERN_SHARED_ALIGNED(type, name, bytes) extern __shared__ __align__(bytes) type name[]
 #endif
 #ifndef DEV_LAUNCH
 #define DEV_LAUNCH(grid, block, smem, ...) __VA_ARGS__<<<grid, block, smem>>>

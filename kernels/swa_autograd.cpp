@@ -2,8 +2,6 @@
 // autograd Function whose backward calls the flash-style backward pass.
 #include "bla_kernels/swa.h"
 
-#include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAGuard.h>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -158,7 +156,7 @@ void swa_forward_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   check_buffer(kWho, out, "out", q.sizes(), q.scalar_type(), q);
   check_buffer(kWho, lse, "lse", {q.size(0), q.size(2), q.size(1)}, at::kFloat, q);
 
-  c10::cuda::CUDAGuard guard(q.device());
+  const detail::KernelDeviceGuard guard(q.device());
   detail::SwaForwardArgs args;
   args.shape = make_shape(q, window, scale);
   args.dtype = q.scalar_type() == at::kBFloat16 ? SwaDtype::kBFloat16 : SwaDtype::kFloat32;
@@ -168,7 +166,7 @@ void swa_forward_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   args.bias = bias_f.defined() ? bias_f.data_ptr<float>() : nullptr;
   args.out = out.data_ptr();
   args.lse = lse.data_ptr<float>();
-  check_cuda(kWho, detail::swa_forward_launch(args, family, at::cuda::getCurrentCUDAStream().stream()), "forward launch");
+  check_cuda(kWho, detail::swa_forward_launch(args, family, detail::kernel_stream(q)), "forward launch");
 }
 
 void swa_backward_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias,
@@ -191,7 +189,7 @@ void swa_backward_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor
     check_buffer(kWho, grad_bias, "grad_bias", {q.size(0), q.size(1), q.size(2)}, at::kFloat, q);
   }
 
-  c10::cuda::CUDAGuard guard(q.device());
+  const detail::KernelDeviceGuard guard(q.device());
   // delta, and with a bias gradient each query's sum of dZ behind it (swa_launch.h).
   at::Tensor delta = at::empty({grad_bias.defined() ? 2 : 1, q.size(0), q.size(2), q.size(1)},
                                q.options().dtype(at::kFloat));
@@ -210,7 +208,7 @@ void swa_backward_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor
   args.grad_k = grad_k.data_ptr();
   args.grad_v = grad_v.data_ptr();
   args.grad_bias = grad_bias.defined() ? grad_bias.data_ptr<float>() : nullptr;
-  check_cuda(kWho, detail::swa_backward_launch(args, family, at::cuda::getCurrentCUDAStream().stream()), "backward launch");
+  check_cuda(kWho, detail::swa_backward_launch(args, family, detail::kernel_stream(q)), "backward launch");
 }
 
 at::Tensor swa_forward_autograd(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t window,

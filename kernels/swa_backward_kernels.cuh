@@ -216,7 +216,7 @@ constexpr size_t dq_tc_smem_bytes() {
 template <int D, int WARPS, int MT, int BN, int MIN_BLOCKS, bool kRowSums = false>
 __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) swa_backward_dq_tc(SwaBackwardArgs a) {
   constexpr int BM = 16 * MT * WARPS, kThreads = WARPS * 32, LD = kRowStride<D>;
-  extern __shared__ __align__(16) unsigned char smem[];
+  DEV_EXTERN_SHARED_ALIGNED(unsigned char, smem, 16);
   __nv_bfloat16* q_tile = reinterpret_cast<__nv_bfloat16*>(smem);  // [BM][LD]
   __nv_bfloat16* g_tile = q_tile + BM * LD;                         // [BM][LD] grad_out
   __nv_bfloat16* k_tile = g_tile + BM * LD;                         // [2][BN][LD]
@@ -361,7 +361,7 @@ constexpr size_t dkdv_tc_smem_bytes() {
 template <int D, int WARPS, int MT, int BM>
 __global__ void __launch_bounds__(WARPS * 32) swa_backward_dkdv_tc(SwaBackwardArgs a) {
   constexpr int BN = 16 * MT * WARPS, kThreads = WARPS * 32, LD = kRowStride<D>;
-  extern __shared__ __align__(16) unsigned char smem[];
+  DEV_EXTERN_SHARED_ALIGNED(unsigned char, smem, 16);
   __nv_bfloat16* k_tile = reinterpret_cast<__nv_bfloat16*>(smem);  // [BN][LD]
   __nv_bfloat16* v_tile = k_tile + BN * LD;                         // [BN][LD]
   __nv_bfloat16* q_tile = v_tile + BN * LD;                         // [2][BM][LD]
@@ -560,8 +560,8 @@ template <typename T, int D>
 cudaError_t launch_backward_delta(const SwaBackwardArgs& a, cudaStream_t stream) {
   const size_t rows = static_cast<size_t>(a.shape.batch) * a.shape.seq * a.shape.heads;
   constexpr int kRowsPerBlock = 8;
-  swa_backward_delta<T, D><<<static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock), kRowsPerBlock * 32, 0,
-                             stream>>>(a);
+  const auto blocks = static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
+  DEV_LAUNCH_ON(blocks, kRowsPerBlock * 32, 0, stream, swa_backward_delta<T, D>)(a);
   return cudaGetLastError();
 }
 
@@ -570,9 +570,9 @@ cudaError_t launch_backward_simt(const SwaBackwardArgs& a, cudaStream_t stream) 
   cudaError_t err = launch_backward_delta<T, D>(a, stream);
   if (err != cudaSuccess) return err;
   const dim3 grid((a.shape.seq + kSimtWarps - 1) / kSimtWarps, a.shape.heads, a.shape.batch);
-  swa_backward_dq_simt<T, D><<<grid, kSimtWarps * 32, 0, stream>>>(a);
+  DEV_LAUNCH_ON(grid, kSimtWarps * 32, 0, stream, swa_backward_dq_simt<T, D>)(a);
   if ((err = cudaGetLastError()) != cudaSuccess) return err;
-  swa_backward_dkdv_simt<T, D><<<grid, kSimtWarps * 32, 0, stream>>>(a);
+  DEV_LAUNCH_ON(grid, kSimtWarps * 32, 0, stream, swa_backward_dkdv_simt<T, D>)(a);
   return cudaGetLastError();
 }
 
@@ -591,7 +591,7 @@ cudaError_t launch_backward_tc(const SwaBackwardArgs& a, cudaStream_t stream) {
   if (err != cudaSuccess) return err;
   constexpr int kDqRows = 16 * DQ_MT * DQ_WARPS;
   const dim3 dq_grid((a.shape.seq + kDqRows - 1) / kDqRows, a.shape.heads, a.shape.batch);
-  dq_kernel<<<dq_grid, DQ_WARPS * 32, dq_smem, stream>>>(a);
+  DEV_LAUNCH_ON(dq_grid, DQ_WARPS * 32, dq_smem, stream, dq_kernel)(a);
   if ((err = cudaGetLastError()) != cudaSuccess) return err;
 
   constexpr size_t kv_smem = dkdv_tc_smem_bytes<D, KV_WARPS, KV_MT, KV_BM>();
@@ -600,7 +600,7 @@ cudaError_t launch_backward_tc(const SwaBackwardArgs& a, cudaStream_t stream) {
   if (err != cudaSuccess) return err;
   constexpr int kKvRows = 16 * KV_MT * KV_WARPS;
   const dim3 kv_grid((a.shape.seq + kKvRows - 1) / kKvRows, a.shape.heads, a.shape.batch);
-  kv_kernel<<<kv_grid, KV_WARPS * 32, kv_smem, stream>>>(a);
+  DEV_LAUNCH_ON(kv_grid, KV_WARPS * 32, kv_smem, stream, kv_kernel)(a);
   return cudaGetLastError();
 }
 

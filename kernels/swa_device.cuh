@@ -34,6 +34,9 @@ __device__ __forceinline__ size_t bias_offset(const SwaShape& s, int b, int t, i
 __device__ __forceinline__ bool in_window(int t, int s, int window) { return s <= t && t - s < window; }
 
 // ---- PTX wrappers (sm_80+) -------------------------------------------------
+// (under the CPU emulation, kernels/dev/cpu_emulation.h, its stand-ins)
+
+#ifndef BLA_CPU_EMULATION
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -73,6 +76,21 @@ __device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4],
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+#else
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
+  emu::cp_async16(smem, gmem, valid);
+}
+__device__ __forceinline__ void cp_async_commit() {}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {}
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* smem) { emu::ldmatrix_x4(r, smem, false); }
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* smem) {
+  emu::ldmatrix_x4(r, smem, true);
+}
+__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  emu::mma_16816(c, a, b0, b1);
+}
+#endif
 
 // Two floats -> bf16x2 register, `lo` in the low half (the smaller column).
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {

@@ -102,7 +102,7 @@ template <int D, int WARPS, int MT, int BN, int MIN_BLOCKS>
 __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) swa_forward_tc(SwaForwardArgs a) {
   constexpr int BM = 16 * MT * WARPS, kThreads = WARPS * 32, LD = kRowStride<D>;
   static_assert(D % 16 == 0 && BN % 16 == 0, "tile shapes");
-  extern __shared__ __align__(16) unsigned char smem[];
+  DEV_EXTERN_SHARED_ALIGNED(unsigned char, smem, 16);
   __nv_bfloat16* q_tile = reinterpret_cast<__nv_bfloat16*>(smem);  // [BM][LD]
   __nv_bfloat16* k_tile = q_tile + BM * LD;                         // [2][BN][LD]
   __nv_bfloat16* v_tile = k_tile + 2 * BN * LD;                     // [2][BN][LD]
@@ -271,7 +271,7 @@ __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) swa_forward_tc(SwaForw
 template <typename T, int D>
 cudaError_t launch_forward_simt(const SwaForwardArgs& a, cudaStream_t stream) {
   const dim3 grid((a.shape.seq + kSimtWarps - 1) / kSimtWarps, a.shape.heads, a.shape.batch);
-  swa_forward_simt<T, D><<<grid, kSimtWarps * 32, 0, stream>>>(a);
+  DEV_LAUNCH_ON(grid, kSimtWarps * 32, 0, stream, swa_forward_simt<T, D>)(a);
   return cudaGetLastError();
 }
 
@@ -284,7 +284,7 @@ cudaError_t launch_forward_tc(const SwaForwardArgs& a, cudaStream_t stream) {
   if (err != cudaSuccess) return err;
   constexpr int BM = 16 * MT * WARPS;
   const dim3 grid((a.shape.seq + BM - 1) / BM, a.shape.heads, a.shape.batch);
-  kernel<<<grid, WARPS * 32, smem, stream>>>(a);
+  DEV_LAUNCH_ON(grid, WARPS * 32, smem, stream, kernel)(a);
   return cudaGetLastError();
 }
 

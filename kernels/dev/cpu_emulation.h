@@ -1,5 +1,6 @@
-// A CPU stand-in for the few CUDA features the development harnesses use
-// (ssd_chunk_dev.cu, gla_forward_dev.cu), so that they run on a machine
+// A CPU stand-in for the few CUDA features the development harnesses
+// (ssd_chunk_dev.cu, gla_forward_dev.cu) and the emulated kernel tests
+// (tests/emulation: BLA, SWA) use, so that they run on a machine
 // without a GPU (slowly, at small shapes) and catch indexing,
 // synchronisation and layout mistakes before GPU time is spent. Not a
 // simulator of timing or of memory-model corner cases. Kernels declare their
@@ -17,7 +18,10 @@
 // buffer filled with NaN bytes before each block, so reading what was never
 // written shows up in the results. WMMA fragments hold the whole 16x16 tile
 // in every lane (loads and products done redundantly per lane, stores by lane
-// 0 only); tf32 rounding is emulated. Memory calls act on host memory.
+// 0 only); tf32 rounding is emulated. The warp-wide sm_80 instructions of
+// the SWA kernels (ldmatrix, mma.sync m16n8k16 bf16) gather every lane's
+// operands and give each lane its part in the PTX ISA's fragment layout;
+// cp.async copies at once. Memory calls act on host memory.
 #pragma once
 
 #define BLA_CPU_EMULATION 1  // kernels leave out what has no CPU form (prefetch_l2 in device_common.cuh)
@@ -25,6 +29,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <array>
 #include <barrier>
 #include <chrono>
 #include <cmath>
@@ -44,7 +49,9 @@ struct ThreadState {
   std::barrier<>* block_barrier = nullptr;
   std::barrier<>* warp_barrier = nullptr;
   float* warp_exchange = nullptr;  // 32 floats per warp
+  unsigned char* warp_slots = nullptr;  // 32 slots of kSlotBytes per warp (warp_all)
 };
+constexpr size_t kSlotBytes = 64;
 inline thread_local ThreadState tls;
 
 constexpr size_t kDynamicSharedBytes = 256 * 1024;
@@ -60,6 +67,93 @@ inline float shuffle(float v, int src) {
   const float out = tls.warp_exchange[src];
   tls.warp_barrier->arrive_and_wait();
   return out;
+}
+
+// Every lane of the warp must call it: all 32 lanes' values, by lane.
+template <typename T>
+std::array<T, 32> warp_all(const T& mine) {
+  static_assert(sizeof(T) <= kSlotBytes && std::is_trivially_copyable_v<T>, "a lane's value fits its slot");
+  const unsigned lane = tls.thread_idx.x % 32;
+  std::memcpy(tls.warp_slots + lane * kSlotBytes, &mine, sizeof(T));
+  tls.warp_barrier->arrive_and_wait();
+  std::array<T, 32> all;
+  for (unsigned l = 0; l < 32; ++l) std::memcpy(&all[l], tls.warp_slots + l * kSlotBytes, sizeof(T));
+  tls.warp_barrier->arrive_and_wait();
+  return all;
+}
+
+// ---- the sm_80 instructions the tensor-core SWA kernels use (swa_device.cuh) ----
+// cp.async: the copy happens at once (a wait that comes too late goes unnoticed).
+inline void cp_async16(void* smem, const void* gmem, bool valid) {
+  if (valid) {
+    std::memcpy(smem, gmem, 16);
+  } else {
+    std::memset(smem, 0, 16);
+  }
+}
+
+inline uint32_t b16_pair(const void* row, int column) {
+  uint16_t two[2];
+  std::memcpy(two, static_cast<const uint16_t*>(row) + column, sizeof two);
+  return static_cast<uint32_t>(two[0]) | (static_cast<uint32_t>(two[1]) << 16);
+}
+
+// ldmatrix .m8n8.x4 .b16: lane l names row l % 8 of matrix l / 8; lane l
+// receives, of each matrix i, row l / 4, columns 2 (l % 4) and 2 (l % 4) + 1
+// (with trans: those of the transposed matrix), the lower column in the low half.
+inline void ldmatrix_x4(uint32_t (&r)[4], const void* smem, bool trans) {
+  const auto rows = warp_all(smem);
+  const unsigned lane = tls.thread_idx.x % 32;
+  for (int i = 0; i < 4; ++i) {
+    if (!trans) {
+      r[i] = b16_pair(rows[i * 8 + lane / 4], static_cast<int>(2 * (lane % 4)));
+    } else {
+      uint16_t lo, hi;
+      std::memcpy(&lo, static_cast<const uint16_t*>(rows[i * 8 + 2 * (lane % 4)]) + lane / 4, 2);
+      std::memcpy(&hi, static_cast<const uint16_t*>(rows[i * 8 + 2 * (lane % 4) + 1]) + lane / 4, 2);
+      r[i] = static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16);
+    }
+  }
+}
+
+inline float bf16_bits_to_float(uint32_t bits16) {
+  const uint32_t u = bits16 << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// mma.sync .m16n8k16 .row.col .f32.bf16.bf16.f32, c += a b, in the PTX ISA's
+// fragment layouts (g = lane / 4, t = lane % 4): a[0] holds A[g][2t..2t+1],
+// a[1] A[g+8][2t..], a[2] A[g][2t+8..], a[3] A[g+8][2t+8..]; b0 holds
+// B[2t..2t+1][g], b1 B[2t+8..][g]; c[0..1] are D[g][2t..2t+1], c[2..3]
+// D[g+8][2t..]. Products are exact in float32; the sums run in k order.
+inline void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  struct Fragments {
+    uint32_t a[4], b0, b1;
+  };
+  const auto all = warp_all(Fragments{{a[0], a[1], a[2], a[3]}, b0, b1});
+  float A[16][16], B[16][8];
+  for (int l = 0; l < 32; ++l) {
+    const int g = l / 4, t = l % 4;
+    const auto& f = all[l];
+    for (int j = 0; j < 2; ++j) {
+      A[g][2 * t + j] = bf16_bits_to_float((f.a[0] >> (16 * j)) & 0xffffu);
+      A[g + 8][2 * t + j] = bf16_bits_to_float((f.a[1] >> (16 * j)) & 0xffffu);
+      A[g][2 * t + 8 + j] = bf16_bits_to_float((f.a[2] >> (16 * j)) & 0xffffu);
+      A[g + 8][2 * t + 8 + j] = bf16_bits_to_float((f.a[3] >> (16 * j)) & 0xffffu);
+      B[2 * t + j][g] = bf16_bits_to_float((f.b0 >> (16 * j)) & 0xffffu);
+      B[2 * t + 8 + j][g] = bf16_bits_to_float((f.b1 >> (16 * j)) & 0xffffu);
+    }
+  }
+  const unsigned lane = tls.thread_idx.x % 32;
+  const int g = static_cast<int>(lane / 4), t = static_cast<int>(lane % 4);
+  for (int e = 0; e < 4; ++e) {
+    const int row = g + (e >= 2 ? 8 : 0), col = 2 * t + (e & 1);
+    float acc = c[e];
+    for (int k = 0; k < 16; ++k) acc += A[row][k] * B[k][col];
+    c[e] = acc;
+  }
 }
 
 template <typename Kernel, typename... Args>
@@ -81,6 +175,7 @@ void launch(dim3 grid, dim3 block, size_t smem, Kernel kernel, Args... args) {
         std::barrier<> block_barrier(threads);
         std::vector<std::unique_ptr<std::barrier<>>> warp_barriers;
         std::vector<float> exchange(threads);
+        std::vector<unsigned char> slots(threads * kSlotBytes);
         for (unsigned w = 0; w < threads / 32; ++w) warp_barriers.push_back(std::make_unique<std::barrier<>>(32));
         std::vector<std::thread> pool;
         pool.reserve(threads);
@@ -93,6 +188,7 @@ void launch(dim3 grid, dim3 block, size_t smem, Kernel kernel, Args... args) {
             tls.block_barrier = &block_barrier;
             tls.warp_barrier = warp_barriers[t / 32].get();
             tls.warp_exchange = exchange.data() + (t / 32) * 32;
+            tls.warp_slots = slots.data() + (t / 32) * 32 * kSlotBytes;
             kernel(args...);
             tls.warp_barrier->arrive_and_drop();
             tls.block_barrier->arrive_and_drop();
@@ -135,6 +231,7 @@ inline double now_ms() {
 #define blockDim (emu::tls.block_dim)
 #define gridDim (emu::tls.grid_dim)
 #define DEV_EXTERN_SHARED(type, name) type* name = reinterpret_cast<type*>(emu::dynamic_shared)
+#define DEV_EXTERN_SHARED_ALIGNED(type, name, bytes) DEV_EXTERN_SHARED(type, name)
 #define DEV_LAUNCH(grid, block, smem, ...) emu::bind(grid, block, smem, __VA_ARGS__)
 #define DEV_LAUNCH_ON(grid, block, smem, stream, ...) emu::bind(grid, block, smem, __VA_ARGS__)
 
@@ -143,6 +240,7 @@ inline void __syncwarp(unsigned = 0xffffffffu) { emu::tls.warp_barrier->arrive_a
 inline float __shfl_xor_sync(unsigned, float v, int mask, int = 32) {
   return emu::shuffle(v, static_cast<int>(emu::tls.thread_idx.x % 32) ^ mask);
 }
+inline float __shfl_sync(unsigned, float v, int src, int = 32) { return emu::shuffle(v, src % 32); }
 inline float __shfl_up_sync(unsigned, float v, int delta, int = 32) {
   const int lane = static_cast<int>(emu::tls.thread_idx.x % 32);
   return emu::shuffle(v, lane >= delta ? lane - delta : lane);
@@ -232,6 +330,12 @@ void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float>& f,
   emu::tls.warp_barrier->arrive_and_wait();
 }
 }  // namespace nvcuda::wmma
+
+// A kernel (function pointer) as the SWA launches pass it.
+template <typename... A>
+inline cudaError_t cudaFuncSetAttribute(void (*)(A...), cudaFuncAttribute, int) {
+  return cudaSuccess;
+}
 
 // ---- runtime API on host memory --------------------------------------------------
 extern "C" {
