@@ -6,14 +6,17 @@
 //     step's grad), then E_c = dU_c + (B^C)^T E_{c+1}.
 // B^C only couples a mode with its partner, so the update is elementwise;
 // the products run on the chunk kernels' Product (tensor cores for bf16).
-// Each chunk's tokens (or grads) are loaded two chunks ahead into registers.
+// Each step of the walk takes two chunks: one product gives both chunks'
+// terms (forward: inject X_c and inject X_{c+1}; backward: inject^T E_{c+1}
+// and inject^T E_c), so the walk has half the steps and syncs. Each step's
+// tokens (or grads) are loaded a step ahead into registers.
 #include "bla_chunk_device.cuh"
 
 namespace bla::kernels::detail {
 namespace {
 
 constexpr int kSlice = 32;          // columns of D per block: one per lane
-constexpr int kLdS = kSlice + 4;    // row stride of the slice tiles
+constexpr int kLdPair = 2 * kSlice + 4;  // row stride of the tiles: two chunks' slices side by side
 constexpr int kPerThread = kBlaChunk / kBlaWarps;  // 8 rows of a chunk per thread
 
 // A thread's share of a (rows x 32) slice tile: column = lane, rows warp + 8 e,
@@ -47,11 +50,11 @@ struct CarryTables {
     }
   }
 
-  // (B^C y)[m] (or its transpose's) for column d of a slice tile y.
+  // (B^C y)[m] (or its transpose's) for column d of a slice tile y (row stride kLdPair).
   __device__ __forceinline__ float step(const float* y, int m, int d) const {
     const int p = partner[m];
-    float out = weight[m] * y[m * kLdS + d];
-    if (p != m) out = fmaf(cross[m], y[p * kLdS + d], out);
+    float out = weight[m] * y[m * kLdPair + d];
+    if (p != m) out = fmaf(cross[m], y[p * kLdPair + d], out);
     return out;
   }
 };
@@ -107,38 +110,59 @@ __global__ void __launch_bounds__(kBlaThreads) bla_carry_forward_kernel(BlaCarry
   constexpr int C = kBlaChunk;
   DEV_EXTERN_SHARED(float, smem);
   const Tables tables(smem, args.tables, args.tables.beta);
-  float* xs = smem + Tables::kFloats;    // (C, 32) this chunk's tokens
-  float* states = xs + C * kLdS;          // U_c and U_{c+1}, each (NP, 32)
-  float* scratch = states + 2 * NP * kLdS;
+  float* xs = smem + Tables::kFloats;  // (C, 64): chunk c's tokens in columns 0..31, chunk c + 1's in 32..63
+  float* states = xs + C * kLdPair;    // (NP, 64): U_c, then U_{c+2}, in columns 0..31; U_{c+1} in 32..63
+  float* scratch = states + NP * kLdPair;
 
   const BlaChunkShape& s = args.shape;
   const int col0 = blockIdx.x * kSlice, h = blockIdx.y, b = blockIdx.z % s.batch;
   const BlaCarryTensor& io = args.tensors[blockIdx.z / s.batch];
   const TokenRows<T, D> rows{&s, b, h, col0 + share_col(), token_stride(io.x_row, s)};
   const T* x = static_cast<const T*>(io.x);
-
-  Piece<T> now_x, next_x;  // chunks c and c + 1, loaded two chunks ahead
-  rows.load(x, 0, now_x);
-  rows.load(x, 1, next_x);
-  for (int i = threadIdx.x; i < NP * kLdS; i += kBlaThreads) states[i] = 0.f;
-  for (int c = 0; c < s.chunks; ++c) {
-#pragma unroll
-    for (int e = 0; e < kPerThread; ++e) xs[share_row(e) * kLdS + share_col()] = to_float(now_x.v[e]);
-    __syncthreads();  // xs and U_c complete
-    now_x = next_x;
-    rows.load(x, c + 2, next_x);
-    float* now = states + (c & 1) * NP * kLdS;
-    float* after = states + ((c + 1) & 1) * NP * kLdS;
+  const auto write_modal = [&](const float* state, int c) {
     float* out = io.modal + modal_share<D>(s, b, h, c, col0 + share_col());
 #pragma unroll
-    for (int e = 0; e < NP / kBlaWarps; ++e) out[e * kBlaWarps * D] = now[share_row(e) * kLdS + share_col()];
-    if (c + 1 < s.chunks) {
-      Product<T, NP, kSlice> g(scratch);
-      g.zero();
-      g.template add_product<C, kRound, kFromBf16>(tables.inject, Tables::kLdC, 1, xs, kLdS, 1);
-      g.for_each([&](int m, int d, float value) { after[m * kLdS + d] = tables.step(now, m, d) + value; });
+    for (int e = 0; e < NP / kBlaWarps; ++e) out[e * kBlaWarps * D] = state[share_row(e) * kLdPair + share_col()];
+  };
+
+  // Two chunks a step: one product gives both chunks' injections, so the
+  // walk has half the steps. Tokens are loaded a step ahead.
+  Piece<T> now_x[2], next_x[2];
+  for (int u = 0; u < 2; ++u) {
+    rows.load(x, u, now_x[u]);
+    rows.load(x, 2 + u, next_x[u]);
+  }
+  float* even = states;          // U_c (c even)
+  float* odd = states + kSlice;  // U_{c+1}
+  for (int i = threadIdx.x; i < NP * kLdPair; i += kBlaThreads) states[i] = 0.f;
+  for (int c = 0; c < s.chunks; c += 2) {
+#pragma unroll
+    for (int u = 0; u < 2; ++u)
+#pragma unroll
+      for (int e = 0; e < kPerThread; ++e)
+        xs[share_row(e) * kLdPair + kSlice * u + share_col()] = to_float(now_x[u].v[e]);
+    __syncthreads();  // xs and U_c complete
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {
+      now_x[u] = next_x[u];
+      rows.load(x, c + 4 + u, next_x[u]);
     }
-    __syncthreads();  // xs and U_c are free
+    write_modal(even, c);
+    if (c + 1 < s.chunks) {  // block-uniform
+      Product<T, NP, 2 * kSlice> g(scratch);  // [inject X_c, inject X_{c+1}]
+      g.zero();
+      g.template add_product<C, kRound, kFromBf16>(tables.inject, Tables::kLdC, 1, xs, kLdPair, 1);
+      g.template for_each_in_cols<0, kSlice>(
+          [&](int m, int d, float value) { odd[m * kLdPair + d] = tables.step(even, m, d) + value; });
+      __syncthreads();  // U_{c+1} complete; U_c no longer read
+      write_modal(odd, c + 1);
+      if (c + 2 < s.chunks) {
+        g.template for_each_in_cols<kSlice, 2 * kSlice>([&](int m, int d, float value) {
+          even[m * kLdPair + d - kSlice] = tables.step(odd, m, d - kSlice) + value;
+        });
+      }
+    }
+    __syncthreads();  // xs free, U_{c+2} complete
   }
 }
 
@@ -149,9 +173,9 @@ __global__ void __launch_bounds__(kBlaThreads) bla_carry_backward_kernel(BlaCarr
   constexpr int C = kBlaChunk;
   DEV_EXTERN_SHARED(float, smem);
   const Tables tables(smem, args.tables, args.tables.beta_t);
-  float* dxs = smem + Tables::kFloats;  // (C, 32) this chunk's dX
-  float* states = dxs + C * kLdS;  // E_{c+1} and E_c, each (NP, 32)
-  float* scratch = states + 2 * NP * kLdS;
+  float* dxs = smem + Tables::kFloats;  // (C, 64): dX_c in columns 0..31, dX_{c-1} in 32..63
+  float* states = dxs + C * kLdPair;    // (NP, 64): E_{c+1} in columns 0..31, E_c in 32..63
+  float* scratch = states + NP * kLdPair;
 
   const BlaChunkShape& s = args.shape;
   const int col0 = blockIdx.x * kSlice, h = blockIdx.y, b = blockIdx.z % s.batch;
@@ -165,49 +189,68 @@ __global__ void __launch_bounds__(kBlaThreads) bla_carry_backward_kernel(BlaCarr
 #pragma unroll
     for (int e = 0; e < Share::kRows; ++e) out.v[e] = in[e * kBlaWarps * D];
   };
-
-  Share grad_now, grad_next;  // dU of chunks c and c - 1, loaded two chunks ahead
-  Piece<T> add_now, add_next;
-  load_modal(s.chunks - 1, grad_now);
-  rows.load(add, s.chunks - 1, add_now);
-  load_modal(s.chunks - 2, grad_next);
-  rows.load(add, s.chunks - 2, add_next);
-  for (int i = threadIdx.x; i < 2 * NP * kLdS; i += kBlaThreads) states[i] = 0.f;
-  __syncthreads();
-  for (int c = s.chunks - 1; c >= 0; --c) {
-    const float* later = states + (c & 1) * NP * kLdS;  // E_{c+1}
-    float* now = states + ((c + 1) & 1) * NP * kLdS;    // E_c
-    {
-      Product<T, C, kSlice> g(scratch);
-      g.zero();
-      g.template add_product<NP>(tables.inject, 1, Tables::kLdC, later, kLdS, 1);
-      g.store(dxs, kLdS);
-    }
+  // E <- dU + (B^C)^T E' for this thread's share, E' in columns `from`, E in columns `to` of states.
+  const auto recur = [&](const Share& grad, int from, int to) {
 #pragma unroll
     for (int e = 0; e < Share::kRows; ++e) {
       const int m = share_row(e);
-      now[m * kLdS + share_col()] = grad_now.v[e] + tables.step(later, m, share_col());
+      states[m * kLdPair + to + share_col()] = grad.v[e] + tables.step(states + from, m, share_col());
     }
-    __syncthreads();  // dxs and E_c complete
+  };
+  // dX of chunk c (columns `at` of dxs) plus its addend, to grad_x.
+  const auto write_grad = [&](int c, int at, const Piece<T>& addend) {
     T* out = grad_x + rows.at(c * C + share_row(0));
     const size_t step = rows.share_step();
 #pragma unroll
     for (int e = 0; e < kPerThread; ++e) {
       const int r = share_row(e);
-      if (c * C + r < s.seq) out[e * step] = from_float<T>(dxs[r * kLdS + share_col()] + to_float(add_now.v[e]));
+      if (c * C + r < s.seq) out[e * step] = from_float<T>(dxs[r * kLdPair + at + share_col()] + to_float(addend.v[e]));
     }
-    grad_now = grad_next;
-    add_now = add_next;
-    load_modal(c - 2, grad_next);
-    rows.load(add, c - 2, add_next);
-    __syncthreads();  // dxs and E_{c+1} are free
+  };
+
+  // Two chunks a step, c and c - 1: one product gives dX_c = inject^T E_{c+1}
+  // and dX_{c-1} = inject^T E_c. dU and the addends are loaded a step ahead.
+  Share grad_now[2], grad_next[2];  // dU of chunks c, c - 1; then c - 2, c - 3
+  Piece<T> add_now[2], add_next[2];
+  const int last = s.chunks - 1;
+  for (int u = 0; u < 2; ++u) {
+    load_modal(last - u, grad_now[u]);
+    rows.load(add, last - u, add_now[u]);
+    load_modal(last - 2 - u, grad_next[u]);
+    rows.load(add, last - 2 - u, add_next[u]);
+  }
+  for (int i = threadIdx.x; i < NP * kLdPair; i += kBlaThreads) states[i] = 0.f;  // E_{nc} = 0
+  __syncthreads();
+  for (int c = last; c >= 0; c -= 2) {
+    recur(grad_now[0], 0, kSlice);  // E_c
+    __syncthreads();  // E_c complete
+    {
+      Product<T, C, 2 * kSlice> g(scratch);
+      g.zero();
+      g.template add_product<NP>(tables.inject, 1, Tables::kLdC, states, kLdPair, 1);
+      g.store(dxs, kLdPair);
+    }
+    __syncthreads();  // dxs complete; E_{c+1} no longer read
+    if (c >= 1) recur(grad_now[1], kSlice, 0);  // E_{c-1}, where E_{c+1} was
+    write_grad(c, 0, add_now[0]);
+    if (c >= 1) write_grad(c - 1, kSlice, add_now[1]);
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {
+      grad_now[u] = grad_next[u];
+      add_now[u] = add_next[u];
+      load_modal(c - 4 - u, grad_next[u]);
+      rows.load(add, c - 4 - u, add_next[u]);
+    }
+    __syncthreads();  // dxs free, E_{c-1} complete
   }
 }
 
-// Tables, one (C, 32) tile, two (NP, 32) states and the product scratch.
+// Tables, one (C, 64) tile of two chunks, the states (two (NP, 32) tiles
+// forward, one (NP, 64) backward: the same floats but for padding) and the
+// product scratch.
 template <int NP>
 constexpr size_t carry_bytes() {
-  return sizeof(float) * (CarryTables<NP>::kFloats + kBlaChunk * kLdS + 2 * NP * kLdS + BlaLayout<64, NP>::kScratch);
+  return sizeof(float) * (CarryTables<NP>::kFloats + kBlaChunk * kLdPair + NP * kLdPair + BlaLayout<64, NP>::kScratch);
 }
 
 // Blocks: (D / 32, heads, batch x the two tensors).

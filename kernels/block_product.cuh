@@ -80,11 +80,18 @@ struct SimtProduct {
   // f(row, col, value) for every element this thread owns.
   template <typename F>
   __device__ __forceinline__ void for_each(F&& f) const {
+    for_each_in_cols<0, N>(f);
+  }
+
+  // The same for the elements of columns [Lo, Hi) (multiples of 16).
+  template <int Lo, int Hi, typename F>
+  __device__ __forceinline__ void for_each_in_cols(F&& f) const {
+    static_assert(Lo % 16 == 0 && Hi % 16 == 0 && 0 <= Lo && Lo < Hi && Hi <= N, "a range of whole 16-column tiles");
     const int ty = threadIdx.x / 16, tx = threadIdx.x % 16;
 #pragma unroll
     for (int i = 0; i < kRows; ++i)
 #pragma unroll
-      for (int j = 0; j < kCols; ++j) f(ty + 16 * i, tx + 16 * j, v[i][j]);
+      for (int j = Lo / 16; j < Hi / 16; ++j) f(ty + 16 * i, tx + 16 * j, v[i][j]);
   }
 };
 
@@ -197,10 +204,19 @@ struct TensorCoreProduct {
 
   template <typename F>
   __device__ __forceinline__ void for_each(F&& f_) const {
+    for_each_in_cols<0, N>(f_);
+  }
+
+  // The same for the elements of columns [Lo, Hi) (multiples of 16): a
+  // fragment outside them is skipped whole.
+  template <int Lo, int Hi, typename F>
+  __device__ __forceinline__ void for_each_in_cols(F&& f_) const {
+    static_assert(Lo % 16 == 0 && Hi % 16 == 0 && 0 <= Lo && Lo < Hi && Hi <= N, "a range of whole 16-column tiles");
     if (!holds()) return;
     const int lane = threadIdx.x % 32;
 #pragma unroll
     for (int i = 0; i < kPerWarp; ++i) {
+      if (tile_col(i) < Lo / 16 || tile_col(i) >= Hi / 16) continue;  // warp-uniform
       nvcuda::wmma::store_matrix_sync(scratch, f[i], 16, nvcuda::wmma::mem_row_major);
       __syncwarp();
       const int r = tile_row(i) * 16, c = tile_col(i) * 16;

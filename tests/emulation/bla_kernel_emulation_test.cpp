@@ -5,7 +5,8 @@
 // tests/cuda/bla_kernel_test.cpp checks them on a GPU (same tolerances:
 // 1e-4 for float32 inputs, 1e-2 for bf16). Small shapes (the emulation runs
 // each block's 256 threads as OS threads): one case per compiled slot count
-// and head dim, odd lengths. Finds indexing, layout and synchronisation
+// and head dim, odd lengths, and 1, 2 and 5 chunks (the carry walks the
+// chunks two at a time). Finds indexing, layout and synchronisation
 // mistakes in the kernels without a GPU; says nothing about their speed.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -28,6 +29,8 @@ const BlaKernelCase kCases[] = {
     {"slots_48_in_64", 1, 70, 1, 64, 256, 48},  // T above one chunk, below the window
     {"slots_100_in_128", 1, 65, 1, 64, 300, 100},
     {"d128_slots_20", 1, 66, 1, 128, 64, 20},
+    {"one_chunk", 2, 40, 1, 64, 64, 16},           // the carry's walk: one chunk, a pair cut short
+    {"five_chunks", 1, 300, 1, 64, 96, 24},        // two pairs of chunks and one more
 };
 const BlaKernelMode kModes[] = {{"f32", at::kFloat, 1e-4}, {"bf16", at::kBFloat16, 1e-2}};
 
