@@ -227,8 +227,147 @@ struct TensorCoreProduct {
   }
 };
 
+// mma.sync m16n8k8 with tf32 operands (PTX ISA fragment layouts, g = lane /
+// 4, t = lane % 4): A (16 x 8) a0 = A[g][t], a1 = A[g + 8][t], a2 = A[g][t +
+// 4], a3 = A[g + 8][t + 4]; B (8 x 8) b0 = B[t][g], b1 = B[t + 4][g]; C and
+// D (16 x 8) c0, c1 = D[g][2t, 2t + 1], c2, c3 = D[g + 8][2t, 2t + 1].
+// Operands are float32 bit patterns; the tensor cores read their tf32 bits.
+#ifndef BLA_CPU_EMULATION
+__device__ __forceinline__ uint32_t float_bits(float x) { return __float_as_uint(x); }
+__device__ __forceinline__ uint32_t tf32_bits(float x) {
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
+  return r;
+}
+__device__ __forceinline__ void mma_1688_tf32(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+#else
+__device__ __forceinline__ uint32_t float_bits(float x) { return emu::float_bits(x); }
+__device__ __forceinline__ uint32_t tf32_bits(float x) { return emu::float_bits(nvcuda::wmma::__float_to_tf32(x)); }
+__device__ __forceinline__ void mma_1688_tf32(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  emu::mma_1688_tf32(c, a, b0, b1);
+}
+#endif
+
+// TensorCoreProduct's interface on mma.sync m16n8k8 tf32, whose fragment
+// layout is known: the epilogues (store, for_each) read the accumulators in
+// registers, with no scratch round trip. Each 16 x 16 tile of a warp is two
+// n8 halves.
+template <int M, int N>
+struct MmaProduct {
+  static_assert(M % 16 == 0 && N % 16 == 0, "tiles are multiples of 16");
+  static constexpr int kTileCols = N / 16;
+  static constexpr int kFragments = (M / 16) * kTileCols;
+  static constexpr int kWarps = kFragments < kBlockWarps ? kFragments : kBlockWarps;
+  static_assert(kFragments % kWarps == 0, "fragments spread evenly over the warps");
+  static constexpr int kPerWarp = kFragments / kWarps;
+  float acc[kPerWarp][2][4];
+
+  __device__ __forceinline__ explicit MmaProduct(float* /*scratch*/) {}
+
+  __device__ __forceinline__ static int tile_row(int i) { return ((threadIdx.x / 32) * kPerWarp + i) / kTileCols; }
+  __device__ __forceinline__ static int tile_col(int i) { return ((threadIdx.x / 32) * kPerWarp + i) % kTileCols; }
+  __device__ __forceinline__ static bool holds() { return kWarps == kBlockWarps || threadIdx.x / 32 < kWarps; }
+
+  __device__ __forceinline__ void zero() {
+#pragma unroll
+    for (int i = 0; i < kPerWarp; ++i)
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[i][h][e] = 0.f;
+  }
+
+  template <bool kExact>
+  __device__ __forceinline__ static uint32_t operand(float x) {
+    if constexpr (kExact) {
+      return float_bits(x);
+    } else {
+      return tf32_bits(x);
+    }
+  }
+
+  // acc += A B with SimtProduct's addressing (any strides).
+  template <int K, bool kExactA = kRound, bool kExactB = kRound>
+  __device__ __forceinline__ void add_product(const float* a, int a_row, int a_col, const float* b, int b_row,
+                                              int b_col) {
+    static_assert(K % 8 == 0, "K is a multiple of 8");
+    static_assert(kTileCols % kPerWarp == 0, "a warp's tiles lie in one tile row");
+    if (!holds()) return;
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const float* a0 = a + (tile_row(0) * 16 + g) * a_row + t * a_col;
+#pragma unroll 2
+    for (int k = 0; k < K; k += 8) {
+      const float* ak = a0 + k * a_col;
+      const uint32_t fa[4] = {operand<kExactA>(ak[0]), operand<kExactA>(ak[8 * a_row]),
+                              operand<kExactA>(ak[4 * a_col]), operand<kExactA>(ak[8 * a_row + 4 * a_col])};
+#pragma unroll
+      for (int i = 0; i < kPerWarp; ++i)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const float* bk = b + (k + t) * b_row + (tile_col(i) * 16 + 8 * h + g) * b_col;
+          mma_1688_tf32(acc[i][h], fa, operand<kExactB>(bk[0]), operand<kExactB>(bk[4 * b_row]));
+        }
+    }
+  }
+
+  __device__ __forceinline__ void scale(float by) {
+#pragma unroll
+    for (int i = 0; i < kPerWarp; ++i)
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[i][h][e] *= by;
+  }
+
+  __device__ __forceinline__ void store(float* dst, int ld) const {
+    for_each([&](int r, int c, float x) { dst[r * ld + c] = x; });
+  }
+
+  template <typename F>
+  __device__ __forceinline__ void for_each(F&& f) const {
+    for_each_in_cols<0, N>(f);
+  }
+
+  // f(row, col, value) for the elements of columns [Lo, Hi) (multiples of 16).
+  template <int Lo, int Hi, typename F>
+  __device__ __forceinline__ void for_each_in_cols(F&& f) const {
+    static_assert(Lo % 16 == 0 && Hi % 16 == 0 && 0 <= Lo && Lo < Hi && Hi <= N, "a range of whole 16-column tiles");
+    if (!holds()) return;
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+#pragma unroll
+    for (int i = 0; i < kPerWarp; ++i) {
+      if (tile_col(i) < Lo / 16 || tile_col(i) >= Hi / 16) continue;
+      const int r = tile_row(i) * 16 + g;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int c = tile_col(i) * 16 + 8 * h + 2 * t;
+        f(r, c, acc[i][h][0]);
+        f(r, c + 1, acc[i][h][1]);
+        f(r + 8, c, acc[i][h][2]);
+        f(r + 8, c + 1, acc[i][h][3]);
+      }
+    }
+  }
+};
+
+// The tensor-core product the kernels use: WMMA, or mma.sync where built
+// with BLA_MMA_PRODUCT (being measured against it).
+#ifdef BLA_MMA_PRODUCT
+template <int M, int N>
+using TensorProduct = MmaProduct<M, N>;
+#else
+template <int M, int N>
+using TensorProduct = TensorCoreProduct<M, N>;
+#endif
+
 // bf16 inputs take the tensor cores; float32 inputs keep fp32 arithmetic.
 template <typename T, int M, int N>
-using Product = std::conditional_t<std::is_same_v<T, __nv_bfloat16>, TensorCoreProduct<M, N>, SimtProduct<M, N>>;
+using Product = std::conditional_t<std::is_same_v<T, __nv_bfloat16>, TensorProduct<M, N>, SimtProduct<M, N>>;
 
 }  // namespace bla::kernels::detail

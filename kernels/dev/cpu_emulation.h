@@ -156,6 +156,49 @@ inline void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32
   }
 }
 
+inline uint32_t float_bits(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  return u;
+}
+
+// mma.sync .m16n8k8 .row.col .f32.tf32.tf32.f32, c += a b (g = lane / 4,
+// t = lane % 4): a[0] holds A[g][t], a[1] A[g+8][t], a[2] A[g][t+4], a[3]
+// A[g+8][t+4]; b0 holds B[t][g], b1 B[t+4][g]; c[0..1] are D[g][2t..2t+1],
+// c[2..3] D[g+8][2t..]. The tensor cores read an operand's tf32 bits (its
+// 13 low mantissa bits are dropped); the sums run in k order.
+inline void mma_1688_tf32(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  struct Fragments {
+    uint32_t a[4], b0, b1;
+  };
+  const auto all = warp_all(Fragments{{a[0], a[1], a[2], a[3]}, b0, b1});
+  const auto tf32 = [](uint32_t bits) {
+    bits &= 0xffffe000u;
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+  };
+  float A[16][8], B[8][8];
+  for (int l = 0; l < 32; ++l) {
+    const int g = l / 4, t = l % 4;
+    const auto& f = all[l];
+    A[g][t] = tf32(f.a[0]);
+    A[g + 8][t] = tf32(f.a[1]);
+    A[g][t + 4] = tf32(f.a[2]);
+    A[g + 8][t + 4] = tf32(f.a[3]);
+    B[t][g] = tf32(f.b0);
+    B[t + 4][g] = tf32(f.b1);
+  }
+  const unsigned lane = tls.thread_idx.x % 32;
+  const int g = static_cast<int>(lane / 4), t = static_cast<int>(lane % 4);
+  for (int e = 0; e < 4; ++e) {
+    const int row = g + (e >= 2 ? 8 : 0), col = 2 * t + (e & 1);
+    float sum = c[e];
+    for (int k = 0; k < 8; ++k) sum += A[row][k] * B[k][col];
+    c[e] = sum;
+  }
+}
+
 template <typename Kernel, typename... Args>
 void launch(dim3 grid, dim3 block, size_t smem, Kernel kernel, Args... args) {
   if (smem > kDynamicSharedBytes) {
