@@ -30,10 +30,31 @@ constexpr int kBlockWarps = kBlockThreads / 32;
 constexpr bool kRound = false;
 constexpr bool kFromBf16 = true;
 
+// Whether columns [Lo, Hi) of an N-column tile are whole 16-column tiles.
+template <int Lo, int Hi, int N>
+constexpr bool kWholeTiles = Lo % 16 == 0 && Hi % 16 == 0 && 0 <= Lo && Lo < Hi && Hi <= N;
+
+// What every product derives from its for_each_in_cols<Lo, Hi>(f) (f(row,
+// col, value) for the elements of columns [Lo, Hi) that this thread holds):
+// for_each over all columns and store into float memory.
+template <typename Product, int N>
+struct ElementwiseEpilogue {
+  // f(row, col, value) for every element this thread owns.
+  template <typename F>
+  __device__ __forceinline__ void for_each(F&& f) const {
+    static_cast<const Product*>(this)->template for_each_in_cols<0, N>(f);
+  }
+
+  // The tile into float memory (shared or global), row stride ld.
+  __device__ __forceinline__ void store(float* dst, int ld) const {
+    for_each([&](int r, int c, float x) { dst[r * ld + c] = x; });
+  }
+};
+
 // Accumulators of an M x N product tile, spread over the block: thread
 // (ty, tx) = (tid / 16, tid % 16) owns rows ty + 16 i and columns tx + 16 j.
 template <int M, int N>
-struct SimtProduct {
+struct SimtProduct : ElementwiseEpilogue<SimtProduct<M, N>, N> {
   static_assert(M % 16 == 0 && N % 16 == 0, "tiles are multiples of 16");
   static constexpr int kRows = M / 16;
   static constexpr int kCols = N / 16;
@@ -76,21 +97,9 @@ struct SimtProduct {
       for (int j = 0; j < kCols; ++j) v[i][j] *= by;
   }
 
-  // The tile into float memory (shared or global), row stride ld.
-  __device__ __forceinline__ void store(float* dst, int ld) const {
-    for_each([&](int r, int c, float x) { dst[r * ld + c] = x; });
-  }
-
-  // f(row, col, value) for every element this thread owns.
-  template <typename F>
-  __device__ __forceinline__ void for_each(F&& f) const {
-    for_each_in_cols<0, N>(f);
-  }
-
-  // The same for the elements of columns [Lo, Hi) (multiples of 16).
   template <int Lo, int Hi, typename F>
   __device__ __forceinline__ void for_each_in_cols(F&& f) const {
-    static_assert(Lo % 16 == 0 && Hi % 16 == 0 && 0 <= Lo && Lo < Hi && Hi <= N, "a range of whole 16-column tiles");
+    static_assert(kWholeTiles<Lo, Hi, N>, "a range of whole 16-column tiles");
     const int ty = threadIdx.x / 16, tx = threadIdx.x % 16;
 #pragma unroll
     for (int i = 0; i < kRows; ++i)
@@ -106,7 +115,7 @@ struct SimtProduct {
 // multiples of 4 (the BLA and GLA layouts' strides are). for_each goes through a 16 x 16
 // scratch area per warp (the fragment layout is opaque).
 template <int M, int N>
-struct TensorCoreProduct {
+struct TensorCoreProduct : ElementwiseEpilogue<TensorCoreProduct<M, N>, N> {
   static_assert(M % 16 == 0 && N % 16 == 0, "tiles are multiples of 16");
   static constexpr int kTileCols = N / 16;
   static constexpr int kFragments = (M / 16) * kTileCols;
@@ -206,16 +215,10 @@ struct TensorCoreProduct {
                                       nvcuda::wmma::mem_row_major);
   }
 
-  template <typename F>
-  __device__ __forceinline__ void for_each(F&& f_) const {
-    for_each_in_cols<0, N>(f_);
-  }
-
-  // The same for the elements of columns [Lo, Hi) (multiples of 16): a
-  // fragment outside them is skipped whole.
+  // (A fragment outside [Lo, Hi) is skipped whole.)
   template <int Lo, int Hi, typename F>
   __device__ __forceinline__ void for_each_in_cols(F&& f_) const {
-    static_assert(Lo % 16 == 0 && Hi % 16 == 0 && 0 <= Lo && Lo < Hi && Hi <= N, "a range of whole 16-column tiles");
+    static_assert(kWholeTiles<Lo, Hi, N>, "a range of whole 16-column tiles");
     if (!holds()) return;
     const int lane = threadIdx.x % 32;
 #pragma unroll
@@ -263,7 +266,7 @@ __device__ __forceinline__ void mma_1688_tf32(float (&c)[4], const uint32_t (&a)
 // registers, with no scratch round trip (the scratch argument is unused).
 // Each 16 x 16 tile of a warp is two n8 halves.
 template <int M, int N>
-struct MmaProduct {
+struct MmaProduct : ElementwiseEpilogue<MmaProduct<M, N>, N> {
   static_assert(M % 16 == 0 && N % 16 == 0, "tiles are multiples of 16");
   static constexpr int kTileCols = N / 16;
   static constexpr int kFragments = (M / 16) * kTileCols;
@@ -329,19 +332,9 @@ struct MmaProduct {
         for (int e = 0; e < 4; ++e) acc[i][h][e] *= by;
   }
 
-  __device__ __forceinline__ void store(float* dst, int ld) const {
-    for_each([&](int r, int c, float x) { dst[r * ld + c] = x; });
-  }
-
-  template <typename F>
-  __device__ __forceinline__ void for_each(F&& f) const {
-    for_each_in_cols<0, N>(f);
-  }
-
-  // f(row, col, value) for the elements of columns [Lo, Hi) (multiples of 16).
   template <int Lo, int Hi, typename F>
   __device__ __forceinline__ void for_each_in_cols(F&& f) const {
-    static_assert(Lo % 16 == 0 && Hi % 16 == 0 && 0 <= Lo && Lo < Hi && Hi <= N, "a range of whole 16-column tiles");
+    static_assert(kWholeTiles<Lo, Hi, N>, "a range of whole 16-column tiles");
     if (!holds()) return;
     const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
 #pragma unroll

@@ -123,6 +123,20 @@ inline float bf16_bits_to_float(uint32_t bits16) {
   return f;
 }
 
+// This lane's four elements of an m16n8 mma's D = C + A B (c[0..1] at row
+// g, columns 2t and 2t + 1; c[2..3] at row g + 8), summed in k order.
+template <int K>
+inline void accumulate_lane(float (&c)[4], const float (&A)[16][K], const float (&B)[K][8]) {
+  const unsigned lane = tls.thread_idx.x % 32;
+  const int g = static_cast<int>(lane / 4), t = static_cast<int>(lane % 4);
+  for (int e = 0; e < 4; ++e) {
+    const int row = g + (e >= 2 ? 8 : 0), col = 2 * t + (e & 1);
+    float sum = c[e];
+    for (int k = 0; k < K; ++k) sum += A[row][k] * B[k][col];
+    c[e] = sum;
+  }
+}
+
 // mma.sync .m16n8k16 .row.col .f32.bf16.bf16.f32, c += a b, in the PTX ISA's
 // fragment layouts (g = lane / 4, t = lane % 4): a[0] holds A[g][2t..2t+1],
 // a[1] A[g+8][2t..], a[2] A[g][2t+8..], a[3] A[g+8][2t+8..]; b0 holds
@@ -146,14 +160,7 @@ inline void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32
       B[2 * t + 8 + j][g] = bf16_bits_to_float((f.b1 >> (16 * j)) & 0xffffu);
     }
   }
-  const unsigned lane = tls.thread_idx.x % 32;
-  const int g = static_cast<int>(lane / 4), t = static_cast<int>(lane % 4);
-  for (int e = 0; e < 4; ++e) {
-    const int row = g + (e >= 2 ? 8 : 0), col = 2 * t + (e & 1);
-    float acc = c[e];
-    for (int k = 0; k < 16; ++k) acc += A[row][k] * B[k][col];
-    c[e] = acc;
-  }
+  accumulate_lane(c, A, B);
 }
 
 inline uint32_t float_bits(float x) {
@@ -189,14 +196,7 @@ inline void mma_1688_tf32(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, ui
     B[t][g] = tf32(f.b0);
     B[t + 4][g] = tf32(f.b1);
   }
-  const unsigned lane = tls.thread_idx.x % 32;
-  const int g = static_cast<int>(lane / 4), t = static_cast<int>(lane % 4);
-  for (int e = 0; e < 4; ++e) {
-    const int row = g + (e >= 2 ? 8 : 0), col = 2 * t + (e & 1);
-    float sum = c[e];
-    for (int k = 0; k < 8; ++k) sum += A[row][k] * B[k][col];
-    c[e] = sum;
-  }
+  accumulate_lane(c, A, B);
 }
 
 template <typename Kernel, typename... Args>
