@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Whether a change to kernels/ changes what the GPU runs, checked without a
-# GPU: compiles each .cu file given (default: the production and dev SWA and
-# BLA kernels) to PTX for sm_90 at REV and in the working tree, renames
+# GPU: compiles each .cu file given (default: the production SWA, BLA and GLA
+# kernels and the dev SWA kernels) to PTX for sm_90 at REV and in the working tree, renames
 # registers and labels to one name per kind, and prints the lines that differ
 # and ptxas's registers and spills per kernel on both sides. A refactor that
 # leaves the normalised PTX the same (or changes only operand order) runs the
@@ -14,7 +14,8 @@ rev=${1:?usage: scripts/kernel_ptx_diff.sh REV [FILE.cu ...]}
 shift
 files=("$@")
 [ ${#files[@]} -gt 0 ] || files=(kernels/swa_forward.cu kernels/swa_backward.cu kernels/bla_chunk_forward.cu
-                                 kernels/bla_chunk_backward.cu kernels/dev/swa_forward_dev.cu kernels/dev/swa_backward_dev.cu)
+                                 kernels/bla_chunk_backward.cu kernels/bla_carry.cu kernels/gla_kernels.cu
+                                 kernels/dev/swa_forward_dev.cu kernels/dev/swa_backward_dev.cu)
 nvcc=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
 # The options kernels/CMakeLists.txt compiles with (BLA_CUDA_OPTIONS), minus -lineinfo.
 flags=(-std=c++17 -O3 -arch=sm_90 --use_fast_math --expt-relaxed-constexpr)
