@@ -109,12 +109,14 @@ def selection_column(rows, metric):
     return metric
 
 
-def best_points(rows, metric, select=None, narrowed=None):
+def best_points(rows, metric, select=None, narrowed=None, edges=None):
     """{facet: {group: {state: (values, lr)}}}: of the configs at one state, the one whose mean of `select`
     (default `metric`) over the seeds every config of that state has is best is kept, with its `metric` value
     of each of its seeds. With a full grid those are all seeds; after a sweep file's `select` (the first seeds
     try every rate, the others run at the chosen one) they are the first seeds, the choice bla-sweep made.
-    `narrowed`, a dict, receives {(facet, group, state): those seeds} where they are fewer than a config has."""
+    `narrowed`, a dict, receives {(facet, group, state): those seeds} where they are fewer than a config has;
+    `edges`, a dict, receives {(facet, group, state): "largest" or "smallest"} where the chosen learning rate is
+    the largest or smallest of two or more rates tried there."""
     select = select or metric
     facets = facet_keys(rows)
     others = [k for k in axis_columns(rows) if k not in facets and k != SEED_KEY]
@@ -139,15 +141,22 @@ def best_points(rows, metric, select=None, narrowed=None):
     lower = lower_is_better(select)
     lr_index = others.index(LR_KEY) if LR_KEY in others else None
     table = defaultdict(lambda: defaultdict(dict))
-    chosen = {}
+    chosen, chosen_lr, tried = {}, {}, defaultdict(set)
     for (facet, group, state, config), runs in by_config.items():
         key = (facet, group, state)
         scored = [c for seed, _, c in runs if seed in common[key]] or [c for _, _, c in runs]
         score = mean(scored)
         lr = config[lr_index] if lr_index is not None else ""
+        if number(lr) is not None:
+            tried[key].add(number(lr))
         if key not in chosen or (score < chosen[key] if lower else score > chosen[key]):
             chosen[key] = score
+            chosen_lr[key] = number(lr)
             table[facet][group][state] = ([v for _, v, _ in runs], lr)
+    if edges is not None:
+        for key, rates in tried.items():
+            if len(rates) > 1 and chosen_lr.get(key) in (max(rates), min(rates)):
+                edges[key] = "largest" if chosen_lr[key] == max(rates) else "smallest"
     return table
 
 
@@ -420,12 +429,18 @@ def main():
               "on the test set; set data.validation_examples in the sweep)\n")
     else:
         print(f"(learning rate chosen on {select}; {args.metric} reported)\n")
-    narrowed = {}
-    table = best_points(rows, args.metric, select, narrowed)
+    narrowed, edges = {}, {}
+    table = best_points(rows, args.metric, select, narrowed, edges)
     if narrowed:
         seeds = sorted({seed for chosen_on in narrowed.values() for seed in chosen_on}, key=lambda s: (len(s), s))
         print(f"(at {len(narrowed)} state points the rate was chosen on seed(s) {', '.join(seeds)} alone, the seeds "
               "every rate there has, as a sweep file's select chooses; the other seeds ran at the chosen rate)\n")
+    if edges:
+        where = {side: ", ".join(f"{group} {state:,.0f}" + (f" ({facet_title(facet)})" if facet else "")
+                                 for (facet, group, state), s in sorted(edges.items()) if s == side)
+                 for side in ("largest", "smallest")}
+        said = "; ".join(f"the {side} tried at {where[side]}" for side in ("largest", "smallest") if where[side])
+        print(f"(the chosen learning rate is {said}: the rates tried may not hold the best one there)\n")
     for facet, groups in sorted(table.items()):
         groups = ordered(groups)
         title = facet_title(facet)

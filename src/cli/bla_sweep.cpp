@@ -18,8 +18,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <iostream>
+#include <set>
 
 namespace {
 
@@ -177,21 +179,26 @@ int main(int argc, char** argv) {
     }
     auto result = bla::sweep::run_points(spec, grid, options, std::cout);
     if (result.interrupted) return 130;
-    if (spec.select) {
-      // The trials that just ran settle their choices: the chosen held points run next.
+    // The trials that just ran settle their choices: the extension trials they
+    // call for, then the chosen held points, run next, until no point is added.
+    while (spec.select) {
       for (size_t i = 0, j = 0; i < all_points.points.size() && j < grid.points.size(); ++i) {
         if (all_points.points[i].name == grid.points[j].name) known[i] = result.outcomes[j++];
       }
       bla::sweep::describe_choices(*spec.select, all_points, stages, known, std::cout);
       auto next = bla::sweep::runnable_points(spec.select, all_points, stages, known);
-      if (next.points.size() > grid.points.size()) {
-        for (size_t i = 0; i < all_points.points.size(); ++i) {
-          if (known[i].status != "done" && known[i].status != "pending" && known[i].status != "stale")
-            options.settled[all_points.points[i].name] = known[i];
-        }
-        result = bla::sweep::run_points(spec, next, options, std::cout);
-        if (result.interrupted) return 130;
+      std::set<std::string> ran;
+      for (const auto& point : grid.points) ran.insert(point.name);
+      const bool more = std::any_of(next.points.begin(), next.points.end(),
+                                    [&ran](const auto& point) { return !ran.count(point.name); });
+      if (!more) break;
+      for (size_t i = 0; i < all_points.points.size(); ++i) {
+        if (known[i].status != "done" && known[i].status != "pending" && known[i].status != "stale")
+          options.settled[all_points.points[i].name] = known[i];
       }
+      grid = std::move(next);
+      result = bla::sweep::run_points(spec, grid, options, std::cout);
+      if (result.interrupted) return 130;
     }
     for (const auto& outcome : result.outcomes) {
       if (outcome.status != "done") return 1;

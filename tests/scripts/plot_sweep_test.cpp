@@ -116,6 +116,28 @@ TEST(PlotSweep, AfterASelectTheRateIsChosenOnTheSeedsEveryRateHas) {
       << result.output;
 }
 
+// A chosen rate that is the largest (or smallest) of the rates tried at its state is named: the grid may not
+// hold the best rate there. A rate chosen between two others is not.
+TEST(PlotSweep, AChosenRateAtTheEdgeOfTheRatesTriedIsSaid) {
+  if (!have_python()) GTEST_SKIP() << "python3 is not on PATH";
+  TempDir tmp;
+  const auto result = plot_sweep(tmp, std::string(kHeader) +
+                                           "a,bla,done,ran,0,1e-3,1,mqar,10,0.50,0.50,100,512\n"
+                                           "b,bla,done,ran,0,3e-3,1,mqar,10,0.60,0.60,100,512\n"
+                                           "c,bla,done,ran,0,1e-2,1,mqar,10,0.70,0.70,100,512\n"
+                                           "d,bla,done,ran,0,1e-3,1,mqar,10,0.80,0.80,100,1024\n"
+                                           "e,bla,done,ran,0,3e-3,1,mqar,10,0.90,0.90,100,1024\n"
+                                           "f,bla,done,ran,0,1e-2,1,mqar,10,0.85,0.85,100,1024\n"
+                                           "g,swa,done,ran,0,1e-3,1,mqar,10,0.90,0.90,100,512\n"
+                                           "h,swa,done,ran,0,3e-3,1,mqar,10,0.20,0.20,100,512\n");
+  ASSERT_EQ(result.status, 0) << result.output;
+  EXPECT_NE(result.output.find("(the chosen learning rate is the largest tried at bla 512 (task mqar); the smallest "
+                               "tried at swa 512 (task mqar): the rates tried may not hold the best one there)"),
+            std::string::npos)
+      << result.output;
+  EXPECT_EQ(result.output.find("bla 1,024"), std::string::npos) << result.output;
+}
+
 TEST(PlotSweep, WithoutAValidationColumnItSaysTheChoiceIsOnTheTestSet) {
   if (!have_python()) GTEST_SKIP() << "python3 is not on PATH";
   TempDir tmp;

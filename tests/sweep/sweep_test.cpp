@@ -615,6 +615,11 @@ case "$slots/$lr" in
   */3e-3) acc=0.9;;
   8/1e-2) acc=0.95;;
   */1e-2) acc=0.6;;
+  8/3e-2) acc=0.97;;
+  */3e-2) acc=0.2;;
+  8/1e-1) acc=0.96;;
+  */1e-1) acc=0.1;;
+  */3e-4) acc=0.3;;
 esac
 mkdir -p "$out"
 printf '{"task":"mqar","steps":12,"test":{"accuracy":%s},"validation":{"accuracy":%s%s},"state":{"total_numel":300}}\n' \
@@ -676,6 +681,59 @@ TEST(SweepSelect, TheFirstSeedTriesEveryValueAndTheOthersRunAtTheChosenOne) {
   EXPECT_NE(again.output.find("12 points: 10 done already (skipped), 0 to resume, 2 new"), std::string::npos) << again.output;
 }
 
+// select.extend: where the best rate is the largest tried, the next rate
+// above runs (seed 1 only), one at a time, until the best lies inside; the
+// other seeds then run at that rate. Points whose best lies inside never
+// run an extension value, and no point runs the value below (3e-4).
+TEST(SweepSelect, ABestValueAtTheGridsEdgeTriesTheExtensionValuesOutward) {
+  TempDir tmp;
+  const std::string fake = write_selecting_train(tmp);
+  write_file(tmp / "base.yaml", "run: {name: x}\n");
+  const std::string head = "base: base.yaml\ngrid: {train.lr: [1e-3, 3e-3, 1e-2], run.seed: [1, 2, 3]}\n";
+  const std::string groups = "groups:\n  - {label: bla, set: {model.mixer: bla}, grid: {model.mixers.bla.slots: [4, 8]}}\n";
+  const std::string sweep =
+      write_file(tmp / "s.yaml", head + "select: {key: train.lr, seeds: [1], extend: [3e-4, 3e-2, 1e-1]}\n" + groups);
+  const std::string out = tmp / "out";
+  auto run = run_command(kSweep + " " + sweep + " --out " + out + " --ensemble off --bla-train " + fake, 60);
+  ASSERT_EQ(run.status, 0) << run.output;
+  for (const char* line :
+       {"bla_slots-8_lr-1e-3_seed-2 and its other seeds: trying train.lr = 3e-2 beyond the grid: the best so far, "
+        "1e-2 (validation_accuracy 0.951, mean over seeds 1), is the largest value tried",
+        "bla_slots-8_lr-1e-3_seed-2 and its other seeds: trying train.lr = 1e-1 beyond the grid: the best so far, "
+        "3e-2 (validation_accuracy 0.971, mean over seeds 1), is the largest value tried",
+        "bla_slots-8_lr-1e-3_seed-2 and its other seeds: train.lr = 3e-2 (validation_accuracy 0.971, mean over "
+        "seeds 1)\n",
+        "bla_slots-4_lr-1e-3_seed-2 and its other seeds: train.lr = 3e-3 (validation_accuracy 0.91, mean over seeds "
+        "1)\n"}) {
+    EXPECT_NE(run.output.find(line), std::string::npos) << line << "\n" << run.output;
+  }
+  auto csv = read_csv(out + "/results.csv");
+  std::set<std::string> done;
+  for (size_t row = 1; row < csv.size(); ++row) {
+    if (column(csv, row, "status") == "done") done.insert(column(csv, row, "name"));
+  }
+  EXPECT_EQ(done, (std::set<std::string>{"bla_slots-4_lr-1e-3_seed-1", "bla_slots-4_lr-3e-3_seed-1",
+                                         "bla_slots-4_lr-1e-2_seed-1", "bla_slots-4_lr-3e-3_seed-2",
+                                         "bla_slots-4_lr-3e-3_seed-3", "bla_slots-8_lr-1e-3_seed-1",
+                                         "bla_slots-8_lr-3e-3_seed-1", "bla_slots-8_lr-1e-2_seed-1",
+                                         "bla_slots-8_lr-3e-2_seed-1", "bla_slots-8_lr-1e-1_seed-1",
+                                         "bla_slots-8_lr-3e-2_seed-2", "bla_slots-8_lr-3e-2_seed-3"}));
+  EXPECT_EQ(csv.size(), 1u + 12u);
+  EXPECT_EQ(count_lines(out + "/calls.txt"), 12);
+
+  // With nothing left beyond the best, the choice says so; run again, the finished points are all skipped.
+  const std::string short_sweep =
+      write_file(tmp / "short.yaml", head + "select: {key: train.lr, seeds: [1], extend: [3e-2]}\n" + groups);
+  auto edge = run_command(kSweep + " " + short_sweep + " --out " + out + " --ensemble off --bla-train " + fake, 60);
+  ASSERT_EQ(edge.status, 0) << edge.output;
+  EXPECT_NE(edge.output.find("bla_slots-8_lr-1e-3_seed-2 and its other seeds: train.lr = 3e-2 (validation_accuracy "
+                             "0.971, mean over seeds 1); the largest value tried, and extend has none beyond it"),
+            std::string::npos) << edge.output;
+  EXPECT_NE(edge.output.find("11 points: 11 done already (skipped), 0 to resume, 0 new"), std::string::npos)
+      << edge.output;
+  EXPECT_EQ(count_lines(out + "/calls.txt"), 12);
+}
+
 TEST(SweepSelect, ASelectThatCannotWorkIsRefusedWithTheFix) {
   EXPECT_EQ(parse_error("base: b.yaml\ngrid: {train.lr: [1e-3], run.seed: [1]}\nselect: {key: train.lr, seeds: [1], "
                         "on: test_accuracy}\n"),
@@ -701,6 +759,29 @@ TEST(SweepSelect, ASelectThatCannotWorkIsRefusedWithTheFix) {
   EXPECT_EQ(stages_error("base: b.yaml\ngrid: {train.lr: [1e-3], run.seed: [1, 2]}\nselect: {key: train.lr, seeds: "
                          "[7]}\n"),
             "sweeps/s.yaml, line 3: select.seeds: no point has run.seed 7; list seeds of the grid's run.seed axis");
+  // select.extend: numbers beyond a grid axis of the key.
+  const std::string lr = "base: b.yaml\ngrid: {train.lr: [1e-3, 1e-2], run.seed: [1]}\n";
+  EXPECT_EQ(parse_error(lr + "select: {key: train.lr, seeds: [1], extend: [x]}\n"),
+            "sweeps/s.yaml, line 3: select.extend: 'x' is not a number; extend lists values of train.lr beyond the "
+            "grid's, e.g. extend: [1e-1]");
+  EXPECT_EQ(parse_error(lr + "select: {key: train.lr, seeds: [1], extend: [1e-2]}\n"),
+            "sweeps/s.yaml, line 3: select.extend: 1e-2 is already a value of the train.lr axis (sweeps/s.yaml, line "
+            "2); extend lists only values beyond the grid");
+  EXPECT_EQ(parse_error("base: b.yaml\ngrid: {run.seed: [1]}\nzip: {train.lr: [1e-3, 1e-2], train.warmup_steps: [1, "
+                        "2]}\nselect: {key: train.lr, seeds: [1], extend: [1e-1]}\n"),
+            "sweeps/s.yaml, line 4: select.extend: train.lr is zipped with other keys (sweeps/s.yaml, line 3); extend "
+            "needs train.lr as a grid axis of its own");
+  EXPECT_EQ(parse_error("base: b.yaml\ngrid: {run.seed: [1]}\nset: {train.lr: 1e-3}\nselect: {key: train.lr, seeds: "
+                        "[1], extend: [1e-1]}\n"),
+            "sweeps/s.yaml, line 4: select.extend: no grid sweeps train.lr; extend adds values beyond a grid axis of "
+            "train.lr");
+  EXPECT_EQ(stages_error(lr + "select: {key: train.lr, seeds: [1], extend: [3e-3]}\n"),
+            "sweeps/s.yaml, line 3: select.extend: 3e-3 lies among the grid's train.lr values (1e-3 .. 1e-2, point "
+            "lr-1e-3_seed-1); extend lists values below or above them (or put 3e-3 in the grid)");
+  EXPECT_EQ(stages_error("base: b.yaml\ngrid: {train.lr: [1e-3, fast], run.seed: [1]}\nselect: {key: train.lr, "
+                         "seeds: [1], extend: [1e-1]}\n"),
+            "sweeps/s.yaml, line 3: select.extend: point lr-fast_seed-1 has train.lr = fast, not a number; extend "
+            "needs every value of train.lr to be a number");
 }
 
 // A machine that goes away between calls: the interrupted point's newest

@@ -53,55 +53,120 @@ struct Candidate {
   size_t first_index;        // the value's first trial in the grid (ties go to the earlier)
   std::vector<double> scores;
   bool complete = true;      // every trial of the value finished with a score
+  bool settled = true;       // every trial of the value settled
 };
 
 struct Decision {
-  bool ready = true;                   // every trial settled
+  bool ready = true;                   // every trial it needs settled
   std::optional<std::string> value;    // the choice, when one could be made
   double score = 0;
-  size_t trials = 0;
+  size_t trials = 0;                   // trials of the grid's values
+  std::optional<std::string> trying;   // an extension value whose trials run first
+  std::string edge;                    // "largest" or "smallest": where the best so far lies among the values tried
 };
+
+double number(const std::string& text) { return number_of(text).value_or(0.0); }
+
+// The best complete candidate (ties to the earlier in the grid), and its mean.
+const Candidate* best_of(const std::vector<const Candidate*>& candidates, bool lower, double& best_score) {
+  const Candidate* best = nullptr;
+  for (const Candidate* candidate : candidates) {
+    if (!candidate->complete || candidate->scores.empty()) continue;
+    double sum = 0;
+    for (double s : candidate->scores) sum += s;
+    const double mean = sum / static_cast<double>(candidate->scores.size());
+    const bool better = best == nullptr || (lower ? mean < best_score : mean > best_score) ||
+                        (mean == best_score && candidate->first_index < best->first_index);
+    if (better) {
+      best = candidate;
+      best_score = mean;
+    }
+  }
+  return best;
+}
+
+// The extension candidates of one choice beyond its grid values on one side,
+// nearest first.
+std::vector<const Candidate*> beyond(const std::map<std::string, Candidate>& extension, double edge, bool above) {
+  std::vector<const Candidate*> side;
+  for (const auto& entry : extension) {
+    const double v = number(entry.first);
+    if (above ? v > edge : v < edge) side.push_back(&entry.second);
+  }
+  std::sort(side.begin(), side.end(), [above](const Candidate* a, const Candidate* b) {
+    return above ? number(a->value) < number(b->value) : number(a->value) > number(b->value);
+  });
+  return side;
+}
 
 std::map<std::string, Decision> decide(const Selection& selection, const Grid& grid, const std::vector<Stage>& stages,
                                        const std::vector<PointOutcome>& outcomes) {
-  std::map<std::string, std::map<std::string, Candidate>> candidates;
+  std::map<std::string, std::map<std::string, Candidate>> candidates, extensions;
   std::map<std::string, Decision> decisions;
   for (size_t i = 0; i < grid.points.size(); ++i) {
     const Point& point = grid.points[i];
     const std::string choice = choice_of(selection, grid, point);
     auto& decision = decisions[choice];
-    if (stages[i] != Stage::kTrial) continue;
+    if (stages[i] == Stage::kHeld) continue;
     const PointOutcome& outcome = outcomes.at(i);
     const std::string value = point.value(selection.key);
-    Candidate& candidate = candidates[choice].try_emplace(value, Candidate{value, i, {}, true}).first->second;
-    decision.trials += 1;
-    if (!settled(outcome)) decision.ready = false;
+    auto& pool = stages[i] == Stage::kTrial ? candidates[choice] : extensions[choice];
+    Candidate& candidate = pool.try_emplace(value, Candidate{value, i, {}, true, true}).first->second;
+    if (!settled(outcome)) candidate.settled = false;
+    if (stages[i] == Stage::kTrial) {
+      decision.trials += 1;
+      if (!settled(outcome)) decision.ready = false;
+    }
     const auto score = outcome.status == "done" ? score_of(selection, outcome.summary) : std::nullopt;
     if (score) candidate.scores.push_back(*score);
     else candidate.complete = false;
   }
+  const bool lower = lower_is_better(selection.on);
   for (auto& [choice, decision] : decisions) {
     if (!decision.ready) continue;
-    const bool lower = lower_is_better(selection.on);
-    const Candidate* best = nullptr;
-    double best_score = 0;
+    std::vector<const Candidate*> tried;
+    double low = 0, high = 0;
     for (const auto& entry : candidates[choice]) {
-      const Candidate& candidate = entry.second;
-      if (!candidate.complete || candidate.scores.empty()) continue;
-      double sum = 0;
-      for (double s : candidate.scores) sum += s;
-      const double mean = sum / static_cast<double>(candidate.scores.size());
-      const bool better = best == nullptr || (lower ? mean < best_score : mean > best_score) ||
-                          (mean == best_score && candidate.first_index < best->first_index);
-      if (better) {
-        best = &candidate;
-        best_score = mean;
+      tried.push_back(&entry.second);
+      const double v = selection.extend.empty() ? 0.0 : number(entry.first);
+      low = tried.size() == 1 ? v : std::min(low, v);
+      high = tried.size() == 1 ? v : std::max(high, v);
+    }
+    // Each side's extension values count as tried up to the first whose trials have not all settled.
+    std::vector<const Candidate*> above, below;
+    for (auto* side : {&above, &below}) {
+      const bool up = side == &above;
+      for (const Candidate* candidate : beyond(extensions[choice], up ? high : low, up)) {
+        if (!candidate->settled) break;
+        tried.push_back(candidate);
+      }
+      for (const Candidate* candidate : beyond(extensions[choice], up ? high : low, up)) {
+        if (std::find(tried.begin(), tried.end(), candidate) == tried.end()) side->push_back(candidate);
       }
     }
-    if (best != nullptr) {
-      decision.value = best->value;
-      decision.score = best_score;
+    double best_score = 0;
+    const Candidate* best = best_of(tried, lower, best_score);
+    if (best == nullptr) continue;
+    if (!selection.extend.empty()) {
+      double lowest = number(best->value), highest = lowest;
+      for (const Candidate* candidate : tried) {
+        lowest = std::min(lowest, number(candidate->value));
+        highest = std::max(highest, number(candidate->value));
+      }
+      const double b = number(best->value);
+      if (b == highest && !above.empty()) {
+        decision.trying = above.front()->value;
+        decision.edge = "largest";
+      } else if (b == lowest && !below.empty()) {
+        decision.trying = below.front()->value;
+        decision.edge = "smallest";
+      } else if (b == highest || b == lowest) {
+        decision.edge = b == highest ? "largest" : "smallest";
+      }
     }
+    decision.value = best->value;
+    decision.score = best_score;
+    if (decision.trying) decision.ready = false;
   }
   return decisions;
 }
@@ -115,7 +180,8 @@ std::vector<std::optional<std::string>> chosen_values(const Selection& selection
   std::vector<std::optional<std::string>> values;
   for (size_t i = 0; i < grid.points.size(); ++i) {
     if (stages[i] != Stage::kHeld) continue;
-    values.push_back(decisions.at(choice_of(selection, grid, grid.points[i])).value);
+    const Decision& decision = decisions.at(choice_of(selection, grid, grid.points[i]));
+    values.push_back(decision.ready ? decision.value : std::nullopt);
   }
   return values;
 }
@@ -136,7 +202,38 @@ std::vector<Stage> stages_of(const Selection& selection, const Grid& grid, const
     const std::string seed = point.value(kSeedKey);
     seen_seeds.insert(seed);
     const bool trial = std::find(selection.seeds.begin(), selection.seeds.end(), seed) != selection.seeds.end();
-    stages.push_back(trial ? Stage::kTrial : Stage::kHeld);
+    const std::string value = point.value(selection.key);
+    const bool extension = std::find(selection.extend.begin(), selection.extend.end(), value) != selection.extend.end();
+    if (!selection.extend.empty() && !number_of(value)) {
+      throw config::ConfigError(selection.where + ": select.extend: point " + point.name + " has " + selection.key +
+                                " = " + value + ", not a number; extend needs every value of " + selection.key +
+                                " to be a number");
+    }
+    stages.push_back(!trial ? Stage::kHeld : extension ? Stage::kExtension : Stage::kTrial);
+  }
+  // Every extension value lies beyond the grid values of each choice (below the smallest or above the largest).
+  struct Range {
+    std::string point, low, high;  // a trial of the choice; its smallest and largest grid values as written
+  };
+  std::map<std::string, Range> ranges;
+  for (size_t i = 0; i < grid.points.size() && !selection.extend.empty(); ++i) {
+    if (stages[i] != Stage::kTrial) continue;
+    const std::string value = grid.points[i].value(selection.key);
+    auto [it, fresh] = ranges.try_emplace(choice_of(selection, grid, grid.points[i]),
+                                          Range{grid.points[i].name, value, value});
+    if (*number_of(value) < *number_of(it->second.low)) it->second.low = value;
+    if (*number_of(value) > *number_of(it->second.high)) it->second.high = value;
+  }
+  for (const auto& [choice, range] : ranges) {
+    for (const auto& value : selection.extend) {
+      const double v = *number_of(value);
+      if (v >= *number_of(range.low) && v <= *number_of(range.high)) {
+        throw config::ConfigError(selection.where + ": select.extend: " + value + " lies among the grid's " +
+                                  selection.key + " values (" + range.low + " .. " + range.high + ", point " +
+                                  range.point + "); extend lists values below or above them (or put " + value +
+                                  " in the grid)");
+      }
+    }
   }
   for (const auto& seed : selection.seeds) {
     if (!seen_seeds.count(seed)) {
@@ -151,12 +248,19 @@ Grid runnable_points(const std::optional<Selection>& selection, const Grid& grid
                      const std::vector<PointOutcome>& outcomes) {
   if (!selection) return grid;
   const auto values = chosen_values(*selection, grid, stages, outcomes);
+  const auto decisions = decide(*selection, grid, stages, outcomes);
   Grid runnable{grid.columns, {}};
   size_t held = 0;
   for (size_t i = 0; i < grid.points.size(); ++i) {
     const Point& point = grid.points[i];
     if (stages[i] == Stage::kTrial) {
       runnable.points.push_back(point);
+      continue;
+    }
+    if (stages[i] == Stage::kExtension) {
+      const Decision& decision = decisions.at(choice_of(*selection, grid, point));
+      if ((decision.trying && *decision.trying == point.value(selection->key)) || outcomes.at(i).status == "done")
+        runnable.points.push_back(point);
       continue;
     }
     const auto& value = values[held++];
@@ -179,15 +283,21 @@ void describe_choices(const Selection& selection, const Grid& grid, const std::v
     if (!told.insert(choice).second) continue;
     const Decision& decision = decisions.at(choice);
     out << "bla-sweep: select: " << grid.points[i].name << " and its other seeds: ";
-    if (!decision.ready) {
+    char score[64];
+    std::snprintf(score, sizeof score, "%.6g", decision.score);
+    if (decision.trying) {
+      out << "trying " << selection.key << " = " << *decision.trying << " beyond the grid: the best so far, "
+          << *decision.value << " (" << selection.on << " " << score << ", mean over seeds " << seeds << "), is the "
+          << decision.edge << " value tried\n";
+    } else if (!decision.ready) {
       out << "held until its " << decision.trials << " trials (seeds " << seeds << ") finish\n";
     } else if (!decision.value) {
       out << "no " << selection.key << " chosen: no value's trials all finished with " << selection.on << "\n";
     } else {
-      char score[64];
-      std::snprintf(score, sizeof score, "%.6g", decision.score);
       out << selection.key << " = " << *decision.value << " (" << selection.on << " " << score << ", mean over seeds "
-          << seeds << ")\n";
+          << seeds << ")"
+          << (decision.edge.empty() ? "" : "; the " + decision.edge + " value tried, and extend has none beyond it")
+          << "\n";
     }
   }
 }

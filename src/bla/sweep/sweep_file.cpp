@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -59,7 +61,10 @@ const config::Schema& select_schema() {
                                           "the run.seed values whose points try every value of key, e.g. [1]")),
        config::string_key("on", "validation_accuracy",
                           "the number of each trial's summary.json the choice is made on: validation_<name> "
-                          "(highest wins; lowest for *loss and *tvd)")});
+                          "(highest wins; lowest for *loss and *tvd)"),
+       config::value_key("extend", "list", "[]",
+                         "numbers beyond the key's grid values, e.g. [1e-1, 3e-1]: while the best value tried is "
+                         "the largest (smallest) tried, the trials of the next one above (below) run")});
   return schema;
 }
 
@@ -237,11 +242,64 @@ Selection read_select(Section& top) {
     section.fail("on", "'" + selection.on + "' is not a validation number; the choice is made on validation, "
                        "e.g. on: validation_accuracy or on: validation_loss (never on a test number)");
   }
+  if (section.has("extend")) {
+    YAML::Node extend = section.raw(select_schema()["extend"]);
+    selection.extend = read_values(source, "select.extend", extend, extend);
+    for (size_t i = 0; i < selection.extend.size(); ++i) {
+      if (!number_of(selection.extend[i])) {
+        fail_at(source, "select.extend", extend[i],
+                "'" + selection.extend[i] + "' is not a number; extend lists values of " + selection.key +
+                    " beyond the grid's, e.g. extend: [1e-1]");
+      }
+    }
+  }
   section.finish();
   return selection;
 }
 
+// The extension values join the axis that sweeps select.key alone, wherever
+// one does (the file's grid, a group's grid).
+void append_extension(const Selection& selection, SweepSpec& spec) {
+  if (selection.extend.empty()) return;
+  std::vector<Axis*> axes;
+  for (auto& axis : spec.axes) axes.push_back(&axis);
+  for (auto& group : spec.groups) {
+    for (auto& axis : group.axes) axes.push_back(&axis);
+  }
+  bool found = false;
+  for (Axis* axis : axes) {
+    const auto key = std::find(axis->keys.begin(), axis->keys.end(), selection.key);
+    if (key == axis->keys.end()) continue;
+    if (axis->keys.size() > 1) {
+      throw ConfigError(selection.where + ": select.extend: " + selection.key + " is zipped with other keys (" +
+                        axis->where + "); extend needs " + selection.key + " as a grid axis of its own");
+    }
+    for (const auto& value : selection.extend) {
+      for (const auto& existing : axis->values) {
+        if (existing.front() == value) {
+          throw ConfigError(selection.where + ": select.extend: " + value + " is already a value of the " +
+                            selection.key + " axis (" + axis->where + "); extend lists only values beyond the grid");
+        }
+      }
+      axis->values.push_back({value});
+    }
+    found = true;
+  }
+  if (!found) {
+    throw ConfigError(selection.where + ": select.extend: no grid sweeps " + selection.key +
+                      "; extend adds values beyond a grid axis of " + selection.key);
+  }
+}
+
 }  // namespace
+
+std::optional<double> number_of(const std::string& text) {
+  if (text.empty() || std::isspace(static_cast<unsigned char>(text.front()))) return std::nullopt;
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  if (end != text.c_str() + text.size() || !std::isfinite(value)) return std::nullopt;
+  return value;
+}
 
 SweepSpec parse_sweep(const std::string& yaml_text, const std::string& file) {
   auto source = std::make_shared<ConfigSource>();
@@ -298,7 +356,10 @@ SweepSpec parse_sweep(const std::string& yaml_text, const std::string& file) {
     group.where = file;
     spec.groups.push_back(std::move(group));
   }
-  if (top.has("select")) spec.select = read_select(top);
+  if (top.has("select")) {
+    spec.select = read_select(top);
+    append_extension(*spec.select, spec);
+  }
   top.finish();
   return spec;
 }

@@ -18,6 +18,7 @@
 //     key: train.lr                     # an axis every point has
 //     seeds: [1]                        # the run.seed values that try every value of key
 //     on: validation_accuracy           # the summary number the choice is made on
+//     extend: [1e-1, 3e-1]              # tried one by one, outward, while the best is the edge
 //
 // Keys of the sweep file itself are checked like a config's (file, line,
 // closest known key); the config keys inside set/grid/zip are checked by
@@ -59,10 +60,17 @@ struct Group {
 // `seeds` try every value of `key`; the points of the other seeds run only at
 // the value those trials chose on `on` (a validation number of summary.json,
 // "validation_<name>": the highest wins, the lowest for *loss and *tvd).
+// `extend` lists numbers beyond the key's grid values, on either side: when
+// the best value tried is the largest (smallest) tried, the trials of the
+// next extension value above (below) run, one value at a time, until the
+// best is no longer at that edge or the list has no value left there. The
+// parser appends them to the key's axis, so their points exist (and have
+// names); only the trials a choice needs run.
 struct Selection {
   std::string key;
   std::vector<std::string> seeds;  // run.seed values, as the grid writes them
   std::string on = "validation_accuracy";
+  std::vector<std::string> extend;  // values of key beyond the grid's, as the grid writes them
   std::string where;
 };
 
@@ -75,6 +83,9 @@ struct SweepSpec {
   std::vector<Group> groups; // at least one (an unlabelled one when the file has none)
   std::optional<Selection> select;
 };
+
+// The number a value's text writes ("1e-2" -> 0.01), if the whole text is one.
+std::optional<double> number_of(const std::string& text);
 
 // Parses a sweep file's text; `file` names it in messages and anchors `base`.
 // Throws bla::config::ConfigError naming the file, line, key and the fix.
