@@ -629,6 +629,15 @@ printf '{"task":"mqar","steps":12,"test":{"accuracy":%s},"validation":{"accuracy
   return path;
 }
 
+// The names of the rows of a results.csv whose status is done.
+std::set<std::string> done_names(const std::vector<std::vector<std::string>>& csv) {
+  std::set<std::string> done;
+  for (size_t row = 1; row < csv.size(); ++row) {
+    if (column(csv, row, "status") == "done") done.insert(column(csv, row, "name"));
+  }
+  return done;
+}
+
 const char* kSelectingSweep = R"(base: base.yaml
 grid: {train.lr: [1e-3, 3e-3, 1e-2, crash], run.seed: [1, 2, 3]}
 select: {key: train.lr, seeds: [1]}
@@ -663,11 +672,7 @@ TEST(SweepSelect, TheFirstSeedTriesEveryValueAndTheOthersRunAtTheChosenOne) {
   // 2 x 4 trials, then 2 x 2 replicates at the chosen rates.
   EXPECT_EQ(count_lines(out + "/calls.txt"), 12);
   auto csv = read_csv(out + "/results.csv");
-  std::set<std::string> done;
-  for (size_t row = 1; row < csv.size(); ++row) {
-    if (column(csv, row, "status") == "done") done.insert(column(csv, row, "name"));
-  }
-  EXPECT_EQ(done, (std::set<std::string>{"bla_slots-4_lr-1e-3_seed-1", "bla_slots-4_lr-3e-3_seed-1",
+  EXPECT_EQ(done_names(csv), (std::set<std::string>{"bla_slots-4_lr-1e-3_seed-1", "bla_slots-4_lr-3e-3_seed-1",
                                          "bla_slots-4_lr-1e-2_seed-1", "bla_slots-4_lr-3e-3_seed-2",
                                          "bla_slots-4_lr-3e-3_seed-3", "bla_slots-8_lr-1e-3_seed-1",
                                          "bla_slots-8_lr-3e-3_seed-1", "bla_slots-8_lr-1e-2_seed-1",
@@ -708,11 +713,7 @@ TEST(SweepSelect, ABestValueAtTheGridsEdgeTriesTheExtensionValuesOutward) {
     EXPECT_NE(run.output.find(line), std::string::npos) << line << "\n" << run.output;
   }
   auto csv = read_csv(out + "/results.csv");
-  std::set<std::string> done;
-  for (size_t row = 1; row < csv.size(); ++row) {
-    if (column(csv, row, "status") == "done") done.insert(column(csv, row, "name"));
-  }
-  EXPECT_EQ(done, (std::set<std::string>{"bla_slots-4_lr-1e-3_seed-1", "bla_slots-4_lr-3e-3_seed-1",
+  EXPECT_EQ(done_names(csv), (std::set<std::string>{"bla_slots-4_lr-1e-3_seed-1", "bla_slots-4_lr-3e-3_seed-1",
                                          "bla_slots-4_lr-1e-2_seed-1", "bla_slots-4_lr-3e-3_seed-2",
                                          "bla_slots-4_lr-3e-3_seed-3", "bla_slots-8_lr-1e-3_seed-1",
                                          "bla_slots-8_lr-3e-3_seed-1", "bla_slots-8_lr-1e-2_seed-1",
