@@ -171,21 +171,6 @@ std::map<std::string, Decision> decide(const Selection& selection, const Grid& g
   return decisions;
 }
 
-// The value each held point's choice made; nullopt while a trial is pending
-// or running, or when no value's trials all finished.
-std::vector<std::optional<std::string>> chosen_values(const Selection& selection, const Grid& grid,
-                                                      const std::vector<Stage>& stages,
-                                                      const std::vector<PointOutcome>& outcomes) {
-  const auto decisions = decide(selection, grid, stages, outcomes);
-  std::vector<std::optional<std::string>> values;
-  for (size_t i = 0; i < grid.points.size(); ++i) {
-    if (stages[i] != Stage::kHeld) continue;
-    const Decision& decision = decisions.at(choice_of(selection, grid, grid.points[i]));
-    values.push_back(decision.ready ? decision.value : std::nullopt);
-  }
-  return values;
-}
-
 }  // namespace
 
 std::vector<Stage> stages_of(const Selection& selection, const Grid& grid, const std::string& file) {
@@ -247,26 +232,20 @@ std::vector<Stage> stages_of(const Selection& selection, const Grid& grid, const
 Grid runnable_points(const std::optional<Selection>& selection, const Grid& grid, const std::vector<Stage>& stages,
                      const std::vector<PointOutcome>& outcomes) {
   if (!selection) return grid;
-  const auto values = chosen_values(*selection, grid, stages, outcomes);
   const auto decisions = decide(*selection, grid, stages, outcomes);
   Grid runnable{grid.columns, {}};
-  size_t held = 0;
   for (size_t i = 0; i < grid.points.size(); ++i) {
     const Point& point = grid.points[i];
-    if (stages[i] == Stage::kTrial) {
-      runnable.points.push_back(point);
-      continue;
-    }
-    if (stages[i] == Stage::kExtension) {
-      const Decision& decision = decisions.at(choice_of(*selection, grid, point));
-      if ((decision.trying && *decision.trying == point.value(selection->key)) || outcomes.at(i).status == "done")
-        runnable.points.push_back(point);
-      continue;
-    }
-    const auto& value = values[held++];
-    // A held point already done stays in (it is skipped), so results.csv keeps every finished run.
-    if ((value && *value == point.value(selection->key)) || outcomes.at(i).status == "done")
-      runnable.points.push_back(point);
+    const Decision& decision = decisions.at(choice_of(*selection, grid, point));
+    const std::string value = point.value(selection->key);
+    // Trials always; an extension trial while its choice tries it; a held
+    // point once its choice is made and is its value. A point already done
+    // stays in (it is skipped), so results.csv keeps every finished run.
+    const bool run = stages[i] == Stage::kTrial ||
+                     (stages[i] == Stage::kExtension && decision.trying && *decision.trying == value) ||
+                     (stages[i] == Stage::kHeld && decision.ready && decision.value && *decision.value == value) ||
+                     outcomes.at(i).status == "done";
+    if (run) runnable.points.push_back(point);
   }
   return runnable;
 }
