@@ -3,7 +3,9 @@
 // Runs every point of a sweep file (src/bla/sweep/sweep_file.h) with the
 // bla-train beside this program, skips finished points, resumes interrupted
 // ones, and writes DIR/results.csv. With a sweep file's select, the trials run
-// first, then the other seeds at the value they chose (sweep/selection.h).
+// first, then the other seeds at the value they chose (sweep/selection.h), in
+// waves of one process per slot, the choices made again after each
+// (sweep/waves.h).
 // Needs neither LibTorch nor the library.
 // Exit codes: 0 every point done, 1 some point failed, 2 sweep file or usage
 // error, 130 interrupted.
@@ -12,6 +14,7 @@
 #include "bla/sweep/point_runner.h"
 #include "bla/sweep/selection.h"
 #include "bla/sweep/sweep_file.h"
+#include "bla/sweep/waves.h"
 #include "bla/util/exit_codes.h"
 #include "bla/util/files.h"
 #include "cli/arguments.h"
@@ -19,9 +22,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <iostream>
+#include <map>
 #include <set>
+#include <sstream>
 
 namespace {
 
@@ -81,6 +87,89 @@ std::vector<bla::sweep::PointOutcome> outcomes_on_disk(const bla::sweep::SweepSp
     outcomes.push_back(bla::sweep::existing_outcome(spec, point, bla::sweep::run_dir_of(out_dir, point)));
   }
   return outcomes;
+}
+
+// describe_choices' lines that `told` does not hold yet, printed and added to it:
+// after a wave, only the choices it changed.
+void tell_choices(const bla::sweep::Selection& selection, const bla::sweep::Grid& grid,
+                  const std::vector<bla::sweep::Stage>& stages, const std::vector<bla::sweep::PointOutcome>& known,
+                  std::set<std::string>& told) {
+  std::ostringstream text;
+  bla::sweep::describe_choices(selection, grid, stages, known, text);
+  std::istringstream lines(text.str());
+  for (std::string line; std::getline(lines, line);) {
+    if (told.insert(line).second) std::cout << line << "\n";
+  }
+  std::cout.flush();
+}
+
+// Per point of `grid`: its run directory holds a checkpoint (asked only of the pending ones).
+std::vector<bool> checkpoints_of(const std::string& out_dir, const bla::sweep::Grid& grid,
+                                 const std::vector<bla::sweep::PointOutcome>& known) {
+  std::vector<bool> resumable;
+  for (size_t i = 0; i < grid.points.size(); ++i) {
+    resumable.push_back(known[i].status == "pending" &&
+                        bla::sweep::has_checkpoint(bla::sweep::run_dir_of(out_dir, grid.points[i])));
+  }
+  return resumable;
+}
+
+// A sweep with select, wave after wave (sweep/waves.h); bla-sweep's exit status.
+int run_in_waves(const bla::sweep::SweepSpec& spec, const bla::sweep::Grid& all,
+                 const std::vector<bla::sweep::Stage>& stages, std::vector<bla::sweep::PointOutcome> known,
+                 bla::sweep::RunnerOptions options) {
+  const auto started = std::chrono::steady_clock::now();
+  std::map<std::string, size_t> index;  // point name -> its index in `all`
+  for (size_t i = 0; i < all.points.size(); ++i) index[all.points[i].name] = i;
+  size_t runnable = 0, done = 0, stale = 0;
+  for (const auto& point : bla::sweep::runnable_points(spec.select, all, stages, known).points) {
+    const std::string& status = known[index.at(point.name)].status;
+    ++runnable;
+    done += status == "done";
+    stale += status == "stale";
+  }
+  std::cout << "bla-sweep: " << all.points.size() << " points: " << done << " done already (skipped), "
+            << runnable - done - stale << " to run now" << (stale ? ", " + std::to_string(stale) + " stale" : "")
+            << ", " << all.points.size() - runnable << " held for a choice or not chosen; select: in waves of at most "
+            << options.slots.size() << " process" << (options.slots.size() > 1 ? "es" : "")
+            << " (one per slot), the choices made again after each; " << options.out_dir << std::endl;
+  std::set<std::string> told;
+  tell_choices(*spec.select, all, stages, known, told);
+  bla::sweep::Wave wave;
+  int waves = 0;
+  for (;;) {
+    wave = bla::sweep::plan_wave(*spec.select, all, stages, known, checkpoints_of(options.out_dir, all, known),
+                                 options.slots.size(), options.ensemble);
+    if (wave.processes.empty() && waves > 0) break;
+    // Nothing to run at all: one call for results.csv and its summary line, as without select.
+    options.wave = wave.processes.empty() ? 0 : ++waves;
+    options.later = wave.later;
+    const auto result = bla::sweep::run_points(spec, wave.grid, options, std::cout);
+    // Every point it ran, finished or stopped, keeps its outcome in the later waves (not run again).
+    for (size_t j = 0; j < wave.grid.points.size(); ++j) {
+      const size_t i = index.at(wave.grid.points[j].name);
+      known[i] = result.outcomes[j];
+      if (known[i].status != "pending") options.settled[all.points[i].name] = known[i];
+    }
+    if (result.interrupted) return 130;
+    if (waves == 0) break;
+    tell_choices(*spec.select, all, stages, known, told);
+  }
+  // The points of results.csv: every one not done makes the exit status 1.
+  size_t ran = 0, skipped = 0, not_done = 0;
+  for (const auto& point : wave.grid.points) {
+    const auto& outcome = known[index.at(point.name)];
+    if (outcome.status != "done") ++not_done;
+    else if (outcome.action == "skipped") ++skipped;
+    else ++ran;
+  }
+  if (waves > 0) {
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    std::cout << "bla-sweep: finished in " << bla::sweep::format_duration(seconds) << " (" << waves << " waves): "
+              << ran << " ran, " << not_done << " not done (failed, stale or stopped), " << skipped << " skipped | "
+              << bla::util::join_path(options.out_dir, "results.csv") << std::endl;
+  }
+  return not_done ? 1 : 0;
 }
 
 }  // namespace
@@ -159,6 +248,14 @@ int main(int argc, char** argv) {
         queue.push_back(i);
         resumable.push_back(resume);
       }
+      if (spec.select) {
+        const size_t slots = options.slots.size();
+        std::cout << "select: bla-sweep runs these in waves of at most " << slots << " process"
+                  << (slots > 1 ? "es" : "") << " (one per slot); wave 1 is the first "
+                  << (slots > 1 ? std::to_string(slots) + " commands" : std::string("command"))
+                  << " below. After each wave it makes the choices again: a point's held seeds (or its next "
+                  << "extension trial) run once its choice allows, before the points after it.\n";
+      }
       std::cout << "commands:\n";
       for (const auto& process : bla::sweep::plan_processes(grid, queue, resumable, options.ensemble)) {
         std::vector<const bla::sweep::Point*> points;
@@ -177,29 +274,9 @@ int main(int argc, char** argv) {
       throw bla::util::ArgumentError("cannot run " + options.bla_train +
                                      ": build it (scripts/build.sh bla-train) or pass --bla-train PATH");
     }
-    auto result = bla::sweep::run_points(spec, grid, options, std::cout);
+    if (spec.select) return run_in_waves(spec, all_points, stages, std::move(known), options);
+    const auto result = bla::sweep::run_points(spec, grid, options, std::cout);
     if (result.interrupted) return 130;
-    // The trials that just ran settle their choices: the extension trials they
-    // call for, then the chosen held points, run next, until no point is added.
-    while (spec.select) {
-      for (size_t i = 0, j = 0; i < all_points.points.size() && j < grid.points.size(); ++i) {
-        if (all_points.points[i].name == grid.points[j].name) known[i] = result.outcomes[j++];
-      }
-      bla::sweep::describe_choices(*spec.select, all_points, stages, known, std::cout);
-      auto next = bla::sweep::runnable_points(spec.select, all_points, stages, known);
-      std::set<std::string> ran;
-      for (const auto& point : grid.points) ran.insert(point.name);
-      const bool more = std::any_of(next.points.begin(), next.points.end(),
-                                    [&ran](const auto& point) { return !ran.count(point.name); });
-      if (!more) break;
-      for (size_t i = 0; i < all_points.points.size(); ++i) {
-        if (known[i].status != "done" && known[i].status != "pending" && known[i].status != "stale")
-          options.settled[all_points.points[i].name] = known[i];
-      }
-      grid = std::move(next);
-      result = bla::sweep::run_points(spec, grid, options, std::cout);
-      if (result.interrupted) return 130;
-    }
     for (const auto& outcome : result.outcomes) {
       if (outcome.status != "done") return 1;
     }

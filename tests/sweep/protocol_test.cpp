@@ -2,7 +2,7 @@
 // (configs/sweeps/mqar_ci.yaml, regbench_ci.yaml): bla-sweep trains each state
 // point's learning rates x seeds as ensembles with validation (for MQAR with
 // early stopping, and in two stages: seed 1 at every rate, then the other
-// seeds at the rate it chose), and plot_sweep.py chooses the rate on validation and
+// seeds at the rate it chose, in waves), and plot_sweep.py chooses the rate on validation and
 // prints the curves with intervals over seeds and the headline.
 #include "bla/util/files.h"
 #include "support/run_helpers.h"
@@ -20,23 +20,33 @@ namespace {
 
 const std::string kSource = BLA_SOURCE_DIR;
 
-// bla-sweep on configs/sweeps/<name> into `out`, two runs at a time: in each
-// stage (one without a select; the trials, then the chosen seeds with one)
-// `points` new points in `ensembles` processes, every one finishing.
-void expect_sweep_runs(const std::string& name, const std::string& out, int points, int ensembles, int stages = 1) {
+// bla-sweep on configs/sweeps/<name> into `out`, two runs at a time, every
+// point finishing: `points` new points in `ensembles` processes; with a
+// select, in `waves` waves of two of those processes each (sweep/waves.h).
+void expect_sweep_runs(const std::string& name, const std::string& out, int points, int ensembles, int waves = 0) {
   auto sweep = run_command(std::string(BLA_BINARY_DIR) + "/src/bla-sweep " + kSource + "/configs/sweeps/" + name +
                                " --out " + out + " --jobs 2 --bla-train " + BLA_BINARY_DIR + "/src/bla-train",
                            600);
   ASSERT_EQ(sweep.status, 0) << sweep.output;
   const std::string n = std::to_string(points), e = std::to_string(ensembles);
-  for (int stage = 0; stage < stages; ++stage) {
-    const std::string total = std::to_string(points * (stage + 1)), done = std::to_string(points * stage);
-    EXPECT_NE(sweep.output.find(total + " points: " + done + " done already (skipped), 0 to resume, " + n + " new; " +
-                                e + " processes (" + e + " ensembles"),
+  if (waves == 0) {
+    EXPECT_NE(sweep.output.find(n + " points: 0 done already (skipped), 0 to resume, " + n + " new; " + e +
+                                " processes (" + e + " ensembles"),
               std::string::npos)
-        << "stage " << stage + 1 << ": " << sweep.output;
+        << sweep.output;
+    EXPECT_NE(sweep.output.find(n + " ran, 0 failed"), std::string::npos) << sweep.output;
+    return;
   }
-  EXPECT_NE(sweep.output.find(n + " ran, 0 failed"), std::string::npos) << sweep.output;
+  const std::string per_wave = std::to_string(points / waves);
+  for (int wave = 1; wave <= waves; ++wave) {
+    EXPECT_NE(sweep.output.find("bla-sweep: wave " + std::to_string(wave) + ": 2 processes (2 ensembles), " +
+                                per_wave + " points (0 to resume, " + per_wave + " new)"),
+              std::string::npos)
+        << "wave " << wave << ": " << sweep.output;
+  }
+  EXPECT_NE(sweep.output.find("(" + std::to_string(waves) + " waves): " + n + " ran, 0 not done"), std::string::npos)
+      << sweep.output;
+  EXPECT_EQ(2 * waves, ensembles);
 }
 
 // plot_sweep.py's tables and headline for the sweep in `out`, the learning
@@ -56,8 +66,9 @@ TEST(SweepProtocol, TheMqarPipelineRunsEndToEndOnTheCpu) {
   if (run_command("python3 --version", 30).status != 0) GTEST_SKIP() << "python3 is not on PATH";
   TempDir tmp;
   const std::string out = tmp / "sweep";
-  // select: seed 1 tries both rates at each of the 6 state points, then seeds 2 and 3 run at the chosen one.
-  expect_sweep_runs("mqar_ci.yaml", out, 12, 6, 2);
+  // select: seed 1 tries both rates at each of the 6 state points, then seeds 2 and 3 run at the chosen one:
+  // 24 points in 12 ensembles of 2, two at a time, 6 waves.
+  expect_sweep_runs("mqar_ci.yaml", out, 24, 12, 6);
   // Every point's summary holds its final validation and test results.
   std::istringstream csv(bla::util::read_file(out + "/results.csv"));
   std::string header, row;

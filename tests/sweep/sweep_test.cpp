@@ -17,6 +17,7 @@
 #include "bla/sweep/point_runner.h"
 #include "bla/sweep/selection.h"
 #include "bla/sweep/sweep_file.h"
+#include "bla/sweep/waves.h"
 #include "bla/train/task_and_model.h"
 #include "bla/util/exit_codes.h"
 #include "bla/util/files.h"
@@ -683,7 +684,173 @@ TEST(SweepSelect, TheFirstSeedTriesEveryValueAndTheOthersRunAtTheChosenOne) {
   auto again = run_command(kSweep + " " + sweep + " --out " + out + " --ensemble off --bla-train " + fake, 60);
   EXPECT_EQ(again.status, 1) << again.output;
   EXPECT_EQ(count_lines(out + "/calls.txt"), 14);
-  EXPECT_NE(again.output.find("12 points: 10 done already (skipped), 0 to resume, 2 new"), std::string::npos) << again.output;
+  EXPECT_NE(again.output.find("24 points: 10 done already (skipped), 2 to run now, 12 held for a choice or not chosen"),
+            std::string::npos) << again.output;
+  EXPECT_NE(again.output.find("bla-sweep: wave 2: 1 process, 1 point (0 to resume, 1 new)\n"), std::string::npos)
+      << again.output;
+}
+
+namespace {
+
+// The run directories bla-train was started on, in the order the calls were made (calls.txt).
+std::vector<std::string> started_runs(const std::string& calls) {
+  std::vector<std::string> runs;
+  std::istringstream in(bla::util::read_file(calls));
+  for (std::string line; std::getline(in, line);) {
+    for (size_t at = line.find("/runs/"); at != std::string::npos; at = line.find("/runs/", at + 1)) {
+      const size_t from = at + 6;
+      runs.push_back(line.substr(from, line.find(' ', from) - from));
+    }
+  }
+  return runs;
+}
+
+// The points of a wave's processes, by name.
+std::vector<std::vector<std::string>> wave_names(const bla::sweep::Wave& wave) {
+  std::vector<std::vector<std::string>> out;
+  for (const auto& process : wave.processes) {
+    out.emplace_back();
+    for (size_t index : process) out.back().push_back(wave.grid.points.at(index).name);
+  }
+  return out;
+}
+
+}  // namespace
+
+// select runs in waves of one process per slot, planned again after each
+// (sweep/waves.h): on one slot the first wave is the first point's trials
+// (one ensemble), and once they are done the next is that point's held
+// seeds, before the second point's trials.
+TEST(SweepSelect, AWaveIsOneProcessPerSlotOfThePendingPointsInGridOrder) {
+  const auto spec = bla::sweep::parse_sweep(R"(base: b.yaml
+grid: {train.lr: [1e-3, 3e-3], run.seed: [1, 2]}
+select: {key: train.lr, seeds: [1]}
+groups:
+  - {label: bla, set: {model.mixer: bla}, grid: {model.mixers.bla.slots: [4, 8]}}
+)", "sweeps/s.yaml");
+  const auto grid = bla::sweep::expand(spec);
+  ASSERT_EQ(grid.points.size(), 8u);  // slots 4: lr 1e-3 seeds 1, 2, lr 3e-3 seeds 1, 2; then slots 8 alike
+  const auto stages = bla::sweep::stages_of(*spec.select, grid, spec.file);
+  std::vector<bla::sweep::PointOutcome> known(grid.points.size());  // all pending
+  std::vector<bool> resumable(grid.points.size(), false);
+  using Names = std::vector<std::vector<std::string>>;
+
+  auto wave = bla::sweep::plan_wave(*spec.select, grid, stages, known, resumable, 1, 4);
+  EXPECT_EQ(wave_names(wave), (Names{{"bla_slots-4_lr-1e-3_seed-1", "bla_slots-4_lr-3e-3_seed-1"}}));
+  EXPECT_EQ(names_of(wave.grid), (std::vector<std::string>{"bla_slots-4_lr-1e-3_seed-1", "bla_slots-4_lr-3e-3_seed-1",
+                                                           "bla_slots-8_lr-1e-3_seed-1",
+                                                           "bla_slots-8_lr-3e-3_seed-1"}));
+  EXPECT_EQ(wave.later, (std::set<std::string>{"bla_slots-8_lr-1e-3_seed-1", "bla_slots-8_lr-3e-3_seed-1"}));
+  // Two slots: both points' trials; one point a process: the first trial alone.
+  EXPECT_EQ(wave_names(bla::sweep::plan_wave(*spec.select, grid, stages, known, resumable, 2, 4)),
+            (Names{{"bla_slots-4_lr-1e-3_seed-1", "bla_slots-4_lr-3e-3_seed-1"},
+                   {"bla_slots-8_lr-1e-3_seed-1", "bla_slots-8_lr-3e-3_seed-1"}}));
+  EXPECT_EQ(wave_names(bla::sweep::plan_wave(*spec.select, grid, stages, known, resumable, 1, 1)),
+            (Names{{"bla_slots-4_lr-1e-3_seed-1"}}));
+
+  // The first point's trials done: its held seed at the chosen rate (3e-3) runs next, before the second
+  // point's trials.
+  auto done = [](double accuracy) {
+    bla::sweep::PointOutcome outcome;
+    outcome.status = "done";
+    outcome.summary = {{"validation", {{"accuracy", accuracy}}}};
+    return outcome;
+  };
+  known[0] = done(0.4);
+  known[2] = done(0.9);
+  wave = bla::sweep::plan_wave(*spec.select, grid, stages, known, resumable, 1, 4);
+  EXPECT_EQ(wave_names(wave), (Names{{"bla_slots-4_lr-3e-3_seed-2"}}));
+  EXPECT_EQ(wave.grid.points.size(), 5u);  // the 4 trials and the chosen held point, results.csv's rows
+  EXPECT_EQ(wave.later, (std::set<std::string>{"bla_slots-8_lr-1e-3_seed-1", "bla_slots-8_lr-3e-3_seed-1"}));
+
+  // A trial that failed earlier in this sweep keeps its row and does not run again (its rate is not chosen);
+  // a point with a checkpoint to resume runs first.
+  known[2].status = "failed";
+  resumable[6] = true;  // bla_slots-8_lr-3e-3_seed-1
+  wave = bla::sweep::plan_wave(*spec.select, grid, stages, known, resumable, 1, 4);
+  EXPECT_EQ(wave_names(wave), (Names{{"bla_slots-8_lr-3e-3_seed-1"}}));
+  EXPECT_EQ(names_of(wave.grid), (std::vector<std::string>{"bla_slots-4_lr-1e-3_seed-1", "bla_slots-4_lr-1e-3_seed-2",
+                                                           "bla_slots-4_lr-3e-3_seed-1", "bla_slots-8_lr-1e-3_seed-1",
+                                                           "bla_slots-8_lr-3e-3_seed-1"}));
+  EXPECT_EQ(wave.later, (std::set<std::string>{"bla_slots-4_lr-1e-3_seed-2", "bla_slots-8_lr-1e-3_seed-1"}));
+
+  // Every point done or stopped: no wave left.
+  for (auto& outcome : known) outcome = done(0.5);
+  EXPECT_TRUE(bla::sweep::plan_wave(*spec.select, grid, stages, known, resumable, 1, 4).processes.empty());
+
+  // The shipped MQAR sweep on one GPU with ensembles of 4: the first wave is the largest BLA state's 4 trials.
+  const auto mqar = bla::sweep::load_sweep(std::string(BLA_SOURCE_DIR) + "/configs/sweeps/mqar.yaml");
+  const auto bla_points = bla::sweep::only_groups(bla::sweep::expand(mqar), {"bla"}, mqar.file);
+  const auto mqar_wave =
+      bla::sweep::plan_wave(*mqar.select, bla_points, bla::sweep::stages_of(*mqar.select, bla_points, mqar.file),
+                            std::vector<bla::sweep::PointOutcome>(bla_points.points.size()),
+                            std::vector<bool>(bla_points.points.size(), false), 1, 4);
+  EXPECT_EQ(wave_names(mqar_wave), (Names{{"bla_slots-128_lr-4.6e-4_seed-1", "bla_slots-128_lr-2.2e-3_seed-1",
+                                           "bla_slots-128_lr-1.0e-2_seed-1", "bla_slots-128_lr-4.6e-2_seed-1"}}));
+}
+
+// End to end with one job: each point's trials, then its held seeds at the
+// chosen rate, then the next point's trials (a sweep cut short leaves whole
+// points); results.csv ends with the rows one batch of trials gave.
+TEST(SweepSelect, WithOneJobAPointsHeldSeedsRunBeforeTheNextPointsTrials) {
+  TempDir tmp;
+  const std::string fake = write_selecting_train(tmp);
+  write_file(tmp / "base.yaml", "run: {name: x}\n");
+  const std::string sweep = write_file(tmp / "s.yaml", kSelectingSweep);
+  const std::string out = tmp / "out";
+  auto run = run_command(kSweep + " " + sweep + " --out " + out + " --jobs 1 --ensemble off --bla-train " + fake, 60);
+  EXPECT_EQ(run.status, 1) << run.output;  // the crash trials failed
+  EXPECT_EQ(started_runs(out + "/calls.txt"),
+            (std::vector<std::string>{"bla_slots-4_lr-1e-3_seed-1", "bla_slots-4_lr-3e-3_seed-1",
+                                      "bla_slots-4_lr-1e-2_seed-1", "bla_slots-4_lr-crash_seed-1",
+                                      "bla_slots-4_lr-3e-3_seed-2", "bla_slots-4_lr-3e-3_seed-3",
+                                      "bla_slots-8_lr-1e-3_seed-1", "bla_slots-8_lr-3e-3_seed-1",
+                                      "bla_slots-8_lr-1e-2_seed-1", "bla_slots-8_lr-crash_seed-1",
+                                      "bla_slots-8_lr-1e-2_seed-2", "bla_slots-8_lr-1e-2_seed-3"}));
+  EXPECT_NE(run.output.find("bla-sweep: wave 12: 1 process, 1 point (0 to resume, 1 new)\n"), std::string::npos)
+      << run.output;
+  EXPECT_NE(run.output.find("bla-sweep: finished in "), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find(" (12 waves): 10 ran, 2 not done (failed, stale or stopped), 0 skipped | "),
+            std::string::npos) << run.output;
+  // The rows of the sweep run as one batch of trials, then one of held seeds; every run made in this call "ran".
+  const auto csv = read_csv(out + "/results.csv");
+  std::vector<std::string> rows;
+  for (size_t row = 1; row < csv.size(); ++row) {
+    rows.push_back(column(csv, row, "name") + " " + column(csv, row, "status") + " " + column(csv, row, "action") +
+                   " " + column(csv, row, "validation_accuracy"));
+  }
+  EXPECT_EQ(rows, (std::vector<std::string>{
+                      "bla_slots-4_lr-1e-3_seed-1 done ran 0.41", "bla_slots-4_lr-3e-3_seed-1 done ran 0.91",
+                      "bla_slots-4_lr-3e-3_seed-2 done ran 0.92", "bla_slots-4_lr-3e-3_seed-3 done ran 0.93",
+                      "bla_slots-4_lr-1e-2_seed-1 done ran 0.61", "bla_slots-4_lr-crash_seed-1 failed ran ",
+                      "bla_slots-8_lr-1e-3_seed-1 done ran 0.41", "bla_slots-8_lr-3e-3_seed-1 done ran 0.51",
+                      "bla_slots-8_lr-1e-2_seed-1 done ran 0.951", "bla_slots-8_lr-1e-2_seed-2 done ran 0.952",
+                      "bla_slots-8_lr-1e-2_seed-3 done ran 0.953", "bla_slots-8_lr-crash_seed-1 failed ran "}));
+}
+
+// A stop signal during a wave ends the sweep at once (no later wave starts),
+// with the waiting points pending in results.csv.
+TEST(SweepSelect, AStopSignalDuringAWaveEndsTheSweepInterrupted) {
+  TempDir tmp;
+  const std::string fake = write_fake_train(tmp);
+  write_file(tmp / "base.yaml", "run: {name: x}\n");
+  const std::string sweep = write_file(tmp / "s.yaml", "base: base.yaml\ngrid: {train.lr: [slow, 1e-3], run.seed: "
+                                                       "[1, 2]}\nselect: {key: train.lr, seeds: [1]}\n");
+  const std::string out = tmp / "out";
+  const std::string stopper = write_signal_script(tmp / "stop", out + "/calls.txt", "TERM", false);
+  auto run = run_command(
+      stopper + " " + kSweep + " " + sweep + " --out " + out + " --jobs 1 --ensemble off --bla-train " + fake, 60);
+  EXPECT_EQ(run.status, 130) << run.output;
+  EXPECT_LT(run.seconds, 20) << run.output;
+  EXPECT_NE(run.output.find("bla-sweep: interrupted in wave 1 after "), std::string::npos) << run.output;
+  EXPECT_EQ(run.output.find("wave 2"), std::string::npos) << run.output;
+  EXPECT_EQ(count_lines(out + "/calls.txt"), 1);
+  const auto csv = read_csv(out + "/results.csv");
+  ASSERT_EQ(csv.size(), 3u);
+  EXPECT_EQ(column(csv, 1, "name"), "lr-slow_seed-1");
+  EXPECT_EQ(column(csv, 1, "status"), "killed");
+  EXPECT_EQ(column(csv, 2, "name"), "lr-1e-3_seed-1");
+  EXPECT_EQ(column(csv, 2, "status"), "pending");
 }
 
 // select.extend: where the best rate is the largest tried, the next rate

@@ -210,6 +210,8 @@ void install_stop_handlers() {
   sigaction(SIGTERM, &action, nullptr);
 }
 
+}  // namespace
+
 std::string format_duration(double seconds) {
   long s = static_cast<long>(seconds + 0.5);
   char text[32];
@@ -222,6 +224,8 @@ std::string format_duration(double seconds) {
   }
   return text;
 }
+
+namespace {
 
 off_t file_size(const std::string& path) {
   struct stat info {};
@@ -348,19 +352,24 @@ SweepResult run_points(const SweepSpec& spec, const Grid& grid, const RunnerOpti
   SweepResult result;
   std::vector<size_t> queue;
   std::vector<bool> resumable;
-  size_t skipped = 0, kept = 0;
+  // kept: stopped for good in an earlier wave; done_earlier: finished in one.
+  size_t skipped = 0, kept = 0, done_earlier = 0, stale = 0, waiting = 0;
   for (size_t i = 0; i < grid.points.size(); ++i) {
     const std::string run_dir = run_dir_of(options.out_dir, grid.points[i]);
     if (auto it = options.settled.find(grid.points[i].name); it != options.settled.end()) {
       result.outcomes.push_back(it->second);
-      ++kept;
+      const std::string& status = it->second.status;
+      ++(status == "done" ? done_earlier : status == "stale" ? stale : kept);  // a stale one was told in its wave
       continue;
     }
     result.outcomes.push_back(existing_outcome(spec, grid.points[i], run_dir));
     if (result.outcomes.back().status == "done") {
       ++skipped;
     } else if (result.outcomes.back().status == "stale") {
+      ++stale;
       log << "bla-sweep: not running " << grid.points[i].name << ": " << result.outcomes.back().error << std::endl;
+    } else if (options.later.count(grid.points[i].name)) {
+      ++waiting;  // a row of results.csv, pending until its wave
     } else {
       queue.push_back(i);
       resumable.push_back(has_checkpoint(run_dir));
@@ -375,13 +384,26 @@ SweepResult run_points(const SweepSpec& spec, const Grid& grid, const RunnerOpti
   util::create_directories(util::join_path(options.out_dir, "runs"));
   auto write_csv = [&] { util::write_file_atomically(csv_path, results_csv(grid, result.outcomes)); };
   write_csv();
-  const size_t stale = grid.points.size() - skipped - kept - queue.size();
-  log << "bla-sweep: " << grid.points.size() << " points: " << skipped << " done already (skipped), "
-      << (kept ? std::to_string(kept) + " stopped earlier in this sweep (not run again), " : "") << to_resume
-      << " to resume, " << queue.size() - to_resume << " new" << (stale ? ", " + std::to_string(stale) + " stale" : "")
-      << "; " << processes.size() << " processes"
-      << (ensembles ? " (" + std::to_string(ensembles) + " ensembles of points that differ only in member keys)" : "")
-      << ", " << options.slots.size() << " at a time; " << options.out_dir << std::endl;
+  if (options.wave > 0) {
+    // "wave 3: 1 process (an ensemble), 4 points (0 to resume, 4 new); 6 more wait for later waves"
+    auto count = [](size_t n, const std::string& one, const std::string& more) {
+      return std::to_string(n) + " " + (n == 1 ? one : more);
+    };
+    const std::string of_them = processes.size() == 1 ? "an ensemble" : count(ensembles, "ensemble", "ensembles");
+    log << "bla-sweep: wave " << options.wave << ": " << count(processes.size(), "process", "processes")
+        << (ensembles ? " (" + of_them + ")" : "") << ", " << count(queue.size(), "point", "points") << " ("
+        << to_resume << " to resume, " << queue.size() - to_resume << " new)"
+        << (waiting ? "; " + std::to_string(waiting) + " more wait for later waves" : "") << std::endl;
+  } else {
+    log << "bla-sweep: " << grid.points.size() << " points: " << skipped << " done already (skipped), "
+        << (done_earlier ? std::to_string(done_earlier) + " done earlier in this sweep, " : "")
+        << (kept ? std::to_string(kept) + " stopped earlier in this sweep (not run again), " : "") << to_resume
+        << " to resume, " << queue.size() - to_resume << " new"
+        << (waiting ? ", " + std::to_string(waiting) + " for later waves" : "")
+        << (stale ? ", " + std::to_string(stale) + " stale" : "") << "; " << processes.size() << " processes"
+        << (ensembles ? " (" + std::to_string(ensembles) + " ensembles of points that differ only in member keys)" : "")
+        << ", " << options.slots.size() << " at a time; " << options.out_dir << std::endl;
+  }
 
   install_stop_handlers();
   const auto sweep_started = Clock::now();
@@ -523,6 +545,12 @@ SweepResult run_points(const SweepSpec& spec, const Grid& grid, const RunnerOpti
   result.interrupted = g_stop_signal != 0;
   write_csv();
   const double total = std::chrono::duration<double>(Clock::now() - sweep_started).count();
+  if (options.wave > 0) {
+    log << "bla-sweep: " << (result.interrupted ? "interrupted in wave " : "wave ") << options.wave
+        << (result.interrupted ? " after " : " done in ") << format_duration(total) << ": " << finished - failed
+        << " ran, " << failed << " failed" << (result.interrupted ? " | " + csv_path : "") << std::endl;
+    return result;
+  }
   log << "bla-sweep: " << (result.interrupted ? "interrupted" : "finished") << " in " << format_duration(total)
       << ": " << finished - failed << " ran, " << failed << " failed, " << skipped << " skipped"
       << (stale ? ", " + std::to_string(stale) + " stale (not run)" : "") << " | "

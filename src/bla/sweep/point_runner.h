@@ -14,6 +14,7 @@
 
 #include <map>
 #include <ostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -30,10 +31,16 @@ struct RunnerOptions {
   // one ensemble of at most this many (one bla-train process, --member per
   // point); 1: one process per point.
   int ensemble = 1;
-  // Outcomes this bla-sweep already has for points that stopped for good
-  // earlier in the same invocation (a failed trial of a select, before its
-  // chosen points run): kept as they are, not run again.
+  // Outcomes this bla-sweep already has for points that finished or stopped
+  // for good in an earlier wave of the same invocation (a sweep with select,
+  // sweep/waves.h): kept as they are (a point that ran keeps action "ran"),
+  // not run again.
   std::map<std::string, PointOutcome> settled;
+  // A wave of a sweep with select (1, 2, ...; 0: not one): its progress lines
+  // name it, and the points named in `later` are rows of results.csv left
+  // pending for a later wave, not run now.
+  int wave = 0;
+  std::set<std::string> later;
 };
 
 // "auto" (at most 16 points per ensemble; bla-train refuses, naming the size
@@ -79,6 +86,9 @@ PointOutcome existing_outcome(const SweepSpec& spec, const Point& point, const s
 // True when the run directory holds a checkpoint to resume from.
 bool has_checkpoint(const std::string& run_dir);
 
+// "1h02m03s", "4m05s" or "6s".
+std::string format_duration(double seconds);
+
 // The status a bla-train exit code stands for (its exit codes: 0 done,
 // 2 config error, 3 checkpoint error, 4 non-finite loss, others failed).
 std::string status_of_exit(int exit_code);
@@ -88,8 +98,9 @@ struct SweepResult {
   bool interrupted = false;            // SIGINT/SIGTERM stopped the sweep
 };
 
-// Runs every point not yet done, rewriting results.csv after each one.
-// Progress lines go to `log`.
+// Runs every point not yet done (nor settled, nor later), rewriting
+// results.csv (a row for every point of `grid`) after each one. Progress
+// lines go to `log`.
 SweepResult run_points(const SweepSpec& spec, const Grid& grid, const RunnerOptions& options, std::ostream& log);
 
 }  // namespace bla::sweep
