@@ -17,6 +17,10 @@
 // Halves the runs of a 4-rate, 3-seed grid with seeds: [1] (4 trials + 2
 // replicates a point instead of 12). scripts/plot_sweep.py makes the same
 // choice from results.csv: on the seeds every rate of a point has.
+//
+// bla-sweep runs such a sweep in waves (waves.h): at most one process per
+// slot, the choices made again after each, so that a point's held seeds run
+// before the next point's trials and a sweep cut short leaves whole points.
 #pragma once
 
 #include "bla/sweep/grid.h"
