@@ -10,9 +10,6 @@
 // (mma.sync m16n8k8, epilogues from registers; the BLA kernels, where it
 // took 11% off forward+backward against WMMA on an H100).
 // Product<T, M, N> picks SimtProduct or MmaProduct by input type.
-// -DBLA_MMA_PIPELINE builds MmaProduct's software-pipelined, paired-k
-// operand loads instead (kernels/dev/README.md, "Variants behind a compile
-// flag"): a variant to time against the default, not yet the default.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -21,10 +18,6 @@
 
 #include <cstdint>
 #include <type_traits>
-#ifdef BLA_CPU_EMULATION
-#include <cstdio>
-#include <cstdlib>
-#endif
 
 namespace bla::kernels::detail {
 
@@ -306,103 +299,6 @@ struct MmaProduct : ElementwiseEpilogue<MmaProduct<M, N>, N> {
     }
   }
 
-#ifdef BLA_MMA_PIPELINE
-  // One k-step's operands in registers: the A fragment and each tile's two B halves.
-  struct Step {
-    uint32_t a[4];
-    uint32_t b[kPerWarp][2][2];
-  };
-
-  // The operands of k-step k with its k-slots paired: slots t and t + 4 hold
-  // k + 2t and k + 2t + 1, in A and B alike (the mma sums the same terms), so
-  // where an operand is contiguous along k (row-major A, column-major B) and
-  // 8-byte aligned the two come in one 8-byte load. `a0` points at row g of
-  // this warp's tile row, `b_n[i][h]` at column (tile i, half h, g) of B.
-  template <bool kExactA, bool kExactB>
-  __device__ __forceinline__ static Step load_step(const float* a0, int a_row, int a_col, bool a_pairs,
-                                                   const float* const (&b_n)[kPerWarp][2], int b_row, bool b_pairs,
-                                                   int k, int t) {
-    Step s;
-    const float* ak = a0 + (k + 2 * t) * a_col;
-    if (a_pairs) {
-      const float2 top = *reinterpret_cast<const float2*>(ak);
-      const float2 bottom = *reinterpret_cast<const float2*>(ak + 8 * a_row);
-      s.a[0] = operand<kExactA>(top.x);
-      s.a[1] = operand<kExactA>(bottom.x);
-      s.a[2] = operand<kExactA>(top.y);
-      s.a[3] = operand<kExactA>(bottom.y);
-    } else {
-      s.a[0] = operand<kExactA>(ak[0]);
-      s.a[1] = operand<kExactA>(ak[8 * a_row]);
-      s.a[2] = operand<kExactA>(ak[a_col]);
-      s.a[3] = operand<kExactA>(ak[8 * a_row + a_col]);
-    }
-#pragma unroll
-    for (int i = 0; i < kPerWarp; ++i)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const float* bk = b_n[i][h] + (k + 2 * t) * b_row;
-        if (b_pairs) {
-          const float2 pair = *reinterpret_cast<const float2*>(bk);
-          s.b[i][h][0] = operand<kExactB>(pair.x);
-          s.b[i][h][1] = operand<kExactB>(pair.y);
-        } else {
-          s.b[i][h][0] = operand<kExactB>(bk[0]);
-          s.b[i][h][1] = operand<kExactB>(bk[b_row]);
-        }
-      }
-    return s;
-  }
-
-  __device__ __forceinline__ void mma_step(const Step& s) {
-#pragma unroll
-    for (int i = 0; i < kPerWarp; ++i)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) mma_1688_tf32(acc[i][h], s.a, s.b[i][h][0], s.b[i][h][1]);
-  }
-
-  // Whether an operand contiguous along k (stride 1 there) reads its k-pairs
-  // as 8-byte loads: where its other stride is even. Its base must then be
-  // 8-byte aligned, as every operand here is (float tiles at even offsets;
-  // the emulation checks it).
-  static __device__ __forceinline__ bool reads_pairs(const float* p, int stride_along_k, int other_stride) {
-    const bool pairs = stride_along_k == 1 && other_stride % 2 == 0;
-#ifdef BLA_CPU_EMULATION
-    if (pairs && (reinterpret_cast<uintptr_t>(p) & 7) != 0) {
-      std::fprintf(stderr, "MmaProduct: an operand read in 8-byte pairs is not 8-byte aligned\n");
-      std::abort();
-    }
-#endif
-    return pairs;
-  }
-
-  // acc += A B with SimtProduct's addressing (any strides): each k-step's
-  // operands load while the step before it multiplies.
-  template <int K, bool kExactA = kRound, bool kExactB = kRound>
-  __device__ __forceinline__ void add_product(const float* a, int a_row, int a_col, const float* b, int b_row,
-                                              int b_col) {
-    static_assert(K % 8 == 0, "K is a multiple of 8");
-    static_assert(kTileCols % kPerWarp == 0, "a warp's tiles lie in one tile row");
-    if (!holds()) return;
-    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-    const float* a0 = a + (tile_row(0) * 16 + g) * a_row;
-    const float* b_n[kPerWarp][2];
-#pragma unroll
-    for (int i = 0; i < kPerWarp; ++i)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) b_n[i][h] = b + (tile_col(i) * 16 + 8 * h + g) * b_col;
-    const bool a_pairs = reads_pairs(a, a_col, a_row);
-    const bool b_pairs = reads_pairs(b, b_row, b_col);
-    Step current = load_step<kExactA, kExactB>(a0, a_row, a_col, a_pairs, b_n, b_row, b_pairs, 0, t);
-#pragma unroll 2
-    for (int k = 8; k < K; k += 8) {
-      const Step next = load_step<kExactA, kExactB>(a0, a_row, a_col, a_pairs, b_n, b_row, b_pairs, k, t);
-      mma_step(current);
-      current = next;
-    }
-    mma_step(current);
-  }
-#else
   // acc += A B with SimtProduct's addressing (any strides).
   template <int K, bool kExactA = kRound, bool kExactB = kRound>
   __device__ __forceinline__ void add_product(const float* a, int a_row, int a_col, const float* b, int b_row,
@@ -426,7 +322,6 @@ struct MmaProduct : ElementwiseEpilogue<MmaProduct<M, N>, N> {
         }
     }
   }
-#endif
 
   __device__ __forceinline__ void scale(float by) {
 #pragma unroll

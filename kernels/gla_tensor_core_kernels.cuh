@@ -48,18 +48,6 @@ static_assert(later_of_pair(0) == 1 && later_of_pair(2) == 2 && later_of_pair(5)
 // kGlaSubs - 1 + kGlaCrossPairs sub-chunks' rows (the rescaled operands of
 // the cross pairs; later the state entering the chunk and v).
 constexpr size_t kGlaTcTile = static_cast<size_t>(kGlaChunk) * kGlaTcLd;
-
-// The chunk kernels' block-wide products: WMMA (TensorCoreProduct), or with
-// -DBLA_GLA_MMA mma.sync m16n8k8 (MmaProduct, as the BLA kernels use), a
-// variant to time against it (kernels/dev/README.md, "Variants behind a
-// compile flag").
-#ifdef BLA_GLA_MMA
-template <int M, int N>
-using GlaProduct = detail::MmaProduct<M, N>;
-#else
-template <int M, int N>
-using GlaProduct = detail::TensorCoreProduct<M, N>;
-#endif
 constexpr size_t kGlaTcScratchRows = (kGlaSubs - 1 + kGlaCrossPairs) * kGlaSub;  // 144
 static_assert(kGlaTcScratchRows >= 2 * kGlaChunk, "the scratch holds the state and v together");
 inline size_t gla_tc_state_smem_elements() { return 4 * kGlaTcTile; }
@@ -178,7 +166,7 @@ __global__ void __launch_bounds__(kGlaThreads, 3) gla_chunk_state_tc(GlaArgs<flo
     weighted[j * LD + d] *= exp_nonpositive(last[d] - bs[j * LD + d]);
   }
   __syncthreads();
-  GlaProduct<kGlaTcDim, kGlaTcDim> u(U);
+  detail::TensorCoreProduct<kGlaTcDim, kGlaTcDim> u(U);
   u.zero();
   u.add_product<C>(ks, 1, LD, vs, LD, 1);  // A = K^T: element (dk, j) at ks[j * LD + dk]
   u.store(U, LD);
@@ -256,7 +244,7 @@ __global__ void __launch_bounds__(kGlaThreads, 2) gla_chunk_output_tc(GlaArgs<fl
     load_matrix_padded(S, state, Dk, Dv);
     load_rows_padded(vs, a.v, s, b, h, first, Dv);
     __syncthreads();
-    GlaProduct<C, kGlaTcDim> o(X);
+    detail::TensorCoreProduct<C, kGlaTcDim> o(X);
     o.zero();
     o.add_product<C>(A, LD, 1, vs, LD, 1);
     o.add_product<kGlaTcDim>(qs, LD, 1, S, LD, 1);
@@ -274,8 +262,8 @@ __global__ void __launch_bounds__(kGlaThreads, 2) gla_chunk_output_tc(GlaArgs<fl
   load_matrix_padded(S, state, Dk, Dv);
   __syncthreads();
   {
-    GlaProduct<C, C> pairs(X);
-    GlaProduct<C, kGlaTcDim> from_state(X);
+    detail::TensorCoreProduct<C, C> pairs(X);
+    detail::TensorCoreProduct<C, kGlaTcDim> from_state(X);
     pairs.zero();
     from_state.zero();
     pairs.add_product<kGlaTcDim>(qs, LD, 1, ks, 1, LD);  // B = K^T
