@@ -10,6 +10,9 @@
 // (mma.sync m16n8k8, epilogues from registers; the BLA kernels, where it
 // took 11% off forward+backward against WMMA on an H100).
 // Product<T, M, N> picks SimtProduct or MmaProduct by input type.
+// -DBLA_MMA_STORE_ORDER builds MmaProduct's store with bank-conflict-free
+// ordering for the BLA tiles' strides (kernels/dev/README.md, "Variants
+// behind a compile flag"): a variant to time against the default.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -331,6 +334,32 @@ struct MmaProduct : ElementwiseEpilogue<MmaProduct<M, N>, N> {
 #pragma unroll
         for (int e = 0; e < 4; ++e) acc[i][h][e] *= by;
   }
+
+#ifdef BLA_MMA_STORE_ORDER
+  // The tile into float memory, row stride ld. A lane holds columns c and
+  // c + 1 of rows g and g + 8; lanes of odd g store c + 1 first, so that
+  // where ld = 4 (mod 32), as every BLA shared tile's is, each store
+  // instruction's 32 lanes hit 32 different banks (banks 4g + 2t + (g & 1)),
+  // not two lanes a bank (4g + 2t).
+  __device__ __forceinline__ void store(float* dst, int ld) const {
+    if (!holds()) return;
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4, odd = g & 1;
+#pragma unroll
+    for (int i = 0; i < kPerWarp; ++i) {
+      const int r = tile_row(i) * 16 + g;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int c = tile_col(i) * 16 + 8 * h + 2 * t;
+        float* top = dst + r * ld + c;
+        float* bottom = top + 8 * ld;
+        top[odd] = odd ? acc[i][h][1] : acc[i][h][0];
+        bottom[odd] = odd ? acc[i][h][3] : acc[i][h][2];
+        top[1 - odd] = odd ? acc[i][h][0] : acc[i][h][1];
+        bottom[1 - odd] = odd ? acc[i][h][2] : acc[i][h][3];
+      }
+    }
+  }
+#endif
 
   template <int Lo, int Hi, typename F>
   __device__ __forceinline__ void for_each_in_cols(F&& f) const {
