@@ -10,9 +10,10 @@
 // (mma.sync m16n8k8, epilogues from registers; the BLA kernels, where it
 // took 11% off forward+backward against WMMA on an H100).
 // Product<T, M, N> picks SimtProduct or MmaProduct by input type.
-// -DBLA_MMA_STORE_ORDER builds MmaProduct's store with bank-conflict-free
-// ordering for the BLA tiles' strides (kernels/dev/README.md, "Variants
-// behind a compile flag"): a variant to time against the default.
+// -DBLA_MMA_STORE_ORDER (MmaProduct's stores) and -DBLA_MMA_PAIRED_K (its
+// transposed operand reads) avoid shared-memory bank conflicts on the BLA
+// tiles' strides (kernels/dev/README.md, "Variants behind a compile flag"):
+// variants to time against the default.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -310,18 +311,32 @@ struct MmaProduct : ElementwiseEpilogue<MmaProduct<M, N>, N> {
     static_assert(kTileCols % kPerWarp == 0, "a warp's tiles lie in one tile row");
     if (!holds()) return;
     const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-    const float* a0 = a + (tile_row(0) * 16 + g) * a_row + t * a_col;
+    // The k of the lane's k-slots t and t + 4: k + t and k + t + 4, or with
+    // -DBLA_MMA_PAIRED_K, where both operands are read transposed (A
+    // column-major, B row-major), k + 2t and k + 2t + 1, in A and B alike
+    // (the mma sums the same terms): on a stride of 4 mod 32 floats those
+    // reads hit banks g + 8t (+ 4) and 8t + g, one lane a bank, where
+    // k + t hits g + 4t, two lanes a bank.
+#ifdef BLA_MMA_PAIRED_K
+    const bool paired = a_row == 1 && b_col == 1;
+    const int k_lo = paired ? 2 * t : t, k_step = paired ? 1 : 4;
+#else
+    const int k_lo = t;
+    constexpr int k_step = 4;
+#endif
+    const float* a0 = a + (tile_row(0) * 16 + g) * a_row + k_lo * a_col;
 #pragma unroll 2
     for (int k = 0; k < K; k += 8) {
       const float* ak = a0 + k * a_col;
       const uint32_t fa[4] = {operand<kExactA>(ak[0]), operand<kExactA>(ak[8 * a_row]),
-                              operand<kExactA>(ak[4 * a_col]), operand<kExactA>(ak[8 * a_row + 4 * a_col])};
+                              operand<kExactA>(ak[k_step * a_col]),
+                              operand<kExactA>(ak[8 * a_row + k_step * a_col])};
 #pragma unroll
       for (int i = 0; i < kPerWarp; ++i)
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
-          const float* bk = b + (k + t) * b_row + (tile_col(i) * 16 + 8 * h + g) * b_col;
-          mma_1688_tf32(acc[i][h], fa, operand<kExactB>(bk[0]), operand<kExactB>(bk[4 * b_row]));
+          const float* bk = b + (k + k_lo) * b_row + (tile_col(i) * 16 + 8 * h + g) * b_col;
+          mma_1688_tf32(acc[i][h], fa, operand<kExactB>(bk[0]), operand<kExactB>(bk[k_step * b_row]));
         }
     }
   }
