@@ -36,10 +36,10 @@ __device__ __forceinline__ size_t token_offset(const BlaChunkShape& s, size_t ro
 }
 
 // The chunk's 64 rows of a (B, T, H, D) operand (tokens `row` elements
-// apart) into a float tile of row stride D + 4; rows past the sequence are
-// zero. A thread issues all its loads before converting any, so they are in
+// apart) into a float tile of row stride LD (D + 4 unless given); rows past
+// the sequence are zero. A thread issues all its loads before converting any, so they are in
 // flight together.
-template <typename T, int D>
+template <typename T, int D, int LD = D + 4>
 __device__ __forceinline__ void load_rows(float* tile, const T* x, size_t row, const BlaChunkShape& s, int b, int h,
                                           int first) {
   constexpr int kPer = kBlaChunk * D / kBlaThreads, kRowsPerStep = kBlaThreads / D;
@@ -50,7 +50,7 @@ __device__ __forceinline__ void load_rows(float* tile, const T* x, size_t row, c
 #pragma unroll
   for (int u = 0; u < kPer; ++u) raw[u] = first + r0 + u * kRowsPerStep < s.seq ? p[u * step] : from_float<T>(0.f);
 #pragma unroll
-  for (int u = 0; u < kPer; ++u) tile[(r0 + u * kRowsPerStep) * (D + 4) + c] = to_float(raw[u]);
+  for (int u = 0; u < kPer; ++u) tile[(r0 + u * kRowsPerStep) * LD + c] = to_float(raw[u]);
 }
 
 // Ask L2 for every 128-byte line of [p, p + bytes), spread over the block:
@@ -230,7 +230,7 @@ __device__ __forceinline__ void dense_to_tile(float* tile, int ld, const float* 
 }
 
 // A chunk's modal slots (NP x D) as a product operand: staged in shared
-// memory (row stride D + 4) where the block has room for them (D = 64 with
+// memory (row stride LD, D + 4 unless given) where the block has room for them (D = 64 with
 // 32 or 64 slots), else read from global memory (row stride D).
 struct ModalOperand {
   const float* data;
@@ -246,11 +246,11 @@ constexpr int kModalTileFloats = kStageModal<D, NP> ? NP * (D + 4) : 0;
 
 // The operand for `modal`, staged into `tile` where kStageModal (the
 // caller syncs before use).
-template <int D, int NP>
+template <int D, int NP, int LD = D + 4>
 __device__ __forceinline__ ModalOperand modal_operand(float* tile, const float* modal) {
   if constexpr (kStageModal<D, NP>) {
-    dense_to_tile<NP, D>(tile, D + 4, modal);
-    return {tile, D + 4};
+    dense_to_tile<NP, D>(tile, LD, modal);
+    return {tile, LD};
   } else {
     return {modal, D};
   }

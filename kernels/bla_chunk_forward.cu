@@ -6,18 +6,41 @@
 namespace bla::kernels::detail {
 namespace {
 
+// The row stride of the value tiles (the chunk's values and the staged modal
+// values), read only as the output product's row-major B: D + 4 as every
+// tile, or with -DBLA_VALUE_STRIDE8 D + 8 (8 mod 32 floats: that read's
+// lanes hit banks 8t + g, one a bank, where D + 4 gives 4t + g, two a bank;
+// kernels/dev/README.md, "Variants behind a compile flag"). The variant also
+// drops the per-warp scratch, which MmaProduct and SimtProduct never use, so
+// that two blocks an SM still fit at D = 64.
+#ifdef BLA_VALUE_STRIDE8
+template <int D>
+constexpr int kLdValues = D + 8;
+template <int D, int NP>
+constexpr int kForwardScratch = 0;
+#else
+template <int D>
+constexpr int kLdValues = D + 4;
+template <int D, int NP>
+constexpr int kForwardScratch = BlaLayout<D, NP>::kScratch;
+#endif
+template <int D>
+constexpr int kValueTile = kBlaChunk * kLdValues<D>;  // >= BlaLayout's kTileD: the tile holds the keys first
+template <int D, int NP>
+constexpr int kModalValueFloats = kStageModal<D, NP> ? NP * kLdValues<D> : 0;
+
 template <typename T, int D, int NP>
 __global__ void __launch_bounds__(kBlaThreads, (kChunkBlocksPerSm<D, NP>)) bla_chunk_forward_kernel(BlaChunkArgs args) {
   using L = BlaLayout<D, NP>;
   constexpr int C = kBlaChunk;
   DEV_EXTERN_SHARED(float, smem);
   float* qs = smem;                // (C, D) queries
-  float* kvs = qs + L::kTileD;     // (C, D) keys, then values
-  float* lag = kvs + L::kTileD;    // (C, C) skewed scores, then token weights
+  float* kvs = qs + L::kTileD;     // (C, D) keys, then values (row stride kLdValues)
+  float* lag = kvs + kValueTile<D>;  // (C, C) skewed scores, then token weights
   float* zs = lag + L::kTileC;     // (C, NP) scores, then probabilities
   float* ys = zs + L::kTileN;      // (C, NP) modal products
-  float* scratch = ys + L::kTileN; // per-warp 16 x 16 (tensor-core epilogues)
-  float* us = scratch + L::kScratch; // (NP, D) modal keys, then values, where staged
+  float* scratch = ys + L::kTileN; // per-warp 16 x 16 (tensor-core epilogues; unused by the products here)
+  float* us = scratch + kForwardScratch<D, NP>;  // (NP, D) modal keys, then values, where staged
 
   const BlaChunkShape& s = args.shape;
   const BlaChunkTablesView& tb = args.tables;
@@ -34,14 +57,14 @@ __global__ void __launch_bounds__(kBlaThreads, (kChunkBlocksPerSm<D, NP>)) bla_c
   if (args.probabilities != nullptr)
     tile_to_dense<C, NP>(args.probabilities + score_offset(s, b, h, c), zs, L::kLdN);
   zero_tile(lag, C, C, L::kLdC);
-  load_rows<T, D>(kvs, static_cast<const T*>(args.v), v_row, s, b, h, first);  // keys are done
-  const ModalOperand values = modal_operand<D, NP>(us, modal_values);   // so are the modal keys
+  load_rows<T, D, kLdValues<D>>(kvs, static_cast<const T*>(args.v), v_row, s, b, h, first);  // keys are done
+  const ModalOperand values = modal_operand<D, NP, kLdValues<D>>(us, modal_values);  // so are the modal keys
   __syncthreads();
   chunk_output_weights<T, D, NP>(tb, zs, ys, lag, scratch);
 
   Product<T, C, D> out(scratch);
   out.zero();
-  out.template add_product<C, kRound, kFromBf16>(lag, L::kLdC, 1, kvs, L::kLdD, 1);
+  out.template add_product<C, kRound, kFromBf16>(lag, L::kLdC, 1, kvs, kLdValues<D>, 1);
   out.template add_product<NP>(ys, L::kLdN, 1, values.data, values.ld, 1);
   out.for_each(RowStore<T, D>{static_cast<T*>(args.out), &s, b, h, first});
 }
@@ -49,8 +72,8 @@ __global__ void __launch_bounds__(kBlaThreads, (kChunkBlocksPerSm<D, NP>)) bla_c
 template <typename T, int D, int NP>
 cudaError_t launch(const BlaChunkArgs& args, cudaStream_t stream) {
   using L = BlaLayout<D, NP>;
-  constexpr size_t bytes =
-      sizeof(float) * (2 * L::kTileD + L::kTileC + 2 * L::kTileN + L::kScratch + kModalTileFloats<D, NP>);
+  constexpr size_t bytes = sizeof(float) * (L::kTileD + kValueTile<D> + L::kTileC + 2 * L::kTileN +
+                                            kForwardScratch<D, NP> + kModalValueFloats<D, NP>);
   return launch_blocks(bla_chunk_forward_kernel<T, D, NP>, bytes, chunk_grid(args.shape), stream, args);
 }
 
