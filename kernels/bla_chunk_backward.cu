@@ -177,7 +177,8 @@ cudaError_t launch(const BlaChunkArgs& args, cudaStream_t stream) {
   constexpr size_t scores_bytes = sizeof(float) * (2 * L::kTileD + L::kTileC + 3 * L::kTileN + L::kScratch);
   constexpr size_t inputs_bytes =
       sizeof(float) * (2 * L::kTileD + L::kTileC + 2 * L::kTileN + L::kScratch + kModalTileFloats<D, NP>);
-  static_assert(scores_bytes <= 232448 && inputs_bytes <= 232448, "fits one block per SM (227 KB)");
+  static_assert(fits_blocks_per_sm<D, NP>(scores_bytes) && fits_blocks_per_sm<D, NP>(inputs_bytes),
+                "kChunkBlocksPerSm blocks fit an SM's shared memory");
   const dim3 grid = chunk_grid(args.shape);
   const cudaError_t err = launch_blocks(bla_chunk_backward_scores_kernel<T, D, NP>, scores_bytes, grid, stream, args);
   if (err != cudaSuccess) return err;

@@ -165,6 +165,14 @@ struct BlaLayout {
 template <int D, int NP>
 constexpr int kChunkBlocksPerSm = D == 64 && NP <= 64 ? 2 : 1;
 
+// Whether `bytes` of dynamic shared memory a block let kChunkBlocksPerSm
+// blocks share an SM (sm_90: 228 KB an SM, 227 KB a block at most, 1 KB of
+// each block's kept by the driver).
+template <int D, int NP>
+constexpr bool fits_blocks_per_sm(size_t bytes) {
+  return bytes <= 232448 && kChunkBlocksPerSm<D, NP> * (bytes + 1024) <= 233472;
+}
+
 // One block of 256 threads per (chunk, head, batch).
 inline dim3 chunk_grid(const BlaChunkShape& s) { return dim3(s.chunks, s.heads, s.batch); }
 

@@ -74,6 +74,7 @@ cudaError_t launch(const BlaChunkArgs& args, cudaStream_t stream) {
   using L = BlaLayout<D, NP>;
   constexpr size_t bytes = sizeof(float) * (L::kTileD + kValueTile<D> + L::kTileC + 2 * L::kTileN +
                                             kForwardScratch<D, NP> + kModalValueFloats<D, NP>);
+  static_assert(fits_blocks_per_sm<D, NP>(bytes), "kChunkBlocksPerSm blocks fit an SM's shared memory");
   return launch_blocks(bla_chunk_forward_kernel<T, D, NP>, bytes, chunk_grid(args.shape), stream, args);
 }
 
