@@ -12,6 +12,9 @@
 #   SWEEP=configs/sweeps/mqar_pilot.yaml GPUS=0,0 LIMIT=500 scripts/gpu_sweep.sh
 #   ONLY=bla,swa                      # bla-sweep --only
 #   ENSEMBLE=4                        # bla-sweep --ensemble (members per process; default auto)
+#   FINISH_BY=480                     # bla-sweep --finish-by: start no process that the longest so far
+#                                     # says would not end by then (a session's last call: nothing is
+#                                     # cut part-way, so no checkpoint has to come back)
 #   RESTORE="a/runs.tgz a/ckpt_*.tgz" # an earlier call's archives, unpacked into the sweep's folder first
 #                                     # (runs.tgz first): the points it finished are skipped, those whose
 #                                     # checkpoint came back resume from it, the others start again
@@ -34,9 +37,10 @@ for archive in ${RESTORE:-}; do
 done
 t0=$(date +%s)
 timeout --foreground -s TERM -k 60 "${LIMIT:-500}" "$BUILD_DIR/src/bla-sweep" "$sweep" --out "$dir" --gpus "${GPUS:-0}" \
-  --bla-train "$BUILD_DIR/src/bla-train" ${ONLY:+--only "$ONLY"} ${ENSEMBLE:+--ensemble "$ENSEMBLE"} > "$out/sweep.log" 2>&1
+  --bla-train "$BUILD_DIR/src/bla-train" ${ONLY:+--only "$ONLY"} ${ENSEMBLE:+--ensemble "$ENSEMBLE"} \
+  ${FINISH_BY:+--finish-by "$FINISH_BY"} > "$out/sweep.log" 2>&1
 echo "bla-sweep rc=$? after $(( $(date +%s) - t0 )) s"
-grep -E "points:|did not fit|FAILED|finished in|interrupted in" "$out/sweep.log" | head -20
+grep -E "points:|did not fit|FAILED|finished in|interrupted in|starting nothing more|stopped for" "$out/sweep.log" | head -20
 mkdir -p "$out/$name"
 cp "$dir/results.csv" "$out/$name/" 2>/dev/null
 scripts/sweep_archive.sh "$dir" "$out/$name" "${CHECKPOINTS:-2}"

@@ -1,4 +1,5 @@
 // bla-sweep SWEEP.yaml [--dry-run] [--jobs N | --gpus LIST] [--ensemble auto|N|off] [--out DIR] [--bla-train PATH]
+//           [--finish-by SECONDS]
 //
 // Runs every point of a sweep file (src/bla/sweep/sweep_file.h) with the
 // bla-train beside this program, skips finished points, resumes interrupted
@@ -8,7 +9,8 @@
 // (sweep/waves.h).
 // Needs neither LibTorch nor the library.
 // Exit codes: 0 every point done, 1 some point failed, 2 sweep file or usage
-// error, 130 interrupted.
+// error, 5 stopped for --finish-by with points left (none failed), 130
+// interrupted.
 #include "bla/config/section.h"
 #include "bla/sweep/grid.h"
 #include "bla/sweep/point_runner.h"
@@ -30,6 +32,9 @@
 #include <sstream>
 
 namespace {
+
+// --finish-by held processes back and no point failed: run bla-sweep again to go on.
+constexpr int kStoppedForTime = 5;
 
 std::string own_directory() {
   char path[PATH_MAX];
@@ -137,14 +142,25 @@ int run_in_waves(const bla::sweep::SweepSpec& spec, const bla::sweep::Grid& all,
   tell_choices(*spec.select, all, stages, known, told);
   bla::sweep::Wave wave;
   int waves = 0;
+  bool stopped = false;  // --finish-by held a process back
   for (;;) {
     wave = bla::sweep::plan_wave(*spec.select, all, stages, known, checkpoints_of(options.out_dir, all, known),
                                  options.slots.size(), options.ensemble);
     if (wave.processes.empty() && waves > 0) break;
+    if (waves > 0 && bla::sweep::finish_by_reached(options, options.longest_process, wave.processes.size(), std::cout)) {
+      // results.csv with this wave's rows too (seeds that the last choices made runnable).
+      std::vector<bla::sweep::PointOutcome> rows;
+      for (const auto& point : wave.grid.points) rows.push_back(known[index.at(point.name)]);
+      bla::util::write_file_atomically(bla::util::join_path(options.out_dir, "results.csv"),
+                                       bla::sweep::results_csv(wave.grid, rows));
+      stopped = true;
+      break;
+    }
     // Nothing to run at all: one call for results.csv and its summary line, as without select.
     options.wave = wave.processes.empty() ? 0 : ++waves;
     options.later = wave.later;
     const auto result = bla::sweep::run_points(spec, wave.grid, options, std::cout);
+    options.longest_process = result.longest_process;
     // Every point it ran, finished or stopped, keeps its outcome in the later waves (not run again).
     for (size_t j = 0; j < wave.grid.points.size(); ++j) {
       const size_t i = index.at(wave.grid.points[j].name);
@@ -152,23 +168,30 @@ int run_in_waves(const bla::sweep::SweepSpec& spec, const bla::sweep::Grid& all,
       if (known[i].status != "pending") options.settled[all.points[i].name] = known[i];
     }
     if (result.interrupted) return 130;
+    if (result.out_of_time) {
+      stopped = true;
+      break;
+    }
     if (waves == 0) break;
     tell_choices(*spec.select, all, stages, known, told);
   }
   // The points of results.csv: every one not done makes the exit status 1.
-  size_t ran = 0, skipped = 0, not_done = 0;
+  size_t ran = 0, skipped = 0, not_done = 0, pending = 0;
   for (const auto& point : wave.grid.points) {
     const auto& outcome = known[index.at(point.name)];
+    if (outcome.status == "pending") ++pending;
     if (outcome.status != "done") ++not_done;
     else if (outcome.action == "skipped") ++skipped;
     else ++ran;
   }
   if (waves > 0) {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    std::cout << "bla-sweep: finished in " << bla::sweep::format_duration(seconds) << " (" << waves << " waves): "
+    std::cout << "bla-sweep: " << (stopped ? "stopped for --finish-by after " : "finished in ")
+              << bla::sweep::format_duration(seconds) << " (" << waves << " waves): "
               << ran << " ran, " << not_done << " not done (failed, stale or stopped), " << skipped << " skipped | "
               << bla::util::join_path(options.out_dir, "results.csv") << std::endl;
   }
+  if (stopped) return not_done > pending ? 1 : kStoppedForTime;
   return not_done ? 1 : 0;
 }
 
@@ -195,6 +218,11 @@ int main(int argc, char** argv) {
   app.add_option("--only", only, "run only the groups with these labels, e.g. --only gla,mamba2");
   app.add_option("--out", out, "the sweep's folder (default: the file's out_dir, else runs/sweeps/<file name>)");
   app.add_option("--bla-train", bla_train, "the bla-train program (default: the one beside bla-sweep)");
+  double finish_by = 0;
+  app.add_option("--finish-by", finish_by,
+                 "aim to end within this many seconds: no process starts once less time is left than the longest "
+                 "one so far took (the first always starts); the points not started stay pending, exit status 5")
+      ->check(bla::cli::RealIn(1, 1e9));
   app.add_flag_callback(
       "--keys",
       [] {
@@ -203,7 +231,7 @@ int main(int argc, char** argv) {
       },
       "print every key of a sweep file as Markdown, and exit (docs/config.md)");
   app.footer("Exit codes: 0 every point done, 1 some point failed (or another error), 2 sweep file or argument "
-             "error, 130 interrupted.");
+             "error, 5 stopped for --finish-by with points left (none failed), 130 interrupted.");
   if (int status = bla::cli::parse_arguments(app, program, argc, argv); status >= 0) return status;
 
   const std::vector<bla::util::ErrorKind> kinds{
@@ -221,6 +249,7 @@ int main(int argc, char** argv) {
     options.out_dir = out.empty() ? default_out_dir(spec) : out;
     options.bla_train = bla_train.empty() ? bla::util::join_path(own_directory(), "bla-train") : bla_train;
     options.ensemble = bla::sweep::parse_ensemble(ensemble);
+    options.finish_by = finish_by;
     // With select: the trials, and the held points whose value was chosen (sweep/selection.h).
     std::vector<bla::sweep::Stage> stages;
     if (spec.select) stages = bla::sweep::stages_of(*spec.select, grid, sweep_path);
@@ -278,8 +307,8 @@ int main(int argc, char** argv) {
     const auto result = bla::sweep::run_points(spec, grid, options, std::cout);
     if (result.interrupted) return 130;
     for (const auto& outcome : result.outcomes) {
-      if (outcome.status != "done") return 1;
+      if (outcome.status != "done" && !(result.out_of_time && outcome.status == "pending")) return 1;
     }
-    return 0;
+    return result.out_of_time ? kStoppedForTime : 0;
   });
 }

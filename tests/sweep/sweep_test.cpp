@@ -80,7 +80,8 @@ std::string column(const std::vector<std::vector<std::string>>& csv, size_t row,
 
 // A stand-in for bla-train: records its arguments in <sweep>/calls.txt, fails
 // with a config error for train.lr=bad and exit 1 for train.lr=crash, sleeps
-// 30 s for train.lr=slow, else writes a summary.json into --out.
+// 30 s for train.lr=slow, 2 s before its summary for train.lr=nap..., else
+// writes a summary.json into --out at once.
 std::string write_fake_train(const TempDir& tmp) {
   const std::string path = tmp / "fake-train";
   std::ofstream(path) << R"SH(#!/bin/sh
@@ -91,6 +92,7 @@ case "$*" in
   *train.lr=bad*) echo "bla-train: config error: --set train.lr=bad: expected a number, got 'bad'"; exit 2;;
   *train.lr=crash*) echo "step 1"; echo "step 2"; echo "bla-train: error: out of memory"; exit 1;;
   *train.lr=slow*) exec sleep 30;;
+  *train.lr=nap*) sleep 2;;
 esac
 mkdir -p "$out"
 printf '{"task":"mqar","steps":12,"test":{"accuracy":0.75,"loss":1.5,"examples":64},"parameters":321,"state":{"per_layer":[{"state_numel":100},{"state_numel":200}],"total_numel":300,"context":32},"wall_time_s":2.5,"device":"cpu"}\n' > "$out/summary.json"
@@ -826,6 +828,63 @@ TEST(SweepSelect, WithOneJobAPointsHeldSeedsRunBeforeTheNextPointsTrials) {
                       "bla_slots-8_lr-1e-3_seed-1 done ran 0.41", "bla_slots-8_lr-3e-3_seed-1 done ran 0.51",
                       "bla_slots-8_lr-1e-2_seed-1 done ran 0.951", "bla_slots-8_lr-1e-2_seed-2 done ran 0.952",
                       "bla_slots-8_lr-1e-2_seed-3 done ran 0.953", "bla_slots-8_lr-crash_seed-1 failed ran "}));
+}
+
+// --finish-by: once less time is left than the longest process so far took,
+// no process starts; the points not started stay pending (exit 5), and the
+// next call runs them.
+TEST(SweepRun, FinishByStartsNoProcessThatWouldNotEndInTimeAndTheNextCallGoesOn) {
+  TempDir tmp;
+  const std::string fake = write_fake_train(tmp);
+  write_file(tmp / "base.yaml", "run: {name: x}\n");
+  const std::string sweep = write_file(tmp / "s.yaml", "base: base.yaml\ngrid: {train.lr: [nap1, nap2, nap3]}\n");
+  const std::string out = tmp / "out";
+  const std::string command = kSweep + " " + sweep + " --out " + out + " --jobs 1 --ensemble off --bla-train " + fake;
+  auto run = run_command(command + " --finish-by 3", 60);
+  EXPECT_EQ(run.status, 5) << run.output;
+  EXPECT_EQ(count_lines(out + "/calls.txt"), 1);
+  EXPECT_NE(run.output.find("bla-sweep: starting nothing more: "), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("; 2 processes not started, their points pending (run bla-sweep again to go on)\n"),
+            std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("bla-sweep: stopped for --finish-by in "), std::string::npos) << run.output;
+  auto csv = read_csv(out + "/results.csv");
+  ASSERT_EQ(csv.size(), 4u);
+  EXPECT_EQ(column(csv, 1, "status"), "done");
+  EXPECT_EQ(column(csv, 2, "status"), "pending");
+  EXPECT_EQ(column(csv, 3, "status"), "pending");
+
+  run = run_command(command + " --finish-by 60", 60);
+  EXPECT_EQ(run.status, 0) << run.output;
+  EXPECT_EQ(count_lines(out + "/calls.txt"), 3);
+  csv = read_csv(out + "/results.csv");
+  EXPECT_EQ(column(csv, 3, "status"), "done");
+
+  run = run_command(command + " --finish-by 0", 60);
+  EXPECT_EQ(run.status, 2) << run.output;
+  EXPECT_NE(run.output.find("--finish-by"), std::string::npos) << run.output;
+}
+
+// With select, --finish-by holds back the next wave the same way.
+TEST(SweepSelect, FinishByStartsNoWaveThatWouldNotEndInTime) {
+  TempDir tmp;
+  const std::string fake = write_fake_train(tmp);
+  write_file(tmp / "base.yaml", "run: {name: x}\n");
+  const std::string sweep = write_file(tmp / "s.yaml", "base: base.yaml\ngrid: {train.lr: [nap, 1e-3], run.seed: "
+                                                       "[1, 2]}\nselect: {key: train.lr, seeds: [1]}\n");
+  const std::string out = tmp / "out";
+  auto run = run_command(kSweep + " " + sweep + " --out " + out + " --jobs 1 --ensemble off --finish-by 3 --bla-train " +
+                             fake, 60);
+  EXPECT_EQ(run.status, 5) << run.output;
+  EXPECT_EQ(count_lines(out + "/calls.txt"), 1);
+  EXPECT_NE(run.output.find("; 1 process not started, its points pending"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("bla-sweep: stopped for --finish-by after "), std::string::npos) << run.output;
+  EXPECT_EQ(run.output.find("wave 2"), std::string::npos) << run.output;
+  const auto csv = read_csv(out + "/results.csv");
+  ASSERT_EQ(csv.size(), 3u);
+  EXPECT_EQ(column(csv, 1, "name"), "lr-nap_seed-1");
+  EXPECT_EQ(column(csv, 1, "status"), "done");
+  EXPECT_EQ(column(csv, 2, "name"), "lr-1e-3_seed-1");
+  EXPECT_EQ(column(csv, 2, "status"), "pending");
 }
 
 // A stop signal during a wave ends the sweep at once (no later wave starts),

@@ -348,6 +348,18 @@ std::pair<std::vector<size_t>, std::vector<size_t>> split_unfinished(const Sweep
 
 }  // namespace
 
+bool finish_by_reached(const RunnerOptions& options, double longest_process, size_t held, std::ostream& log) {
+  if (options.finish_by <= 0 || longest_process <= 0) return false;
+  const double left = options.finish_by - std::chrono::duration<double>(Clock::now() - options.started).count();
+  if (left >= longest_process) return false;
+  log << "bla-sweep: starting nothing more: " << format_duration(std::max(left, 0.0)) << " left before --finish-by "
+      << format_duration(options.finish_by) << ", and the longest process so far took "
+      << format_duration(longest_process) << "; " << held << " process" << (held == 1 ? "" : "es")
+      << " not started, " << (held == 1 ? "its" : "their") << " points pending (run bla-sweep again to go on)"
+      << std::endl;
+  return true;
+}
+
 SweepResult run_points(const SweepSpec& spec, const Grid& grid, const RunnerOptions& options, std::ostream& log) {
   SweepResult result;
   std::vector<size_t> queue;
@@ -411,10 +423,19 @@ SweepResult run_points(const SweepSpec& spec, const Grid& grid, const RunnerOpti
   std::vector<bool> slot_busy(options.slots.size(), false);
   size_t next = 0, finished = 0, failed = 0;
   bool forwarded = false;
-  // After a stop signal nothing new starts: wait for the running points only
-  // (waiting with none running would fail with ECHILD).
-  while ((g_stop_signal == 0 && next < processes.size()) || !running.empty()) {
-    while (g_stop_signal == 0 && next < processes.size() && running.size() < options.slots.size()) {
+  result.longest_process = options.longest_process;
+  // RunnerOptions::finish_by: true (and said once) when the next process should not start.
+  auto out_of_time = [&] {
+    if (!result.out_of_time) {
+      result.out_of_time = finish_by_reached(options, result.longest_process, processes.size() - next, log);
+    }
+    return result.out_of_time;
+  };
+  // After a stop signal, or once out of time, nothing new starts: wait for the
+  // running points only (waiting with none running would fail with ECHILD).
+  while ((g_stop_signal == 0 && next < processes.size() && !out_of_time()) || !running.empty()) {
+    while (g_stop_signal == 0 && next < processes.size() && running.size() < options.slots.size() &&
+           !out_of_time()) {
       size_t slot = 0;
       while (slot_busy[slot]) ++slot;
       const auto& members = processes[next++];
@@ -467,6 +488,7 @@ SweepResult run_points(const SweepSpec& spec, const Grid& grid, const RunnerOpti
     running.erase(it);
     slot_busy[run.slot] = false;
     const double seconds = std::chrono::duration<double>(Clock::now() - run.started).count();
+    result.longest_process = std::max(result.longest_process, seconds);
     if (run.points.size() > 1 && WIFEXITED(wait_status) &&
         WEXITSTATUS(wait_status) == static_cast<int>(util::ExitCode::kOutOfMemory) && g_stop_signal == 0) {
       // Too many members for the memory: the unfinished ones run next as two
@@ -551,7 +573,9 @@ SweepResult run_points(const SweepSpec& spec, const Grid& grid, const RunnerOpti
         << " ran, " << failed << " failed" << (result.interrupted ? " | " + csv_path : "") << std::endl;
     return result;
   }
-  log << "bla-sweep: " << (result.interrupted ? "interrupted" : "finished") << " in " << format_duration(total)
+  log << "bla-sweep: "
+      << (result.interrupted ? "interrupted" : result.out_of_time ? "stopped for --finish-by" : "finished") << " in "
+      << format_duration(total)
       << ": " << finished - failed << " ran, " << failed << " failed, " << skipped << " skipped"
       << (stale ? ", " + std::to_string(stale) + " stale (not run)" : "") << " | "
       << csv_path << std::endl;

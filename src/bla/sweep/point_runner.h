@@ -12,6 +12,7 @@
 #include "bla/sweep/grid.h"
 #include "bla/sweep/results_csv.h"
 
+#include <chrono>
 #include <map>
 #include <ostream>
 #include <set>
@@ -41,6 +42,13 @@ struct RunnerOptions {
   // pending for a later wave, not run now.
   int wave = 0;
   std::set<std::string> later;
+  // --finish-by: with finish_by > 0, no process starts once less time is left
+  // before finish_by seconds after `started` than the longest process of this
+  // bla-sweep took (longest_process, seconds, carried from earlier waves; the
+  // first process always starts). The points not started stay pending.
+  double finish_by = 0;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  double longest_process = 0;
 };
 
 // "auto" (at most 16 points per ensemble; bla-train refuses, naming the size
@@ -96,7 +104,13 @@ std::string status_of_exit(int exit_code);
 struct SweepResult {
   std::vector<PointOutcome> outcomes;  // one per grid point, in grid order
   bool interrupted = false;            // SIGINT/SIGTERM stopped the sweep
+  bool out_of_time = false;            // RunnerOptions::finish_by held back a process
+  double longest_process = 0;          // seconds: RunnerOptions::longest_process or longer, from this call
 };
+
+// RunnerOptions::finish_by: true, said on `log` with the `held` processes
+// not started, when less time is left before it than `longest_process`.
+bool finish_by_reached(const RunnerOptions& options, double longest_process, size_t held, std::ostream& log);
 
 // Runs every point not yet done (nor settled, nor later), rewriting
 // results.csv (a row for every point of `grid`) after each one. Progress
