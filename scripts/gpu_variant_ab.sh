@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # On a CUDA machine: a kernel variant behind a compile flag (kernels/dev/README.md,
 # "Variants behind a compile flag") against the default build, in one call. Both
-# builds run side by side ($BUILD_DIR, default build-gpu, and build-var with the
-# variant's macros); then the variant build's CUDA tests, bla-bench default and
+# builds run side by side ($BUILD_DIR, default build-gpu, and $VAR_DIR, default
+# build-var, with the variant's macros); then the variant build's CUDA tests, bla-bench default and
 # variant alternately, and, with NCU, Nsight Compute's full set for the named
 # kernels in both builds. Every step is cut to what is left of LIMIT, so the
 # call returns its logs. Output in ${OUT:-gpu-variant}/:
@@ -19,6 +19,7 @@
 #   NCU_ARGS='--op bla --slots 64 --batch 8 --seq 2048 --heads 12'   # the bla-bench run ncu watches
 #   LIMIT=540                      # seconds for all of it (the default)
 #   JOBS=8                         # compile jobs for each of the two builds (the default)
+#   SKIP_BUILD=1                   # use the two build folders as they are (VARIANT is then only a label)
 #   TARGETS='bla-bench bla_cuda_tests'   # what both builds build (the default)
 #   DEFAULT_TARGETS='bla-train bla-sweep'  # what the default build builds besides, for what the same
 #                                  # call does next with $BUILD_DIR (a sweep: scripts/gpu_sweep.sh)
@@ -42,14 +43,21 @@ within() {
 }
 el() { echo "[t+$(( $(date +%s) - t0 ))s] $*"; }
 
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+var_dir=${VAR_DIR:-build-var}
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || echo "(no nvidia-smi here)"
 read -r -a targets <<< "${TARGETS:-bla-bench bla_cuda_tests}"
 jobs=${JOBS:-8}
 read -r -a extra <<< "${DEFAULT_TARGETS:-}"
-(JOBS=$jobs within 900 scripts/build.sh "${targets[@]}" "${extra[@]}" > "$out/build.log" 2>&1; echo $? > "$out/.rc_default") &
-(BUILD_DIR=build-var JOBS=$jobs CMAKE_ARGS="-DCMAKE_CUDA_FLAGS=$VARIANT" within 900 scripts/build.sh "${targets[@]}" \
-  > "$out/build_var.log" 2>&1; echo $? > "$out/.rc_variant") &
-wait
+if [ -n "${SKIP_BUILD:-}" ]; then
+  echo 0 > "$out/.rc_default"; echo 0 > "$out/.rc_variant"
+else
+  (JOBS=$jobs within 900 scripts/build.sh "${targets[@]}" "${extra[@]}" > "$out/build.log" 2>&1
+   echo $? > "$out/.rc_default") &
+  (BUILD_DIR=$var_dir JOBS=$jobs CMAKE_ARGS="-DCMAKE_CUDA_FLAGS=$VARIANT" within 900 scripts/build.sh "${targets[@]}" \
+     > "$out/build_var.log" 2>&1
+   echo $? > "$out/.rc_variant") &
+  wait
+fi
 rc_default=$(cat "$out/.rc_default") rc_variant=$(cat "$out/.rc_variant")
 rm -f "$out/.rc_default" "$out/.rc_variant"
 el "builds: default rc=$rc_default, variant ($VARIANT) rc=$rc_variant"
@@ -58,15 +66,15 @@ if [ "$rc_default" != 0 ] || [ "$rc_variant" != 0 ]; then
   exit 1
 fi
 
-if [ -x build-var/tests/bla_cuda_tests ]; then
-  within 240 build-var/tests/bla_cuda_tests --gtest_filter="${TESTS:-*BlaKernel*}" > "$out/tests_var.log" 2>&1
+if [ -x "$var_dir/tests/bla_cuda_tests" ]; then
+  within 240 "$var_dir/tests/bla_cuda_tests" --gtest_filter="${TESTS:-*BlaKernel*}" > "$out/tests_var.log" 2>&1
   el "variant tests rc=$?"
   grep -E "^\[  (PASSED|FAILED) |FAILED  \]" "$out/tests_var.log" | head -12
 fi
 
 IFS=";" read -r -a sets <<< "${BENCH:---op bla --window 512 --slots 64;--op bla --window 512 --slots 64 --batch 8 --seq 2048 --heads 12;--op bla --slots 32 --window 256 --batch 1024 --seq 256 --heads 2}"
 for ((r = 1; r <= ${ROUNDS:-2}; ++r)); do
-  for b in "$BUILD_DIR" build-var; do
+  for b in "$BUILD_DIR" "$var_dir"; do
     for s in "${sets[@]}"; do
       read -r -a args <<< "$s"
       echo "== $b round $r | $s" >> "$out/bench.txt"
@@ -104,7 +112,7 @@ if [ -n "${NCU:-}" ]; then
     echo "gpu_variant_ab.sh: no ncu on this machine; NCU skipped"
   else
     read -r -a nargs <<< "${NCU_ARGS:---op bla --slots 64 --batch 8 --seq 2048 --heads 12}"
-    for b in "$BUILD_DIR" build-var; do
+    for b in "$BUILD_DIR" "$var_dir"; do
       within 200 "$ncu" --set full -k "$NCU" --launch-count "${NCU_LAUNCHES:-1}" --csv --page details \
         "$b/src/bla-bench" "${nargs[@]}" --pass fwdbwd --warmup 0 --reps 1 --sets 1 --no-ceilings --no-reference \
         > "$out/ncu_$(basename "$b").csv" 2> "$out/ncu_$(basename "$b").err"
