@@ -44,6 +44,14 @@ output is deterministic, and a point's interval does not change when a sweep
 adds other points. A group whose points all have one seed gets no intervals;
 with fewer than 3 seeds anywhere, the output warns that intervals mean little.
 
+A second table gives the same with the crossings interpolated: where the
+curve of means, straight between neighbouring states on a log-state axis,
+first reaches the threshold, between the grid crossing and the state below
+it (the grid's crossing itself where that is the group's smallest state).
+On a grid that steps by sqrt(2) the grid crossings and their ratios move in
+steps of sqrt(2); the interpolated ones do not. Its intervals come from the
+same replicates.
+
 --reference FILE adds reference lines from a JSON file of bla-baseline's
 form ({"split": "test", "predictors": {name: {metric: value}}}, e.g.
 RegBench's in-context n-gram predictors): printed under every table, with
@@ -226,6 +234,21 @@ def crossing(means, threshold):
     return min((s for s, m in means.items() if m >= threshold), default=math.inf)
 
 
+def interpolated_crossing(means, threshold):
+    """Where the curve, straight between neighbouring states on a log-state axis, reaches threshold below the
+    smallest state whose mean is >= it (crossing): the group's smallest state itself when that is the one,
+    math.inf when none is."""
+    states = sorted(means)
+    for below, state in zip([None] + states, states):
+        if means[state] < threshold:
+            continue
+        if below is None:
+            return state
+        part = (threshold - means[below]) / (means[state] - means[below])
+        return math.exp(math.log(below) + part * (math.log(state) - math.log(below)))
+    return math.inf
+
+
 def state_text(state, smallest):
     """A crossing state; "<= N" at the group's smallest state N (nothing below it ran, so it may cross lower)."""
     return f"<= {int(state):,}" if state == smallest else f"{int(state):,}"
@@ -270,24 +293,30 @@ def ratio_cell(num, den, num_replicates, den_replicates, num_smallest, den_small
     return cell
 
 
-def headline(groups, boot, metric, thresholds, ratio, replicates, seed):
-    """Markdown: per threshold, each group's crossing state and the ratio of two groups' (see the docstring)."""
+def headline(groups, boot, metric, thresholds, ratio, replicates, seed, interpolated=False):
+    """Markdown: per threshold, each group's crossing state and the ratio of two groups' (see the docstring);
+    interpolated: the crossings of interpolated_crossing instead of the grid's."""
     num, den = ratio
     missing = [g for g in ratio if g not in groups]
     several = {g: any(len(v) > 1 for v, _ in points.values()) for g, points in groups.items()}
     largest = {g: max(points) for g, points in groups.items()}
     smallest = {g: min(points) for g, points in groups.items()}
     names = list(groups) + ([] if missing else [f"{num}/{den}"])
-    lines = [f"Headline: the smallest state whose mean {metric} over seeds is >= the threshold (the curve is not "
-             f"assumed monotone), [95% bootstrap interval over seeds, {replicates} replicates, seed {seed}; "
+    cross = interpolated_crossing if interpolated else crossing
+    what = (f"Interpolated: where the curve of mean {metric} over seeds, drawn straight between neighbouring "
+            f"states on a log-state axis, first reaches the threshold (between the headline's crossing state and "
+            f"the state below it)" if interpolated else
+            f"Headline: the smallest state whose mean {metric} over seeds is >= the threshold (the curve is not "
+            f"assumed monotone)")
+    lines = [what + f", [95% bootstrap interval over seeds, {replicates} replicates, seed {seed}; "
              f"> N: not reached up to the group's largest state N; <= N: reached at the group's smallest state N, "
              f"so it may be reached below it, and a ratio with it is a bound]"
              + ("" if missing else f"; {num}/{den}: the state {num} needs over the state {den} needs "
                                    f"(inf: {num} does not reach it, 0: {den} does not)") + ".",
              "", "| threshold | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
     for t in thresholds:
-        point = {g: crossing({s: mean(v) for s, (v, _) in points.items()}, t) for g, points in groups.items()}
-        reps = {g: [crossing({s: boot[g][s][b] for s in points}, t) for b in range(replicates)]
+        point = {g: cross({s: mean(v) for s, (v, _) in points.items()}, t) for g, points in groups.items()}
+        reps = {g: [cross({s: boot[g][s][b] for s in points}, t) for b in range(replicates)]
                 for g, points in groups.items()}
         cells = [crossing_cell(point[g], reps[g], smallest[g], largest[g], several[g]) for g in groups]
         if not missing:
@@ -450,8 +479,9 @@ def main():
         if reference:
             print(reference_lines(reference, args.reference, args.thresholds, not lower_is_better(args.metric)) + "\n")
         if not lower_is_better(args.metric):
-            print(headline(groups, boot, args.metric, args.thresholds, args.ratio, args.bootstrap,
-                           args.bootstrap_seed) + "\n")
+            for interpolated in (False, True):
+                print(headline(groups, boot, args.metric, args.thresholds, args.ratio, args.bootstrap,
+                               args.bootstrap_seed, interpolated) + "\n")
         if not args.no_plot:
             os.makedirs(out, exist_ok=True)
             path = os.path.join(out, facet_file(facet) + ".png")

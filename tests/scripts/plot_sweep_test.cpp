@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <tuple>
+#include <vector>
 
 using bla::testing::have_python;
 using bla::testing::run_command;
@@ -173,6 +175,41 @@ TEST(PlotSweep, TheHeadlineGivesTheStateEachGroupNeedsAndTheirRatio) {
   EXPECT_EQ(result.output.find("fewer than 3 seeds"), std::string::npos) << result.output;
   // A fixed bootstrap seed: the same output every time.
   EXPECT_EQ(plot_sweep(tmp, kSweep).output, result.output);
+}
+
+// The interpolated table: straight between neighbouring states on a log-state axis. Seeds that agree give
+// every replicate the same crossing. bla reaches 0.5 a quarter of the way from 256 (0.4) to 1024 (0.8) in
+// log-state, 256 * 4^0.25 = 362; swa half-way from 1024 (0.3) to 4096 (0.7), 2048: 5.66x bla's. At 0.35
+// bla crosses at its smallest state (a bound on the ratio), swa an eighth of the way, 1024 * 4^0.125 = 1,217;
+// 0.9 neither reaches.
+TEST(PlotSweep, TheInterpolatedTableReadsTheCrossingsBetweenGridStates) {
+  if (!have_python()) GTEST_SKIP() << "python3 is not on PATH";
+  TempDir tmp;
+  std::string csv = "name,group,status,action,exit_code,train.lr,run.seed,task,steps,test_accuracy,parameters,"
+                    "state_total\n";
+  for (const auto& [group, state, accuracy] : std::vector<std::tuple<std::string, int, std::string>>{
+           {"bla", 256, "0.4"}, {"bla", 1024, "0.8"}, {"swa", 256, "0.2"}, {"swa", 1024, "0.3"}, {"swa", 4096, "0.7"}}) {
+    for (int seed = 1; seed <= 3; ++seed) {
+      csv += group + "-" + std::to_string(state) + "-" + std::to_string(seed) + "," + group + ",done,ran,0,1e-3," +
+             std::to_string(seed) + ",mqar,10," + accuracy + ",100," + std::to_string(state) + "\n";
+    }
+  }
+  const auto result = plot_sweep(tmp, csv, "--thresholds 0.35,0.5,0.9");
+  ASSERT_EQ(result.status, 0) << result.output;
+  const size_t table = result.output.find("Interpolated: where the curve of mean test_accuracy over seeds, drawn "
+                                          "straight between neighbouring states on a log-state axis");
+  ASSERT_NE(table, std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("| threshold | bla | swa | swa/bla |\n| --- | --- | --- | --- |\n"
+                               "| 0.35 | <= 256 | 1,217 [1,217, 1,217] | >= 4.76 [4.76, 4.76] |\n"
+                               "| 0.5 | 362 [362, 362] | 2,048 [2,048, 2,048] | 5.66 [5.66, 5.66] |\n"
+                               "| 0.9 | not reached | not reached | neither reaches it |\n",
+                               table),
+            std::string::npos)
+      << result.output;
+  // The grid's table before it: the smallest states that reach each threshold.
+  EXPECT_NE(result.output.find("| 0.5 | 1,024 [1,024, 1,024] | 4,096 [4,096, 4,096] | 4.00 [4.00, 4.00] |"),
+            std::string::npos)
+      << result.output;
 }
 
 TEST(PlotSweep, OneSeedFailingAtTheCrossingWidensTheIntervalToTheNextState) {
