@@ -34,10 +34,10 @@ std::string tiny_cuda_config(const std::string& mixer) {
 
 // Trains the tiny config and returns its train losses at each log step, then
 // the test loss. `dir`: the run directory (kept), else a temporary one.
-std::vector<double> train_losses(const std::string& mixer, const std::vector<std::string>& sets,
-                                 const std::string& dir_in = "", bool resume = false) {
+std::vector<double> train_yaml_losses(const std::string& yaml, const std::vector<std::string>& sets,
+                                      const std::string& dir_in = "", bool resume = false) {
   const std::string dir = dir_in.empty() ? bla::util::make_temp_directory("bla-cuda-step") : dir_in;
-  auto config = bla::config::parse_config(tiny_cuda_config(mixer), "tiny.yaml", sets);
+  auto config = bla::config::parse_config(yaml, "tiny.yaml", sets);
   bla::train::RunOptions options;
   options.run_dir = dir;
   options.quiet = true;
@@ -54,6 +54,11 @@ std::vector<double> train_losses(const std::string& mixer, const std::vector<std
   EXPECT_EQ(captured, sets[0] == "train.cuda_graph=on") << summary["step"];
   if (dir_in.empty()) bla::util::remove_tree(dir);
   return losses;
+}
+
+std::vector<double> train_losses(const std::string& mixer, const std::vector<std::string>& sets,
+                                 const std::string& dir_in = "", bool resume = false) {
+  return train_yaml_losses(tiny_cuda_config(mixer), sets, dir_in, resume);
 }
 
 // Checkpoints do not depend on the optimizer's form: a run saved by the fused
@@ -95,6 +100,27 @@ TEST_P(TrainStepGraph, CapturedStepGivesTheEagerStepsLosses) {
   }
   std::printf("%s %s: %d of %zu logged losses bit-identical\n", mixer.c_str(), precision.c_str(), identical, eager.size());
   EXPECT_LT(eager.back(), eager.front()) << "the run learns";
+}
+
+// RegBench's batches are as long as their longest row, so no two steps need
+// share a shape; the captured step pads every batch to the task's longest row
+// (train::pad_length) and replays, to the eager step's losses.
+TEST(TrainStepGraphRegBench, BatchesOfEveryLengthReplayTheCapturedStepToTheEagerLosses) {
+  const std::string yaml =
+      "run: {name: tiny, seed: 3, device: cuda}\n"
+      "model: {d_model: 64, layers: 2, heads: 2, mixer: bla, mixers: {bla: {window: 128, slots: 8}}}\n"
+      "data: {task: regbench, min_examples: 2, max_examples: 6, max_word_len: 12, train_automata: 512,\n"
+      "       test_automata: 32, validation_automata: 0}\n"
+      "train: {batch_size: 16, steps: 24, lr: 3.0e-3, warmup_steps: 2, log_every: 4, eval_examples: 0,\n"
+      "        checkpoint_every: 0}\n";
+  for (const std::string precision : {"fp32", "bf16"}) {
+    auto eager = train_yaml_losses(yaml, {"train.cuda_graph=off", "train.precision=" + precision});
+    auto graph = train_yaml_losses(yaml, {"train.cuda_graph=on", "train.precision=" + precision});
+    ASSERT_EQ(eager.size(), graph.size());
+    const double tolerance = precision == "fp32" ? 1e-4 : 2e-2;
+    for (size_t i = 0; i < eager.size(); ++i)
+      EXPECT_NEAR(graph[i], eager[i], tolerance * std::abs(eager[i])) << precision << " log line " << i;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Mixers, TrainStepGraph,

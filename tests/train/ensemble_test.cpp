@@ -3,8 +3,11 @@
 #include "bla/config/members.h"
 #include "bla/mixers/mixer.h"
 #include "bla/model/ensemble.h"
+#include "bla/model/head_loss.h"
+#include "bla/tasks/task.h"
 #include "bla/train/checkpoint.h"
 #include "bla/train/ensemble_trainer.h"
+#include "bla/train/feeder.h"
 #include "bla/train/memory_estimate.h"
 #include "bla/train/task_and_model.h"
 #include "bla/train/trainer.h"
@@ -136,6 +139,54 @@ TEST_P(EnsembleEveryMixer, StackedForwardEqualsEachMembersOwnForward) {
   copy->to(torch::kDouble);
   bla::model::copy_member_out(*ensemble, 1, *copy);
   EXPECT_TRUE(torch::equal(copy->forward(tokens.narrow(0, 0, B)), solos[1]->forward(tokens.narrow(0, 0, B))));
+}
+
+// A captured step pads every batch's inputs at their end to one length
+// (train::pad_length; RegBench's batches are as long as their longest row).
+// No scored row may see that padding: the loss over the scored rows and
+// every parameter's gradient are those of the unpadded batch, in float64,
+// with T and the padded length on either side of the mixers' chunks.
+TEST_P(EnsembleEveryMixer, PaddingABatchAtItsEndChangesNoScoredRowsLossNorAnyGradient) {
+  if (small_mixers().count(GetParam()) == 0) {
+    FAIL() << "no small settings for mixer type '" << GetParam() << "': add them to small_mixers()";
+  }
+  auto config = bla::config::parse_config(mixer_yaml(GetParam()), "ensemble.yaml");
+  const int64_t vocab = 23, B = 3, T = 13, padded_to = 40;
+  torch::manual_seed(4);
+  bla::model::LanguageModel model(config.model, vocab, 64);
+  model->to(torch::kDouble);
+  {
+    torch::NoGradGuard no_grad;  // non-zero gains and biases so every parameter carries signal
+    for (auto& p : model->parameters()) p.add_(torch::randn_like(p) * 0.05);
+  }
+  auto targets = torch::randint(vocab, {B, T}, torch::kLong);
+  targets.index_put_({1, torch::indexing::Slice(9, T)}, bla::tasks::kIgnoreIndex);  // a shorter row
+  targets.index_put_({torch::indexing::Slice(), 0}, bla::tasks::kIgnoreIndex);
+  const bla::tasks::Batch batch{torch::randint(vocab, {B, T}, torch::kLong), targets, {}};
+  const auto exact = bla::train::scored_rows(batch, 0);
+  const auto padded = bla::train::pad_length(bla::train::scored_rows(batch, B * T), padded_to);
+  ASSERT_EQ(padded.inputs.size(1), padded_to);
+  const auto loss_and_grads = [&](const bla::train::MicroBatch& m) {
+    model->zero_grad();
+    auto hidden = model->hidden(m.inputs);
+    auto rows = hidden.reshape({-1, hidden.size(-1)}).index_select(0, m.rows);
+    auto head = bla::model::head_cross_entropy_reference(rows, model->head_weight(), m.targets);
+    head.loss.backward();
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : model->parameters()) grads.push_back(p.grad().defined() ? p.grad().clone() : torch::Tensor());
+    return std::make_pair(head.loss.item<double>(), grads);
+  };
+  const auto [loss, grads] = loss_and_grads(exact);
+  const auto [padded_loss, padded_grads] = loss_and_grads(padded);
+  EXPECT_NEAR(padded_loss, loss, 1e-12 * std::fabs(loss)) << GetParam();
+  ASSERT_EQ(grads.size(), padded_grads.size());
+  for (size_t i = 0; i < grads.size(); ++i) {
+    ASSERT_EQ(grads[i].defined(), padded_grads[i].defined()) << GetParam() << " parameter " << i;
+    if (grads[i].defined()) {
+      EXPECT_TRUE(torch::allclose(padded_grads[i], grads[i], 1e-10, 1e-12))
+          << GetParam() << " parameter " << i << ": max difference " << (padded_grads[i] - grads[i]).abs().max().item<double>();
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Mixers, EnsembleEveryMixer, ::testing::ValuesIn(bla::mixers::MixerRegistry::instance().names()));

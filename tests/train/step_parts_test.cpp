@@ -108,6 +108,31 @@ TEST(Feeder, ScoredRowsIndexTheTargetsAndPadWithIgnoredRows) {
   EXPECT_THROW(bla::train::scored_rows(batch, 3), std::logic_error);
 }
 
+TEST(Feeder, PadLengthPadsTheInputsAtTheirEndAndMovesTheRows) {
+  CountingTask task;
+  const auto m = bla::train::scored_rows(task.batch(bla::tasks::Split::kTrain, {4, 2}), 6);
+  const auto padded = bla::train::pad_length(m, 8);
+  EXPECT_TRUE(torch::equal(padded.inputs, torch::tensor({4, 5, 6, 7, 8, 0, 0, 0, 2, 3, 4, 5, 6, 0, 0, 0}, torch::kLong)
+                                              .reshape({2, 8})));
+  // b * 5 + t becomes b * 8 + t; the padding rows (index 0) stay 0.
+  EXPECT_TRUE(torch::equal(padded.rows, torch::tensor({3, 4, 11, 12, 0, 0}, torch::kLong)));
+  EXPECT_TRUE(torch::equal(padded.targets, m.targets));
+  EXPECT_TRUE(torch::equal(bla::train::pad_length(m, 5).inputs, m.inputs));
+  EXPECT_THROW(bla::train::pad_length(m, 4), std::logic_error);
+  // The feeder pads every micro-batch so when told to.
+  bla::train::FeederOptions options;
+  options.micro_batch = 2;
+  options.pad_rows_to = 6;
+  options.pad_length_to = 7;
+  options.ahead = 0;
+  bla::train::BatchFeeder feeder(task, bla::train::DataOrder(10, 3), [](const std::vector<int64_t>& g) { return g; },
+                                 options);
+  const auto step = feeder.next();
+  ASSERT_EQ(step.micro.size(), 1u);
+  EXPECT_EQ(step.micro[0].inputs.sizes(), (std::vector<int64_t>{2, 7}));
+  EXPECT_TRUE(torch::equal(step.micro[0].rows.narrow(0, 0, 4), torch::tensor({3, 4, 10, 11}, torch::kLong)));
+}
+
 // CountingTask whose batches may be built on several threads at once, each
 // taking longer the smaller its first index, so that steps built side by
 // side finish out of order.

@@ -109,7 +109,8 @@ const Schema& train_schema() {
                 "distributed: size of a gradient all-reduce bucket in MiB (docs/distributed.md)"),
        choice_key("cuda_graph", d.cuda_graph, {"auto", "on", "off"},
                   "`auto`: on CUDA (one process, fused optimizer) the whole step is captured in a CUDA graph after 3 "
-                  "eager steps and replayed; `on`: the same, and an error where it cannot be"),
+                  "eager steps and replayed, every batch padded to one shape (RegBench's to the task's longest row); `on`: the "
+                  "same, and an error where it cannot be"),
        choice_key("fused_optimizer", d.fused_optimizer, {"auto", "off"},
                   "`auto`: PyTorch's fused multi-tensor AdamW on CUDA (LibTorch >= 2.4); `off`: LibTorch's "
                   "torch::optim::AdamW (always on the CPU)"),

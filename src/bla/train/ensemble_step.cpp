@@ -103,22 +103,17 @@ StepBatch join_member_batches(const std::vector<StepBatch>& members, bool pin_me
   const size_t parts = members.front().micro.size();
   for (size_t i = 0; i < parts; ++i) {
     // Tasks whose rows pad to the longest in their batch (RegBench) give the
-    // members different lengths: each is padded at its end to the longest,
-    // which no scored position sees (every mixer is causal), and its row
-    // indices b * T + t move to the new length.
+    // members different lengths: each is padded to the longest (pad_length).
     int64_t length = 0;
     for (const auto& member : members) length = std::max(length, member.micro.at(i).inputs.size(1));
     std::vector<torch::Tensor> inputs, rows, targets;
     int64_t offset = 0;
     for (const auto& member : members) {
-      const auto& m = member.micro.at(i);
-      const int64_t own = m.inputs.size(1);
-      const auto padded = own == length ? m.inputs : at::constant_pad_nd(m.inputs, {0, length - own}, 0);
-      const auto moved = own == length ? m.rows : m.rows.div(own, "floor") * length + m.rows.remainder(own);
-      inputs.push_back(padded);
-      rows.push_back(moved + offset);
+      const MicroBatch m = pad_length(member.micro.at(i), length);
+      inputs.push_back(m.inputs);
+      rows.push_back(m.rows + offset);
       targets.push_back(m.targets);
-      offset += padded.numel();
+      offset += m.inputs.numel();
     }
     MicroBatch joined{torch::cat(inputs), torch::cat(rows), torch::cat(targets)};
     if (pin_memory) joined = {joined.inputs.pin_memory(), joined.rows.pin_memory(), joined.targets.pin_memory()};

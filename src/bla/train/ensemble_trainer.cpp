@@ -243,6 +243,8 @@ std::vector<nlohmann::json> train_ensemble(std::vector<config::Config> configs, 
   feed.grad_accum = t.grad_accum;
   // Every member's scored rows padded to one count: the batched head needs it, and so does a captured step.
   feed.pad_rows_to = micro_batch * members.front().task->max_scored_per_example();
+  // A captured step also needs every step's inputs as long: the task's longest row (RegBench's vary).
+  feed.pad_length_to = t.cuda_graph != "off" && graph_obstacle.empty() ? members.front().task->seq_len() : 0;
   feed.ahead = t.prefetch;
   feed.threads = device.is_cuda() ? 2 : 1;  // each member's feeder: two threads where the task allows
   StepMetrics step_metrics(device, E);

@@ -29,6 +29,17 @@ MicroBatch scored_rows(const tasks::Batch& batch, int64_t pad_rows_to) {
   return out;
 }
 
+MicroBatch pad_length(const MicroBatch& m, int64_t length) {
+  const int64_t own = m.inputs.size(1);
+  if (own > length) {
+    throw std::logic_error("a batch has " + std::to_string(own) + " positions, more than the " +
+                           std::to_string(length) + " it is padded to");
+  }
+  if (own == length) return m;
+  return {at::constant_pad_nd(m.inputs, {0, length - own}, 0), m.rows.div(own, "floor") * length + m.rows.remainder(own),
+          m.targets};
+}
+
 BatchFeeder::BatchFeeder(const tasks::Task& task, DataOrder order, Shard shard, FeederOptions options)
     : task_(task), order_(std::move(order)), shard_(std::move(shard)), options_(options) {
   if (options_.ahead <= 0) return;
@@ -57,6 +68,7 @@ StepBatch BatchFeeder::build(const StepIndices& indices) const {
   StepBatch step;
   for (const auto& micro : indices.micro) {
     auto m = scored_rows(task_.batch(tasks::Split::kTrain, micro), options_.pad_rows_to);
+    if (options_.pad_length_to > 0) m = pad_length(m, options_.pad_length_to);
     if (options_.pin_memory) {
       m.inputs = m.inputs.pin_memory();
       m.rows = m.rows.pin_memory();

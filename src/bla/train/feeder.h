@@ -41,6 +41,11 @@ struct FeederOptions {
   // target kIgnoreIndex), giving the fixed shapes a captured CUDA graph
   // needs; 0: exactly the scored rows.
   int64_t pad_rows_to = 0;
+  // > 0: every micro-batch's inputs padded at their end to this many
+  // positions (pad_length), so that a task whose batches are as long as
+  // their longest row (RegBench) gives the fixed (B, T) a captured CUDA
+  // graph needs; 0: as the task built them.
+  int64_t pad_length_to = 0;
   bool pin_memory = false;  // CUDA training: page-locked host tensors
   int64_t ahead = 2;        // steps built ahead on the feeder's threads; 0: built in next()
   // Threads building steps side by side (each takes the next step's example
@@ -52,6 +57,12 @@ struct FeederOptions {
 
 // Builds the scored-row index of one batch (exposed for tests).
 MicroBatch scored_rows(const tasks::Batch& batch, int64_t pad_rows_to);
+
+// `m` with its inputs padded at their end to `length` positions (token 0)
+// and its row indices b * T + t moved to the new length. No scored position
+// sees the padding: every mixer is causal. Throws std::logic_error where the
+// inputs are already longer.
+MicroBatch pad_length(const MicroBatch& m, int64_t length);
 
 class BatchFeeder {
  public:

@@ -12,6 +12,7 @@
 #endif
 
 #include <stdexcept>
+#include <string>
 
 namespace bla::train {
 
@@ -93,6 +94,16 @@ void StepGraph::run(const StepBatch& batch, const Body& body) {
 #ifdef BLA_HAVE_CUDA_KERNELS
   auto& g = *graph_;
   if (g.state == Graph::State::kCaptured) {
+    for (size_t i = 0; i < batch.micro.size(); ++i) {
+      const MicroBatch& m = batch.micro[i];
+      if (m.inputs.sizes() != g.buffers[i].inputs.sizes() || m.rows.sizes() != g.buffers[i].rows.sizes()) {
+        // The feeder pads every batch to one shape (FeederOptions::pad_rows_to, pad_length_to): a bug if not.
+        throw std::logic_error("a batch's shape changed after the step was captured in a CUDA graph: inputs " +
+                               c10::str(m.inputs.sizes()) + " against " + c10::str(g.buffers[i].inputs.sizes()) +
+                               ", rows " + c10::str(m.rows.sizes()) + " against " +
+                               c10::str(g.buffers[i].rows.sizes()) + " (train.cuda_graph: off avoids it)");
+      }
+    }
     for (size_t i = 0; i < batch.micro.size(); ++i) {
       g.buffers[i].inputs.copy_(batch.micro[i].inputs, /*non_blocking=*/true);
       g.buffers[i].rows.copy_(batch.micro[i].rows, true);

@@ -120,6 +120,7 @@ nlohmann::json train(config::Config config, const RunOptions& options) {
   feed.grad_accum = t.grad_accum;
   // A captured step needs fixed shapes: every micro-batch's scored rows padded to the task's bound.
   feed.pad_rows_to = may_capture ? dp.shard(std::vector<int64_t>(micro_batch)).size() * task->max_scored_per_example() : 0;
+  feed.pad_length_to = may_capture ? task->seq_len() : 0;  // and its inputs to the task's longest row (RegBench)
   feed.pin_memory = device.is_cuda();
   feed.ahead = t.prefetch;
   // On CUDA a small model's step can outrun one thread's batches (an MQAR
