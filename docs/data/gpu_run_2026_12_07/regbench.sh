@@ -12,5 +12,6 @@ fi
 mkdir -p $rb
 SWEEP=configs/sweeps/regbench.yaml ONLY=${RB_ONLY:-attention} GPUS=0 ENSEMBLE=${RB_ENSEMBLE:-4} CHECKPOINTS=${RB_CHECKPOINTS:-4} \
   LIMIT=${LIMIT:-540} FINISH_BY=${FINISH_BY:-} OUT=$rb RESTORE="$r" scripts/gpu_sweep.sh > $rb/gpu_sweep.out 2>&1
+cp /tmp/cuda_tests.log $rb/ 2>/dev/null
 tar czf $OUT/rb.tgz -C /tmp rb
 tail -25 $rb/gpu_sweep.out
