@@ -11,6 +11,8 @@
 #   ANCHORS=.anchors scripts/gpu_op_table.sh   # .anchors: bench.py, fla/, mamba/ (git-ignored; README "Benchmarks")
 #   DIMS=64 REPS=10 scripts/gpu_op_table.sh    # a shorter run
 #   ANCHOR_SECONDS=330 ANCHOR_WARM=200         # the anchors' time limit and their parallel compile phase's
+#   ANCHOR_SHAPES=B4_T8192_H16_D128            # the anchors' shapes (default: those of DIMS), e.g. the
+#                                              # D = 128 shapes a call that timed D = 64 had no time for
 #   M125=1 scripts/gpu_op_table.sh             # then the 125M model's tokens/s with each mixer in every
 #                                              # layer (scripts/bench_train.py, bench_mixers.json)
 set -uo pipefail
@@ -23,6 +25,7 @@ if [ -n "${ANCHORS:-}" ] && [ -f "$ANCHORS/bench.py" ]; then
   anchor_cache_restore "$ANCHORS"
   shapes=B4_T8192_H16_D64
   [ "${DIMS:-64 128}" != 64 ] && shapes=$shapes,B4_T8192_H16_D128
+  shapes=${ANCHOR_SHAPES:-$shapes}
   limit=${ANCHOR_SECONDS:-330}
   anchors_dir=$(realpath "$ANCHORS")
   ANCHORS=$anchors_dir PYTHONUNBUFFERED=1 timeout "$limit" python3 "$anchors_dir/bench.py" \
