@@ -11,7 +11,7 @@ case "${1:-}" in
   out)
     mkdir -p $hold
     newest=$(ls $dir/call*_runs.tgz | sed 's/.*call\([0-9]*\)_runs.tgz/\1/' | sort -n | tail -1)
-    for f in $dir/call*_runs.tgz; do [ "$f" != "$dir/call${newest}_runs.tgz" ] && mv "$f" $hold/; done
+    for f in $dir/call*_runs.tgz; do if [ "$f" != "$dir/call${newest}_runs.tgz" ]; then mv "$f" $hold/; fi; done
     echo "kept $dir/call${newest}_runs.tgz; moved $(ls $hold | wc -l) to $hold" ;;
   back) mv $hold/* $dir/ 2>/dev/null || true; git status --short ;;
   *) echo "usage: room.sh out|back" >&2; exit 2 ;;
