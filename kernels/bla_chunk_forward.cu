@@ -7,23 +7,15 @@ namespace bla::kernels::detail {
 namespace {
 
 // The row stride of the value tiles (the chunk's values and the staged modal
-// values), read only as the output product's row-major B: D + 4 as every
-// tile, or with -DBLA_VALUE_STRIDE8 D + 8 (8 mod 32 floats: that read's
-// lanes hit banks 8t + g, one a bank, where D + 4 gives 4t + g, two a bank;
-// kernels/dev/README.md, "Variants behind a compile flag"). The variant also
-// drops the per-warp scratch, which MmaProduct and SimtProduct never use, so
-// that two blocks an SM still fit at D = 64.
-#ifdef BLA_VALUE_STRIDE8
+// values), read only as the output product's row-major B: D + 8 (8 mod 32
+// floats: that read's lanes hit banks 8t + g, one a bank, where every other
+// tile's D + 4 would give 4t + g, two a bank). The forward keeps no per-warp
+// scratch (MmaProduct and SimtProduct use none), so that two blocks an SM
+// still fit at D = 64.
 template <int D>
 constexpr int kLdValues = D + 8;
 template <int D, int NP>
 constexpr int kForwardScratch = 0;
-#else
-template <int D>
-constexpr int kLdValues = D + 4;
-template <int D, int NP>
-constexpr int kForwardScratch = BlaLayout<D, NP>::kScratch;
-#endif
 template <int D>
 constexpr int kValueTile = kBlaChunk * kLdValues<D>;  // >= BlaLayout's kTileD: the tile holds the keys first
 template <int D, int NP>

@@ -10,10 +10,10 @@
 // (mma.sync m16n8k8, epilogues from registers; the BLA kernels, where it
 // took 11% off forward+backward against WMMA on an H100).
 // Product<T, M, N> picks SimtProduct or MmaProduct by input type.
-// -DBLA_MMA_STORE_ORDER (MmaProduct's stores) and -DBLA_MMA_PAIRED_K (its
-// transposed operand reads) avoid shared-memory bank conflicts on the BLA
-// tiles' strides (kernels/dev/README.md, "Variants behind a compile flag"):
-// variants to time against the default.
+// MmaProduct orders its stores, and pairs the k of its reads where both
+// operands lie transposed, so that on the BLA tiles' row strides (4 mod 32
+// floats) a warp's shared-memory accesses hit one lane a bank
+// (docs/performance.md, "The fused BLA kernels").
 #pragma once
 
 #include <cuda_bf16.h>
@@ -311,19 +311,14 @@ struct MmaProduct : ElementwiseEpilogue<MmaProduct<M, N>, N> {
     static_assert(kTileCols % kPerWarp == 0, "a warp's tiles lie in one tile row");
     if (!holds()) return;
     const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-    // The k of the lane's k-slots t and t + 4: k + t and k + t + 4, or with
-    // -DBLA_MMA_PAIRED_K, where both operands are read transposed (A
-    // column-major, B row-major), k + 2t and k + 2t + 1, in A and B alike
-    // (the mma sums the same terms): on a stride of 4 mod 32 floats those
-    // reads hit banks g + 8t (+ 4) and 8t + g, one lane a bank, where
-    // k + t hits g + 4t, two lanes a bank.
-#ifdef BLA_MMA_PAIRED_K
+    // The k of the lane's k-slots t and t + 4: k + t and k + t + 4, or,
+    // where both operands are read transposed (A column-major, B
+    // row-major), k + 2t and k + 2t + 1, in A and B alike (the mma sums the
+    // same terms): on a stride of 4 mod 32 floats those reads hit banks
+    // g + 8t (+ 4) and 8t + g, one lane a bank, where k + t hits g + 4t,
+    // two lanes a bank.
     const bool paired = a_row == 1 && b_col == 1;
     const int k_lo = paired ? 2 * t : t, k_step = paired ? 1 : 4;
-#else
-    const int k_lo = t;
-    constexpr int k_step = 4;
-#endif
     const float* a0 = a + (tile_row(0) * 16 + g) * a_row + k_lo * a_col;
 #pragma unroll 2
     for (int k = 0; k < K; k += 8) {
@@ -350,7 +345,6 @@ struct MmaProduct : ElementwiseEpilogue<MmaProduct<M, N>, N> {
         for (int e = 0; e < 4; ++e) acc[i][h][e] *= by;
   }
 
-#ifdef BLA_MMA_STORE_ORDER
   // The tile into float memory, row stride ld. A lane holds columns c and
   // c + 1 of rows g and g + 8; lanes of odd g store c + 1 first, so that
   // where ld = 4 (mod 32), as every BLA shared tile's is, each store
@@ -374,7 +368,6 @@ struct MmaProduct : ElementwiseEpilogue<MmaProduct<M, N>, N> {
       }
     }
   }
-#endif
 
   template <int Lo, int Hi, typename F>
   __device__ __forceinline__ void for_each_in_cols(F&& f) const {

@@ -9,7 +9,7 @@
 # behind a compile flag"), to time and check against bla_chunk_dev there.
 # HARNESSES picks some of them (default "gla ssd bla").
 #   scripts/build_dev_harnesses.sh [DIR]
-#   HARNESSES=bla BLA_VARIANT="-DBLA_MMA_STORE_ORDER" scripts/build_dev_harnesses.sh .devbin
+#   HARNESSES=bla BLA_VARIANT="-DMY_VARIANT" scripts/build_dev_harnesses.sh .devbin
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-build-kernel-dev}

@@ -9,7 +9,7 @@
 #   build.log, build_var.log, tests_var.log, bench.txt (the raw bla-bench output),
 #   bench.md (median ms per build and round, variant / default), ncu_<build>.csv.
 #
-#   VARIANT=-DBLA_MMA_STORE_ORDER,BLA_MMA_PAIRED_K scripts/gpu_variant_ab.sh
+#   VARIANT=-DMY_VARIANT,MY_OTHER_VARIANT scripts/gpu_variant_ab.sh
 #   TESTS='*BlaKernel*'            # the variant build's bla_cuda_tests filter (the default)
 #   ROUNDS=2                       # default / variant alternations (the default)
 #   BENCH='--op bla --window 512 --slots 64;--op bla --window 512 --slots 64 --batch 8 --seq 2048 --heads 12'
@@ -25,7 +25,7 @@
 #                                  # call does next with $BUILD_DIR (a sweep: scripts/gpu_sweep.sh)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
-[ -n "${VARIANT:-}" ] || { echo "gpu_variant_ab.sh: set VARIANT to the variant's macros, e.g. VARIANT=-DBLA_MMA_STORE_ORDER" >&2; exit 2; }
+[ -n "${VARIANT:-}" ] || { echo "gpu_variant_ab.sh: set VARIANT to the variant's macros, e.g. VARIANT=-DMY_VARIANT" >&2; exit 2; }
 out=${OUT:-gpu-variant}
 mkdir -p "$out"
 export BUILD_DIR=${BUILD_DIR:-build-gpu}

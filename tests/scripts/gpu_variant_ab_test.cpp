@@ -71,7 +71,7 @@ TEST(GpuVariantAb, WithoutAVariantItSaysWhatToSet) {
   const auto run = run_command("env -u VARIANT bash " + kScript, 30);
   EXPECT_EQ(run.status, 2) << run.output;
   EXPECT_NE(run.output.find("gpu_variant_ab.sh: set VARIANT to the variant's macros, e.g. "
-                            "VARIANT=-DBLA_MMA_STORE_ORDER"),
+                            "VARIANT=-DMY_VARIANT"),
             std::string::npos)
       << run.output;
 }
