@@ -9,13 +9,11 @@ namespace {
 // The row stride of the value tiles (the chunk's values and the staged modal
 // values), read only as the output product's row-major B: D + 8 (8 mod 32
 // floats: that read's lanes hit banks 8t + g, one a bank, where every other
-// tile's D + 4 would give 4t + g, two a bank). The forward keeps no per-warp
-// scratch (MmaProduct and SimtProduct use none), so that two blocks an SM
-// still fit at D = 64.
+// tile's D + 4 would give 4t + g, two a bank). The forward reserves no
+// per-warp scratch tile (MmaProduct and SimtProduct use none), so that two
+// blocks an SM still fit at D = 64.
 template <int D>
 constexpr int kLdValues = D + 8;
-template <int D, int NP>
-constexpr int kForwardScratch = 0;
 template <int D>
 constexpr int kValueTile = kBlaChunk * kLdValues<D>;  // >= BlaLayout's kTileD: the tile holds the keys first
 template <int D, int NP>
@@ -31,8 +29,8 @@ __global__ void __launch_bounds__(kBlaThreads, (kChunkBlocksPerSm<D, NP>)) bla_c
   float* lag = kvs + kValueTile<D>;  // (C, C) skewed scores, then token weights
   float* zs = lag + L::kTileC;     // (C, NP) scores, then probabilities
   float* ys = zs + L::kTileN;      // (C, NP) modal products
-  float* scratch = ys + L::kTileN; // per-warp 16 x 16 (tensor-core epilogues; unused by the products here)
-  float* us = scratch + kForwardScratch<D, NP>;  // (NP, D) modal keys, then values, where staged
+  float* us = ys + L::kTileN;      // (NP, D) modal keys, then values, where staged
+  float* scratch = us;             // the products' scratch argument, which none of them uses here
 
   const BlaChunkShape& s = args.shape;
   const BlaChunkTablesView& tb = args.tables;
@@ -65,7 +63,7 @@ template <typename T, int D, int NP>
 cudaError_t launch(const BlaChunkArgs& args, cudaStream_t stream) {
   using L = BlaLayout<D, NP>;
   constexpr size_t bytes = sizeof(float) * (L::kTileD + kValueTile<D> + L::kTileC + 2 * L::kTileN +
-                                            kForwardScratch<D, NP> + kModalValueFloats<D, NP>);
+                                            kModalValueFloats<D, NP>);
   static_assert(fits_blocks_per_sm<D, NP>(bytes), "kChunkBlocksPerSm blocks fit an SM's shared memory");
   return launch_blocks(bla_chunk_forward_kernel<T, D, NP>, bytes, chunk_grid(args.shape), stream, args);
 }
