@@ -15,6 +15,9 @@
 #   FINISH_BY=480                     # bla-sweep --finish-by: start no process that the longest so far
 #                                     # says would not end by then (a session's last call: nothing is
 #                                     # cut part-way, so no checkpoint has to come back)
+#   EXPECT=400                        # bla-sweep --expect (with FINISH_BY): a process's expected seconds
+#                                     # until a longer one has run, so that not even the first starts
+#                                     # when it would not end in time
 #   RESTORE="a/runs.tgz a/ckpt_*.tgz" # an earlier call's archives, unpacked into the sweep's folder first
 #                                     # (runs.tgz first): the points it finished are skipped, those whose
 #                                     # checkpoint came back resume from it, the others start again
@@ -38,7 +41,7 @@ done
 t0=$(date +%s)
 timeout --foreground -s TERM -k 60 "${LIMIT:-500}" "$BUILD_DIR/src/bla-sweep" "$sweep" --out "$dir" --gpus "${GPUS:-0}" \
   --bla-train "$BUILD_DIR/src/bla-train" ${ONLY:+--only "$ONLY"} ${ENSEMBLE:+--ensemble "$ENSEMBLE"} \
-  ${FINISH_BY:+--finish-by "$FINISH_BY"} > "$out/sweep.log" 2>&1
+  ${FINISH_BY:+--finish-by "$FINISH_BY"} ${EXPECT:+--expect "$EXPECT"} > "$out/sweep.log" 2>&1
 echo "bla-sweep rc=$? after $(( $(date +%s) - t0 )) s"
 grep -E "points:|did not fit|FAILED|finished in|interrupted in|starting nothing more|stopped for" "$out/sweep.log" | head -20
 mkdir -p "$out/$name"

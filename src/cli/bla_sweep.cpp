@@ -1,5 +1,5 @@
 // bla-sweep SWEEP.yaml [--dry-run] [--jobs N | --gpus LIST] [--ensemble auto|N|off] [--out DIR] [--bla-train PATH]
-//           [--finish-by SECONDS]
+//           [--finish-by SECONDS [--expect SECONDS]]
 //
 // Runs every point of a sweep file (src/bla/sweep/sweep_file.h) with the
 // bla-train beside this program, skips finished points, resumes interrupted
@@ -147,7 +147,9 @@ int run_in_waves(const bla::sweep::SweepSpec& spec, const bla::sweep::Grid& all,
     wave = bla::sweep::plan_wave(*spec.select, all, stages, known, checkpoints_of(options.out_dir, all, known),
                                  options.slots.size(), options.ensemble);
     if (wave.processes.empty() && waves > 0) break;
-    if (waves > 0 && bla::sweep::finish_by_reached(options, options.longest_process, wave.processes.size(), std::cout)) {
+    // The first wave always starts, unless --expect says a process would not end in time.
+    if (!wave.processes.empty() && (waves > 0 || options.expected_process > 0) &&
+        bla::sweep::finish_by_reached(options, options.longest_process, wave.processes.size(), std::cout)) {
       // results.csv with this wave's rows too (seeds that the last choices made runnable).
       std::vector<bla::sweep::PointOutcome> rows;
       for (const auto& point : wave.grid.points) rows.push_back(known[index.at(point.name)]);
@@ -184,7 +186,7 @@ int run_in_waves(const bla::sweep::SweepSpec& spec, const bla::sweep::Grid& all,
     else if (outcome.action == "skipped") ++skipped;
     else ++ran;
   }
-  if (waves > 0) {
+  if (waves > 0 || stopped) {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     std::cout << "bla-sweep: " << (stopped ? "stopped for --finish-by after " : "finished in ")
               << bla::sweep::format_duration(seconds) << " (" << waves << " waves): "
@@ -219,10 +221,18 @@ int main(int argc, char** argv) {
   app.add_option("--out", out, "the sweep's folder (default: the file's out_dir, else runs/sweeps/<file name>)");
   app.add_option("--bla-train", bla_train, "the bla-train program (default: the one beside bla-sweep)");
   double finish_by = 0;
-  app.add_option("--finish-by", finish_by,
-                 "aim to end within this many seconds: no process starts once less time is left than the longest "
-                 "one so far took (the first always starts); the points not started stay pending, exit status 5")
-      ->check(bla::cli::RealIn(1, 1e9));
+  auto* finish_by_option =
+      app.add_option("--finish-by", finish_by,
+                     "aim to end within this many seconds: no process starts once less time is left than the longest "
+                     "one so far took (the first always starts, unless --expect); the points not started stay "
+                     "pending, exit status 5")
+          ->check(bla::cli::RealIn(1, 1e9));
+  double expect = 0;
+  app.add_option("--expect", expect,
+                 "with --finish-by: the seconds a process is expected to take, used until a longer one has run, so "
+                 "that not even the first process starts when it would not end in time")
+      ->check(bla::cli::RealIn(1, 1e9))
+      ->needs(finish_by_option);
   app.add_flag_callback(
       "--keys",
       [] {
@@ -250,6 +260,7 @@ int main(int argc, char** argv) {
     options.bla_train = bla_train.empty() ? bla::util::join_path(own_directory(), "bla-train") : bla_train;
     options.ensemble = bla::sweep::parse_ensemble(ensemble);
     options.finish_by = finish_by;
+    options.expected_process = expect;
     // With select: the trials, and the held points whose value was chosen (sweep/selection.h).
     std::vector<bla::sweep::Stage> stages;
     if (spec.select) stages = bla::sweep::stages_of(*spec.select, grid, sweep_path);

@@ -887,6 +887,59 @@ TEST(SweepSelect, FinishByStartsNoWaveThatWouldNotEndInTime) {
   EXPECT_EQ(column(csv, 2, "status"), "pending");
 }
 
+// --expect: a process's expected seconds, used until a longer one has run,
+// so that with --finish-by not even the first process starts when it would
+// not end in time; its points stay pending (exit 5). With time enough, the
+// same call runs them all. Without --finish-by, --expect is a usage error.
+TEST(SweepRun, ExpectHoldsBackEvenTheFirstProcessThatWouldNotEndInTime) {
+  TempDir tmp;
+  const std::string fake = write_fake_train(tmp);
+  write_file(tmp / "base.yaml", "run: {name: x}\n");
+  const std::string sweep = write_file(tmp / "s.yaml", "base: base.yaml\ngrid: {train.lr: [nap1, nap2]}\n");
+  const std::string out = tmp / "out";
+  const std::string command = kSweep + " " + sweep + " --out " + out + " --jobs 1 --ensemble off --bla-train " + fake;
+  auto run = run_command(command + " --finish-by 3 --expect 10", 60);
+  EXPECT_EQ(run.status, 5) << run.output;
+  EXPECT_EQ(count_lines(out + "/calls.txt"), 0);
+  EXPECT_NE(run.output.find("bla-sweep: starting nothing more: 3s left before --finish-by 3s, and a process is "
+                            "expected to take (--expect) 10s; 2 processes not started, their points pending"),
+            std::string::npos) << run.output;
+  auto csv = read_csv(out + "/results.csv");
+  ASSERT_EQ(csv.size(), 3u);
+  EXPECT_EQ(column(csv, 1, "status"), "pending");
+  EXPECT_EQ(column(csv, 2, "status"), "pending");
+
+  run = run_command(command + " --finish-by 60 --expect 10", 60);
+  EXPECT_EQ(run.status, 0) << run.output;
+  EXPECT_EQ(count_lines(out + "/calls.txt"), 2);
+
+  run = run_command(command + " --expect 10", 60);
+  EXPECT_EQ(run.status, 2) << run.output;
+  EXPECT_NE(run.output.find("--expect requires --finish-by"), std::string::npos) << run.output;
+}
+
+// With select, --expect holds back the first wave the same way.
+TEST(SweepSelect, ExpectHoldsBackAFirstWaveThatWouldNotEndInTime) {
+  TempDir tmp;
+  const std::string fake = write_fake_train(tmp);
+  write_file(tmp / "base.yaml", "run: {name: x}\n");
+  const std::string sweep = write_file(tmp / "s.yaml", "base: base.yaml\ngrid: {train.lr: [nap, 1e-3], run.seed: "
+                                                       "[1, 2]}\nselect: {key: train.lr, seeds: [1]}\n");
+  const std::string out = tmp / "out";
+  auto run = run_command(kSweep + " " + sweep + " --out " + out +
+                             " --jobs 1 --ensemble off --finish-by 3 --expect 10 --bla-train " + fake, 60);
+  EXPECT_EQ(run.status, 5) << run.output;
+  EXPECT_EQ(count_lines(out + "/calls.txt"), 0);
+  EXPECT_NE(run.output.find("; 1 process not started, its points pending"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("bla-sweep: stopped for --finish-by after 0s (0 waves): 0 ran, 2 not done"),
+            std::string::npos) << run.output;
+  EXPECT_EQ(run.output.find("wave 1"), std::string::npos) << run.output;
+  const auto csv = read_csv(out + "/results.csv");
+  ASSERT_EQ(csv.size(), 3u);
+  EXPECT_EQ(column(csv, 1, "status"), "pending");
+  EXPECT_EQ(column(csv, 2, "status"), "pending");
+}
+
 // A stop signal during a wave ends the sweep at once (no later wave starts),
 // with the waiting points pending in results.csv.
 TEST(SweepSelect, AStopSignalDuringAWaveEndsTheSweepInterrupted) {

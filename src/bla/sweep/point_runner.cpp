@@ -349,12 +349,15 @@ std::pair<std::vector<size_t>, std::vector<size_t>> split_unfinished(const Sweep
 }  // namespace
 
 bool finish_by_reached(const RunnerOptions& options, double longest_process, size_t held, std::ostream& log) {
-  if (options.finish_by <= 0 || longest_process <= 0) return false;
+  const double needed = std::max(longest_process, options.expected_process);
+  if (options.finish_by <= 0 || needed <= 0) return false;
   const double left = options.finish_by - std::chrono::duration<double>(Clock::now() - options.started).count();
-  if (left >= longest_process) return false;
+  if (left >= needed) return false;
   log << "bla-sweep: starting nothing more: " << format_duration(std::max(left, 0.0)) << " left before --finish-by "
-      << format_duration(options.finish_by) << ", and the longest process so far took "
-      << format_duration(longest_process) << "; " << held << " process" << (held == 1 ? "" : "es")
+      << format_duration(options.finish_by) << ", and "
+      << (longest_process >= options.expected_process ? "the longest process so far took "
+                                                      : "a process is expected to take (--expect) ")
+      << format_duration(needed) << "; " << held << " process" << (held == 1 ? "" : "es")
       << " not started, " << (held == 1 ? "its" : "their") << " points pending (run bla-sweep again to go on)"
       << std::endl;
   return true;

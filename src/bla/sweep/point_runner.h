@@ -44,11 +44,13 @@ struct RunnerOptions {
   std::set<std::string> later;
   // --finish-by: with finish_by > 0, no process starts once less time is left
   // before finish_by seconds after `started` than the longest process of this
-  // bla-sweep took (longest_process, seconds, carried from earlier waves; the
+  // bla-sweep took (longest_process, seconds, carried from earlier waves) or,
+  // where that is shorter, than expected_process (--expect, seconds; 0: the
   // first process always starts). The points not started stay pending.
   double finish_by = 0;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   double longest_process = 0;
+  double expected_process = 0;
 };
 
 // "auto" (at most 16 points per ensemble; bla-train refuses, naming the size
@@ -109,7 +111,8 @@ struct SweepResult {
 };
 
 // RunnerOptions::finish_by: true, said on `log` with the `held` processes
-// not started, when less time is left before it than `longest_process`.
+// not started, when less time is left before it than `longest_process` (or
+// RunnerOptions::expected_process, where that is longer).
 bool finish_by_reached(const RunnerOptions& options, double longest_process, size_t held, std::ostream& log);
 
 // Runs every point not yet done (nor settled, nor later), rewriting
