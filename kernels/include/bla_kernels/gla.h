@@ -18,9 +18,15 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
 #include <string>
 
 namespace bla::kernels {
+
+// The widest Dk and Dv the tensor-core kernels take (kernels/gla_tensor_core_kernels.cuh,
+// kGlaTcDim); wider heads take the fp32 kernels, or run as passes over blocks of
+// their head dims (src/bla/ops/gla/head_blocks.h).
+constexpr int64_t kGatedRecurrenceTensorCoreDim = 64;
 
 // True when the kernels handle these tensors: CUDA tensors on one device,
 // each float32, bfloat16 or half (computed in float32) or all float64, 4-D

@@ -33,4 +33,12 @@ bool model_kernels_enabled() {
   return enabled;
 }
 
+bool gla_head_blocks_enabled() {
+  static const bool enabled = [] {
+    const char* value = std::getenv("BLA_GLA_HEAD_BLOCKS");
+    return value == nullptr || std::string(value) != "0";
+  }();
+  return enabled;
+}
+
 }  // namespace bla::ops

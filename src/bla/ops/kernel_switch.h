@@ -1,7 +1,8 @@
 // Whether the CUDA kernels are switched on: BLA_KERNELS=0 turns every kernel
 // off (each op then runs its LibTorch form, to measure what the kernels are
 // worth), BLA_MODEL_KERNELS=0 only the model's own (RMSNorm, SwiGLU, rotary,
-// short convolution, the fused head). Each op's dispatch.cpp asks here before
+// short convolution, the fused head), BLA_GLA_HEAD_BLOCKS=0 the GLA/GSA
+// recurrence's head-dim blocks. Each op's dispatch.cpp asks here before
 // it routes to a kernel, and says once in the log when it falls back.
 #pragma once
 
@@ -21,5 +22,11 @@ bool kernels_enabled();
 // fused head): off with BLA_KERNELS=0, or alone with BLA_MODEL_KERNELS=0 (the
 // mixer kernels stay on).
 bool model_kernels_enabled();
+
+// The gated recurrence's tensor-core kernels on head dims wider than they
+// take, as passes over blocks of the head dims (gla/head_blocks.h): on
+// unless BLA_GLA_HEAD_BLOCKS=0, which sends those dims to the fp32 (SIMT)
+// kernels instead, to measure what the blocks are worth. Read once.
+bool gla_head_blocks_enabled();
 
 }  // namespace bla::ops

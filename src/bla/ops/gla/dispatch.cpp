@@ -7,7 +7,8 @@
 // CUDA saying why. The kernels compute in float32 for float32, half and
 // bfloat16 inputs, which they read as they are (where any input is half or
 // bfloat16, with tensor-core products of tf32 operands where the head dims
-// allow), and in float64 for float64, as the LibTorch form does; on their
+// allow, on wider heads in blocks of the head dims that they take), and in
+// float64 for float64, as the LibTorch form does; on their
 // path the final state carries no gradient (it is only read after a
 // prefill, which runs the LibTorch form).
 #include <torch/torch.h>
@@ -17,6 +18,7 @@
 #include "bla/ops/checks.h"
 #include "bla/ops/gla/backward.h"
 #include "bla/ops/gla/gla.h"
+#include "bla/ops/gla/head_blocks.h"
 #include "bla/ops/gla/internal.h"
 #include "bla/ops/kernel_switch.h"
 
@@ -31,6 +33,8 @@ namespace {
 #ifdef BLA_HAVE_CUDA_KERNELS
 // The kernels' passes and gate gradient (bla_kernels/gla.h) for
 // GatedRecurrenceFunction; kTensorCores where an input is bf16 or half.
+// With tensor cores, head dims wider than they take run as passes over
+// blocks of them (head_blocks.h), unless BLA_GLA_HEAD_BLOCKS=0.
 template <bool kTensorCores>
 struct KernelPass {
   static at::Tensor run(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
@@ -40,7 +44,12 @@ struct KernelPass {
     options.scale = scale;
     options.tensor_cores = kTensorCores;
     options.reversed = reversed;
-    return kernels::gated_recurrence_forward(q, k, v, g, options, final_state);
+    const StatefulGatedPass pass = [&](const at::Tensor& bq, const at::Tensor& bk, const at::Tensor& bv,
+                                       const at::Tensor& bg, at::Tensor* state) {
+      return kernels::gated_recurrence_forward(bq, bk, bv, bg, options, state);
+    };
+    if (!kTensorCores || !gla_head_blocks_enabled()) return pass(q, k, v, g, final_state);
+    return over_head_blocks(pass, q, k, v, g, axis, kernels::kGatedRecurrenceTensorCoreDim, final_state);
   }
   static at::Tensor gate_gradient(const at::Tensor& a, const at::Tensor& da, const at::Tensor& c, const at::Tensor& dc,
                                   const at::Tensor& g) {
