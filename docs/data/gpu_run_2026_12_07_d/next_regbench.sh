@@ -10,7 +10,7 @@ if [ ! -d build-gpu/sweeps/regbench ]; then
   rm -rf $rb
 fi
 mkdir -p $rb
-SWEEP=configs/sweeps/regbench.yaml ONLY=${RB_ONLY:-attention,attention_4_layers} GPUS=0 ENSEMBLE=${RB_ENSEMBLE:-4} CHECKPOINTS=${RB_CHECKPOINTS:-4} \
+SWEEP=configs/sweeps/regbench.yaml ONLY=${RB_ONLY:-attention,attention_4_layers,attention_8_layers} GPUS=0 ENSEMBLE=${RB_ENSEMBLE:-4} CHECKPOINTS=${RB_CHECKPOINTS:-4} \
   LIMIT=${LIMIT:-540} FINISH_BY=${FINISH_BY:-} OUT=$rb RESTORE="$r" scripts/gpu_sweep.sh > $rb/gpu_sweep.out 2>&1
 cp /tmp/cuda_tests.log $rb/ 2>/dev/null
 tar czf $OUT/rb.tgz -C /tmp rb
