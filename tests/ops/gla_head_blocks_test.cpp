@@ -2,8 +2,8 @@
 // passes over blocks of its head dims, held to the whole pass in float64 on
 // both decay axes, forward and reversed, with dims that do not divide into
 // equal blocks, only Dv or only Dk wider than a block, and the final state;
-// every pass it makes fits the block size; a pass that fits runs once, as
-// it is; and through GatedRecurrenceFunction (the CUDA path's autograd), the
+// every pass it makes fits the block size; the output keeps the passes'
+// memory order; a pass that fits runs once, as it is; and through GatedRecurrenceFunction (the CUDA path's autograd), the
 // gradients of autograd through the chunked form.
 #include "bla/ops/gla/head_blocks.h"
 
@@ -99,6 +99,25 @@ TEST(GlaHeadBlocks, PassesOverBlocksOfTheHeadDimsGiveTheWholePassInFloat64) {
       }
     }
   }
+}
+
+// The kernels give o in q's memory order (token-major for the layers'
+// transposed (B, T, H, D) views); the blocks' output keeps it.
+TEST(GlaHeadBlocks, TheOutputKeepsThePassesMemoryOrder) {
+  torch::manual_seed(6);
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  const auto token_major = [&](int64_t width) { return torch::randn({2, 37, 3, width}, f64).transpose(1, 2); };
+  const auto q = token_major(5), k = token_major(5), v = token_major(9);
+  const auto g = torch::rand({2, 37, 3, 5}, f64).transpose(1, 2) * -0.8 - 0.01;
+  const bla::ops::StatefulGatedPass pass = [](const at::Tensor& bq, const at::Tensor& bk, const at::Tensor& bv,
+                                              const at::Tensor& bg, at::Tensor*) {
+    const auto o = libtorch_pass(bq, bk, bv, bg, DecayAxis::Key, false, nullptr);
+    return at::empty({o.size(0), o.size(2), o.size(1), o.size(3)}, o.options()).transpose(1, 2).copy_(o);
+  };
+  const auto got = bla::ops::over_head_blocks(pass, q, k, v, g, DecayAxis::Key, 4, nullptr);
+  EXPECT_LT(got.stride(1), got.stride(2)) << "heads inside tokens";
+  EXPECT_TRUE(got.transpose(1, 2).is_contiguous());
+  EXPECT_LT(relative(got, libtorch_pass(q, k, v, g, DecayAxis::Key, false, nullptr)), 1e-12);
 }
 
 TEST(GlaHeadBlocks, APassWhoseDimsFitRunsOnceAsItIs) {

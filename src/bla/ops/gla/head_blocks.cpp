@@ -34,8 +34,7 @@ at::Tensor over_head_blocks(const StatefulGatedPass& pass, const at::Tensor& q, 
   const int64_t dk = q.size(3), dv = v.size(3);
   if (dk <= most && dv <= most) return pass(q, k, v, g, final_state);
   const bool value_axis = axis == DecayAxis::Value;
-  std::vector<at::Tensor> columns;  // the output's blocks of Dv
-  at::Tensor state;
+  at::Tensor whole, state;  // the output, once the first block says its dtype and memory order
   for (const auto& [v0, vn] : blocks_of(dv, most)) {
     at::Tensor out;
     for (const auto& [k0, kn] : blocks_of(dk, most)) {
@@ -49,10 +48,20 @@ at::Tensor over_head_blocks(const StatefulGatedPass& pass, const at::Tensor& q, 
         state.narrow(2, k0, kn).narrow(3, v0, vn).copy_(block_state);
       }
     }
-    columns.push_back(std::move(out));
+    if (vn == dv) {
+      whole = out;
+    } else {
+      if (!whole.defined()) {
+        // In the blocks' memory order: token-major (B, T, H, Dv) where theirs is (a pass's output follows q's).
+        const bool token_major = out.stride(1) < out.stride(2);
+        whole = token_major ? at::empty({q.size(0), q.size(2), q.size(1), dv}, out.options()).transpose(1, 2)
+                            : at::empty({q.size(0), q.size(1), q.size(2), dv}, out.options());
+      }
+      whole.narrow(3, v0, vn).copy_(out);
+    }
   }
   if (final_state != nullptr) *final_state = state;
-  return columns.size() == 1 ? columns.front() : at::cat(columns, 3);
+  return whole;
 }
 
 }  // namespace bla::ops

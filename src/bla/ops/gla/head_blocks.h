@@ -29,7 +29,9 @@ using StatefulGatedPass = std::function<at::Tensor(const at::Tensor& q, const at
 
 // `pass` over blocks of Dk and Dv of at most `most` columns each (the dims
 // split as evenly as they can; a pass whose dims fit runs once, as it is).
-// The blocks are views of the inputs. Throws std::invalid_argument when most < 1.
+// The blocks are views of the inputs; the output keeps the passes' memory
+// order (token-major where theirs is). Throws std::invalid_argument when
+// most < 1.
 at::Tensor over_head_blocks(const StatefulGatedPass& pass, const at::Tensor& q, const at::Tensor& k,
                             const at::Tensor& v, const at::Tensor& g, DecayAxis axis, int64_t most,
                             at::Tensor* final_state);
