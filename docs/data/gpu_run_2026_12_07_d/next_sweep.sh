@@ -9,7 +9,7 @@ if [ ! -d build-gpu/sweeps/mqar ]; then
   for f in .devbin/ckpt/ckpt_*.tgz; do [ -f "$f" ] && r="$r $f"; done
 fi
 echo "restore: ${r:-none (warm)}"
-SWEEP=configs/sweeps/mqar.yaml ONLY=${ONLY:-bla,attention,gla,gsa,mamba2} GPUS=${GPUS:-0} ENSEMBLE=${ENSEMBLE:-2} CHECKPOINTS=${CHECKPOINTS:-2} \
+SWEEP=configs/sweeps/mqar.yaml ONLY=${ONLY:-bla,gla,gsa,mamba2} GPUS=${GPUS:-0} ENSEMBLE=${ENSEMBLE:-2} CHECKPOINTS=${CHECKPOINTS:-2} \
   LIMIT=${LIMIT:-540} FINISH_BY=${FINISH_BY:-} OUT=$OUT/sw RESTORE="$r" scripts/gpu_sweep.sh 2>&1 | tail -30
 # More than 2 checkpoints back: the build log makes room (a call returns at most 8 files).
 [ "${CHECKPOINTS:-2}" -gt 2 ] && rm -f $OUT/sw/build.log
