@@ -151,7 +151,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_carry_forward_kernel(BlaCarry
     if (c + 1 < s.chunks) {  // block-uniform
       Product<T, NP, 2 * kSlice> g(scratch);  // [inject X_c, inject X_{c+1}]
       g.zero();
-      g.template add_product<C, kRound, kFromBf16>(tables.inject, Tables::kLdC, 1, xs, kLdPair, 1);
+      g.template add_product<C, kTable, kFromBf16>(tables.inject, Tables::kLdC, 1, xs, kLdPair, 1);
       g.template for_each_in_cols<0, kSlice>(
           [&](int m, int d, float value) { odd[m * kLdPair + d] = tables.step(even, m, d) + value; });
       __syncthreads();  // U_{c+1} complete; U_c no longer read
@@ -227,7 +227,7 @@ __global__ void __launch_bounds__(kBlaThreads) bla_carry_backward_kernel(BlaCarr
     {
       Product<T, C, 2 * kSlice> g(scratch);
       g.zero();
-      g.template add_product<NP>(tables.inject, 1, Tables::kLdC, states, kLdPair, 1);
+      g.template add_product<NP, kTable, kRound>(tables.inject, 1, Tables::kLdC, states, kLdPair, 1);
       g.store(dxs, kLdPair);
     }
     __syncthreads();  // dxs complete; E_{c+1} no longer read

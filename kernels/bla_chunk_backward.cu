@@ -102,8 +102,8 @@ __global__ void __launch_bounds__(kBlaThreads, (kChunkBlocksPerSm<D, NP>)) bla_c
   {
     Product<T, C, NP> gp(scratch);
     gp.zero();
-    gp.template add_product<NP>(ys, L::kLdN, 1, tb.basis_t, NP, 1);
-    gp.template add_product<C>(lag, L::kLdC, 1, tb.h, NP, 1);
+    gp.template add_product<NP, kRound, kTable>(ys, L::kLdN, 1, tb.basis_t, NP, 1);
+    gp.template add_product<C, kRound, kTable>(lag, L::kLdC, 1, tb.h, NP, 1);
     gp.store(gz, L::kLdN);
   }
   __syncthreads();
@@ -142,11 +142,11 @@ __global__ void __launch_bounds__(kBlaThreads, (kChunkBlocksPerSm<D, NP>)) bla_c
   {
     Product<T, C, NP> y(scratch);
     y.zero();
-    y.template add_product<NP>(gz, L::kLdN, 1, tb.basis, NP, 1);
+    y.template add_product<NP, kRound, kTable>(gz, L::kLdN, 1, tb.basis, NP, 1);
     y.store(gy, L::kLdN);
     Product<T, C, C> g(scratch);  // grads of the skewed scores, stored as [i, s]
     g.zero();
-    g.template add_product<NP>(gz, L::kLdN, 1, tb.h_t, C, 1);
+    g.template add_product<NP, kRound, kTable>(gz, L::kLdN, 1, tb.h_t, C, 1);
     g.for_each([&](int i, int tau, float x) {
       if (tau <= i) gs[i * L::kLdC + (i - tau)] = x;
     });

@@ -284,7 +284,7 @@ __device__ __forceinline__ void chunk_probabilities(const BlaChunkShape& s, cons
   __syncthreads();
   Product<T, C, NP> score(scratch);  // intra = lag H; inter = (Bn (U_K q_i)) R^T
   score.zero();
-  score.template add_product<C>(lag, L::kLdC, 1, tb.h, NP, 1);
+  score.template add_product<C, kRound, kTable>(lag, L::kLdC, 1, tb.h, NP, 1);
   {
     Product<T, C, NP> y(scratch);
     y.zero();
@@ -294,7 +294,7 @@ __device__ __forceinline__ void chunk_probabilities(const BlaChunkShape& s, cons
   __syncthreads();
   modal_rows<NP>(ys, L::kLdN, tb.alpha, tb.beta, tb.partner);
   __syncthreads();
-  score.template add_product<NP>(ys, L::kLdN, 1, tb.basis_t, NP, 1);
+  score.template add_product<NP, kRound, kTable>(ys, L::kLdN, 1, tb.basis_t, NP, 1);
   score.scale(s.scale);
   score.store(zs, L::kLdN);
   __syncthreads();
@@ -326,11 +326,11 @@ __device__ __forceinline__ void chunk_output_weights(const BlaChunkTablesView& t
   {
     Product<T, C, NP> x(scratch);
     x.zero();
-    x.template add_product<NP>(zs, L::kLdN, 1, tb.basis, NP, 1);
+    x.template add_product<NP, kRound, kTable>(zs, L::kLdN, 1, tb.basis, NP, 1);
     x.store(ys, L::kLdN);
     Product<T, C, C> w(scratch);
     w.zero();
-    w.template add_product<NP>(zs, L::kLdN, 1, tb.h_t, C, 1);
+    w.template add_product<NP, kRound, kTable>(zs, L::kLdN, 1, tb.h_t, C, 1);
     w.for_each([&](int i, int tau, float value) {
       if (tau <= i) lag[i * L::kLdC + (i - tau)] = value;
     });

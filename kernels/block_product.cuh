@@ -34,6 +34,17 @@ constexpr int kBlockWarps = kBlockThreads / 32;
 constexpr bool kRound = false;
 constexpr bool kFromBf16 = true;
 
+// What BLA's product tables (h, h^T, R, R^T, inject) hold for the tensor
+// cores: any float32 (kRound). Under BLA_TF32_TABLES, a variant for the
+// harness kernels/dev/bla_chunk_dev.cu only (kernels/dev/README.md), they
+// arrive rounded to tf32 already and load without the rounding; the library
+// passes unrounded tables, so a build of it with the flag would truncate them.
+#ifdef BLA_TF32_TABLES
+constexpr bool kTable = true;
+#else
+constexpr bool kTable = kRound;
+#endif
+
 // Whether columns [Lo, Hi) of an N-column tile are whole 16-column tiles.
 template <int Lo, int Hi, int N>
 constexpr bool kWholeTiles = Lo % 16 == 0 && Hi % 16 == 0 && 0 <= Lo && Lo < Hi && Hi <= N;

@@ -17,7 +17,8 @@
 #                                     # cut part-way, so no checkpoint has to come back)
 #   EXPECT=400                        # bla-sweep --expect (with FINISH_BY): a process's expected seconds
 #                                     # until a longer one has run, so that not even the first starts
-#                                     # when it would not end in time
+#                                     # when it would not end in time (resumed ones alike: for a call
+#                                     # whose first wave starts new points)
 #   RESTORE="a/runs.tgz a/ckpt_*.tgz" # an earlier call's archives, unpacked into the sweep's folder first
 #                                     # (runs.tgz first): the points it finished are skipped, those whose
 #                                     # checkpoint came back resume from it, the others start again

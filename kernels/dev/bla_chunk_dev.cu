@@ -156,13 +156,29 @@ std::vector<unsigned char> random_values(size_t n, uint64_t seed, bool bf16) {
   return out;
 }
 
+#ifdef BLA_TF32_TABLES
+// x rounded to tf32 as cvt.rna.tf32.f32 rounds it: to nearest at 10
+// mantissa bits, ties away from zero, the low 13 bits 0.
+float tf32_rna(float x) {
+  if (!std::isfinite(x)) return x;
+  uint32_t bits;
+  std::memcpy(&bits, &x, 4);
+  bits = (bits + 0x1000u) & 0xffffe000u;
+  std::memcpy(&x, &bits, 4);
+  return x;
+}
+#endif
+
 // Synthetic tables of N slots padded to NP (bla_chunk_launch.h's shapes;
 // zero beyond N as make_bla_chunk_tables pads): slot s decays by r_s a
 // token, modes s and s ^ 1 are partners, the basis is the identity, so
-// inject[s][c] = h[63 - c][s].
+// inject[s][c] = h[63 - c][s]. Under BLA_TF32_TABLES (block_product.cuh,
+// kTable) the product tables of a bf16 run are rounded to tf32 here, as
+// cvt.rna rounds them where the default build loads them, so that both
+// builds multiply the same bits.
 struct Tables {
   Buffer inject, h, h_t, basis, basis_t, alpha, beta, beta_t, partner;
-  explicit Tables(int slots, int padded)
+  explicit Tables(int slots, int padded, bool bf16)
       : inject(size_t(padded) * kBlaChunk, 4), h(size_t(kBlaChunk) * padded, 4), h_t(size_t(padded) * kBlaChunk, 4),
         basis(size_t(padded) * padded, 4), basis_t(size_t(padded) * padded, 4), alpha(size_t(kBlaChunk) * padded, 4),
         beta(size_t(kBlaChunk) * padded, 4), beta_t(size_t(kBlaChunk) * padded, 4), partner(padded, 4) {
@@ -188,6 +204,13 @@ struct Tables {
         vht[s * C + c] = vh[c * NP + s];
         vi[s * C + c] = vh[(C - 1 - c) * NP + s];
       }
+#ifdef BLA_TF32_TABLES
+    if (bf16)
+      for (auto* table : {&vi, &vh, &vht, &vb})
+        for (float& x : *table) x = tf32_rna(x);
+#else
+    (void)bf16;
+#endif
     inject.upload(vi.data());
     h.upload(vh.data());
     h_t.upload(vht.data());
@@ -432,7 +455,7 @@ int main(int argc, char** argv) {
   s.chunks = (o.seq + kBlaChunk - 1) / kBlaChunk;
   s.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(o.dim)));
   const std::string shape = shape_text(o, s);
-  const Tables tables(s.slots, s.padded);
+  const Tables tables(s.slots, s.padded, o.bf16);
   const Launches launch{s, o.bf16 ? BlaDtype::kBFloat16 : BlaDtype::kFloat32, tables.view()};
 
   std::vector<Run*> owned;

@@ -6,7 +6,8 @@
 // decay axes, in float64, float32 and bfloat16, at T not a multiple of the
 // kernels' 64-token chunk, T < 64, T = 1, head dims 64 and 128, Dk != Dv,
 // dims that are not powers of two, and strong decays (bfloat16 inputs take
-// the tensor-core kernels where the head dims are at most 64); the final
+// the tensor-core kernels, on head dims wider than 64 in blocks of the head
+// dims: src/bla/ops/gla/head_blocks.h); the final
 // state; the tensor-core switch itself; reversed passes against flipped
 // copies; token-major inputs read through their strides; bf16 and half
 // inputs read as they are; the log gates' gradient kernel; the GLA and GSA

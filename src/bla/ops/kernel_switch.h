@@ -3,7 +3,8 @@
 // worth), BLA_MODEL_KERNELS=0 only the model's own (RMSNorm, SwiGLU, rotary,
 // short convolution, the fused head), BLA_GLA_HEAD_BLOCKS=0 the GLA/GSA
 // recurrence's head-dim blocks. Each op's dispatch.cpp asks here before
-// it routes to a kernel, and says once in the log when it falls back.
+// it routes to a kernel, and says once in the log when it falls back to its
+// LibTorch form.
 #pragma once
 
 #include <string>

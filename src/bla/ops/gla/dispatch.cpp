@@ -48,7 +48,9 @@ struct KernelPass {
                                        const at::Tensor& bg, at::Tensor* state) {
       return kernels::gated_recurrence_forward(bq, bk, bv, bg, options, state);
     };
-    if (!kTensorCores || !gla_head_blocks_enabled()) return pass(q, k, v, g, final_state);
+    // (float64 never takes the tensor cores, so its passes stay whole.)
+    if (!kTensorCores || q.scalar_type() == at::kDouble || !gla_head_blocks_enabled())
+      return pass(q, k, v, g, final_state);
     return over_head_blocks(pass, q, k, v, g, axis, kernels::kGatedRecurrenceTensorCoreDim, final_state);
   }
   static at::Tensor gate_gradient(const at::Tensor& a, const at::Tensor& da, const at::Tensor& c, const at::Tensor& dc,

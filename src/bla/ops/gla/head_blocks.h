@@ -22,8 +22,9 @@
 namespace bla::ops {
 
 // One pass of the recurrence from a zero state: q, k (B, H, T, Dk), v (B, H,
-// T, Dv), g (B, H, T, Dk or Dv by the axis) -> o (B, H, T, Dv), and the state
-// after the last token (B, H, Dk, Dv) into *final_state when it is not null.
+// T, Dv), g (B, H, T, Dk or Dv by the axis) -> o (B, H, T, Dv), a tensor of
+// its own (over_head_blocks adds into it), and the state after the last token
+// (B, H, Dk, Dv) into *final_state when it is not null.
 using StatefulGatedPass = std::function<at::Tensor(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                                    const at::Tensor& g, at::Tensor* final_state)>;
 
