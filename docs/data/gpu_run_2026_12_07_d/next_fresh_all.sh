@@ -8,7 +8,19 @@ t0=$(date +%s)
 source scripts/gpu_build.sh
 targets=(bla-train bla-sweep bla-bench)
 [ -n "${CUDA_TESTS:-}" ] && targets+=(bla_cuda_tests)
+# The BLA kernels' variant A/B from prebuilt harnesses (.devbin/bla_dev.txz, scripts/build_dev_harnesses.sh)
+# while the build runs (the GPU is idle then); its output goes back inside ab.tgz.
+if [ -f .devbin/bla_dev.txz ]; then
+  mkdir -p /tmp/bla_dev && tar xJf .devbin/bla_dev.txz -C /tmp/bla_dev
+  ( DEV_BIN=/tmp/bla_dev ROUNDS=2 timeout 200 bash scripts/gpu_bla_dev_ab.sh > /tmp/bla_ab.txt 2>&1
+    echo "bla A/B rc=$?" >> /tmp/bla_ab.txt ) &
+  bla_ab=$!
+fi
 gpu_build /tmp/both_build "${targets[@]}" || { tail -40 /tmp/both_build/build.log; exit 1; }
+if [ -n "${bla_ab:-}" ]; then
+  wait "$bla_ab"
+  grep -E "^(==|out|grad|B[0-9]|bla A/B|variant)|ms" /tmp/bla_ab.txt | head -80
+fi
 if [ -n "${CUDA_TESTS:-}" ]; then
   timeout 200 build-gpu/tests/bla_cuda_tests --gtest_filter="$CUDA_TESTS" > /tmp/cuda_tests.log 2>&1
   echo "cuda tests rc=$?"; grep -E "^\[  (PASSED|FAILED) |FAILED  \]" /tmp/cuda_tests.log | head

@@ -22,4 +22,5 @@ for line in open(sys.argv[1]):
     times = " ".join(f"{r['pass']} {r['ms']:.3f}" for r in d["results"])
     print(f"round {d['round']} head_blocks {d['head_blocks']} {d['op']} dim {d['dim']}: {times} ms ({d['results'][0]['impl']})")
 P
-tar czf $OUT/ab.tgz -C /tmp ab
+# With the BLA kernels' A/B beside it where fresh_all.sh ran one.
+tar czf $OUT/ab.tgz -C /tmp ab $([ -f /tmp/bla_ab.txt ] && echo bla_ab.txt)
