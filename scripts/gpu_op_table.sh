@@ -8,7 +8,8 @@
 # come from and go back to compile-cache.txz, scripts/anchor_cache.sh); ours
 # are timed after them, with the GPU to themselves.
 #   scripts/gpu_op_table.sh
-#   ANCHORS=.anchors scripts/gpu_op_table.sh   # .anchors: bench.py, fla/, mamba/ (git-ignored; README "Benchmarks")
+#   ANCHORS=.anchors scripts/gpu_op_table.sh   # .anchors: bench.py, fla/, mamba/ (git-ignored; README "Benchmarks"),
+#                                              # run through scripts/anchor_bench.py (adds the D = 128 shape)
 #   DIMS=64 REPS=10 scripts/gpu_op_table.sh    # a shorter run
 #   ANCHOR_SECONDS=330 ANCHOR_WARM=200         # the anchors' time limit and their parallel compile phase's
 #   ANCHOR_SHAPES=B4_T8192_H16_D128            # the anchors' shapes (default: those of DIMS), e.g. the
@@ -28,7 +29,7 @@ if [ -n "${ANCHORS:-}" ] && [ -f "$ANCHORS/bench.py" ]; then
   shapes=${ANCHOR_SHAPES:-$shapes}
   limit=${ANCHOR_SECONDS:-330}
   anchors_dir=$(realpath "$ANCHORS")
-  ANCHORS=$anchors_dir PYTHONUNBUFFERED=1 timeout "$limit" python3 "$anchors_dir/bench.py" \
+  ANCHORS=$anchors_dir PYTHONUNBUFFERED=1 timeout "$limit" python3 scripts/anchor_bench.py \
     --out "$out/anchors" --deadline $((limit - 15)) --warm-limit "${ANCHOR_WARM:-200}" --shapes "$shapes" \
     --only sdpa_cudnn,fla_chunk_gla,fla_chunk_gsa_M64,mamba2_ssd_G=H_N=D,flex_swa_W512,flex_swa_W2048 \
     > "$out/anchors.log" 2>&1 &

@@ -1,0 +1,66 @@
+// scripts/anchor_bench.py on a stand-in for the anchors' bench.py: its task
+// list gains the op table's D = 128 shape for every Triton and Inductor op,
+// once, its arguments pass through, and the compile worker it starts from
+// its own __file__ (as bench.py's parallel_warm does) sees the same tasks.
+#include "bla/util/files.h"
+#include "support/run_helpers.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+using bla::testing::have_python;
+using bla::testing::run_command;
+using bla::testing::TempDir;
+namespace util = bla::util;
+
+namespace {
+
+const std::string kScript = std::string(BLA_SOURCE_DIR) + "/scripts/anchor_bench.py";
+
+// bench.py's shape: a module-level TASKS list read by main(); main() with
+// --warm is a compile worker, without it starts one from __file__.
+const char* const kStandIn = R"(import subprocess, sys
+from pathlib import Path
+TASKS = [('sdpa_cudnn', 'B4_T8192_H16_D128'), ('fla_chunk_gla', 'B4_T8192_H16_D64'),
+         ('flex_swa_W512', 'B4_T8192_H16_D128')]
+def main():
+    tasks = ' '.join(op + '@' + shape for op, shape in TASKS)
+    if '--warm' in sys.argv:
+        print('worker tasks:', tasks)
+        return
+    print('args:', ' '.join(sys.argv[1:]))
+    print('tasks:', tasks)
+    sys.stdout.flush()
+    subprocess.run([sys.executable, str(Path(__file__).resolve()), '--warm', 'fla_chunk_gla'], check=True)
+)";
+
+}  // namespace
+
+TEST(AnchorBench, AddsTheD128TasksOnceAndItsCompileWorkersSeeThem) {
+  if (!have_python()) GTEST_SKIP() << "python3 is not on PATH";
+  TempDir tmp;
+  util::write_file_atomically(tmp / "bench.py", kStandIn);
+  const auto result =
+      run_command("env ANCHORS=" + tmp.str() + " python3 " + kScript + " --shapes B4_T8192_H16_D128 --deadline 60", 60);
+  ASSERT_EQ(result.status, 0) << result.output;
+  EXPECT_NE(result.output.find("args: --shapes B4_T8192_H16_D128 --deadline 60"), std::string::npos)
+      << result.output;
+  const std::string tasks =
+      "sdpa_cudnn@B4_T8192_H16_D128 fla_chunk_gla@B4_T8192_H16_D64 flex_swa_W512@B4_T8192_H16_D128 "
+      "fla_chunk_gla@B4_T8192_H16_D128 fla_chunk_gsa_M64@B4_T8192_H16_D128 mamba2_ssd_G=H_N=D@B4_T8192_H16_D128 "
+      "flex_swa_W2048@B4_T8192_H16_D128\n";
+  EXPECT_NE(result.output.find("tasks: " + tasks), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("worker tasks: " + tasks), std::string::npos) << result.output;
+}
+
+TEST(AnchorBench, WithoutTheAnchorsFolderItSaysWhichVariableToSet) {
+  if (!have_python()) GTEST_SKIP() << "python3 is not on PATH";
+  TempDir tmp;
+  const auto result = run_command("env ANCHORS=" + tmp.str() + " python3 " + kScript, 60);
+  EXPECT_EQ(result.status, 1);
+  EXPECT_NE(result.output.find("anchor_bench.py: ANCHORS must name the folder holding bench.py (got '" + tmp.str() +
+                               "')"),
+            std::string::npos)
+      << result.output;
+}
