@@ -61,7 +61,7 @@ at::Tensor padded_modal(const at::Tensor& modal, const at::Tensor& q, const BlaC
 }
 
 void check_tables(const BlaChunkTables& t, const at::Tensor& q) {
-  if (!t.h.defined() || t.h.device() != q.device() || t.padded != padded_slots(t.slots))
+  if (!t.h.defined() || !t.h_tf32.defined() || t.h.device() != q.device() || t.padded != padded_slots(t.slots))
     throw std::invalid_argument(std::string(kWho) + "tables must come from make_bla_chunk_tables on " +
                                 q.device().str());
 }
@@ -80,13 +80,17 @@ detail::BlaChunkShape make_shape(const at::Tensor& q, const BlaChunkTables& t, d
   return s;
 }
 
-detail::BlaChunkTablesView table_view(const BlaChunkTables& t) {
+// The tables the kernels read: bf16 inputs' tensor-core products take the
+// product tables rounded to tf32 (block_product.cuh, kTable), float32
+// inputs' products the full ones.
+detail::BlaChunkTablesView table_view(const BlaChunkTables& t, detail::BlaDtype dtype) {
+  const bool tf32 = dtype == detail::BlaDtype::kBFloat16;
   detail::BlaChunkTablesView v;
-  v.inject = t.inject.data_ptr<float>();
-  v.h = t.h.data_ptr<float>();
-  v.h_t = t.h_t.data_ptr<float>();
-  v.basis = t.basis.data_ptr<float>();
-  v.basis_t = t.basis_t.data_ptr<float>();
+  v.inject = (tf32 ? t.inject_tf32 : t.inject).data_ptr<float>();
+  v.h = (tf32 ? t.h_tf32 : t.h).data_ptr<float>();
+  v.h_t = (tf32 ? t.h_t_tf32 : t.h_t).data_ptr<float>();
+  v.basis = (tf32 ? t.basis_tf32 : t.basis).data_ptr<float>();
+  v.basis_t = (tf32 ? t.basis_t_tf32 : t.basis_t).data_ptr<float>();
   v.alpha = t.alpha.data_ptr<float>();
   v.beta = t.beta.data_ptr<float>();
   v.beta_t = t.beta_t.data_ptr<float>();
@@ -105,7 +109,7 @@ detail::BlaChunkArgs chunk_args(const at::Tensor& q, const at::Tensor& k, const 
   detail::BlaChunkArgs a;
   a.shape = make_shape(q, t, scale);
   a.dtype = dtype_of(q);
-  a.tables = table_view(t);
+  a.tables = table_view(t, a.dtype);
   a.q = q.data_ptr();
   a.k = k.data_ptr();
   a.v = v.data_ptr();
@@ -165,7 +169,7 @@ std::pair<at::Tensor, at::Tensor> run_carry_forward(const at::Tensor& k, const a
   detail::BlaCarryArgs a;
   a.shape = make_shape(k, t, 0.0);
   a.dtype = dtype_of(k);
-  a.tables = table_view(t);
+  a.tables = table_view(t, a.dtype);
   a.tensors[0].x = k.data_ptr();
   a.tensors[0].x_row = k.stride(1);
   a.tensors[0].modal = out.first.data_ptr<float>();
@@ -185,7 +189,7 @@ std::pair<at::Tensor, at::Tensor> run_carry_backward(const at::Tensor& grad_moda
   detail::BlaCarryArgs a;
   a.shape = make_shape(dk, t, 0.0);
   a.dtype = dtype_of(dk);
-  a.tables = table_view(t);
+  a.tables = table_view(t, a.dtype);
   a.tensors[0].grad_modal = grad_modal_keys.data_ptr<float>();
   a.tensors[0].grad_add = dk.data_ptr();
   a.tensors[0].grad_x = out.first.data_ptr();
@@ -196,6 +200,13 @@ std::pair<at::Tensor, at::Tensor> run_carry_backward(const at::Tensor& grad_moda
   return out;
 }
 
+// Every tensor of BlaChunkTables, in the order save_tables stores them.
+constexpr at::Tensor BlaChunkTables::*kTableTensors[] = {
+    &BlaChunkTables::inject,      &BlaChunkTables::h,           &BlaChunkTables::h_t,        &BlaChunkTables::basis,
+    &BlaChunkTables::basis_t,     &BlaChunkTables::alpha,       &BlaChunkTables::beta,       &BlaChunkTables::beta_t,
+    &BlaChunkTables::partner,     &BlaChunkTables::inject_tf32, &BlaChunkTables::h_tf32,     &BlaChunkTables::h_t_tf32,
+    &BlaChunkTables::basis_tf32,  &BlaChunkTables::basis_t_tf32};
+
 // The tables ride into autograd Functions as a non-tensor argument and are
 // saved tensor by tensor.
 void save_tables(torch::autograd::AutogradContext* ctx, const BlaChunkTables& t, double scale) {
@@ -203,8 +214,9 @@ void save_tables(torch::autograd::AutogradContext* ctx, const BlaChunkTables& t,
   ctx->saved_data["window"] = t.window;
   ctx->saved_data["slots"] = t.slots;
   ctx->saved_data["padded"] = t.padded;
-  ctx->saved_data["tables"] = std::vector<at::Tensor>{t.inject, t.h,    t.h_t,   t.basis,  t.basis_t,
-                                                      t.alpha,  t.beta, t.beta_t, t.partner};
+  std::vector<at::Tensor> tensors;
+  for (const auto member : kTableTensors) tensors.push_back(t.*member);
+  ctx->saved_data["tables"] = tensors;
 }
 
 BlaChunkTables load_tables(torch::autograd::AutogradContext* ctx) {
@@ -213,15 +225,8 @@ BlaChunkTables load_tables(torch::autograd::AutogradContext* ctx) {
   t.slots = ctx->saved_data["slots"].toInt();
   t.padded = ctx->saved_data["padded"].toInt();
   const auto list = ctx->saved_data["tables"].toTensorVector();
-  t.inject = list[0];
-  t.h = list[1];
-  t.h_t = list[2];
-  t.basis = list[3];
-  t.basis_t = list[4];
-  t.alpha = list[5];
-  t.beta = list[6];
-  t.beta_t = list[7];
-  t.partner = list[8];
+  size_t i = 0;
+  for (const auto member : kTableTensors) t.*member = list.at(i++);
   return t;
 }
 
@@ -341,7 +346,25 @@ BlaChunkTables make_bla_chunk_tables(int64_t window, int64_t slots, const at::Te
   t.partner = at::cat({partner.to(at::kLong), at::arange(slots, t.padded, at::TensorOptions().dtype(at::kLong))})
                   .to(f32.dtype(at::kInt))
                   .contiguous();
+  t.inject_tf32 = tf32_rounded(t.inject);
+  t.h_tf32 = tf32_rounded(t.h);
+  t.h_t_tf32 = tf32_rounded(t.h_t);
+  t.basis_tf32 = tf32_rounded(t.basis);
+  t.basis_t_tf32 = tf32_rounded(t.basis_t);
   return t;
+}
+
+at::Tensor tf32_rounded(const at::Tensor& x) {
+  if (x.scalar_type() != at::kFloat)
+    throw std::invalid_argument(std::string(kWho) + "tf32_rounded takes float32, got " +
+                                std::string(c10::toString(x.scalar_type())));
+  // On the bits: adding half of the dropped part's unit (0x1000) to the
+  // magnitude carries into the kept bits from half up, ties away from zero
+  // (the sign bit is apart); a carry out of the mantissa steps the exponent,
+  // as rounding up to the next binade should.
+  const at::Tensor bits = x.contiguous().view(at::kInt);
+  const at::Tensor rounded = at::bitwise_and(bits + 0x1000, static_cast<int64_t>(static_cast<int32_t>(0xffffe000u)));
+  return at::where(at::isfinite(x), rounded.view(at::kFloat), x);
 }
 
 bool bla_chunk_supported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t slots,

@@ -35,15 +35,10 @@ constexpr bool kRound = false;
 constexpr bool kFromBf16 = true;
 
 // What BLA's product tables (h, h^T, R, R^T, inject) hold for the tensor
-// cores: any float32 (kRound). Under BLA_TF32_TABLES, a variant for the
-// harness kernels/dev/bla_chunk_dev.cu only (kernels/dev/README.md), they
-// arrive rounded to tf32 already and load without the rounding; the library
-// passes unrounded tables, so a build of it with the flag would truncate them.
-#ifdef BLA_TF32_TABLES
+// cores: values rounded to tf32 already (BlaChunkTables' *_tf32 copies,
+// which the library passes for bf16 inputs), so they load without the
+// rounding (exact, as kFromBf16 operands are).
 constexpr bool kTable = true;
-#else
-constexpr bool kTable = kRound;
-#endif
 
 // Whether columns [Lo, Hi) of an N-column tile are whole 16-column tiles.
 template <int Lo, int Hi, int N>

@@ -156,7 +156,6 @@ std::vector<unsigned char> random_values(size_t n, uint64_t seed, bool bf16) {
   return out;
 }
 
-#ifdef BLA_TF32_TABLES
 // x rounded to tf32 as cvt.rna.tf32.f32 rounds it: to nearest at 10
 // mantissa bits, ties away from zero, the low 13 bits 0.
 float tf32_rna(float x) {
@@ -167,15 +166,14 @@ float tf32_rna(float x) {
   std::memcpy(&x, &bits, 4);
   return x;
 }
-#endif
 
 // Synthetic tables of N slots padded to NP (bla_chunk_launch.h's shapes;
 // zero beyond N as make_bla_chunk_tables pads): slot s decays by r_s a
 // token, modes s and s ^ 1 are partners, the basis is the identity, so
-// inject[s][c] = h[63 - c][s]. Under BLA_TF32_TABLES (block_product.cuh,
-// kTable) the product tables of a bf16 run are rounded to tf32 here, as
-// cvt.rna rounds them where the default build loads them, so that both
-// builds multiply the same bits.
+// inject[s][c] = h[63 - c][s]. The product tables of a bf16 run are
+// rounded to tf32 here, as the library's make_bla_chunk_tables rounds its
+// copies for bf16 inputs (block_product.cuh, kTable: the kernels load them
+// without rounding).
 struct Tables {
   Buffer inject, h, h_t, basis, basis_t, alpha, beta, beta_t, partner;
   explicit Tables(int slots, int padded, bool bf16)
@@ -204,13 +202,9 @@ struct Tables {
         vht[s * C + c] = vh[c * NP + s];
         vi[s * C + c] = vh[(C - 1 - c) * NP + s];
       }
-#ifdef BLA_TF32_TABLES
     if (bf16)
       for (auto* table : {&vi, &vh, &vht, &vb})
         for (float& x : *table) x = tf32_rna(x);
-#else
-    (void)bf16;
-#endif
     inject.upload(vi.data());
     h.upload(vh.data());
     h_t.upload(vht.data());

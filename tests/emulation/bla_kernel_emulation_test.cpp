@@ -11,9 +11,14 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <limits>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "bla/ops/bla/bla.h"
 #include "support/bla_kernel_cases.h"
@@ -80,6 +85,83 @@ TEST_P(BlaKernelEmulated, StackedProjectionViewsGiveTheBitsOfContiguousCopies) {
   }
   EXPECT_TRUE(torch::equal(outs[1], outs[0]));
   EXPECT_TRUE(torch::equal(grads[1], grads[0]));
+}
+
+// x rounded to tf32 by its definition: of the two tf32 values around x (the
+// 13 low bits dropped, and one tf32 step further from zero), the nearer in
+// double arithmetic, a tie to the one further from zero; a step past the
+// largest finite value stands for 2^128 and rounds to infinity.
+float tf32_by_definition(float x) {
+  if (!std::isfinite(x)) return x;
+  uint32_t bits;
+  std::memcpy(&bits, &x, 4);
+  const uint32_t low = bits & 0xffffe000u, high = low + 0x2000u;
+  float lo, hi;
+  std::memcpy(&lo, &low, 4);
+  std::memcpy(&hi, &high, 4);
+  const double hi_d = std::isfinite(hi) ? double(hi) : std::copysign(std::ldexp(1.0, 128), double(x));
+  const double below = std::fabs(double(x) - double(lo)), above = std::fabs(hi_d - double(x));
+  return above <= below ? hi : lo;
+}
+
+TEST(BlaKernelTables, Tf32RoundingIsToNearestWithTiesAwayFromZero) {
+  std::vector<float> values = {0.f, -0.f, 1.f, -1.f, std::numeric_limits<float>::max(),
+                               -std::numeric_limits<float>::max(), std::numeric_limits<float>::denorm_min(),
+                               std::numeric_limits<float>::min(), std::numeric_limits<float>::infinity(),
+                               -std::numeric_limits<float>::infinity()};
+  for (const uint32_t tie : {0x3f801000u, 0xbf801000u, 0x3f803000u, 0x00001000u, 0x7f7ff000u}) {
+    float x;  // the low 13 bits exactly half a tf32 step: away from zero
+    std::memcpy(&x, &tie, 4);
+    values.push_back(x);
+  }
+  torch::manual_seed(5);
+  const at::Tensor drawn = torch::randn({4000}) * torch::pow(10.0, torch::randint(-30, 30, {4000}).to(at::kFloat));
+  for (int64_t i = 0; i < drawn.numel(); ++i) values.push_back(drawn[i].item<float>());
+  const at::Tensor x = torch::tensor(values);
+  const at::Tensor got = bla::kernels::tf32_rounded(x);
+  int64_t wrong = 0;
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    const float want = tf32_by_definition(values[static_cast<size_t>(i)]), have = got[i].item<float>();
+    if (std::memcmp(&want, &have, 4) != 0 && ++wrong <= 5)
+      ADD_FAILURE() << "tf32_rounded(" << values[static_cast<size_t>(i)] << ") = " << have << ", want " << want;
+  }
+  EXPECT_EQ(wrong, 0);
+  EXPECT_TRUE(std::isnan(bla::kernels::tf32_rounded(torch::tensor({NAN}))[0].item<float>()));
+  EXPECT_TRUE(std::isinf(got[4].item<float>()));  // the largest float is past the largest tf32's half step
+  // The tables' copies are their tables rounded so.
+  const auto t = bla::testing::bla_kernel_tables(64, 20, torch::kCPU);
+  EXPECT_TRUE(torch::equal(t.h_tf32, bla::kernels::tf32_rounded(t.h)));
+  EXPECT_FALSE(torch::equal(t.h_tf32, t.h));
+  EXPECT_TRUE(torch::equal(t.inject_tf32, bla::kernels::tf32_rounded(t.inject)));
+  EXPECT_TRUE(torch::equal(t.basis_t_tf32, bla::kernels::tf32_rounded(t.basis_t)));
+}
+
+// bf16 inputs' products read the tables rounded to tf32 (and not the full
+// ones), float32 inputs' the full ones (and not the rounded ones): zeroing
+// the tables a dtype does not read leaves its output's bits alone, and
+// passing the full tables where bf16 reads the rounded ones changes them
+// (the tensor cores drop the low bits of what they are given).
+TEST(BlaKernelTables, Bf16InputsReadTheRoundedTablesFloat32TheFullOnes) {
+  torch::manual_seed(6);
+  const auto tables = bla::testing::bla_kernel_tables(96, 24, torch::kCPU);
+  const at::Tensor q = torch::randn({1, 130, 1, 64}), k = torch::randn({1, 130, 1, 64}), v = torch::randn({1, 130, 1, 64});
+  const auto run = [&](const bla::kernels::BlaChunkTables& t, at::ScalarType dtype) {
+    return bla::kernels::bla_attention(q.to(dtype), k.to(dtype), v.to(dtype), t, 0.0);
+  };
+  auto no_full = tables, no_rounded = tables, full_as_rounded = tables;
+  for (at::Tensor* x : {&no_full.inject, &no_full.h, &no_full.h_t, &no_full.basis, &no_full.basis_t,
+                        &no_rounded.inject_tf32, &no_rounded.h_tf32, &no_rounded.h_t_tf32, &no_rounded.basis_tf32,
+                        &no_rounded.basis_t_tf32})
+    *x = at::zeros_like(*x);
+  full_as_rounded.inject_tf32 = tables.inject;
+  full_as_rounded.h_tf32 = tables.h;
+  full_as_rounded.h_t_tf32 = tables.h_t;
+  full_as_rounded.basis_tf32 = tables.basis;
+  full_as_rounded.basis_t_tf32 = tables.basis_t;
+  const at::Tensor bf16 = run(tables, at::kBFloat16), f32 = run(tables, at::kFloat);
+  EXPECT_TRUE(torch::equal(run(no_full, at::kBFloat16), bf16));
+  EXPECT_TRUE(torch::equal(run(no_rounded, at::kFloat), f32));
+  EXPECT_FALSE(torch::equal(run(full_as_rounded, at::kBFloat16), bf16));
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, BlaKernelEmulated,

@@ -40,7 +40,16 @@ struct BlaChunkTables {
   at::Tensor basis, basis_t;         // (NP, NP) R; R^T
   at::Tensor alpha, beta, beta_t;    // (64, NP) the modal row op of B^(i+1), ops/bla/modal.h
   at::Tensor partner;                // (NP) int32
+  // inject, h, h_t, basis, basis_t rounded to tf32 (tf32_rounded): what the
+  // tensor-core products of bf16 inputs read, as they are, in place of the
+  // tables above (which float32 inputs' products read in full).
+  at::Tensor inject_tf32, h_tf32, h_t_tf32, basis_tf32, basis_t_tf32;
 };
+
+// x (float32) rounded to tf32 as the tensor cores' cvt.rna.tf32.f32 rounds:
+// to nearest at 10 mantissa bits, ties away from zero, the 13 low bits 0;
+// infinities and NaN as they are. Any device.
+at::Tensor tf32_rounded(const at::Tensor& x);
 
 // From unpadded tables of any floating dtype (float64 best): h (64, N),
 // basis and its inverse (N, N), alpha/beta/beta_t (64, N), partner (N) integer.
