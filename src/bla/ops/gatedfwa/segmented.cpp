@@ -11,6 +11,7 @@
 // Segment j holds queries j*L .. j*L+L-1 and the W-1 keys before them.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -24,8 +25,8 @@ namespace {
 // The overlapping windows of dimension 1 of x (B, T', ...): `count` windows of
 // `size` positions, `step` apart, from position `start`, padded at the end by
 // repeating the last position where they run past T'. Returns (B * count,
-// size, ...).
-at::Tensor windows(const at::Tensor& x, int64_t start, int64_t size, int64_t step, int64_t count) {
+// size, ...), a copy.
+at::Tensor stacked_windows(const at::Tensor& x, int64_t start, int64_t size, int64_t step, int64_t count) {
   const int64_t needed = start + (count - 1) * step + size;
   auto padded = x;
   if (needed > x.size(1)) {
@@ -41,6 +42,47 @@ at::Tensor windows(const at::Tensor& x, int64_t start, int64_t size, int64_t ste
   std::vector<int64_t> flat = {x.size(0) * count, size};
   for (int64_t d = 2; d < x.dim(); ++d) flat.push_back(x.size(d));
   return stacked.reshape(flat);
+}
+
+// stacked_windows as one autograd node. Its backward adds each window's
+// gradient into one zero tensor in place, where autograd through the
+// narrows and the stack would make a zero tensor of x's size per window and
+// add them up (on the GPU most of the gatedfwa op's time besides the
+// kernels: docs/performance.md, "GatedFWA: where its time goes"). The
+// padding's gradient goes to the position it repeats.
+class OverlappingWindows : public torch::autograd::Function<OverlappingWindows> {
+ public:
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                                                int64_t start, int64_t size, int64_t step, int64_t count) {
+    ctx->saved_data["shape"] = x.sizes().vec();
+    ctx->saved_data["start"] = start;
+    ctx->saved_data["size"] = size;
+    ctx->saved_data["step"] = step;
+    ctx->saved_data["count"] = count;
+    return {stacked_windows(x, start, size, step, count)};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto shape = ctx->saved_data["shape"].toIntVector();
+    const int64_t start = ctx->saved_data["start"].toInt(), size = ctx->saved_data["size"].toInt();
+    const int64_t step = ctx->saved_data["step"].toInt(), count = ctx->saved_data["count"].toInt();
+    const int64_t length = shape[1];
+    std::vector<int64_t> per_window(shape.begin(), shape.end());
+    per_window[1] = size;
+    per_window.insert(per_window.begin() + 1, count);  // (B, count, size, ...)
+    const at::Tensor g = grads[0].reshape(per_window);
+    shape[1] = std::max(length, start + (count - 1) * step + size);
+    at::Tensor gx = at::zeros(shape, g.options());
+    for (int64_t j = 0; j < count; ++j) gx.narrow(1, start + j * step, size).add_(g.select(1, j));
+    if (shape[1] > length)
+      gx.narrow(1, length - 1, 1).add_(gx.narrow(1, length, shape[1] - length).sum(1, /*keepdim=*/true));
+    return {gx.narrow(1, 0, length), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+at::Tensor windows(const at::Tensor& x, int64_t start, int64_t size, int64_t step, int64_t count) {
+  return OverlappingWindows::apply(x, start, size, step, count)[0];
 }
 
 // G (B, T', H) float64 -> the bias of each window: G minus its first value,
