@@ -362,9 +362,10 @@ at::Tensor tf32_rounded(const at::Tensor& x) {
   // magnitude carries into the kept bits from half up, ties away from zero
   // (the sign bit is apart); a carry out of the mantissa steps the exponent,
   // as rounding up to the next binade should.
-  const at::Tensor bits = x.contiguous().view(at::kInt);
+  const at::Tensor xc = x.contiguous();
+  const at::Tensor bits = xc.view(at::kInt);
   const at::Tensor rounded = at::bitwise_and(bits + 0x1000, static_cast<int64_t>(static_cast<int32_t>(0xffffe000u)));
-  return at::where(at::isfinite(x), rounded.view(at::kFloat), x);
+  return at::where(at::isfinite(xc), rounded.view(at::kFloat), xc);
 }
 
 bool bla_chunk_supported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t slots,

@@ -8,7 +8,10 @@ cuDNN SDPA alone at B4 T8192 H16 D128, the op table's shape. This runs its
 main() with those ops at B4_T8192_H16_D128 appended to its task list, so
 `--shapes B4_T8192_H16_D128` times them beside ours. Its compile workers
 (bench.py --warm, started from its own __file__) start this file instead,
-so they compile the added tasks too. Arguments are bench.py's.
+so they compile the added tasks too, and only at the shapes --shapes keeps
+(bench.py's workers compile every shape of its list, the ones the run
+will not time included; the parent passes its --shapes to them in
+ANCHOR_BENCH_SHAPES). Arguments are bench.py's.
 
     ANCHORS=.anchors python3 scripts/anchor_bench.py --shapes B4_T8192_H16_D64,B4_T8192_H16_D128 ...
 """
@@ -17,6 +20,16 @@ import sys
 
 ADDED_SHAPE = 'B4_T8192_H16_D128'
 ADDED_OPS = ('fla_chunk_gla', 'fla_chunk_gsa_M64', 'mamba2_ssd_G=H_N=D', 'flex_swa_W512', 'flex_swa_W2048')
+
+
+def shapes_argument(argv):
+    """The value of --shapes in argv ('' when not given)."""
+    for i, arg in enumerate(argv):
+        if arg == '--shapes' and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith('--shapes='):
+            return arg.split('=', 1)[1]
+    return ''
 
 
 def main():
@@ -28,6 +41,11 @@ def main():
 
     tasks = list(bench.TASKS)
     tasks += [(op, ADDED_SHAPE) for op in ADDED_OPS if (op, ADDED_SHAPE) not in tasks]
+    if 'ANCHOR_BENCH_SHAPES' not in os.environ:  # the parent run: its --shapes, for its workers too
+        os.environ['ANCHOR_BENCH_SHAPES'] = shapes_argument(sys.argv[1:])
+    keep = [shape for shape in os.environ['ANCHOR_BENCH_SHAPES'].split(',') if shape]
+    if keep:
+        tasks = [task for task in tasks if task[1] in keep]
     bench.TASKS = tasks
     bench.__file__ = os.path.realpath(__file__)  # its compile workers run this file, with the same tasks
     bench.main()

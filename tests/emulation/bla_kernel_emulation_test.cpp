@@ -137,16 +137,23 @@ TEST(BlaKernelTables, Tf32RoundingIsToNearestWithTiesAwayFromZero) {
 }
 
 // bf16 inputs' products read the tables rounded to tf32 (and not the full
-// ones), float32 inputs' the full ones (and not the rounded ones): zeroing
-// the tables a dtype does not read leaves its output's bits alone, and
-// passing the full tables where bf16 reads the rounded ones changes them
-// (the tensor cores drop the low bits of what they are given).
+// ones), float32 inputs' the full ones (and not the rounded ones), forward
+// and backward: zeroing the tables a dtype does not read leaves its output's
+// and gradients' bits alone, and passing the full tables where bf16 reads
+// the rounded ones changes them (the tensor cores drop the low bits of what
+// they are given).
 TEST(BlaKernelTables, Bf16InputsReadTheRoundedTablesFloat32TheFullOnes) {
   torch::manual_seed(6);
   const auto tables = bla::testing::bla_kernel_tables(96, 24, torch::kCPU);
   const at::Tensor q = torch::randn({1, 130, 1, 64}), k = torch::randn({1, 130, 1, 64}), v = torch::randn({1, 130, 1, 64});
+  const at::Tensor grad_out = torch::randn({1, 130, 1, 64});
+  // The output and the gradients of q, k and v, stacked.
   const auto run = [&](const bla::kernels::BlaChunkTables& t, at::ScalarType dtype) {
-    return bla::kernels::bla_attention(q.to(dtype), k.to(dtype), v.to(dtype), t, 0.0);
+    const auto leaf = [&](const at::Tensor& x) { return x.to(dtype).requires_grad_(true); };
+    const at::Tensor lq = leaf(q), lk = leaf(k), lv = leaf(v);
+    const at::Tensor out = bla::kernels::bla_attention(lq, lk, lv, t, 0.0);
+    const auto grads = torch::autograd::grad({out}, {lq, lk, lv}, {grad_out.to(dtype)});
+    return torch::stack({out.detach(), grads[0], grads[1], grads[2]});
   };
   auto no_full = tables, no_rounded = tables, full_as_rounded = tables;
   for (at::Tensor* x : {&no_full.inject, &no_full.h, &no_full.h_t, &no_full.basis, &no_full.basis_t,

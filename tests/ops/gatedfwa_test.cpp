@@ -209,6 +209,43 @@ TEST(GatedFwaOp, SegmentedFormMatchesTheBlockedForm) {
       "bla: gated window segment (4) must be >= the window (5) and the window >= 1");
 }
 
+// The segments' windows against narrow + stack on the input padded by
+// repeating its last position, values and gradients (a random upstream
+// gradient, so the padding's gradient, which the op itself never feeds,
+// is not zero here): (B, T, ...) inputs of 3 and 4 dimensions, windows that
+// fit and windows that run past the end.
+TEST(GatedFwaOp, OverlappingWindowsAreNarrowsOfThePaddedInput) {
+  struct WindowsCase {
+    std::vector<int64_t> shape;
+    int64_t start, size, step, count;
+  };
+  const std::vector<WindowsCase> cases = {
+      {{2, 23, 3}, 1, 8, 6, 4},      // 1 + 18 + 8 = 27: four positions of padding
+      {{1, 20, 2, 3}, 2, 7, 6, 3},   // 2 + 12 + 7 = 21: one
+      {{2, 16, 2, 2}, 0, 6, 5, 3},   // 0 + 10 + 6 = 16: none
+  };
+  torch::manual_seed(21);
+  for (const auto& c : cases) {
+    const at::Tensor x0 = torch::randn(c.shape, torch::TensorOptions().dtype(at::kDouble));
+    const at::Tensor x = x0.clone().requires_grad_(true), y = x0.clone().requires_grad_(true);
+    const at::Tensor got = gatedfwa_internal::overlapping_windows(x, c.start, c.size, c.step, c.count);
+    const int64_t length = c.shape[1], needed = c.start + (c.step) * (c.count - 1) + c.size;
+    at::Tensor padded = y;
+    for (int64_t t = length; t < needed; ++t) padded = at::cat({padded, y.narrow(1, length - 1, 1)}, 1);
+    std::vector<at::Tensor> parts;
+    for (int64_t j = 0; j < c.count; ++j) parts.push_back(padded.narrow(1, c.start + j * c.step, c.size));
+    std::vector<int64_t> flat = {c.shape[0] * c.count, c.size};
+    for (size_t d = 2; d < c.shape.size(); ++d) flat.push_back(c.shape[d]);
+    const at::Tensor want = at::stack(parts, 1).reshape(flat);
+    ASSERT_EQ(got.sizes(), want.sizes());
+    EXPECT_TRUE(torch::equal(got, want));
+    const at::Tensor upstream = torch::randn(want.sizes(), want.options());
+    got.backward(upstream);
+    want.backward(upstream);
+    EXPECT_LT(max_abs_diff(x.grad(), y.grad()), 1e-12) << "start " << c.start << " count " << c.count;
+  }
+}
+
 // What the segments are for: with G as a float32 bias, a long sequence of
 // strong gates loses precision in one call (|G| grows to ~1e4) and keeps it
 // in segments (|G| bounded by a segment's decay), outputs and the gate's

@@ -31,6 +31,13 @@ at::Tensor blocked_gated_window_attention(const at::Tensor& q, const at::Tensor&
 using BiasedAttention =
     std::function<at::Tensor(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias)>;
 
+// segmented.cpp: the overlapping windows of dimension 1 of x (B, T', ...),
+// `count` windows of `size` positions, `step` apart, from position `start`,
+// padded at the end by repeating the last position: (B * count, size, ...),
+// differentiable (each window's gradient added into place, the padding's
+// into the position it repeats).
+at::Tensor overlapping_windows(const at::Tensor& x, int64_t start, int64_t size, int64_t step, int64_t count);
+
 // segmented.cpp: the op through `attend`, over segments of `segment` queries
 // (>= window), each with the window - 1 keys before it and its bias G minus G
 // at its first key, G = cumsum(g) summed in float64. Inputs already checked.

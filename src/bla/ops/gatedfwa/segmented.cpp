@@ -81,10 +81,6 @@ class OverlappingWindows : public torch::autograd::Function<OverlappingWindows> 
   }
 };
 
-at::Tensor windows(const at::Tensor& x, int64_t start, int64_t size, int64_t step, int64_t count) {
-  return OverlappingWindows::apply(x, start, size, step, count)[0];
-}
-
 // G (B, T', H) float64 -> the bias of each window: G minus its first value,
 // float32 (what the kernel reads) unless the inputs are float64.
 at::Tensor local_bias(const at::Tensor& G, at::ScalarType input) {
@@ -92,6 +88,10 @@ at::Tensor local_bias(const at::Tensor& G, at::ScalarType input) {
 }
 
 }  // namespace
+
+at::Tensor overlapping_windows(const at::Tensor& x, int64_t start, int64_t size, int64_t step, int64_t count) {
+  return OverlappingWindows::apply(x, start, size, step, count)[0];
+}
 
 at::Tensor segmented_gated_window_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                             const at::Tensor& log_gate, int64_t window, int64_t segment,
@@ -114,7 +114,7 @@ at::Tensor segmented_gated_window_attention(const at::Tensor& q, const at::Tenso
   const int64_t count = (T - 1) / L;  // ceil((T - L) / L) segments after the first
   const int64_t size = lead + L;
   const int64_t start = L - lead;
-  auto cut = [&](const at::Tensor& x) { return windows(x, start, size, L, count); };
+  auto cut = [&](const at::Tensor& x) { return overlapping_windows(x, start, size, L, count); };
   const auto rest = attend(cut(q), cut(k), cut(v), local_bias(cut(G), dtype));
   const auto queries = rest.reshape({B, count, size, H, Dv}).narrow(2, lead, L).reshape({B, count * L, H, Dv});
   return at::cat({first, queries.narrow(1, 0, T - L)}, 1);
