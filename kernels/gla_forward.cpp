@@ -95,9 +95,11 @@ bool gated_recurrence_supported(const at::Tensor& q, const at::Tensor& k, const 
   return true;
 }
 
+int64_t gated_recurrence_chunks(int64_t seq) { return detail::gla_chunks(static_cast<int>(seq)); }
+
 at::Tensor gated_recurrence_forward(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
                                     const at::Tensor& g_in, const GatedRecurrenceKernelOptions& options,
-                                    at::Tensor* final_state) {
+                                    at::Tensor* final_state, at::Tensor* entering_states) {
   const bool value_axis = options.value_axis;
   std::string why;
   if (!gated_recurrence_supported(q_in, k_in, v_in, g_in, value_axis, &why))
@@ -112,23 +114,41 @@ at::Tensor gated_recurrence_forward(const at::Tensor& q_in, const at::Tensor& k_
   a.scale = options.scale;
   const int64_t B = a.shape.batch, H = a.shape.heads, Dk = a.shape.dk, Dv = a.shape.dv;
   const int64_t chunks = detail::gla_chunks(a.shape.seq), Dg = value_axis ? Dv : Dk;
-  const auto compute = q.options().dtype(a.dtype == detail::GlaDtype::kFloat64 ? at::kDouble : at::kFloat);
+  const auto compute_type = a.dtype == detail::GlaDtype::kFloat64 ? at::kDouble : at::kFloat;
+  const auto compute = q.options().dtype(compute_type);
   auto out = empty_ordered_as(q, Dv, compute);
-  auto states = at::empty({B, H, chunks, Dk, Dv}, compute);
-  auto totals = at::empty({B, H, chunks, Dg}, compute);
-  at::Tensor last;
-  if (final_state != nullptr) last = at::empty({B, H, Dk, Dv}, compute);
   a.q = input_of(q);
   a.k = input_of(k);
   a.v = input_of(v);
   a.g = input_of(g);
   a.out = out.data_ptr();
   a.out_strides = strides_of(out);
+  const at::Tensor& given = options.entering_states;
+  if (given.defined()) {
+    const std::vector<int64_t> sizes = {B, H, chunks, Dk, Dv};
+    if (given.sizes() != at::IntArrayRef(sizes) || given.scalar_type() != compute_type ||
+        given.device() != q.device())
+      throw std::invalid_argument(kWho + "entering states " + detail::shape_text(given) + " " +
+                                  c10::toString(given.scalar_type()) + " on " + given.device().str() + ", expected " +
+                                  detail::sizes_text(sizes) + " " + c10::toString(compute_type) + " on " +
+                                  q.device().str());
+    if (final_state != nullptr)
+      throw std::invalid_argument(kWho + "a pass from given entering states has no final state");
+    a.entering = given.data_ptr();
+    a.entering_strides = {given.stride(0), given.stride(1), given.stride(2), given.stride(3), given.stride(4)};
+    detail::check_cuda(kWho, detail::gla_forward_launch(a, at::cuda::getCurrentCUDAStream()), "gla_forward_launch");
+    return out;
+  }
+  auto states = at::empty({B, H, chunks, Dk, Dv}, compute);
+  auto totals = at::empty({B, H, chunks, Dg}, compute);
+  at::Tensor last;
+  if (final_state != nullptr) last = at::empty({B, H, Dk, Dv}, compute);
   a.states = states.data_ptr();
   a.totals = totals.data_ptr();
   a.final_state = last.defined() ? last.data_ptr() : nullptr;
   detail::check_cuda(kWho, detail::gla_forward_launch(a, at::cuda::getCurrentCUDAStream()), "gla_forward_launch");
   if (final_state != nullptr) *final_state = last;
+  if (entering_states != nullptr) *entering_states = states;
   return out;
 }
 

@@ -61,9 +61,18 @@ cudaError_t launch(const GlaForwardArgs& raw, cudaStream_t stream) {
                static_cast<T*>(raw.states),
                static_cast<T*>(raw.totals),
                static_cast<T*>(raw.final_state),
+               {},
                static_cast<T>(raw.scale),
                dims_of(shape)};
   const GlaDims& s = a.s;
+  const bool given = raw.entering != nullptr;
+  if (given) {
+    const GlaStateStrides& e = raw.entering_strides;
+    a.entering = {static_cast<const T*>(raw.entering), e.batch, e.head, e.chunk, e.row, e.col};
+  } else {
+    const long long chunk = static_cast<long long>(s.dk) * s.dv;
+    a.entering = {a.states, s.heads * s.nchunks * chunk, s.nchunks * chunk, chunk, s.dv, 1};
+  }
   using Kernel = void (*)(GlaArgs<T>);
   Kernel state_kernel = &gla_chunk_state<T>, output_kernel = &gla_chunk_output<T>;
   size_t state_smem = sizeof(T) * gla_state_smem_elements(s), output_smem = sizeof(T) * gla_output_smem_elements(s);
@@ -82,11 +91,13 @@ cudaError_t launch(const GlaForwardArgs& raw, cudaStream_t stream) {
                              static_cast<int>(output_smem));
   if (err != cudaSuccess) return err;
   const dim3 chunks(s.nchunks, s.heads, s.batch);
-  DEV_LAUNCH_ON(chunks, kGlaThreads, state_smem, stream, state_kernel)(a);
-  if ((err = cudaGetLastError()) != cudaSuccess) return err;
-  const dim3 scan((s.dk * s.dv + kGlaThreads - 1) / kGlaThreads, s.heads, s.batch);
-  DEV_LAUNCH_ON(scan, kGlaThreads, 0, stream, gla_state_scan<T>)(a);
-  if ((err = cudaGetLastError()) != cudaSuccess) return err;
+  if (!given) {
+    DEV_LAUNCH_ON(chunks, kGlaThreads, state_smem, stream, state_kernel)(a);
+    if ((err = cudaGetLastError()) != cudaSuccess) return err;
+    const dim3 scan((s.dk * s.dv + kGlaThreads - 1) / kGlaThreads, s.heads, s.batch);
+    DEV_LAUNCH_ON(scan, kGlaThreads, 0, stream, gla_state_scan<T>)(a);
+    if ((err = cudaGetLastError()) != cudaSuccess) return err;
+  }
   DEV_LAUNCH_ON(chunks, kGlaThreads, output_smem, stream, output_kernel)(a);
   return cudaGetLastError();
 }

@@ -108,6 +108,17 @@ __device__ __forceinline__ void gather(const GlaIn& src, int count, Offset offse
   }
 }
 
+// Where the output kernel reads the state entering each chunk, element
+// (b, h, c, row, col) at ptr[b * batch + h * head + c * chunk + row * row_stride
+// + col * col_stride]: the scan's result in the workspace, or states another
+// pass computed (a transposed view of them: the backward's passes share
+// states, src/bla/ops/gla/backward.h).
+template <typename T>
+struct GlaEnteringStates {
+  const T* __restrict__ ptr;
+  long long batch, head, chunk, row_stride, col_stride;
+};
+
 template <typename T>
 struct GlaArgs {
   GlaIn q, k, v, g;
@@ -115,6 +126,7 @@ struct GlaArgs {
   T* __restrict__ states;       // (B, H, nchunks, Dk, Dv)
   T* __restrict__ totals;       // (B, H, nchunks, Dg)
   T* __restrict__ final_state;  // (B, H, Dk, Dv) or null
+  GlaEnteringStates<T> entering;
   T scale;
   GlaDims s;
 };
@@ -140,6 +152,26 @@ __device__ __forceinline__ size_t chunk_state_offset(const GlaDims& s, int b, in
 }
 __device__ __forceinline__ size_t total_offset(const GlaDims& s, int b, int h, int c) {
   return ((static_cast<size_t>(b) * s.heads + h) * s.nchunks + c) * s.dg();
+}
+
+// Chunk c's entering state (Dk, Dv) through a.entering, as `put(idx, x)`
+// calls with idx = row * cols + col over rows x cols (rows >= Dk, cols >= Dv;
+// 0 outside the state). The loads walk the source's contiguous axis (its
+// columns, or its rows where it is a transposed view).
+template <typename T, typename Put>
+__device__ __forceinline__ void load_entering_state(const GlaArgs<T>& a, int b, int h, int c, int rows, int cols,
+                                                    Put put) {
+  const GlaEnteringStates<T> e = a.entering;
+  const T* base = e.ptr + b * e.batch + h * e.head + c * e.chunk;
+  const int Dk = a.s.dk, Dv = a.s.dv;
+  const bool by_columns = e.col_stride != 1 && e.row_stride == 1;
+  gather_as<T>(
+      base, rows * cols,
+      [=](int idx) {
+        const int r = by_columns ? idx % rows : idx / cols, x = by_columns ? idx / rows : idx % cols;
+        return r < Dk && x < Dv ? r * e.row_stride + x * e.col_stride : -1LL;
+      },
+      [=](int idx, T v) { put(by_columns ? idx % rows * cols + idx / rows : idx, v); });
 }
 
 // Leading dimensions in shared memory: rows padded by one so that threads
@@ -292,8 +324,7 @@ __global__ void __launch_bounds__(kGlaThreads) gla_chunk_output(GlaArgs<T> a) {
   load_rows(ks, ldk, a.k, s, b, h, first, Dk);
   load_rows(vs, Dv, a.v, s, b, h, first, Dv);
   load_gates(bs, ldb, a.g, s, b, h, first);
-  const T* state = a.states + chunk_state_offset(s, b, h, c);
-  gather_as<T>(state, Dk * Dv, [](int idx) { return static_cast<long long>(idx); }, [=](int idx, T x) { S[idx] = x; });
+  load_entering_state(a, b, h, c, Dk, Dv, [=](int idx, T x) { S[idx] = x; });
   __syncthreads();
   running_sum_rows(bs, ldb, Dg);
   __syncthreads();

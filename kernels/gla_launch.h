@@ -40,10 +40,18 @@ struct GlaInput {
   GlaElement element = GlaElement::kFloat32;
 };
 
+// Element strides of a (B, H, chunks, Dk, Dv) tensor of chunk states.
+struct GlaStateStrides {
+  long long batch = 0, head = 0, chunk = 0, row = 0, col = 0;
+};
+
 // q, k (B, H, T, Dk); v (B, H, T, Dv); g (B, H, T, Dg); out (B, H, T, Dv)
 // in the compute dtype, through out_strides. Workspace in the compute dtype:
 // states (B, H, chunks, Dk, Dv), totals (B, H, chunks, Dg); final_state
-// (B, H, Dk, Dv) or null; all three contiguous.
+// (B, H, Dk, Dv) or null; all three contiguous. With `entering` (null
+// states, totals and final_state) the output kernel reads the state entering
+// each chunk there, through entering_strides, and the state kernel and the
+// scan do not run; otherwise `states` holds them afterwards.
 struct GlaForwardArgs {
   GlaShape shape;
   GlaDtype dtype = GlaDtype::kFloat32;
@@ -58,6 +66,8 @@ struct GlaForwardArgs {
   void* states = nullptr;
   void* totals = nullptr;
   void* final_state = nullptr;
+  const void* entering = nullptr;
+  GlaStateStrides entering_strides;
 };
 
 // The log gates' gradient, dg_t = sum_{u >= t} (a_u da_u - c_u dc_u)

@@ -82,16 +82,10 @@ __device__ inline void load_gates_padded(float* dst, const GlaIn& g, const GlaDi
       [=](int idx, float x) { put_padded(dst, idx, x); });
 }
 
-// A (rows, cols) row-major global matrix into a tile padded with zeros to
-// kGlaTcDim columns, rows .. kGlaTcDim - 1.
-__device__ inline void load_matrix_padded(float* dst, const float* __restrict__ src, int rows, int cols) {
-  gather_as<float>(
-      src, kGlaTcDim * kGlaTcDim,
-      [=](int idx) {
-        const int r = idx / kGlaTcDim, c = idx % kGlaTcDim;
-        return r < rows && c < cols ? static_cast<long long>(r) * cols + c : -1LL;
-      },
-      [=](int idx, float x) { put_padded(dst, idx, x); });
+// Chunk c's entering state (a.entering) into a tile padded with zeros to
+// kGlaTcDim rows and columns.
+__device__ inline void load_state_padded(float* dst, const GlaArgs<float>& a, int b, int h, int c) {
+  load_entering_state(a, b, h, c, kGlaTcDim, kGlaTcDim, [=](int idx, float x) { put_padded(dst, idx, x); });
 }
 
 // Two operands' rows of the chunk (widths w1, w2) and its gates' running
@@ -193,7 +187,6 @@ __global__ void __launch_bounds__(kGlaThreads, 2) gla_chunk_output_tc(GlaArgs<fl
   float* X = A + kGlaTcTile;                       // (kGlaTcScratchRows, LD)
   const int c = blockIdx.x, h = blockIdx.y, b = blockIdx.z, first = c * C;
   const int warp = threadIdx.x / 32;
-  const float* state = a.states + chunk_state_offset(s, b, h, c);
   load_with_gate_sums(qs, a.q, Dk, ks, a.k, Dk, bs, a, b, h, first);
 
   if (!s.value_axis) {
@@ -241,7 +234,7 @@ __global__ void __launch_bounds__(kGlaThreads, 2) gla_chunk_output_tc(GlaArgs<fl
     __syncthreads();
     float* S = X;
     float* vs = X + kGlaTcTile;
-    load_matrix_padded(S, state, Dk, Dv);
+    load_state_padded(S, a, b, h, c);
     load_rows_padded(vs, a.v, s, b, h, first, Dv);
     __syncthreads();
     detail::TensorCoreProduct<C, kGlaTcDim> o(X);
@@ -259,7 +252,7 @@ __global__ void __launch_bounds__(kGlaThreads, 2) gla_chunk_output_tc(GlaArgs<fl
 
   // Value axis. The pairs' dot products q_i . k_j and the state's term q_i^T S.
   float* S = X;
-  load_matrix_padded(S, state, Dk, Dv);
+  load_state_padded(S, a, b, h, c);
   __syncthreads();
   {
     detail::TensorCoreProduct<C, C> pairs(X);

@@ -12,7 +12,8 @@
 //       -Ikernels kernels/dev/gla_forward_dev.cu kernels/gla_kernels.cu -o gla_emulated -lpthread
 //   ./gla_emulated --no-bench --T 70 --dk 8 --dv 12   # on the CPU
 //
-// Checks: output and final state, both decay axes, forward and reversed in
+// Checks: output and final state, the output again from given (transposed)
+// chunk states, both decay axes, forward and reversed in
 // time (the gradients' passes), heads-first and token-major memory (through
 // strides), float32 and bf16 inputs, float32, float64 and
 // float32 on tensor cores ("tf32"; head dims up to 64), the outputs filled
@@ -196,7 +197,10 @@ struct Run {
   std::vector<double> output() const {
     return tokens_first ? token_major(out.download(), p.shape, p.shape.dv, true) : out.download();
   }
-  cudaError_t launch(bool tensor_cores = false) {
+  // entering: the states entering each chunk to read instead of computing
+  // them (through `entering_strides`; the workspace and final state unused).
+  cudaError_t launch(bool tensor_cores = false, const T* entering = nullptr,
+                     bla::kernels::detail::GlaStateStrides entering_strides = {}) {
     GlaForwardArgs a;
     a.shape = p.shape;
     a.dtype = sizeof(T) == 8 ? GlaDtype::kFloat64 : GlaDtype::kFloat32;
@@ -220,9 +224,14 @@ struct Run {
     }
     a.out = out.ptr;
     a.out_strides = strides(s.dv);
-    a.states = states.ptr;
-    a.totals = totals.ptr;
-    a.final_state = final_state.ptr;
+    if (entering != nullptr) {
+      a.entering = entering;
+      a.entering_strides = entering_strides;
+    } else {
+      a.states = states.ptr;
+      a.totals = totals.ptr;
+      a.final_state = final_state.ptr;
+    }
     return bla::kernels::detail::gla_forward_launch(a, nullptr);
   }
 };
@@ -274,12 +283,29 @@ void check(const Problem& p, const char* name, bool tensor_cores = false, bool t
   }
   const double e_out = max_relative(run.output(), ref_out, mag_out);
   const double e_state = max_relative(run.final_state.download(), ref_state, mag_state);
-  const bool ok = e_out < tol && e_state < tol;
+  // Again from the states the run left in its workspace, given as another
+  // pass's transposed ones are (src/bla/ops/gla/backward.h): a transposed
+  // copy read through its strides; the state kernel and scan do not run.
+  const auto& s = p.shape;
+  const int chunks = bla::kernels::detail::gla_chunks(s.seq);
+  const std::vector<double> entering = run.states.download();
+  std::vector<double> transposed(entering.size());
+  const size_t square = static_cast<size_t>(s.dk) * s.dv;
+  for (size_t m = 0; m < entering.size() / square; ++m)
+    for (int r = 0; r < s.dk; ++r)
+      for (int c = 0; c < s.dv; ++c) transposed[m * square + c * s.dk + r] = entering[m * square + r * s.dv + c];
+  Device<T> given(transposed.size());
+  given.upload(transposed);
+  run.out.fill_nan();
+  const long long sq = static_cast<long long>(square);
+  CHECK_CUDA(run.launch(tensor_cores, given.ptr, {s.heads * chunks * sq, chunks * sq, sq, 1, s.dk}));
+  CHECK_CUDA(cudaDeviceSynchronize());
+  const double e_given = max_relative(run.output(), ref_out, mag_out);
+  const bool ok = e_out < tol && e_state < tol && e_given < tol;
   failures += ok ? 0 : 1;
-  std::printf("check %-28s %-7s %-5s T=%-5d Dk=%-3d Dv=%-3d | out %.2e state %.2e (tol %.0e) %s\n", name,
-              sizeof(T) == 8 ? "float64" : tensor_cores ? "tf32" : "float32", p.shape.value_axis ? "value" : "key",
-              p.shape.seq, p.shape.dk,
-              p.shape.dv, e_out, e_state, tol, ok ? "pass" : "FAIL");
+  std::printf("check %-28s %-7s %-5s T=%-5d Dk=%-3d Dv=%-3d | out %.2e state %.2e given states %.2e (tol %.0e) %s\n",
+              name, sizeof(T) == 8 ? "float64" : tensor_cores ? "tf32" : "float32", s.value_axis ? "value" : "key",
+              s.seq, s.dk, s.dv, e_out, e_state, e_given, tol, ok ? "pass" : "FAIL");
 }
 
 // The log gates' gradient (gla_gate_gradient_launch): dg_t = sum_{u >= t}

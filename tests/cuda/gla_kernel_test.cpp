@@ -10,7 +10,8 @@
 // dims: src/bla/ops/gla/head_blocks.h); the final
 // state; the tensor-core switch itself; reversed passes against flipped
 // copies; token-major inputs read through their strides; bf16 and half
-// inputs read as they are; the log gates' gradient kernel; the GLA and GSA
+// inputs read as they are; a pass from given chunk states; the log gates'
+// gradient kernel; the GLA and GSA
 // ops end to end; and the exact error for unsupported inputs.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -333,6 +334,52 @@ TEST(GlaKernelChecks, GateGradientMatchesTheScanInFloat64) {
     EXPECT_LT(err, f64 ? 1e-12 : 1e-2) << (f64 ? "float64" : "bf16 output");
     std::printf("    gate gradient %s: rel err %.3e\n", f64 ? "float64" : "bf16", err);
   }
+}
+
+// A pass given the states entering its chunks (a transposed view of a
+// contiguous copy, as the backward's passes hand them over: backward.h) gives
+// the bits of the pass that computed them, forward and reversed, with and
+// without tensor cores; the computed ones come back in the given form; states
+// that do not fit, and a final state asked of a given-states pass, are
+// rejected naming what was expected.
+TEST(GlaKernelChecks, APassFromGivenChunkStatesGivesTheBitsOfThePassThatComputedThem) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  for (const auto dtype : {at::kDouble, at::kFloat}) {
+    for (const bool tensor_cores : {false, true}) {
+      if (tensor_cores && dtype == at::kDouble) continue;
+      for (const bool reversed : {false, true}) {
+        torch::manual_seed(41);
+        const auto cuda = torch::TensorOptions().device(torch::kCUDA).dtype(dtype);
+        const int64_t B = 2, H = 3, T = 150, Dk = 64, Dv = 48;
+        const auto q = torch::randn({B, H, T, Dk}, cuda), k = torch::randn({B, H, T, Dk}, cuda);
+        const auto v = torch::randn({B, H, T, Dv}, cuda), g = torch::rand({B, H, T, Dk}, cuda) * -0.5 - 0.01;
+        bla::kernels::GatedRecurrenceKernelOptions options;
+        options.scale = 0.3;
+        options.tensor_cores = tensor_cores;
+        options.reversed = reversed;
+        at::Tensor states;
+        const auto own = bla::kernels::gated_recurrence_forward(q, k, v, g, options, nullptr, &states);
+        const int64_t chunks = bla::kernels::gated_recurrence_chunks(T);
+        ASSERT_EQ(states.sizes(), (std::vector<int64_t>{B, H, chunks, Dk, Dv}));
+        options.entering_states = states.transpose(3, 4).contiguous().transpose(3, 4);  // strides (.., 1, Dk)
+        const auto given = bla::kernels::gated_recurrence_forward(q, k, v, g, options);
+        EXPECT_TRUE(given.equal(own)) << c10::toString(dtype) << (tensor_cores ? " tensor cores" : "")
+                                      << (reversed ? " reversed" : "") << ": max diff "
+                                      << (given - own).abs().max().item<double>();
+      }
+    }
+  }
+  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+  const auto x = torch::randn({1, 2, 70, 8}, cuda), g = torch::rand({1, 2, 70, 8}, cuda) * -0.5;
+  bla::kernels::GatedRecurrenceKernelOptions options;
+  options.entering_states = torch::zeros({1, 2, 2, 8, 4}, cuda);
+  expect_invalid_argument([&] { bla::kernels::gated_recurrence_forward(x, x, x, g, options); },
+                          "bla: gla kernel: entering states [1, 2, 2, 8, 4] Float on cuda:0, expected [1, 2, 2, 8, 8] "
+                          "Float on cuda:0");
+  options.entering_states = torch::zeros({1, 2, 2, 8, 8}, cuda);
+  at::Tensor last;
+  expect_invalid_argument([&] { bla::kernels::gated_recurrence_forward(x, x, x, g, options, &last); },
+                          "bla: gla kernel: a pass from given entering states has no final state");
 }
 
 TEST(GlaKernelChecks, UnsupportedInputsSayWhy) {

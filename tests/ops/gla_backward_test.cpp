@@ -5,7 +5,8 @@
 // scale, and strong decays; and the forward calls it makes (no graph). Then
 // GatedRecurrenceFunction, the autograd Function the CUDA path wraps around
 // the kernels, here around the LibTorch form: the same gradients, and a final
-// state without one.
+// state without one; and passes that share chunk states (the forward's with
+// the dq pass, the dk pass's with the dv pass), as the kernels' do.
 #include "bla/ops/gla/backward.h"
 
 #include <gtest/gtest.h>
@@ -141,6 +142,136 @@ TEST(GlaBackward, TheAutogradFunctionGivesAutogradsGradientsAndAFinalStateWithou
                                                           leaves[3].detach(), axis, at::Tensor(), 16, 16, scale)
                            .final_state;
     EXPECT_LT(max_abs_diff(outputs[1], state), 1e-12);
+    const char* names[] = {"dq", "dk", "dv", "dg"};
+    for (size_t i = 0; i < leaves.size(); ++i)
+      EXPECT_LT(max_abs_diff(got[i], leaves[i].grad()), 1e-10 * (1.0 + leaves[i].grad().abs().max().item<double>()))
+          << names[i] << (axis == DecayAxis::Key ? " key" : " value");
+  }
+}
+
+namespace {
+
+constexpr int64_t kShareChunk = 8;  // the chunking of the sharing pass below
+
+// A pass that shares chunk states (backward.h, PassStates), as the kernels'
+// does, from the LibTorch form run chunk by chunk from each chunk's entering
+// state: the given one where states are given, else the one the chunks
+// before it left. Counts the passes that computed states and those that read
+// given ones.
+struct ChunkStatesPass {
+  static inline int computed = 0, given = 0;
+
+  static at::Tensor run(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
+                        DecayAxis axis, double scale, at::Tensor* final_state, bool reversed,
+                        const bla::ops::PassStates& states = {}) {
+    torch::NoGradGuard no_grad;
+    if (reversed) {  // the inputs flipped in time, the gates moved one token (backward.h)
+      const int64_t T = g.size(2);
+      const auto moved = at::cat({g.narrow(2, 1, T - 1), at::zeros_like(g.narrow(2, 0, 1))}, 2);
+      return run(q.flip({2}), k.flip({2}), v.flip({2}), moved.flip({2}), axis, scale, nullptr, false, states)
+          .flip({2});
+    }
+    const int64_t B = q.size(0), H = q.size(1), T = q.size(2), Dk = q.size(3), Dv = v.size(3);
+    const int64_t chunks = (T + kShareChunk - 1) / kShareChunk;
+    if (states.given.defined()) {
+      EXPECT_EQ(states.given.sizes(), (std::vector<int64_t>{B, H, chunks, Dk, Dv}));
+      ++given;
+    } else {
+      ++computed;
+    }
+    at::Tensor state = at::zeros({B, H, Dk, Dv}, q.options());
+    std::vector<at::Tensor> outputs, entering;
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t first = c * kShareChunk, length = std::min(kShareChunk, T - first);
+      const auto S = states.given.defined() ? states.given.select(2, c) : state;
+      entering.push_back(S);
+      auto r = bla::ops::chunked_gated_recurrence(q.narrow(2, first, length), k.narrow(2, first, length),
+                                                  v.narrow(2, first, length), g.narrow(2, first, length), axis, S,
+                                                  kShareChunk, kShareChunk, scale);
+      outputs.push_back(r.output);
+      state = r.final_state;
+    }
+    if (final_state != nullptr) *final_state = state;
+    if (states.computed != nullptr && !states.given.defined()) *states.computed = at::stack(entering, 2);
+    return at::cat(outputs, 2);
+  }
+  static at::Tensor gate_gradient(const at::Tensor& a, const at::Tensor& da, const at::Tensor& c, const at::Tensor& dc,
+                                  const at::Tensor& g) {
+    return bla::ops::gate_gradient_by_scan(a, da, c, dc, g);
+  }
+};
+
+}  // namespace
+
+// The backward whose passes share states: the dq pass reads the forward's
+// transposed, the dv pass the dk pass's; two of its three passes compute
+// none, and the gradients are autograd's through the chunked form (float64;
+// Dk != Dv, so a state handed over untransposed would not even fit).
+TEST(GlaBackward, PassesSharingChunkStatesGiveAutogradsGradients) {
+  for (const DecayAxis axis : {DecayAxis::Key, DecayAxis::Value}) {
+    for (const Case& c : {Case{2, 2, 37, 5, 3, 8, -1.0}, Case{1, 1, 6, 3, 4, 8, -0.5}, Case{1, 2, 24, 4, 6, 8, -5.0}}) {
+      torch::manual_seed(31 + c.T);
+      const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+      const int64_t Dg = axis == DecayAxis::Key ? c.Dk : c.Dv;
+      auto q = torch::randn({c.B, c.H, c.T, c.Dk}, f64).requires_grad_(true);
+      auto k = torch::randn({c.B, c.H, c.T, c.Dk}, f64).requires_grad_(true);
+      auto v = torch::randn({c.B, c.H, c.T, c.Dv}, f64).requires_grad_(true);
+      auto g = (torch::rand({c.B, c.H, c.T, Dg}, f64) * (c.g_low + 0.01) - 0.01).requires_grad_(true);
+      const double scale = 0.6;
+      const auto out = chunked_forward(q, k, v, g, axis, scale, 16);
+      const auto grad_out = torch::randn_like(out);
+      out.backward(grad_out);
+
+      at::Tensor forward_states;
+      const auto own = ChunkStatesPass::run(q.detach(), k.detach(), v.detach(), g.detach(), axis, scale, nullptr, false,
+                                            {at::Tensor(), &forward_states});
+      EXPECT_LT(max_abs_diff(own, out), 1e-12);
+      ChunkStatesPass::computed = ChunkStatesPass::given = 0;
+      const bla::ops::SharingGatedForward pass = [](const at::Tensor& fq, const at::Tensor& fk, const at::Tensor& fv,
+                                                    const at::Tensor& fg, DecayAxis fa, double fs, bool reversed,
+                                                    const bla::ops::PassStates& states) {
+        return ChunkStatesPass::run(fq, fk, fv, fg, fa, fs, nullptr, reversed, states);
+      };
+      const auto grads = bla::ops::gated_recurrence_backward(pass, q.detach(), k.detach(), v.detach(), g.detach(),
+                                                             out.detach(), grad_out, axis, scale, forward_states);
+      EXPECT_EQ(ChunkStatesPass::computed, 1);  // the dk pass
+      EXPECT_EQ(ChunkStatesPass::given, 2);     // the dq and dv passes
+      const std::vector<std::pair<at::Tensor, at::Tensor>> pairs = {
+          {grads.dq, q.grad()}, {grads.dk, k.grad()}, {grads.dv, v.grad()}, {grads.dg, g.grad()}};
+      const char* names[] = {"dq", "dk", "dv", "dg"};
+      for (size_t i = 0; i < pairs.size(); ++i)
+        EXPECT_LT(max_abs_diff(pairs[i].first, pairs[i].second), 1e-10 * (1.0 + pairs[i].second.abs().max().item<double>()))
+            << names[i] << (axis == DecayAxis::Key ? " key" : " value") << " T=" << c.T;
+    }
+  }
+}
+
+// Through the autograd Function: a pass that takes PassStates has its
+// forward keep its chunk states for the backward, so of the four passes two
+// compute states; the gradients are autograd's through the chunked form.
+TEST(GlaBackward, TheAutogradFunctionKeepsTheForwardsStatesForTheBackward) {
+  static_assert(bla::ops::gla_internal::SharesStates<ChunkStatesPass>::value);
+  static_assert(!bla::ops::gla_internal::SharesStates<LibTorchPass>::value);
+  for (const DecayAxis axis : {DecayAxis::Key, DecayAxis::Value}) {
+    torch::manual_seed(axis == DecayAxis::Key ? 5 : 6);
+    const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+    const int64_t B = 1, H = 2, T = 29, Dk = 3, Dv = 5, Dg = axis == DecayAxis::Key ? Dk : Dv;
+    std::vector<at::Tensor> leaves = {torch::randn({B, H, T, Dk}, f64), torch::randn({B, H, T, Dk}, f64),
+                                      torch::randn({B, H, T, Dv}, f64), torch::rand({B, H, T, Dg}, f64) * -1.0};
+    for (auto& x : leaves) x.requires_grad_(true);
+    const auto grad_out = torch::randn({B, H, T, Dv}, f64);
+    ChunkStatesPass::computed = ChunkStatesPass::given = 0;
+    const auto outputs = bla::ops::GatedRecurrenceFunction<ChunkStatesPass>::apply(
+        leaves[0], leaves[1], leaves[2], leaves[3], axis == DecayAxis::Value, 0.4);
+    outputs[0].backward(grad_out);
+    EXPECT_EQ(ChunkStatesPass::computed, 2);  // the forward and the dk pass
+    EXPECT_EQ(ChunkStatesPass::given, 2);     // the dq and dv passes
+    std::vector<at::Tensor> got;
+    for (auto& x : leaves) {
+      got.push_back(x.grad().clone());
+      x.mutable_grad() = at::Tensor();
+    }
+    chunked_forward(leaves[0], leaves[1], leaves[2], leaves[3], axis, 0.4, 16).backward(grad_out);
     const char* names[] = {"dq", "dk", "dv", "dg"};
     for (size_t i = 0; i < leaves.size(); ++i)
       EXPECT_LT(max_abs_diff(got[i], leaves[i].grad()), 1e-10 * (1.0 + leaves[i].grad().abs().max().item<double>()))

@@ -50,16 +50,30 @@ struct GatedRecurrenceKernelOptions {
   // pass over the inputs flipped in time with the gates moved one token,
   // its output flipped back, without the copies.
   bool reversed = false;
+  // Defined: the state entering each chunk (B, H, chunks, Dk, Dv), chunks of
+  // gated_recurrence_chunks(T) in the pass's own order (from the last token
+  // when reversed), in the compute dtype on q's device, any strides (a
+  // transposed view among them): the pass reads these instead of computing
+  // them (the backward's passes share states: src/bla/ops/gla/backward.h).
+  // No final state then.
+  at::Tensor entering_states;
 };
+
+// Chunks of the kernels' length over seq tokens.
+int64_t gated_recurrence_chunks(int64_t seq);
 
 // o (B, H, T, Dv) in the compute dtype (float64 for float64 inputs, else
 // float32), in q's memory order (token-major where q
 // is a (B, T, H, D) tensor's transposed view: the inputs are read through
 // their strides, only a last axis of stride != 1 is copied); the state after
-// the last token (B, H, Dk, Dv) into *final_state when it is not null. Not differentiable. Throws
-// std::invalid_argument when !gated_recurrence_supported.
+// the last token (B, H, Dk, Dv) into *final_state when it is not null; the
+// states entering each chunk (options.entering_states' form, contiguous)
+// into *entering_states when it is not null and the pass computed them. Not
+// differentiable. Throws std::invalid_argument when
+// !gated_recurrence_supported or the given entering states do not fit.
 at::Tensor gated_recurrence_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
-                                    const GatedRecurrenceKernelOptions& options, at::Tensor* final_state = nullptr);
+                                    const GatedRecurrenceKernelOptions& options, at::Tensor* final_state = nullptr,
+                                    at::Tensor* entering_states = nullptr);
 
 // The log gates' gradient (src/bla/ops/gla/backward.h, GateGradient):
 // dg_t = sum_{u >= t} (a_u da_u - c_u dc_u) over time, summed in float64,

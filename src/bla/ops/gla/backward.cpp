@@ -43,11 +43,26 @@ GatedRecurrenceGrads gated_recurrence_backward(const GatedForward& forward, cons
                                                const at::Tensor& v, const at::Tensor& g, const at::Tensor& out,
                                                const at::Tensor& grad_out, DecayAxis axis, double scale,
                                                const GateGradient& gate_gradient) {
+  const SharingGatedForward sharing = [&](const at::Tensor& fq, const at::Tensor& fk, const at::Tensor& fv,
+                                          const at::Tensor& fg, DecayAxis fa, double fs, bool reversed,
+                                          const PassStates&) { return forward(fq, fk, fv, fg, fa, fs, reversed); };
+  return gated_recurrence_backward(sharing, q, k, v, g, out, grad_out, axis, scale, at::Tensor(), gate_gradient);
+}
+
+GatedRecurrenceGrads gated_recurrence_backward(const SharingGatedForward& forward, const at::Tensor& q,
+                                               const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
+                                               const at::Tensor& out, const at::Tensor& grad_out, DecayAxis axis,
+                                               double scale, const at::Tensor& forward_states,
+                                               const GateGradient& gate_gradient) {
   const DecayAxis other = axis == DecayAxis::Key ? DecayAxis::Value : DecayAxis::Key;
+  const auto transposed = [](const at::Tensor& states) {
+    return states.defined() ? states.transpose(3, 4) : at::Tensor();
+  };
   // dq: forward in time on the other axis; dk: backward, other axis; dv: backward, same axis.
-  const auto dq = forward(grad_out, v, k, g, other, scale, false);
-  const auto dk = forward(v, grad_out, q, g, other, scale, true);
-  const auto dv = forward(k, q, grad_out, g, axis, scale, true);
+  const auto dq = forward(grad_out, v, k, g, other, scale, false, {transposed(forward_states), nullptr});
+  at::Tensor backward_states;
+  const auto dk = forward(v, grad_out, q, g, other, scale, true, {at::Tensor(), &backward_states});
+  const auto dv = forward(k, q, grad_out, g, axis, scale, true, {transposed(backward_states), nullptr});
   const auto dg = axis == DecayAxis::Key ? gate_gradient(q, dq, k, dk, g) : gate_gradient(out, grad_out, v, dv, g);
   return {dq.to(q.scalar_type()), dk.to(k.scalar_type()), dv.to(v.scalar_type()), dg};
 }

@@ -15,6 +15,15 @@
 //   dk_j = s sum_{i>=j} (sum_e do_i[e] v_j[e] e^{..}) q_i       key axis, backward:   (v, do, q)
 //   dv_j = s sum_{i>=j} (q_i . k_j) do_i e^{b_i - b_j}          value axis, backward: (k, q, do)
 //   db_t = o_t * do_t - v_t * dv_t.
+// Two pairs of the four passes run over the same states: the dq pass's
+// state entering each chunk, sum_j v_j k_j^T decayed on the key columns
+// (key axis; on the value columns on the value axis), is the forward's
+// sum_j k_j v_j^T transposed, over the same chunks (both forward in time);
+// the dk and dv passes, both backward in time, run over sum_i do_i q_i^T and
+// its transpose sum_i q_i do_i^T. Where a pass can take given chunk states
+// (the kernels', PassStates below) the backward computes two of the four:
+// the forward keeps its own for the dq pass, the dk pass hands its to the dv
+// pass.
 // "Backward" runs the recurrence on the sequence reversed in time with the
 // gates moved one token: reversed position u carries g_{T-u} (g_T = 0), so
 // that its running sums differ by b_i - b_j <= 0 again and nothing overflows.
@@ -26,6 +35,8 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <type_traits>
+#include <utility>
 
 #include "bla/ops/gla/gla.h"
 
@@ -43,6 +54,20 @@ using GatedForward = std::function<at::Tensor(const at::Tensor& q, const at::Ten
 // the inputs flipped in time, g moved one token, the output flipped back.
 at::Tensor reversed_by_flipping(const GatedForward& forward, const at::Tensor& q, const at::Tensor& k,
                                 const at::Tensor& v, const at::Tensor& g, DecayAxis axis, double scale);
+
+// The states entering each chunk of a pass, (B, H, chunks, Dk, Dv) in the
+// pass's own chunking and order (from its last token when reversed), that
+// one pass can hand another (the identities above).
+struct PassStates {
+  at::Tensor given;                // defined: the pass may read these instead of computing its own
+  at::Tensor* computed = nullptr;  // not null: receives the states the pass computed; left undefined
+                                   // where it has none to share (then nothing is shared)
+};
+
+// A pass as GatedForward's that can take and hand over chunk states.
+using SharingGatedForward =
+    std::function<at::Tensor(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
+                             DecayAxis axis, double scale, bool reversed, const PassStates& states)>;
 
 struct GatedRecurrenceGrads {
   at::Tensor dq, dk, dv, dg;  // shaped and typed as q, k, v, g
@@ -66,23 +91,51 @@ GatedRecurrenceGrads gated_recurrence_backward(const GatedForward& forward, cons
                                                const at::Tensor& grad_out, DecayAxis axis, double scale,
                                                const GateGradient& gate_gradient = gate_gradient_by_scan);
 
+// The same from passes that share states: the dq pass is given
+// forward_states (the forward's, where defined) transposed, the dv pass the
+// dk pass's transposed (where it handed them over).
+GatedRecurrenceGrads gated_recurrence_backward(const SharingGatedForward& forward, const at::Tensor& q,
+                                               const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
+                                               const at::Tensor& out, const at::Tensor& grad_out, DecayAxis axis,
+                                               double scale, const at::Tensor& forward_states,
+                                               const GateGradient& gate_gradient = gate_gradient_by_scan);
+
+namespace gla_internal {
+// Whether Pass::run takes a PassStates (the passes of the kernels do).
+template <class Pass, class = void>
+struct SharesStates : std::false_type {};
+template <class Pass>
+struct SharesStates<Pass, std::void_t<decltype(Pass::run(std::declval<const at::Tensor&>(), std::declval<const at::Tensor&>(),
+                                                         std::declval<const at::Tensor&>(), std::declval<const at::Tensor&>(),
+                                                         DecayAxis::Key, 1.0, nullptr, false, PassStates{}))>>
+    : std::true_type {};
+}  // namespace gla_internal
+
 // The recurrence as an autograd Function around a pass that records no
 // graph: Pass::run(q, k, v, g, axis, scale, final_state*, reversed) -> o
 // (GatedForward's pass), with the final state into *final_state when it is
 // not null, and Pass::gate_gradient (GateGradient's). apply(q, k, v, g,
 // value_axis, scale) returns {o, final state}; o's gradient comes from
-// gated_recurrence_backward with Pass::run, the final state has none. The CUDA
-// path (dispatch.cpp) instantiates it with the kernels; the tests with the
-// LibTorch form too, to check the Function on any device.
+// gated_recurrence_backward with Pass::run, the final state has none. Where
+// Pass::run takes a last PassStates argument (SharingGatedForward's pass),
+// the forward keeps the chunk states it computed for the backward, whose
+// passes share them. The CUDA path (dispatch.cpp) instantiates it with the
+// kernels; the tests with the LibTorch form too, to check the Function on any
+// device.
 template <class Pass>
 class GatedRecurrenceFunction : public torch::autograd::Function<GatedRecurrenceFunction<Pass>> {
  public:
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q,
                                                 const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
                                                 bool value_axis, double scale) {
-    at::Tensor final_state;
-    const auto out = Pass::run(q, k, v, g, value_axis ? DecayAxis::Value : DecayAxis::Key, scale, &final_state, false);
-    ctx->save_for_backward({q, k, v, g, out});
+    at::Tensor final_state, states;
+    const DecayAxis axis = value_axis ? DecayAxis::Value : DecayAxis::Key;
+    at::Tensor out;
+    if constexpr (gla_internal::SharesStates<Pass>::value)
+      out = Pass::run(q, k, v, g, axis, scale, &final_state, false, PassStates{at::Tensor(), &states});
+    else
+      out = Pass::run(q, k, v, g, axis, scale, &final_state, false);
+    ctx->save_for_backward({q, k, v, g, out, states});
     ctx->saved_data["value_axis"] = value_axis;
     ctx->saved_data["scale"] = scale;
     ctx->mark_non_differentiable({final_state});
@@ -96,11 +149,21 @@ class GatedRecurrenceFunction : public torch::autograd::Function<GatedRecurrence
     const DecayAxis axis = ctx->saved_data["value_axis"].toBool() ? DecayAxis::Value : DecayAxis::Key;
     const double scale = ctx->saved_data["scale"].toDouble();
     const auto grad_out = grads[0].defined() ? grads[0].to(out.scalar_type()) : at::zeros_like(out);
-    const GatedForward pass = [](const at::Tensor& fq, const at::Tensor& fk, const at::Tensor& fv, const at::Tensor& fg,
-                                 DecayAxis fa, double fs, bool reversed) {
-      return Pass::run(fq, fk, fv, fg, fa, fs, nullptr, reversed);
-    };
-    const auto r = gated_recurrence_backward(pass, q, k, v, g, out, grad_out, axis, scale, &Pass::gate_gradient);
+    GatedRecurrenceGrads r;
+    if constexpr (gla_internal::SharesStates<Pass>::value) {
+      const SharingGatedForward pass = [](const at::Tensor& fq, const at::Tensor& fk, const at::Tensor& fv,
+                                          const at::Tensor& fg, DecayAxis fa, double fs, bool reversed,
+                                          const PassStates& states) {
+        return Pass::run(fq, fk, fv, fg, fa, fs, nullptr, reversed, states);
+      };
+      r = gated_recurrence_backward(pass, q, k, v, g, out, grad_out, axis, scale, saved[5], &Pass::gate_gradient);
+    } else {
+      const GatedForward pass = [](const at::Tensor& fq, const at::Tensor& fk, const at::Tensor& fv,
+                                   const at::Tensor& fg, DecayAxis fa, double fs, bool reversed) {
+        return Pass::run(fq, fk, fv, fg, fa, fs, nullptr, reversed);
+      };
+      r = gated_recurrence_backward(pass, q, k, v, g, out, grad_out, axis, scale, &Pass::gate_gradient);
+    }
     return {r.dq, r.dk, r.dv, r.dg, at::Tensor(), at::Tensor()};
   }
 };

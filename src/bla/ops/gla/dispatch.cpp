@@ -34,11 +34,14 @@ namespace {
 // The kernels' passes and gate gradient (bla_kernels/gla.h) for
 // GatedRecurrenceFunction; kTensorCores where an input is bf16 or half.
 // With tensor cores, head dims wider than they take run as passes over
-// blocks of them (head_blocks.h), unless BLA_GLA_HEAD_BLOCKS=0.
+// blocks of them (head_blocks.h), unless BLA_GLA_HEAD_BLOCKS=0. A whole pass
+// takes and hands over chunk states (backward.h, PassStates); passes over
+// blocks share none.
 template <bool kTensorCores>
 struct KernelPass {
   static at::Tensor run(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
-                        DecayAxis axis, double scale, at::Tensor* final_state, bool reversed) {
+                        DecayAxis axis, double scale, at::Tensor* final_state, bool reversed,
+                        const PassStates& states = {}) {
     kernels::GatedRecurrenceKernelOptions options;
     options.value_axis = axis == DecayAxis::Value;
     options.scale = scale;
@@ -48,10 +51,15 @@ struct KernelPass {
                                        const at::Tensor& bg, at::Tensor* state) {
       return kernels::gated_recurrence_forward(bq, bk, bv, bg, options, state);
     };
+    const int64_t most = kernels::kGatedRecurrenceTensorCoreDim;
     // (float64 never takes the tensor cores, so its passes stay whole.)
-    if (!kTensorCores || q.scalar_type() == at::kDouble || !gla_head_blocks_enabled())
-      return pass(q, k, v, g, final_state);
-    return over_head_blocks(pass, q, k, v, g, axis, kernels::kGatedRecurrenceTensorCoreDim, final_state);
+    const bool whole = !kTensorCores || q.scalar_type() == at::kDouble || !gla_head_blocks_enabled() ||
+                       (q.size(3) <= most && v.size(3) <= most);
+    if (whole) {
+      options.entering_states = states.given;
+      return kernels::gated_recurrence_forward(q, k, v, g, options, final_state, states.computed);
+    }
+    return over_head_blocks(pass, q, k, v, g, axis, most, final_state);
   }
   static at::Tensor gate_gradient(const at::Tensor& a, const at::Tensor& da, const at::Tensor& c, const at::Tensor& dc,
                                   const at::Tensor& g) {
