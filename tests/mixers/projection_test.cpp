@@ -1,7 +1,7 @@
 // Stacked projections (mixers/common/members.h, project_stacked): several
-// bias-free projections of one input as one product give each projection's
-// own output and the same gradients for the input and every weight, solo
-// and in an ensemble (float64), and refuse what they cannot stack.
+// projections of one input as one product give each projection's own
+// output and the same gradients for the input, every weight and every bias,
+// solo and in an ensemble (float64), with or without biases among them.
 #include "bla/mixers/common/heads.h"
 #include "bla/mixers/common/members.h"
 
@@ -19,15 +19,20 @@ using bla::mixers::project;
 using bla::mixers::project_stacked;
 using bla::testing::max_abs_diff;
 
-std::vector<torch::nn::Linear> projections(const std::vector<int64_t>& outs, int64_t in, int64_t members) {
+// Projections of `in` columns to each of `outs`; those named in `biased`
+// with a bias (random, so that a bias added twice or not at all shows).
+std::vector<torch::nn::Linear> projections(const std::vector<int64_t>& outs, int64_t in, int64_t members,
+                                           const std::vector<bool>& biased = {}) {
   std::vector<torch::nn::Linear> linears;
-  for (int64_t out : outs) {
-    auto linear = make_projection(in, out, 0.3);
+  for (size_t i = 0; i < outs.size(); ++i) {
+    const int64_t out = outs[i];
+    const bool bias = i < biased.size() && biased[i];
+    auto linear = bias ? torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(true)) : make_projection(in, out, 0.3);
     linear->to(torch::kDouble);
-    if (members > 0) {
-      torch::NoGradGuard no_grad;
-      linear->weight.set_data(torch::randn({members, out, in}, torch::kDouble) * 0.3);
-    }
+    torch::NoGradGuard no_grad;
+    if (members > 0) linear->weight.set_data(torch::randn({members, out, in}, torch::kDouble) * 0.3);
+    if (bias) linear->bias.set_data(torch::randn(members > 0 ? std::vector<int64_t>{members, out} : std::vector<int64_t>{out},
+                                                 torch::kDouble));
     linears.push_back(linear);
   }
   return linears;
@@ -35,10 +40,10 @@ std::vector<torch::nn::Linear> projections(const std::vector<int64_t>& outs, int
 
 // Outputs and every gradient of the stacked product against one product per
 // projection, for the same upstream gradients.
-void expect_stacked_matches_separate(int64_t members) {
+void expect_stacked_matches_separate(int64_t members, const std::vector<bool>& biased = {}) {
   torch::manual_seed(3);
   const int64_t in = 12, rows = members > 0 ? 2 * members : 3;
-  auto linears = projections({8, 8, 5}, in, members);
+  auto linears = projections({8, 8, 5}, in, members, biased);
   auto x = torch::randn({rows, 7, in}, torch::kDouble).requires_grad_(true);
   std::vector<torch::Tensor> grads;
   for (const auto& linear : linears) grads.push_back(torch::randn({rows, 7, linear->weight.size(-2)}, torch::kDouble));
@@ -47,10 +52,16 @@ void expect_stacked_matches_separate(int64_t members) {
   ASSERT_EQ(stacked.size(), linears.size());
   torch::autograd::backward(stacked, grads);
   const auto x_grad = x.grad().clone();
-  std::vector<torch::Tensor> weight_grads;
+  std::vector<torch::Tensor> weight_grads, bias_grads;
   for (auto& linear : linears) {
     weight_grads.push_back(linear->weight.grad().clone());
     linear->weight.mutable_grad() = torch::Tensor();
+    if (linear->bias.defined()) {
+      bias_grads.push_back(linear->bias.grad().clone());
+      linear->bias.mutable_grad() = torch::Tensor();
+    } else {
+      bias_grads.emplace_back();
+    }
   }
   x.mutable_grad() = torch::Tensor();
 
@@ -61,6 +72,8 @@ void expect_stacked_matches_separate(int64_t members) {
     EXPECT_EQ(stacked[i].sizes(), separate[i].sizes()) << "projection " << i;
     EXPECT_LT(max_abs_diff(stacked[i], separate[i]), 1e-12) << "projection " << i;
     EXPECT_LT(max_abs_diff(weight_grads[i], linears[i]->weight.grad()), 1e-12) << "projection " << i;
+    if (linears[i]->bias.defined())
+      EXPECT_LT(max_abs_diff(bias_grads[i], linears[i]->bias.grad()), 1e-12) << "projection " << i;
   }
   EXPECT_LT(max_abs_diff(x_grad, x.grad()), 1e-12);
 }
@@ -78,17 +91,13 @@ TEST(ProjectStacked, OneProjectionIsThatProjection) {
   EXPECT_TRUE(torch::equal(out[0], project(linears[0], x)));
 }
 
-TEST(ProjectStacked, RefusesAProjectionWithABias) {
-  auto linears = projections({4, 4}, 4, 0);
-  linears[1] = torch::nn::Linear(torch::nn::LinearOptions(4, 4).bias(true));
-  linears[1]->to(torch::kDouble);
-  try {
-    project_stacked(linears, torch::randn({1, 2, 4}, torch::kDouble));
-    FAIL() << "a projection with a bias was stacked";
-  } catch (const c10::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("project_stacked: projections must have no bias"), std::string::npos)
-        << e.what();
-  }
+// GatedFWA's q, k, v (no bias) and gate (a bias) as one product.
+TEST(ProjectStacked, ProjectionsWithAndWithoutBiasesStackSolo) {
+  expect_stacked_matches_separate(0, {false, false, true});
+}
+
+TEST(ProjectStacked, ProjectionsWithAndWithoutBiasesStackInAnEnsemble) {
+  expect_stacked_matches_separate(3, {true, false, true});
 }
 
 }  // namespace

@@ -83,10 +83,12 @@ torch::Tensor stable_softmax(const torch::Tensor& x, int64_t dim) {
   return torch::softmax(x, dim, torch::kFloat).to(x.scalar_type());
 }
 
-HeadProjections project_heads(const torch::Tensor& x, torch::nn::Linear q_proj, torch::nn::Linear k_proj,
-                              torch::nn::Linear v_proj, int64_t heads, bool rope, double rope_base,
+namespace {
+
+// q, k, v of one product split into heads, with rotary embeddings on q and k
+// where `rope` is set.
+HeadProjections rotated_heads(const std::vector<torch::Tensor>& qkv, int64_t heads, bool rope, double rope_base,
                               int64_t start) {
-  const auto qkv = project_stacked({q_proj, k_proj, v_proj}, x);
   HeadProjections p{split_heads(qkv[0], heads), split_heads(qkv[1], heads), split_heads(qkv[2], heads)};
   if (rope) {
 #ifdef BLA_HAVE_CUDA_KERNELS
@@ -101,6 +103,22 @@ HeadProjections project_heads(const torch::Tensor& x, torch::nn::Linear q_proj, 
     p.k = apply_rotary(p.k, start, rope_base);
   }
   return p;
+}
+
+}  // namespace
+
+HeadProjections project_heads(const torch::Tensor& x, torch::nn::Linear q_proj, torch::nn::Linear k_proj,
+                              torch::nn::Linear v_proj, int64_t heads, bool rope, double rope_base,
+                              int64_t start) {
+  return rotated_heads(project_stacked({q_proj, k_proj, v_proj}, x), heads, rope, rope_base, start);
+}
+
+std::pair<HeadProjections, torch::Tensor> project_heads_and(const torch::Tensor& x, torch::nn::Linear q_proj,
+                                                            torch::nn::Linear k_proj, torch::nn::Linear v_proj,
+                                                            torch::nn::Linear more, int64_t heads, bool rope,
+                                                            double rope_base, int64_t start) {
+  const auto parts = project_stacked({q_proj, k_proj, v_proj, more}, x);
+  return {rotated_heads(parts, heads, rope, rope_base, start), parts[3]};
 }
 
 torch::Tensor split_heads(const torch::Tensor& x, int64_t heads) {

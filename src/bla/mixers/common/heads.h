@@ -8,6 +8,8 @@
 
 #include <torch/nn/modules/linear.h>
 
+#include <utility>
+
 namespace bla::mixers {
 
 struct HeadLayout {
@@ -57,5 +59,11 @@ struct HeadProjections {
 HeadProjections project_heads(const torch::Tensor& x, torch::nn::Linear q_proj, torch::nn::Linear k_proj,
                               torch::nn::Linear v_proj, int64_t heads, bool rope, double rope_base,
                               int64_t start);
+// The same with one more projection of x in that product (GatedFWA's gate,
+// which has a bias): the heads, and that projection's output (..., out).
+std::pair<HeadProjections, torch::Tensor> project_heads_and(const torch::Tensor& x, torch::nn::Linear q_proj,
+                                                            torch::nn::Linear k_proj, torch::nn::Linear v_proj,
+                                                            torch::nn::Linear more, int64_t heads, bool rope,
+                                                            double rope_base, int64_t start);
 
 }  // namespace bla::mixers

@@ -43,31 +43,48 @@ torch::Tensor project(const torch::nn::Linear& linear, const torch::Tensor& x) {
 
 namespace {
 
-// The projections' weights side by side along `out` (one product's), and each one's `out`.
-std::pair<torch::Tensor, std::vector<int64_t>> joined_weight(const std::vector<torch::nn::Linear>& linears) {
-  TORCH_CHECK(!linears.empty(), "project_stacked: no projections");
-  std::vector<torch::Tensor> weights;
+// The projections' weights side by side along `out` (one product's), their
+// biases likewise (0 for a projection without one; undefined where none has
+// one), and each one's `out`.
+struct Joined {
+  torch::Tensor weight, bias;
   std::vector<int64_t> outs;
+};
+Joined joined(const std::vector<torch::nn::Linear>& linears) {
+  TORCH_CHECK(!linears.empty(), "project_stacked: no projections");
+  std::vector<torch::Tensor> weights, biases;
+  std::vector<int64_t> outs;
+  bool any_bias = false;
   for (const auto& linear : linears) {
-    TORCH_CHECK(!linear->bias.defined(), "project_stacked: projections must have no bias");
     weights.push_back(linear->weight);
     outs.push_back(linear->weight.size(-2));
+    any_bias = any_bias || linear->bias.defined();
   }
-  if (weights.size() == 1) return {weights[0], outs};
+  if (weights.size() == 1) return {weights[0], linears[0]->bias, outs};
   const int64_t out_dim = weights[0].dim() - 2;  // 0 solo, 1 in an ensemble
-  return {torch::cat(weights, out_dim), outs};
+  torch::Tensor bias;
+  if (any_bias) {
+    for (const auto& linear : linears) {
+      const auto& w = linear->weight;
+      biases.push_back(linear->bias.defined() ? linear->bias
+                                              : torch::zeros(w.sizes().slice(0, w.dim() - 1), w.options()));
+    }
+    bias = torch::cat(biases, out_dim);
+  }
+  return {torch::cat(weights, out_dim), bias, outs};
 }
 
 }  // namespace
 
 std::vector<torch::Tensor> project_stacked(const std::vector<torch::nn::Linear>& linears, const torch::Tensor& x) {
-  const auto [weight, outs] = joined_weight(linears);
-  if (outs.size() == 1) return {project(weight, torch::Tensor(), x)};
-  return project(weight, torch::Tensor(), x).split_with_sizes(outs, -1);
+  const auto j = joined(linears);
+  if (j.outs.size() == 1) return {project(j.weight, j.bias, x)};
+  return project(j.weight, j.bias, x).split_with_sizes(j.outs, -1);
 }
 
 torch::Tensor project_joined(const std::vector<torch::nn::Linear>& linears, const torch::Tensor& x) {
-  return project(joined_weight(linears).first, torch::Tensor(), x);
+  const auto j = joined(linears);
+  return project(j.weight, j.bias, x);
 }
 
 torch::Tensor embed(const torch::Tensor& weight, const torch::Tensor& tokens) {

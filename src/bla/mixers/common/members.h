@@ -31,12 +31,13 @@ torch::Tensor per_member(const torch::Tensor& param, int64_t solo_rank, const to
 torch::Tensor project(const torch::Tensor& weight, const torch::Tensor& bias, const torch::Tensor& x);
 torch::Tensor project(const torch::nn::Linear& linear, const torch::Tensor& x);
 
-// x through several bias-free projections that read it, as one product: their
-// weights stacked along `out` (a copy of the weights, not of x), then the
-// output split back, one tensor per projection in order (views of one
-// (..., sum of outs) tensor, so each has a row stride of that sum). x is read
-// once and its gradient comes out of one product, where separate projections
-// read it, cast it under autocast, and sum their gradients, once each.
+// x through several projections that read it, as one product: their
+// weights stacked along `out` (a copy of the weights, not of x) and their
+// biases likewise (0 for a projection without one), then the output split
+// back, one tensor per projection in order (views of one (..., sum of outs)
+// tensor, so each has a row stride of that sum). x is read once and its
+// gradient comes out of one product, where separate projections read it,
+// cast it under autocast, and sum their gradients, once each.
 std::vector<torch::Tensor> project_stacked(const std::vector<torch::nn::Linear>& linears, const torch::Tensor& x);
 // The same product before the split: (..., sum of outs), the projections'
 // outputs side by side in order.

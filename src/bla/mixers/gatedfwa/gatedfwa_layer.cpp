@@ -80,17 +80,24 @@ std::shared_ptr<MixerImpl> GatedFwaLayer::from_config(config::Section& params, c
   return std::make_shared<GatedFwaLayer>(ctx, layout, o);
 }
 
-torch::Tensor GatedFwaLayer::log_gate(const torch::Tensor& x) {
-  // In float32 at least: under bf16 autocast a bf16 gate would carry ~0.4 %
-  // error into every term of the running sums (the op accumulates in float32).
-  auto logits = project(gate_proj_, x);
+namespace {
+// g = logsigmoid(logits), in float32 at least: under bf16 autocast a bf16
+// gate would carry ~0.4 % error into every term of the running sums (the op
+// accumulates in float32).
+torch::Tensor log_gate_of(torch::Tensor logits) {
   if (logits.scalar_type() == torch::kHalf || logits.scalar_type() == torch::kBFloat16) logits = logits.to(torch::kFloat);
   return torch::log_sigmoid(logits);
 }
+}  // namespace
+
+torch::Tensor GatedFwaLayer::log_gate(const torch::Tensor& x) { return log_gate_of(project(gate_proj_, x)); }
 
 torch::Tensor GatedFwaLayer::forward(const torch::Tensor& x) {
-  auto [q, k, v] = project_heads(x, q_proj_, k_proj_, v_proj_, layout_.heads, options_.rope, options_.rope_base, 0);
-  auto o = ops::gated_window_attention(q, k, v, log_gate(x), window_options(options_));
+  // q, k, v and the gate's logits from one product: x is read once (and the
+  // norm before the layer can write it in bf16, reads_input_in_one_product).
+  auto [p, logits] = project_heads_and(x, q_proj_, k_proj_, v_proj_, gate_proj_, layout_.heads, options_.rope,
+                                       options_.rope_base, 0);
+  auto o = ops::gated_window_attention(p.q, p.k, p.v, log_gate_of(logits), window_options(options_));
   return project(o_proj_, merge_heads(o));
 }
 
@@ -106,10 +113,11 @@ MixerState GatedFwaLayer::initial_state(int64_t batch, const torch::TensorOption
 
 torch::Tensor GatedFwaLayer::step(const torch::Tensor& x, MixerState& state) {
   auto x1 = x.unsqueeze(1);  // (B, 1, d_model)
-  auto [q, k, v] = project_heads(x1, q_proj_, k_proj_, v_proj_, layout_.heads, options_.rope, options_.rope_base, state.position);
+  auto [p, logits] = project_heads_and(x1, q_proj_, k_proj_, v_proj_, gate_proj_, layout_.heads, options_.rope,
+                                       options_.rope_base, state.position);
   ops::GatedWindowState rings{state.tensors.at("keys"), state.tensors.at("values"), state.tensors.at("gate_sums"),
                               state.position};
-  auto o = ops::gated_window_decode_step(q.squeeze(1), k.squeeze(1), v.squeeze(1), log_gate(x),
+  auto o = ops::gated_window_decode_step(p.q.squeeze(1), p.k.squeeze(1), p.v.squeeze(1), log_gate_of(logits.squeeze(1)),
                                          window_options(options_), rings);
   state.tensors["keys"] = rings.keys;
   state.tensors["values"] = rings.values;

@@ -29,6 +29,8 @@ class GatedFwaLayer : public MixerImpl {
   static std::shared_ptr<MixerImpl> from_config(config::Section& params, const MixerContext& ctx);
 
   torch::Tensor forward(const torch::Tensor& x) override;
+  // q, k, v and the gate come out of one product (heads.h, project_heads_and).
+  bool reads_input_in_one_product() const override { return true; }
   MixerState initial_state(int64_t batch, const torch::TensorOptions& options) const override;
   torch::Tensor step(const torch::Tensor& x, MixerState& state) override;
   // min(context, W) * H * (head_dim + value_dim + 1) (= 2 * W * d_model + W * H
