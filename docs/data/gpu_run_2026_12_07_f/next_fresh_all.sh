@@ -2,11 +2,11 @@
 # Fresh call (carry [".devbin"]): build bla-train, bla-sweep and bla-bench (and bla_cuda_tests, running
 # CUDA_TESTS, when that filter is given), run .devbin/$AB when given (an A/B), then the MQAR sweep beside the
 # RegBench protocol for the rest of the call.
-#   CUDA_TESTS='*BlaKernel*:*Gatedfwa*:*GlaKernel*:*TrainStepGraph*' AB=next_ab.sh CALL_LIMIT=560 bash .devbin/fresh_all.sh
+#   CUDA_TESTS='*Gatedfwa*:*TrainStepGraph*:*GlaKernel*' AB=next_ab.sh CALL_LIMIT=560 bash .devbin/fresh_all.sh
 set -uo pipefail
 t0=$(date +%s)
 source scripts/gpu_build.sh
-targets=(bla-train bla-sweep bla-bench)
+targets=(bla-train bla-sweep bla-bench bla-data)
 [ -n "${CUDA_TESTS:-}" ] && targets+=(bla_cuda_tests)
 # The BLA kernels' variant A/B from prebuilt harnesses (.devbin/bla_dev.txz, scripts/build_dev_harnesses.sh)
 # while the build runs (the GPU is idle then); its output goes back inside ab.tgz.

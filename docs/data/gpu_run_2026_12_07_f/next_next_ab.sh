@@ -1,19 +1,15 @@
 #!/usr/bin/env bash
-# After the build in fresh_all.sh (AB=next_ab.sh): GatedFWA's probe (the windows' one-node backward since
-# 2026-12-07; against gpu_run_2026_12_07_e/gatedfwa_probe.jsonl, another H100) and BLA v8 beside SWA at the
-# op table's shape; everything into $OUT/ab.tgz.
-bash .devbin/gatedfwa_probe.sh
-shape=(--batch 4 --seq 8192 --heads 16 --dim 64 --dtype bf16 --reps 20 --sets 2 --warmup 5 --json --no-reference --no-ceilings)
-for round in 1 2; do
-  for op in "bla --window 512 --slots 64" "swa --window 512"; do
-    # shellcheck disable=SC2086
-    timeout 60 build-gpu/src/bla-bench --op $op "${shape[@]}" | sed "s/^{/{\"round\": $round, /" >> /tmp/probe/bla_v8.jsonl
-  done
-done
-python3 - /tmp/probe/bla_v8.jsonl <<'P'
-import json, sys
-for line in open(sys.argv[1]):
-    d = json.loads(line)
-    print(f"round {d['round']} {d['op']}:", " ".join(f"{r['pass']} {r['ms']:.3f}" for r in d["results"]))
-P
-tar czf $OUT/ab.tgz -C /tmp probe $([ -f /tmp/bla_ab.txt ] && echo bla_ab.txt)
+# After the build in fresh_all.sh (AB=next_ab.sh): the 125M model's tokens/s with attention, GatedFWA (its
+# q, k, v and gate in one product since ce3d502; 0.874x attention in run 9, another call), BLA and SWA, every
+# part of the step on, one run each (scripts/bench_train.py); everything into $OUT/ab.tgz.
+mkdir -p /tmp/probe
+source scripts/bench_corpus.sh
+bench_corpus /tmp/probe > /tmp/probe/corpus.log 2>&1 || tail -5 /tmp/probe/corpus.log
+d=data.path=build-gpu/data/bench_text
+PYTHONUNBUFFERED=1 timeout 240 python3 scripts/bench_train.py --build build-gpu --variants all \
+  --json /tmp/probe/bench_125m.json \
+  "configs/bench/lm_125m.yaml:none:$d" \
+  "configs/bench/lm_125m.yaml:none:$d,model.mixer=gatedfwa,model.mixers.gatedfwa.window=512" \
+  "configs/bench/lm_125m.yaml:none:$d,model.mixer=bla,model.mixers.bla.window=512,model.mixers.bla.slots=64" \
+  "configs/bench/lm_125m.yaml:none:$d,model.mixer=swa,model.mixers.swa.window=512" 2>&1 | tee /tmp/probe/bench_125m.txt | tail -12
+tar czf $OUT/ab.tgz -C /tmp probe
