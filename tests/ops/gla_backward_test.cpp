@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <string>
 #include <vector>
 
 #include "bla/ops/gla/gla.h"
@@ -40,18 +41,48 @@ at::Tensor chunked_forward(const at::Tensor& q, const at::Tensor& k, const at::T
       .output;
 }
 
-void check_case(const Case& c, DecayAxis axis) {
-  torch::manual_seed(11 + c.T + c.Dk);
+// A case's inputs (float64 leaves), its output through the chunked form and
+// an upstream gradient, with autograd's input gradients in the leaves' grad.
+struct Problem {
+  at::Tensor q, k, v, g, out, grad_out;
+};
+Problem autograd_problem(const Case& c, DecayAxis axis, double scale, uint64_t seed) {
+  torch::manual_seed(seed);
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
   const int64_t Dg = axis == DecayAxis::Key ? c.Dk : c.Dv;
-  auto q = torch::randn({c.B, c.H, c.T, c.Dk}, f64).requires_grad_(true);
-  auto k = torch::randn({c.B, c.H, c.T, c.Dk}, f64).requires_grad_(true);
-  auto v = torch::randn({c.B, c.H, c.T, c.Dv}, f64).requires_grad_(true);
-  auto g = (torch::rand({c.B, c.H, c.T, Dg}, f64) * (c.g_low + 0.01) - 0.01).requires_grad_(true);
+  Problem p;
+  p.q = torch::randn({c.B, c.H, c.T, c.Dk}, f64).requires_grad_(true);
+  p.k = torch::randn({c.B, c.H, c.T, c.Dk}, f64).requires_grad_(true);
+  p.v = torch::randn({c.B, c.H, c.T, c.Dv}, f64).requires_grad_(true);
+  p.g = (torch::rand({c.B, c.H, c.T, Dg}, f64) * (c.g_low + 0.01) - 0.01).requires_grad_(true);
+  p.out = chunked_forward(p.q, p.k, p.v, p.g, axis, scale, c.chunk);
+  p.grad_out = torch::randn_like(p.out);
+  p.out.backward(p.grad_out);
+  return p;
+}
+
+// The backward's gradients against autograd's, float64, within 1e-10 of each one's size.
+void expect_autograds_gradients(const bla::ops::GatedRecurrenceGrads& grads, const Problem& p, const std::string& what) {
+  const std::vector<std::pair<at::Tensor, at::Tensor>> pairs = {
+      {grads.dq, p.q.grad()}, {grads.dk, p.k.grad()}, {grads.dv, p.v.grad()}, {grads.dg, p.g.grad()}};
+  const char* names[] = {"dq", "dk", "dv", "dg"};
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    ASSERT_EQ(pairs[i].first.sizes(), pairs[i].second.sizes()) << names[i];
+    EXPECT_EQ(pairs[i].first.scalar_type(), torch::kFloat64) << names[i];
+    const double size = pairs[i].second.abs().max().item<double>();
+    EXPECT_LT(max_abs_diff(pairs[i].first, pairs[i].second), 1e-10 * (1.0 + size)) << names[i] << " " << what;
+  }
+}
+
+std::string describe(const Case& c, DecayAxis axis) {
+  return std::string("axis ") + (axis == DecayAxis::Key ? "key" : "value") + " T=" + std::to_string(c.T) +
+         " chunk=" + std::to_string(c.chunk) + " g_low=" + std::to_string(c.g_low);
+}
+
+void check_case(const Case& c, DecayAxis axis) {
   const double scale = 0.7;
-  const auto out = chunked_forward(q, k, v, g, axis, scale, c.chunk);
-  const auto grad_out = torch::randn_like(out);
-  out.backward(grad_out);
+  const Problem p = autograd_problem(c, axis, scale, 11 + c.T + c.Dk);
+  const auto &q = p.q, &k = p.k, &v = p.v, &g = p.g, &out = p.out, &grad_out = p.grad_out;
 
   int calls = 0;
   bla::ops::GatedForward forward;
@@ -65,17 +96,7 @@ void check_case(const Case& c, DecayAxis axis) {
   const auto grads = bla::ops::gated_recurrence_backward(forward, q.detach(), k.detach(), v.detach(), g.detach(),
                                                          out.detach(), grad_out, axis, scale);
   EXPECT_EQ(calls, 3);
-  const char* axis_name = axis == DecayAxis::Key ? "key" : "value";
-  const std::vector<std::pair<at::Tensor, at::Tensor>> pairs = {
-      {grads.dq, q.grad()}, {grads.dk, k.grad()}, {grads.dv, v.grad()}, {grads.dg, g.grad()}};
-  const char* names[] = {"dq", "dk", "dv", "dg"};
-  for (size_t i = 0; i < pairs.size(); ++i) {
-    ASSERT_EQ(pairs[i].first.sizes(), pairs[i].second.sizes()) << names[i];
-    EXPECT_EQ(pairs[i].first.scalar_type(), torch::kFloat64) << names[i];
-    const double size = pairs[i].second.abs().max().item<double>();
-    EXPECT_LT(max_abs_diff(pairs[i].first, pairs[i].second), 1e-10 * (1.0 + size))
-        << names[i] << " axis " << axis_name << " T=" << c.T << " chunk=" << c.chunk << " g_low=" << c.g_low;
-  }
+  expect_autograds_gradients(grads, p, describe(c, axis));
 }
 
 }  // namespace
@@ -157,8 +178,8 @@ constexpr int64_t kShareChunk = 8;  // the chunking of the sharing pass below
 // does, from the LibTorch form run chunk by chunk from each chunk's entering
 // state: the given one where states are given, else the one the chunks
 // before it left. Counts the passes that computed states and those that read
-// given ones.
-struct ChunkStatesPass {
+// given ones. (LibTorchPass's gate gradient.)
+struct ChunkStatesPass : LibTorchPass {
   static inline int computed = 0, given = 0;
 
   static at::Tensor run(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
@@ -195,10 +216,6 @@ struct ChunkStatesPass {
     if (states.computed != nullptr && !states.given.defined()) *states.computed = at::stack(entering, 2);
     return at::cat(outputs, 2);
   }
-  static at::Tensor gate_gradient(const at::Tensor& a, const at::Tensor& da, const at::Tensor& c, const at::Tensor& dc,
-                                  const at::Tensor& g) {
-    return bla::ops::gate_gradient_by_scan(a, da, c, dc, g);
-  }
 };
 
 }  // namespace
@@ -209,39 +226,24 @@ struct ChunkStatesPass {
 // Dk != Dv, so a state handed over untransposed would not even fit).
 TEST(GlaBackward, PassesSharingChunkStatesGiveAutogradsGradients) {
   for (const DecayAxis axis : {DecayAxis::Key, DecayAxis::Value}) {
-    for (const Case& c : {Case{2, 2, 37, 5, 3, 8, -1.0}, Case{1, 1, 6, 3, 4, 8, -0.5}, Case{1, 2, 24, 4, 6, 8, -5.0}}) {
-      torch::manual_seed(31 + c.T);
-      const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
-      const int64_t Dg = axis == DecayAxis::Key ? c.Dk : c.Dv;
-      auto q = torch::randn({c.B, c.H, c.T, c.Dk}, f64).requires_grad_(true);
-      auto k = torch::randn({c.B, c.H, c.T, c.Dk}, f64).requires_grad_(true);
-      auto v = torch::randn({c.B, c.H, c.T, c.Dv}, f64).requires_grad_(true);
-      auto g = (torch::rand({c.B, c.H, c.T, Dg}, f64) * (c.g_low + 0.01) - 0.01).requires_grad_(true);
+    for (const Case& c : {Case{2, 2, 37, 5, 3, 16, -1.0}, Case{1, 1, 6, 3, 4, 16, -0.5}, Case{1, 2, 24, 4, 6, 16, -5.0}}) {
       const double scale = 0.6;
-      const auto out = chunked_forward(q, k, v, g, axis, scale, 16);
-      const auto grad_out = torch::randn_like(out);
-      out.backward(grad_out);
-
+      const Problem p = autograd_problem(c, axis, scale, 31 + c.T);
+      const auto q = p.q.detach(), k = p.k.detach(), v = p.v.detach(), g = p.g.detach();
       at::Tensor forward_states;
-      const auto own = ChunkStatesPass::run(q.detach(), k.detach(), v.detach(), g.detach(), axis, scale, nullptr, false,
-                                            {at::Tensor(), &forward_states});
-      EXPECT_LT(max_abs_diff(own, out), 1e-12);
+      const auto own = ChunkStatesPass::run(q, k, v, g, axis, scale, nullptr, false, {at::Tensor(), &forward_states});
+      EXPECT_LT(max_abs_diff(own, p.out), 1e-12);
       ChunkStatesPass::computed = ChunkStatesPass::given = 0;
       const bla::ops::SharingGatedForward pass = [](const at::Tensor& fq, const at::Tensor& fk, const at::Tensor& fv,
                                                     const at::Tensor& fg, DecayAxis fa, double fs, bool reversed,
                                                     const bla::ops::PassStates& states) {
         return ChunkStatesPass::run(fq, fk, fv, fg, fa, fs, nullptr, reversed, states);
       };
-      const auto grads = bla::ops::gated_recurrence_backward(pass, q.detach(), k.detach(), v.detach(), g.detach(),
-                                                             out.detach(), grad_out, axis, scale, forward_states);
+      const auto grads = bla::ops::gated_recurrence_backward(pass, q, k, v, g, p.out.detach(), p.grad_out, axis, scale,
+                                                             forward_states);
       EXPECT_EQ(ChunkStatesPass::computed, 1);  // the dk pass
       EXPECT_EQ(ChunkStatesPass::given, 2);     // the dq and dv passes
-      const std::vector<std::pair<at::Tensor, at::Tensor>> pairs = {
-          {grads.dq, q.grad()}, {grads.dk, k.grad()}, {grads.dv, v.grad()}, {grads.dg, g.grad()}};
-      const char* names[] = {"dq", "dk", "dv", "dg"};
-      for (size_t i = 0; i < pairs.size(); ++i)
-        EXPECT_LT(max_abs_diff(pairs[i].first, pairs[i].second), 1e-10 * (1.0 + pairs[i].second.abs().max().item<double>()))
-            << names[i] << (axis == DecayAxis::Key ? " key" : " value") << " T=" << c.T;
+      expect_autograds_gradients(grads, p, describe(c, axis));
     }
   }
 }
