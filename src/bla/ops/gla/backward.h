@@ -105,10 +105,10 @@ namespace gla_internal {
 template <class Pass, class = void>
 struct SharesStates : std::false_type {};
 template <class Pass>
-struct SharesStates<Pass, std::void_t<decltype(Pass::run(std::declval<const at::Tensor&>(), std::declval<const at::Tensor&>(),
-                                                         std::declval<const at::Tensor&>(), std::declval<const at::Tensor&>(),
-                                                         DecayAxis::Key, 1.0, nullptr, false, PassStates{}))>>
-    : std::true_type {};
+struct SharesStates<
+    Pass, std::void_t<decltype(Pass::run(std::declval<const at::Tensor&>(), std::declval<const at::Tensor&>(),
+                                         std::declval<const at::Tensor&>(), std::declval<const at::Tensor&>(),
+                                         DecayAxis::Key, 1.0, nullptr, false, PassStates{}))>> : std::true_type {};
 }  // namespace gla_internal
 
 // The recurrence as an autograd Function around a pass that records no
