@@ -27,12 +27,14 @@ std::vector<torch::nn::Linear> projections(const std::vector<int64_t>& outs, int
   for (size_t i = 0; i < outs.size(); ++i) {
     const int64_t out = outs[i];
     const bool bias = i < biased.size() && biased[i];
-    auto linear = bias ? torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(true)) : make_projection(in, out, 0.3);
+    auto linear =
+        bias ? torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(true)) : make_projection(in, out, 0.3);
     linear->to(torch::kDouble);
     torch::NoGradGuard no_grad;
     if (members > 0) linear->weight.set_data(torch::randn({members, out, in}, torch::kDouble) * 0.3);
-    if (bias) linear->bias.set_data(torch::randn(members > 0 ? std::vector<int64_t>{members, out} : std::vector<int64_t>{out},
-                                                 torch::kDouble));
+    if (bias)
+      linear->bias.set_data(torch::randn(
+          members > 0 ? std::vector<int64_t>{members, out} : std::vector<int64_t>{out}, torch::kDouble));
     linears.push_back(linear);
   }
   return linears;

@@ -62,7 +62,8 @@ Problem autograd_problem(const Case& c, DecayAxis axis, double scale, uint64_t s
 }
 
 // The backward's gradients against autograd's, float64, within 1e-10 of each one's size.
-void expect_autograds_gradients(const bla::ops::GatedRecurrenceGrads& grads, const Problem& p, const std::string& what) {
+void expect_autograds_gradients(const bla::ops::GatedRecurrenceGrads& grads, const Problem& p,
+                                const std::string& what) {
   const std::vector<std::pair<at::Tensor, at::Tensor>> pairs = {
       {grads.dq, p.q.grad()}, {grads.dk, p.k.grad()}, {grads.dv, p.v.grad()}, {grads.dg, p.g.grad()}};
   const char* names[] = {"dq", "dk", "dv", "dg"};
@@ -226,7 +227,8 @@ struct ChunkStatesPass : LibTorchPass {
 // Dk != Dv, so a state handed over untransposed would not even fit).
 TEST(GlaBackward, PassesSharingChunkStatesGiveAutogradsGradients) {
   for (const DecayAxis axis : {DecayAxis::Key, DecayAxis::Value}) {
-    for (const Case& c : {Case{2, 2, 37, 5, 3, 16, -1.0}, Case{1, 1, 6, 3, 4, 16, -0.5}, Case{1, 2, 24, 4, 6, 16, -5.0}}) {
+    for (const Case& c :
+         {Case{2, 2, 37, 5, 3, 16, -1.0}, Case{1, 1, 6, 3, 4, 16, -0.5}, Case{1, 2, 24, 4, 6, 16, -5.0}}) {
       const double scale = 0.6;
       const Problem p = autograd_problem(c, axis, scale, 31 + c.T);
       const auto q = p.q.detach(), k = p.k.detach(), v = p.v.detach(), g = p.g.detach();
