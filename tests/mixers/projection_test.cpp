@@ -93,6 +93,24 @@ TEST(ProjectStacked, OneProjectionIsThatProjection) {
   EXPECT_TRUE(torch::equal(out[0], project(linears[0], x)));
 }
 
+// 8 + 8 + 5 outputs come out of a product of 24 columns: each view's row
+// stride is a multiple of 8 (16 bytes in bf16), with or without biases, solo
+// and in an ensemble.
+TEST(ProjectStacked, RowsArePaddedToAMultipleOfEight) {
+  for (const int64_t members : {0, 3}) {
+    for (const bool bias : {false, true}) {
+      auto linears = projections({8, 8, 5}, 12, members, {false, bias, bias});
+      auto x = torch::randn({members > 0 ? 2 * members : 3, 7, 12}, torch::kDouble);
+      for (const auto& part : project_stacked(linears, x)) {
+        EXPECT_EQ(part.stride(-2), 24) << "members " << members << " bias " << bias;
+        EXPECT_EQ(part.stride(-1), 1);
+      }
+    }
+  }
+  auto aligned = projections({8, 8, 8}, 12, 0);
+  EXPECT_EQ(project_stacked(aligned, torch::randn({3, 7, 12}, torch::kDouble))[0].stride(-2), 24);
+}
+
 // GatedFWA's q, k, v (no bias) and gate (a bias) as one product.
 TEST(ProjectStacked, ProjectionsWithAndWithoutBiasesStackSolo) {
   expect_stacked_matches_separate(0, {false, false, true});

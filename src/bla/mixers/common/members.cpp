@@ -76,10 +76,36 @@ Joined joined(const std::vector<torch::nn::Linear>& linears) {
 
 }  // namespace
 
+namespace {
+
+// `j` with zero rows appended along `out` up to a multiple of `multiple` (a
+// constant: no parameter, no gradient), and their count appended to outs.
+Joined padded(Joined j, int64_t multiple) {
+  int64_t total = 0;
+  for (const int64_t out : j.outs) total += out;
+  const int64_t pad = (multiple - total % multiple) % multiple;
+  if (pad == 0) return j;
+  const int64_t out_dim = j.weight.dim() - 2;
+  auto rows = j.weight.sizes().vec();
+  rows[static_cast<size_t>(out_dim)] = pad;
+  j.weight = torch::cat({j.weight, torch::zeros(rows, j.weight.options())}, out_dim);
+  if (j.bias.defined()) {
+    auto bias_rows = j.bias.sizes().vec();
+    bias_rows.back() = pad;
+    j.bias = torch::cat({j.bias, torch::zeros(bias_rows, j.bias.options())}, -1);
+  }
+  j.outs.push_back(pad);
+  return j;
+}
+
+}  // namespace
+
 std::vector<torch::Tensor> project_stacked(const std::vector<torch::nn::Linear>& linears, const torch::Tensor& x) {
-  const auto j = joined(linears);
-  if (j.outs.size() == 1) return {project(j.weight, j.bias, x)};
-  return project(j.weight, j.bias, x).split_with_sizes(j.outs, -1);
+  if (linears.size() == 1) return {project(linears[0], x)};
+  const auto j = padded(joined(linears), kStackedRowMultiple);
+  auto parts = project(j.weight, j.bias, x).split_with_sizes(j.outs, -1);
+  parts.resize(linears.size());  // the padding's columns go
+  return parts;
 }
 
 torch::Tensor project_joined(const std::vector<torch::nn::Linear>& linears, const torch::Tensor& x) {
