@@ -84,17 +84,21 @@ inline void foreach_add_(at::TensorList tensors, const at::Tensor& value) {
 
 // AdamW over many tensors in a few multi-tensor launches, reading the
 // learning rate from a device tensor and skipping the whole update (moments
-// too) where found_inf holds 1 (PyTorch's fused AdamW, CUDA, LibTorch >= 2.4).
+// too) where found_inf holds 1 (PyTorch's fused AdamW, CUDA, LibTorch >= 2.4);
+// where grad_divisor is defined the update reads every gradient divided by it
+// (the kernel's grad_scale, which AMP uses to unscale).
 constexpr bool kHasFusedAdamW = BLA_TORCH_AT_LEAST(2, 4);
 inline void fused_adamw_(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs,
                          at::TensorList exp_avg_sqs, at::TensorList steps, const at::Tensor& lr, double beta1,
-                         double beta2, double weight_decay, double eps, const at::Tensor& found_inf) {
+                         double beta2, double weight_decay, double eps, const at::Tensor& found_inf,
+                         const at::Tensor& grad_divisor) {
 #if BLA_TORCH_AT_LEAST(2, 4)
+  const auto divisor = grad_divisor.defined() ? c10::optional<at::Tensor>(grad_divisor) : c10::nullopt;
   at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, lr, beta1, beta2,
-                    weight_decay, eps, /*amsgrad=*/false, /*maximize=*/false, /*grad_scale=*/c10::nullopt, found_inf);
+                    weight_decay, eps, /*amsgrad=*/false, /*maximize=*/false, divisor, found_inf);
 #else
   (void)params; (void)grads; (void)exp_avgs; (void)exp_avg_sqs; (void)steps; (void)lr;
-  (void)beta1; (void)beta2; (void)weight_decay; (void)eps; (void)found_inf;
+  (void)beta1; (void)beta2; (void)weight_decay; (void)eps; (void)found_inf; (void)grad_divisor;
   TORCH_CHECK(false, "fused AdamW needs LibTorch >= 2.4");
 #endif
 }

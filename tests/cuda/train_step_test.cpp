@@ -167,6 +167,43 @@ TEST(TrainStepOptimizer, FusedAdamWMatchesLibTorchsAndSkipsOnTheFlag) {
   }
 }
 
+// Gradient clipping on the fused path: the update divides the gradients by
+// a device tensor as it reads them (StepRunner's clip), where LibTorch's
+// AdamW steps on gradients divided first; the same weights, float32
+// rounding apart (divisors that change from step to step weigh Adam's
+// moments differently, so a divisor ignored would show).
+TEST(TrainStepOptimizer, FusedAdamWDividesTheGradientsAsTheyAreRead) {
+  torch::manual_seed(1);
+  torch::nn::Linear a(64, 48), b(64, 48);
+  a->to(torch::kCUDA);
+  b->to(torch::kCUDA);
+  {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < a->parameters().size(); ++i) b->parameters()[i].copy_(a->parameters()[i]);
+  }
+  bla::config::TrainConfig t;
+  t.lr = 0.01;
+  bla::train::Optimizer fused(*a, t, true), plain(*b, t, false);
+  ASSERT_TRUE(fused.fused());
+  auto x = torch::randn({32, 64}, torch::kCUDA);
+  const auto no_skip = torch::zeros({}, torch::TensorOptions().device(torch::kCUDA));
+  for (int step = 0; step < 6; ++step) {
+    for (auto* o : {&fused, &plain}) o->zero_grad();
+    a(x).pow(2).sum().backward();
+    b(x).pow(2).sum().backward();
+    const float d = step % 3 == 0 ? 1.0f : 7.5f * step;
+    const auto divisor = torch::full({}, d, torch::TensorOptions().device(torch::kCUDA));
+    const auto grad_before = a->weight.grad().clone();
+    fused.step(no_skip, divisor);
+    plain.step(no_skip, divisor);
+    EXPECT_TRUE(torch::equal(grad_before, a->weight.grad())) << "the fused step leaves the gradients as they were";
+    for (const auto& [ours, theirs] : {std::make_pair(a->weight, b->weight), std::make_pair(a->bias, b->bias)}) {
+      const double scale = 1 + theirs.abs().max().item<double>();
+      EXPECT_LT((ours - theirs).abs().max().item<double>(), 1e-5 * scale) << step;
+    }
+  }
+}
+
 TEST(TrainStepHead, FusedHeadInBf16MatchesFullLogits) {
   torch::manual_seed(1);
   auto opts = torch::TensorOptions().device(torch::kCUDA);

@@ -256,6 +256,40 @@ TEST(Optimizer, StepsLikeTorchAdamWAndASkipChangesNothing) {
   }
 }
 
+// A gradient divisor (StepRunner's clip, on the fused path): the LibTorch
+// form steps as torch::optim::AdamW on the gradients divided by it, bit for
+// bit; a skipped step neither divides them nor moves a weight.
+TEST(Optimizer, StepsOnTheGradientsDividedByTheDivisor) {
+  torch::manual_seed(2);
+  torch::nn::Linear a(4, 3), b(4, 3);
+  {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < a->parameters().size(); ++i) b->parameters()[i].copy_(a->parameters()[i]);
+  }
+  auto t = adamw_config();
+  bla::train::Optimizer ours(*a, t, /*fused=*/false), theirs(*b, t, /*fused=*/false);
+  auto x = torch::randn({5, 4});
+  for (int step = 0; step < 4; ++step) {
+    ours.zero_grad();
+    theirs.zero_grad();
+    a(x).pow(2).sum().backward();
+    b(x).pow(2).sum().backward();
+    const float divisor = 1.0f + 3.0f * step;
+    const bool skip = step == 2;
+    const auto grad = a->weight.grad().clone();
+    ours.step(torch::full({}, skip ? 1.0f : 0.0f), torch::full({}, divisor));
+    if (skip) {
+      EXPECT_TRUE(torch::equal(a->weight.grad(), grad)) << "a skipped step left the gradient alone";
+    } else {
+      torch::NoGradGuard no_grad;
+      for (auto& p : b->parameters()) p.mutable_grad().div_(torch::full({}, divisor));
+      theirs.step(torch::zeros({}));
+    }
+    EXPECT_TRUE(torch::equal(a->weight, b->weight)) << step;
+    EXPECT_TRUE(torch::equal(a->bias, b->bias)) << step;
+  }
+}
+
 TEST(StepMetrics, SumsAppliedStepsAndRemembersTheFirstBadOne) {
   bla::train::StepMetrics m(torch::kCPU);
   m.set_step(10);

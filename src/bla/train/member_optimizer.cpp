@@ -72,7 +72,7 @@ void MemberOptimizer::step(const torch::Tensor& skip) {
         }
         if (params.empty()) continue;
         compat::fused_adamw_(params, grads, avgs, sqs, steps, lr_.select(0, e), t.beta1, t.beta2,
-                             decay ? t.weight_decay : 0.0, t.eps, skip.select(0, e));
+                             decay ? t.weight_decay : 0.0, t.eps, skip.select(0, e), torch::Tensor());
       }
     }
     return;

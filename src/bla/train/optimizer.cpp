@@ -92,9 +92,16 @@ void Optimizer::zero_grad() {
   for (auto& p : parameters_) p.mutable_grad() = torch::Tensor();
 }
 
-void Optimizer::step(const torch::Tensor& skip) {
+void Optimizer::step(const torch::Tensor& skip, const torch::Tensor& grad_divisor) {
   if (!fused_) {
-    if (skip.item<float>() == 0.0f) adamw_->step();
+    if (skip.item<float>() != 0.0f) return;
+    if (grad_divisor.defined()) {
+      torch::NoGradGuard no_grad;
+      for (auto& p : parameters_) {
+        if (p.grad().defined()) p.mutable_grad().div_(grad_divisor);
+      }
+    }
+    adamw_->step();
     return;
   }
   compat::foreach_add_(all_steps_, 1 - skip);  // counts advance only on updates
@@ -106,7 +113,7 @@ void Optimizer::step(const torch::Tensor& skip) {
       grads.push_back(p.grad());
     }
     compat::fused_adamw_(g.params, grads, g.exp_avgs, g.exp_avg_sqs, g.steps, lr_, train_.beta1, train_.beta2,
-                         g.weight_decay, train_.eps, skip);
+                         g.weight_decay, train_.eps, skip, grad_divisor);
   }
 }
 

@@ -40,7 +40,13 @@ class Optimizer {
   // One AdamW update. `skip`: a one-element float32 tensor on the
   // parameters' device; where it holds 1 nothing changes (moments and step
   // counts included). The LibTorch form reads it on the host.
-  void step(const torch::Tensor& skip);
+  // `grad_divisor`, where defined (a one-element float32 tensor on the
+  // parameters' device): the update uses every gradient divided by it, as
+  // gradient clipping scales them. The fused form divides as it reads the
+  // gradients (one pass over them fewer than scaling them first); the
+  // LibTorch form divides them first. The gradients themselves are left
+  // divided (LibTorch) or as they were (fused).
+  void step(const torch::Tensor& skip, const torch::Tensor& grad_divisor = torch::Tensor());
 
   const std::vector<torch::Tensor>& parameters() const { return parameters_; }
   // The state checkpoints save and load.
