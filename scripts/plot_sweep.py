@@ -52,6 +52,14 @@ On a grid that steps by sqrt(2) the grid crossings and their ratios move in
 steps of sqrt(2); the interpolated ones do not. Its intervals come from the
 same replicates.
 
+--points adds, under each state table, a table of every point (a
+configuration but for its learning rate and seed, e.g. each window of a
+group whose windows share one state): the selection column at each rate
+tried, on the seeds every rate of that point has, the rate chosen on it (in
+bold), and the metric over that rate's seeds: the mean, its interval (from
+the state table's replicates where a state holds one point) and each seed's
+value, or the one seed's.
+
 --reference FILE adds reference lines from a JSON file of bla-baseline's
 form ({"split": "test", "predictors": {name: {metric: value}}}, e.g.
 RegBench's in-context n-gram predictors): printed under every table, with
@@ -226,6 +234,67 @@ def markdown(groups, boot):
             else:
                 cells.append("")
         lines.append(f"| {int(s):,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def point_runs(rows, metric, select):
+    """{facet: {group: {point: (state, {lr: [(seed, metric value, select value)]})}}} of the done rows: a point is
+    a configuration but for its learning rate and seed, its key the (column, value) pairs of the other swept
+    columns; runs in the CSV's order."""
+    facets = facet_keys(rows)
+    others = [k for k in axis_columns(rows) if k not in facets and k not in (SEED_KEY, LR_KEY)]
+    out = defaultdict(lambda: defaultdict(dict))
+    for r in rows:
+        value, chosen_on, state = number(r.get(metric)), number(r.get(select)), number(r.get("state_total"))
+        if r.get("status") != "done" or value is None or chosen_on is None or state is None:
+            continue
+        facet = tuple((k, r.get(k, "")) for k in facets)
+        point = tuple((k, r.get(k, "")) for k in others)
+        _, rates = out[facet][r["group"]].setdefault(point, (state, defaultdict(list)))
+        rates[r.get(LR_KEY, "")].append((r.get(SEED_KEY, ""), value, chosen_on))
+    return out
+
+
+def seed_order(seed):
+    return (len(seed), seed)
+
+
+def points_markdown(facet, groups, metric, select, replicates, seed):
+    """One row per point: the select column at each rate tried on the seeds every rate has (the chosen one in
+    bold), the chosen rate, and the metric's mean over that rate's seeds with its bootstrap interval (the same
+    replicates as the state table's where a state has one point) and each seed's value."""
+    lower = lower_is_better(select)
+    lines = [f"| group | point | state (numbers) | {select} at each rate tried (on the seeds every rate has) "
+             f"| chosen lr | {metric} at it, mean [95% interval] (each seed) |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for group, points in groups.items():
+        keys = [k for k, _ in next(iter(points))]
+        varying = [k for k in keys if len({dict(p)[k] for p in points}) > 1]
+
+        def order(item):
+            point, (state, _) = item
+            return (-state, [-(number(dict(point)[k]) or 0) for k in varying])
+
+        for point, (state, rates) in sorted(points.items(), key=order):
+            common = set.intersection(*({s for s, _, _ in runs} for runs in rates.values()))
+            scores = {}
+            for lr, runs in rates.items():
+                scored = [c for s, _, c in runs if s in common] or [c for _, _, c in runs]
+                scores[lr] = mean(scored)
+            best = (min if lower else max)(scores, key=lambda lr: scores[lr])
+            tried = " / ".join((f"**{lr}: {scores[lr]:.3f}**" if lr == best else f"{lr}: {scores[lr]:.3f}")
+                               for lr in sorted(scores, key=lambda lr: number(lr) or 0))
+            runs = rates[best]
+            values = [v for _, v, _ in runs]
+            each = ", ".join(f"{v:.3f}" for _, v, _ in sorted(runs, key=lambda run: seed_order(run[0])))
+            if len(values) > 1:
+                rng = random.Random(repr((seed, facet, group, state)))
+                lo, hi = interval([mean(rng.choices(values, k=len(values))) for _ in range(replicates)])
+                result = f"{mean(values):.3f} [{lo:.3f}, {hi:.3f}] ({each}), {len(values)} seeds"
+            else:
+                result = f"{values[0]:.3f} (seed {runs[0][0]})"
+            label = ", ".join(f"{k.split('.')[-1]} {dict(point)[k]}" for k in varying) or "-"
+            lines.append(f"| {group} | {label} | {int(state):,} | {tried} | {best} | {result} |")
     return "\n".join(lines)
 
 
@@ -437,6 +506,9 @@ def main():
                         help="headline: A/B, the ratio of the state A needs to the state B needs (default swa/bla)")
     parser.add_argument("--bootstrap", default=2000, type=positive, help="bootstrap replicates (default 2000)")
     parser.add_argument("--bootstrap-seed", default=0, type=int, help="seed of the bootstrap (default 0)")
+    parser.add_argument("--points", action="store_true",
+                        help="also a table of every point (a configuration but for its rate and seed): the selection "
+                             "column at each rate, the chosen rate, the metric over its seeds")
     parser.add_argument("--reference", default=None, metavar="FILE",
                         help="reference lines: a bla-baseline JSON file on the test split (e.g. n-gram predictors)")
     args = parser.parse_args()
@@ -470,12 +542,17 @@ def main():
                  for side in ("largest", "smallest")}
         said = "; ".join(f"the {side} tried at {where[side]}" for side in ("largest", "smallest") if where[side])
         print(f"(the chosen learning rate is {said}: the rates tried may not hold the best one there)\n")
+    points = point_runs(rows, args.metric, select) if args.points else {}
     for facet, groups in sorted(table.items()):
         groups = ordered(groups)
         title = facet_title(facet)
         boot = bootstrap(facet, groups, args.bootstrap, args.bootstrap_seed)
         print(f"### {title}\n")
         print(markdown(groups, boot) + "\n")
+        if facet in points:
+            print("Every point:\n")
+            print(points_markdown(facet, ordered(points[facet]), args.metric, select, args.bootstrap,
+                                  args.bootstrap_seed) + "\n")
         if reference:
             print(reference_lines(reference, args.reference, args.thresholds, not lower_is_better(args.metric)) + "\n")
         if not lower_is_better(args.metric):

@@ -337,3 +337,37 @@ TEST(PlotSweep, AReferenceFileOnAnotherSplitOrWithoutTheMetricIsRefusedSayingWhy
       std::string::npos)
       << result.output;
 }
+
+// --points: a table of every point (a configuration but for its rate and seed), here two windows of one
+// group at one state, which the state table reduces to the better one. Each row gives validation at every
+// rate on the seeds every rate has (seed 1: the chosen rate's seeds 2 and 3 score lower on validation than
+// the other rate's seed 1, and do not change the choice), the chosen rate in bold, and the test metric of
+// the chosen rate's seeds: the mean, its bootstrap interval and each seed, or the one seed.
+TEST(PlotSweep, EveryPointTableGivesEachConfigurationsRatesAndSeeds) {
+  if (!have_python()) GTEST_SKIP() << "python3 is not on PATH";
+  TempDir tmp;
+  const std::string csv =
+      "name,group,status,action,exit_code,model.mixers.bla.window,train.lr,run.seed,task,steps,test_accuracy,"
+      "validation_accuracy,parameters,state_total\n"
+      "a,bla_window,done,ran,0,128,1e-3,1,mqar,10,0.91,0.90,100,512\n"
+      "b,bla_window,done,ran,0,128,3e-3,1,mqar,10,0.94,0.95,100,512\n"
+      "c,bla_window,done,ran,0,128,3e-3,2,mqar,10,0.96,0.50,100,512\n"
+      "d,bla_window,done,ran,0,128,3e-3,3,mqar,10,0.98,0.50,100,512\n"
+      "e,bla_window,done,ran,0,64,1e-3,1,mqar,10,0.79,0.80,100,512\n"
+      "f,bla_window,done,ran,0,64,3e-3,1,mqar,10,0.72,0.70,100,512\n";
+  const auto result = plot_sweep(tmp, csv, "--points");
+  ASSERT_EQ(result.status, 0) << result.output;
+  const auto first = result.output.find(
+      "| bla_window | window 128 | 512 | 1e-3: 0.900 / **3e-3: 0.950** | 3e-3 | "
+      "0.960 [0.940, 0.980] (0.940, 0.960, 0.980), 3 seeds |");
+  const auto second =
+      result.output.find("| bla_window | window 64 | 512 | **1e-3: 0.800** / 3e-3: 0.700 | 1e-3 | 0.790 (seed 1) |");
+  EXPECT_NE(first, std::string::npos) << result.output;
+  EXPECT_NE(second, std::string::npos) << result.output;
+  EXPECT_LT(first, second) << "points in the grid's order, largest first";
+  // The state table keeps the better of the two at 512, as before.
+  EXPECT_NE(result.output.find("| 512 | 0.960 [0.940, 0.980] (lr 3e-3, 3 seeds) |"), std::string::npos)
+      << result.output;
+  const auto without = plot_sweep(tmp, csv);
+  EXPECT_EQ(without.output.find("Every point:"), std::string::npos) << without.output;
+}
