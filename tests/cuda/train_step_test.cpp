@@ -9,6 +9,7 @@
 #include "bla/train/optimizer.h"
 #include "bla/train/trainer.h"
 #include "bla/util/files.h"
+#include "support/twin_linears.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -136,13 +137,7 @@ INSTANTIATE_TEST_SUITE_P(Mixers, TrainStepGraph,
 
 TEST(TrainStepOptimizer, FusedAdamWMatchesLibTorchsAndSkipsOnTheFlag) {
   torch::manual_seed(0);
-  torch::nn::Linear a(64, 48), b(64, 48);
-  a->to(torch::kCUDA);
-  b->to(torch::kCUDA);
-  {
-    torch::NoGradGuard no_grad;
-    for (size_t i = 0; i < a->parameters().size(); ++i) b->parameters()[i].copy_(a->parameters()[i]);
-  }
+  auto [a, b] = bla::testing::twin_linears(64, 48, torch::kCUDA);
   bla::config::TrainConfig t;
   t.lr = 0.01;
   bla::train::Optimizer fused(*a, t, true), plain(*b, t, false);
@@ -174,13 +169,7 @@ TEST(TrainStepOptimizer, FusedAdamWMatchesLibTorchsAndSkipsOnTheFlag) {
 // moments differently, so a divisor ignored would show).
 TEST(TrainStepOptimizer, FusedAdamWDividesTheGradientsAsTheyAreRead) {
   torch::manual_seed(1);
-  torch::nn::Linear a(64, 48), b(64, 48);
-  a->to(torch::kCUDA);
-  b->to(torch::kCUDA);
-  {
-    torch::NoGradGuard no_grad;
-    for (size_t i = 0; i < a->parameters().size(); ++i) b->parameters()[i].copy_(a->parameters()[i]);
-  }
+  auto [a, b] = bla::testing::twin_linears(64, 48, torch::kCUDA);
   bla::config::TrainConfig t;
   t.lr = 0.01;
   bla::train::Optimizer fused(*a, t, true), plain(*b, t, false);

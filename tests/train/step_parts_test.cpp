@@ -18,6 +18,7 @@
 #include <tuple>
 
 #include "support/tensor_checks.h"
+#include "support/twin_linears.h"
 
 using bla::testing::max_abs_diff;
 
@@ -223,11 +224,7 @@ bla::config::TrainConfig adamw_config() {
 
 TEST(Optimizer, StepsLikeTorchAdamWAndASkipChangesNothing) {
   torch::manual_seed(0);
-  torch::nn::Linear a(4, 3), b(4, 3);
-  {
-    torch::NoGradGuard no_grad;
-    for (size_t i = 0; i < a->parameters().size(); ++i) b->parameters()[i].copy_(a->parameters()[i]);
-  }
+  auto [a, b] = bla::testing::twin_linears(4, 3);
   auto t = adamw_config();
   bla::train::Optimizer ours(*a, t, /*fused=*/true);  // on the CPU: the LibTorch form
   EXPECT_FALSE(ours.fused());
@@ -261,11 +258,7 @@ TEST(Optimizer, StepsLikeTorchAdamWAndASkipChangesNothing) {
 // bit; a skipped step neither divides them nor moves a weight.
 TEST(Optimizer, StepsOnTheGradientsDividedByTheDivisor) {
   torch::manual_seed(2);
-  torch::nn::Linear a(4, 3), b(4, 3);
-  {
-    torch::NoGradGuard no_grad;
-    for (size_t i = 0; i < a->parameters().size(); ++i) b->parameters()[i].copy_(a->parameters()[i]);
-  }
+  auto [a, b] = bla::testing::twin_linears(4, 3);
   auto t = adamw_config();
   bla::train::Optimizer ours(*a, t, /*fused=*/false), theirs(*b, t, /*fused=*/false);
   auto x = torch::randn({5, 4});
