@@ -86,7 +86,7 @@ inline void foreach_add_(at::TensorList tensors, const at::Tensor& value) {
 // learning rate from a device tensor and skipping the whole update (moments
 // too) where found_inf holds 1 (PyTorch's fused AdamW, CUDA, LibTorch >= 2.4);
 // where grad_divisor is defined the update reads every gradient divided by it
-// (the kernel's grad_scale, which AMP uses to unscale).
+// and writes it back so (the kernel's grad_scale, which AMP uses to unscale).
 constexpr bool kHasFusedAdamW = BLA_TORCH_AT_LEAST(2, 4);
 inline void fused_adamw_(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs,
                          at::TensorList exp_avg_sqs, at::TensorList steps, const at::Tensor& lr, double beta1,

@@ -43,9 +43,9 @@ class Optimizer {
   // `grad_divisor`, where defined (a one-element float32 tensor on the
   // parameters' device): the update uses every gradient divided by it, as
   // gradient clipping scales them. The fused form divides as it reads the
-  // gradients (one pass over them fewer than scaling them first); the
-  // LibTorch form divides them first. The gradients themselves are left
-  // divided (LibTorch) or as they were (fused).
+  // gradients (one read of them fewer than scaling them first); the
+  // LibTorch form divides them first. Both leave them divided, but for a
+  // skipped step, which leaves them as they were.
   void step(const torch::Tensor& skip, const torch::Tensor& grad_divisor = torch::Tensor());
 
   const std::vector<torch::Tensor>& parameters() const { return parameters_; }

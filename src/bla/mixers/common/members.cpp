@@ -45,71 +45,62 @@ namespace {
 
 // The projections' weights side by side along `out` (one product's), their
 // biases likewise (0 for a projection without one; undefined where none has
-// one), and each one's `out`.
+// one), and each one's `out`; with zero rows after them up to a multiple of
+// `multiple` outputs (constants: no parameter, no gradient), their count
+// then the last of outs. One torch::cat each for the weights and biases.
 struct Joined {
   torch::Tensor weight, bias;
   std::vector<int64_t> outs;
 };
-Joined joined(const std::vector<torch::nn::Linear>& linears) {
+Joined joined(const std::vector<torch::nn::Linear>& linears, int64_t multiple) {
   TORCH_CHECK(!linears.empty(), "project_stacked: no projections");
+  if (linears.size() == 1) return {linears[0]->weight, linears[0]->bias, {linears[0]->weight.size(-2)}};
   std::vector<torch::Tensor> weights, biases;
   std::vector<int64_t> outs;
   bool any_bias = false;
+  int64_t total = 0;
   for (const auto& linear : linears) {
     weights.push_back(linear->weight);
     outs.push_back(linear->weight.size(-2));
+    total += outs.back();
     any_bias = any_bias || linear->bias.defined();
   }
-  if (weights.size() == 1) return {weights[0], linears[0]->bias, outs};
-  const int64_t out_dim = weights[0].dim() - 2;  // 0 solo, 1 in an ensemble
-  torch::Tensor bias;
+  const torch::Tensor w = weights[0];  // a copy: `weights` grows below
+  const int64_t out_dim = w.dim() - 2;  // 0 solo, 1 in an ensemble
+  // The shape of `rows` outputs' weights ((rows, in) or (E, rows, in)) or, without `in`, their bias.
+  auto shape = [&](int64_t rows, bool bias) {
+    auto sizes = w.sizes().vec();
+    sizes[static_cast<size_t>(out_dim)] = rows;
+    if (bias) sizes.pop_back();
+    return sizes;
+  };
   if (any_bias) {
     for (const auto& linear : linears) {
-      const auto& w = linear->weight;
-      biases.push_back(linear->bias.defined() ? linear->bias
-                                              : torch::zeros(w.sizes().slice(0, w.dim() - 1), w.options()));
+      biases.push_back(linear->bias.defined() ? linear->bias : torch::zeros(shape(linear->weight.size(-2), true),
+                                                                             w.options()));
     }
-    bias = torch::cat(biases, out_dim);
   }
-  return {torch::cat(weights, out_dim), bias, outs};
-}
-
-}  // namespace
-
-namespace {
-
-// `j` with zero rows appended along `out` up to a multiple of `multiple` (a
-// constant: no parameter, no gradient), and their count appended to outs.
-Joined padded(Joined j, int64_t multiple) {
-  int64_t total = 0;
-  for (const int64_t out : j.outs) total += out;
   const int64_t pad = (multiple - total % multiple) % multiple;
-  if (pad == 0) return j;
-  const int64_t out_dim = j.weight.dim() - 2;
-  auto rows = j.weight.sizes().vec();
-  rows[static_cast<size_t>(out_dim)] = pad;
-  j.weight = torch::cat({j.weight, torch::zeros(rows, j.weight.options())}, out_dim);
-  if (j.bias.defined()) {
-    auto bias_rows = j.bias.sizes().vec();
-    bias_rows.back() = pad;
-    j.bias = torch::cat({j.bias, torch::zeros(bias_rows, j.bias.options())}, -1);
+  if (pad > 0) {
+    weights.push_back(torch::zeros(shape(pad, false), w.options()));
+    if (any_bias) biases.push_back(torch::zeros(shape(pad, true), w.options()));
+    outs.push_back(pad);
   }
-  j.outs.push_back(pad);
-  return j;
+  return {torch::cat(weights, out_dim), any_bias ? torch::cat(biases, out_dim) : torch::Tensor(), outs};
 }
 
 }  // namespace
 
 std::vector<torch::Tensor> project_stacked(const std::vector<torch::nn::Linear>& linears, const torch::Tensor& x) {
   if (linears.size() == 1) return {project(linears[0], x)};
-  const auto j = padded(joined(linears), kStackedRowMultiple);
+  const auto j = joined(linears, kStackedRowMultiple);
   auto parts = project(j.weight, j.bias, x).split_with_sizes(j.outs, -1);
   parts.resize(linears.size());  // the padding's columns go
   return parts;
 }
 
 torch::Tensor project_joined(const std::vector<torch::nn::Linear>& linears, const torch::Tensor& x) {
-  const auto j = joined(linears);
+  const auto j = joined(linears, 1);
   return project(j.weight, j.bias, x);
 }
 

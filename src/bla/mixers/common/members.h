@@ -35,8 +35,8 @@ torch::Tensor project(const torch::nn::Linear& linear, const torch::Tensor& x);
 // weights stacked along `out` (a copy of the weights, not of x) and their
 // biases likewise (0 for a projection without one), then the output split
 // back, one tensor per projection in order: views of one product whose rows
-// are padded with zero columns to a multiple of kStackedRowMultiple, which is
-// each view's row stride. x is read once and its gradient comes out of one
+// are padded with zero columns to a multiple of kStackedRowMultiple outputs,
+// that padded width each view's row stride. x is read once and its gradient comes out of one
 // product, where separate projections read it, cast it under autocast, and
 // sum their gradients, once each. The padding makes each row 16 bytes aligned
 // in bf16, as cuBLAS's fastest tensor-core kernels and the vectorised loads of
