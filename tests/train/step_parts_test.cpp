@@ -222,6 +222,16 @@ bla::config::TrainConfig adamw_config() {
   return t;
 }
 
+// The same loss's gradients through both twin layers, each optimizer's old ones dropped first.
+template <typename Theirs>
+void fresh_gradients(bla::train::Optimizer& ours, Theirs& theirs, torch::nn::Linear& a, torch::nn::Linear& b,
+                     const torch::Tensor& x) {
+  ours.zero_grad();
+  theirs.zero_grad();
+  a(x).pow(2).sum().backward();
+  b(x).pow(2).sum().backward();
+}
+
 TEST(Optimizer, StepsLikeTorchAdamWAndASkipChangesNothing) {
   torch::manual_seed(0);
   auto [a, b] = bla::testing::twin_linears(4, 3);
@@ -236,10 +246,7 @@ TEST(Optimizer, StepsLikeTorchAdamWAndASkipChangesNothing) {
                                                                     torch::optim::AdamWOptions(0.01).betas({0.9, 0.95}).weight_decay(0.0)))});
   auto x = torch::randn({5, 4});
   for (int step = 0; step < 4; ++step) {
-    ours.zero_grad();
-    theirs.zero_grad();
-    a(x).pow(2).sum().backward();
-    b(x).pow(2).sum().backward();
+    fresh_gradients(ours, theirs, a, b, x);
     const bool skip = step == 2;
     auto before = a->weight.clone();
     ours.step(torch::full({}, skip ? 1.0f : 0.0f));
@@ -263,10 +270,7 @@ TEST(Optimizer, StepsOnTheGradientsDividedByTheDivisor) {
   bla::train::Optimizer ours(*a, t, /*fused=*/false), theirs(*b, t, /*fused=*/false);
   auto x = torch::randn({5, 4});
   for (int step = 0; step < 4; ++step) {
-    ours.zero_grad();
-    theirs.zero_grad();
-    a(x).pow(2).sum().backward();
-    b(x).pow(2).sum().backward();
+    fresh_gradients(ours, theirs, a, b, x);
     const float divisor = 1.0f + 3.0f * step;
     const bool skip = step == 2;
     const auto grad = a->weight.grad().clone();
