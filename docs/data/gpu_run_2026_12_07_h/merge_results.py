@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """results_so_far.csv = call 6's SWA rows + the newest results.csv's done rows of every other group (bla_window
 rows only at 64 slots: the group held 16 slots until 2026-12-07). Old header order kept, new columns appended.
-  python3 .devbin/merge_results.py docs/data/mqar_protocol/full/call32_results.csv"""
+  python3 docs/data/gpu_run_2026_12_07_h/merge_results.py docs/data/mqar_protocol/full/call34_results.csv
+(run from the repository root)."""
 import csv, sys
 d = "docs/data/mqar_protocol/full/"
 newest = sys.argv[1]
