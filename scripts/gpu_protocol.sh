@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# On a CUDA machine, in one device call: the MQAR protocol's sweep (configs/sweeps/mqar.yaml) and beside it,
+# on the same GPU, the RegBench protocol's (configs/sweeps/regbench.yaml; its small models leave the GPU mostly
+# idle), each for the rest of the call, both through scripts/gpu_sweep.sh. A fresh machine first unpacks the
+# newest archive of finished runs committed for each (docs/data/mqar_protocol/full/callN_runs.tgz,
+# docs/data/regbench_protocol/callN_runs.tgz) and the checkpoint archives (ckpt_*.tgz, from an earlier call's
+# CHECKPOINTS) in CHECKPOINT_DIR (MQAR) and RB_CHECKPOINT_DIR (RegBench), if given; a warm machine keeps
+# its sweep folders and unpacks nothing (docs/results.md, "MQAR: the protocol").
+#   CALL_LIMIT=560 scripts/gpu_protocol.sh               # both sweeps until 25 s before the call's limit
+#   SKIP_RB=1 CALL_LIMIT=560 scripts/gpu_protocol.sh     # MQAR alone
+#   SKIP_MQAR=1 CALL_LIMIT=580 scripts/gpu_protocol.sh   # RegBench alone (a group whose ensemble outlasts
+#                                                        # the MQAR call's share, like 8 layers' 9.3 minutes)
+# CALL_LIMIT counts from this script's start (default 560; the build comes out of it). ONLY and RB_ONLY pick each
+# sweep's groups; GPUS (default 0,0: two MQAR processes share the one GPU), ENSEMBLE (4) and CHECKPOINTS (3:
+# unfinished MQAR runs whose newest checkpoint comes back) are gpu_sweep.sh's. Both sweeps run bla-sweep
+# --finish-by, so no process starts that the ones so far say cannot end in time; a group's first has no such
+# measure unless EXPECT (MQAR) or RB_EXPECT (RegBench) gives its expected seconds (bla-sweep --expect; 8 layers of
+# RegBench: RB_EXPECT=560). A RegBench run that is cut loses its progress: its checkpoints come back in no file.
+# What comes back ($OUT, 8 files at most): sw/sweep.log, sw/mqar/{results.csv,runs.tgz}, CHECKPOINTS
+# ckpt_*.tgz and rb.tgz (RegBench's results, logs and runs).
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+t0=$(date +%s)
+out=${OUT:-gpu-protocol}
+mkdir -p "$out"
+source scripts/gpu_build.sh
+gpu_build "$out" bla-train bla-sweep || { tail -40 "$out/build.log"; exit 1; }  # a warm machine's is a no-op
+rest=$(( ${CALL_LIMIT:-560} - ($(date +%s) - t0) - 25 ))
+echo "gpu_protocol.sh: the sweeps get $rest s"
+[ "$rest" -lt 60 ] && exit 0
+build=$BUILD_DIR
+newest() { ls "$1"/call*_runs.tgz 2>/dev/null | sort -V | tail -1; }
+restore_for() {  # SWEEP DATA_DIR [CHECKPOINT_DIR]: the archives a fresh machine unpacks into the sweep's folder
+  [ -d "$build/sweeps/$1" ] && return
+  newest "$2"
+  [ -n "${3:-}" ] && ls "$3"/ckpt_*.tgz 2>/dev/null
+}
+rb=""
+if [ -z "${SKIP_RB:-}" ]; then
+  rb_restore=$(restore_for regbench docs/data/regbench_protocol "${RB_CHECKPOINT_DIR:-}" | tr '\n' ' ')
+  stagger=25; [ -n "${SKIP_MQAR:-}" ] && stagger=0
+  # RegBench starts once the MQAR sweep's own (no-op) build has configured: two cmake runs at once in one
+  # build folder collide (2026-12-07: "can't create CMakeFiles/cmTC_...").
+  (
+    sleep $stagger
+    mkdir -p /tmp/rb
+    SWEEP=configs/sweeps/regbench.yaml ONLY=${RB_ONLY:-attention,attention_4_layers,attention_8_layers} GPUS=0 \
+      ENSEMBLE=4 CHECKPOINTS=0 LIMIT=$(( rest - stagger )) FINISH_BY=$(( rest - stagger - 20 )) EXPECT=${RB_EXPECT:-} \
+      OUT=/tmp/rb RESTORE="$rb_restore" \
+      scripts/gpu_sweep.sh > /tmp/rb/gpu_sweep.out 2>&1
+    tar czf "$out/rb.tgz" -C /tmp rb
+  ) &
+  rb=$!
+fi
+if [ -z "${SKIP_MQAR:-}" ]; then
+  mqar_restore=$(restore_for mqar docs/data/mqar_protocol/full "${CHECKPOINT_DIR:-}" | tr '\n' ' ')
+  echo "gpu_protocol.sh: MQAR restores ${mqar_restore:-nothing (warm)}"
+  SWEEP=configs/sweeps/mqar.yaml ONLY=${ONLY:-bla,bla_window,bla_window_2x,swa_rope,gla,gsa,mamba2} \
+    GPUS=${GPUS:-0,0} ENSEMBLE=${ENSEMBLE:-4} CHECKPOINTS=${CHECKPOINTS:-3} LIMIT=$rest FINISH_BY=$(( rest - 20 )) \
+    EXPECT=${EXPECT:-} OUT="$out/sw" RESTORE="$mqar_restore" scripts/gpu_sweep.sh 2>&1 | tail -30
+  rm -f "$out/sw/build.log" "$out/sw/mqar/tables.md"  # room for the checkpoints; tables.md is made again here
+fi
+if [ -n "$rb" ]; then wait "$rb"; tail -25 /tmp/rb/gpu_sweep.out; fi
+find "$out" -type f | sort
