@@ -15,9 +15,9 @@
 # unfinished MQAR runs whose newest checkpoint comes back) are gpu_sweep.sh's. Both sweeps run bla-sweep
 # --finish-by, so no process starts that the ones so far say cannot end in time; a group's first has no such
 # measure unless EXPECT (MQAR) or RB_EXPECT (RegBench) gives its expected seconds (bla-sweep --expect; 8 layers of
-# RegBench: RB_EXPECT=560). A RegBench run that is cut loses its progress: its checkpoints come back in no file.
-# What comes back ($OUT, 8 files at most): sw/sweep.log, sw/mqar/{results.csv,runs.tgz}, CHECKPOINTS
-# ckpt_*.tgz and rb.tgz (RegBench's results, logs and runs).
+# RegBench: RB_EXPECT=560). What comes back ($OUT, 8 files at most): sw/sweep.log, sw/mqar/{results.csv,runs.tgz},
+# CHECKPOINTS ckpt_*.tgz, rb.tgz (RegBench's results, logs and runs) and RB_CHECKPOINTS rb_ckpt/ckpt_*.tgz (0
+# beside MQAR, whose files fill the 8; 4 with SKIP_MQAR=1): RegBench runs cut without one start again.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 t0=$(date +%s)
@@ -38,17 +38,20 @@ restore_for() {  # SWEEP DATA_DIR [CHECKPOINT_DIR]: the archives a fresh machine
 rb=""
 if [ -z "${SKIP_RB:-}" ]; then
   rb_restore=$(restore_for regbench docs/data/regbench_protocol "${RB_CHECKPOINT_DIR:-}" | tr '\n' ' ')
-  stagger=25; [ -n "${SKIP_MQAR:-}" ] && stagger=0
+  stagger=25 rb_keep=${RB_CHECKPOINTS:-0}
+  [ -n "${SKIP_MQAR:-}" ] && stagger=0 rb_keep=${RB_CHECKPOINTS:-4}
   # RegBench starts once the MQAR sweep's own (no-op) build has configured: two cmake runs at once in one
   # build folder collide (2026-12-07: "can't create CMakeFiles/cmTC_...").
   (
     sleep $stagger
     mkdir -p /tmp/rb
     SWEEP=configs/sweeps/regbench.yaml ONLY=${RB_ONLY:-attention,attention_4_layers,attention_8_layers} GPUS=0 \
-      ENSEMBLE=4 CHECKPOINTS=0 LIMIT=$(( rest - stagger )) FINISH_BY=$(( rest - stagger - 20 )) EXPECT=${RB_EXPECT:-} \
-      OUT=/tmp/rb RESTORE="$rb_restore" \
+      ENSEMBLE=4 CHECKPOINTS=$rb_keep LIMIT=$(( rest - stagger )) FINISH_BY=$(( rest - stagger - 20 )) \
+      EXPECT=${RB_EXPECT:-} OUT=/tmp/rb RESTORE="$rb_restore" \
       scripts/gpu_sweep.sh > /tmp/rb/gpu_sweep.out 2>&1
-    tar czf "$out/rb.tgz" -C /tmp rb
+    mkdir -p "$out/rb_ckpt"
+    mv /tmp/rb/regbench/ckpt_*.tgz "$out/rb_ckpt/" 2>/dev/null
+    tar czf "$out/rb.tgz" -C /tmp --exclude='ckpt_*' rb
   ) &
   rb=$!
 fi
