@@ -29,6 +29,7 @@ rest=$(( ${CALL_LIMIT:-560} - ($(date +%s) - t0) - 25 ))
 echo "gpu_protocol.sh: the sweeps get $rest s"
 [ "$rest" -lt 60 ] && exit 0
 build=$BUILD_DIR
+rb_work=${RB_WORK:-/tmp/rb}  # RegBench's sweep output, packed into $OUT/rb.tgz (tests give their own)
 newest() { ls "$1"/call*_runs.tgz 2>/dev/null | sort -V | tail -1; }
 restore_for() {  # SWEEP DATA_DIR [CHECKPOINT_DIR]: the archives a fresh machine unpacks into the sweep's folder
   [ -d "$build/sweeps/$1" ] && return
@@ -44,14 +45,14 @@ if [ -z "${SKIP_RB:-}" ]; then
   # build folder collide (2026-12-07: "can't create CMakeFiles/cmTC_...").
   (
     sleep $stagger
-    mkdir -p /tmp/rb
+    mkdir -p "$rb_work"
     SWEEP=configs/sweeps/regbench.yaml ONLY=${RB_ONLY:-attention,attention_4_layers,attention_8_layers} GPUS=0 \
       ENSEMBLE=4 CHECKPOINTS=$rb_keep LIMIT=$(( rest - stagger )) FINISH_BY=$(( rest - stagger - 20 )) \
-      EXPECT=${RB_EXPECT:-} OUT=/tmp/rb RESTORE="$rb_restore" \
-      scripts/gpu_sweep.sh > /tmp/rb/gpu_sweep.out 2>&1
+      EXPECT=${RB_EXPECT:-} OUT="$rb_work" RESTORE="$rb_restore" \
+      scripts/gpu_sweep.sh > "$rb_work/gpu_sweep.out" 2>&1
     mkdir -p "$out/rb_ckpt"
-    mv /tmp/rb/regbench/ckpt_*.tgz "$out/rb_ckpt/" 2>/dev/null
-    tar czf "$out/rb.tgz" -C /tmp --exclude='ckpt_*' rb
+    mv "$rb_work"/regbench/ckpt_*.tgz "$out/rb_ckpt/" 2>/dev/null
+    tar czf "$out/rb.tgz" -C "$(dirname "$rb_work")" --exclude='ckpt_*' "$(basename "$rb_work")"
   ) &
   rb=$!
 fi
@@ -63,5 +64,5 @@ if [ -z "${SKIP_MQAR:-}" ]; then
     EXPECT=${EXPECT:-} OUT="$out/sw" RESTORE="$mqar_restore" scripts/gpu_sweep.sh 2>&1 | tail -30
   rm -f "$out/sw/build.log" "$out/sw/mqar/tables.md"  # room for the checkpoints; tables.md is made again here
 fi
-if [ -n "$rb" ]; then wait "$rb"; tail -25 /tmp/rb/gpu_sweep.out; fi
+if [ -n "$rb" ]; then wait "$rb"; tail -25 "$rb_work/gpu_sweep.out"; fi
 find "$out" -type f | sort
