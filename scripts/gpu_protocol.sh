@@ -31,14 +31,16 @@ echo "gpu_protocol.sh: the sweeps get $rest s"
 build=$BUILD_DIR
 rb_work=${RB_WORK:-/tmp/rb}  # RegBench's sweep output, packed into $OUT/rb.tgz (tests give their own)
 newest() { ls "$1"/call*_runs.tgz 2>/dev/null | sort -V | tail -1; }
-restore_for() {  # SWEEP DATA_DIR [CHECKPOINT_DIR]: the archives a fresh machine unpacks into the sweep's folder
-  [ -d "$build/sweeps/$1" ] && return
+mqar_sweep=configs/sweeps/mqar.yaml rb_sweep=configs/sweeps/regbench.yaml
+name_of() { basename "$1" .yaml; }  # a sweep's folder name, under $build/sweeps/ and gpu_sweep.sh's OUT
+restore_for() {  # SWEEP_FILE DATA_DIR [CHECKPOINT_DIR]: the archives a fresh machine unpacks into its folder
+  [ -d "$build/sweeps/$(name_of "$1")" ] && return
   newest "$2"
   [ -n "${3:-}" ] && ls "$3"/ckpt_*.tgz 2>/dev/null
 }
 rb=""
 if [ -z "${SKIP_RB:-}" ]; then
-  rb_restore=$(restore_for regbench docs/data/regbench_protocol "${RB_CHECKPOINT_DIR:-}" | tr '\n' ' ')
+  rb_restore=$(restore_for "$rb_sweep" docs/data/regbench_protocol "${RB_CHECKPOINT_DIR:-}" | tr '\n' ' ')
   stagger=25 rb_keep=${RB_CHECKPOINTS:-0}
   [ -n "${SKIP_MQAR:-}" ] && stagger=0 rb_keep=${RB_CHECKPOINTS:-4}
   # RegBench starts once the MQAR sweep's own (no-op) build has configured: two cmake runs at once in one
@@ -46,23 +48,24 @@ if [ -z "${SKIP_RB:-}" ]; then
   (
     sleep $stagger
     mkdir -p "$rb_work"
-    SWEEP=configs/sweeps/regbench.yaml ONLY=${RB_ONLY:-attention,attention_4_layers,attention_8_layers} GPUS=0 \
+    SWEEP=$rb_sweep ONLY=${RB_ONLY:-attention,attention_4_layers,attention_8_layers} GPUS=0 \
       ENSEMBLE=4 CHECKPOINTS=$rb_keep LIMIT=$(( rest - stagger )) FINISH_BY=$(( rest - stagger - 20 )) \
       EXPECT=${RB_EXPECT:-} OUT="$rb_work" RESTORE="$rb_restore" \
       scripts/gpu_sweep.sh > "$rb_work/gpu_sweep.out" 2>&1
     mkdir -p "$out/rb_ckpt"
-    mv "$rb_work"/regbench/ckpt_*.tgz "$out/rb_ckpt/" 2>/dev/null
+    mv "$rb_work/$(name_of "$rb_sweep")"/ckpt_*.tgz "$out/rb_ckpt/" 2>/dev/null
     tar czf "$out/rb.tgz" -C "$(dirname "$rb_work")" --exclude='ckpt_*' "$(basename "$rb_work")"
   ) &
   rb=$!
 fi
 if [ -z "${SKIP_MQAR:-}" ]; then
-  mqar_restore=$(restore_for mqar docs/data/mqar_protocol/full "${CHECKPOINT_DIR:-}" | tr '\n' ' ')
+  mqar_restore=$(restore_for "$mqar_sweep" docs/data/mqar_protocol/full "${CHECKPOINT_DIR:-}" | tr '\n' ' ')
   echo "gpu_protocol.sh: MQAR restores ${mqar_restore:-nothing (warm)}"
-  SWEEP=configs/sweeps/mqar.yaml ONLY=${ONLY:-bla,bla_window,bla_window_2x,swa_rope,gla,gsa,mamba2} \
+  SWEEP=$mqar_sweep ONLY=${ONLY:-bla,bla_window,bla_window_2x,swa_rope,gla,gsa,mamba2} \
     GPUS=${GPUS:-0,0} ENSEMBLE=${ENSEMBLE:-4} CHECKPOINTS=${CHECKPOINTS:-3} LIMIT=$rest FINISH_BY=$(( rest - 20 )) \
     EXPECT=${EXPECT:-} OUT="$out/sw" RESTORE="$mqar_restore" scripts/gpu_sweep.sh 2>&1 | tail -30
-  rm -f "$out/sw/build.log" "$out/sw/mqar/tables.md"  # room for the checkpoints; tables.md is made again here
+  # room for the checkpoints (8 files a call); tables.md is plot_sweep.py's from results.csv
+  rm -f "$out/sw/build.log" "$out/sw/$(name_of "$mqar_sweep")/tables.md"
 fi
 if [ -n "$rb" ]; then wait "$rb"; tail -25 "$rb_work/gpu_sweep.out"; fi
 find "$out" -type f | sort
