@@ -42,10 +42,11 @@ std::vector<torch::nn::Linear> projections(const std::vector<int64_t>& outs, int
 
 // Outputs and every gradient of the stacked product against one product per
 // projection, for the same upstream gradients.
-void expect_stacked_matches_separate(int64_t members, const std::vector<bool>& biased = {}) {
+void expect_stacked_matches_separate(int64_t members, const std::vector<bool>& biased = {},
+                                     const std::vector<int64_t>& outs = {8, 8, 5}) {
   torch::manual_seed(3);
   const int64_t in = 12, rows = members > 0 ? 2 * members : 3;
-  auto linears = projections({8, 8, 5}, in, members, biased);
+  auto linears = projections(outs, in, members, biased);
   auto x = torch::randn({rows, 7, in}, torch::kDouble).requires_grad_(true);
   std::vector<torch::Tensor> grads;
   for (const auto& linear : linears) grads.push_back(torch::randn({rows, 7, linear->weight.size(-2)}, torch::kDouble));
@@ -93,22 +94,39 @@ TEST(ProjectStacked, OneProjectionIsThatProjection) {
   EXPECT_TRUE(torch::equal(out[0], project(linears[0], x)));
 }
 
-// 8 + 8 + 5 outputs come out of a product of 24 columns: each view's row
-// stride is a multiple of 8 (16 bytes in bf16), with or without biases, solo
-// and in an ensemble.
-TEST(ProjectStacked, RowsArePaddedToAMultipleOfEight) {
+// 5 + 8 + 5 outputs come out of a product of 24 columns, each projection's
+// padded to a multiple of 8 (16 bytes in bf16): every view without a bias
+// starts at a multiple of 8 columns with the product's row stride, solo and
+// in an ensemble; a view with a bias is its own tensor (the bias added after
+// the product), of its projection's width.
+TEST(ProjectStacked, ViewsStartAtAMultipleOfEightColumns) {
   for (const int64_t members : {0, 3}) {
     for (const bool bias : {false, true}) {
-      auto linears = projections({8, 8, 5}, 12, members, {false, bias, bias});
+      auto linears = projections({5, 8, 5}, 12, members, {false, false, bias});
       auto x = torch::randn({members > 0 ? 2 * members : 3, 7, 12}, torch::kDouble);
-      for (const auto& part : project_stacked(linears, x)) {
-        EXPECT_EQ(part.stride(-2), 24) << "members " << members << " bias " << bias;
-        EXPECT_EQ(part.stride(-1), 1);
+      const auto parts = project_stacked(linears, x);
+      ASSERT_EQ(parts.size(), 3u);
+      for (size_t i = 0; i < parts.size(); ++i) {
+        const int64_t out = linears[i]->weight.size(-2);
+        EXPECT_EQ(parts[i].size(-1), out) << "members " << members << " bias " << bias << " view " << i;
+        EXPECT_EQ(parts[i].stride(-1), 1);
+        if (i == 2 && bias) {
+          EXPECT_EQ(parts[i].stride(-2), out) << "members " << members;
+          continue;
+        }
+        EXPECT_EQ(parts[i].stride(-2), 24) << "members " << members << " bias " << bias << " view " << i;
+        EXPECT_EQ(parts[i].storage_offset() % 24, static_cast<int64_t>(8 * i)) << "members " << members << " view " << i;
       }
     }
   }
   auto aligned = projections({8, 8, 8}, 12, 0);
   EXPECT_EQ(project_stacked(aligned, torch::randn({3, 7, 12}, torch::kDouble))[0].stride(-2), 24);
+}
+
+// A bias-free first projection whose width is not a multiple of 8 (padding
+// between projections): outputs and gradients still match separate products.
+TEST(ProjectStacked, PaddingBetweenProjectionsGivesEachProjectionsOutputAndGradients) {
+  expect_stacked_matches_separate(0, {false, false, true}, {5, 8, 5});
 }
 
 // GatedFWA's q, k, v (no bias) and gate (a bias) as one product.

@@ -43,29 +43,18 @@ torch::Tensor project(const torch::nn::Linear& linear, const torch::Tensor& x) {
 
 namespace {
 
-// The projections' weights side by side along `out` (one product's), their
-// biases likewise (0 for a projection without one; undefined where none has
-// one), and each one's `out`; with zero rows after them up to a multiple of
-// `multiple` outputs (constants: no parameter, no gradient), their count
-// then the last of outs. One torch::cat each for the weights and biases.
+// The projections' weights side by side along `out` (one product's), each
+// followed by zero rows up to a multiple of `multiple` outputs (constants: no
+// parameter, no gradient), and each one's width so padded; with
+// `join_biases`, their biases likewise (0 for a projection without one and
+// for the padding; undefined where none has one). One torch::cat each.
 struct Joined {
   torch::Tensor weight, bias;
-  std::vector<int64_t> outs;
+  std::vector<int64_t> widths;
 };
-Joined joined(const std::vector<torch::nn::Linear>& linears, int64_t multiple) {
+Joined joined(const std::vector<torch::nn::Linear>& linears, int64_t multiple, bool join_biases) {
   TORCH_CHECK(!linears.empty(), "project_stacked: no projections");
-  if (linears.size() == 1) return {linears[0]->weight, linears[0]->bias, {linears[0]->weight.size(-2)}};
-  std::vector<torch::Tensor> weights, biases;
-  std::vector<int64_t> outs;
-  bool any_bias = false;
-  int64_t total = 0;
-  for (const auto& linear : linears) {
-    weights.push_back(linear->weight);
-    outs.push_back(linear->weight.size(-2));
-    total += outs.back();
-    any_bias = any_bias || linear->bias.defined();
-  }
-  const torch::Tensor w = weights[0];  // a copy: `weights` grows below
+  const torch::Tensor w = linears[0]->weight;
   const int64_t out_dim = w.dim() - 2;  // 0 solo, 1 in an ensemble
   // The shape of `rows` outputs' weights ((rows, in) or (E, rows, in)) or, without `in`, their bias.
   auto shape = [&](int64_t rows, bool bias) {
@@ -74,33 +63,45 @@ Joined joined(const std::vector<torch::nn::Linear>& linears, int64_t multiple) {
     if (bias) sizes.pop_back();
     return sizes;
   };
-  if (any_bias) {
-    for (const auto& linear : linears) {
-      biases.push_back(linear->bias.defined() ? linear->bias : torch::zeros(shape(linear->weight.size(-2), true),
-                                                                             w.options()));
+  bool any_bias = false;
+  for (const auto& linear : linears) any_bias = any_bias || linear->bias.defined();
+  any_bias = any_bias && join_biases;
+  std::vector<torch::Tensor> weights, biases;
+  std::vector<int64_t> widths;
+  for (const auto& linear : linears) {
+    const int64_t out = linear->weight.size(-2), pad = (multiple - out % multiple) % multiple;
+    weights.push_back(linear->weight);
+    if (pad > 0) weights.push_back(torch::zeros(shape(pad, false), w.options()));
+    if (any_bias) {
+      biases.push_back(linear->bias.defined() ? linear->bias : torch::zeros(shape(out, true), w.options()));
+      if (pad > 0) biases.push_back(torch::zeros(shape(pad, true), w.options()));
     }
+    widths.push_back(out + pad);
   }
-  const int64_t pad = (multiple - total % multiple) % multiple;
-  if (pad > 0) {
-    weights.push_back(torch::zeros(shape(pad, false), w.options()));
-    if (any_bias) biases.push_back(torch::zeros(shape(pad, true), w.options()));
-    outs.push_back(pad);
-  }
-  return {torch::cat(weights, out_dim), any_bias ? torch::cat(biases, out_dim) : torch::Tensor(), outs};
+  auto weight = weights.size() == 1 ? weights[0] : torch::cat(weights, out_dim);
+  auto bias = !any_bias ? torch::Tensor() : biases.size() == 1 ? biases[0] : torch::cat(biases, out_dim);
+  return {weight, bias, widths};
 }
 
 }  // namespace
 
 std::vector<torch::Tensor> project_stacked(const std::vector<torch::nn::Linear>& linears, const torch::Tensor& x) {
   if (linears.size() == 1) return {project(linears[0], x)};
-  const auto j = joined(linears, kStackedRowMultiple);
-  auto parts = project(j.weight, j.bias, x).split_with_sizes(j.outs, -1);
-  parts.resize(linears.size());  // the padding's columns go
+  const auto j = joined(linears, kStackedRowMultiple, /*join_biases=*/false);
+  auto parts = project(j.weight, torch::Tensor(), x).split_with_sizes(j.widths, -1);
+  for (size_t i = 0; i < linears.size(); ++i) {
+    const auto& linear = linears[i];
+    const int64_t out = linear->weight.size(-2);
+    if (parts[i].size(-1) != out) parts[i] = parts[i].narrow(-1, 0, out);  // the padding's columns go
+    if (linear->bias.defined()) {
+      parts[i] = parts[i] + per_member(linear->bias, 1, parts[i]).to(parts[i].scalar_type());
+    }
+  }
   return parts;
 }
 
 torch::Tensor project_joined(const std::vector<torch::nn::Linear>& linears, const torch::Tensor& x) {
-  const auto j = joined(linears, 1);
+  const auto j = joined(linears, 1, /*join_biases=*/true);
   return project(j.weight, j.bias, x);
 }
 

@@ -32,16 +32,21 @@ torch::Tensor project(const torch::Tensor& weight, const torch::Tensor& bias, co
 torch::Tensor project(const torch::nn::Linear& linear, const torch::Tensor& x);
 
 // x through several projections that read it, as one product: their
-// weights stacked along `out` (a copy of the weights, not of x) and their
-// biases likewise (0 for a projection without one), then the output split
-// back, one tensor per projection in order: views of one product whose rows
-// are padded with zero columns to a multiple of kStackedRowMultiple outputs,
-// that padded width each view's row stride. x is read once and its gradient comes out of one
-// product, where separate projections read it, cast it under autocast, and
-// sum their gradients, once each. The padding makes each row 16 bytes aligned
-// in bf16, as cuBLAS's fastest tensor-core kernels and the vectorised loads of
-// the kernels reading q, k, v need (GatedFWA's 3 * 768 + 12 outputs at 125M
-// are a row of 4,632 bytes without it).
+// weights stacked along `out` (a copy of the weights, not of x), each
+// projection's followed by zero columns up to a multiple of
+// kStackedRowMultiple outputs, then the output split back, one tensor per
+// projection in order: views of one product, each starting at a multiple of
+// kStackedRowMultiple columns, the padded width each view's row stride; a
+// projection's bias is added to its view after the product (a view with a
+// bias is then a tensor of its own). x is read once and its gradient comes
+// out of one product, where separate projections read it, cast it under
+// autocast, and sum their gradients, once each. The padding makes each row
+// and each view's start 16 bytes aligned in bf16, as cuBLAS's fastest
+// tensor-core kernels, the vectorised loads of the kernels reading q, k, v
+// and the vectorised concatenation of the views' gradients need (GatedFWA's
+// 3 * 768 + 12 outputs at 125M are a row of 4,632 bytes without it); the
+// biases after the product keep the product's bias gradient, a sum over every
+// row, to the columns that have one (GatedFWA's gate: 12 of 2,320).
 inline constexpr int64_t kStackedRowMultiple = 8;
 std::vector<torch::Tensor> project_stacked(const std::vector<torch::nn::Linear>& linears, const torch::Tensor& x);
 // The same product before the split: (..., sum of outs), the projections'
