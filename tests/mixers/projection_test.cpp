@@ -129,6 +129,22 @@ TEST(ProjectStacked, PaddingBetweenProjectionsGivesEachProjectionsOutputAndGradi
   expect_stacked_matches_separate(0, {false, false, true}, {5, 8, 5});
 }
 
+// The product in bf16 (as autocast hands it) and a float32 bias: the biased
+// output is float32, the bf16 product plus the unrounded bias, where a bias
+// rounded to bf16 would be off by up to 0.03 at 4..8.
+TEST(ProjectStacked, ABiasIsAddedInItsOwnDtype) {
+  torch::manual_seed(6);
+  auto linears = projections({8, 8, 5}, 12, 0, {false, false, true});
+  for (auto& linear : linears) linear->weight.set_data(linear->weight.to(torch::kBFloat16));
+  linears[2]->bias.set_data(torch::rand({5}) * 4 + 4);  // float32 in [4, 8)
+  auto x = torch::randn({3, 7, 12}).to(torch::kBFloat16);
+  const auto parts = project_stacked(linears, x);
+  EXPECT_EQ(parts[0].scalar_type(), torch::kBFloat16);
+  ASSERT_EQ(parts[2].scalar_type(), torch::kFloat);
+  const auto product = torch::matmul(x, linears[2]->weight.t()).to(torch::kFloat);
+  EXPECT_TRUE(torch::equal(parts[2], product + linears[2]->bias));
+}
+
 // GatedFWA's q, k, v (no bias) and gate (a bias) as one product.
 TEST(ProjectStacked, ProjectionsWithAndWithoutBiasesStackSolo) {
   expect_stacked_matches_separate(0, {false, false, true});

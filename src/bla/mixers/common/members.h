@@ -38,7 +38,8 @@ torch::Tensor project(const torch::nn::Linear& linear, const torch::Tensor& x);
 // projection in order: views of one product, each starting at a multiple of
 // kStackedRowMultiple columns, the padded width each view's row stride; a
 // projection's bias is added to its view after the product (a view with a
-// bias is then a tensor of its own). x is read once and its gradient comes
+// bias is then a tensor of its own, in the promoted dtype: under bf16
+// autocast a float32 bias gives float32, unrounded). x is read once and its gradient comes
 // out of one product, where separate projections read it, cast it under
 // autocast, and sum their gradients, once each. The padding makes each row
 // and each view's start 16 bytes aligned in bf16, as cuBLAS's fastest
