@@ -10,6 +10,9 @@
 #   SKIP_RB=1 CALL_LIMIT=560 scripts/gpu_protocol.sh     # MQAR alone
 #   SKIP_MQAR=1 CALL_LIMIT=580 scripts/gpu_protocol.sh   # RegBench alone: about 3x as fast as beside MQAR
 #                                                        # (8 layers' ensemble: 3m14s alone, ~9.3 min beside)
+#   BUILD_MORE="bla_cuda_tests bla-data" BEFORE="bash check.sh" SKIP_RB=1 scripts/gpu_protocol.sh
+#                        # more targets built, and a command run after the build and before the sweeps (its output
+#                        # in before.log, its exit status printed; the sweeps get what time is left)
 # CALL_LIMIT counts from this script's start (default 560; the build comes out of it). ONLY and RB_ONLY pick each
 # sweep's groups; GPUS (default 0,0: two MQAR processes share the one GPU), ENSEMBLE (4) and CHECKPOINTS (3:
 # unfinished MQAR runs whose newest checkpoint comes back) are gpu_sweep.sh's. Both sweeps run bla-sweep
@@ -24,7 +27,13 @@ t0=$(date +%s)
 out=${OUT:-gpu-protocol}
 mkdir -p "$out"
 source scripts/gpu_build.sh
-gpu_build "$out" bla-train bla-sweep || { tail -40 "$out/build.log"; exit 1; }  # a warm machine's is a no-op
+# shellcheck disable=SC2086  # BUILD_MORE is a list of targets
+gpu_build "$out" bla-train bla-sweep ${BUILD_MORE:-} || { tail -40 "$out/build.log"; exit 1; }  # warm: a no-op
+if [ -n "${BEFORE:-}" ]; then  # a check before the sweeps (CUDA tests, a benchmark); its time is theirs
+  bash -c "$BEFORE" > "$out/before.log" 2>&1
+  echo "gpu_protocol.sh: BEFORE exited $? after $(( $(date +%s) - t0 )) s (log: before.log)"
+  tail -20 "$out/before.log"
+fi
 rest=$(( ${CALL_LIMIT:-560} - ($(date +%s) - t0) - 25 ))
 echo "gpu_protocol.sh: the sweeps get $rest s"
 [ "$rest" -lt 60 ] && exit 0
@@ -61,7 +70,7 @@ fi
 if [ -z "${SKIP_MQAR:-}" ]; then
   mqar_restore=$(restore_for "$mqar_sweep" docs/data/mqar_protocol/full "${CHECKPOINT_DIR:-}" | tr '\n' ' ')
   echo "gpu_protocol.sh: MQAR restores ${mqar_restore:-nothing (warm)}"
-  SWEEP=$mqar_sweep ONLY=${ONLY:-bla,bla_window,bla_window_2x,swa_rope,gla,gsa,mamba2} \
+  SWEEP=$mqar_sweep ONLY=${ONLY:-bla,bla_window,bla_window_2x,bla_window_32,swa_rope,gla,gsa,mamba2} \
     GPUS=${GPUS:-0,0} ENSEMBLE=${ENSEMBLE:-4} CHECKPOINTS=${CHECKPOINTS:-3} LIMIT=$rest FINISH_BY=$(( rest - 20 )) \
     EXPECT=${EXPECT:-} OUT="$out/sw" RESTORE="$mqar_restore" scripts/gpu_sweep.sh 2>&1 | tail -30
   # room for the checkpoints (8 files a call); tables.md is plot_sweep.py's from results.csv

@@ -133,6 +133,27 @@ TEST(GpuProtocol, AWarmMachineRestoresNothingAndRegBenchAloneKeepsItsCheckpoints
   EXPECT_TRUE(util::path_exists(tmp / "out/rb_ckpt/ckpt_a.tgz"));
 }
 
+// BUILD_MORE's targets are built with the sweeps' tools; BEFORE runs after
+// the build and before the sweeps (its output in before.log), and its time
+// comes out of theirs.
+TEST(GpuProtocol, ACheckBeforeTheSweepsTakesItsTimeFromThem) {
+  TempDir tmp;
+  const std::string root = made_up_checkout(tmp);
+  const std::string env =
+      "SKIP_RB=1 CALL_LIMIT=300 BUILD_MORE=bla_cuda_tests BEFORE='sleep 4; ls $OUT/sw; echo checked'";
+  const auto run = run_command(protocol(tmp, root, env), 120);
+  ASSERT_EQ(run.status, 0) << run.output;
+  const std::string built = util::read_file(tmp / "out/build.log");
+  EXPECT_NE(built.find(" bla-train bla-sweep bla_cuda_tests"), std::string::npos) << built;
+  const std::string log = util::read_file(tmp / "out/before.log");
+  EXPECT_NE(log.find("checked"), std::string::npos) << log;
+  EXPECT_NE(log.find("No such file"), std::string::npos) << log;  // it ran before the MQAR sweep made sw/
+  EXPECT_NE(run.output.find("BEFORE exited 0"), std::string::npos) << run.output;
+  const int limit = std::stoi(settings(tmp / "out/sw/args.txt")["LIMIT"]);
+  EXPECT_GE(limit, 266);  // 300 less 25, less the 4 s of BEFORE and the seconds the script has run
+  EXPECT_LE(limit, 271);
+}
+
 TEST(GpuProtocol, TooLittleTimeRunsNothing) {
   TempDir tmp;
   const std::string root = made_up_checkout(tmp);
